@@ -1,0 +1,105 @@
+// Package hello implements the example's Hello service: every answer names
+// the instance that served it, so clients, tests and the lab can see how
+// calls spread over pods.
+package hello
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+
+	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
+	"github.com/rotorkit/rotor/server"
+)
+
+// ServedByHeader is the response header (gRPC metadata) naming the serving
+// instance.
+const ServedByHeader = "x-served-by"
+
+// Service answers Hello calls as the instance Name.
+type Service struct {
+	hellov1.UnimplementedHelloServer
+
+	// Name identifies the serving instance in every answer.
+	Name string
+	// IgnoreDrain makes HiStream keep streaming when its connection drains,
+	// to show what happens to streams that do not watch server.Draining.
+	IgnoreDrain bool
+}
+
+// Identity returns the instance name: $POD_NAME (from the Kubernetes
+// downward API), else the host name.
+func Identity() string {
+	if n := os.Getenv("POD_NAME"); n != "" {
+		return n
+	}
+	if h, err := os.Hostname(); err == nil {
+		return h
+	}
+	return "unknown"
+}
+
+// Hi answers one greeting.
+func (s *Service) Hi(ctx context.Context, req *hellov1.HiRequest) (*hellov1.HiResponse, error) {
+	return &hellov1.HiResponse{
+		FromWho: s.Name,
+		Message: fmt.Sprintf("hi %s, you said %q", req.GetToWho(), req.GetMessage()),
+	}, nil
+}
+
+// HiStream sends req.Count greetings (0: until cancelled), one every
+// req.IntervalMs. When the connection starts draining it ends the stream
+// cleanly with status OK, unless IgnoreDrain is set, so that the client can
+// reopen it on a fresh connection.
+func (s *Service) HiStream(req *hellov1.HiStreamRequest, stream grpc.ServerStreamingServer[hellov1.HiStreamResponse]) error {
+	interval := time.Duration(req.GetIntervalMs()) * time.Millisecond
+	if interval <= 0 {
+		interval = 100 * time.Millisecond
+	}
+	draining := server.Draining(stream.Context())
+	if s.IgnoreDrain {
+		draining = nil
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for seq := uint32(1); req.GetCount() == 0 || seq <= req.GetCount(); seq++ {
+		err := stream.Send(&hellov1.HiStreamResponse{
+			FromWho: s.Name,
+			Message: fmt.Sprintf("hi %s, you said %q", req.GetToWho(), req.GetMessage()),
+			Seq:     seq,
+		})
+		if err != nil {
+			return err
+		}
+		if req.GetCount() != 0 && seq == req.GetCount() {
+			break
+		}
+		select {
+		case <-t.C:
+		case <-draining:
+			return nil
+		case <-stream.Context().Done():
+			return stream.Context().Err()
+		}
+	}
+	return nil
+}
+
+// ServedBy returns unary and stream interceptors that add the ServedByHeader
+// header to every response.
+func ServedBy(name string) (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
+	md := metadata.Pairs(ServedByHeader, name)
+	unary := func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		_ = grpc.SetHeader(ctx, md)
+		return h(ctx, req)
+	}
+	stream := func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+		_ = ss.SetHeader(md)
+		return h(srv, ss)
+	}
+	return unary, stream
+}

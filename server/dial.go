@@ -1,0 +1,42 @@
+package server
+
+import (
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
+)
+
+// RoundRobinServiceConfig is a gRPC service config that spreads calls over
+// every address the resolver returns. With a headless Service and a
+// "dns:///name:port" target, the client keeps one connection per pod and
+// round-robins across them; grpc-go's default, pick_first, would use one pod.
+const RoundRobinServiceConfig = `{"loadBalancingConfig":[{"round_robin":{}}]}`
+
+// clientMinKeepaliveTime is grpc-go's floor for a client's keepalive time.
+const clientMinKeepaliveTime = 10 * time.Second
+
+// ClientOptions returns the dial options rotor recommends for clients of a
+// server configured with cfg:
+//
+//   - a keepalive that pings no more often than twice the server's
+//     MinPingInterval (and never below grpc-go's 10 s floor), so a client never
+//     receives GOAWAY "too_many_pings", and detects a dead pod within
+//     Time + Timeout instead of the kernel's TCP timeout;
+//   - round_robin as the default load-balancing policy, which matters for a
+//     "dns:///" target of a headless Service and is harmless for a ClusterIP.
+//
+// Transport credentials are not included: add grpc.WithTransportCredentials.
+// The server's age rotation makes the client reconnect, and re-resolve a
+// dns:/// target, at least every MaxConnectionAge.
+func ClientOptions(cfg Config) []grpc.DialOption {
+	t := max(2*cfg.MinPingInterval, clientMinKeepaliveTime)
+	return []grpc.DialOption{
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{
+			Time:                t,
+			Timeout:             max(cfg.KeepaliveTimeout, time.Second),
+			PermitWithoutStream: !cfg.ForbidPingsWithoutStream,
+		}),
+		grpc.WithDefaultServiceConfig(RoundRobinServiceConfig),
+	}
+}

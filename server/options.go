@@ -1,0 +1,135 @@
+package server
+
+import (
+	"log/slog"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
+)
+
+// Options validates cfg and returns the grpc.ServerOptions that apply it, for
+// people who keep their own grpc.NewServer call and lifecycle:
+//
+//	opts, err := server.Options(server.DefaultConfig())
+//	if err != nil { … }
+//	s := grpc.NewServer(opts...)
+//
+// Connections then rotate by age through grpc-go's own MaxConnectionAge.
+// On-demand rotation, stream drain notices and the drain sequence need the
+// kit's Server (New). The shutdown fields of cfg are checked but otherwise
+// unused here: pair s.GracefulStop with s.Stop at cfg.DrainTimeout yourself.
+func Options(cfg Config) ([]grpc.ServerOption, error) {
+	if err := cfg.validate(false); err != nil {
+		return nil, err
+	}
+	return cfg.grpcOptions(true), nil
+}
+
+// grpcOptions translates c. With age false, grpc-go's age rotation stays off
+// because the kit's Server rotates connections itself.
+func (c Config) grpcOptions(age bool) []grpc.ServerOption {
+	kp := keepalive.ServerParameters{
+		MaxConnectionIdle:     c.MaxConnectionIdle,
+		MaxConnectionAge:      Never,
+		MaxConnectionAgeGrace: Never,
+		Time:                  c.KeepaliveTime,
+		Timeout:               c.KeepaliveTimeout,
+	}
+	if age {
+		kp.MaxConnectionAge = c.MaxConnectionAge
+		// grpc-go reads a zero grace as "infinite"; rotor's 0 means "at once".
+		kp.MaxConnectionAgeGrace = max(c.MaxConnectionAgeGrace, time.Nanosecond)
+	}
+	opts := []grpc.ServerOption{
+		grpc.KeepaliveParams(kp),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
+			MinTime:             c.MinPingInterval,
+			PermitWithoutStream: !c.ForbidPingsWithoutStream,
+		}),
+		grpc.MaxRecvMsgSize(c.MaxRecvMsgSize),
+		grpc.MaxSendMsgSize(c.MaxSendMsgSize),
+	}
+	if c.MaxConcurrentStreams > 0 {
+		opts = append(opts, grpc.MaxConcurrentStreams(c.MaxConcurrentStreams))
+	}
+	return opts
+}
+
+// An Option configures a Server built by New.
+type Option func(*settings)
+
+type settings struct {
+	cfg        Config
+	addr       string
+	logger     *slog.Logger
+	grpcOpts   []grpc.ServerOption
+	unary      []grpc.UnaryServerInterceptor
+	stream     []grpc.StreamServerInterceptor
+	reflection bool
+	observer   Observer
+}
+
+func defaultSettings() settings {
+	return settings{
+		cfg:        DefaultConfig(),
+		addr:       ":50051",
+		logger:     slog.Default(),
+		reflection: true,
+	}
+}
+
+// WithConfig replaces the whole Config (DefaultConfig is the starting point).
+// Options given after it change single fields of it.
+func WithConfig(cfg Config) Option { return func(s *settings) { s.cfg = cfg } }
+
+// WithMaxConnectionAge sets Config.MaxConnectionAge.
+func WithMaxConnectionAge(d time.Duration) Option {
+	return func(s *settings) { s.cfg.MaxConnectionAge = d }
+}
+
+// WithMaxConnectionAgeGrace sets Config.MaxConnectionAgeGrace.
+func WithMaxConnectionAgeGrace(d time.Duration) Option {
+	return func(s *settings) { s.cfg.MaxConnectionAgeGrace = d }
+}
+
+// WithShutdownDelay sets Config.ShutdownDelay.
+func WithShutdownDelay(d time.Duration) Option {
+	return func(s *settings) { s.cfg.ShutdownDelay = d }
+}
+
+// WithDrainTimeout sets Config.DrainTimeout.
+func WithDrainTimeout(d time.Duration) Option {
+	return func(s *settings) { s.cfg.DrainTimeout = d }
+}
+
+// WithAddr sets the address Run listens on (default ":50051").
+func WithAddr(addr string) Option { return func(s *settings) { s.addr = addr } }
+
+// WithLogger sets the logger for lifecycle and rotation events (default
+// slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(s *settings) { s.logger = l } }
+
+// WithGRPCOptions adds grpc.ServerOptions (credentials, stats handlers, …)
+// after the kit's own. Do not pass keepalive options here: use the Config.
+func WithGRPCOptions(opts ...grpc.ServerOption) Option {
+	return func(s *settings) { s.grpcOpts = append(s.grpcOpts, opts...) }
+}
+
+// WithUnaryInterceptors appends unary interceptors, run in the order given.
+func WithUnaryInterceptors(i ...grpc.UnaryServerInterceptor) Option {
+	return func(s *settings) { s.unary = append(s.unary, i...) }
+}
+
+// WithStreamInterceptors appends stream interceptors, run in the order given.
+func WithStreamInterceptors(i ...grpc.StreamServerInterceptor) Option {
+	return func(s *settings) { s.stream = append(s.stream, i...) }
+}
+
+// WithoutReflection stops New from registering the gRPC reflection service,
+// which is on by default so that grpcurl works against any rotor server.
+func WithoutReflection() Option { return func(s *settings) { s.reflection = false } }
+
+// WithObserver receives connection and rotation events, for metrics. The
+// interceptors package provides one backed by Prometheus.
+func WithObserver(o Observer) Option { return func(s *settings) { s.observer = o } }
