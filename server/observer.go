@@ -42,6 +42,6 @@ type Observer interface {
 
 type nopObserver struct{}
 
-func (nopObserver) ConnOpened()                             {}
-func (nopObserver) ConnDraining(Reason)                     {}
+func (nopObserver) ConnOpened()                              {}
+func (nopObserver) ConnDraining(Reason)                      {}
 func (nopObserver) ConnClosed(Reason, time.Duration, uint64) {}
