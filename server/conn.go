@@ -111,7 +111,7 @@ func (s *Server) drain(c *conn, reason Reason, grace time.Duration) bool {
 	if c.ageTimer != nil {
 		c.ageTimer.Stop()
 	}
-	s.obs.ConnDraining(reason)
+	s.obs.ConnDraining(string(reason))
 	go func() {
 		stopped := make(chan struct{})
 		go func() {
@@ -148,7 +148,7 @@ func (c *conn) onClosed() {
 			reason = c.reason
 		default:
 		}
-		s.obs.ConnClosed(reason, time.Since(c.opened), c.calls.Load())
+		s.obs.ConnClosed(string(reason), time.Since(c.opened), c.calls.Load())
 		s.mu.Lock()
 		delete(s.conns, c)
 		s.mu.Unlock()

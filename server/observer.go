@@ -28,20 +28,22 @@ const (
 
 // An Observer receives the kit's connection events, to turn them into
 // metrics. Methods are called from many goroutines and must not block. The
-// interceptors package provides a Prometheus implementation.
+// interceptors package provides a Prometheus implementation (ConnMetrics);
+// reasons are plain strings (the Reason values) so that it needs no import
+// of this package.
 type Observer interface {
 	// ConnOpened is called when a connection is accepted.
 	ConnOpened()
 	// ConnDraining is called when the kit sends a connection GOAWAY.
-	ConnDraining(reason Reason)
+	ConnDraining(reason string)
 	// ConnClosed is called once a connection is closed, with the reason it
 	// was drained for (ReasonClient when it was not), how long it lived and
 	// how many calls it carried.
-	ConnClosed(reason Reason, lifetime time.Duration, calls uint64)
+	ConnClosed(reason string, lifetime time.Duration, calls uint64)
 }
 
 type nopObserver struct{}
 
 func (nopObserver) ConnOpened()                              {}
-func (nopObserver) ConnDraining(Reason)                      {}
-func (nopObserver) ConnClosed(Reason, time.Duration, uint64) {}
+func (nopObserver) ConnDraining(string)                      {}
+func (nopObserver) ConnClosed(string, time.Duration, uint64) {}
