@@ -28,7 +28,9 @@ type conn struct {
 
 	closeOnce sync.Once
 	closed    chan struct{}
-	ageTimer  *time.Timer
+
+	timerMu  sync.Mutex
+	ageTimer *time.Timer
 }
 
 type connKey struct{}
@@ -76,9 +78,11 @@ func (s *Server) serveConn(rc net.Conn) {
 	s.obs.ConnOpened()
 
 	if age := s.set.cfg.MaxConnectionAge; age != Never {
+		c.timerMu.Lock()
 		c.ageTimer = time.AfterFunc(jitter(age), func() {
 			s.drain(c, ReasonAge, s.set.cfg.MaxConnectionAgeGrace)
 		})
+		c.timerMu.Unlock()
 	}
 	// Serve returns as soon as the one connection is handed over; grpc-go
 	// keeps serving it until the connection or the server ends.
@@ -108,9 +112,7 @@ func (s *Server) drain(c *conn, reason Reason, grace time.Duration) bool {
 	if !started {
 		return false
 	}
-	if c.ageTimer != nil {
-		c.ageTimer.Stop()
-	}
+	c.stopAgeTimer()
 	s.obs.ConnDraining(string(reason))
 	go func() {
 		stopped := make(chan struct{})
@@ -133,15 +135,21 @@ func (s *Server) drain(c *conn, reason Reason, grace time.Duration) bool {
 	return true
 }
 
+func (c *conn) stopAgeTimer() {
+	c.timerMu.Lock()
+	defer c.timerMu.Unlock()
+	if c.ageTimer != nil {
+		c.ageTimer.Stop()
+	}
+}
+
 // stop closes c at once, failing its open calls.
 func (c *conn) stop() { c.gs.Stop() }
 
 func (c *conn) onClosed() {
 	c.closeOnce.Do(func() {
 		s := c.srv
-		if c.ageTimer != nil {
-			c.ageTimer.Stop()
-		}
+		c.stopAgeTimer()
 		reason := ReasonClient
 		select {
 		case <-c.draining:

@@ -1,0 +1,59 @@
+package server_test
+
+import (
+	"flag"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rotorkit/rotor/server"
+)
+
+func TestBindFlagsAndEnv(t *testing.T) {
+	t.Setenv("ROTOR_MAX_CONNECTION_AGE", "2m")
+	t.Setenv("ROTOR_SHUTDOWN_DELAY", "3s")
+	cfg := server.DefaultConfig()
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	cfg.BindFlags(fs)
+	if err := fs.Parse([]string{"-shutdown-delay=1s", "-max-connection-idle=never"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := server.ApplyEnv(fs, "ROTOR_"); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.MaxConnectionAge != 2*time.Minute {
+		t.Errorf("MaxConnectionAge = %v, want 2m from the environment", cfg.MaxConnectionAge)
+	}
+	if cfg.ShutdownDelay != time.Second {
+		t.Errorf("ShutdownDelay = %v, want the flag's 1s to win over the environment", cfg.ShutdownDelay)
+	}
+	if cfg.MaxConnectionIdle != server.Never {
+		t.Errorf("MaxConnectionIdle = %v, want Never", cfg.MaxConnectionIdle)
+	}
+}
+
+func TestEnvErrorNamesVariable(t *testing.T) {
+	t.Setenv("ROTOR_DRAIN_TIMEOUT", "soon")
+	cfg := server.DefaultConfig()
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	cfg.BindFlags(fs)
+	if err := fs.Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	err := server.ApplyEnv(fs, "ROTOR_")
+	if err == nil || !strings.Contains(err.Error(), "ROTOR_DRAIN_TIMEOUT") {
+		t.Fatalf("ApplyEnv() = %v; want an error naming ROTOR_DRAIN_TIMEOUT", err)
+	}
+}
+
+func TestBadDurationFlag(t *testing.T) {
+	cfg := server.DefaultConfig()
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	cfg.BindFlags(fs)
+	err := fs.Parse([]string{"-max-connection-age=thirty"})
+	if err == nil || !strings.Contains(err.Error(), "max-connection-age") {
+		t.Fatalf("Parse() = %v; want an error naming -max-connection-age", err)
+	}
+}
