@@ -20,6 +20,7 @@ const (
 	DefaultMinPingInterval       = 10 * time.Second
 	DefaultShutdownDelay         = 5 * time.Second
 	DefaultDrainTimeout          = 20 * time.Second
+	DefaultRotateSpread          = 5 * time.Second
 	DefaultMaxRecvMsgSize        = 4 << 20
 	DefaultMaxSendMsgSize        = math.MaxInt32
 )
@@ -105,6 +106,12 @@ type Config struct {
 	// MaxConnectionAgeGrace, so that a shutdown never cuts calls that an
 	// ordinary rotation would have let finish.
 	DrainTimeout time.Duration
+
+	// RotateSpread is the window over which an on-demand rotation (SIGHUP,
+	// the admin endpoint's default, the peer watcher) spreads its GOAWAYs,
+	// so that clients reconnect gradually instead of in one herd. Default
+	// 5 s. Allowed: 0 (all at once) to 10 min.
+	RotateSpread time.Duration
 }
 
 // DefaultConfig returns the kit's defaults. The package documentation
@@ -121,6 +128,7 @@ func DefaultConfig() Config {
 		MaxSendMsgSize:        DefaultMaxSendMsgSize,
 		ShutdownDelay:         DefaultShutdownDelay,
 		DrainTimeout:          DefaultDrainTimeout,
+		RotateSpread:          DefaultRotateSpread,
 	}
 }
 
@@ -140,5 +148,6 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("max_send_msg_size", c.MaxSendMsgSize),
 		d("shutdown_delay", c.ShutdownDelay),
 		d("drain_timeout", c.DrainTimeout),
+		d("rotate_spread", c.RotateSpread),
 	)
 }

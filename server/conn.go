@@ -26,6 +26,9 @@ type conn struct {
 	draining  chan struct{} // closed when the kit sends GOAWAY
 	reason    Reason        // set before draining is closed
 
+	readyOnce sync.Once
+	ready     chan struct{} // closed once grpc-go has taken the connection
+
 	closeOnce sync.Once
 	closed    chan struct{}
 
@@ -54,6 +57,7 @@ func (s *Server) serveConn(rc net.Conn) {
 		srv:      s,
 		opened:   time.Now(),
 		draining: make(chan struct{}),
+		ready:    make(chan struct{}),
 		closed:   make(chan struct{}),
 	}
 	opts := make([]grpc.ServerOption, 0, len(s.opts)+2)
@@ -77,16 +81,26 @@ func (s *Server) serveConn(rc net.Conn) {
 	s.mu.Unlock()
 	s.obs.ConnOpened()
 
-	if age := s.set.cfg.MaxConnectionAge; age != Never {
-		c.timerMu.Lock()
-		c.ageTimer = time.AfterFunc(jitter(age), func() {
-			s.drain(c, ReasonAge, s.set.cfg.MaxConnectionAgeGrace)
-		})
-		c.timerMu.Unlock()
-	}
 	// Serve returns as soon as the one connection is handed over; grpc-go
 	// keeps serving it until the connection or the server ends.
 	_ = c.gs.Serve(&oneConnListener{conn: &trackedConn{Conn: rc, c: c}, addr: rc.LocalAddr()})
+}
+
+// markReady is called on the connection's first write: grpc-go writes only
+// once it has taken the connection past the point where a stop of its server
+// would close it without a GOAWAY. Drains wait for it.
+func (c *conn) markReady() {
+	c.readyOnce.Do(func() {
+		close(c.ready)
+		s := c.srv
+		if age := s.set.cfg.MaxConnectionAge; age != Never {
+			c.timerMu.Lock()
+			c.ageTimer = time.AfterFunc(jitter(age)-time.Since(c.opened), func() {
+				s.drain(c, ReasonAge, s.set.cfg.MaxConnectionAgeGrace)
+			})
+			c.timerMu.Unlock()
+		}
+	})
 }
 
 // jitter spreads d by ±10 %, drawn once per connection, as grpc-go does for
@@ -115,6 +129,13 @@ func (s *Server) drain(c *conn, reason Reason, grace time.Duration) bool {
 	c.stopAgeTimer()
 	s.obs.ConnDraining(string(reason))
 	go func() {
+		// A server stopped before grpc-go has taken its connection closes it
+		// without a GOAWAY, failing the client's first call: wait.
+		select {
+		case <-c.ready:
+		case <-c.closed:
+			return
+		}
 		stopped := make(chan struct{})
 		go func() {
 			c.gs.GracefulStop()
@@ -192,6 +213,15 @@ func (s *connStream) Context() context.Context { return s.ctx }
 type trackedConn struct {
 	net.Conn
 	c *conn
+}
+
+func (t *trackedConn) Write(b []byte) (int, error) {
+	select {
+	case <-t.c.ready:
+	default:
+		t.c.markReady()
+	}
+	return t.Conn.Write(b)
 }
 
 func (t *trackedConn) Close() error {

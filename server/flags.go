@@ -38,6 +38,7 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxSendMsgSize, "max-send-msg-size", c.MaxSendMsgSize, "largest message sent, in bytes")
 	dur(&c.ShutdownDelay, "shutdown-delay", "keep serving this long after SIGTERM while reporting NOT_SERVING")
 	dur(&c.DrainTimeout, "drain-timeout", "time calls get to finish after the GOAWAY of a shutdown")
+	dur(&c.RotateSpread, "rotate-spread", "window over which an on-demand rotation spreads its GOAWAYs")
 }
 
 // ApplyEnv sets every flag of fs that was not given on the command line from

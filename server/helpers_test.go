@@ -186,3 +186,12 @@ func clientConn(t *testing.T, addr string, cfg server.Config) *grpc.ClientConn {
 	t.Cleanup(func() { cc.Close() })
 	return cc
 }
+
+func loopbackListener(t *testing.T) (net.Listener, string) {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lis, lis.Addr().String()
+}

@@ -74,6 +74,22 @@ func (s *Server) Run(ctx context.Context) error {
 func (s *Server) RunListener(ctx context.Context, lis net.Listener) error {
 	sigCtx, stopSignals := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
 	defer stopSignals()
+	if s.set.adminAddr != "" && !isLoopback(s.set.adminAddr) {
+		s.log.Warn("rotor: admin endpoints are reachable beyond this host", "addr", s.set.adminAddr, "token_required", s.set.adminToken != "")
+	}
+	stopAdmin, err := s.serveAdmin(ctx)
+	if err != nil {
+		lis.Close()
+		return err
+	}
+	defer stopAdmin()
+	bg, stopBg := context.WithCancel(ctx)
+	defer stopBg()
+	s.startPeers(bg)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go s.rotateOnHangup(bg, hup)
 	s.log.Info("rotor: serving gRPC", "addr", lis.Addr().String())
 
 	served := make(chan error, 1)
@@ -85,10 +101,11 @@ func (s *Server) RunListener(ctx context.Context, lis net.Listener) error {
 	}
 	// From here a second SIGTERM/SIGINT takes its default action: exit now.
 	stopSignals()
+	stopBg()
 	cfg := s.set.cfg
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownDelay+cfg.DrainTimeout+time.Second)
 	defer cancel()
-	err := s.Shutdown(ctx)
+	err = s.Shutdown(ctx)
 	if serr := <-served; !errors.Is(serr, ErrServerClosed) && err == nil {
 		err = serr
 	}
@@ -197,4 +214,19 @@ func (s *Server) snapshot() []*conn {
 		out = append(out, c)
 	}
 	return out
+}
+
+// rotateOnHangup rotates every connection, spread over RotateSpread, each
+// time hup (SIGHUP) fires, until ctx ends.
+func (s *Server) rotateOnHangup(ctx context.Context, hup <-chan os.Signal) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			go func() {
+				_, _ = s.Rotate(ctx, RotateOptions{Reason: ReasonSignal, Spread: s.set.cfg.RotateSpread})
+			}()
+		}
+	}
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"log/slog"
+	"net/http"
 	"time"
 
 	"google.golang.org/grpc"
@@ -68,6 +69,18 @@ type settings struct {
 	stream     []grpc.StreamServerInterceptor
 	reflection bool
 	observer   Observer
+
+	adminAddr     string
+	adminPublic   bool
+	adminToken    string
+	adminHandlers []adminHandler
+	peerTarget    string
+	peerInterval  time.Duration
+}
+
+type adminHandler struct {
+	pattern string
+	handler http.Handler
 }
 
 func defaultSettings() settings {
@@ -133,3 +146,36 @@ func WithoutReflection() Option { return func(s *settings) { s.reflection = fals
 // WithObserver receives connection and rotation events, for metrics. The
 // interceptors package provides one backed by Prometheus.
 func WithObserver(o Observer) Option { return func(s *settings) { s.observer = o } }
+
+// WithAdminAddr makes Run serve the admin endpoints (AdminHandler: POST
+// /rotate, GET /stats, /metrics when added) on addr, e.g. "127.0.0.1:9090".
+// Empty (the default) serves none. The address must be loopback unless
+// WithPublicAdmin is also given: anyone who reaches it can rotate every
+// connection of the pod.
+func WithAdminAddr(addr string) Option { return func(s *settings) { s.adminAddr = addr } }
+
+// WithPublicAdmin allows a non-loopback admin address (needed for a
+// Prometheus scrape from another pod). Run logs a warning; set
+// WithAdminToken too.
+func WithPublicAdmin() Option { return func(s *settings) { s.adminPublic = true } }
+
+// WithAdminToken makes POST /rotate require "Authorization: Bearer <token>".
+func WithAdminToken(token string) Option { return func(s *settings) { s.adminToken = token } }
+
+// WithAdminHandler adds a handler to the admin endpoints, e.g.
+// WithAdminHandler("GET /metrics", promhttp.Handler()).
+func WithAdminHandler(pattern string, h http.Handler) Option {
+	return func(s *settings) { s.adminHandlers = append(s.adminHandlers, adminHandler{pattern, h}) }
+}
+
+// WithPeerDNS turns on the peer watcher: every interval (0 means 5 s) the
+// server resolves target, the headless Service of its own pods, and when an
+// address appears that was not there before (a pod was added or replaced), it
+// rotates all its connections spread over Config.RotateSpread, so that clients
+// re-spread over the grown set. target is a name ("hello-headless",
+// "hello-headless.ns.svc.cluster.local", resolved by the system resolver) or
+// "dns://SERVER/name" to ask a given DNS server (port 53 unless given). No
+// Kubernetes API access is needed.
+func WithPeerDNS(target string, interval time.Duration) Option {
+	return func(s *settings) { s.peerTarget, s.peerInterval = target, interval }
+}

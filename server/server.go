@@ -43,6 +43,7 @@ type Server struct {
 	connsWG   sync.WaitGroup
 
 	onDrain []func(context.Context)
+	peers   *peerWatcher
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -63,7 +64,7 @@ func New(opts ...Option) (*Server, error) {
 	for _, o := range opts {
 		o(&set)
 	}
-	if err := set.cfg.validate(true); err != nil {
+	if err := set.validate(); err != nil {
 		return nil, err
 	}
 	s := &Server{
@@ -82,6 +83,9 @@ func New(opts ...Option) (*Server, error) {
 		s.obs = nopObserver{}
 	}
 	s.opts = append(set.cfg.grpcOptions(false), set.grpcOpts...)
+	if set.peerTarget != "" {
+		s.peers, _ = newPeerWatcher(set.peerTarget, set.peerInterval) // checked by validate
+	}
 	healthpb.RegisterHealthServer(s, s.health)
 	return s, nil
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"net"
 	"time"
 )
 
@@ -74,6 +75,9 @@ func (c Config) validate(withRotation bool) error {
 	case c.MaxConnectionAgeGrace >= 0 && c.DrainTimeout < c.MaxConnectionAgeGrace:
 		bad("DrainTimeout", c.DrainTimeout, fmt.Sprintf("at least MaxConnectionAgeGrace (%s): a shutdown must not cut calls that a rotation would let finish", c.MaxConnectionAgeGrace))
 	}
+	if c.RotateSpread < 0 || c.RotateSpread > 10*time.Minute {
+		bad("RotateSpread", c.RotateSpread, "between 0 (all at once) and 10m")
+	}
 	return errors.Join(errs...)
 }
 
@@ -82,4 +86,28 @@ func fmtValue(v any) string {
 		return "Never"
 	}
 	return fmt.Sprint(v)
+}
+
+// validate checks the settings New takes beyond the Config.
+func (s settings) validate() error {
+	errs := []error{s.cfg.validate(true)}
+	bad := func(field, value, want string) {
+		errs = append(errs, &ConfigError{Field: field, Value: value, Want: want})
+	}
+	if s.adminAddr != "" {
+		if _, _, err := net.SplitHostPort(s.adminAddr); err != nil {
+			bad("WithAdminAddr", fmt.Sprintf("%q", s.adminAddr), "host:port, e.g. 127.0.0.1:9090")
+		} else if !s.adminPublic && !isLoopback(s.adminAddr) {
+			bad("WithAdminAddr", fmt.Sprintf("%q", s.adminAddr), "a loopback address such as 127.0.0.1:9090; anyone who reaches the admin endpoints can rotate every connection, so a public address needs WithPublicAdmin (and WithAdminToken)")
+		}
+	}
+	if s.peerTarget != "" {
+		if _, _, err := parsePeerTarget(s.peerTarget); err != nil {
+			bad("WithPeerDNS", fmt.Sprintf("%q", s.peerTarget), err.Error())
+		}
+		if s.peerInterval < 0 || (s.peerInterval > 0 && s.peerInterval < 100*time.Millisecond) {
+			bad("WithPeerDNS interval", s.peerInterval.String(), "0 (5s) or at least 100ms")
+		}
+	}
+	return errors.Join(errs...)
 }

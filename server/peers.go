@@ -1,0 +1,160 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// DefaultPeerInterval is how often the peer watcher resolves its name when
+// WithPeerDNS is given an interval of 0.
+const DefaultPeerInterval = 5 * time.Second
+
+// peerWatcher resolves the headless Service of the server's own pods and
+// calls grow when an address appears that it has not seen in the previous
+// answer. The first answer only sets the baseline: a new pod does not rotate
+// the connections it has just been given.
+type peerWatcher struct {
+	resolver *net.Resolver
+	name     string
+	interval time.Duration
+	grow     func(added []string, peers int)
+	failed   func(err error) // called on the first failure after a success
+
+	mu    sync.Mutex
+	peers []string // sorted; nil before the first answer
+	ok    bool
+}
+
+// parsePeerTarget splits "dns://SERVER/name", "dns:///name" or "name" into
+// the DNS server to ask ("" for the system resolver) and the name.
+func parsePeerTarget(target string) (server, name string, err error) {
+	if !strings.Contains(target, "://") {
+		if target == "" || strings.ContainsAny(target, "/ ") {
+			return "", "", fmt.Errorf("want a DNS name or dns://SERVER/name")
+		}
+		return "", target, nil
+	}
+	u, err := url.Parse(target)
+	if err != nil || u.Scheme != "dns" {
+		return "", "", fmt.Errorf("want a DNS name or dns://SERVER/name")
+	}
+	name = strings.TrimPrefix(u.Path, "/")
+	if name == "" || strings.Contains(name, "/") {
+		return "", "", fmt.Errorf("want dns://SERVER/name with a name after the server")
+	}
+	if u.Host != "" {
+		server = u.Host
+		if _, _, err := net.SplitHostPort(server); err != nil {
+			server = net.JoinHostPort(server, "53")
+		}
+	}
+	return server, name, nil
+}
+
+func newPeerWatcher(target string, interval time.Duration) (*peerWatcher, error) {
+	server, name, err := parsePeerTarget(target)
+	if err != nil {
+		return nil, err
+	}
+	r := net.DefaultResolver
+	if server != "" {
+		r = &net.Resolver{
+			PreferGo: true,
+			Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, network, server)
+			},
+		}
+	}
+	if interval <= 0 {
+		interval = DefaultPeerInterval
+	}
+	return &peerWatcher{resolver: r, name: name, interval: interval}, nil
+}
+
+func (w *peerWatcher) run(ctx context.Context) {
+	t := time.NewTicker(w.interval)
+	defer t.Stop()
+	for {
+		w.poll(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (w *peerWatcher) poll(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, w.interval)
+	defer cancel()
+	addrs, err := w.resolver.LookupHost(ctx, w.name)
+	if err != nil {
+		if ctx.Err() != nil && ctx.Err() != context.DeadlineExceeded {
+			return
+		}
+		w.mu.Lock()
+		wasOK := w.ok
+		w.ok = false
+		w.mu.Unlock()
+		if wasOK && w.failed != nil {
+			w.failed(err)
+		}
+		return
+	}
+	slices.Sort(addrs)
+	addrs = slices.Compact(addrs)
+	w.mu.Lock()
+	prev := w.peers
+	w.peers, w.ok = addrs, true
+	w.mu.Unlock()
+	if prev == nil {
+		return
+	}
+	var added []string
+	for _, a := range addrs {
+		if _, found := slices.BinarySearch(prev, a); !found {
+			added = append(added, a)
+		}
+	}
+	if len(added) > 0 && w.grow != nil {
+		w.grow(added, len(addrs))
+	}
+}
+
+// Peers returns the addresses the peer watcher found in its last successful
+// answer, sorted; nil without WithPeerDNS or before the first answer.
+func (s *Server) Peers() []string {
+	if s.peers == nil {
+		return nil
+	}
+	s.peers.mu.Lock()
+	defer s.peers.mu.Unlock()
+	return slices.Clone(s.peers.peers)
+}
+
+// startPeers runs the peer watcher, if configured, until ctx ends.
+func (s *Server) startPeers(ctx context.Context) {
+	w := s.peers
+	if w == nil {
+		return
+	}
+	w.grow = func(added []string, peers int) {
+		s.log.Info("rotor: peer set grew; rotating connections", "added", added, "peers", peers)
+		go func() {
+			if _, err := s.Rotate(ctx, RotateOptions{Reason: ReasonPeers, Spread: s.set.cfg.RotateSpread}); err != nil && ctx.Err() == nil {
+				s.log.Warn("rotor: peer rotation stopped", "err", err)
+			}
+		}()
+	}
+	w.failed = func(err error) {
+		s.log.Warn("rotor: peer watcher cannot resolve its name; relying on age rotation", "name", w.name, "err", err)
+	}
+	go w.run(ctx)
+}

@@ -1,0 +1,294 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
+	"github.com/rotorkit/rotor/server"
+)
+
+// load runs calls on every client until stop is called, and reports the
+// calls made and the failures.
+type load struct {
+	calls, failed atomic.Int64
+	firstErr      atomic.Value
+	cancel        context.CancelFunc
+	wg            sync.WaitGroup
+}
+
+func startLoad(clients []hellov1.HelloClient) *load {
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &load{cancel: cancel}
+	for _, c := range clients {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for ctx.Err() == nil {
+				_, err := c.Hi(context.Background(), &hellov1.HiRequest{ToWho: "t"})
+				l.calls.Add(1)
+				if err != nil {
+					l.failed.Add(1)
+					l.firstErr.CompareAndSwap(nil, err)
+				}
+			}
+		}()
+	}
+	return l
+}
+
+func (l *load) stop(t *testing.T) {
+	t.Helper()
+	l.cancel()
+	l.wg.Wait()
+	if n := l.failed.Load(); n != 0 {
+		t.Errorf("%d of %d calls failed; first: %v", n, l.calls.Load(), l.firstErr.Load())
+	}
+	if l.calls.Load() == 0 {
+		t.Error("no call was made")
+	}
+}
+
+func noAge() server.Config {
+	cfg := server.DefaultConfig()
+	cfg.MaxConnectionAge = server.Never
+	cfg.MaxConnectionAgeGrace = 2 * time.Second
+	return cfg
+}
+
+// POST /rotate under load replaces every connection and loses no call.
+func TestAdminRotateUnderLoad(t *testing.T) {
+	cfg := noAge()
+	ev := newEvents()
+	addr, srv := start(t, svc("a"), server.WithConfig(cfg), server.WithObserver(ev))
+	var clients []hellov1.HelloClient
+	for range 4 {
+		clients = append(clients, dial(t, addr, cfg))
+	}
+	l := startLoad(clients)
+	ev.waitFor(t, 10*time.Second, "4 connections", func() bool { return ev.open() == 4 })
+
+	admin := httptest.NewServer(srv.AdminHandler())
+	defer admin.Close()
+	resp, err := http.Post(admin.URL+"/rotate?spread=400ms", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body struct {
+		Rotated int    `json:"rotated"`
+		Reason  string `json:"reason"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("POST /rotate: %d %v", resp.StatusCode, err)
+	}
+	resp.Body.Close()
+	if body.Rotated != 4 || body.Reason != "admin" {
+		t.Errorf("POST /rotate answered %+v, want 4 rotated for reason admin", body)
+	}
+	// Every original connection closes and each client opens a new one.
+	ev.waitFor(t, 10*time.Second, "the 4 old connections to close and 4 new to open", func() bool {
+		ev.mu.Lock()
+		defer ev.mu.Unlock()
+		return ev.closed["admin"] == 4 && ev.opened == 8
+	})
+	time.Sleep(200 * time.Millisecond) // calls on the new connections
+	l.stop(t)
+}
+
+// Rotate honours fraction, count and spread, and skips draining connections.
+func TestRotateFractionCountSpread(t *testing.T) {
+	cfg := noAge()
+	cfg.MaxConnectionAgeGrace = 5 * time.Second
+	ev := newEvents()
+	addr, srv := start(t, svc("a"), server.WithConfig(cfg), server.WithObserver(ev))
+	for range 4 {
+		if _, err := dial(t, addr, cfg).Hi(context.Background(), &hellov1.HiRequest{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	if n, err := srv.Rotate(ctx, server.RotateOptions{Fraction: 0.5}); n != 2 || err != nil {
+		t.Fatalf("Rotate(fraction 0.5 of 4) = %d, %v; want 2", n, err)
+	}
+	if n, err := srv.Rotate(ctx, server.RotateOptions{Count: 1}); n != 1 || err != nil {
+		t.Fatalf("Rotate(count 1) = %d, %v; want 1", n, err)
+	}
+	begin := time.Now()
+	if n, err := srv.Rotate(ctx, server.RotateOptions{Spread: 600 * time.Millisecond}); n < 1 || err != nil {
+		t.Fatalf("Rotate(all) = %d, %v; want the remaining connections", n, err)
+	}
+	if ev.drained("api") < 4 {
+		t.Errorf("%d connections drained for reason api, want at least 4", ev.drained("api"))
+	}
+	_ = begin
+	for _, bad := range []server.RotateOptions{{Fraction: 1.5}, {Fraction: -1}, {Spread: -1}, {Count: -2}} {
+		if _, err := srv.Rotate(ctx, bad); err == nil {
+			t.Errorf("Rotate(%+v) accepted invalid options", bad)
+		}
+	}
+}
+
+// The GOAWAYs of a spread rotation are spaced over the window.
+func TestRotateSpreadsOverWindow(t *testing.T) {
+	cfg := noAge()
+	ev := newEvents()
+	addr, srv := start(t, svc("a"), server.WithConfig(cfg), server.WithObserver(ev))
+	for range 3 {
+		if _, err := dial(t, addr, cfg).Hi(context.Background(), &hellov1.HiRequest{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	begin := time.Now()
+	n, err := srv.Rotate(context.Background(), server.RotateOptions{Spread: 800 * time.Millisecond})
+	if n != 3 || err != nil {
+		t.Fatalf("Rotate = %d, %v; want 3", n, err)
+	}
+	if took := time.Since(begin); took < 800*time.Millisecond {
+		t.Errorf("Rotate returned after %v; the last of 3 GOAWAYs spread over 800ms must wait the whole window", took)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := srv.Rotate(ctx, server.RotateOptions{Spread: time.Second}); err != nil && err != context.Canceled {
+		t.Errorf("Rotate with a cancelled context = %v", err)
+	}
+}
+
+func TestAdminEndpoints(t *testing.T) {
+	_, srv := start(t, svc("a"), server.WithAdminToken("s3cret"))
+	admin := httptest.NewServer(srv.AdminHandler())
+	defer admin.Close()
+	do := func(method, path, token string) int {
+		req, _ := http.NewRequest(method, admin.URL+path, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	cases := []struct {
+		method, path, token string
+		want                int
+	}{
+		{"POST", "/rotate", "", 401},
+		{"POST", "/rotate", "wrong", 401},
+		{"POST", "/rotate", "s3cret", 200},
+		{"GET", "/rotate", "s3cret", 405},
+		{"POST", "/rotate?fraction=2", "s3cret", 400},
+		{"POST", "/rotate?spread=soon", "s3cret", 400},
+		{"POST", "/rotate?count=0", "s3cret", 400},
+		{"GET", "/stats", "", 200},
+		{"GET", "/nope", "", 404},
+	}
+	for _, c := range cases {
+		if got := do(c.method, c.path, c.token); got != c.want {
+			t.Errorf("%s %s (token %q) = %d, want %d", c.method, c.path, c.token, got, c.want)
+		}
+	}
+}
+
+func TestAdminAddressMustBeLoopback(t *testing.T) {
+	_, err := server.New(server.WithAdminAddr("0.0.0.0:9090"))
+	if err == nil || !strings.Contains(err.Error(), "WithPublicAdmin") {
+		t.Fatalf("New(WithAdminAddr(0.0.0.0:9090)) = %v; want an error pointing to WithPublicAdmin", err)
+	}
+	if _, err := server.New(server.WithAdminAddr("0.0.0.0:9090"), server.WithPublicAdmin()); err != nil {
+		t.Fatalf("with WithPublicAdmin: %v", err)
+	}
+	if _, err := server.New(server.WithAdminAddr("localhost:9090")); err != nil {
+		t.Fatalf("loopback admin: %v", err)
+	}
+}
+
+// Rotations leave nothing behind: after 1,000 of them the goroutine count is
+// back where it started.
+func TestThousandRotationsLeakNoGoroutine(t *testing.T) {
+	if testing.Short() {
+		t.Skip("1,000 reconnects")
+	}
+	cfg := noAge()
+	cfg.MaxConnectionAgeGrace = time.Second
+	ev := newEvents()
+	addr, srv := start(t, svc("a"), server.WithConfig(cfg), server.WithObserver(ev))
+	client := dial(t, addr, cfg)
+	call := func() {
+		if _, err := client.Hi(context.Background(), &hellov1.HiRequest{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	call()
+	// settle waits for the single live connection, then for goroutines of
+	// closed ones to exit (up to 2 s), and returns the goroutine count.
+	settle := func(target int) int {
+		ev.waitFor(t, 10*time.Second, "one open connection", func() bool { return ev.open() == 1 })
+		n := runtime.NumGoroutine()
+		for i := 0; i < 100 && n > target; i++ {
+			time.Sleep(20 * time.Millisecond)
+			n = runtime.NumGoroutine()
+		}
+		return n
+	}
+	baseline := settle(0)
+	opened := func() int {
+		ev.mu.Lock()
+		defer ev.mu.Unlock()
+		return ev.opened
+	}
+	for i := range 1000 {
+		if _, err := srv.Rotate(context.Background(), server.RotateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		// Calls keep working while the client moves to its next connection.
+		for deadline := time.Now().Add(10 * time.Second); opened() < i+2; {
+			if time.Now().After(deadline) {
+				t.Fatalf("rotation %d: no new connection", i+1)
+			}
+			call()
+		}
+	}
+	after := settle(baseline)
+	if after > baseline {
+		t.Errorf("goroutines: %d before, %d after 1,000 rotations", baseline, after)
+	}
+}
+
+// SIGHUP rotates every connection of a server started with Run.
+func TestHangupRotates(t *testing.T) {
+	cfg := noAge()
+	cfg.RotateSpread = 0
+	cfg.ShutdownDelay = 0
+	ev := newEvents()
+	srv, err := server.New(server.WithConfig(cfg), server.WithObserver(ev), server.WithAddr("127.0.0.1:0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hellov1.RegisterHelloServer(srv, svc("a"))
+	lis, addr := loopbackListener(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.RunListener(ctx, lis) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	client := dial(t, addr, cfg)
+	if _, err := client.Hi(context.Background(), &hellov1.HiRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(syscall.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	ev.waitFor(t, 5*time.Second, "a rotation for reason signal", func() bool { return ev.drained("signal") == 1 })
+}
