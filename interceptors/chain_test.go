@@ -1,0 +1,241 @@
+package interceptors_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/rotorkit/rotor/interceptors"
+	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
+)
+
+var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func TestMetricsScrape(t *testing.T) {
+	chain, reg := newChain(t, interceptors.WithLogger(discard))
+	cm, err := interceptors.NewConnMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends := newConnEnds(cm)
+	addr := serve(t, append(chain.ServerOptions(), grpc.StatsHandler(ends))...)
+
+	// Two connections through the stats handler path; close the second.
+	a, b := dial(t, addr), dial(t, addr)
+	for range 5 {
+		mustHi(t, a)
+	}
+	mustHi(t, b)
+	mustHi(t, b)
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ends.wait(t)
+	// A rotation as rotor's Server reports it.
+	cm.ConnDraining("age")
+
+	mfs := scrape(t, interceptors.MetricsHandler(reg))
+	hiOK := map[string]string{"grpc_service": "hello.v1.Hello", "grpc_method": "Hi", "grpc_type": "unary", "grpc_code": "OK"}
+	if got := value(t, mfs, "grpc_server_handled_total", hiOK); got != 7 {
+		t.Errorf("grpc_server_handled_total%v = %v, want 7", hiOK, got)
+	}
+	hiLatency := map[string]string{"grpc_service": "hello.v1.Hello", "grpc_method": "Hi"}
+	if got := find(t, mfs, "grpc_server_handling_seconds", hiLatency).GetHistogram().GetSampleCount(); got != 7 {
+		t.Errorf("grpc_server_handling_seconds count = %v, want 7", got)
+	}
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"rotor_connections_open", nil, 1},
+		{"rotor_connections_opened_total", nil, 2},
+		{"rotor_connections_closed_total", map[string]string{"reason": "unknown"}, 1},
+		{"rotor_connections_closed_total", map[string]string{"reason": "age"}, 0},
+		{"rotor_rotations_total", map[string]string{"reason": "age"}, 1},
+		{"rotor_rotations_total", map[string]string{"reason": "shutdown"}, 0},
+	} {
+		if got := value(t, mfs, c.name, c.labels); got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
+		}
+	}
+	rpcs := find(t, mfs, "rotor_connection_rpcs", nil).GetHistogram()
+	if rpcs.GetSampleCount() != 1 || rpcs.GetSampleSum() != 2 {
+		t.Errorf("rotor_connection_rpcs: count %d sum %v, want one connection with 2 calls", rpcs.GetSampleCount(), rpcs.GetSampleSum())
+	}
+	if n := find(t, mfs, "rotor_connection_lifetime_seconds", nil).GetHistogram().GetSampleCount(); n != 1 {
+		t.Errorf("rotor_connection_lifetime_seconds count = %d, want 1", n)
+	}
+}
+
+func TestRecovery(t *testing.T) {
+	for _, streaming := range []bool{false, true} {
+		name := map[bool]string{false: "unary", true: "stream"}[streaming]
+		t.Run(name, func(t *testing.T) {
+			var logs syncBuffer
+			chain, reg := newChain(t, interceptors.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
+			cc := dial(t, serve(t, chain.ServerOptions()...))
+
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			var err error
+			if streaming {
+				var st grpc.ServerStreamingClient[hellov1.HiStreamResponse]
+				st, err = hellov1.NewHelloClient(cc).HiStream(ctx, &hellov1.HiStreamRequest{Message: "panic"})
+				if err == nil {
+					_, err = st.Recv()
+				}
+			} else {
+				_, err = hi(t, cc, "panic")
+			}
+			if status.Code(err) != codes.Internal {
+				t.Fatalf("panicking call: %v, want code Internal", err)
+			}
+			if strings.Contains(status.Convert(err).Message(), secret) {
+				t.Errorf("the client got the panic value: %q", status.Convert(err).Message())
+			}
+			mustHi(t, cc) // the server keeps serving
+
+			panics := withMsg(logs.records(t), "panic recovered")
+			if len(panics) != 1 {
+				t.Fatalf("%d panic records, want 1; log:\n%v", len(panics), logs.records(t))
+			}
+			p := panics[0]
+			if p["level"] != "ERROR" || p["panic"] != secret {
+				t.Errorf("panic record %v: want level ERROR and panic %q", p, secret)
+			}
+			if stack, _ := p["stack"].(string); !strings.Contains(stack, "interceptors_test.helloService.Hi") {
+				t.Errorf("panic record has no stack through the handler:\n%s", stack)
+			}
+			// Recovery runs inside metrics and logging: both saw Internal.
+			method := map[bool]string{false: "Hi", true: "HiStream"}[streaming]
+			byCode := map[string]int{}
+			for _, r := range withMsg(logs.records(t), "finished call") {
+				if r["grpc.method"] == method {
+					byCode[r["grpc.code"].(string)]++
+				}
+			}
+			if byCode["Internal"] != 1 {
+				t.Errorf("finished call lines of %s by code: %v, want one Internal", method, byCode)
+			}
+			mfs := scrape(t, interceptors.MetricsHandler(reg))
+			if got := value(t, mfs, "grpc_server_handled_total", map[string]string{"grpc_method": method, "grpc_code": "Internal"}); got != 1 {
+				t.Errorf("grpc_server_handled_total{%s, Internal} = %v, want 1", method, got)
+			}
+		})
+	}
+}
+
+func TestLogging(t *testing.T) {
+	for _, c := range []struct {
+		name       string
+		opts       []interceptors.Option
+		wantHealth int
+	}{
+		{"default skips health checks", nil, 0},
+		{"WithLogHealthChecks", []interceptors.Option{interceptors.WithLogHealthChecks()}, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var logs syncBuffer
+			opts := append([]interceptors.Option{interceptors.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil)))}, c.opts...)
+			chain, _ := newChain(t, opts...)
+			cc := dial(t, serve(t, chain.ServerOptions()...))
+
+			mustHi(t, cc)
+			mustHi(t, cc)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			st, err := hellov1.NewHelloClient(cc).HiStream(ctx, &hellov1.HiStreamRequest{Count: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for err == nil {
+				_, err = st.Recv()
+			}
+			if _, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
+				t.Fatal(err)
+			}
+			// The logging interceptor writes its line before grpc-go sends
+			// the call's status, so every line is in by now.
+			recs := withMsg(logs.records(t), "finished call")
+
+			byMethod := map[string]int{}
+			for _, r := range recs {
+				byMethod[r["grpc.service"].(string)+"/"+r["grpc.method"].(string)]++
+			}
+			want := map[string]int{"hello.v1.Hello/Hi": 2, "hello.v1.Hello/HiStream": 1}
+			if c.wantHealth > 0 {
+				want["grpc.health.v1.Health/Check"] = c.wantHealth
+			}
+			if !maps.Equal(byMethod, want) {
+				t.Errorf("lines per method %v, want %v", byMethod, want)
+			}
+			if len(withMsg(logs.records(t), "started call")) != 0 {
+				t.Error("started call lines logged; want one line per call")
+			}
+			for _, r := range recs {
+				if r["grpc.code"] != "OK" {
+					t.Errorf("line %v: grpc.code %v, want OK", r, r["grpc.code"])
+				}
+				if _, ok := r["grpc.time_ms"].(float64); !ok {
+					t.Errorf("line %v: grpc.time_ms is %T, want a number", r, r["grpc.time_ms"])
+				}
+				if p, _ := r["peer.address"].(string); !strings.HasPrefix(p, "127.0.0.1:") {
+					t.Errorf("line %v: peer.address %q, want the client's loopback address", r, p)
+				}
+			}
+		})
+	}
+}
+
+func TestServedBy(t *testing.T) {
+	unary, stream := interceptors.ServedBy("pod-a")
+	standalone := []grpc.ServerOption{grpc.ChainUnaryInterceptor(unary), grpc.ChainStreamInterceptor(stream)}
+	withChain, _ := newChain(t, interceptors.WithLogger(discard), interceptors.WithServedBy("pod-a"))
+	defaultChain, _ := newChain(t, interceptors.WithLogger(discard))
+	for _, c := range []struct {
+		name string
+		opts []grpc.ServerOption
+		want []string
+	}{
+		{"ServedBy", standalone, []string{"pod-a"}},
+		{"WithServedBy", withChain.ServerOptions(), []string{"pod-a"}},
+		{"off by default", defaultChain.ServerOptions(), nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cc := dial(t, serve(t, c.opts...))
+			var md metadata.MD
+			if _, err := hi(t, cc, "hello", grpc.Header(&md)); err != nil {
+				t.Fatal(err)
+			}
+			if got := md.Get(interceptors.ServedByHeader); !slices.Equal(got, c.want) {
+				t.Errorf("unary: %s = %q, want %q", interceptors.ServedByHeader, got, c.want)
+			}
+
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			st, err := hellov1.NewHelloClient(cc).HiStream(ctx, &hellov1.HiStreamRequest{Count: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			smd, err := st.Header()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := smd.Get(interceptors.ServedByHeader); !slices.Equal(got, c.want) {
+				t.Errorf("stream: %s = %q, want %q", interceptors.ServedByHeader, got, c.want)
+			}
+		})
+	}
+}

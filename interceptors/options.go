@@ -1,0 +1,89 @@
+package interceptors
+
+import (
+	"log/slog"
+
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// An Option configures the chain built by NewChain.
+type Option func(*options)
+
+type options struct {
+	logger          *slog.Logger
+	recovery        bool
+	logging         bool
+	logHealthChecks bool
+	loggingOpts     []logging.Option
+	metrics         bool
+	registerer      prometheus.Registerer
+	latencyBuckets  []float64
+	servedBy        string
+}
+
+func defaultOptions() options {
+	return options{
+		logger:     slog.Default(),
+		recovery:   true,
+		logging:    true,
+		metrics:    true,
+		registerer: prometheus.DefaultRegisterer,
+	}
+}
+
+// WithLogger sets the logger for call lines and recovered panics (default
+// slog.Default(), read when NewChain runs). A nil logger keeps the default.
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) {
+		if l != nil {
+			o.logger = l
+		}
+	}
+}
+
+// WithoutRecovery leaves panics in handlers unrecovered: the process crashes,
+// as with a bare grpc.Server.
+func WithoutRecovery() Option { return func(o *options) { o.recovery = false } }
+
+// WithoutLogging drops the one-line-per-call log.
+func WithoutLogging() Option { return func(o *options) { o.logging = false } }
+
+// WithLogHealthChecks logs calls to /grpc.health.v1.Health/ too. They are
+// skipped by default: Kubernetes probes every few seconds and the lines would
+// drown the real traffic.
+func WithLogHealthChecks() Option { return func(o *options) { o.logHealthChecks = true } }
+
+// WithLoggingOptions passes options to go-grpc-middleware's logging
+// interceptor, after rotor's own (finish-call only, grpc.time_ms as a
+// number), so they can override them.
+func WithLoggingOptions(opts ...logging.Option) Option {
+	return func(o *options) { o.loggingOpts = append(o.loggingOpts, opts...) }
+}
+
+// WithoutMetrics drops the Prometheus call metrics (grpc_server_*).
+func WithoutMetrics() Option { return func(o *options) { o.metrics = false } }
+
+// WithRegisterer registers the call metrics on r instead of
+// prometheus.DefaultRegisterer. A nil r keeps the default.
+func WithRegisterer(r prometheus.Registerer) Option {
+	return func(o *options) {
+		if r != nil {
+			o.registerer = r
+		}
+	}
+}
+
+// WithLatencyBuckets sets the upper bounds, in seconds, of the
+// grpc_server_handling_seconds histogram (default prometheus.DefBuckets,
+// 5 ms … 10 s).
+func WithLatencyBuckets(b []float64) Option {
+	return func(o *options) { o.latencyBuckets = append([]float64(nil), b...) }
+}
+
+// WithServedBy adds the ServedBy interceptors, outermost, so that every
+// response carries the x-served-by header with name. Off by default: the
+// header tells clients which pod served them, which is useful in a demo or
+// when debugging balance, and information a public API may not want to give.
+// An empty name leaves it off.
+func WithServedBy(name string) Option { return func(o *options) { o.servedBy = name } }

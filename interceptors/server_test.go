@@ -1,0 +1,252 @@
+package interceptors_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/stats"
+
+	"github.com/rotorkit/rotor/interceptors"
+	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
+)
+
+// secret is what the test handlers panic with; it must never reach a client.
+const secret = "secret-panic-value-42"
+
+// helloService answers Hi and HiStream, and panics with secret when the
+// message is "panic".
+type helloService struct {
+	hellov1.UnimplementedHelloServer
+}
+
+func (helloService) Hi(_ context.Context, req *hellov1.HiRequest) (*hellov1.HiResponse, error) {
+	if req.GetMessage() == "panic" {
+		panic(secret)
+	}
+	return &hellov1.HiResponse{FromWho: "test", Message: "hi " + req.GetToWho()}, nil
+}
+
+func (helloService) HiStream(req *hellov1.HiStreamRequest, stream grpc.ServerStreamingServer[hellov1.HiStreamResponse]) error {
+	if req.GetMessage() == "panic" {
+		panic(secret)
+	}
+	for seq := uint32(1); seq <= req.GetCount(); seq++ {
+		if err := stream.Send(&hellov1.HiStreamResponse{FromWho: "test", Seq: seq}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// serve starts a plain grpc.Server with the Hello and health services on a
+// loopback TCP port and returns its address; the server stops at the end of
+// the test.
+func serve(t testing.TB, opts ...grpc.ServerOption) string {
+	t.Helper()
+	s := grpc.NewServer(opts...)
+	hellov1.RegisterHelloServer(s, helloService{})
+	healthpb.RegisterHealthServer(s, health.NewServer())
+	t.Cleanup(s.Stop)
+	return serveOn(t, s)
+}
+
+// serveOn serves s on a loopback TCP port and returns its address.
+func serveOn(t testing.TB, s *grpc.Server) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = s.Serve(lis) }()
+	return lis.Addr().String()
+}
+
+// dial opens a client connection of its own (one TCP connection) to addr.
+func dial(t testing.TB, addr string) *grpc.ClientConn {
+	t.Helper()
+	cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cc.Close() })
+	return cc
+}
+
+func hi(t testing.TB, cc *grpc.ClientConn, message string, opts ...grpc.CallOption) (*hellov1.HiResponse, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return hellov1.NewHelloClient(cc).Hi(ctx, &hellov1.HiRequest{ToWho: "t", Message: message}, opts...)
+}
+
+func mustHi(t testing.TB, cc *grpc.ClientConn) {
+	t.Helper()
+	if _, err := hi(t, cc, "hello"); err != nil {
+		t.Fatalf("Hi: %v", err)
+	}
+}
+
+// newChain builds a chain on its own registry, with opts after the test's.
+func newChain(t testing.TB, opts ...interceptors.Option) (*interceptors.Chain, *prometheus.Registry) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	c, err := interceptors.NewChain(append([]interceptors.Option{interceptors.WithRegisterer(reg)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, reg
+}
+
+// syncBuffer is a log sink that the server and the test may use at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// records returns the JSON log records written so far.
+func (s *syncBuffer) records(t testing.TB) []map[string]any {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(s.b.String()), "\n") {
+		if line == "" {
+			continue
+		}
+		var r map[string]any
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// withMsg returns the records whose msg is msg.
+func withMsg(recs []map[string]any, msg string) []map[string]any {
+	var out []map[string]any
+	for _, r := range recs {
+		if r["msg"] == msg {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// scrape fetches /metrics from h over real HTTP and parses the text format.
+func scrape(t testing.TB, h http.Handler) map[string]*dto.MetricFamily {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	req, err := http.NewRequest(http.MethodGet, srv.URL+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept", "text/plain")
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %s", resp.Status)
+	}
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
+		t.Fatalf("GET /metrics: Content-Type %q, want the text format", ct)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("parsing /metrics: %v", err)
+	}
+	return mfs
+}
+
+// find returns the sample of family name whose labels include want, failing
+// the test when there is none.
+func find(t testing.TB, mfs map[string]*dto.MetricFamily, name string, want map[string]string) *dto.Metric {
+	t.Helper()
+	mf, ok := mfs[name]
+	if !ok {
+		t.Fatalf("no metric family %s in the scrape", name)
+	}
+next:
+	for _, m := range mf.GetMetric() {
+		have := map[string]string{}
+		for _, lp := range m.GetLabel() {
+			have[lp.GetName()] = lp.GetValue()
+		}
+		for k, v := range want {
+			if have[k] != v {
+				continue next
+			}
+		}
+		return m
+	}
+	t.Fatalf("no %s sample with labels %v", name, want)
+	return nil
+}
+
+// value returns the value of a counter or gauge sample.
+func value(t testing.TB, mfs map[string]*dto.MetricFamily, name string, labels map[string]string) float64 {
+	t.Helper()
+	m := find(t, mfs, name, labels)
+	switch {
+	case m.Counter != nil:
+		return m.GetCounter().GetValue()
+	case m.Gauge != nil:
+		return m.GetGauge().GetValue()
+	}
+	t.Fatalf("%s%v is neither a counter nor a gauge", name, labels)
+	return 0
+}
+
+// connEnds wraps a stats handler and signals every connection end after the
+// wrapped handler has seen it: the test's only way to know that the server
+// noticed a client close.
+type connEnds struct {
+	stats.Handler
+	ended chan struct{}
+}
+
+func newConnEnds(h stats.Handler) *connEnds {
+	return &connEnds{Handler: h, ended: make(chan struct{}, 16)}
+}
+
+func (c *connEnds) HandleConn(ctx context.Context, s stats.ConnStats) {
+	c.Handler.HandleConn(ctx, s)
+	if _, ok := s.(*stats.ConnEnd); ok {
+		c.ended <- struct{}{}
+	}
+}
+
+func (c *connEnds) wait(t testing.TB) {
+	t.Helper()
+	select {
+	case <-c.ended:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the server did not see the connection end within 5s")
+	}
+}
