@@ -10,15 +10,10 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/metadata"
 
 	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
 	"github.com/rotorkit/rotor/server"
 )
-
-// ServedByHeader is the response header (gRPC metadata) naming the serving
-// instance.
-const ServedByHeader = "x-served-by"
 
 // Service answers Hello calls as the instance Name.
 type Service struct {
@@ -87,19 +82,4 @@ func (s *Service) HiStream(req *hellov1.HiStreamRequest, stream grpc.ServerStrea
 		}
 	}
 	return nil
-}
-
-// ServedBy returns unary and stream interceptors that add the ServedByHeader
-// header to every response.
-func ServedBy(name string) (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
-	md := metadata.Pairs(ServedByHeader, name)
-	unary := func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-		_ = grpc.SetHeader(ctx, md)
-		return h(ctx, req)
-	}
-	stream := func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
-		_ = ss.SetHeader(md)
-		return h(srv, ss)
-	}
-	return unary, stream
 }

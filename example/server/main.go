@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/rotorkit/rotor/example/hello"
+	"github.com/rotorkit/rotor/interceptors"
 	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
 	"github.com/rotorkit/rotor/server"
 )
@@ -40,6 +41,12 @@ func run(args []string) error {
 	cfg.BindFlags(fs)
 	grpcAddr := fs.String("grpc-addr", ":50051", "gRPC listen address")
 	httpAddr := fs.String("http-addr", ":8080", "REST gateway listen address (empty: no gateway)")
+	adminAddr := fs.String("admin-addr", "127.0.0.1:9090", "admin endpoints (POST /rotate, /metrics, /stats); loopback unless -admin-public; empty: none")
+	adminPublic := fs.Bool("admin-public", false, "allow a non-loopback -admin-addr (set -admin-token too)")
+	adminToken := fs.String("admin-token", "", "bearer token required by POST /rotate")
+	peerDNS := fs.String("peer-dns", "", "headless Service name of this server's pods to watch (name, or dns://SERVER/name); when the set grows, rotate every connection over -rotate-spread")
+	peerInterval := fs.Duration("peer-interval", server.DefaultPeerInterval, "how often to resolve -peer-dns")
+	ignoreDrain := fs.Bool("stream-ignore-drain", false, "demo: let HiStream ignore connection drains, so streams are cut at the grace")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -47,18 +54,41 @@ func run(args []string) error {
 		return err
 	}
 	id := hello.Identity()
-	unary, stream := hello.ServedBy(id)
-	srv, err := server.New(
-		server.WithConfig(cfg),
-		server.WithAddr(*grpcAddr),
-		server.WithUnaryInterceptors(unary),
-		server.WithStreamInterceptors(stream),
-	)
+	// One registry for the call metrics, rotor's connection metrics and the
+	// Go runtime, served as GET /metrics on the admin listener.
+	reg := interceptors.NewRegistry()
+	chain, err := interceptors.NewChain(interceptors.WithRegisterer(reg), interceptors.WithServedBy(id))
 	if err != nil {
 		return err
 	}
-	hellov1.RegisterHelloServer(srv, &hello.Service{Name: id})
-	slog.Info("rotor example server starting", "identity", id, "grpc_addr", *grpcAddr, "http_addr", *httpAddr, "config", cfg)
+	conns, err := interceptors.NewConnMetrics(reg)
+	if err != nil {
+		return err
+	}
+	opts := []server.Option{
+		server.WithConfig(cfg),
+		server.WithAddr(*grpcAddr),
+		server.WithUnaryInterceptors(chain.Unary()...),
+		server.WithStreamInterceptors(chain.Stream()...),
+		server.WithObserver(conns),
+		server.WithAdminAddr(*adminAddr),
+		server.WithAdminToken(*adminToken),
+		server.WithAdminHandler("GET /metrics", interceptors.MetricsHandler(reg)),
+	}
+	if *adminPublic {
+		opts = append(opts, server.WithPublicAdmin())
+	}
+	if *peerDNS != "" {
+		opts = append(opts, server.WithPeerDNS(*peerDNS, *peerInterval))
+	}
+	srv, err := server.New(opts...)
+	if err != nil {
+		return err
+	}
+	hellov1.RegisterHelloServer(srv, &hello.Service{Name: id, IgnoreDrain: *ignoreDrain})
+	chain.InitializeMetrics(srv)
+	slog.Info("rotor example server starting", "identity", id, "grpc_addr", *grpcAddr, "http_addr", *httpAddr,
+		"admin_addr", *adminAddr, "peer_dns", *peerDNS, "config", cfg)
 
 	if *httpAddr != "" {
 		gw, err := startGateway(*httpAddr, *grpcAddr, cfg)

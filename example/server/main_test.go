@@ -1,0 +1,281 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
+	"github.com/rotorkit/rotor/server"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "rotor-example-server")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "server")
+	build := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", binary, ".")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		panic(fmt.Sprintf("building the example server: %v", err))
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// proc is a running example server.
+type proc struct {
+	cmd    *exec.Cmd
+	grpc   string
+	http   string
+	admin  string
+	exited chan error // receives the exit once; use wait
+	done   chan struct{}
+	err    error
+	log    *syncBuffer
+}
+
+func startServer(t *testing.T, args ...string) *proc {
+	t.Helper()
+	p := &proc{grpc: freePort(t), http: freePort(t), admin: freePort(t), exited: make(chan error, 1), done: make(chan struct{}), log: &syncBuffer{}}
+	p.cmd = exec.Command(binary, append([]string{"-grpc-addr", p.grpc, "-http-addr", p.http, "-admin-addr", p.admin}, args...)...)
+	p.cmd.Env = append(os.Environ(), "POD_NAME=pod-under-test")
+	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+		p.exited <- p.err
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("server log:\n%s", p.log.String())
+		}
+	})
+	// Ready when the REST front answers.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Post("http://"+p.http+"/v1/hi", "application/json", strings.NewReader(`{}`))
+		if err == nil {
+			resp.Body.Close()
+			return p
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server not ready: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (p *proc) client(t *testing.T) hellov1.HelloClient {
+	t.Helper()
+	opts := append(server.ClientOptions(server.DefaultConfig()), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	cc, err := grpc.NewClient(p.grpc, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close() })
+	return hellov1.NewHelloClient(cc)
+}
+
+func TestRESTNamesTheInstance(t *testing.T) {
+	p := startServer(t)
+	resp, err := http.Post("http://"+p.http+"/v1/hi", "application/json", strings.NewReader(`{"toWho":"x","message":"y"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct{ FromWho, Message string }
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("POST /v1/hi: %d %v", resp.StatusCode, err)
+	}
+	if body.FromWho != "pod-under-test" {
+		t.Errorf("fromWho = %q, want the POD_NAME pod-under-test", body.FromWho)
+	}
+	// The README's curl line, with the real curl.
+	curl, err := exec.LookPath("curl")
+	if err != nil {
+		t.Skip("curl not installed")
+	}
+	out, err := exec.Command(curl, "-s", "-X", "POST", "http://"+p.http+"/v1/hi", "-d", `{"toWho":"x","message":"y"}`).Output()
+	if err != nil || !strings.Contains(string(out), `"fromWho":"pod-under-test"`) {
+		t.Errorf("curl: %v, output %q; want JSON naming pod-under-test", err, out)
+	}
+}
+
+// SIGTERM under load: no call accepted before the signal fails, and the
+// process exits by the drain deadline although a stream never ends.
+func TestSIGTERMDrainsAndExitsByDeadline(t *testing.T) {
+	const delay, drain = time.Second, 2 * time.Second
+	p := startServer(t, "-shutdown-delay", delay.String(), "-drain-timeout", drain.String(),
+		"-max-connection-age-grace", "1s", "-stream-ignore-drain")
+	client := p.client(t)
+
+	stream, err := client.HiStream(context.Background(), &hellov1.HiStreamRequest{IntervalMs: 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	var signalled atomic.Bool
+	var before, failedBefore atomic.Int64
+	var firstErr atomic.Value
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				accepted := !signalled.Load()
+				_, err := client.Hi(context.Background(), &hellov1.HiRequest{ToWho: "t"})
+				if accepted {
+					before.Add(1)
+					if err != nil {
+						failedBefore.Add(1)
+						firstErr.CompareAndSwap(nil, err)
+					}
+				}
+			}
+		}()
+	}
+	time.Sleep(300 * time.Millisecond)
+	signalled.Store(true)
+	begin := time.Now()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	var exitErr error
+	select {
+	case exitErr = <-p.exited:
+	case <-time.After(delay + drain + 5*time.Second):
+		t.Fatal("the server did not exit within delay + drain timeout + 5 s")
+	}
+	took := time.Since(begin)
+	cancel()
+	wg.Wait()
+	if exitErr != nil {
+		t.Errorf("server exited with %v, want status 0", exitErr)
+	}
+	if took < delay {
+		t.Errorf("server exited %v after SIGTERM, before the %v shutdown delay", took, delay)
+	}
+	if n := failedBefore.Load(); n != 0 || before.Load() == 0 {
+		t.Errorf("%d of %d calls started before SIGTERM failed; first: %v", n, before.Load(), firstErr.Load())
+	}
+	t.Logf("exited %v after SIGTERM; %d calls before it, none failed", took.Round(time.Millisecond), before.Load())
+}
+
+// SIGHUP and POST /rotate rotate connections of the running process.
+func TestHangupAndAdminRotate(t *testing.T) {
+	p := startServer(t, "-rotate-spread", "0s")
+	client := p.client(t)
+	if _, err := client.Hi(context.Background(), &hellov1.HiRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	p.waitLog(t, `reason=signal`)
+	resp, err := http.Post("http://"+p.admin+"/rotate", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"reason":"admin"`) {
+		t.Errorf("POST /rotate = %d %s", resp.StatusCode, body)
+	}
+}
+
+func (p *proc) waitLog(t *testing.T, s string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(p.log.String(), s) {
+		if time.Now().After(deadline) {
+			t.Fatalf("log never said %q", s)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestBadFlagsFailClearly(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		env  string
+		want string
+	}{
+		{[]string{"-max-connection-age", "100ms"}, "", "MaxConnectionAge"},
+		{[]string{"-drain-timeout", "1s"}, "", "DrainTimeout"},
+		{nil, "ROTOR_SHUTDOWN_DELAY=later", "ROTOR_SHUTDOWN_DELAY"},
+		{[]string{"-admin-addr", "0.0.0.0:0"}, "", "WithPublicAdmin"},
+	} {
+		cmd := exec.Command(binary, append([]string{"-grpc-addr", "127.0.0.1:0", "-http-addr", ""}, tc.args...)...)
+		cmd.Env = os.Environ()
+		if tc.env != "" {
+			cmd.Env = append(cmd.Env, tc.env)
+		}
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), tc.want) {
+			t.Errorf("server %v %s: err %v, output %q; want a failure naming %s", tc.args, tc.env, err, out, tc.want)
+		}
+	}
+}
+
+// syncBuffer collects a process's output.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
