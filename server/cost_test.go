@@ -1,0 +1,84 @@
+package server_test
+
+import (
+	"context"
+	"net"
+	"runtime"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/credentials/insecure"
+
+	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
+	"github.com/rotorkit/rotor/server"
+)
+
+// BenchmarkConnCost measures what one open connection costs, client and
+// server side together, with a plain grpc.Server and with the kit's
+// per-connection servers; the difference is the kit's cost per connection.
+//
+//	go test -run XXX -bench ConnCost -benchtime 1x ./server/
+func BenchmarkConnCost(b *testing.B) {
+	const conns = 200
+	for _, mode := range []string{"plain", "rotor"} {
+		b.Run(mode, func(b *testing.B) {
+			lis, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			var stop func()
+			switch mode {
+			case "plain":
+				opts, _ := server.Options(server.DefaultConfig())
+				gs := grpc.NewServer(opts...)
+				hellov1.RegisterHelloServer(gs, svc("a"))
+				go gs.Serve(lis)
+				stop = gs.Stop
+			default:
+				srv, err := server.New()
+				if err != nil {
+					b.Fatal(err)
+				}
+				hellov1.RegisterHelloServer(srv, svc("a"))
+				go srv.Serve(lis)
+				stop = func() { srv.Close() }
+			}
+			defer stop()
+			g0, h0 := measure()
+			var ccs []*grpc.ClientConn
+			for range conns {
+				cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := hellov1.NewHelloClient(cc).Hi(context.Background(), &hellov1.HiRequest{}); err != nil {
+					b.Fatal(err)
+				}
+				ccs = append(ccs, cc)
+			}
+			for _, cc := range ccs {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				for cc.GetState() != connectivity.Ready && cc.WaitForStateChange(ctx, cc.GetState()) {
+				}
+				cancel()
+			}
+			g1, h1 := measure()
+			b.ReportMetric(float64(g1-g0)/conns, "goroutines/conn")
+			b.ReportMetric(float64(h1-h0)/conns, "heapB/conn")
+			for _, cc := range ccs {
+				cc.Close()
+			}
+		})
+	}
+}
+
+func measure() (goroutines int, heap uint64) {
+	var ms runtime.MemStats
+	for range 2 {
+		runtime.GC()
+	}
+	runtime.ReadMemStats(&ms)
+	return runtime.NumGoroutine(), ms.HeapAlloc
+}

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Runs every check rotor's CI runs: formatting, vet, generated-code drift, buf
+# lint and the whole test suite under the race detector. The lab tests need
+# root plus iptables, conntrack, dnsmasq and nginx: as root this script
+# installs what is missing (Debian packages); elsewhere those tests skip and
+# say why.
+#
+#   tools/test.sh            # everything
+#   tools/test.sh -short     # skip the long tests (passed on to go test)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "installing test dependencies"
+tools/install-deps.sh
+
+step "gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go'))
+if [ -n "$unformatted" ]; then
+	echo "not gofmt-ed:"; echo "$unformatted"; exit 1
+fi
+
+step "go vet"
+go vet ./...
+
+step "generated code is up to date (buf generate) and buf lint"
+go tool -modfile=tools/go.mod buf lint
+go tool -modfile=tools/go.mod buf generate
+if [ -n "$(git status --porcelain -- proto/gen)" ]; then
+	echo "proto/gen differs from what buf generate writes; run: go tool -modfile=tools/go.mod buf generate"
+	git status --porcelain -- proto/gen
+	git diff --stat -- proto/gen
+	exit 1
+fi
+
+step "go test -race"
+go test -race -count=1 -timeout 20m "$@" ./...
