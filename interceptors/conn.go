@@ -19,7 +19,7 @@ const ReasonUnknown = "unknown"
 // that rate() works before the first event. Other reasons get a series when
 // first seen.
 var (
-	rotationReasons = []string{"age", "api", "admin", "signal", "peers", "shutdown"}
+	rotationReasons = []string{"age", "api", "admin", "signal", "peers", "fairshare", "shutdown"}
 	closeReasons    = append([]string{"client", ReasonUnknown}, rotationReasons...)
 )
 
@@ -47,6 +47,10 @@ type ConnMetrics struct {
 	lifetime  prometheus.Histogram
 	rpcs      prometheus.Histogram
 	rotations *prometheus.CounterVec
+	fsPeers   prometheus.Gauge
+	fsOwn     prometheus.Gauge
+	fsMean    prometheus.Gauge
+	fsShed    prometheus.Counter
 
 	observed atomic.Bool // the observer path is in use
 }
@@ -88,6 +92,22 @@ func NewConnMetrics(r prometheus.Registerer) (*ConnMetrics, error) {
 			Namespace: "rotor", Name: "rotations_total",
 			Help: "GOAWAYs sent by rotor, by reason (age, api, admin, signal, peers, shutdown).",
 		}, []string{"reason"}),
+		fsPeers: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "rotor", Subsystem: "fairshare", Name: "peers",
+			Help: "Peers that answered the last fair-share load exchange (0: fair share is idle, age rotation only).",
+		}),
+		fsOwn: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "rotor", Subsystem: "fairshare", Name: "own_connections",
+			Help: "This server's client connections at the last fair-share round.",
+		}),
+		fsMean: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "rotor", Subsystem: "fairshare", Name: "fleet_mean_connections",
+			Help: "Mean client connections per pod of the fleet at the last fair-share round.",
+		}),
+		fsShed: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "rotor", Subsystem: "fairshare", Name: "shed_connections_total",
+			Help: "Connections this server shed to bring the fleet to its fair share.",
+		}),
 	}
 	for _, reason := range rotationReasons {
 		m.rotations.WithLabelValues(reason)
@@ -110,6 +130,10 @@ func (m *ConnMetrics) Describe(ch chan<- *prometheus.Desc) {
 	m.lifetime.Describe(ch)
 	m.rpcs.Describe(ch)
 	m.rotations.Describe(ch)
+	m.fsPeers.Describe(ch)
+	m.fsOwn.Describe(ch)
+	m.fsMean.Describe(ch)
+	m.fsShed.Describe(ch)
 }
 
 // Collect implements prometheus.Collector.
@@ -120,6 +144,21 @@ func (m *ConnMetrics) Collect(ch chan<- prometheus.Metric) {
 	m.lifetime.Collect(ch)
 	m.rpcs.Collect(ch)
 	m.rotations.Collect(ch)
+	m.fsPeers.Collect(ch)
+	m.fsOwn.Collect(ch)
+	m.fsMean.Collect(ch)
+	m.fsShed.Collect(ch)
+}
+
+// FairShareRound records a round of rotor's fair-share balancing: the peers
+// that answered, this server's connections, the fleet mean and the
+// connections shed. It is part of the observer rotor's Server calls when
+// fair share is on.
+func (m *ConnMetrics) FairShareRound(peers int, own int, mean float64, shed int) {
+	m.fsPeers.Set(float64(peers))
+	m.fsOwn.Set(float64(own))
+	m.fsMean.Set(mean)
+	m.fsShed.Add(float64(shed))
 }
 
 // ConnOpened records an accepted connection. It is part of the observer

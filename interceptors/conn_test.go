@@ -127,3 +127,38 @@ func TestRegisterTwice(t *testing.T) {
 		t.Error("NewConnMetrics over a foreign rotor_connections_open: no error")
 	}
 }
+
+func TestConnMetricsFairShare(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := interceptors.NewConnMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.FairShareRound(4, 9, 4.2, 4)
+	m.FairShareRound(4, 5, 4.2, 0)
+	want := map[string]float64{
+		"rotor_fairshare_peers":                  4,
+		"rotor_fairshare_own_connections":        5,
+		"rotor_fairshare_fleet_mean_connections": 4.2,
+		"rotor_fairshare_shed_connections_total": 4,
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		v, ok := want[mf.GetName()]
+		if !ok {
+			continue
+		}
+		m := mf.GetMetric()[0]
+		got := m.GetGauge().GetValue() + m.GetCounter().GetValue()
+		if got != v {
+			t.Errorf("%s = %v, want %v", mf.GetName(), got, v)
+		}
+		delete(want, mf.GetName())
+	}
+	for name := range want {
+		t.Errorf("series %s missing", name)
+	}
+}

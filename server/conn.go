@@ -21,6 +21,9 @@ type conn struct {
 	gs     *grpc.Server
 	opened time.Time
 	calls  atomic.Uint64
+	// internal marks a connection that carries peers' fair-share load
+	// queries: it is neither counted as load nor rotated.
+	internal atomic.Bool
 
 	drainOnce sync.Once
 	draining  chan struct{} // closed when the kit sends GOAWAY
@@ -192,13 +195,19 @@ func (c *conn) onClosed() {
 	})
 }
 
-func (c *conn) unary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+func (c *conn) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	if info.FullMethod == loadMethod {
+		c.internal.Store(true)
+		return h(ctx, req)
+	}
 	c.calls.Add(1)
+	c.srv.calls.Add(1)
 	return h(context.WithValue(ctx, connKey{}, c), req)
 }
 
 func (c *conn) stream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
 	c.calls.Add(1)
+	c.srv.calls.Add(1)
 	return h(srv, &connStream{ServerStream: ss, ctx: context.WithValue(ss.Context(), connKey{}, c)})
 }
 

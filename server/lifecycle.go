@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -23,6 +24,10 @@ func (s *Server) Serve(lis net.Listener) error {
 	s.serving = true
 	s.listeners[lis] = struct{}{}
 	s.mu.Unlock()
+	if a, ok := lis.Addr().(*net.TCPAddr); ok {
+		s.port.CompareAndSwap(0, int32(a.Port))
+	}
+	s.startBackground()
 	defer func() {
 		s.mu.Lock()
 		delete(s.listeners, lis)
@@ -85,7 +90,6 @@ func (s *Server) RunListener(ctx context.Context, lis net.Listener) error {
 	defer stopAdmin()
 	bg, stopBg := context.WithCancel(ctx)
 	defer stopBg()
-	s.startPeers(bg)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -144,6 +148,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) shutdown(ctx context.Context) error {
 	cfg := s.set.cfg
 	s.health.Shutdown()
+	s.stopBackground()
 	s.log.Info("rotor: shutting down: health is NOT_SERVING", "delay", cfg.ShutdownDelay, "drain_timeout", cfg.DrainTimeout)
 	delay := time.NewTimer(cfg.ShutdownDelay)
 	select {
@@ -154,13 +159,20 @@ func (s *Server) shutdown(ctx context.Context) error {
 
 	conns := s.stopAccepting()
 	s.log.Info("rotor: draining connections", "conns", len(conns))
+	// The hooks' context ends at the drain deadline (or with ctx), not when
+	// the gRPC connections happen to be done, and Shutdown waits for them.
 	drainCtx, cancel := context.WithTimeout(ctx, cfg.DrainTimeout)
 	defer cancel()
 	s.mu.Lock()
 	hooks := s.onDrain
 	s.mu.Unlock()
+	var hooksWG sync.WaitGroup
 	for _, f := range hooks {
-		go f(drainCtx)
+		hooksWG.Add(1)
+		go func() {
+			defer hooksWG.Done()
+			f(drainCtx)
+		}()
 	}
 	for _, c := range conns {
 		s.drain(c, ReasonShutdown, cfg.DrainTimeout)
@@ -168,6 +180,7 @@ func (s *Server) shutdown(ctx context.Context) error {
 	drained := make(chan struct{})
 	go func() {
 		s.connsWG.Wait()
+		hooksWG.Wait()
 		close(drained)
 	}()
 	select {
@@ -178,6 +191,7 @@ func (s *Server) shutdown(ctx context.Context) error {
 		for _, c := range s.snapshot() {
 			c.stop()
 		}
+		cancel()
 		<-drained
 		s.log.Warn("rotor: shutdown deadline passed; open calls were cut", "err", ctx.Err())
 		return ctx.Err()
@@ -188,6 +202,7 @@ func (s *Server) shutdown(ctx context.Context) error {
 // Prefer Shutdown.
 func (s *Server) Close() error {
 	s.health.Shutdown()
+	s.stopBackground()
 	for _, c := range s.stopAccepting() {
 		c.stop()
 	}

@@ -76,6 +76,7 @@ type settings struct {
 	adminHandlers []adminHandler
 	peerTarget    string
 	peerInterval  time.Duration
+	fairShare     *FairShare
 }
 
 type adminHandler struct {

@@ -146,6 +146,12 @@ func (s *Server) startPeers(ctx context.Context) {
 		return
 	}
 	w.grow = func(added []string, peers int) {
+		if s.fair != nil {
+			// Fair share moves just the excess within seconds; rotating
+			// everything would only add churn.
+			s.log.Info("rotor: peer set grew; fair share will rebalance", "added", added, "peers", peers)
+			return
+		}
 		s.log.Info("rotor: peer set grew; rotating connections", "added", added, "peers", peers)
 		go func() {
 			if _, err := s.Rotate(ctx, RotateOptions{Reason: ReasonPeers, Spread: s.set.cfg.RotateSpread}); err != nil && ctx.Err() == nil {

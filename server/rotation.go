@@ -25,8 +25,8 @@ type RotateOptions struct {
 	Reason Reason
 }
 
-// Rotate sends GOAWAY to some of the connections open when it is called,
-// oldest first, spread over o.Spread, and returns how many it rotated once
+// Rotate sends GOAWAY to some of the client connections open when it is
+// called (peers' fair-share load queries excepted), oldest first, spread over o.Spread, and returns how many it rotated once
 // the last GOAWAY is sent. Clients move their new calls to a fresh connection
 // at once (through kube-proxy or DNS, so possibly another pod); calls in
 // flight finish within MaxConnectionAgeGrace. Connections already draining are
@@ -46,7 +46,7 @@ func (s *Server) Rotate(ctx context.Context, o RotateOptions) (int, error) {
 		o.Reason = ReasonAPI
 	}
 	conns := s.snapshot()
-	conns = slices.DeleteFunc(conns, func(c *conn) bool { return c.isDraining() })
+	conns = slices.DeleteFunc(conns, func(c *conn) bool { return c.isDraining() || c.internal.Load() })
 	slices.SortFunc(conns, func(a, b *conn) int { return a.opened.Compare(b.opened) })
 	n := len(conns)
 	switch {
@@ -101,8 +101,9 @@ func (c *conn) isDraining() bool {
 
 // Stats is a snapshot of the server's connections.
 type Stats struct {
-	Open     int // connections open, draining or not
-	Draining int // connections told to go away whose calls still run
+	Open     int `json:"open"`     // connections open, draining or not
+	Draining int `json:"draining"` // connections told to go away whose calls still run
+	Clients  int `json:"clients"`  // open, not draining, not a peer's load queries
 }
 
 // Stats returns the current connection counts.
@@ -110,8 +111,11 @@ func (s *Server) Stats() Stats {
 	var st Stats
 	for _, c := range s.snapshot() {
 		st.Open++
-		if c.isDraining() {
+		switch {
+		case c.isDraining():
 			st.Draining++
+		case !c.internal.Load():
+			st.Clients++
 		}
 	}
 	return st

@@ -7,11 +7,14 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
+
+	fairsharev1 "github.com/rotorkit/rotor/proto/gen/rotor/fairshare/v1"
 )
 
 // ErrServerClosed is returned by Serve and Run once Shutdown or Close was
@@ -44,6 +47,12 @@ type Server struct {
 
 	onDrain []func(context.Context)
 	peers   *peerWatcher
+	fair    *fairShare
+	calls   atomic.Uint64 // client calls, for the fair-share rate
+	port    atomic.Int32  // the first listener's port
+
+	bgOnce   sync.Once
+	bgCancel context.CancelFunc
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -87,6 +96,10 @@ func New(opts ...Option) (*Server, error) {
 		s.peers, _ = newPeerWatcher(set.peerTarget, set.peerInterval) // checked by validate
 	}
 	healthpb.RegisterHealthServer(s, s.health)
+	if set.fairShare != nil {
+		s.fair = newFairShare(s, *set.fairShare)
+		fairsharev1.RegisterLoadServiceServer(s, loadServer{f: s.fair})
+	}
 	return s, nil
 }
 
@@ -145,3 +158,30 @@ func (s *Server) RegisterOnDrain(f func(ctx context.Context)) {
 	defer s.mu.Unlock()
 	s.onDrain = append(s.onDrain, f)
 }
+
+// startBackground starts, once, the work that runs while the server serves:
+// the peer watcher and fair-share balancing. Shutdown and Close stop it.
+func (s *Server) startBackground() {
+	s.bgOnce.Do(func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		s.mu.Lock()
+		s.bgCancel = cancel
+		s.mu.Unlock()
+		s.startPeers(ctx)
+		if s.fair != nil {
+			go s.fair.run(ctx)
+		}
+	})
+}
+
+func (s *Server) stopBackground() {
+	s.mu.Lock()
+	cancel := s.bgCancel
+	s.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+}
+
+// listenPort is the port of the first listener Serve was given, 0 before.
+func (s *Server) listenPort() int { return int(s.port.Load()) }

@@ -109,5 +109,11 @@ func (s settings) validate() error {
 			bad("WithPeerDNS interval", s.peerInterval.String(), "0 (5s) or at least 100ms")
 		}
 	}
+	if s.fairShare != nil {
+		if s.peerTarget == "" {
+			bad("WithFairShare", "on", "WithPeerDNS too: fair share finds its peers through the headless Service")
+		}
+		errs = append(errs, s.fairShare.validate())
+	}
 	return errors.Join(errs...)
 }

@@ -12,18 +12,15 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
-	"time"
-
-	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/rotorkit/rotor/example/hello"
+	"github.com/rotorkit/rotor/gateway"
 	"github.com/rotorkit/rotor/interceptors"
+	"github.com/rotorkit/rotor/proto"
 	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
 	"github.com/rotorkit/rotor/server"
 )
@@ -46,6 +43,7 @@ func run(args []string) error {
 	adminToken := fs.String("admin-token", "", "bearer token required by POST /rotate")
 	peerDNS := fs.String("peer-dns", "", "headless Service name of this server's pods to watch (name, or dns://SERVER/name); when the set grows, rotate every connection over -rotate-spread")
 	peerInterval := fs.Duration("peer-interval", server.DefaultPeerInterval, "how often to resolve -peer-dns")
+	fairShare := fs.Bool("fair-share", false, "balance a ClusterIP fleet: pods above their share of connections shed the excess (needs -peer-dns)")
 	ignoreDrain := fs.Bool("stream-ignore-drain", false, "demo: let HiStream ignore connection drains, so streams are cut at the grace")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -81,6 +79,9 @@ func run(args []string) error {
 	if *peerDNS != "" {
 		opts = append(opts, server.WithPeerDNS(*peerDNS, *peerInterval))
 	}
+	if *fairShare {
+		opts = append(opts, server.WithFairShare(server.FairShare{}))
+	}
 	srv, err := server.New(opts...)
 	if err != nil {
 		return err
@@ -88,39 +89,33 @@ func run(args []string) error {
 	hellov1.RegisterHelloServer(srv, &hello.Service{Name: id, IgnoreDrain: *ignoreDrain})
 	chain.InitializeMetrics(srv)
 	slog.Info("rotor example server starting", "identity", id, "grpc_addr", *grpcAddr, "http_addr", *httpAddr,
-		"admin_addr", *adminAddr, "peer_dns", *peerDNS, "config", cfg)
+		"admin_addr", *adminAddr, "peer_dns", *peerDNS, "fair_share", *fairShare, "config", cfg)
 
 	if *httpAddr != "" {
-		gw, err := startGateway(*httpAddr, *grpcAddr, cfg)
+		gw, err := gateway.New(context.Background(), gateway.Config{
+			Fn:          hellov1.RegisterHelloHandlerFromEndpoint,
+			GrpcPort:    *grpcAddr, // ":50051" dials localhost:50051
+			HTTPAddr:    *httpAddr,
+			DialOptions: server.ClientOptions(cfg), // keepalive matched to this server's ping policy
+			OpenAPI:     proto.HelloOpenAPI,
+		})
 		if err != nil {
 			return err
 		}
+		lis, err := net.Listen("tcp", *httpAddr)
+		if err != nil {
+			gw.Close()
+			return err
+		}
+		// /readyz follows this server's gRPC health, so it turns 503 when
+		// Shutdown begins; the gateway itself stops in the drain step.
 		srv.RegisterOnDrain(func(ctx context.Context) { _ = gw.Shutdown(ctx) })
+		go func() {
+			if err := gw.Serve(lis); !errors.Is(err, http.ErrServerClosed) {
+				slog.Error("gateway stopped", "err", err)
+				os.Exit(1)
+			}
+		}()
 	}
 	return srv.Run(context.Background())
-}
-
-// startGateway serves the REST front for the Hello service.
-func startGateway(httpAddr, grpcAddr string, cfg server.Config) (*http.Server, error) {
-	mux := runtime.NewServeMux()
-	opts := append(server.ClientOptions(cfg), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err := hellov1.RegisterHelloHandlerFromEndpoint(context.Background(), mux, dialable(grpcAddr), opts); err != nil {
-		return nil, err
-	}
-	hs := &http.Server{Addr: httpAddr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		if err := hs.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			slog.Error("gateway stopped", "err", err)
-			os.Exit(1)
-		}
-	}()
-	return hs, nil
-}
-
-// dialable turns a listen address such as ":50051" into one a client can dial.
-func dialable(addr string) string {
-	if len(addr) > 0 && addr[0] == ':' {
-		return fmt.Sprintf("localhost%s", addr)
-	}
-	return addr
 }

@@ -1,0 +1,64 @@
+package gateway_test
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/rotorkit/rotor/gateway"
+	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
+)
+
+// TestRun serves with the one-call Run, then ends its ctx: /readyz turns 503
+// during the ShutdownDelay while requests still succeed, and Run returns nil.
+func TestRun(t *testing.T) {
+	t.Parallel()
+	b := startBackend(t, "pod-run")
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	lis.Close()
+	base := "http://" + addr
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- gateway.Run(ctx, gateway.Config{
+			Fn: hellov1.RegisterHelloHandlerFromEndpoint, GRPCEndpoint: b.addr, HTTPAddr: addr,
+			ShutdownDelay: 500 * time.Millisecond, Logger: quiet,
+		})
+	}()
+	eventually(t, 2*time.Second, "/readyz 200 after Run starts", func() bool {
+		resp, err := http.Get(base + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+
+	cancel()
+	eventually(t, 400*time.Millisecond, "/readyz 503 once ctx ends", func() bool {
+		resp, _ := do(t, nil, "GET", base+"/readyz", "")
+		return resp.StatusCode == http.StatusServiceUnavailable
+	})
+	if resp, _ := do(t, nil, "POST", base+"/v1/hi", `{}`); resp.StatusCode != 200 {
+		t.Errorf("POST /v1/hi during the ShutdownDelay: %d, want 200", resp.StatusCode)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run = %v, want nil after a clean shutdown", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	if _, err := http.Get(base + "/healthz"); err == nil {
+		t.Error("the gateway still accepts connections after Run returned")
+	}
+}

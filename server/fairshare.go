@@ -1,0 +1,305 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	fairsharev1 "github.com/rotorkit/rotor/proto/gen/rotor/fairshare/v1"
+)
+
+// FairShare configures fair-share balancing (WithFairShare). Zero fields take
+// the defaults given.
+//
+// # The algorithm
+//
+// Every Interval each pod asks every peer (the addresses of the peer
+// watcher's headless Service) for its load over rotor's LoadService, on the
+// same gRPC port: the client connections it holds that are not draining. It
+// computes the fleet mean m (itself included) and, when it holds more than
+// ceil(m) + Tolerance connections and has not shed for Cooldown, it sends
+// GOAWAY to exactly the excess, oldest first, spread over Spread.
+//
+// # Why it converges
+//
+// A shed client reconnects through the ClusterIP, where kube-proxy sends it
+// to a uniformly random pod. So after a round every pod above the target has
+// lost its excess and got back its 1/n of what all pods shed: the excess
+// shrinks by a factor of about (n-1)/n... and pods at or below the target
+// shed nothing, so the total over target falls every round until every pod
+// holds at most ceil(m) + Tolerance. Once there, nobody sheds: a balanced
+// fleet moves no connection (the hysteresis is the rounding up plus
+// Tolerance), and Cooldown keeps a pod from acting on counts that do not yet
+// show its last shed.
+//
+// # Churn bound
+//
+// A pod sheds at most once per Cooldown, and only its excess over the
+// target, so a pod moves at most excess × (60 s / Cooldown) connections a
+// minute while unbalanced and none while balanced. A scale-up from k to n
+// pods moves about C·(n-k)/n connections (C in all) in the first round, then
+// a geometrically smaller number.
+//
+// Pods that reach no peer (DNS or queries failing) do nothing and rely on age
+// rotation; they say so once in the log and in FairShareObserver.
+type FairShare struct {
+	// Interval between two load exchanges. Default 1 s. Allowed: 100 ms to
+	// 1 min. Each pod sends one small call to every peer per interval.
+	Interval time.Duration
+	// Tolerance is how many connections above ceil(fleet mean) a pod keeps
+	// before it sheds. Default 0. Allowed: 0 to 1000.
+	Tolerance int
+	// Cooldown is the least time between two sheds of one pod, long enough
+	// for the moved clients to reconnect and the next exchange to see it.
+	// Default 2 s. Allowed: at least Interval.
+	Cooldown time.Duration
+	// Spread is the window over which one shed sends its GOAWAYs. Default
+	// 1 s. Allowed: 0 to Cooldown.
+	Spread time.Duration
+	// Port is the peers' gRPC port. Default: the port this server listens on.
+	Port int
+	// DialOptions for the load queries. Default: plaintext. Set transport
+	// credentials here when the server uses TLS.
+	DialOptions []grpc.DialOption
+}
+
+func (f FairShare) withDefaults() FairShare {
+	if f.Interval == 0 {
+		f.Interval = time.Second
+	}
+	if f.Cooldown == 0 {
+		f.Cooldown = max(2*time.Second, f.Interval)
+	}
+	if f.Spread == 0 {
+		f.Spread = min(time.Second, f.Cooldown)
+	}
+	return f
+}
+
+func (f FairShare) validate() error {
+	var errs []error
+	bad := func(field string, v any, want string) {
+		errs = append(errs, &ConfigError{Field: "FairShare." + field, Value: fmtValue(v), Want: want})
+	}
+	if f.Interval < 100*time.Millisecond || f.Interval > time.Minute {
+		bad("Interval", f.Interval, "between 100ms and 1m")
+	}
+	if f.Tolerance < 0 || f.Tolerance > 1000 {
+		bad("Tolerance", f.Tolerance, "between 0 and 1000 connections")
+	}
+	if f.Cooldown < f.Interval {
+		bad("Cooldown", f.Cooldown, fmt.Sprintf("at least Interval (%s), so a pod sees its last shed before the next", f.Interval))
+	}
+	if f.Spread < 0 || f.Spread > f.Cooldown {
+		bad("Spread", f.Spread, fmt.Sprintf("between 0 and Cooldown (%s)", f.Cooldown))
+	}
+	if f.Port < 0 || f.Port > 65535 {
+		bad("Port", f.Port, "0 (this server's port) or 1 to 65535")
+	}
+	return errors.Join(errs...)
+}
+
+// WithFairShare turns on fair-share balancing for ClusterIP Services: pods
+// that hold more than their share of connections shed the excess until every
+// pod holds its share. It needs WithPeerDNS (the headless Service of the same
+// pods) to find the peers. See FairShare for the algorithm.
+func WithFairShare(f FairShare) Option {
+	return func(s *settings) {
+		f := f.withDefaults()
+		s.fairShare = &f
+	}
+}
+
+// A FairShareObserver is an Observer that also wants each fair-share round:
+// how many peers answered (itself excluded), its own load, the fleet mean,
+// and how many connections it shed.
+type FairShareObserver interface {
+	FairShareRound(peers int, own int, mean float64, shed int)
+}
+
+// ReasonFairShare: fair-share balancing shed the connection.
+const ReasonFairShare Reason = "fairshare"
+
+const loadMethod = "/rotor.fairshare.v1.LoadService/GetLoad"
+
+// fairShare runs the exchange and the shedding.
+type fairShare struct {
+	s   *Server
+	cfg FairShare
+	id  string // this server's identity in load answers
+
+	mu       sync.Mutex
+	clients  map[string]*grpc.ClientConn
+	lastShed time.Time
+	alone    bool // no peer answered in the last round
+	calls    atomic.Uint64
+	lastRate float64
+}
+
+func newFairShare(s *Server, cfg FairShare) *fairShare {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return &fairShare{s: s, cfg: cfg, id: hex.EncodeToString(b), clients: map[string]*grpc.ClientConn{}}
+}
+
+// loadServer answers peers' load queries.
+type loadServer struct {
+	fairsharev1.UnimplementedLoadServiceServer
+	f *fairShare
+}
+
+func (l loadServer) GetLoad(context.Context, *fairsharev1.GetLoadRequest) (*fairsharev1.GetLoadResponse, error) {
+	l.f.mu.Lock()
+	rate := l.f.lastRate
+	l.f.mu.Unlock()
+	return &fairsharev1.GetLoadResponse{Connections: uint32(l.f.s.clientConns()), CallsPerSecond: rate, Instance: l.f.id}, nil
+}
+
+// clientConns counts the connections that carry clients' calls: open, not
+// draining, and not a peer's load queries.
+func (s *Server) clientConns() int {
+	n := 0
+	for _, c := range s.snapshot() {
+		if !c.isDraining() && !c.internal.Load() {
+			n++
+		}
+	}
+	return n
+}
+
+func (f *fairShare) run(ctx context.Context) {
+	t := time.NewTicker(f.cfg.Interval)
+	defer t.Stop()
+	defer f.closeClients(nil)
+	lastCalls := f.calls.Load()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		calls := f.calls.Load()
+		f.mu.Lock()
+		f.lastRate = float64(calls-lastCalls) / f.cfg.Interval.Seconds()
+		f.mu.Unlock()
+		lastCalls = calls
+		f.round(ctx)
+	}
+}
+
+// round exchanges loads once and sheds the excess, if any.
+func (f *fairShare) round(ctx context.Context) {
+	peers := f.s.Peers()
+	f.closeClients(peers)
+	own := f.s.clientConns()
+	total, answered := own, 0
+	ctx, cancel := context.WithTimeout(ctx, f.cfg.Interval)
+	defer cancel()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, ip := range peers {
+		cc := f.client(ip)
+		if cc == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := fairsharev1.NewLoadServiceClient(cc).GetLoad(ctx, &fairsharev1.GetLoadRequest{})
+			if err != nil || resp.GetInstance() == f.id {
+				return
+			}
+			mu.Lock()
+			total += int(resp.GetConnections())
+			answered++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+
+	f.mu.Lock()
+	wasAlone := f.alone
+	f.alone = answered == 0
+	f.mu.Unlock()
+	obs, _ := f.s.obs.(FairShareObserver)
+	if answered == 0 {
+		if !wasAlone {
+			f.s.log.Warn("rotor: fair share: no peer answered; relying on age rotation", "peers_resolved", len(peers))
+		}
+		if obs != nil {
+			obs.FairShareRound(0, own, float64(own), 0)
+		}
+		return
+	}
+	if wasAlone {
+		f.s.log.Info("rotor: fair share: peers answer again", "peers", answered)
+	}
+	mean := float64(total) / float64(answered+1)
+	target := int(math.Ceil(mean-1e-9)) + f.cfg.Tolerance
+	shed := 0
+	f.mu.Lock()
+	cool := time.Since(f.lastShed) >= f.cfg.Cooldown
+	if own > target && cool {
+		shed = own - target
+		f.lastShed = time.Now()
+	}
+	f.mu.Unlock()
+	if obs != nil {
+		obs.FairShareRound(answered, own, mean, shed)
+	}
+	if shed > 0 {
+		go func() {
+			_, _ = f.s.Rotate(context.WithoutCancel(ctx), RotateOptions{Count: shed, Spread: f.cfg.Spread, Reason: ReasonFairShare})
+		}()
+	}
+}
+
+// client returns a cached connection to the peer at ip.
+func (f *fairShare) client(ip string) *grpc.ClientConn {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if cc, ok := f.clients[ip]; ok {
+		return cc
+	}
+	port := f.cfg.Port
+	if port == 0 {
+		port = f.s.listenPort()
+	}
+	if port == 0 {
+		return nil
+	}
+	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, f.cfg.DialOptions...)
+	cc, err := grpc.NewClient(net.JoinHostPort(ip, strconv.Itoa(port)), opts...)
+	if err != nil {
+		return nil
+	}
+	f.clients[ip] = cc
+	return cc
+}
+
+// closeClients closes the connections to peers not in keep (all if nil).
+func (f *fairShare) closeClients(keep []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	live := map[string]bool{}
+	for _, ip := range keep {
+		live[ip] = true
+	}
+	for ip, cc := range f.clients {
+		if !live[ip] {
+			cc.Close()
+			delete(f.clients, ip)
+		}
+	}
+}

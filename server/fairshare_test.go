@@ -1,0 +1,113 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
+	"github.com/rotorkit/rotor/server"
+)
+
+// Three pods on 127.0.0.1-3 share a port, like pods behind a Service. All 12
+// clients start on the first pod (as after a scale-up from one pod); each
+// reconnect then lands on a random pod, as kube-proxy does. Fair share must
+// bring every pod to exactly its share of 4 without losing a call, and then
+// stop moving connections.
+func TestFairShareBalancesAClusterIPFleet(t *testing.T) {
+	ips := []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"}
+	probe, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := probe.Addr().(*net.TCPAddr).Port
+	probe.Close()
+	dns := startDNS(t, "pods.test", ips...)
+
+	cfg := noAge()
+	ev := newEvents()
+	var pods []*server.Server
+	for i, ip := range ips {
+		srv, err := server.New(server.WithConfig(cfg), server.WithShutdownDelay(0), server.WithObserver(ev),
+			server.WithPeerDNS("dns://"+dns.addr()+"/pods.test", 100*time.Millisecond),
+			server.WithFairShare(server.FairShare{Interval: 200 * time.Millisecond, Cooldown: 600 * time.Millisecond, Spread: 100 * time.Millisecond}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		hellov1.RegisterHelloServer(srv, svc(fmt.Sprint("pod", i)))
+		lis, err := net.Listen("tcp", net.JoinHostPort(ip, fmt.Sprint(port)))
+		if err != nil {
+			t.Skipf("cannot listen on %s (needs the whole 127/8 on loopback): %v", ip, err)
+		}
+		go srv.Serve(lis)
+		t.Cleanup(func() { srv.Close() })
+		pods = append(pods, srv)
+	}
+
+	// The "ClusterIP": the first 12 dials reach pod 0, later ones a random pod.
+	var dials atomic.Int64
+	dialer := func(ctx context.Context, _ string) (net.Conn, error) {
+		ip := ips[0]
+		if dials.Add(1) > 12 {
+			ip = ips[rand.IntN(len(ips))]
+		}
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", net.JoinHostPort(ip, fmt.Sprint(port)))
+	}
+	var clients []hellov1.HelloClient
+	for range 12 {
+		opts := append(server.ClientOptions(cfg), grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithContextDialer(dialer))
+		cc, err := grpc.NewClient("passthrough:///hello", opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cc.Close() })
+		clients = append(clients, hellov1.NewHelloClient(cc))
+	}
+	l := startLoad(clients)
+
+	shares := func() string {
+		var b strings.Builder
+		for _, p := range pods {
+			fmt.Fprintf(&b, "%d ", p.Stats().Clients)
+		}
+		return strings.TrimSpace(b.String())
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for shares() != "4 4 4" {
+		if time.Now().After(deadline) {
+			t.Fatalf("client connections per pod = %s after 30 s, want 4 4 4", shares())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	shed := ev.drained("fairshare")
+	// Balanced: nobody sheds any more.
+	time.Sleep(2 * time.Second)
+	if again := ev.drained("fairshare"); again != shed {
+		t.Errorf("a balanced fleet still moved %d connections in 2 s", again-shed)
+	}
+	if s := shares(); s != "4 4 4" {
+		t.Errorf("balance did not hold: %s", s)
+	}
+	l.stop(t)
+	t.Logf("balanced after moving %d connections", shed)
+}
+
+func TestFairShareNeedsPeers(t *testing.T) {
+	_, err := server.New(server.WithFairShare(server.FairShare{}))
+	if err == nil || !strings.Contains(err.Error(), "WithPeerDNS") {
+		t.Fatalf("New(WithFairShare) without WithPeerDNS = %v; want an error naming WithPeerDNS", err)
+	}
+	_, err = server.New(server.WithPeerDNS("pods", 0), server.WithFairShare(server.FairShare{Interval: time.Second, Cooldown: time.Millisecond}))
+	if err == nil || !strings.Contains(err.Error(), "FairShare.Cooldown") {
+		t.Fatalf("Cooldown below Interval: %v; want an error naming FairShare.Cooldown", err)
+	}
+}

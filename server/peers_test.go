@@ -1,0 +1,57 @@
+package server_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
+	"github.com/rotorkit/rotor/server"
+)
+
+// The peer watcher rotates every connection when an address joins the
+// headless Service, and not when one leaves.
+func TestPeerWatcherRotatesOnGrowth(t *testing.T) {
+	dns := startDNS(t, "pods.test", "198.18.0.10", "198.18.0.11")
+	cfg := noAge()
+	cfg.RotateSpread = 0
+	ev := newEvents()
+	addr, srv := start(t, svc("a"), server.WithConfig(cfg), server.WithObserver(ev),
+		server.WithPeerDNS("dns://"+dns.addr()+"/pods.test", 100*time.Millisecond))
+	for range 3 {
+		if _, err := dial(t, addr, cfg).Hi(context.Background(), &hellov1.HiRequest{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitPeers := func(n int) {
+		deadline := time.Now().Add(5 * time.Second)
+		for len(srv.Peers()) != n {
+			if time.Now().After(deadline) {
+				t.Fatalf("peers = %v, want %d", srv.Peers(), n)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitPeers(2)
+	dns.set("198.18.0.10") // a pod leaves: nothing to do
+	waitPeers(1)
+	time.Sleep(300 * time.Millisecond)
+	if n := ev.drained("peers"); n != 0 {
+		t.Fatalf("%d connections rotated when a peer left, want 0", n)
+	}
+	dns.set("198.18.0.10", "198.18.0.12", "198.18.0.13") // scale-up
+	ev.waitFor(t, 5*time.Second, "3 connections rotated for reason peers", func() bool { return ev.drained("peers") == 3 })
+}
+
+func TestPeerDNSValidation(t *testing.T) {
+	for _, target := range []string{"dns://1.2.3.4/", "http://x/y", "a b", "dns://1.2.3.4/a/b"} {
+		if _, err := server.New(server.WithPeerDNS(target, 0)); err == nil {
+			t.Errorf("WithPeerDNS(%q) accepted", target)
+		}
+	}
+	for _, target := range []string{"hello-headless", "dns:///hello-headless.ns.svc.cluster.local", "dns://10.96.0.10/h", "dns://10.96.0.10:5353/h"} {
+		if _, err := server.New(server.WithPeerDNS(target, 0)); err != nil {
+			t.Errorf("WithPeerDNS(%q): %v", target, err)
+		}
+	}
+}
