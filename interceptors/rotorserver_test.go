@@ -82,4 +82,5 @@ func TestRotorServer(t *testing.T) {
 		t.Errorf("rotor_connection_rpcs: count %d sum %v, want one connection with 3 calls", rpcs.GetSampleCount(), rpcs.GetSampleSum())
 	}
 }
+
 var _ server.FairShareObserver = (*interceptors.ConnMetrics)(nil)
