@@ -121,7 +121,9 @@ type Config struct {
 
 	// TransportCredentials secures the connections to the gRPC server.
 	// Default nil: plaintext (insecure.NewCredentials()), right for localhost
-	// and for a cluster whose network is trusted or meshed.
+	// and for a cluster whose network is trusted or meshed. For a TLS server,
+	// use server.ClientTLS (CA, and a client certificate for mutual TLS), or,
+	// in the gRPC server's own process, its LocalClientCredentials.
 	TransportCredentials credentials.TransportCredentials
 
 	// MuxOptions are applied to the runtime.ServeMux after the Gateway's own

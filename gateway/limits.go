@@ -69,8 +69,10 @@ func (g *Gateway) errBodyTimeout() error {
 
 // errorHandler is the mux's error handler: grpc-gateway's default, except
 // that a body that was too large or too slow gets 413 or 408 instead of the
-// 400 grpc-gateway reports for any body it could not decode.
+// 400 grpc-gateway reports for any body it could not decode, and that a
+// message that is not UTF-8 is repaired rather than answered with 500.
 func (g *Gateway) errorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+	err = validUTF8(err)
 	if st := stateOf(ctx); st != nil {
 		switch {
 		case st.tooLarge.Load():

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -44,7 +45,9 @@ func rotate(w http.ResponseWriter, r *http.Request) {
 // together.
 func jitter(d time.Duration) time.Duration {
 	r := int64(d / 10)
-	if r <= 0 {
+	if r <= 0 || d > time.Duration(math.MaxInt64-r) {
+		// Too short to spread, or so long that d+r would overflow into a
+		// negative age, which would close every connection at once.
 		return d
 	}
 	return d + time.Duration(rand.Int64N(2*r+1)-r)

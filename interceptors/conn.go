@@ -21,6 +21,9 @@ const ReasonUnknown = "unknown"
 var (
 	rotationReasons = []string{"age", "api", "admin", "signal", "peers", "fairshare", "shutdown"}
 	closeReasons    = append([]string{"client", ReasonUnknown}, rotationReasons...)
+	// refusedMaxConnections is server.RefusedMaxConnections, which this
+	// package does not import.
+	refusedMaxConnections = "max_connections"
 )
 
 // ConnMetrics turns connection events into the rotor_connection* and
@@ -47,6 +50,7 @@ type ConnMetrics struct {
 	lifetime  prometheus.Histogram
 	rpcs      prometheus.Histogram
 	rotations *prometheus.CounterVec
+	refused   *prometheus.CounterVec
 	fsPeers   prometheus.Gauge
 	fsOwn     prometheus.Gauge
 	fsMean    prometheus.Gauge
@@ -92,6 +96,10 @@ func NewConnMetrics(r prometheus.Registerer) (*ConnMetrics, error) {
 			Namespace: "rotor", Name: "rotations_total",
 			Help: "GOAWAYs sent by rotor, by reason (age, api, admin, signal, peers, shutdown).",
 		}, []string{"reason"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "rotor", Name: "connections_refused_total",
+			Help: "Client connections closed at accept, by reason (max_connections: Config.MaxConnections were open).",
+		}, []string{"reason"}),
 		fsPeers: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "rotor", Subsystem: "fairshare", Name: "peers",
 			Help: "Peers that answered the last fair-share load exchange (0: fair share is idle, age rotation only).",
@@ -115,6 +123,7 @@ func NewConnMetrics(r prometheus.Registerer) (*ConnMetrics, error) {
 	for _, reason := range closeReasons {
 		m.closed.WithLabelValues(reason)
 	}
+	m.refused.WithLabelValues(refusedMaxConnections)
 	m, err := register(r, m)
 	if err != nil {
 		return nil, fmt.Errorf("rotor/interceptors: registering the connection metrics (rotor_*): %w", err)
@@ -130,6 +139,7 @@ func (m *ConnMetrics) Describe(ch chan<- *prometheus.Desc) {
 	m.lifetime.Describe(ch)
 	m.rpcs.Describe(ch)
 	m.rotations.Describe(ch)
+	m.refused.Describe(ch)
 	m.fsPeers.Describe(ch)
 	m.fsOwn.Describe(ch)
 	m.fsMean.Describe(ch)
@@ -144,6 +154,7 @@ func (m *ConnMetrics) Collect(ch chan<- prometheus.Metric) {
 	m.lifetime.Collect(ch)
 	m.rpcs.Collect(ch)
 	m.rotations.Collect(ch)
+	m.refused.Collect(ch)
 	m.fsPeers.Collect(ch)
 	m.fsOwn.Collect(ch)
 	m.fsMean.Collect(ch)
@@ -180,6 +191,14 @@ func (m *ConnMetrics) ConnDraining(reason string) {
 func (m *ConnMetrics) ConnClosed(reason string, lifetime time.Duration, calls uint64) {
 	m.observe()
 	m.connClosed(reason, lifetime, calls)
+}
+
+// ConnRefused records a connection that rotor's Server closed as soon as
+// it accepted it, for reason (such as "max_connections"). It is part of the
+// observer rotor's Server calls (server.RefusalObserver).
+func (m *ConnMetrics) ConnRefused(reason string) {
+	m.observe()
+	m.refused.WithLabelValues(label(reason)).Inc()
 }
 
 func (m *ConnMetrics) observe() {

@@ -21,6 +21,7 @@ const (
 	DefaultShutdownDelay         = 5 * time.Second
 	DefaultDrainTimeout          = 20 * time.Second
 	DefaultRotateSpread          = 5 * time.Second
+	DefaultHandshakeTimeout      = 10 * time.Second
 	DefaultMaxRecvMsgSize        = 4 << 20
 	DefaultMaxSendMsgSize        = math.MaxInt32
 )
@@ -91,6 +92,24 @@ type Config struct {
 	// Allowed: 1 or more.
 	MaxSendMsgSize int
 
+	// HandshakeTimeout bounds how long a new connection may take to
+	// establish itself: the TLS handshake, if any, and the client's HTTP/2
+	// preface and SETTINGS (grpc-go's ConnectionTimeout). A connection that
+	// is slower is closed. It is what keeps silent or trickling connections
+	// from holding MaxConnections slots, or a drain, for long. Default 10 s
+	// (grpc-go's is 120 s): a real client sends its preface at once.
+	// Allowed: 1 s to 5 min.
+	HandshakeTimeout time.Duration
+
+	// MaxConnections caps the connections open at once on the kit's Server
+	// (New), draining ones included. A connection over the cap is closed as
+	// soon as it is accepted, before any TLS or HTTP/2, so the client's call
+	// fails with Unavailable and its next attempt (through kube-proxy or
+	// DNS) may reach another pod; the refusal is reported to a
+	// RefusalObserver. 0, the default, means no limit. Allowed: 0 or more.
+	// Options ignores it: grpc-go has no such limit.
+	MaxConnections int
+
 	// ShutdownDelay is how long the server keeps serving, already reporting
 	// NOT_SERVING, after it is told to stop and before it sends GOAWAY to its
 	// clients. Kubernetes removes a terminating pod from the Service
@@ -124,6 +143,7 @@ func DefaultConfig() Config {
 		KeepaliveTime:         DefaultKeepaliveTime,
 		KeepaliveTimeout:      DefaultKeepaliveTimeout,
 		MinPingInterval:       DefaultMinPingInterval,
+		HandshakeTimeout:      DefaultHandshakeTimeout,
 		MaxRecvMsgSize:        DefaultMaxRecvMsgSize,
 		MaxSendMsgSize:        DefaultMaxSendMsgSize,
 		ShutdownDelay:         DefaultShutdownDelay,
@@ -146,6 +166,8 @@ func (c Config) LogValue() slog.Value {
 		slog.Uint64("max_concurrent_streams", uint64(c.MaxConcurrentStreams)),
 		slog.Int("max_recv_msg_size", c.MaxRecvMsgSize),
 		slog.Int("max_send_msg_size", c.MaxSendMsgSize),
+		d("handshake_timeout", c.HandshakeTimeout),
+		slog.Int("max_connections", c.MaxConnections),
 		d("shutdown_delay", c.ShutdownDelay),
 		d("drain_timeout", c.DrainTimeout),
 		d("rotate_spread", c.RotateSpread),

@@ -111,7 +111,9 @@ func (c *conn) markReady() {
 // together.
 func jitter(d time.Duration) time.Duration {
 	r := int64(d / 10)
-	if r <= 0 {
+	if r <= 0 || d > Never-time.Duration(r) {
+		// Too short to spread, or so long that d+r would overflow into a
+		// negative age, which would rotate at once.
 		return d
 	}
 	return d + time.Duration(rand.Int64N(2*r)-r)

@@ -47,6 +47,9 @@
 //     least the grace so a shutdown never cuts what a rotation would not.
 //   - RotateSpread 5 s: on-demand rotations move clients over a few seconds
 //     rather than in one herd.
+//   - HandshakeTimeout 10 s, not grpc-go's 120 s: a real client sends its
+//     TLS hello and HTTP/2 preface at once, and a connection that does not
+//     must not hold a MaxConnections slot (or a drain) for minutes.
 //
 // # How rotation works
 //
@@ -72,6 +75,18 @@
 // drain waits until grpc-go has taken the connection, because stopping a
 // server whose connection is still in its handshake closes it without a
 // GOAWAY and fails the client's first call.
+//
+// # TLS and limits
+//
+// WithTLSFiles serves TLS, or mutual TLS with a client CA, and reloads the
+// files when they change (a Kubernetes Secret update), without a restart;
+// ClientTLS is the client side, LocalClientCredentials the same-pod gateway's.
+// Abuse limits: grpc-go's ping policy sends "too_many_pings" GOAWAYs
+// (MinPingInterval); MaxConnections refuses connections over a cap at accept,
+// before any handshake, so that clients retry elsewhere;
+// MaxConcurrentStreams and the message sizes bound what one connection may
+// ask. The admin endpoints are served only on their own, loopback-by-default
+// listener, never on the gRPC port.
 //
 // # Shutdown
 //

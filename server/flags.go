@@ -36,6 +36,8 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	})
 	fs.IntVar(&c.MaxRecvMsgSize, "max-recv-msg-size", c.MaxRecvMsgSize, "largest message accepted, in bytes")
 	fs.IntVar(&c.MaxSendMsgSize, "max-send-msg-size", c.MaxSendMsgSize, "largest message sent, in bytes")
+	dur(&c.HandshakeTimeout, "handshake-timeout", "close a new connection that has not finished its TLS and HTTP/2 handshake within this")
+	fs.IntVar(&c.MaxConnections, "max-connections", c.MaxConnections, "connections open at once; more are refused at accept (0: no limit)")
 	dur(&c.ShutdownDelay, "shutdown-delay", "keep serving this long after SIGTERM while reporting NOT_SERVING")
 	dur(&c.DrainTimeout, "drain-timeout", "time calls get to finish after the GOAWAY of a shutdown")
 	dur(&c.RotateSpread, "rotate-spread", "window over which an on-demand rotation spreads its GOAWAYs")

@@ -52,7 +52,7 @@ func (s *Server) Serve(lis net.Listener) error {
 			return err
 		}
 		backoff = 0
-		s.serveConn(rc)
+		s.serveAdmitted(rc)
 	}
 }
 

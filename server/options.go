@@ -20,6 +20,8 @@ import (
 // On-demand rotation, stream drain notices and the drain sequence need the
 // kit's Server (New). The shutdown fields of cfg are checked but otherwise
 // unused here: pair s.GracefulStop with s.Stop at cfg.DrainTimeout yourself.
+// So is MaxConnections, which the kit's accept loop enforces. For TLS, add
+// grpc.Creds(ServerTLS(…)).
 func Options(cfg Config) ([]grpc.ServerOption, error) {
 	if err := cfg.validate(false); err != nil {
 		return nil, err
@@ -50,6 +52,7 @@ func (c Config) grpcOptions(age bool) []grpc.ServerOption {
 		}),
 		grpc.MaxRecvMsgSize(c.MaxRecvMsgSize),
 		grpc.MaxSendMsgSize(c.MaxSendMsgSize),
+		grpc.ConnectionTimeout(c.HandshakeTimeout),
 	}
 	if c.MaxConcurrentStreams > 0 {
 		opts = append(opts, grpc.MaxConcurrentStreams(c.MaxConcurrentStreams))
@@ -69,6 +72,7 @@ type settings struct {
 	stream     []grpc.StreamServerInterceptor
 	reflection bool
 	observer   Observer
+	tls        tlsOptions
 
 	adminAddr     string
 	adminPublic   bool

@@ -36,6 +36,8 @@ type Server struct {
 	obs    Observer
 	health *health.Server
 	opts   []grpc.ServerOption // kit options, without the per-connection interceptors
+	tls    *certReloader       // WithTLSFiles
+	admit  admission           // MaxConnections
 
 	mu        sync.Mutex
 	services  []service
@@ -91,7 +93,11 @@ func New(opts ...Option) (*Server, error) {
 	if s.obs == nil {
 		s.obs = nopObserver{}
 	}
-	s.opts = append(set.cfg.grpcOptions(false), set.grpcOpts...)
+	s.opts = set.cfg.grpcOptions(false)
+	if err := s.setupTLS(); err != nil {
+		return nil, err
+	}
+	s.opts = append(s.opts, set.grpcOpts...)
 	if set.peerTarget != "" {
 		s.peers, _ = newPeerWatcher(set.peerTarget, set.peerInterval) // checked by validate
 	}

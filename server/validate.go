@@ -66,6 +66,12 @@ func (c Config) validate(withRotation bool) error {
 	if c.MaxSendMsgSize < 1 {
 		bad("MaxSendMsgSize", c.MaxSendMsgSize, "at least 1 byte")
 	}
+	if c.HandshakeTimeout < time.Second || c.HandshakeTimeout > 5*time.Minute {
+		bad("HandshakeTimeout", c.HandshakeTimeout, "between 1s and 5m")
+	}
+	if c.MaxConnections < 0 {
+		bad("MaxConnections", c.MaxConnections, "0 (no limit) or more")
+	}
 	if c.ShutdownDelay < 0 {
 		bad("ShutdownDelay", c.ShutdownDelay, "0 or more")
 	}
@@ -90,7 +96,7 @@ func fmtValue(v any) string {
 
 // validate checks the settings New takes beyond the Config.
 func (s settings) validate() error {
-	errs := []error{s.cfg.validate(true)}
+	errs := []error{s.cfg.validate(true), s.validateTLS()}
 	bad := func(field, value, want string) {
 		errs = append(errs, &ConfigError{Field: field, Value: value, Want: want})
 	}

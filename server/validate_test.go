@@ -32,6 +32,8 @@ func TestConfigValidate(t *testing.T) {
 		{"min ping interval too long", func(c *server.Config) { c.MinPingInterval = 2 * time.Hour }, "MinPingInterval", "between 1s and 1h"},
 		{"recv size zero", func(c *server.Config) { c.MaxRecvMsgSize = 0 }, "MaxRecvMsgSize", "at least 1 byte"},
 		{"send size negative", func(c *server.Config) { c.MaxSendMsgSize = -5 }, "MaxSendMsgSize", "at least 1 byte"},
+		{"handshake timeout zero", func(c *server.Config) { c.HandshakeTimeout = 0 }, "HandshakeTimeout", "between 1s and 5m"},
+		{"negative max connections", func(c *server.Config) { c.MaxConnections = -1 }, "MaxConnections", "0 (no limit) or more"},
 		{"negative shutdown delay", func(c *server.Config) { c.ShutdownDelay = -time.Second }, "ShutdownDelay", "0 or more"},
 		{"drain shorter than grace", func(c *server.Config) { c.DrainTimeout = 5 * time.Second }, "DrainTimeout", "at least MaxConnectionAgeGrace (10s)"},
 		{"negative drain", func(c *server.Config) { c.DrainTimeout = -1 }, "DrainTimeout", "0 or more"},

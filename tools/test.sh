@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs every check rotor's CI runs: formatting, vet, generated-code drift, buf
-# lint and the whole test suite under the race detector. The lab tests need
-# root plus iptables, conntrack, dnsmasq and nginx: as root this script
-# installs what is missing (Debian packages); elsewhere those tests skip and
-# say why.
+# lint, the whole test suite under the race detector, then 10 s of each fuzz
+# target. The lab tests need root plus iptables, conntrack, dnsmasq and nginx:
+# as root this script installs what is missing (Debian packages); elsewhere
+# those tests skip and say why.
 #
 #   tools/test.sh            # everything
 #   tools/test.sh -short     # skip the long tests (passed on to go test)
@@ -36,3 +36,10 @@ fi
 
 step "go test -race"
 go test -race -count=1 -timeout 20m "$@" ./...
+
+# Each fuzz target briefly, from its committed seeds (testdata/fuzz/<Name>);
+# an input that fails is written there, to commit with its fix. go test
+# fuzzes one target per run.
+step "fuzz"
+go test -run '^$' -fuzz '^FuzzConfig$' -fuzztime 10s ./server
+go test -run '^$' -fuzz '^FuzzGateway$' -fuzztime 10s ./gateway

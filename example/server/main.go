@@ -4,14 +4,15 @@
 // ($POD_NAME, else the host name) in the body and in the x-served-by header.
 //
 // Every flag can also be set through the environment: -max-connection-age
-// is ROTOR_MAX_CONNECTION_AGE, -grpc-addr is ROTOR_GRPC_ADDR, and so on.
-// Flags win over the environment.
+// is ROTOR_MAX_CONNECTION_AGE, -grpc-addr is ROTOR_GRPC_ADDR, -tls-cert is
+// ROTOR_TLS_CERT, and so on. Flags win over the environment.
 package main
 
 import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -44,6 +45,9 @@ func run(args []string) error {
 	peerDNS := fs.String("peer-dns", "", "headless Service name of this server's pods to watch (name, or dns://SERVER/name); when the set grows, rotate every connection over -rotate-spread")
 	peerInterval := fs.Duration("peer-interval", server.DefaultPeerInterval, "how often to resolve -peer-dns")
 	fairShare := fs.Bool("fair-share", false, "balance a ClusterIP fleet: pods above their share of connections shed the excess (needs -peer-dns)")
+	tlsCert := fs.String("tls-cert", "", "serve gRPC over TLS with this PEM certificate (chain); reloaded when the file changes")
+	tlsKey := fs.String("tls-key", "", "the PEM key of -tls-cert")
+	tlsClientCA := fs.String("tls-client-ca", "", "require client certificates signed by these PEM CAs (mutual TLS); needs -tls-cert")
 	ignoreDrain := fs.Bool("stream-ignore-drain", false, "demo: let HiStream ignore connection drains, so streams are cut at the grace")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -76,6 +80,9 @@ func run(args []string) error {
 	if *adminPublic {
 		opts = append(opts, server.WithPublicAdmin())
 	}
+	if *tlsCert != "" || *tlsKey != "" || *tlsClientCA != "" {
+		opts = append(opts, server.WithTLSFiles(*tlsCert, *tlsKey, *tlsClientCA))
+	}
 	if *peerDNS != "" {
 		opts = append(opts, server.WithPeerDNS(*peerDNS, *peerInterval))
 	}
@@ -89,15 +96,21 @@ func run(args []string) error {
 	hellov1.RegisterHelloServer(srv, &hello.Service{Name: id, IgnoreDrain: *ignoreDrain})
 	chain.InitializeMetrics(srv)
 	slog.Info("rotor example server starting", "identity", id, "grpc_addr", *grpcAddr, "http_addr", *httpAddr,
-		"admin_addr", *adminAddr, "peer_dns", *peerDNS, "fair_share", *fairShare, "config", cfg)
+		"admin_addr", *adminAddr, "peer_dns", *peerDNS, "fair_share", *fairShare, "tls", *tlsCert != "", "mtls", *tlsClientCA != "", "config", cfg)
 
 	if *httpAddr != "" {
+		// Plaintext, or TLS pinned to this server's own certificate.
+		creds, err := srv.LocalClientCredentials()
+		if err != nil {
+			return fmt.Errorf("the REST gateway cannot dial this server (-http-addr \"\" serves no gateway): %w", err)
+		}
 		gw, err := gateway.New(context.Background(), gateway.Config{
-			Fn:          hellov1.RegisterHelloHandlerFromEndpoint,
-			GrpcPort:    *grpcAddr, // ":50051" dials localhost:50051
-			HTTPAddr:    *httpAddr,
-			DialOptions: server.ClientOptions(cfg), // keepalive matched to this server's ping policy
-			OpenAPI:     proto.HelloOpenAPI,
+			Fn:                   hellov1.RegisterHelloHandlerFromEndpoint,
+			GrpcPort:             *grpcAddr, // ":50051" dials localhost:50051
+			HTTPAddr:             *httpAddr,
+			DialOptions:          server.ClientOptions(cfg), // keepalive matched to this server's ping policy
+			TransportCredentials: creds,
+			OpenAPI:              proto.HelloOpenAPI,
 		})
 		if err != nil {
 			return err

@@ -1,0 +1,79 @@
+package interceptors_test
+
+import (
+	"errors"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rotorkit/rotor/interceptors"
+	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
+	"github.com/rotorkit/rotor/server"
+)
+
+// refusedSignal passes every event to ConnMetrics and says when a refusal
+// has been recorded.
+type refusedSignal struct {
+	*interceptors.ConnMetrics
+	refused chan struct{}
+}
+
+func (r refusedSignal) ConnRefused(reason string) {
+	r.ConnMetrics.ConnRefused(reason)
+	r.refused <- struct{}{}
+}
+
+// A connection over Config.MaxConnections is refused at accept and counted
+// in rotor_connections_refused_total{reason="max_connections"}, not in the
+// opened connections.
+func TestConnMetricsRefused(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	cm, err := interceptors.NewConnMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs := refusedSignal{cm, make(chan struct{}, 1)}
+	cfg := server.DefaultConfig()
+	cfg.MaxConnections = 1
+	srv, err := server.New(server.WithConfig(cfg), server.WithObserver(obs), server.WithLogger(discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hellov1.RegisterHelloServer(srv, helloService{})
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(lis) }()
+	defer func() {
+		srv.Close()
+		if err := <-served; !errors.Is(err, server.ErrServerClosed) {
+			t.Errorf("Serve: %v", err)
+		}
+	}()
+	mustHi(t, dial(t, lis.Addr().String()))
+
+	over, err := net.Dial("tcp", lis.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer over.Close()
+	select {
+	case <-obs.refused:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the connection over the cap was not refused within 5s")
+	}
+
+	mfs := scrape(t, interceptors.MetricsHandler(reg))
+	if got := value(t, mfs, "rotor_connections_refused_total", map[string]string{"reason": "max_connections"}); got != 1 {
+		t.Errorf(`rotor_connections_refused_total{reason="max_connections"} = %v, want 1`, got)
+	}
+	if got := value(t, mfs, "rotor_connections_opened_total", nil); got != 1 {
+		t.Errorf("rotor_connections_opened_total = %v, want 1: a refused connection is not opened", got)
+	}
+}
+
+var _ server.RefusalObserver = (*interceptors.ConnMetrics)(nil)

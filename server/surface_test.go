@@ -1,0 +1,75 @@
+package server_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+
+	"github.com/rotorkit/rotor/server"
+)
+
+// TestGRPCPortServesNoAdmin: the admin endpoints live on the admin listener
+// only. On the gRPC port, neither an HTTP/1.1 request nor an HTTP/2 one
+// (plain or with gRPC's content type) for /rotate, /stats or /metrics gets a
+// 2xx or rotates anything.
+func TestGRPCPortServesNoAdmin(t *testing.T) {
+	ev := newEvents()
+	addr, srv := start(t, svc("a"), server.WithObserver(ev), server.WithAdminHandler("GET /metrics", http.NotFoundHandler()))
+	h2c := &http.Client{Transport: &http2.Transport{
+		AllowHTTP: true,
+		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+			return new(net.Dialer).DialContext(ctx, network, addr)
+		},
+	}}
+	for _, c := range []struct {
+		name   string
+		client *http.Client
+		ctype  string
+	}{{"h2c", h2c, ""}, {"h2c as gRPC", h2c, "application/grpc"}} {
+		for _, path := range []string{"/rotate", "/stats", "/metrics"} {
+			req, err := http.NewRequest("POST", "http://"+addr+path, strings.NewReader(""))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.ctype != "" {
+				req.Header.Set("Content-Type", c.ctype)
+			}
+			resp, err := c.client.Do(req)
+			if err != nil {
+				continue // refused outright
+			}
+			resp.Body.Close()
+			if resp.StatusCode/100 == 2 && resp.Header.Get("Grpc-Status") == "" && resp.Trailer.Get("Grpc-Status") == "" {
+				t.Errorf("%s POST %s on the gRPC port: %d without a gRPC status", c.name, path, resp.StatusCode)
+			}
+			if s := resp.Header.Get("Grpc-Status") + resp.Trailer.Get("Grpc-Status"); s == "0" {
+				t.Errorf("%s POST %s on the gRPC port: gRPC status OK", c.name, path)
+			}
+		}
+	}
+	// HTTP/1.1: grpc-go answers with its HTTP/2 SETTINGS, which is no
+	// HTTP/1.1 response.
+	for _, path := range []string{"/rotate", "/stats", "/metrics"} {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: rotor\r\nContent-Length: 0\r\n\r\n", path)
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err == nil {
+			t.Errorf("HTTP/1.1 POST %s on the gRPC port: %s", path, resp.Status)
+		}
+		c.Close()
+	}
+	if st := srv.Stats(); st.Draining != 0 || ev.drained("admin") != 0 {
+		t.Errorf("after admin requests on the gRPC port: %+v, %d admin rotations; want none", st, ev.drained("admin"))
+	}
+}
