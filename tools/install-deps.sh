@@ -1,9 +1,29 @@
 #!/usr/bin/env bash
 # Installs what rotor's tests use and a fresh Debian machine lacks: the lab's
-# iptables, conntrack, dnsmasq and nginx, and curl. Needs root (apt-get);
-# without root it only reports what is missing, and the tests that need it
-# skip with that message.
+# iptables, conntrack, dnsmasq and nginx; curl; and the interop clients'
+# runtimes (example/interop): Node.js with npm, and Python's grpcio. Needs
+# root (apt-get); without root it only reports what is missing, and the tests
+# that need it skip with that message. As root, once everything is in place,
+# it leaves the stamp .cache/install-deps-root, which tells the interop tests
+# that a missing runtime is a failure, not a reason to skip.
+#
+# It then installs the grpc-js client's packages (npm ci, from
+# example/interop/node/package-lock.json) when npm is there, and builds
+# grpcurl from tools/go.mod.
 set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# python_grpc: Debian's python3, where python3-grpcio installs, or the
+# python3 on PATH, imports grpc. The interop test looks in the same order.
+python_grpc() {
+	local py
+	for py in /usr/bin/python3 python3; do
+		if command -v "$py" >/dev/null && "$py" -c 'import grpc' 2>/dev/null; then
+			return 0
+		fi
+	done
+	return 1
+}
 
 need=()
 command -v iptables-restore >/dev/null || need+=(iptables)
@@ -12,29 +32,59 @@ command -v dnsmasq >/dev/null || [ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq-base
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)
 command -v curl >/dev/null || need+=(curl)
 command -v ip >/dev/null || need+=(iproute2)
+command -v node >/dev/null || need+=(nodejs)
+command -v npm >/dev/null || need+=(npm)
+python_grpc || need+=(python3-grpcio)
 
+install() {
+	echo "installing ${need[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	# The tests start their own dnsmasq and nginx inside network namespaces;
+	# keep the packages from starting system-wide daemons on install.
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+		chmod +x /usr/sbin/policy-rc.d
+		trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+	fi
+	# Another apt may hold the lock for a while on a fresh machine.
+	for i in $(seq 1 60); do
+		if apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need[@]}"; then
+			return 0
+		fi
+		echo "apt-get failed (attempt $i); retrying in 5 s"; sleep 5
+	done
+	echo "could not install ${need[*]}"; exit 1
+}
+
+root=false
+[ "$(id -u)" -eq 0 ] && root=true
 if [ ${#need[@]} -eq 0 ]; then
 	echo "all test dependencies present"
-	exit 0
-fi
-if [ "$(id -u)" -ne 0 ]; then
+elif $root; then
+	install
+	hash -r
+else
 	echo "missing ${need[*]}; not root, so the tests that need them will skip"
-	exit 0
 fi
-echo "installing ${need[*]}"
-export DEBIAN_FRONTEND=noninteractive
-# The tests start their own dnsmasq and nginx inside network namespaces; keep
-# the packages from starting system-wide daemons on install.
-if [ ! -e /usr/sbin/policy-rc.d ]; then
-	printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
-	chmod +x /usr/sbin/policy-rc.d
-	trap 'rm -f /usr/sbin/policy-rc.d' EXIT
-fi
-# Another apt may hold the lock for a while on a fresh machine.
-for i in $(seq 1 60); do
-	if apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need[@]}"; then
-		exit 0
+
+# The grpc-js client's packages. npm ci rewrites node_modules/.package-lock.json,
+# so a node_modules at least as new as the lock file is up to date (the
+# interop test reads it the same way).
+node_dir=example/interop/node
+if command -v npm >/dev/null; then
+	if [ ! -e "$node_dir/node_modules/.package-lock.json" ] || [ "$node_dir/package-lock.json" -nt "$node_dir/node_modules/.package-lock.json" ]; then
+		echo "npm ci in $node_dir"
+		(cd "$node_dir" && npm ci --no-audit --no-fund --loglevel=error)
 	fi
-	echo "apt-get failed (attempt $i); retrying in 5 s"; sleep 5
-done
-echo "could not install ${need[*]}"; exit 1
+fi
+
+# grpcurl, pinned in tools/go.mod, for the interop tests: build it now (go
+# caches the binary) so that a test does not spend a cold build's minute.
+if command -v go >/dev/null; then
+	go tool -modfile=tools/go.mod -n grpcurl >/dev/null
+fi
+
+if $root; then
+	mkdir -p .cache
+	echo "tools/install-deps.sh ran as root on $(date -u +%FT%TZ)" > .cache/install-deps-root
+fi
