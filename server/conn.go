@@ -199,8 +199,17 @@ func (c *conn) onClosed() {
 
 func (c *conn) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 	if info.FullMethod == loadMethod {
-		c.internal.Store(true)
+		// Only a connection that carries nothing but load queries is a
+		// peer's; a client asking for load keeps being a client.
+		if c.calls.Load() == 0 {
+			c.internal.Store(true)
+		}
 		return h(ctx, req)
+	}
+	if c.internal.Load() {
+		// A client's own call: a connection that also asks for load is not
+		// a peer's, and must not escape rotation.
+		c.internal.Store(false)
 	}
 	c.calls.Add(1)
 	c.srv.calls.Add(1)
@@ -208,6 +217,9 @@ func (c *conn) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h
 }
 
 func (c *conn) stream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	if c.internal.Load() {
+		c.internal.Store(false)
+	}
 	c.calls.Add(1)
 	c.srv.calls.Add(1)
 	return h(srv, &connStream{ServerStream: ss, ctx: context.WithValue(ss.Context(), connKey{}, c)})

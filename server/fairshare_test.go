@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
+	fairsharev1 "github.com/rotorkit/rotor/proto/gen/rotor/fairshare/v1"
 	"github.com/rotorkit/rotor/server"
 )
 
@@ -109,5 +110,23 @@ func TestFairShareNeedsPeers(t *testing.T) {
 	_, err = server.New(server.WithPeerDNS("pods", 0), server.WithFairShare(server.FairShare{Interval: time.Second, Cooldown: time.Millisecond}))
 	if err == nil || !strings.Contains(err.Error(), "FairShare.Cooldown") {
 		t.Fatalf("Cooldown below Interval: %v; want an error naming FairShare.Cooldown", err)
+	}
+}
+
+// A client cannot exempt its connection from rotation by asking for load.
+func TestLoadQueryDoesNotExemptAClient(t *testing.T) {
+	dns := startDNS(t, "pods.test", "127.0.0.1")
+	cfg := noAge()
+	addr, srv := start(t, svc("a"), server.WithConfig(cfg),
+		server.WithPeerDNS("dns://"+dns.addr()+"/pods.test", time.Second), server.WithFairShare(server.FairShare{}))
+	cc := clientConn(t, addr, cfg)
+	if _, err := hellov1.NewHelloClient(cc).Hi(context.Background(), &hellov1.HiRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fairsharev1.NewLoadServiceClient(cc).GetLoad(context.Background(), &fairsharev1.GetLoadRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := srv.Rotate(context.Background(), server.RotateOptions{}); n != 1 || err != nil {
+		t.Fatalf("Rotate() = %d, %v; want the client's connection rotated although it asked for load", n, err)
 	}
 }
