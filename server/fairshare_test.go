@@ -126,7 +126,7 @@ func TestLoadQueryDoesNotExemptAClient(t *testing.T) {
 	if _, err := fairsharev1.NewLoadServiceClient(cc).GetLoad(context.Background(), &fairsharev1.GetLoadRequest{}); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := srv.Rotate(context.Background(), server.RotateOptions{}); n != 1 || err != nil {
+	if n, err := srv.Rotate(context.Background(), server.RotateOptions{MinAge: -1}); n != 1 || err != nil {
 		t.Fatalf("Rotate() = %d, %v; want the client's connection rotated although it asked for load", n, err)
 	}
 }

@@ -23,10 +23,21 @@ type RotateOptions struct {
 	Spread time.Duration
 	// Reason is recorded in metrics and logs. Empty means ReasonAPI.
 	Reason Reason
+	// MinAge leaves alone connections younger than this: they were just
+	// placed by a fresh pick (kube-proxy or DNS), so moving them gains
+	// nothing, and a GOAWAY right after a reconnect can fail a call in
+	// clients that retry a refused call only once (grpc-js). 0 means
+	// DefaultRotateMinAge; negative rotates connections of any age.
+	MinAge time.Duration
 }
 
+// DefaultRotateMinAge is the youngest a connection may be for Rotate to
+// choose it, unless RotateOptions.MinAge says otherwise.
+const DefaultRotateMinAge = time.Second
+
 // Rotate sends GOAWAY to some of the client connections open when it is
-// called (peers' fair-share load queries excepted), oldest first, spread over o.Spread, and returns how many it rotated once
+// called (peers' fair-share load queries and connections younger than
+// MinAge excepted), oldest first, spread over o.Spread, and returns how many it rotated once
 // the last GOAWAY is sent. Clients move their new calls to a fresh connection
 // at once (through kube-proxy or DNS, so possibly another pod); calls in
 // flight finish within MaxConnectionAgeGrace. Connections already draining are
@@ -45,8 +56,15 @@ func (s *Server) Rotate(ctx context.Context, o RotateOptions) (int, error) {
 	if o.Reason == "" {
 		o.Reason = ReasonAPI
 	}
+	minAge := o.MinAge
+	if minAge == 0 {
+		minAge = DefaultRotateMinAge
+	}
+	now := time.Now()
 	conns := s.snapshot()
-	conns = slices.DeleteFunc(conns, func(c *conn) bool { return c.isDraining() || c.internal.Load() })
+	conns = slices.DeleteFunc(conns, func(c *conn) bool {
+		return c.isDraining() || c.internal.Load() || now.Sub(c.opened) < minAge
+	})
 	slices.SortFunc(conns, func(a, b *conn) int { return a.opened.Compare(b.opened) })
 	n := len(conns)
 	switch {

@@ -77,6 +77,8 @@ func TestAdminRotateUnderLoad(t *testing.T) {
 	l := startLoad(clients)
 	ev.waitFor(t, 10*time.Second, "4 connections", func() bool { return ev.open() == 4 })
 
+	// POST /rotate leaves connections younger than 1 s alone.
+	time.Sleep(server.DefaultRotateMinAge)
 	admin := httptest.NewServer(srv.AdminHandler())
 	defer admin.Close()
 	resp, err := http.Post(admin.URL+"/rotate?spread=400ms", "", nil)
@@ -116,14 +118,14 @@ func TestRotateFractionCountSpread(t *testing.T) {
 		}
 	}
 	ctx := context.Background()
-	if n, err := srv.Rotate(ctx, server.RotateOptions{Fraction: 0.5}); n != 2 || err != nil {
+	if n, err := srv.Rotate(ctx, server.RotateOptions{Fraction: 0.5, MinAge: -1}); n != 2 || err != nil {
 		t.Fatalf("Rotate(fraction 0.5 of 4) = %d, %v; want 2", n, err)
 	}
-	if n, err := srv.Rotate(ctx, server.RotateOptions{Count: 1}); n != 1 || err != nil {
+	if n, err := srv.Rotate(ctx, server.RotateOptions{Count: 1, MinAge: -1}); n != 1 || err != nil {
 		t.Fatalf("Rotate(count 1) = %d, %v; want 1", n, err)
 	}
 	begin := time.Now()
-	if n, err := srv.Rotate(ctx, server.RotateOptions{Spread: 600 * time.Millisecond}); n < 1 || err != nil {
+	if n, err := srv.Rotate(ctx, server.RotateOptions{Spread: 600 * time.Millisecond, MinAge: -1}); n < 1 || err != nil {
 		t.Fatalf("Rotate(all) = %d, %v; want the remaining connections", n, err)
 	}
 	if ev.drained("api") < 4 {
@@ -148,7 +150,7 @@ func TestRotateSpreadsOverWindow(t *testing.T) {
 		}
 	}
 	begin := time.Now()
-	n, err := srv.Rotate(context.Background(), server.RotateOptions{Spread: 800 * time.Millisecond})
+	n, err := srv.Rotate(context.Background(), server.RotateOptions{Spread: 800 * time.Millisecond, MinAge: -1})
 	if n != 3 || err != nil {
 		t.Fatalf("Rotate = %d, %v; want 3", n, err)
 	}
@@ -247,7 +249,7 @@ func TestThousandRotationsLeakNoGoroutine(t *testing.T) {
 		return ev.opened
 	}
 	for i := range 1000 {
-		if _, err := srv.Rotate(context.Background(), server.RotateOptions{}); err != nil {
+		if _, err := srv.Rotate(context.Background(), server.RotateOptions{MinAge: -1}); err != nil {
 			t.Fatal(err)
 		}
 		// Calls keep working while the client moves to its next connection.
@@ -287,8 +289,25 @@ func TestHangupRotates(t *testing.T) {
 	if _, err := client.Hi(context.Background(), &hellov1.HiRequest{}); err != nil {
 		t.Fatal(err)
 	}
+	time.Sleep(server.DefaultRotateMinAge) // rotations leave younger connections alone
 	if err := syscall.Kill(syscall.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	ev.waitFor(t, 5*time.Second, "a rotation for reason signal", func() bool { return ev.drained("signal") == 1 })
+}
+
+// Rotate leaves young connections alone: they were just placed, and a GOAWAY
+// right after a reconnect can fail calls of clients that retry only once.
+func TestRotateSkipsYoungConnections(t *testing.T) {
+	cfg := noAge()
+	addr, srv := start(t, svc("a"), server.WithConfig(cfg))
+	if _, err := dial(t, addr, cfg).Hi(context.Background(), &hellov1.HiRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := srv.Rotate(context.Background(), server.RotateOptions{}); n != 0 || err != nil {
+		t.Fatalf("Rotate() of a fresh connection = %d, %v; want 0 with the default MinAge", n, err)
+	}
+	if n, err := srv.Rotate(context.Background(), server.RotateOptions{MinAge: -1}); n != 1 || err != nil {
+		t.Fatalf("Rotate(MinAge -1) = %d, %v; want 1", n, err)
+	}
 }
