@@ -1,0 +1,175 @@
+package k8s
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+)
+
+// TestServerRunsWithManifestArgs runs the example server with the server
+// Deployment's own arguments and environment (listen addresses moved to
+// loopback ports, the peer watcher pointed at a loopback address, the
+// downward API and the Secret filled in): it must start,
+// answer the gRPC health check the probes make with SERVING, turn
+// NOT_SERVING as soon as it gets SIGTERM (so readiness fails and the pod
+// leaves the endpoints), and exit within the pod's
+// terminationGracePeriodSeconds.
+func TestServerRunsWithManifestArgs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: the shutdown takes the manifest's -shutdown-delay")
+	}
+	b, err := decode(readManifests(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := b.deployment("hello-server")
+	if d == nil {
+		t.Fatal("no Deployment hello-server")
+	}
+	ct := d.Spec.Template.Spec.Containers[0]
+	addrs := map[string]string{}
+	var args []string
+	for _, a := range ct.Args {
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		switch name {
+		case "grpc-addr", "http-addr", "admin-addr":
+			addrs[name] = freePort(t)
+			a = "-" + name + "=" + addrs[name]
+		case "peer-dns":
+			// Ask a loopback address where no DNS server listens, so that the
+			// peer watcher's lookups stay on this machine (and fail).
+			_, v, _ := strings.Cut(a, "=")
+			a = "-peer-dns=dns://" + freePort(t) + "/" + v
+		}
+		args = append(args, a)
+	}
+	env := os.Environ()
+	for _, e := range ct.Env {
+		switch {
+		case e.ValueFrom == nil:
+			env = append(env, e.Name+"="+e.Value)
+		case e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.name":
+			env = append(env, e.Name+"=hello-server-test")
+		case e.ValueFrom.SecretKeyRef != nil:
+			env = append(env, e.Name+"=test-secret")
+		default:
+			t.Fatalf("env %s: a source this test cannot fill: %+v", e.Name, e.ValueFrom)
+		}
+	}
+	cmd := exec.Command(serverBinary, args...)
+	cmd.Env = env
+	var log syncBuffer
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		if t.Failed() {
+			t.Logf("server log:\n%s", log.String())
+		}
+	})
+
+	// Ready once the admin endpoint answers; POST /rotate wants the token.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addrs["admin-addr"] + "/stats")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the server did not come up with the manifest's arguments %q: %v", args, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	resp, err := http.Post("http://"+addrs["admin-addr"]+"/rotate", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("POST /rotate without the token: %d, want 401", resp.StatusCode)
+	}
+
+	cc, err := grpc.NewClient(addrs["grpc-addr"], grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	health := healthpb.NewHealthClient(cc)
+	check := func() healthpb.HealthCheckResponse_ServingStatus {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		r, err := health.Check(ctx, &healthpb.HealthCheckRequest{}) // what a grpc: probe with no service asks
+		if err != nil {
+			return healthpb.HealthCheckResponse_UNKNOWN
+		}
+		return r.GetStatus()
+	}
+	if s := check(); s != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("health check = %v, want SERVING", s)
+	}
+
+	begin := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for s := check(); s == healthpb.HealthCheckResponse_SERVING; s = check() {
+		if time.Since(begin) > 2*time.Second {
+			t.Fatal("still SERVING 2 s after SIGTERM: readiness would keep the pod in the endpoints")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	grace := time.Duration(ptrValue(d.Spec.Template.Spec.TerminationGracePeriodSeconds, 30)) * time.Second
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("exit after SIGTERM: %v, want status 0", err)
+		}
+		t.Logf("NOT_SERVING at once, exited %v after SIGTERM; terminationGracePeriodSeconds is %v", time.Since(begin).Round(time.Millisecond), grace)
+	case <-time.After(grace):
+		t.Fatalf("still running %v after SIGTERM: the kubelet would have killed it", grace)
+	}
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// syncBuffer collects a process's output.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
