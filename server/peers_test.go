@@ -39,7 +39,7 @@ func TestPeerWatcherRotatesOnGrowth(t *testing.T) {
 	if n := ev.drained("peers"); n != 0 {
 		t.Fatalf("%d connections rotated when a peer left, want 0", n)
 	}
-	time.Sleep(server.DefaultRotateMinAge) // rotations leave younger connections alone
+	time.Sleep(server.DefaultRotateMinAge)               // rotations leave younger connections alone
 	dns.set("198.18.0.10", "198.18.0.12", "198.18.0.13") // scale-up
 	ev.waitFor(t, 5*time.Second, "3 connections rotated for reason peers", func() bool { return ev.drained("peers") == 3 })
 }
