@@ -1,6 +1,6 @@
 module github.com/rotorkit/rotor
 
-go 1.26.8
+go 1.26.0
 
 require (
 	github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus v1.1.1
