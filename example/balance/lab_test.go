@@ -1,0 +1,196 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rotorkit/rotor/internal/kubelab"
+)
+
+// The test binary doubles as the load generator: runScenario starts it in
+// the lab's client namespace with ROTOR_BALANCE_ROLE=load.
+func TestMain(m *testing.M) {
+	if os.Getenv(roleEnv) == "load" {
+		os.Exit(loadMain())
+	}
+	code := m.Run()
+	if serverBuild.dir != "" {
+		os.RemoveAll(serverBuild.dir)
+	}
+	os.Exit(code)
+}
+
+var serverBuild struct {
+	once sync.Once
+	dir  string
+	bin  string
+	err  error
+}
+
+// labBinaries skips unless the host can run the lab, and builds the example
+// server once per test run.
+func labBinaries(t *testing.T) binaries {
+	t.Helper()
+	if err := kubelab.Available(); err != nil {
+		t.Skip(err)
+	}
+	serverBuild.once.Do(func() {
+		serverBuild.dir, serverBuild.err = os.MkdirTemp("", "rotor-balance-test-")
+		if serverBuild.err == nil {
+			serverBuild.bin, serverBuild.err = buildServer(context.Background(), serverBuild.dir)
+		}
+	})
+	if serverBuild.err != nil {
+		t.Fatal(serverBuild.err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return binaries{server: serverBuild.bin, load: exe}
+}
+
+// runShort runs a scenario in a mode with the -short parameters and checks
+// that the lab left nothing behind.
+func runShort(t *testing.T, scenarioName, modeName string) run {
+	t.Helper()
+	bins := labBinaries(t)
+	sc, ok := findScenario(scenarioName)
+	if !ok {
+		t.Fatalf("no scenario %q", scenarioName)
+	}
+	m, ok := findMode(modeName)
+	if !ok {
+		t.Fatalf("no mode %q", modeName)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	r, err := runScenario(ctx, sc, m, defaultParams(true), bins, func(s string) { t.Log(s) })
+	if r.LabPrefix != "" {
+		checkNoLeftovers(t, r)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(summaryLine(r))
+	return r
+}
+
+// checkNoLeftovers fails the test if a namespace of the run's lab or one of
+// its processes (servers, load generator) is still there.
+func checkNoLeftovers(t *testing.T, r run) {
+	t.Helper()
+	entries, err := os.ReadDir("/run/netns")
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), r.LabPrefix) {
+			t.Errorf("namespace %s is left after the run", e.Name())
+		}
+	}
+	if out, err := exec.Command("ip", "netns", "list").Output(); err == nil && strings.Contains(string(out), r.LabPrefix) {
+		t.Errorf("ip netns list still shows the lab %s:\n%s", r.LabPrefix, out)
+	}
+	if _, err := os.Stat(filepath.Join(os.TempDir(), r.LabPrefix)); err == nil {
+		t.Errorf("lab directory %s is left after the run", filepath.Join(os.TempDir(), r.LabPrefix))
+	}
+	for _, pid := range r.pids {
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
+			t.Errorf("process %d of the run is still there", pid)
+		}
+	}
+	stale, err := kubelab.Leftovers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range stale {
+		if strings.HasPrefix(name, r.LabPrefix) {
+			t.Errorf("kubelab.Leftovers reports %s", name)
+		}
+	}
+}
+
+func newPods(r run) []string {
+	var names []string
+	for _, p := range r.Pods {
+		if p.New {
+			names = append(names, p.Name)
+		}
+	}
+	return names
+}
+
+// checkSeed asserts what a 2 → 5 scale-up must always show: without
+// rotation the new pods get no call at all (conntrack, or the DNS client's
+// resolved set, pins every connection to the old pods); with age rotation
+// they get calls and no call fails.
+func checkSeed(t *testing.T, r run, mode string) {
+	t.Helper()
+	if got := len(newPods(r)); got != 3 {
+		t.Fatalf("the run started %d new pods, want 3 (pods %+v)", got, r.Pods)
+	}
+	if r.Summary.Calls == 0 {
+		t.Fatal("no call succeeded")
+	}
+	switch mode {
+	case "none":
+		if r.Summary.NewPodCalls != 0 {
+			t.Errorf("without rotation the new pods got %d calls after the scale event, want 0 (per pod: %v)",
+				r.Summary.NewPodCalls, r.Summary.PerPod)
+		}
+	case "age":
+		if r.Summary.NewPodCalls == 0 {
+			t.Errorf("with age rotation the new pods got no calls (per pod: %v)", r.Summary.PerPod)
+		}
+		if r.Summary.Failed != 0 {
+			t.Errorf("with age rotation %d calls failed, want 0: %v", r.Summary.Failed, r.Summary.FailedByCode)
+		}
+	}
+}
+
+func TestSeedClusterIP(t *testing.T) {
+	labBinaries(t)
+	for _, mode := range []string{"none", "age"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			checkSeed(t, runShort(t, "seed-clusterip", mode), mode)
+		})
+	}
+}
+
+func TestSeedHeadless(t *testing.T) {
+	labBinaries(t)
+	for _, mode := range []string{"none", "age"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			checkSeed(t, runShort(t, "seed-headless", mode), mode)
+		})
+	}
+}
+
+// TestRollingRestart replaces every pod under load: with rotor's drain
+// sequence (endpoint removed, NOT_SERVING, shutdown delay, GOAWAY, drain)
+// no call may fail.
+func TestRollingRestart(t *testing.T) {
+	r := runShort(t, "rolling-restart", "age")
+	if n := len(r.Events); n != 5 {
+		t.Fatalf("%d replacements, want 5", n)
+	}
+	if got := len(newPods(r)); got != 5 {
+		t.Fatalf("%d replacement pods, want 5", got)
+	}
+	if r.Summary.NewPodCalls == 0 {
+		t.Fatal("the replacement pods got no calls: the run did not exercise the restart")
+	}
+	if r.Summary.Failed != 0 {
+		t.Errorf("%d calls failed during the rolling restart, want 0: %v", r.Summary.Failed, r.Summary.FailedByCode)
+	}
+}

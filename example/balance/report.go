@@ -1,0 +1,153 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// result is everything one invocation measured; it is result.json.
+type result struct {
+	Started  time.Time       `json:"started"`
+	Host     string          `json:"host"`
+	Params   params          `json:"params"`
+	Runs     []run           `json:"runs,omitempty"`
+	Overhead *overheadResult `json:"overhead,omitempty"`
+}
+
+// shortName is how tables and plots name the i-th pod of a run: p0, p1, …
+// in creation order, with a star for the pods the scenario started.
+func shortName(i int, p podInfo) string {
+	if p.New {
+		return fmt.Sprintf("p%d*", i)
+	}
+	return fmt.Sprintf("p%d", i)
+}
+
+func fmtSecs(p *float64) string {
+	if p == nil {
+		return "never"
+	}
+	return fmt.Sprintf("%.1fs", *p)
+}
+
+// writeTable prints the runs and the overhead benchmark.
+func writeTable(w io.Writer, res *result) {
+	if len(res.Runs) > 0 {
+		p := res.Params
+		fmt.Fprintf(w, "Balance in the kube-proxy lab: %d client connections, %.0f calls/s, %s per run, scale event at %s.\n",
+			p.Conns, p.Rate, p.Duration, p.ScaleAt)
+		fmt.Fprintf(w, "Modes: none = no rotation; age = max-connection-age %s; peers = age %s + peer watcher (interval %s, spread %s). Grace %s, shutdown delay %s, drain timeout %s.\n",
+			p.Age, p.PeerAge, p.PeerInterval, p.Spread, p.Grace, p.ShutdownDelay, p.DrainTimeout)
+		if p.DNSMinInterval > 0 {
+			fmt.Fprintf(w, "Clients re-resolve dns:/// targets at most every %s (grpc-go's default floor is 30s).\n", p.DNSMinInterval)
+		}
+		fmt.Fprintf(w, "new share: the new pods' share of the calls in the windows 0-5, 5-10, 10-20 s and 20 s-end after the scale event (fair: 3/5 = 0.60).\n")
+		fmt.Fprintf(w, "missed: call slots the load generator skipped because it was stalled for over a second (a busy machine), not failures.\n")
+		fmt.Fprintf(w, "to fair: time after the scale event until the new pods' trailing 5 s (1 s) share is >= 0.8 x fair for good. imbalance: max/mean calls per pod over the last 30 s (since the last event if later).\n\n")
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "scenario\tmode\tcalls\tfailed\tmissed\tnew share\tto fair 5s\t(1s)\timbalance\tconns\tp50 ms\tp99 ms\t")
+		for _, r := range res.Runs {
+			if r.Skipped != "" || r.Error != "" {
+				why := r.Skipped
+				if r.Error != "" {
+					why = "FAILED: " + firstLine(r.Error)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t\t\t\t\t\t\t\t\t\t\n", r.Scenario, r.Mode, why)
+				continue
+			}
+			s := r.Summary
+			shares := "-"
+			if len(s.NewShare) > 0 {
+				var parts []string
+				for _, win := range s.NewShare {
+					parts = append(parts, fmt.Sprintf("%.2f", win.Share))
+				}
+				shares = strings.Join(parts, "/")
+			}
+			toFair, toFair1 := "-", "-"
+			if s.FairShare > 0 {
+				toFair, toFair1 = fmtSecs(s.TimeToFair), "("+fmtSecs(s.TimeToFair1s)+")"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\t%s\t%s\t%.2f\t%d\t%.2f\t%.2f\t\n",
+				r.Scenario, r.Mode, s.Calls, failedText(s), s.Missed, shares, toFair, toFair1, s.Imbalance, s.Dials, s.P50Ms, s.P99Ms)
+		}
+		tw.Flush()
+
+		fmt.Fprintln(w, "\nCalls per pod (p0, p1, … in creation order; * = started by the scenario):")
+		for _, r := range res.Runs {
+			if r.Skipped != "" || r.Error != "" {
+				continue
+			}
+			var parts []string
+			for i, p := range r.Pods {
+				parts = append(parts, fmt.Sprintf("%s %d", shortName(i, p), r.Summary.PerPod[p.Name]))
+			}
+			fmt.Fprintf(w, "  %-26s %s\n", r.Scenario+"/"+r.Mode+":", strings.Join(parts, ", "))
+		}
+		fmt.Fprintln(w, "\nSummary:")
+		for _, r := range res.Runs {
+			fmt.Fprintf(w, "  %s\n", summaryLine(r))
+		}
+	}
+	if o := res.Overhead; o != nil {
+		if len(res.Runs) > 0 {
+			fmt.Fprintln(w)
+		}
+		writeOverhead(w, o)
+	}
+}
+
+func failedText(s summary) string {
+	if s.Failed == 0 {
+		return "0"
+	}
+	var parts []string
+	for _, code := range slices.Sorted(maps.Keys(s.FailedByCode)) {
+		parts = append(parts, fmt.Sprintf("%s %d", code, s.FailedByCode[code]))
+	}
+	return fmt.Sprintf("%d (%s)", s.Failed, strings.Join(parts, ", "))
+}
+
+// summaryLine is one run in one sentence.
+func summaryLine(r run) string {
+	name := r.Scenario + "/" + r.Mode
+	switch {
+	case r.Skipped != "":
+		return name + ": skipped: " + r.Skipped
+	case r.Error != "":
+		return name + ": FAILED: " + firstLine(r.Error)
+	}
+	s := r.Summary
+	line := fmt.Sprintf("%s: %d calls, %s failed", name, s.Calls, failedText(s))
+	if s.Missed > 0 {
+		line += fmt.Sprintf(", %d missed", s.Missed)
+	}
+	if s.FairShare > 0 {
+		line += fmt.Sprintf("; new pods %d calls", s.NewPodCalls)
+		if n := len(s.NewShare); n > 0 {
+			w := s.NewShare[n-1]
+			line += fmt.Sprintf(", %.0f%% of the calls %s after the scale event", 100*w.Share, w.label())
+		}
+		line += fmt.Sprintf(" (fair %.0f%%), fair share after %s", 100*s.FairShare, fmtSecs(s.TimeToFair))
+	}
+	return line + fmt.Sprintf("; imbalance %.2f over the last %d s; %d connections; p50 %.2f ms, p99 %.2f ms (host load %.1f)",
+		s.Imbalance, s.ImbalanceSeconds, s.Dials, s.P50Ms, s.P99Ms, r.LoadAvg)
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
+
+// label names the window, such as "5-10 s" or "20 s-end".
+func (w window) label() string {
+	if w.To < 0 {
+		return fmt.Sprintf("%d s-end", w.From)
+	}
+	return fmt.Sprintf("%d-%d s", w.From, w.To)
+}

@@ -1,0 +1,399 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rotorkit/rotor/internal/kubelab"
+)
+
+// grpcPort is the port of the lab's Services and of every pod.
+const grpcPort = 50051
+
+// headlessFloor is how long a headless run lasts at least: grpc-go's DNS
+// resolver re-resolves at most once per 30 s after its first answer, so a
+// shorter run cannot show a new pod to a DNS client whatever the server does.
+const headlessFloor = 36 * time.Second
+
+// params are the knobs of a run, from the command line.
+type params struct {
+	Short    bool          `json:"short"`
+	Duration time.Duration `json:"duration"`
+	ScaleAt  time.Duration `json:"scale_at"`
+	Rate     float64       `json:"rate"`
+	Conns    int           `json:"conns"`
+
+	// Server settings of the modes.
+	Age           time.Duration `json:"age"`            // mode age
+	Grace         time.Duration `json:"grace"`          // every mode
+	PeerAge       time.Duration `json:"peer_age"`       // mode peers: a long age, so only the watcher rotates
+	PeerInterval  time.Duration `json:"peer_interval"`  // mode peers
+	Spread        time.Duration `json:"spread"`         // mode peers
+	ShutdownDelay time.Duration `json:"shutdown_delay"` // every mode
+	DrainTimeout  time.Duration `json:"drain_timeout"`  // every mode
+	CallTimeout   time.Duration `json:"call_timeout"`
+	// DNSMinInterval replaces grpc-go's 30 s floor between re-resolutions
+	// in the clients when positive (a client-side experiment).
+	DNSMinInterval time.Duration `json:"dns_min_interval,omitempty"`
+
+	// LogsDir, when set, receives a copy of every pod's log (and dnsmasq's
+	// and nginx's) in a directory per run, before the lab is removed.
+	LogsDir string `json:"-"`
+}
+
+func defaultParams(short bool) params {
+	if short {
+		return params{
+			Short: true, Duration: 15 * time.Second, ScaleAt: 5 * time.Second, Rate: 200, Conns: 20,
+			Age: 2 * time.Second, Grace: time.Second, PeerAge: 5 * time.Minute, PeerInterval: time.Second,
+			Spread: time.Second, ShutdownDelay: time.Second, DrainTimeout: 5 * time.Second,
+			// Tests assert that no call fails; on a CI machine busy with other
+			// work a call can stall for seconds without anything being wrong.
+			CallTimeout: 30 * time.Second,
+		}
+	}
+	return params{
+		Duration: 70 * time.Second, ScaleAt: 15 * time.Second, Rate: 1000, Conns: 20,
+		Age: 10 * time.Second, Grace: 5 * time.Second, PeerAge: 5 * time.Minute, PeerInterval: time.Second,
+		Spread: 2 * time.Second, ShutdownDelay: 2 * time.Second, DrainTimeout: 10 * time.Second, CallTimeout: 5 * time.Second,
+	}
+}
+
+// terminationGrace is the lab's terminationGracePeriodSeconds: the server's
+// ShutdownDelay + DrainTimeout and a margin, as the kit's docs ask.
+func (p params) terminationGrace() time.Duration {
+	return p.ShutdownDelay + p.DrainTimeout + 3*time.Second
+}
+
+// A service is how the clients reach the pods.
+type service string
+
+const (
+	viaClusterIP service = "clusterip" // kube-proxy iptables, per connection
+	viaHeadless  service = "headless"  // dns:/// + round_robin, one connection per pod
+	viaL7        service = "l7"        // nginx grpc_pass, per request
+)
+
+// A scenario is a sequence of changes to the lab's pods under load.
+type scenario struct {
+	name     string
+	about    string
+	via      service
+	replicas int // pods at the start
+	scaleTo  int // pods after the scale event; 0: no scale event
+	rolling  bool
+}
+
+var scenarios = []scenario{
+	{name: "seed-clusterip", about: "2 → 5 pods, 20 client connections through the ClusterIP", via: viaClusterIP, replicas: 2, scaleTo: 5},
+	{name: "seed-headless", about: "2 → 5 pods, 20 dns:/// + round_robin clients of the headless Service", via: viaHeadless, replicas: 2, scaleTo: 5},
+	{name: "rolling-restart", about: "5 pods replaced one by one through the ClusterIP", via: viaClusterIP, replicas: 5, rolling: true},
+	{name: "l7-reference", about: "2 → 5 pods behind nginx grpc_pass (per-request balancing)", via: viaL7, replicas: 2, scaleTo: 5},
+}
+
+func findScenario(name string) (scenario, bool) {
+	i := slices.IndexFunc(scenarios, func(s scenario) bool { return s.name == name })
+	if i < 0 {
+		return scenario{}, false
+	}
+	return scenarios[i], true
+}
+
+// duration is how long the scenario's load runs.
+func (s scenario) duration(p params) time.Duration {
+	if s.via == viaHeadless && p.DNSMinInterval == 0 && p.Duration < headlessFloor {
+		return headlessFloor
+	}
+	return p.Duration
+}
+
+// A mode is how the pods' servers rotate connections.
+type mode struct {
+	name  string
+	about string
+	// args are the mode's server flags; peerDNS is the headless Service as
+	// a dns://SERVER/name target.
+	args func(p params, peerDNS string) []string
+	// needsFlag names a server flag the mode depends on; the mode is
+	// skipped, with a note, when the server binary does not have it.
+	needsFlag string
+}
+
+var modes = []mode{
+	{name: "none", about: "no rotation (-max-connection-age never)", args: func(p params, _ string) []string {
+		return []string{"-max-connection-age", "never"}
+	}},
+	{name: "age", about: "age rotation", args: func(p params, _ string) []string {
+		return []string{"-max-connection-age", p.Age.String()}
+	}},
+	{name: "peers", about: "peer watcher: rotate everything when the headless Service grows", args: func(p params, peerDNS string) []string {
+		return []string{"-max-connection-age", p.PeerAge.String(), "-peer-dns", peerDNS,
+			"-peer-interval", p.PeerInterval.String(), "-rotate-spread", p.Spread.String()}
+	}},
+	// fair-share: pods exchange their connection counts and shed the
+	// excess over the fleet mean (server.WithFairShare); a grown peer set
+	// then triggers no full rotation. Skipped with a note when the server
+	// binary has no -fair-share flag.
+	{name: "fair-share", about: "peer watcher + fair-share shedding (-fair-share)", needsFlag: "fair-share",
+		args: func(p params, peerDNS string) []string {
+			return []string{"-max-connection-age", p.PeerAge.String(), "-peer-dns", peerDNS,
+				"-peer-interval", p.PeerInterval.String(), "-rotate-spread", p.Spread.String(), "-fair-share"}
+		}},
+}
+
+func findMode(name string) (mode, bool) {
+	i := slices.IndexFunc(modes, func(m mode) bool { return m.name == name })
+	if i < 0 {
+		return mode{}, false
+	}
+	return modes[i], true
+}
+
+// serverArgs are the flags of every pod's server in a run.
+func serverArgs(m mode, p params, peerDNS string) []string {
+	args := []string{
+		"-grpc-addr", fmt.Sprintf(":%d", grpcPort), "-http-addr", "", "-admin-addr", "",
+		"-max-connection-age-grace", p.Grace.String(),
+		"-shutdown-delay", p.ShutdownDelay.String(), "-drain-timeout", p.DrainTimeout.String(),
+	}
+	return append(args, m.args(p, peerDNS)...)
+}
+
+// binaries are the programs a run starts.
+type binaries struct {
+	server string // the example server, run in every pod
+	load   string // this program (or the test binary), run as the load generator
+}
+
+// serverHasFlag reports whether the server binary defines flag, by asking
+// it for its usage.
+func serverHasFlag(bin, flag string) bool {
+	out, _ := exec.Command(bin, "-h").CombinedOutput()
+	return strings.Contains(string(out), "  -"+flag+" ") || strings.Contains(string(out), "  -"+flag+"\n")
+}
+
+// event is something the scenario did to the pods, in seconds since the
+// load's origin: it started at At and was complete (new pods were
+// endpoints, a replaced pod had exited) at Done.
+type event struct {
+	Label string  `json:"label"`
+	Kind  string  `json:"kind"` // "scale" or "replace"
+	At    float64 `json:"at"`
+	Done  float64 `json:"done"`
+}
+
+// runScenario runs one scenario in one mode in a new lab and returns what
+// the load generator saw. progress, if not nil, gets a line now and then.
+func runScenario(ctx context.Context, sc scenario, m mode, p params, bins binaries, progress func(string)) (r run, err error) {
+	r = run{Scenario: sc.name, Mode: m.name, Via: string(sc.via)}
+	if progress == nil {
+		progress = func(string) {}
+	}
+	cfg := kubelab.Config{
+		L7:                     sc.via == viaL7,
+		TerminationGracePeriod: p.terminationGrace(),
+	}
+	var args []string
+	cfg.ServerCommand = func(kubelab.Pod) kubelab.Command { return kubelab.Command{Path: bins.server, Args: args} }
+	lab, err := kubelab.New(ctx, cfg)
+	if err != nil {
+		return r, err
+	}
+	lab.CloseOnSignal()
+	defer func() {
+		if p.LogsDir != "" {
+			if cerr := copyLogs(lab.Dir(), filepath.Join(p.LogsDir, sc.name+"-"+m.name)); cerr != nil && err == nil {
+				err = cerr
+			}
+		}
+		if cerr := lab.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+	r.LabPrefix = lab.Prefix()
+	// The lab starts without pods so that the servers' flags can name the
+	// lab's DNS server.
+	args = serverArgs(m, p, "dns://"+lab.DNSServer()+"/"+lab.HeadlessName())
+	r.ServerArgs = args
+	if err := lab.ScaleTo(ctx, sc.replicas); err != nil {
+		return r, err
+	}
+	initial := map[string]bool{}
+	var initialPods []kubelab.Pod
+	for _, pod := range lab.Pods() {
+		initial[pod.Name] = true
+		initialPods = append(initialPods, pod)
+	}
+
+	var target string
+	switch sc.via {
+	case viaClusterIP:
+		target = "passthrough:///" + lab.ClusterIP(grpcPort)
+	case viaHeadless:
+		target = lab.HeadlessTarget(grpcPort)
+	case viaL7:
+		target = "passthrough:///" + lab.L7Addr()
+	}
+	r.Target = target
+	duration := sc.duration(p)
+	r.Duration = duration.Seconds()
+	lc := loadConfig{Target: target, Conns: p.Conns, Rate: p.Rate, Duration: duration, CallTimeout: p.CallTimeout, DNSMinInterval: p.DNSMinInterval}
+
+	loadCtx, cancelLoad := context.WithCancel(ctx)
+	defer cancelLoad()
+	origins := make(chan time.Time, 1)
+	var lines []loadLine
+	loadErr := make(chan error, 1)
+	loadCmd := lab.ClientCommand(loadCtx, bins.load)
+	go func() {
+		loadErr <- loadProcess(loadCmd, lc, func(line loadLine) {
+			switch line.Type {
+			case "start":
+				origins <- time.Unix(0, line.Origin)
+			case "second":
+				lines = append(lines, line)
+				if (line.T+1)%10 == 0 {
+					progress(fmt.Sprintf("%s/%s t=%ds: %d ok, %d failed", sc.name, m.name, line.T+1, sumMap(line.Calls), sumMap(line.Failed)))
+				}
+			}
+		})
+	}()
+	var origin time.Time
+	select {
+	case origin = <-origins:
+	case err := <-loadErr:
+		return r, fmt.Errorf("load generator did not start: %v", err)
+	case <-ctx.Done():
+		return r, ctx.Err()
+	}
+
+	// The scenario's changes run beside the load.
+	var events []event
+	var evMu sync.Mutex
+	since := func(t time.Time) float64 { return t.Sub(origin).Seconds() }
+	actErr := make(chan error, 1)
+	go func() {
+		actErr <- func() error {
+			if sc.scaleTo == 0 && !sc.rolling {
+				return nil
+			}
+			t := time.NewTimer(time.Until(origin.Add(p.ScaleAt)))
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-loadCtx.Done():
+				return nil
+			}
+			if sc.scaleTo > 0 {
+				at := time.Now()
+				if err := lab.ScaleTo(loadCtx, sc.scaleTo); err != nil {
+					return err
+				}
+				evMu.Lock()
+				events = append(events, event{Label: fmt.Sprintf("scale %d→%d", sc.replicas, sc.scaleTo), Kind: "scale", At: since(at), Done: since(time.Now())})
+				evMu.Unlock()
+				progress(fmt.Sprintf("%s/%s: scaled to %d pods", sc.name, m.name, sc.scaleTo))
+			}
+			if sc.rolling {
+				for i, old := range initialPods {
+					at := time.Now()
+					if _, err := lab.ReplacePod(loadCtx, old.Index); err != nil {
+						return err
+					}
+					evMu.Lock()
+					events = append(events, event{Label: fmt.Sprintf("replace p%d", i), Kind: "replace", At: since(at), Done: since(time.Now())})
+					evMu.Unlock()
+				}
+				progress(fmt.Sprintf("%s/%s: replaced %d pods", sc.name, m.name, len(initialPods)))
+			}
+			return nil
+		}()
+	}()
+
+	err = <-loadErr
+	if loadCmd.Process != nil {
+		r.pids = append(r.pids, loadCmd.Process.Pid)
+	}
+	if err != nil {
+		cancelLoad()
+		<-actErr
+		return r, fmt.Errorf("%w\nlab logs:\n%s", err, lab.Logs(1500))
+	}
+	if err := <-actErr; err != nil {
+		return r, fmt.Errorf("%s: %w", sc.name, err)
+	}
+	if len(events) == 0 && (sc.scaleTo > 0 || sc.rolling) {
+		return r, fmt.Errorf("%s: the run ended before its scale event; make -duration longer than -scale-at", sc.name)
+	}
+
+	// Pods: the initial ones in creation order, then the new ones.
+	final := lab.Pods()
+	r.FinalPods = nil
+	for _, pod := range initialPods {
+		r.Pods = append(r.Pods, podInfo{Name: pod.Name, Index: pod.Index})
+		r.pids = append(r.pids, pod.PID)
+	}
+	for _, pod := range final {
+		r.pids = append(r.pids, pod.PID)
+		if !initial[pod.Name] {
+			r.Pods = append(r.Pods, podInfo{Name: pod.Name, Index: pod.Index, New: true})
+		}
+		r.FinalPods = append(r.FinalPods, pod.Name)
+	}
+	r.Events = events
+	r.LoadAvg = loadAverage()
+	r.fill(lines)
+	return r, nil
+}
+
+func sumMap[K comparable](m map[K]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+// selfExecutable is the load generator: this program.
+func selfExecutable() (string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("cannot find this program to run it as the load generator: %w", err)
+	}
+	return exe, nil
+}
+
+// copyLogs copies the lab's log files (*.log, also nginx's) into dir.
+func copyLogs(labDir, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return filepath.WalkDir(labDir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || filepath.Ext(path) != ".log" {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dir, filepath.Base(path)), b, 0o644)
+	})
+}
+
+// loadAverage is the host's 1-minute load average, or 0 if unknown.
+func loadAverage() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	var l float64
+	_, _ = fmt.Sscan(string(b), &l)
+	return l
+}
