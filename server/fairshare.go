@@ -53,6 +53,13 @@ import (
 //
 // Pods that reach no peer (DNS or queries failing) do nothing and rely on age
 // rotation; they say so once in the log and in FairShareObserver.
+//
+// Fair share is for ClusterIP Services, where a shed client's reconnect is a
+// fresh random pick. Clients of a headless Service with round_robin are
+// balanced per call already, and reconnect to the very pod that shed them;
+// a pod notices that a shed did not lower its load and doubles its cooldown
+// each time (up to a minute), so such clients cost a few futile GOAWAYs, not
+// a stream of them.
 type FairShare struct {
 	// Interval between two load exchanges. Default 1 s. Allowed: 100 ms to
 	// 1 min. Each pod sends one small call to every peer per interval.
@@ -128,6 +135,9 @@ type FairShareObserver interface {
 	FairShareRound(peers int, own int, mean float64, shed int)
 }
 
+// maxFairShareCooldown bounds the back-off after futile sheds.
+const maxFairShareCooldown = time.Minute
+
 // ReasonFairShare: fair-share balancing shed the connection.
 const ReasonFairShare Reason = "fairshare"
 
@@ -142,7 +152,9 @@ type fairShare struct {
 	mu       sync.Mutex
 	clients  map[string]*grpc.ClientConn
 	lastShed time.Time
-	alone    bool // no peer answered in the last round
+	shedOwn  int           // own load when the last shed began; 0 when none pends
+	cooldown time.Duration // current cooldown: cfg.Cooldown, doubled after futile sheds
+	alone    bool          // no peer answered in the last round
 	calls    atomic.Uint64
 	lastRate float64
 }
@@ -150,7 +162,7 @@ type fairShare struct {
 func newFairShare(s *Server, cfg FairShare) *fairShare {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
-	return &fairShare{s: s, cfg: cfg, id: hex.EncodeToString(b), clients: map[string]*grpc.ClientConn{}}
+	return &fairShare{s: s, cfg: cfg, id: hex.EncodeToString(b), clients: map[string]*grpc.ClientConn{}, cooldown: cfg.Cooldown}
 }
 
 // loadServer answers peers' load queries.
@@ -249,18 +261,45 @@ func (f *fairShare) round(ctx context.Context) {
 	target := int(math.Ceil(mean-1e-9)) + f.cfg.Tolerance
 	shed := 0
 	f.mu.Lock()
-	cool := time.Since(f.lastShed) >= f.cfg.Cooldown
-	if own > target && cool {
+	futile := false
+	switch {
+	case own <= target:
+		f.shedOwn, f.cooldown = 0, f.cfg.Cooldown
+	case time.Since(f.lastShed) < f.cooldown:
+	default:
+		if f.shedOwn > 0 {
+			if own >= f.shedOwn {
+				// The last shed did not lower this pod's load: its
+				// clients came straight back, as round_robin clients of a
+				// headless Service do (they reconnect to the address they
+				// lost). Try again, but wait twice as long each time.
+				f.cooldown = min(2*f.cooldown, maxFairShareCooldown)
+				futile = true
+			} else {
+				f.cooldown = f.cfg.Cooldown
+			}
+		}
 		shed = own - target
-		f.lastShed = time.Now()
+		f.lastShed, f.shedOwn = time.Now(), own
 	}
+	cooldown := f.cooldown
 	f.mu.Unlock()
+	if futile {
+		f.s.log.Warn("rotor: fair share: shedding did not lower this pod's load (clients return to the same pod, as headless round_robin clients do); backing off",
+			"own", own, "mean", mean, "next_try_in", cooldown)
+	}
 	if obs != nil {
 		obs.FairShareRound(answered, own, mean, shed)
 	}
 	if shed > 0 {
 		go func() {
-			_, _ = f.s.Rotate(context.WithoutCancel(ctx), RotateOptions{Count: shed, Spread: f.cfg.Spread, Reason: ReasonFairShare})
+			n, _ := f.s.Rotate(context.WithoutCancel(ctx), RotateOptions{Count: shed, Spread: f.cfg.Spread, Reason: ReasonFairShare})
+			if n == 0 {
+				// Nothing old enough to move yet: not a futile shed.
+				f.mu.Lock()
+				f.shedOwn = 0
+				f.mu.Unlock()
+			}
 		}()
 	}
 }

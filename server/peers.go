@@ -23,12 +23,13 @@ type peerWatcher struct {
 	resolver *net.Resolver
 	name     string
 	interval time.Duration
-	grow     func(added []string, peers int)
-	failed   func(err error) // called on the first failure after a success
+	grow     func(added []string, peers int, since time.Time) // since: the previous answer
+	failed   func(err error)                                  // called on the first failure after a success
 
-	mu    sync.Mutex
-	peers []string // sorted; nil before the first answer
-	ok    bool
+	mu     sync.Mutex
+	peers  []string // sorted; nil before the first answer
+	ok     bool
+	lastAt time.Time // when the last answer came
 }
 
 // parsePeerTarget splits "dns://SERVER/name", "dns:///name" or "name" into
@@ -111,8 +112,8 @@ func (w *peerWatcher) poll(ctx context.Context) {
 	slices.Sort(addrs)
 	addrs = slices.Compact(addrs)
 	w.mu.Lock()
-	prev := w.peers
-	w.peers, w.ok = addrs, true
+	prev, prevAt := w.peers, w.lastAt
+	w.peers, w.ok, w.lastAt = addrs, true, time.Now()
 	w.mu.Unlock()
 	if prev == nil {
 		return
@@ -124,7 +125,7 @@ func (w *peerWatcher) poll(ctx context.Context) {
 		}
 	}
 	if len(added) > 0 && w.grow != nil {
-		w.grow(added, len(addrs))
+		w.grow(added, len(addrs), prevAt)
 	}
 }
 
@@ -145,7 +146,7 @@ func (s *Server) startPeers(ctx context.Context) {
 	if w == nil {
 		return
 	}
-	w.grow = func(added []string, peers int) {
+	w.grow = func(added []string, peers int, since time.Time) {
 		if s.fair != nil {
 			// Fair share moves just the excess within seconds; rotating
 			// everything would only add churn.
@@ -154,7 +155,10 @@ func (s *Server) startPeers(ctx context.Context) {
 		}
 		s.log.Info("rotor: peer set grew; rotating connections", "added", added, "peers", peers)
 		go func() {
-			if _, err := s.Rotate(ctx, RotateOptions{Reason: ReasonPeers, Spread: s.set.cfg.RotateSpread}); err != nil && ctx.Err() == nil {
+			// Only connections that were there before the previous answer:
+			// a new pod sees itself join, and must keep what it was given.
+			o := RotateOptions{Reason: ReasonPeers, Spread: s.set.cfg.RotateSpread, OpenedBefore: since}
+			if _, err := s.Rotate(ctx, o); err != nil && ctx.Err() == nil {
 				s.log.Warn("rotor: peer rotation stopped", "err", err)
 			}
 		}()
