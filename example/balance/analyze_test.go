@@ -255,8 +255,8 @@ func TestOverheadRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Samples) != 6 || len(res.Medians) != 3 {
-		t.Fatalf("%d samples, %d medians; want 6 and 3", len(res.Samples), len(res.Medians))
+	if len(res.Samples) != 8 || len(res.Medians) != 4 {
+		t.Fatalf("%d samples, %d medians; want 8 and 4 (plain, rotor, rotor+chain, rotor+fair share)", len(res.Samples), len(res.Medians))
 	}
 	for _, m := range res.Medians {
 		if m.CallsPerSec <= 0 || m.P99Ms <= 0 || m.ThroughputRatio <= 0 {

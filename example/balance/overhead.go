@@ -141,6 +141,21 @@ func startBenchServers() ([]benchServer, error) {
 		stopAll()
 		return nil, err
 	}
+
+	// Fair share on: the peer watcher resolves "localhost", so the server
+	// polls itself every second (and, alone, never sheds); what is measured
+	// is the per-call bookkeeping and the exchange running beside the load.
+	fair, err := server.New(server.WithMaxConnectionAge(5*time.Minute), server.WithLogger(quiet),
+		server.WithPeerDNS("localhost", time.Second), server.WithFairShare(server.FairShare{}))
+	if err != nil {
+		stopAll()
+		return nil, err
+	}
+	hellov1.RegisterHelloServer(fair, &hello.Service{Name: "rotor+fair-share"})
+	if err := listen("rotor, age 5m + fair share", fair.Serve, func() { _ = fair.Close() }); err != nil {
+		stopAll()
+		return nil, err
+	}
 	return servers, nil
 }
 
