@@ -56,6 +56,7 @@ func Draining(ctx context.Context) <-chan struct{} {
 
 // serveConn hands rc to a new per-connection grpc.Server.
 func (s *Server) serveConn(rc net.Conn) {
+	s.noteLocalAddr(rc.LocalAddr())
 	c := &conn{
 		srv:      s,
 		opened:   time.Now(),

@@ -57,9 +57,9 @@ import (
 // Fair share is for ClusterIP Services, where a shed client's reconnect is a
 // fresh random pick. Clients of a headless Service with round_robin are
 // balanced per call already, and reconnect to the very pod that shed them;
-// a pod notices that a shed did not lower its load and doubles its cooldown
-// each time (up to a minute), so such clients cost a few futile GOAWAYs, not
-// a stream of them.
+// a pod notices when three sheds in a row did not lower its load and from
+// then on doubles its cooldown each time (up to a minute), so such clients
+// cost a few futile GOAWAYs, not a stream of them.
 type FairShare struct {
 	// Interval between two load exchanges. Default 1 s. Allowed: 100 ms to
 	// 1 min. Each pod sends one small call to every peer per interval.
@@ -135,8 +135,12 @@ type FairShareObserver interface {
 	FairShareRound(peers int, own int, mean float64, shed int)
 }
 
-// maxFairShareCooldown bounds the back-off after futile sheds.
-const maxFairShareCooldown = time.Minute
+// maxFairShareCooldown bounds the back-off after futile sheds, and
+// futileSheds is how many in a row start it.
+const (
+	maxFairShareCooldown = time.Minute
+	futileSheds          = 3
+)
 
 // ReasonFairShare: fair-share balancing shed the connection.
 const ReasonFairShare Reason = "fairshare"
@@ -154,6 +158,7 @@ type fairShare struct {
 	lastShed time.Time
 	shedOwn  int           // own load when the last shed began; 0 when none pends
 	cooldown time.Duration // current cooldown: cfg.Cooldown, doubled after futile sheds
+	futile   int           // sheds in a row that did not lower the load
 	alone    bool          // no peer answered in the last round
 	calls    atomic.Uint64
 	lastRate float64
@@ -264,19 +269,24 @@ func (f *fairShare) round(ctx context.Context) {
 	futile := false
 	switch {
 	case own <= target:
-		f.shedOwn, f.cooldown = 0, f.cfg.Cooldown
+		f.shedOwn, f.futile, f.cooldown = 0, 0, f.cfg.Cooldown
 	case time.Since(f.lastShed) < f.cooldown:
 	default:
 		if f.shedOwn > 0 {
 			if own >= f.shedOwn {
-				// The last shed did not lower this pod's load: its
-				// clients came straight back, as round_robin clients of a
-				// headless Service do (they reconnect to the address they
-				// lost). Try again, but wait twice as long each time.
+				f.futile++
+			} else {
+				f.futile, f.cooldown = 0, f.cfg.Cooldown
+			}
+			// Sheds that never lower this pod's load mean its clients
+			// come straight back, as round_robin clients of a headless
+			// Service do (they reconnect to the address they lost). One
+			// such shed happens by chance on a ClusterIP, when other
+			// pods' sheds land here; several in a row do not. Keep trying,
+			// but wait twice as long each time.
+			if f.futile >= futileSheds {
 				f.cooldown = min(2*f.cooldown, maxFairShareCooldown)
 				futile = true
-			} else {
-				f.cooldown = f.cfg.Cooldown
 			}
 		}
 		shed = own - target

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -132,8 +133,8 @@ func TestLoadQueryDoesNotExemptAClient(t *testing.T) {
 }
 
 // Clients that come straight back to the pod that shed them (round_robin
-// clients of a headless Service) do not make fair share churn: after a futile
-// shed the pod backs off.
+// clients of a headless Service) do not make fair share churn: after futile
+// sheds the pod waits longer and longer.
 func TestFairShareBacksOffWhenClientsComeBack(t *testing.T) {
 	ips := []string{"127.0.0.1", "127.0.0.2"}
 	probe, err := net.Listen("tcp", "127.0.0.1:0")
@@ -144,9 +145,9 @@ func TestFairShareBacksOffWhenClientsComeBack(t *testing.T) {
 	probe.Close()
 	dns := startDNS(t, "pods.test", ips...)
 	cfg := noAge()
-	ev := newEvents()
+	sheds := &shedTimes{events: newEvents()}
 	for i, ip := range ips {
-		srv, err := server.New(server.WithConfig(cfg), server.WithShutdownDelay(0), server.WithObserver(ev),
+		srv, err := server.New(server.WithConfig(cfg), server.WithShutdownDelay(0), server.WithObserver(sheds),
 			server.WithPeerDNS("dns://"+dns.addr()+"/pods.test", 100*time.Millisecond),
 			server.WithFairShare(server.FairShare{Interval: 200 * time.Millisecond, Cooldown: 400 * time.Millisecond, Spread: 0}))
 		if err != nil {
@@ -176,12 +177,47 @@ func TestFairShareBacksOffWhenClientsComeBack(t *testing.T) {
 		clients = append(clients, hellov1.NewHelloClient(cc))
 	}
 	l := startLoad(clients)
-	time.Sleep(6 * time.Second)
+	time.Sleep(9 * time.Second)
 	l.stop(t)
-	// Pod 0 holds 6 against a mean of 3: each shed moves 3. Without the
-	// back-off it would shed every 0.4 s (about 12 sheds, 36 GOAWAYs); with
-	// it, 0.4, 0.8, 1.6, 3.2 s apart: 5 sheds at most.
-	if n := ev.drained("fairshare"); n == 0 || n > 15 {
-		t.Errorf("fair share sent %d GOAWAYs in 6 s to clients that always come back; want a few (1 to 5 sheds of 3)", n)
+	// Without the back-off pod 0 sheds every time its connections are 1 s
+	// old and the 0.4 s cooldown has passed; with it, after three futile
+	// sheds, the waits double: 0.8, 1.6, 3.2 s.
+	gaps := sheds.gaps()
+	if len(gaps) < 4 {
+		t.Fatalf("only %d sheds in 9 s (gaps %v); want at least 4", len(gaps)+1, gaps)
 	}
+	if last := gaps[len(gaps)-1]; last < 1500*time.Millisecond {
+		t.Errorf("gaps between sheds %v: the last is %v, want the back-off to have grown it past 1.5 s", gaps, last)
+	}
+}
+
+// shedTimes records when fair share sheds (one shed is one or more GOAWAYs
+// within 0.5 s: the GOAWAYs of one shed are spread over 0.4 s).
+type shedTimes struct {
+	*events
+	mu    sync.Mutex
+	times []time.Time
+}
+
+func (s *shedTimes) ConnDraining(reason string) {
+	s.events.ConnDraining(reason)
+	if reason != "fairshare" {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	if n := len(s.times); n == 0 || now.Sub(s.times[n-1]) > 500*time.Millisecond {
+		s.times = append(s.times, now)
+	}
+}
+
+func (s *shedTimes) gaps() []time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var g []time.Duration
+	for i := 1; i < len(s.times); i++ {
+		g = append(g, s.times[i].Sub(s.times[i-1]))
+	}
+	return g
 }

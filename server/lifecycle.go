@@ -27,6 +27,7 @@ func (s *Server) Serve(lis net.Listener) error {
 	if a, ok := lis.Addr().(*net.TCPAddr); ok {
 		s.port.CompareAndSwap(0, int32(a.Port))
 	}
+	s.noteLocalAddr(lis.Addr())
 	s.startBackground()
 	defer func() {
 		s.mu.Lock()

@@ -23,13 +23,13 @@ type peerWatcher struct {
 	resolver *net.Resolver
 	name     string
 	interval time.Duration
-	grow     func(added []string, peers int, since time.Time) // since: the previous answer
-	failed   func(err error)                                  // called on the first failure after a success
+	grow     func(added []string, peers int)
+	self     func(addr string) bool // reports the server's own addresses
+	failed   func(err error)        // called on the first failure after a success
 
-	mu     sync.Mutex
-	peers  []string // sorted; nil before the first answer
-	ok     bool
-	lastAt time.Time // when the last answer came
+	mu    sync.Mutex
+	peers []string // sorted; nil before the first answer
+	ok    bool
 }
 
 // parsePeerTarget splits "dns://SERVER/name", "dns:///name" or "name" into
@@ -112,20 +112,22 @@ func (w *peerWatcher) poll(ctx context.Context) {
 	slices.Sort(addrs)
 	addrs = slices.Compact(addrs)
 	w.mu.Lock()
-	prev, prevAt := w.peers, w.lastAt
-	w.peers, w.ok, w.lastAt = addrs, true, time.Now()
+	prev := w.peers
+	w.peers, w.ok = addrs, true
 	w.mu.Unlock()
 	if prev == nil {
 		return
 	}
 	var added []string
 	for _, a := range addrs {
-		if _, found := slices.BinarySearch(prev, a); !found {
+		// A new pod sees itself join: that is no reason to send away the
+		// connections it has just been given.
+		if _, found := slices.BinarySearch(prev, a); !found && (w.self == nil || !w.self(a)) {
 			added = append(added, a)
 		}
 	}
 	if len(added) > 0 && w.grow != nil {
-		w.grow(added, len(addrs), prevAt)
+		w.grow(added, len(addrs))
 	}
 }
 
@@ -146,7 +148,8 @@ func (s *Server) startPeers(ctx context.Context) {
 	if w == nil {
 		return
 	}
-	w.grow = func(added []string, peers int, since time.Time) {
+	w.self = s.isLocalAddr
+	w.grow = func(added []string, peers int) {
 		if s.fair != nil {
 			// Fair share moves just the excess within seconds; rotating
 			// everything would only add churn.
@@ -155,9 +158,7 @@ func (s *Server) startPeers(ctx context.Context) {
 		}
 		s.log.Info("rotor: peer set grew; rotating connections", "added", added, "peers", peers)
 		go func() {
-			// Only connections that were there before the previous answer:
-			// a new pod sees itself join, and must keep what it was given.
-			o := RotateOptions{Reason: ReasonPeers, Spread: s.set.cfg.RotateSpread, OpenedBefore: since}
+			o := RotateOptions{Reason: ReasonPeers, Spread: s.set.cfg.RotateSpread}
 			if _, err := s.Rotate(ctx, o); err != nil && ctx.Err() == nil {
 				s.log.Warn("rotor: peer rotation stopped", "err", err)
 			}
@@ -167,4 +168,28 @@ func (s *Server) startPeers(ctx context.Context) {
 		s.log.Warn("rotor: peer watcher cannot resolve its name; relying on age rotation", "name", w.name, "err", err)
 	}
 	go w.run(ctx)
+}
+
+// isLocalAddr reports whether ip is an address this server was reached on:
+// the local address of an accepted connection (the pod IP, behind a
+// ClusterIP's DNAT) or of a listener bound to a specific address.
+func (s *Server) isLocalAddr(ip string) bool {
+	s.localMu.Lock()
+	defer s.localMu.Unlock()
+	_, ok := s.localIPs[ip]
+	return ok
+}
+
+// noteLocalAddr records the local address of an accepted connection.
+func (s *Server) noteLocalAddr(a net.Addr) {
+	ta, ok := a.(*net.TCPAddr)
+	if !ok || ta.IP.IsUnspecified() {
+		return
+	}
+	ip := ta.IP.String()
+	s.localMu.Lock()
+	defer s.localMu.Unlock()
+	if _, ok := s.localIPs[ip]; !ok && len(s.localIPs) < 64 {
+		s.localIPs[ip] = struct{}{}
+	}
 }

@@ -29,10 +29,6 @@ type RotateOptions struct {
 	// clients that retry a refused call only once (grpc-js). 0 means
 	// DefaultRotateMinAge; negative rotates connections of any age.
 	MinAge time.Duration
-	// OpenedBefore, when set, leaves alone connections opened at or after
-	// it. The peer watcher uses it so that a new pod, which sees itself join
-	// the Service, keeps the connections it was just given.
-	OpenedBefore time.Time
 }
 
 // DefaultRotateMinAge is the youngest a connection may be for Rotate to
@@ -67,8 +63,7 @@ func (s *Server) Rotate(ctx context.Context, o RotateOptions) (int, error) {
 	now := time.Now()
 	conns := s.snapshot()
 	conns = slices.DeleteFunc(conns, func(c *conn) bool {
-		return c.isDraining() || c.internal.Load() || now.Sub(c.opened) < minAge ||
-			(!o.OpenedBefore.IsZero() && !c.opened.Before(o.OpenedBefore))
+		return c.isDraining() || c.internal.Load() || now.Sub(c.opened) < minAge
 	})
 	slices.SortFunc(conns, func(a, b *conn) int { return a.opened.Compare(b.opened) })
 	n := len(conns)

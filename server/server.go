@@ -53,6 +53,9 @@ type Server struct {
 	calls   atomic.Uint64 // client calls, for the fair-share rate
 	port    atomic.Int32  // the first listener's port
 
+	localMu  sync.Mutex
+	localIPs map[string]struct{} // addresses clients reached this server on
+
 	bgOnce   sync.Once
 	bgCancel context.CancelFunc
 
@@ -85,6 +88,7 @@ func New(opts ...Option) (*Server, error) {
 		health:       health.NewServer(),
 		listeners:    make(map[net.Listener]struct{}),
 		conns:        make(map[*conn]struct{}),
+		localIPs:     make(map[string]struct{}),
 		shutdownDone: make(chan struct{}),
 	}
 	if s.log == nil {
