@@ -159,7 +159,7 @@ func findMode(name string) (mode, bool) {
 // serverArgs are the flags of every pod's server in a run.
 func serverArgs(m mode, p params, peerDNS string) []string {
 	args := []string{
-		"-grpc-addr", fmt.Sprintf(":%d", grpcPort), "-http-addr", "", "-admin-addr", "",
+		"-grpc-addr", fmt.Sprintf(":%d", grpcPort), "-http-addr", "", "-admin-addr", "", "-log-calls=false",
 		"-max-connection-age-grace", p.Grace.String(),
 		"-shutdown-delay", p.ShutdownDelay.String(), "-drain-timeout", p.DrainTimeout.String(),
 	}
