@@ -69,10 +69,12 @@ type FairShare struct {
 	Tolerance int
 	// Cooldown is the least time between two sheds of one pod, long enough
 	// for the moved clients to reconnect and the next exchange to see it.
-	// Default 2 s. Allowed: at least Interval.
+	// Default Interval: a shed's GOAWAYs are all sent within Spread, less
+	// than an Interval, and reconnects take milliseconds. Allowed: at least
+	// Interval.
 	Cooldown time.Duration
 	// Spread is the window over which one shed sends its GOAWAYs. Default
-	// 1 s. Allowed: 0 to Cooldown.
+	// Interval/2. Allowed: 0 to Cooldown.
 	Spread time.Duration
 	// Port is the peers' gRPC port. Default: the port this server listens on.
 	Port int
@@ -86,10 +88,10 @@ func (f FairShare) withDefaults() FairShare {
 		f.Interval = time.Second
 	}
 	if f.Cooldown == 0 {
-		f.Cooldown = max(2*time.Second, f.Interval)
+		f.Cooldown = f.Interval
 	}
 	if f.Spread == 0 {
-		f.Spread = min(time.Second, f.Cooldown)
+		f.Spread = min(f.Interval/2, f.Cooldown)
 	}
 	return f
 }
