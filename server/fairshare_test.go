@@ -25,55 +25,18 @@ import (
 // bring every pod to exactly its share of 4 without losing a call, and then
 // stop moving connections.
 func TestFairShareBalancesAClusterIPFleet(t *testing.T) {
-	ips := []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"}
-	probe, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := probe.Addr().(*net.TCPAddr).Port
-	probe.Close()
-	dns := startDNS(t, "pods.test", ips...)
-
-	cfg := noAge()
 	ev := newEvents()
-	var pods []*server.Server
-	for i, ip := range ips {
-		srv, err := server.New(server.WithConfig(cfg), server.WithShutdownDelay(0), server.WithObserver(ev),
-			server.WithPeerDNS("dns://"+dns.addr()+"/pods.test", 100*time.Millisecond),
-			server.WithFairShare(server.FairShare{Interval: 200 * time.Millisecond, Cooldown: 600 * time.Millisecond, Spread: 100 * time.Millisecond}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		hellov1.RegisterHelloServer(srv, svc(fmt.Sprint("pod", i)))
-		lis, err := net.Listen("tcp", net.JoinHostPort(ip, fmt.Sprint(port)))
-		if err != nil {
-			t.Skipf("cannot listen on %s (needs the whole 127/8 on loopback): %v", ip, err)
-		}
-		go srv.Serve(lis)
-		t.Cleanup(func() { srv.Close() })
-		pods = append(pods, srv)
-	}
-
+	f := startFleet(t, []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"}, ev,
+		server.FairShare{Interval: 200 * time.Millisecond, Cooldown: 600 * time.Millisecond, Spread: 100 * time.Millisecond})
+	pods := f.pods
 	// The "ClusterIP": the first 12 dials reach pod 0, later ones a random pod.
 	var dials atomic.Int64
-	dialer := func(ctx context.Context, _ string) (net.Conn, error) {
-		ip := ips[0]
+	clients := f.clients(t, 12, func() int {
 		if dials.Add(1) > 12 {
-			ip = ips[rand.IntN(len(ips))]
+			return rand.IntN(len(f.ips))
 		}
-		var d net.Dialer
-		return d.DialContext(ctx, "tcp", net.JoinHostPort(ip, fmt.Sprint(port)))
-	}
-	var clients []hellov1.HelloClient
-	for range 12 {
-		opts := append(server.ClientOptions(cfg), grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithContextDialer(dialer))
-		cc, err := grpc.NewClient("passthrough:///hello", opts...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cc.Close() })
-		clients = append(clients, hellov1.NewHelloClient(cc))
-	}
+		return 0
+	})
 	l := startLoad(clients)
 
 	shares := func() string {
@@ -101,6 +64,64 @@ func TestFairShareBalancesAClusterIPFleet(t *testing.T) {
 	}
 	l.stop(t)
 	t.Logf("balanced after moving %d connections", shed)
+}
+
+// fleet runs one server per address of ips, all on one port, as the pods of a
+// Service, with fair share on and their headless name served by a test DNS.
+type fleet struct {
+	ips  []string
+	port int
+	pods []*server.Server
+}
+
+func startFleet(t *testing.T, ips []string, obs server.Observer, fs server.FairShare) *fleet {
+	t.Helper()
+	probe, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fleet{ips: ips, port: probe.Addr().(*net.TCPAddr).Port}
+	probe.Close()
+	dns := startDNS(t, "pods.test", ips...)
+	for i, ip := range ips {
+		srv, err := server.New(server.WithConfig(noAge()), server.WithShutdownDelay(0), server.WithObserver(obs),
+			server.WithPeerDNS("dns://"+dns.addr()+"/pods.test", 100*time.Millisecond), server.WithFairShare(fs))
+		if err != nil {
+			t.Fatal(err)
+		}
+		hellov1.RegisterHelloServer(srv, svc(fmt.Sprint("pod", i)))
+		lis, err := net.Listen("tcp", f.addr(i))
+		if err != nil {
+			t.Skipf("cannot listen on %s (needs the whole 127/8 on loopback): %v", ip, err)
+		}
+		go srv.Serve(lis)
+		t.Cleanup(func() { srv.Close() })
+		f.pods = append(f.pods, srv)
+	}
+	return f
+}
+
+func (f *fleet) addr(i int) string { return net.JoinHostPort(f.ips[i], fmt.Sprint(f.port)) }
+
+// clients opens n client connections whose every dial goes where pick says,
+// as kube-proxy would send them.
+func (f *fleet) clients(t *testing.T, n int, pick func() int) []hellov1.HelloClient {
+	t.Helper()
+	dialer := func(ctx context.Context, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", f.addr(pick()))
+	}
+	var out []hellov1.HelloClient
+	for range n {
+		opts := append(server.ClientOptions(noAge()), grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithContextDialer(dialer))
+		cc, err := grpc.NewClient("passthrough:///hello", opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cc.Close() })
+		out = append(out, hellov1.NewHelloClient(cc))
+	}
+	return out
 }
 
 func TestFairShareNeedsPeers(t *testing.T) {
@@ -136,46 +157,11 @@ func TestLoadQueryDoesNotExemptAClient(t *testing.T) {
 // clients of a headless Service) do not make fair share churn: after futile
 // sheds the pod waits longer and longer.
 func TestFairShareBacksOffWhenClientsComeBack(t *testing.T) {
-	ips := []string{"127.0.0.1", "127.0.0.2"}
-	probe, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := probe.Addr().(*net.TCPAddr).Port
-	probe.Close()
-	dns := startDNS(t, "pods.test", ips...)
-	cfg := noAge()
 	sheds := &shedTimes{events: newEvents()}
-	for i, ip := range ips {
-		srv, err := server.New(server.WithConfig(cfg), server.WithShutdownDelay(0), server.WithObserver(sheds),
-			server.WithPeerDNS("dns://"+dns.addr()+"/pods.test", 100*time.Millisecond),
-			server.WithFairShare(server.FairShare{Interval: 200 * time.Millisecond, Cooldown: 400 * time.Millisecond, Spread: 0}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		hellov1.RegisterHelloServer(srv, svc(fmt.Sprint("pod", i)))
-		lis, err := net.Listen("tcp", net.JoinHostPort(ip, fmt.Sprint(port)))
-		if err != nil {
-			t.Skipf("cannot listen on %s: %v", ip, err)
-		}
-		go srv.Serve(lis)
-		t.Cleanup(func() { srv.Close() })
-	}
+	f := startFleet(t, []string{"127.0.0.1", "127.0.0.2"}, sheds,
+		server.FairShare{Interval: 200 * time.Millisecond, Cooldown: 400 * time.Millisecond, Spread: 0})
 	// Every client always reconnects to pod 0.
-	dialer := func(ctx context.Context, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "tcp", net.JoinHostPort(ips[0], fmt.Sprint(port)))
-	}
-	var clients []hellov1.HelloClient
-	for range 6 {
-		opts := append(server.ClientOptions(cfg), grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithContextDialer(dialer))
-		cc, err := grpc.NewClient("passthrough:///hello", opts...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cc.Close() })
-		clients = append(clients, hellov1.NewHelloClient(cc))
-	}
+	clients := f.clients(t, 6, func() int { return 0 })
 	l := startLoad(clients)
 	time.Sleep(9 * time.Second)
 	l.stop(t)

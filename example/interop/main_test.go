@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rotorkit/rotor/internal/testproc"
+
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -109,7 +111,7 @@ type proc struct {
 	http  string // empty without the REST gateway
 	admin string
 	done  chan struct{}
-	log   *syncBuffer
+	log   *testproc.Buffer
 }
 
 // startServer starts the example server on loopback ports with the
@@ -120,9 +122,9 @@ func startServer(t *testing.T, sc scenario, client string, withREST bool) *proc 
 	t.Helper()
 	name := "interop-" + client + "-" + sc.name
 	args := sc.serverArgs
-	p := &proc{name: name, grpc: freePort(t), admin: freePort(t), done: make(chan struct{}), log: &syncBuffer{}}
+	p := &proc{name: name, grpc: testproc.FreeAddr(t), admin: testproc.FreeAddr(t), done: make(chan struct{}), log: &testproc.Buffer{}}
 	if withREST {
-		p.http = freePort(t)
+		p.http = testproc.FreeAddr(t)
 	}
 	cmd := exec.Command(serverBinary, append([]string{"-grpc-addr", p.grpc, "-http-addr", p.http, "-admin-addr", p.admin}, args...)...)
 	cmd.Env = append(os.Environ(), "POD_NAME="+name)
@@ -179,16 +181,6 @@ func waitListening(t *testing.T, addr string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // rotating runs the scenario's on-demand rotations, if any, until the
@@ -408,22 +400,4 @@ func command(ctx context.Context, dir string, timeout time.Duration, name string
 		return out, err
 	}
 	return out, nil
-}
-
-// syncBuffer collects a process's output.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

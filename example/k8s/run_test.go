@@ -2,15 +2,15 @@ package k8s
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rotorkit/rotor/internal/testproc"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -44,13 +44,13 @@ func TestServerRunsWithManifestArgs(t *testing.T) {
 		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
 		switch name {
 		case "grpc-addr", "http-addr", "admin-addr":
-			addrs[name] = freePort(t)
+			addrs[name] = testproc.FreeAddr(t)
 			a = "-" + name + "=" + addrs[name]
 		case "peer-dns":
 			// Ask a loopback address where no DNS server listens, so that the
 			// peer watcher's lookups stay on this machine (and fail).
 			_, v, _ := strings.Cut(a, "=")
-			a = "-peer-dns=dns://" + freePort(t) + "/" + v
+			a = "-peer-dns=dns://" + testproc.FreeAddr(t) + "/" + v
 		}
 		args = append(args, a)
 	}
@@ -69,7 +69,7 @@ func TestServerRunsWithManifestArgs(t *testing.T) {
 	}
 	cmd := exec.Command(serverBinary, args...)
 	cmd.Env = env
-	var log syncBuffer
+	var log testproc.Buffer
 	cmd.Stdout, cmd.Stderr = &log, &log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -144,32 +144,4 @@ func TestServerRunsWithManifestArgs(t *testing.T) {
 	case <-time.After(grace):
 		t.Fatalf("still running %v after SIGTERM: the kubelet would have killed it", grace)
 	}
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// syncBuffer collects a process's output.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rotorkit/rotor/internal/testproc"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -43,16 +44,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // proc is a running example server.
 type proc struct {
 	cmd    *exec.Cmd
@@ -62,12 +53,12 @@ type proc struct {
 	exited chan error // receives the exit once; use wait
 	done   chan struct{}
 	err    error
-	log    *syncBuffer
+	log    *testproc.Buffer
 }
 
 func startServer(t *testing.T, args ...string) *proc {
 	t.Helper()
-	p := &proc{grpc: freePort(t), http: freePort(t), admin: freePort(t), exited: make(chan error, 1), done: make(chan struct{}), log: &syncBuffer{}}
+	p := &proc{grpc: testproc.FreeAddr(t), http: testproc.FreeAddr(t), admin: testproc.FreeAddr(t), exited: make(chan error, 1), done: make(chan struct{}), log: &testproc.Buffer{}}
 	p.cmd = exec.Command(binary, append([]string{"-grpc-addr", p.grpc, "-http-addr", p.http, "-admin-addr", p.admin}, args...)...)
 	p.cmd.Env = append(os.Environ(), "POD_NAME=pod-under-test")
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
@@ -260,22 +251,4 @@ func TestBadFlagsFailClearly(t *testing.T) {
 			t.Errorf("server %v %s: err %v, output %q; want a failure naming %s", tc.args, tc.env, err, out, tc.want)
 		}
 	}
-}
-
-// syncBuffer collects a process's output.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
