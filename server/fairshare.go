@@ -61,8 +61,10 @@ import (
 // then on doubles its cooldown each time (up to a minute), so such clients
 // cost a few futile GOAWAYs, not a stream of them.
 type FairShare struct {
-	// Interval between two load exchanges. Default 1 s. Allowed: 100 ms to
-	// 1 min. Each pod sends one small call to every peer per interval.
+	// Interval between two load exchanges. Default 500 ms: the last
+	// connection a short pod lacks arrives by a random pick, one chance in n
+	// per round, so rounds are kept short. Allowed: 100 ms to 1 min. Each pod
+	// sends one small call to every peer per interval.
 	Interval time.Duration
 	// Tolerance is how many connections above ceil(fleet mean) a pod keeps
 	// before it sheds. Default 0. Allowed: 0 to 1000.
@@ -85,7 +87,7 @@ type FairShare struct {
 
 func (f FairShare) withDefaults() FairShare {
 	if f.Interval == 0 {
-		f.Interval = time.Second
+		f.Interval = 500 * time.Millisecond
 	}
 	if f.Cooldown == 0 {
 		f.Cooldown = f.Interval
