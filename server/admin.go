@@ -108,9 +108,11 @@ func (s *Server) serveAdmin(ctx context.Context) (stop func(), err error) {
 	go func() { _ = hs.Serve(lis) }()
 	s.log.Info("rotor: serving admin endpoints", "addr", lis.Addr().String())
 	return func() {
-		ctx, cancel := context.WithTimeout(ctx, time.Second)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 		defer cancel()
-		_ = hs.Shutdown(ctx)
+		if hs.Shutdown(ctx) != nil {
+			_ = hs.Close()
+		}
 	}, nil
 }
 

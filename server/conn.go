@@ -31,6 +31,7 @@ type conn struct {
 
 	readyOnce sync.Once
 	ready     chan struct{} // closed once grpc-go has taken the connection
+	handed    chan struct{} // closed once grpc.Server.Serve has returned
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -62,6 +63,7 @@ func (s *Server) serveConn(rc net.Conn) {
 		opened:   time.Now(),
 		draining: make(chan struct{}),
 		ready:    make(chan struct{}),
+		handed:   make(chan struct{}),
 		closed:   make(chan struct{}),
 	}
 	opts := make([]grpc.ServerOption, 0, len(s.opts)+2)
@@ -88,6 +90,10 @@ func (s *Server) serveConn(rc net.Conn) {
 	// Serve returns as soon as the one connection is handed over; grpc-go
 	// keeps serving it until the connection or the server ends.
 	_ = c.gs.Serve(&oneConnListener{conn: &trackedConn{Conn: rc, c: c}, addr: rc.LocalAddr()})
+	// A stop that lands while Serve is still running makes Serve wait for
+	// the whole server to end, which would hold this accept loop for the
+	// grace period; drains wait for this.
+	close(c.handed)
 }
 
 // markReady is called on the connection's first write: grpc-go writes only
@@ -139,6 +145,11 @@ func (s *Server) drain(c *conn, reason Reason, grace time.Duration) bool {
 		// without a GOAWAY, failing the client's first call: wait.
 		select {
 		case <-c.ready:
+		case <-c.closed:
+			return
+		}
+		select {
+		case <-c.handed:
 		case <-c.closed:
 			return
 		}

@@ -10,7 +10,6 @@ import (
 	"net"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -164,7 +163,6 @@ type fairShare struct {
 	cooldown time.Duration // current cooldown: cfg.Cooldown, doubled after futile sheds
 	futile   int           // sheds in a row that did not lower the load
 	alone    bool          // no peer answered in the last round
-	calls    atomic.Uint64
 	lastRate float64
 }
 
@@ -203,14 +201,14 @@ func (f *fairShare) run(ctx context.Context) {
 	t := time.NewTicker(f.cfg.Interval)
 	defer t.Stop()
 	defer f.closeClients(nil)
-	lastCalls := f.calls.Load()
+	lastCalls := f.s.calls.Load()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		calls := f.calls.Load()
+		calls := f.s.calls.Load()
 		f.mu.Lock()
 		f.lastRate = float64(calls-lastCalls) / f.cfg.Interval.Seconds()
 		f.mu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -27,11 +28,11 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	dur(&c.MinPingInterval, "min-ping-interval", "shortest client ping interval tolerated")
 	fs.BoolVar(&c.ForbidPingsWithoutStream, "forbid-pings-without-stream", c.ForbidPingsWithoutStream, "count client pings without an open call as abuse")
 	fs.Func("max-concurrent-streams", fmt.Sprintf("calls open at once per connection, 0 for no limit (default %d)", c.MaxConcurrentStreams), func(v string) error {
-		var n uint32
-		if _, err := fmt.Sscan(v, &n); err != nil {
-			return fmt.Errorf("want a whole number from 0 to %d", uint32(1<<32-1))
+		n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 32)
+		if err != nil {
+			return fmt.Errorf("%q: want a whole number from 0 to %d", v, uint32(1<<32-1))
 		}
-		c.MaxConcurrentStreams = n
+		c.MaxConcurrentStreams = uint32(n)
 		return nil
 	})
 	fs.IntVar(&c.MaxRecvMsgSize, "max-recv-msg-size", c.MaxRecvMsgSize, "largest message accepted, in bytes")

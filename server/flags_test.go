@@ -57,3 +57,15 @@ func TestBadDurationFlag(t *testing.T) {
 		t.Fatalf("Parse() = %v; want an error naming -max-connection-age", err)
 	}
 }
+
+func TestMaxConcurrentStreamsFlagIsStrict(t *testing.T) {
+	for _, v := range []string{"10abc", "1e3", "0x10", "-1", "4294967296"} {
+		cfg := server.DefaultConfig()
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		cfg.BindFlags(fs)
+		if err := fs.Parse([]string{"-max-concurrent-streams=" + v}); err == nil {
+			t.Errorf("-max-concurrent-streams=%s accepted (got %d)", v, cfg.MaxConcurrentStreams)
+		}
+	}
+}

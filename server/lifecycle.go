@@ -101,6 +101,10 @@ func (s *Server) RunListener(ctx context.Context, lis net.Listener) error {
 	go func() { served <- s.Serve(lis) }()
 	select {
 	case err := <-served:
+		if !errors.Is(err, ErrServerClosed) {
+			// The listener failed: stop everything else Run started too.
+			s.Close()
+		}
 		return err
 	case <-sigCtx.Done():
 	}

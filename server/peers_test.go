@@ -56,3 +56,26 @@ func TestPeerDNSValidation(t *testing.T) {
 		}
 	}
 }
+
+// A Serve that starts after Shutdown began starts no background work: the
+// peer watcher never runs.
+func TestNoBackgroundWorkAfterShutdown(t *testing.T) {
+	dns := startDNS(t, "pods.test", "198.18.0.10")
+	srv, err := server.New(server.WithConfig(noAge()), server.WithShutdownDelay(time.Second),
+		server.WithPeerDNS("dns://"+dns.addr()+"/pods.test", 100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Shutdown(context.Background()) }()
+	time.Sleep(100 * time.Millisecond) // Shutdown is in its delay
+	lis, _ := loopbackListener(t)
+	go srv.Serve(lis)
+	time.Sleep(500 * time.Millisecond)
+	if p := srv.Peers(); p != nil {
+		t.Errorf("the peer watcher ran after Shutdown began: peers %v", p)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

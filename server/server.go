@@ -56,8 +56,9 @@ type Server struct {
 	localMu  sync.Mutex
 	localIPs map[string]struct{} // addresses clients reached this server on
 
-	bgOnce   sync.Once
-	bgCancel context.CancelFunc
+	bgOnce    sync.Once
+	bgCancel  context.CancelFunc
+	bgStopped bool // Shutdown or Close ran: background work must not start
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -176,7 +177,13 @@ func (s *Server) startBackground() {
 		ctx, cancel := context.WithCancel(context.Background())
 		s.mu.Lock()
 		s.bgCancel = cancel
+		stopped := s.bgStopped
 		s.mu.Unlock()
+		if stopped {
+			// Shutdown or Close came first: start nothing.
+			cancel()
+			return
+		}
 		s.startPeers(ctx)
 		if s.fair != nil {
 			go s.fair.run(ctx)
@@ -186,6 +193,7 @@ func (s *Server) startBackground() {
 
 func (s *Server) stopBackground() {
 	s.mu.Lock()
+	s.bgStopped = true
 	cancel := s.bgCancel
 	s.mu.Unlock()
 	if cancel != nil {
