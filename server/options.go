@@ -177,7 +177,10 @@ func WithAdminHandler(pattern string, h http.Handler) Option {
 // server resolves target, the headless Service of its own pods, and when an
 // address appears that was not there before (a pod was added or replaced), it
 // rotates all its connections spread over Config.RotateSpread, so that clients
-// re-spread over the grown set. target is a name ("hello-headless",
+// re-spread over the grown set. Its own address joining does not count (a new
+// pod keeps what it was just given), connections younger than
+// DefaultRotateMinAge are left alone, and with WithFairShare the watcher only
+// supplies the peers: fair share moves just the excess instead. target is a name ("hello-headless",
 // "hello-headless.ns.svc.cluster.local", resolved by the system resolver) or
 // "dns://SERVER/name" to ask a given DNS server (port 53 unless given). No
 // Kubernetes API access is needed.
