@@ -3,7 +3,9 @@ package interceptors_test
 import (
 	"context"
 	"net"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
@@ -28,6 +30,10 @@ var pieces = []struct {
 	{"servedby", []interceptors.Option{interceptors.WithoutRecovery(), interceptors.WithoutLogging(), interceptors.WithoutMetrics(), interceptors.WithServedBy("pod-a")}},
 	{"default", []interceptors.Option{}},
 	{"default-nolog", []interceptors.Option{interceptors.WithoutLogging()}},
+	// go-grpc-middleware's own logging interceptor (WithLoggingOptions),
+	// alone and in the chain, for comparison.
+	{"mwlogging", []interceptors.Option{interceptors.WithoutRecovery(), interceptors.WithoutMetrics(), interceptors.WithLoggingOptions()}},
+	{"default-mwlog", []interceptors.Option{interceptors.WithLoggingOptions()}},
 }
 
 // benchChain builds a chain on a registry of its own that logs to
@@ -98,13 +104,95 @@ func BenchmarkChainAlone(b *testing.B) {
 	}
 }
 
-func benchServer(b *testing.B, transport string, opts ...grpc.ServerOption) hellov1.HelloClient {
+// BenchmarkThroughput compares the calls per second a server answers with
+// each piece of the chain against a bare server, in one run: both servers
+// run side by side on loopback TCP and the benchmark alternates batches of
+// calls between them, bare first in even rounds and second in odd ones, so
+// that whatever else the machine does hits both alike. Client and server
+// share the CPUs, and the handler does nothing: the chain's cost shows as
+// much as it can. Two shapes of load:
+//
+//   - 1conn: 16 concurrent callers on one connection, one client's load;
+//     grpc-go's per-connection pipeline, not the CPU, limits it;
+//   - 4conns: 32 callers over 4 connections, which keeps both cores busy:
+//     the rate is the CPU's, and the ratio the chain's share of CPU a call.
+//
+// It reports both rates and their ratio, "x-bare" (chain / bare; 1 means
+// free). ns/op is the time of one pair of batches.
+func BenchmarkThroughput(b *testing.B) {
+	req := &hellov1.HiRequest{ToWho: "bench", Message: "hello"}
+	for _, shape := range []struct {
+		name           string
+		conns, callers int
+	}{{"1conn", 1, 16}, {"4conns", 4, 32}} {
+		const callsEach = 16
+		b.Run(shape.name, func(b *testing.B) {
+			for _, p := range pieces[1:] {
+				b.Run(p.name, func(b *testing.B) {
+					bare := benchClients(b, shape.conns)
+					chain := benchClients(b, shape.conns, benchChain(b, p.opts).ServerOptions()...)
+					batch := func(clients []hellov1.HelloClient) time.Duration {
+						start := time.Now()
+						var wg sync.WaitGroup
+						for i := range shape.callers {
+							c := clients[i%len(clients)]
+							wg.Go(func() {
+								for range callsEach {
+									if _, err := c.Hi(context.Background(), req); err != nil {
+										b.Error(err)
+										return
+									}
+								}
+							})
+						}
+						wg.Wait()
+						return time.Since(start)
+					}
+					batch(bare) // connections up, buffers warm
+					batch(chain)
+					var tBare, tChain time.Duration
+					rounds := 0
+					for b.Loop() {
+						if rounds%2 == 0 {
+							tBare += batch(bare)
+							tChain += batch(chain)
+						} else {
+							tChain += batch(chain)
+							tBare += batch(bare)
+						}
+						rounds++
+					}
+					calls := float64(rounds * shape.callers * callsEach)
+					b.ReportMetric(calls/tBare.Seconds(), "bare-calls/s")
+					b.ReportMetric(calls/tChain.Seconds(), "calls/s")
+					b.ReportMetric(tBare.Seconds()/tChain.Seconds(), "x-bare")
+				})
+			}
+		})
+	}
+}
+
+// benchClients starts a server with the Hello service and opts on loopback
+// TCP and returns n clients, each on a connection of its own.
+func benchClients(b *testing.B, n int, opts ...grpc.ServerOption) []hellov1.HelloClient {
 	s := grpc.NewServer(opts...)
 	hellov1.RegisterHelloServer(s, helloService{})
 	b.Cleanup(s.Stop)
-	if transport == "tcp" {
-		return hellov1.NewHelloClient(dial(b, serveOn(b, s)))
+	addr := serveOn(b, s)
+	clients := make([]hellov1.HelloClient, n)
+	for i := range clients {
+		clients[i] = hellov1.NewHelloClient(dial(b, addr))
 	}
+	return clients
+}
+
+func benchServer(b *testing.B, transport string, opts ...grpc.ServerOption) hellov1.HelloClient {
+	if transport == "tcp" {
+		return benchClients(b, 1, opts...)[0]
+	}
+	s := grpc.NewServer(opts...)
+	hellov1.RegisterHelloServer(s, helloService{})
+	b.Cleanup(s.Stop)
 	lis := bufconn.Listen(1 << 20)
 	go func() { _ = s.Serve(lis) }()
 	cc, err := grpc.NewClient("passthrough:///bufconn",

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -20,7 +21,9 @@ import (
 	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
 )
 
-var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
+// discard is the logger of tests and benchmarks that do not read the log:
+// JSON, as in production, to io.Discard.
+var discard = slog.New(slog.NewJSONHandler(io.Discard, nil))
 
 func TestMetricsScrape(t *testing.T) {
 	chain, reg := newChain(t, interceptors.WithLogger(discard))
@@ -145,6 +148,8 @@ func TestLogging(t *testing.T) {
 	}{
 		{"default skips health checks", nil, 0},
 		{"WithLogHealthChecks", []interceptors.Option{interceptors.WithLogHealthChecks()}, 1},
+		{"WithLoggingOptions", []interceptors.Option{interceptors.WithLoggingOptions()}, 0},
+		{"WithLoggingOptions and WithLogHealthChecks", []interceptors.Option{interceptors.WithLoggingOptions(), interceptors.WithLogHealthChecks()}, 1},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var logs syncBuffer
@@ -188,8 +193,8 @@ func TestLogging(t *testing.T) {
 				if r["grpc.code"] != "OK" {
 					t.Errorf("line %v: grpc.code %v, want OK", r, r["grpc.code"])
 				}
-				if _, ok := r["grpc.time_ms"].(float64); !ok {
-					t.Errorf("line %v: grpc.time_ms is %T, want a number", r, r["grpc.time_ms"])
+				if _, ok := r["grpc.time_us"].(float64); !ok {
+					t.Errorf("line %v: grpc.time_us is %T, want a number", r, r["grpc.time_us"])
 				}
 				if p, _ := r["peer.address"].(string); !strings.HasPrefix(p, "127.0.0.1:") {
 					t.Errorf("line %v: peer.address %q, want the client's loopback address", r, p)
@@ -197,6 +202,85 @@ func TestLogging(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCallLine checks what the call line says beyond the happy path: the
+// level and error of a failed call, fields a handler adds, the method type
+// of a stream, and that a logger's level filters lines.
+func TestCallLine(t *testing.T) {
+	var logs syncBuffer
+	chain, _ := newChain(t, interceptors.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
+	cc := dial(t, serve(t, chain.ServerOptions()...))
+	if _, err := hi(t, cc, "fail"); status.Code(err) != codes.Unavailable {
+		t.Fatalf("Hi(fail): %v, want Unavailable", err)
+	}
+	if _, err := hi(t, cc, "field"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := hellov1.NewHelloClient(cc).HiStream(ctx, &hellov1.HiStreamRequest{Count: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for err == nil {
+		_, err = st.Recv()
+	}
+
+	recs := withMsg(logs.records(t), "finished call")
+	if len(recs) != 3 {
+		t.Fatalf("%d finished call lines, want 3:\n%v", len(recs), recs)
+	}
+	fail, field, stream := recs[0], recs[1], recs[2]
+	if fail["level"] != "WARN" || fail["grpc.code"] != "Unavailable" {
+		t.Errorf("failed call: level %v code %v, want WARN Unavailable", fail["level"], fail["grpc.code"])
+	}
+	if e, _ := fail["grpc.error"].(string); !strings.Contains(e, "try another pod") {
+		t.Errorf("failed call: grpc.error %q, want the status message", e)
+	}
+	if field["user"] != "u-1" || field["level"] != "INFO" {
+		t.Errorf("call with logging.AddFields: %v, want user=u-1 at INFO", field)
+	}
+	if _, ok := field["grpc.error"]; ok {
+		t.Errorf("successful call has grpc.error: %v", field)
+	}
+	if field["grpc.method_type"] != "unary" || stream["grpc.method_type"] != "server_stream" || stream["grpc.method"] != "HiStream" {
+		t.Errorf("method types: Hi %v, HiStream %v (%v), want unary and server_stream", field["grpc.method_type"], stream["grpc.method_type"], stream["grpc.method"])
+	}
+
+	t.Run("logger level", func(t *testing.T) {
+		var logs syncBuffer
+		warn := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		chain, _ := newChain(t, interceptors.WithLogger(warn))
+		cc := dial(t, serve(t, chain.ServerOptions()...))
+		mustHi(t, cc)
+		_, _ = hi(t, cc, "fail")
+		recs := withMsg(logs.records(t), "finished call")
+		if len(recs) != 1 || recs[0]["grpc.code"] != "Unavailable" {
+			t.Errorf("lines with the logger at WARN: %v, want only the failed call", recs)
+		}
+	})
+
+	t.Run("WithLoggingOptions uses the middleware's interceptor", func(t *testing.T) {
+		var logs syncBuffer
+		chain, _ := newChain(t, interceptors.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))),
+			interceptors.WithLoggingOptions(logging.WithLogOnEvents(logging.StartCall, logging.FinishCall)))
+		cc := dial(t, serve(t, chain.ServerOptions()...))
+		if _, err := hi(t, cc, "field"); err != nil {
+			t.Fatal(err)
+		}
+		started, finished := withMsg(logs.records(t), "started call"), withMsg(logs.records(t), "finished call")
+		if len(started) != 1 || len(finished) != 1 {
+			t.Fatalf("%d started and %d finished lines, want 1 and 1", len(started), len(finished))
+		}
+		f := finished[0]
+		if f["protocol"] != "grpc" || f["user"] != "u-1" || f["grpc.code"] != "OK" {
+			t.Errorf("middleware's finished line %v: want protocol=grpc, user=u-1, grpc.code=OK", f)
+		}
+		if _, ok := f["grpc.time_us"].(float64); !ok {
+			t.Errorf("middleware's grpc.time_us is %T, want rotor's number", f["grpc.time_us"])
+		}
+	})
 }
 
 func TestServedBy(t *testing.T) {

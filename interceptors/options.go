@@ -11,15 +11,16 @@ import (
 type Option func(*options)
 
 type options struct {
-	logger          *slog.Logger
-	recovery        bool
-	logging         bool
-	logHealthChecks bool
-	loggingOpts     []logging.Option
-	metrics         bool
-	registerer      prometheus.Registerer
-	latencyBuckets  []float64
-	servedBy        string
+	logger            *slog.Logger
+	recovery          bool
+	logging           bool
+	logHealthChecks   bool
+	loggingOpts       []logging.Option
+	middlewareLogging bool
+	metrics           bool
+	registerer        prometheus.Registerer
+	latencyBuckets    []float64
+	servedBy          string
 }
 
 func defaultOptions() options {
@@ -54,11 +55,22 @@ func WithoutLogging() Option { return func(o *options) { o.logging = false } }
 // drown the real traffic.
 func WithLogHealthChecks() Option { return func(o *options) { o.logHealthChecks = true } }
 
-// WithLoggingOptions passes options to go-grpc-middleware's logging
-// interceptor, after rotor's own (finish-call only, grpc.time_ms as a
-// number), so they can override them.
+// WithLoggingOptions logs calls with go-grpc-middleware's own logging
+// interceptor instead of the chain's call line, and passes it opts after
+// rotor's (finish-call events only, grpc.time_us in whole microseconds), so
+// they can override them. Use it for what only the middleware does: payload
+// logging (logging.WithLogOnEvents with PayloadReceived, PayloadSent),
+// start-of-call lines, custom levels, codes or fields. It costs more: 48
+// allocations and about 5 µs of server CPU a call against 5 and 1.4 µs
+// (BenchmarkChainAlone); 0.78 to 0.85 of a bare server's throughput against
+// 0.94 to 0.95 (BenchmarkThroughput). Its lines carry the same keys plus protocol,
+// grpc.component and grpc.start_time. Health checks stay unlogged unless
+// WithLogHealthChecks.
 func WithLoggingOptions(opts ...logging.Option) Option {
-	return func(o *options) { o.loggingOpts = append(o.loggingOpts, opts...) }
+	return func(o *options) {
+		o.middlewareLogging = true
+		o.loggingOpts = append(o.loggingOpts, opts...)
+	}
 }
 
 // WithoutMetrics drops the Prometheus call metrics (grpc_server_*).

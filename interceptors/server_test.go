@@ -12,15 +12,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/stats"
+	"google.golang.org/grpc/status"
 
 	"github.com/rotorkit/rotor/interceptors"
 	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
@@ -29,15 +32,21 @@ import (
 // secret is what the test handlers panic with; it must never reach a client.
 const secret = "secret-panic-value-42"
 
-// helloService answers Hi and HiStream, and panics with secret when the
-// message is "panic".
+// helloService answers Hi and HiStream. Hi panics with secret when the
+// message is "panic", fails with Unavailable when it is "fail", and adds the
+// log field user=u-1 when it is "field"; HiStream panics on "panic" too.
 type helloService struct {
 	hellov1.UnimplementedHelloServer
 }
 
-func (helloService) Hi(_ context.Context, req *hellov1.HiRequest) (*hellov1.HiResponse, error) {
-	if req.GetMessage() == "panic" {
+func (helloService) Hi(ctx context.Context, req *hellov1.HiRequest) (*hellov1.HiResponse, error) {
+	switch req.GetMessage() {
+	case "panic":
 		panic(secret)
+	case "fail":
+		return nil, status.Error(codes.Unavailable, "try another pod")
+	case "field":
+		logging.AddFields(ctx, logging.Fields{"user", "u-1"})
 	}
 	return &hellov1.HiResponse{FromWho: "test", Message: "hi " + req.GetToWho()}, nil
 }

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs every check rotor's CI runs: formatting, vet, generated-code drift, buf
-# lint, the whole test suite under the race detector, then 10 s of each fuzz
-# target. The lab tests need root plus iptables, conntrack, dnsmasq and nginx:
-# as root this script installs what is missing (Debian packages); elsewhere
-# those tests skip and say why.
+# lint, the whole test suite under the race detector, every benchmark once,
+# then 10 s of each fuzz target. The lab tests need root plus iptables,
+# conntrack, dnsmasq and nginx: as root this script installs what is missing
+# (Debian packages); elsewhere those tests skip and say why.
 #
 #   tools/test.sh            # everything
 #   tools/test.sh -short     # skip the long tests (passed on to go test)
@@ -36,6 +36,11 @@ fi
 
 step "go test -race"
 go test -race -count=1 -timeout 20m "$@" ./...
+
+# Every benchmark once, so that none rots; the numbers of a single
+# iteration mean nothing (see interceptors/doc.go for how to measure).
+step "benchmarks compile and run (one iteration each)"
+go test -run '^$' -bench . -benchtime 1x ./...
 
 # Each fuzz target briefly, from its committed seeds (testdata/fuzz/<Name>);
 # an input that fails is written there, to commit with its fix. go test

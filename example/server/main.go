@@ -48,7 +48,7 @@ func run(args []string) error {
 	tlsCert := fs.String("tls-cert", "", "serve gRPC over TLS with this PEM certificate (chain); reloaded when the file changes")
 	tlsKey := fs.String("tls-key", "", "the PEM key of -tls-cert")
 	tlsClientCA := fs.String("tls-client-ca", "", "require client certificates signed by these PEM CAs (mutual TLS); needs -tls-cert")
-	logCalls := fs.Bool("log-calls", true, "log one line per call (off for load tests: formatting it costs about 5 µs a call)")
+	logCalls := fs.Bool("log-calls", true, "log one line per call to stderr (off for load tests, where the lines would swamp the output)")
 	ignoreDrain := fs.Bool("stream-ignore-drain", false, "demo: let HiStream ignore connection drains, so streams are cut at the grace")
 	if err := fs.Parse(args); err != nil {
 		return err
