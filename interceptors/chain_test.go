@@ -159,15 +159,9 @@ func TestLogging(t *testing.T) {
 
 			mustHi(t, cc)
 			mustHi(t, cc)
+			hiStream(t, cc, 2)
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			st, err := hellov1.NewHelloClient(cc).HiStream(ctx, &hellov1.HiStreamRequest{Count: 2})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for err == nil {
-				_, err = st.Recv()
-			}
 			if _, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
 				t.Fatal(err)
 			}
@@ -217,15 +211,7 @@ func TestCallLine(t *testing.T) {
 	if _, err := hi(t, cc, "field"); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	st, err := hellov1.NewHelloClient(cc).HiStream(ctx, &hellov1.HiStreamRequest{Count: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for err == nil {
-		_, err = st.Recv()
-	}
+	hiStream(t, cc, 1)
 
 	recs := withMsg(logs.records(t), "finished call")
 	if len(recs) != 3 {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -108,6 +109,23 @@ func mustHi(t testing.TB, cc *grpc.ClientConn) {
 	t.Helper()
 	if _, err := hi(t, cc, "hello"); err != nil {
 		t.Fatalf("Hi: %v", err)
+	}
+}
+
+// hiStream calls HiStream for count messages and reads it to its end.
+func hiStream(t testing.TB, cc *grpc.ClientConn, count uint32) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := hellov1.NewHelloClient(cc).HiStream(ctx, &hellov1.HiStreamRequest{Count: count})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for err == nil {
+		_, err = st.Recv()
+	}
+	if err != io.EOF {
+		t.Fatalf("HiStream: %v", err)
 	}
 }
 
