@@ -2,6 +2,8 @@ package interceptors_test
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"net"
 	"sync"
 	"testing"
@@ -30,6 +32,8 @@ var pieces = []struct {
 	{"servedby", []interceptors.Option{interceptors.WithoutRecovery(), interceptors.WithoutLogging(), interceptors.WithoutMetrics(), interceptors.WithServedBy("pod-a")}},
 	{"default", []interceptors.Option{}},
 	{"default-nolog", []interceptors.Option{interceptors.WithoutLogging()}},
+	// The logger at Warn: only the server's failures would be logged.
+	{"default-warn", []interceptors.Option{interceptors.WithLogger(slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn})))}},
 	// go-grpc-middleware's own logging interceptor (WithLoggingOptions),
 	// alone and in the chain, for comparison.
 	{"mwlogging", []interceptors.Option{interceptors.WithoutRecovery(), interceptors.WithoutMetrics(), interceptors.WithLoggingOptions()}},

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -199,39 +200,92 @@ func TestLogging(t *testing.T) {
 }
 
 // TestCallLine checks what the call line says beyond the happy path: the
-// level and error of a failed call, fields a handler adds, the method type
-// of a stream, and that a logger's level filters lines.
+// code and level of failed calls (the code the client got and the metrics
+// counted), fields added by a handler and by an outer interceptor, the
+// logger's own attributes, the method type of a stream, and that a logger's
+// level filters lines.
 func TestCallLine(t *testing.T) {
 	var logs syncBuffer
-	chain, _ := newChain(t, interceptors.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
-	cc := dial(t, serve(t, chain.ServerOptions()...))
-	if _, err := hi(t, cc, "fail"); status.Code(err) != codes.Unavailable {
-		t.Fatalf("Hi(fail): %v, want Unavailable", err)
+	logger := slog.New(slog.NewJSONHandler(&logs, nil)).With("pod", "pod-a")
+	chain, reg := newChain(t, interceptors.WithLogger(logger))
+	// A user's interceptor before the chain, adding a field for the call.
+	tenant := func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		return h(logging.InjectFields(ctx, logging.Fields{"tenant", "t-1"}), req)
 	}
-	if _, err := hi(t, cc, "field"); err != nil {
-		t.Fatal(err)
+	cc := dial(t, serve(t,
+		grpc.ChainUnaryInterceptor(append([]grpc.UnaryServerInterceptor{tenant}, chain.Unary()...)...),
+		grpc.ChainStreamInterceptor(chain.Stream()...)))
+
+	for _, c := range []struct {
+		message string
+		want    codes.Code
+	}{{"fail", codes.Unavailable}, {"field", codes.OK}, {"canceled", codes.Canceled}} {
+		if _, err := hi(t, cc, c.message); status.Code(err) != c.want {
+			t.Fatalf("Hi(%s): %v, want %v", c.message, err, c.want)
+		}
 	}
 	hiStream(t, cc, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := hellov1.NewHelloClient(cc).HiStream(ctx, &hellov1.HiStreamRequest{Message: "eof"})
+	for err == nil {
+		_, err = st.Recv()
+	}
+	if status.Code(err) != codes.Unknown {
+		t.Fatalf("HiStream returning io.EOF: %v, want Unknown", err)
+	}
 
 	recs := withMsg(logs.records(t), "finished call")
-	if len(recs) != 3 {
-		t.Fatalf("%d finished call lines, want 3:\n%v", len(recs), recs)
+	want := []struct{ method, code, level string }{
+		{"Hi", "Unavailable", "WARN"},
+		{"Hi", "OK", "INFO"},
+		{"Hi", "Canceled", "INFO"},
+		{"HiStream", "OK", "INFO"},
+		{"HiStream", "Unknown", "ERROR"},
 	}
-	fail, field, stream := recs[0], recs[1], recs[2]
-	if fail["level"] != "WARN" || fail["grpc.code"] != "Unavailable" {
-		t.Errorf("failed call: level %v code %v, want WARN Unavailable", fail["level"], fail["grpc.code"])
+	if len(recs) != len(want) {
+		t.Fatalf("%d finished call lines, want %d:\n%v", len(recs), len(want), recs)
 	}
-	if e, _ := fail["grpc.error"].(string); !strings.Contains(e, "try another pod") {
+	mfs := scrape(t, interceptors.MetricsHandler(reg))
+	for i, w := range want {
+		r := recs[i]
+		if r["grpc.method"] != w.method || r["grpc.code"] != w.code || r["level"] != w.level {
+			t.Errorf("line %d: %v %v at %v, want %s %s at %s", i, r["grpc.method"], r["grpc.code"], r["level"], w.method, w.code, w.level)
+		}
+		labels := map[string]string{"grpc_method": w.method, "grpc_code": w.code}
+		if got := value(t, mfs, "grpc_server_handled_total", labels); got != 1 {
+			t.Errorf("grpc_server_handled_total%v = %v, want 1, as logged", labels, got)
+		}
+		if _, hasErr := r["grpc.error"]; hasErr != (w.code != "OK") {
+			t.Errorf("line %d (%s): grpc.error %v", i, w.code, r["grpc.error"])
+		}
+		if us, ok := r["grpc.time_us"].(float64); !ok || us != math.Trunc(us) || us < 0 {
+			t.Errorf("line %d: grpc.time_us %v, want whole microseconds", i, r["grpc.time_us"])
+		}
+		if _, ok := r["grpc.time_ms"]; ok {
+			t.Errorf("line %d has grpc.time_ms as well", i)
+		}
+		if r["pod"] != "pod-a" {
+			t.Errorf("line %d: pod %v, want the logger's own attribute pod-a", i, r["pod"])
+		}
+		wantType, wantTenant := "unary", "t-1"
+		if w.method == "HiStream" {
+			wantType, wantTenant = "server_stream", ""
+		}
+		if r["grpc.method_type"] != wantType {
+			t.Errorf("line %d: grpc.method_type %v, want %s", i, r["grpc.method_type"], wantType)
+		}
+		if tenant, _ := r["tenant"].(string); tenant != wantTenant {
+			t.Errorf("line %d: tenant %q, want %q (injected by the outer interceptor)", i, tenant, wantTenant)
+		}
+	}
+	if e, _ := recs[0]["grpc.error"].(string); !strings.Contains(e, "try another pod") {
 		t.Errorf("failed call: grpc.error %q, want the status message", e)
 	}
-	if field["user"] != "u-1" || field["level"] != "INFO" {
-		t.Errorf("call with logging.AddFields: %v, want user=u-1 at INFO", field)
-	}
-	if _, ok := field["grpc.error"]; ok {
-		t.Errorf("successful call has grpc.error: %v", field)
-	}
-	if field["grpc.method_type"] != "unary" || stream["grpc.method_type"] != "server_stream" || stream["grpc.method"] != "HiStream" {
-		t.Errorf("method types: Hi %v, HiStream %v (%v), want unary and server_stream", field["grpc.method_type"], stream["grpc.method_type"], stream["grpc.method"])
+	// JSON decoding keeps the last of duplicate keys: a handler's
+	// grpc.service must not have been written after the chain's.
+	if field := recs[1]; field["user"] != "u-1" || field["grpc.service"] != "hello.v1.Hello" {
+		t.Errorf("call with logging.AddFields: user %v grpc.service %v, want u-1 and hello.v1.Hello", field["user"], field["grpc.service"])
 	}
 
 	t.Run("logger level", func(t *testing.T) {
@@ -263,8 +317,8 @@ func TestCallLine(t *testing.T) {
 		if f["protocol"] != "grpc" || f["user"] != "u-1" || f["grpc.code"] != "OK" {
 			t.Errorf("middleware's finished line %v: want protocol=grpc, user=u-1, grpc.code=OK", f)
 		}
-		if _, ok := f["grpc.time_us"].(float64); !ok {
-			t.Errorf("middleware's grpc.time_us is %T, want rotor's number", f["grpc.time_us"])
+		if us, ok := f["grpc.time_us"].(float64); !ok || us != math.Trunc(us) {
+			t.Errorf("middleware's grpc.time_us is %v, want rotor's whole microseconds", f["grpc.time_us"])
 		}
 	})
 }

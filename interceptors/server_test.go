@@ -34,8 +34,9 @@ import (
 const secret = "secret-panic-value-42"
 
 // helloService answers Hi and HiStream. Hi panics with secret when the
-// message is "panic", fails with Unavailable when it is "fail", and adds the
-// log field user=u-1 when it is "field"; HiStream panics on "panic" too.
+// message is "panic", fails with Unavailable on "fail", returns
+// context.Canceled on "canceled" and adds log fields on "field"; HiStream
+// panics on "panic" and returns io.EOF on "eof".
 type helloService struct {
 	hellov1.UnimplementedHelloServer
 }
@@ -46,15 +47,21 @@ func (helloService) Hi(ctx context.Context, req *hellov1.HiRequest) (*hellov1.Hi
 		panic(secret)
 	case "fail":
 		return nil, status.Error(codes.Unavailable, "try another pod")
+	case "canceled":
+		return nil, context.Canceled
 	case "field":
-		logging.AddFields(ctx, logging.Fields{"user", "u-1"})
+		// user is the line's; grpc.service is the chain's own and stays so.
+		logging.AddFields(ctx, logging.Fields{"user", "u-1", "grpc.service", "spoof"})
 	}
 	return &hellov1.HiResponse{FromWho: "test", Message: "hi " + req.GetToWho()}, nil
 }
 
 func (helloService) HiStream(req *hellov1.HiStreamRequest, stream grpc.ServerStreamingServer[hellov1.HiStreamResponse]) error {
-	if req.GetMessage() == "panic" {
+	switch req.GetMessage() {
+	case "panic":
 		panic(secret)
+	case "eof":
+		return io.EOF
 	}
 	for seq := uint32(1); seq <= req.GetCount(); seq++ {
 		if err := stream.Send(&hellov1.HiStreamResponse{FromWho: "test", Seq: seq}); err != nil {
