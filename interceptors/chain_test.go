@@ -320,6 +320,15 @@ func TestCallLine(t *testing.T) {
 		if us, ok := f["grpc.time_us"].(float64); !ok || us != math.Trunc(us) {
 			t.Errorf("middleware's grpc.time_us is %v, want rotor's whole microseconds", f["grpc.time_us"])
 		}
+		// A handler's context error: the client gets Canceled, and so does
+		// the line (the middleware's own default says Unknown).
+		if _, err := hi(t, cc, "canceled"); status.Code(err) != codes.Canceled {
+			t.Fatalf("Hi(canceled): %v, want Canceled", err)
+		}
+		finished = withMsg(logs.records(t), "finished call")
+		if got := finished[len(finished)-1]["grpc.code"]; got != "Canceled" {
+			t.Errorf("middleware's line for a context error: grpc.code %v, want Canceled", got)
+		}
 	})
 }
 

@@ -94,15 +94,18 @@
 // duration in whole microseconds), peer.address, grpc.error when the call
 // failed, and any fields added with go-grpc-middleware's logging.AddFields
 // or logging.InjectFields. The level follows the code as go-grpc-middleware
-// maps it (logging.DefaultServerCodeToLevel): Info for OK and for the
-// client's own mistakes, Warn or Error for the server's, so a logger whose
-// level is Warn logs only the calls worth a look, at no cost for the rest.
+// maps it (logging.DefaultServerCodeToLevel): Info for OK and for what the
+// client caused (Canceled, InvalidArgument, NotFound, AlreadyExists,
+// Unauthenticated), Warn or Error for the rest, so a logger whose level is
+// Warn logs only the server's failures, and the other calls cost it almost
+// nothing. The code is the one the client gets and the metrics count: a
+// handler's context error is Canceled or DeadlineExceeded, any other error
+// that is not a status Unknown.
 //
 // The line is written by a reporter on go-grpc-middleware's interceptor
 // framework (the one its logging and Prometheus interceptors run on), not by
-// its logging interceptor, which assembles its fields with about 46
-// allocations a call and alone took 15 to 22 % of a bare server's
-// throughput (see Cost).
+// its logging interceptor, which assembles its fields with 48 allocations
+// a call and costs three to four times the CPU (see Cost).
 // WithLoggingOptions switches to that interceptor, for payload logging and
 // its other options; its lines have the same keys and a few more.
 //
@@ -129,28 +132,32 @@
 //
 // Medians of five such runs on a shared 2-core AMD EPYC VM, the call line
 // going to a JSON handler on io.Discard (so that the cost is formatting, not
-// a disk). mwlogging is go-grpc-middleware's logging interceptor
+// a disk). default-warn is the default chain with the logger's level at
+// Warn; mwlogging is go-grpc-middleware's logging interceptor
 // (WithLoggingOptions) in place of the call line.
 //
 //	                throughput x-bare   one call at a time          alone (server only)
 //	                1conn   4conns      tcp ns/op  bufconn  allocs  ns/op  allocs
-//	bare            1       1           58 000     29 700   152         –
-//	recovery        0.99    0.99        63 800     30 700   154        12    0
-//	logging         0.95    0.94        67 300     30 400   159     1 380    5
-//	metrics         0.99    0.98        64 600     27 500   156       680    2
-//	servedby        0.95    0.95        60 400     28 800   160         –
-//	default         0.92    0.91        73 900     38 100   163     2 170    7
-//	default-nolog   0.97    0.94        66 600     37 200   157       760    2
-//	mwlogging       0.85    0.78        86 400     44 400   202     5 230   48
-//	default-mwlog   0.81    0.77        94 800     39 900   206     6 000   50
+//	bare            1       1           62 900     27 500   152         –
+//	recovery        1.00    0.97        58 400     25 000   154        12    0
+//	logging         0.95    0.93        64 900     29 800   159     1 220    5
+//	metrics         0.96    0.96        58 700     27 900   156       630    2
+//	servedby        1.00    0.94        53 300     24 700   160         –
+//	default         0.95    0.90        66 100     29 800   163     2 080    7
+//	default-nolog   0.97    0.96        60 100     25 600   157       640    2
+//	default-warn    0.96    0.93        58 300     26 700   161       950    5
+//	mwlogging       0.83    0.81        65 600     34 800   202     4 650   48
+//	default-mwlog   0.80    0.77        69 000     36 100   206     5 480   50
 //
-// The default chain keeps 0.92 of a bare server's throughput on one
-// connection (five runs: 0.90 to 0.96) and 0.91 with both cores busy (0.84
-// to 0.92); with go-grpc-middleware's logging interceptor it kept 0.81 and
-// 0.77. Ratios within ±0.03 of each other are noise here (recovery, 12 ns of
-// work, ranges from 0.95 to 1.04). The one-call-at-a-time columns are
-// latency, not throughput, and swing by ±15 %: read them for allocations.
-// Next to a real handler (a database call, milliseconds) all of this is
-// noise; for a server of tiny, very hot calls, raise the logger's level to
-// Warn or use WithoutLogging and rely on the metrics.
+// The default chain keeps 0.95 of a bare server's throughput on one
+// connection (five runs: 0.92 to 0.97) and 0.90 with both cores busy (0.87
+// to 0.93); an earlier series of five gave medians of 0.92 and 0.91. With
+// go-grpc-middleware's logging interceptor it keeps 0.80 and 0.77. A ratio
+// here is good to about ±0.04 (recovery, 12 ns of work, ranges from 0.96
+// to 1.01), so the pieces are best compared by their CPU and allocations
+// alone. The one-call-at-a-time columns are latency, not throughput, and
+// swing by ±15 %: read them for allocations. Next to a real handler (a
+// database call, milliseconds) all of this is noise; for a server of tiny,
+// very hot calls, raise the logger's level to Warn or use WithoutLogging and
+// rely on the metrics.
 package interceptors
