@@ -62,28 +62,11 @@ func runKill(ctx context.Context, p params, bins binaries, killAt, removeAfter t
 	lc := loadConfig{Target: r.Target, Conns: p.Conns, Rate: p.Rate, Duration: p.Duration, CallTimeout: p.CallTimeout}
 	loadCtx, cancelLoad := context.WithCancel(ctx)
 	defer cancelLoad()
-	origins := make(chan time.Time, 1)
-	var lines []loadLine
-	loadErr := make(chan error, 1)
-	loadCmd := lab.ClientCommand(loadCtx, bins.load)
-	go func() {
-		loadErr <- loadProcess(loadCmd, lc, func(line loadLine) {
-			switch line.Type {
-			case "start":
-				origins <- time.Unix(0, line.Origin)
-			case "second":
-				lines = append(lines, line)
-			}
-		})
-	}()
-	var origin time.Time
-	select {
-	case origin = <-origins:
-	case err := <-loadErr:
-		return r, kt, fmt.Errorf("load generator did not start: %v", err)
-	case <-ctx.Done():
-		return r, kt, ctx.Err()
+	load, err := startLabLoad(loadCtx, lab, bins.load, lc, nil)
+	if err != nil {
+		return r, kt, err
 	}
+	origin := load.origin
 
 	since := func() float64 { return time.Since(origin).Seconds() }
 	sleepUntil := func(at time.Time) error {
@@ -120,10 +103,8 @@ func runKill(ctx context.Context, p params, bins binaries, killAt, removeAfter t
 	if actErr != nil {
 		cancelLoad()
 	}
-	err = <-loadErr
-	if loadCmd.Process != nil {
-		r.pids = append(r.pids, loadCmd.Process.Pid)
-	}
+	err = <-load.done
+	r.pids = append(r.pids, load.pid())
 	if err == nil {
 		err = actErr
 	}
@@ -138,7 +119,7 @@ func runKill(ctx context.Context, p params, bins binaries, killAt, removeAfter t
 		r.FinalPods = append(r.FinalPods, pod.Name)
 	}
 	r.LoadAvg = loadAverage()
-	r.fill(lines)
+	r.fill(load.lines)
 	return r, kt, nil
 }
 

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/resolver/dns"
 	"google.golang.org/grpc/status"
 
+	"github.com/rotorkit/rotor/internal/kubelab"
 	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
 	"github.com/rotorkit/rotor/server"
 )
@@ -375,6 +376,46 @@ func loadMain() int {
 // binary, such as one from kubelab.Lab.ClientCommand) and passes every line
 // it prints to onLine, from one goroutine, in order. It returns when the
 // process has exited.
+// labLoad is the load generator running in the lab's client namespace.
+type labLoad struct {
+	cmd    *exec.Cmd
+	origin time.Time  // the load's t = 0
+	done   chan error // receives the process's end once
+	lines  []loadLine // its per-second lines; read them after done
+}
+
+// startLabLoad starts the load generator in the lab's client namespace and
+// waits for its start line; onSecond, when not nil, sees each per-second
+// line as it comes. Cancelling ctx ends the process.
+func startLabLoad(ctx context.Context, lab *kubelab.Lab, bin string, cfg loadConfig, onSecond func(loadLine)) (*labLoad, error) {
+	l := &labLoad{cmd: lab.ClientCommand(ctx, bin), done: make(chan error, 1)}
+	origins := make(chan time.Time, 1)
+	go func() {
+		l.done <- loadProcess(l.cmd, cfg, func(line loadLine) {
+			switch line.Type {
+			case "start":
+				origins <- time.Unix(0, line.Origin)
+			case "second":
+				l.lines = append(l.lines, line)
+				if onSecond != nil {
+					onSecond(line)
+				}
+			}
+		})
+	}()
+	select {
+	case l.origin = <-origins:
+		return l, nil
+	case err := <-l.done:
+		return nil, fmt.Errorf("load generator did not start: %v", err)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// pid is the load process's PID (it has started: its start line came).
+func (l *labLoad) pid() int { return l.cmd.Process.Pid }
+
 func loadProcess(cmd *exec.Cmd, cfg loadConfig, onLine func(loadLine)) error {
 	js, err := json.Marshal(cfg)
 	if err != nil {

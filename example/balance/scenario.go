@@ -248,31 +248,15 @@ func runScenario(ctx context.Context, sc scenario, m mode, p params, bins binari
 
 	loadCtx, cancelLoad := context.WithCancel(ctx)
 	defer cancelLoad()
-	origins := make(chan time.Time, 1)
-	var lines []loadLine
-	loadErr := make(chan error, 1)
-	loadCmd := lab.ClientCommand(loadCtx, bins.load)
-	go func() {
-		loadErr <- loadProcess(loadCmd, lc, func(line loadLine) {
-			switch line.Type {
-			case "start":
-				origins <- time.Unix(0, line.Origin)
-			case "second":
-				lines = append(lines, line)
-				if (line.T+1)%10 == 0 {
-					progress(fmt.Sprintf("%s/%s t=%ds: %d ok, %d failed", sc.name, m.name, line.T+1, sumMap(line.Calls), sumMap(line.Failed)))
-				}
-			}
-		})
-	}()
-	var origin time.Time
-	select {
-	case origin = <-origins:
-	case err := <-loadErr:
-		return r, fmt.Errorf("load generator did not start: %v", err)
-	case <-ctx.Done():
-		return r, ctx.Err()
+	load, err := startLabLoad(loadCtx, lab, bins.load, lc, func(line loadLine) {
+		if (line.T+1)%10 == 0 {
+			progress(fmt.Sprintf("%s/%s t=%ds: %d ok, %d failed", sc.name, m.name, line.T+1, sumMap(line.Calls), sumMap(line.Failed)))
+		}
+	})
+	if err != nil {
+		return r, err
 	}
+	origin := load.origin
 
 	// The scenario's changes run beside the load.
 	var events []event
@@ -317,10 +301,8 @@ func runScenario(ctx context.Context, sc scenario, m mode, p params, bins binari
 		}()
 	}()
 
-	err = <-loadErr
-	if loadCmd.Process != nil {
-		r.pids = append(r.pids, loadCmd.Process.Pid)
-	}
+	err = <-load.done
+	r.pids = append(r.pids, load.pid())
 	if err != nil {
 		cancelLoad()
 		<-actErr
@@ -349,7 +331,7 @@ func runScenario(ctx context.Context, sc scenario, m mode, p params, bins binari
 	}
 	r.Events = events
 	r.LoadAvg = loadAverage()
-	r.fill(lines)
+	r.fill(load.lines)
 	return r, nil
 }
 
