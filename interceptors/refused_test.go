@@ -9,7 +9,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rotorkit/rotor/interceptors"
-	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
 	"github.com/rotorkit/rotor/server"
 )
 
@@ -41,22 +40,16 @@ func TestConnMetricsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hellov1.RegisterHelloServer(srv, helloService{})
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(lis) }()
+	addr, served := serveRotor(t, srv)
 	defer func() {
 		srv.Close()
 		if err := <-served; !errors.Is(err, server.ErrServerClosed) {
 			t.Errorf("Serve: %v", err)
 		}
 	}()
-	mustHi(t, dial(t, lis.Addr().String()))
+	mustHi(t, dial(t, addr))
 
-	over, err := net.Dial("tcp", lis.Addr().String())
+	over, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}

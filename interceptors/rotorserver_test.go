@@ -39,15 +39,9 @@ func TestRotorServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hellov1.RegisterHelloServer(srv, helloService{})
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(lis) }()
+	addr, served := serveRotor(t, srv)
 
-	cc := dial(t, lis.Addr().String())
+	cc := dial(t, addr)
 	for range 3 {
 		mustHi(t, cc)
 	}
@@ -84,3 +78,17 @@ func TestRotorServer(t *testing.T) {
 }
 
 var _ server.FairShareObserver = (*interceptors.ConnMetrics)(nil)
+
+// serveRotor registers the Hello service on srv and serves it on a loopback
+// port; served receives what Serve returns.
+func serveRotor(t *testing.T, srv *server.Server) (addr string, served <-chan error) {
+	t.Helper()
+	hellov1.RegisterHelloServer(srv, helloService{})
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(lis) }()
+	return lis.Addr().String(), done
+}

@@ -1,7 +1,6 @@
 package interceptors_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -9,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,6 +25,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/rotorkit/rotor/interceptors"
+	"github.com/rotorkit/rotor/internal/testproc"
 	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
 )
 
@@ -147,25 +146,15 @@ func newChain(t testing.TB, opts ...interceptors.Option) (*interceptors.Chain, *
 	return c, reg
 }
 
-// syncBuffer is a log sink that the server and the test may use at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
+// syncBuffer is a log sink that the server and the test may use at once,
+// read as JSON lines.
+type syncBuffer struct{ testproc.Buffer }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-// records returns the JSON log records written so far.
+// records parses every line logged so far.
 func (s *syncBuffer) records(t testing.TB) []map[string]any {
 	t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(s.b.String()), "\n") {
+	for _, line := range strings.Split(strings.TrimSpace(s.String()), "\n") {
 		if line == "" {
 			continue
 		}

@@ -395,9 +395,7 @@ func (l *Lab) ReplacePod(ctx context.Context, index int) (Pod, error) {
 		return Pod{}, err
 	}
 	defer done()
-	l.mu.Lock()
 	old, err := l.podByIndex(index)
-	l.mu.Unlock()
 	if err != nil {
 		return Pod{}, err
 	}
@@ -421,9 +419,7 @@ func (l *Lab) DeletePod(ctx context.Context, index int) error {
 		return err
 	}
 	defer done()
-	l.mu.Lock()
 	p, err := l.podByIndex(index)
-	l.mu.Unlock()
 	if err != nil {
 		return err
 	}
@@ -441,9 +437,7 @@ func (l *Lab) KillPod(index int) error {
 		return err
 	}
 	defer done()
-	l.mu.Lock()
 	p, err := l.podByIndex(index)
-	l.mu.Unlock()
 	if err != nil {
 		return err
 	}

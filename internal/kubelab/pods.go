@@ -275,8 +275,10 @@ func (l *Lab) readyAddrs() []netip.Addr {
 	return sortedAddrs(addrs)
 }
 
-// podByIndex finds a pod by its Index; l.mu must be held.
+// podByIndex finds a pod by its Index; it takes l.mu.
 func (l *Lab) podByIndex(index int) (*pod, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	for _, p := range l.pods {
 		if p.index == index {
 			return p, nil
