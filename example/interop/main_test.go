@@ -84,11 +84,9 @@ func run(m *testing.M) int {
 		panic(err)
 	}
 	defer os.RemoveAll(dir)
-	serverBinary = filepath.Join(dir, "server")
-	build := exec.Command(goTool(), "build", "-o", serverBinary, "./example/server")
-	build.Dir = repoRoot
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building the example server: %v\n%s", err, out)
+	serverBinary, err = testproc.Build(dir, "./example/server")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	return m.Run()
@@ -106,12 +104,11 @@ func callDuration() time.Duration {
 
 // proc is a running example server.
 type proc struct {
+	*testproc.Process
 	name  string // its POD_NAME, which every answer carries
 	grpc  string
 	http  string // empty without the REST gateway
 	admin string
-	done  chan struct{}
-	log   *testproc.Buffer
 }
 
 // startServer starts the example server on loopback ports with the
@@ -121,46 +118,14 @@ type proc struct {
 func startServer(t *testing.T, sc scenario, client string, withREST bool) *proc {
 	t.Helper()
 	name := "interop-" + client + "-" + sc.name
-	args := sc.serverArgs
-	p := &proc{name: name, grpc: testproc.FreeAddr(t), admin: testproc.FreeAddr(t), done: make(chan struct{}), log: &testproc.Buffer{}}
+	p := &proc{name: name, grpc: testproc.FreeAddr(t), admin: testproc.FreeAddr(t)}
 	if withREST {
 		p.http = testproc.FreeAddr(t)
 	}
-	cmd := exec.Command(serverBinary, append([]string{"-grpc-addr", p.grpc, "-http-addr", p.http, "-admin-addr", p.admin}, args...)...)
+	cmd := exec.Command(serverBinary, append([]string{"-grpc-addr", p.grpc, "-http-addr", p.http, "-admin-addr", p.admin}, sc.serverArgs...)...)
 	cmd.Env = append(os.Environ(), "POD_NAME="+name)
-	cmd.Stdout, cmd.Stderr = p.log, p.log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		_ = cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-p.done
-		if t.Failed() {
-			t.Logf("server %s log:\n%s", name, p.log.String())
-		}
-	})
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		resp, err := http.Get("http://" + p.admin + "/stats")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		select {
-		case <-p.done:
-			t.Fatalf("server %s exited before it was ready:\n%s", name, p.log.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server %s not ready after 15 s: %v", name, err)
-		}
-	}
+	p.Process = testproc.Start(t, "server "+name, cmd)
+	p.WaitHTTP(t, "http://"+p.admin+"/stats", 15*time.Second)
 	if withREST {
 		waitListening(t, p.http)
 	}

@@ -6,13 +6,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/rotorkit/rotor/internal/testproc"
 )
 
 var (
@@ -50,14 +51,12 @@ func TestMain(m *testing.M) {
 
 // commandFlags builds ./example/<name> into dir and reads its flags from -h.
 func commandFlags(dir, name string) ([]flagDef, error) {
-	bin := filepath.Join(dir, name)
+	bin, err := testproc.Build(dir, "./example/"+name)
+	if err != nil {
+		return nil, err
+	}
 	if name == "server" {
 		serverBinary = bin
-	}
-	build := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", bin, "./example/"+name)
-	build.Dir = repoRoot
-	if out, err := build.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("building example/%s: %v\n%s", name, err, out)
 	}
 	// -h prints the flags and exits with an error status; the output is what
 	// matters.

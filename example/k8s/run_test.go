@@ -69,33 +69,10 @@ func TestServerRunsWithManifestArgs(t *testing.T) {
 	}
 	cmd := exec.Command(serverBinary, args...)
 	cmd.Env = env
-	var log testproc.Buffer
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		if t.Failed() {
-			t.Logf("server log:\n%s", log.String())
-		}
-	})
+	p := testproc.Start(t, "server with the manifest's arguments "+strings.Join(args, " "), cmd)
 
 	// Ready once the admin endpoint answers; POST /rotate wants the token.
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addrs["admin-addr"] + "/stats")
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the server did not come up with the manifest's arguments %q: %v", args, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	p.WaitHTTP(t, "http://"+addrs["admin-addr"]+"/stats", 15*time.Second)
 	resp, err := http.Post("http://"+addrs["admin-addr"]+"/rotate", "", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -125,9 +102,7 @@ func TestServerRunsWithManifestArgs(t *testing.T) {
 	}
 
 	begin := time.Now()
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
+	p.Signal(t, syscall.SIGTERM)
 	for s := check(); s == healthpb.HealthCheckResponse_SERVING; s = check() {
 		if time.Since(begin) > 2*time.Second {
 			t.Fatal("still SERVING 2 s after SIGTERM: readiness would keep the pod in the endpoints")
@@ -136,8 +111,8 @@ func TestServerRunsWithManifestArgs(t *testing.T) {
 	}
 	grace := time.Duration(ptrValue(d.Spec.Template.Spec.TerminationGracePeriodSeconds, 30)) * time.Second
 	select {
-	case err := <-exited:
-		if err != nil {
+	case <-p.Done():
+		if err := p.Err(); err != nil {
 			t.Errorf("exit after SIGTERM: %v, want status 0", err)
 		}
 		t.Logf("NOT_SERVING at once, exited %v after SIGTERM; terminationGracePeriodSeconds is %v", time.Since(begin).Round(time.Millisecond), grace)

@@ -3,13 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,11 +30,9 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	binary = filepath.Join(dir, "server")
-	build := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", binary, ".")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		panic(fmt.Sprintf("building the example server: %v", err))
+	binary, err = testproc.Build(dir, "./example/server")
+	if err != nil {
+		panic(err)
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
@@ -46,54 +41,21 @@ func TestMain(m *testing.M) {
 
 // proc is a running example server.
 type proc struct {
-	cmd    *exec.Cmd
-	grpc   string
-	http   string
-	admin  string
-	exited chan error // receives the exit once; use wait
-	done   chan struct{}
-	err    error
-	log    *testproc.Buffer
+	*testproc.Process
+	grpc, http, admin string
 }
 
+// startServer starts the example server on loopback ports with args and
+// waits until its admin endpoint and its REST front answer.
 func startServer(t *testing.T, args ...string) *proc {
 	t.Helper()
-	p := &proc{grpc: testproc.FreeAddr(t), http: testproc.FreeAddr(t), admin: testproc.FreeAddr(t), exited: make(chan error, 1), done: make(chan struct{}), log: &testproc.Buffer{}}
-	p.cmd = exec.Command(binary, append([]string{"-grpc-addr", p.grpc, "-http-addr", p.http, "-admin-addr", p.admin}, args...)...)
-	p.cmd.Env = append(os.Environ(), "POD_NAME=pod-under-test")
-	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-		p.exited <- p.err
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() {
-			t.Logf("server log:\n%s", p.log.String())
-		}
-	})
-	// Ready when the REST front answers.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Post("http://"+p.http+"/v1/hi", "application/json", strings.NewReader(`{}`))
-		if err == nil {
-			resp.Body.Close()
-			return p
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server not ready: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	p := &proc{grpc: testproc.FreeAddr(t), http: testproc.FreeAddr(t), admin: testproc.FreeAddr(t)}
+	cmd := exec.Command(binary, append([]string{"-grpc-addr", p.grpc, "-http-addr", p.http, "-admin-addr", p.admin}, args...)...)
+	cmd.Env = append(os.Environ(), "POD_NAME=pod-under-test")
+	p.Process = testproc.Start(t, "server", cmd)
+	p.WaitHTTP(t, "http://"+p.admin+"/stats", 10*time.Second)
+	p.WaitHTTP(t, "http://"+p.http+"/healthz", 10*time.Second)
+	return p
 }
 
 func (p *proc) client(t *testing.T) hellov1.HelloClient {
@@ -173,12 +135,11 @@ func TestSIGTERMDrainsAndExitsByDeadline(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	signalled.Store(true)
 	begin := time.Now()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
+	p.Signal(t, syscall.SIGTERM)
 	var exitErr error
 	select {
-	case exitErr = <-p.exited:
+	case <-p.Done():
+		exitErr = p.Err()
 	case <-time.After(delay + drain + 5*time.Second):
 		t.Fatal("the server did not exit within delay + drain timeout + 5 s")
 	}
@@ -204,9 +165,7 @@ func TestHangupAndAdminRotate(t *testing.T) {
 	if _, err := client.Hi(context.Background(), &hellov1.HiRequest{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
+	p.Signal(t, syscall.SIGHUP)
 	p.waitLog(t, `reason=signal`)
 	resp, err := http.Post("http://"+p.admin+"/rotate", "", nil)
 	if err != nil {
@@ -222,7 +181,7 @@ func TestHangupAndAdminRotate(t *testing.T) {
 func (p *proc) waitLog(t *testing.T, s string) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(p.log.String(), s) {
+	for !strings.Contains(p.Log.String(), s) {
 		if time.Now().After(deadline) {
 			t.Fatalf("log never said %q", s)
 		}

@@ -1,13 +1,22 @@
 // Package testproc holds what rotor's tests need to run real processes (the
-// example server, clients in other languages): a free loopback address and a
-// buffer that collects a process's output safely while the test reads it.
+// example server, clients in other languages): building a command of the
+// module, starting a process that ends with the test, waiting for it to
+// answer HTTP, a free loopback address, and a buffer that collects a
+// process's output safely while the test reads it.
 package testproc
 
 import (
+	"fmt"
 	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // FreeAddr returns a loopback address with a port that was free a moment
@@ -40,4 +49,101 @@ func (b *Buffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// Build builds the module's package pkg (a path such as "./example/server",
+// relative to the module root) into dir and returns the binary's path. It
+// uses the go command of the toolchain running the tests.
+func Build(dir, pkg string) (string, error) {
+	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
+	gomod, err := exec.Command(goTool, "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	bin := filepath.Join(dir, filepath.Base(pkg))
+	build := exec.Command(goTool, "build", "-o", bin, pkg)
+	build.Dir = filepath.Dir(strings.TrimSpace(string(gomod)))
+	if out, err := build.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building %s: %v\n%s", pkg, err, out)
+	}
+	return bin, nil
+}
+
+// A Process is a program a test started with Start. It is killed, if still
+// running, when the test ends, and its output goes to the test log if the
+// test failed.
+type Process struct {
+	Cmd  *exec.Cmd
+	Log  *Buffer // stdout and stderr
+	name string
+	done chan struct{}
+	err  error
+}
+
+// Start starts cmd, named name in messages, with its output in Log.
+func Start(t testing.TB, name string, cmd *exec.Cmd) *Process {
+	t.Helper()
+	p := &Process{Cmd: cmd, Log: &Buffer{}, name: name, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = p.Log, p.Log
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", name, err)
+	}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			_ = cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("%s log:\n%s", name, p.Log.String())
+		}
+	})
+	return p
+}
+
+// Done is closed when the process has exited; Err then says how.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Err waits for the process to exit and returns what exec.Cmd.Wait said.
+func (p *Process) Err() error {
+	<-p.done
+	return p.err
+}
+
+// Signal sends sig to the process.
+func (p *Process) Signal(t testing.TB, sig os.Signal) {
+	t.Helper()
+	if err := p.Cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("signal %v to %s: %v", sig, p.name, err)
+	}
+}
+
+// WaitHTTP waits until GET url answers 200 OK. The test fails if the process
+// exits first or timeout passes.
+func (p *Process) WaitHTTP(t testing.TB, url string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+			err = fmt.Errorf("status %s", resp.Status)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %s did not answer 200 within %v: %v", p.name, url, timeout, err)
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("%s exited (%v) before %s answered:\n%s", p.name, p.err, url, p.Log.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
