@@ -2,8 +2,6 @@ package server_test
 
 import (
 	"context"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/rotorkit/rotor/example/hello"
+	"github.com/rotorkit/rotor/internal/testproc"
 	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
 	"github.com/rotorkit/rotor/server"
 )
@@ -41,31 +40,10 @@ func TestShutdownUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var stopping atomic.Bool // set just before Shutdown makes health NOT_SERVING
-	var before, beforeFailed atomic.Int64
-	var firstErr atomic.Value
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				accepted := !stopping.Load()
-				_, err := client.Hi(context.Background(), &hellov1.HiRequest{ToWho: "t"})
-				if accepted {
-					before.Add(1)
-					if err != nil {
-						beforeFailed.Add(1)
-						firstErr.CompareAndSwap(nil, err)
-					}
-				}
-			}
-		}()
-	}
+	load := testproc.StartCallLoad(t, client, 4)
 	time.Sleep(300 * time.Millisecond) // let load build up
 
-	stopping.Store(true)
+	load.Mark() // just before Shutdown makes health NOT_SERVING
 	begin := time.Now()
 	done := make(chan error, 1)
 	go func() { done <- srv.Shutdown(context.Background()) }()
@@ -83,8 +61,7 @@ func TestShutdownUnderLoad(t *testing.T) {
 
 	err = <-done
 	took := time.Since(begin)
-	cancel()
-	wg.Wait()
+	before, beforeFailed, firstErr := load.Stop()
 	if err != nil {
 		t.Errorf("Shutdown() = %v, want nil: the stream should have been cut at the drain deadline, not the context's", err)
 	}
@@ -92,10 +69,10 @@ func TestShutdownUnderLoad(t *testing.T) {
 	if took > 3500*time.Millisecond {
 		t.Errorf("Shutdown took %v with a stream that never ends; want about delay + drain timeout (2 s)", took)
 	}
-	if n := beforeFailed.Load(); n != 0 {
-		t.Errorf("%d of %d calls started before NOT_SERVING failed; first: %v", n, before.Load(), firstErr.Load())
+	if beforeFailed != 0 {
+		t.Errorf("%d of %d calls started before NOT_SERVING failed; first: %v", beforeFailed, before, firstErr)
 	}
-	if before.Load() == 0 {
+	if before == 0 {
 		t.Error("no call was made before the shutdown")
 	}
 	for {

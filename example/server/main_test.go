@@ -8,8 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -109,31 +107,9 @@ func TestSIGTERMDrainsAndExitsByDeadline(t *testing.T) {
 	if _, err := stream.Recv(); err != nil {
 		t.Fatal(err)
 	}
-	var signalled atomic.Bool
-	var before, failedBefore atomic.Int64
-	var firstErr atomic.Value
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				accepted := !signalled.Load()
-				_, err := client.Hi(context.Background(), &hellov1.HiRequest{ToWho: "t"})
-				if accepted {
-					before.Add(1)
-					if err != nil {
-						failedBefore.Add(1)
-						firstErr.CompareAndSwap(nil, err)
-					}
-				}
-			}
-		}()
-	}
+	load := testproc.StartCallLoad(t, client, 4)
 	time.Sleep(300 * time.Millisecond)
-	signalled.Store(true)
+	load.Mark()
 	begin := time.Now()
 	p.Signal(t, syscall.SIGTERM)
 	var exitErr error
@@ -144,18 +120,17 @@ func TestSIGTERMDrainsAndExitsByDeadline(t *testing.T) {
 		t.Fatal("the server did not exit within delay + drain timeout + 5 s")
 	}
 	took := time.Since(begin)
-	cancel()
-	wg.Wait()
+	before, failedBefore, firstErr := load.Stop()
 	if exitErr != nil {
 		t.Errorf("server exited with %v, want status 0", exitErr)
 	}
 	if took < delay {
 		t.Errorf("server exited %v after SIGTERM, before the %v shutdown delay", took, delay)
 	}
-	if n := failedBefore.Load(); n != 0 || before.Load() == 0 {
-		t.Errorf("%d of %d calls started before SIGTERM failed; first: %v", n, before.Load(), firstErr.Load())
+	if failedBefore != 0 || before == 0 {
+		t.Errorf("%d of %d calls started before SIGTERM failed; first: %v", failedBefore, before, firstErr)
 	}
-	t.Logf("exited %v after SIGTERM; %d calls before it, none failed", took.Round(time.Millisecond), before.Load())
+	t.Logf("exited %v after SIGTERM; %d calls before it, none failed", took.Round(time.Millisecond), before)
 }
 
 // SIGHUP and POST /rotate rotate connections of the running process.
