@@ -175,7 +175,7 @@ type Config struct {
 	// WriteTimeout bounds each write of a response to the client, not the
 	// whole response: a client that stops reading is cut after it, while a
 	// server-streaming response (such as POST /v1/hi/stream) that keeps
-	// flowing may last as long as it needs. http.Server.WriteTimeout, which
+	// flowing may last as long as it needs, over HTTP/1.1 and HTTP/2 alike. http.Server.WriteTimeout, which
 	// bounds the whole response from the end of the request headers, would
 	// cut every stream longer than it, so the Gateway leaves it at 0 and moves
 	// a per-write deadline instead. Default 30 s; server.Never for no limit.
@@ -206,12 +206,12 @@ type Config struct {
 	// after its ctx ends and before it stops accepting connections, so that
 	// Kubernetes removes the pod from the Service endpoints first. Only Run
 	// uses it; Shutdown stops at once. Default 5 s, the gRPC server's
-	// default; Off stops at once.
+	// default; Off stops at once. Allowed: up to 10 m.
 	ShutdownDelay time.Duration
 
 	// ShutdownTimeout bounds Run's graceful shutdown after the delay: open
 	// requests that have not finished by then are cut. Default 20 s, the
-	// gRPC server's default DrainTimeout. Allowed: 1 s or more.
+	// gRPC server's default DrainTimeout. Allowed: 1 s to 10 m.
 	ShutdownTimeout time.Duration
 
 	// Logger receives lifecycle events and net/http's own errors. Default
@@ -299,7 +299,7 @@ func (c Config) settings() (settings, error) {
 	}
 
 	s.httpAddr = cmp.Or(c.HTTPAddr, DefaultHTTPAddr)
-	if _, _, err := net.SplitHostPort(s.httpAddr); err != nil {
+	if _, port, err := net.SplitHostPort(s.httpAddr); err != nil || !validPort(port) {
 		bad("HTTPAddr", fmt.Sprintf("%q", c.HTTPAddr), `a listen address such as ":8080" or "127.0.0.1:8080"`)
 	}
 
@@ -375,14 +375,31 @@ func (c Config) settings() (settings, error) {
 	}
 
 	s.delay = cmp.Or(c.ShutdownDelay, DefaultShutdownDelay)
-	if s.delay < 0 {
+	switch {
+	case s.delay < 0:
 		s.delay = 0
+	case s.delay > maxShutdown:
+		bad("ShutdownDelay", c.ShutdownDelay, "at most 10m (the pod's terminationGracePeriodSeconds must cover it), 0 for the default 5s, or gateway.Off")
 	}
 	s.shutdownMax = cmp.Or(c.ShutdownTimeout, DefaultShutdownTimeout)
-	if s.shutdownMax < time.Second {
-		bad("ShutdownTimeout", c.ShutdownTimeout, "at least 1s, or 0 for the default 20s")
+	if s.shutdownMax < time.Second || s.shutdownMax > maxShutdown {
+		bad("ShutdownTimeout", c.ShutdownTimeout, "between 1s and 10m (the pod's terminationGracePeriodSeconds must cover it), or 0 for the default 20s")
 	}
 	return s, errors.Join(errs...)
+}
+
+// maxShutdown bounds ShutdownDelay and ShutdownTimeout: a pod that takes
+// longer to stop is killed by the kubelet anyway.
+const maxShutdown = 10 * time.Minute
+
+// validPort says whether port is a port number or a service name the
+// system knows ("" listens on a free port).
+func validPort(port string) bool {
+	if port == "" {
+		return true
+	}
+	_, err := net.LookupPort("tcp", port)
+	return err == nil
 }
 
 // forwardable says why header h cannot be forwarded as gRPC metadata, or ""

@@ -55,8 +55,10 @@
 //
 // # Requests and errors
 //
-// Every response carries X-Request-Id: the client's when it sent 1 to 128
-// visible ASCII characters, a fresh random id otherwise. The gRPC server
+// Every response the gateway writes carries X-Request-Id: the client's when
+// it sent 1 to 128 visible ASCII characters, a fresh random id otherwise.
+// (net/http answers a request it cannot parse, and headers over
+// MaxHeaderBytes, itself, in plain text, before the gateway sees them.) The gRPC server
 // receives it as metadata "x-request-id" (RequestID reads it on the gateway
 // side). Of the other request headers only ForwardHeaders reach the gRPC
 // server (by default authorization, traceparent, tracestate), plus
@@ -66,9 +68,13 @@
 // "details":[]}, with these statuses: 400 for a body that is not the request
 // message in JSON, 404 for an unknown path, 405 for a known path with the
 // wrong method (grpc-gateway alone answers 501), 408 for a request not read
-// within ReadTimeout, 413 for a body over MaxBodyBytes, 431 (net/http) for
-// headers over MaxHeaderBytes, 503 when the gRPC server is unavailable, and
-// the usual mapping of gRPC codes otherwise.
+// within ReadTimeout, 413 for a body over MaxBodyBytes, 431 (net/http, plain
+// text) for headers over MaxHeaderBytes, 503 when the gRPC server is
+// unavailable, and the usual mapping of gRPC codes otherwise. A declared
+// Content-Length over MaxBodyBytes is refused before routing, so it gets 413
+// even on an unknown path or with the wrong method. The 405 of a REST route
+// carries no Allow header: grpc-gateway's mux does not tell which methods a
+// path has (the gateway's own paths do send Allow).
 //
 // # Defaults
 //

@@ -123,7 +123,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !g.limitBody(w, r, st) {
 		return
 	}
-	g.mux.ServeHTTP(g.boundWrites(w), r)
+	g.mux.ServeHTTP(g.boundWrites(w, r), r)
 }
 
 func (g *Gateway) serveOpenAPI(w http.ResponseWriter, r *http.Request) {
@@ -235,7 +235,7 @@ func Run(ctx context.Context, cfg Config) error {
 
 // RegisterGRPCGateway is the classic article's one call,
 //
-//	go gg.RegisterGRPCGateway(&gg.GatewayConfig{Fn: pb.RegisterHelloHandlerFromEndpoint, GrpcPort: ":50051"})
+//	go gateway.RegisterGRPCGateway(&gateway.Config{Fn: pb.RegisterHelloHandlerFromEndpoint, GrpcPort: ":50051"})
 //
 // done properly: it runs Run with a context that ends on SIGTERM or SIGINT,
 // so the gateway shuts down gracefully beside a rotor server that does the

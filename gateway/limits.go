@@ -124,15 +124,21 @@ func methodNotAllowed(allow string) error {
 // boundWrites gives every write of the response WriteTimeout to complete, so
 // that a client that stops reading cannot hold the handler forever, while a
 // stream that keeps flowing is never cut.
-func (g *Gateway) boundWrites(w http.ResponseWriter) http.ResponseWriter {
+//
+// On HTTP/1.1 a write deadline is the socket's and only matters while a
+// write is under way, so one is set at once (it also covers net/http's own
+// "100 Continue" and a response written without an explicit Write) and moved
+// before each write. On HTTP/2 it is a timer on the stream that resets it
+// when it fires, writing or not: there the deadline is set just before each
+// write or flush and cleared after it, so that neither a slow call nor a
+// quiet stream is cut.
+func (g *Gateway) boundWrites(w http.ResponseWriter, r *http.Request) http.ResponseWriter {
 	if g.set.write == server.Never {
 		return w
 	}
-	dw := &deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), d: g.set.write}
-	// Also covers net/http's own "100 Continue" and a response written
-	// without an explicit Write.
-	if dw.extend() != nil {
-		return w
+	dw := &deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), d: g.set.write, perWrite: r.ProtoMajor >= 2}
+	if !dw.perWrite && dw.extend() != nil {
+		return w // no deadlines on this writer
 	}
 	return dw
 }
@@ -142,20 +148,30 @@ func (g *Gateway) boundWrites(w http.ResponseWriter) http.ResponseWriter {
 // flush stream messages) reaches the writer underneath.
 type deadlineWriter struct {
 	http.ResponseWriter
-	rc *http.ResponseController
-	d  time.Duration
+	rc       *http.ResponseController
+	d        time.Duration
+	perWrite bool // clear the deadline after each write (HTTP/2)
 }
 
 func (w *deadlineWriter) extend() error { return w.rc.SetWriteDeadline(time.Now().Add(w.d)) }
 
+// done ends the deadline of one write on HTTP/2.
+func (w *deadlineWriter) done() {
+	if w.perWrite {
+		_ = w.rc.SetWriteDeadline(time.Time{})
+	}
+}
+
 func (w *deadlineWriter) Write(p []byte) (int, error) {
 	_ = w.extend()
+	defer w.done()
 	return w.ResponseWriter.Write(p)
 }
 
 // FlushError flushes buffered data to the client, within the write deadline.
 func (w *deadlineWriter) FlushError() error {
 	_ = w.extend()
+	defer w.done()
 	return w.rc.Flush()
 }
 

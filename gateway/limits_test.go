@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -128,5 +129,39 @@ func TestStalledReader(t *testing.T) {
 		t.Logf("the stream ended: %v", err)
 	case <-time.After(10 * time.Second):
 		t.Fatal("the stream to a client that does not read is still running 10s later; WriteTimeout is 1s")
+	}
+}
+
+// TestHTTP2WriteTimeout mounts the Handler on an HTTP/2 (TLS) server, where
+// a write deadline is a timer that resets the stream when it fires: with a
+// 1 s WriteTimeout, a call that takes 1.5 s before its first byte and a
+// stream that is quiet for 1.5 s between messages must both complete.
+func TestHTTP2WriteTimeout(t *testing.T) {
+	t.Parallel()
+	b := startBackend(t, "pod-a")
+	gw, _ := startGateway(t, b, gateway.Config{WriteTimeout: time.Second})
+	if err := gw.Mux().HandlePath(http.MethodGet, "/slow", func(w http.ResponseWriter, _ *http.Request, _ map[string]string) {
+		time.Sleep(1500 * time.Millisecond)
+		_, _ = io.WriteString(w, "done")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewUnstartedServer(gw.Handler())
+	hs.EnableHTTP2 = true
+	hs.StartTLS()
+	t.Cleanup(hs.Close)
+	c := hs.Client()
+
+	resp, body := do(t, c, http.MethodGet, hs.URL+"/slow", "")
+	if resp.ProtoMajor != 2 {
+		t.Fatalf("served over %s, want HTTP/2", resp.Proto)
+	}
+	if resp.StatusCode != http.StatusOK || body != "done" {
+		t.Errorf("slow call over HTTP/2: %d %q, want 200 done", resp.StatusCode, body)
+	}
+
+	resp, body = do(t, c, http.MethodPost, hs.URL+"/v1/hi/stream", `{"to_who":"s","count":2,"interval_ms":1500}`)
+	if n := strings.Count(body, `{"result":`); resp.StatusCode != http.StatusOK || n != 2 {
+		t.Errorf("quiet stream over HTTP/2: %d with %d of 2 messages:\n%s", resp.StatusCode, n, body)
 	}
 }

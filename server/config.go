@@ -115,7 +115,7 @@ type Config struct {
 	// clients. Kubernetes removes a terminating pod from the Service
 	// endpoints asynchronously; without the delay new connections would still
 	// arrive at a server that no longer accepts them. Default 5 s. Allowed: 0
-	// or more.
+	// to 10 min (the pod's terminationGracePeriodSeconds must cover it).
 	ShutdownDelay time.Duration
 
 	// DrainTimeout bounds the graceful part of a shutdown: after the GOAWAY,

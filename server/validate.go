@@ -72,8 +72,8 @@ func (c Config) validate(withRotation bool) error {
 	if c.MaxConnections < 0 {
 		bad("MaxConnections", c.MaxConnections, "0 (no limit) or more")
 	}
-	if c.ShutdownDelay < 0 {
-		bad("ShutdownDelay", c.ShutdownDelay, "0 or more")
+	if c.ShutdownDelay < 0 || c.ShutdownDelay > 10*time.Minute {
+		bad("ShutdownDelay", c.ShutdownDelay, "between 0 and 10m (the pod's terminationGracePeriodSeconds must cover it)")
 	}
 	switch {
 	case c.DrainTimeout < 0:

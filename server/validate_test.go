@@ -34,7 +34,8 @@ func TestConfigValidate(t *testing.T) {
 		{"send size negative", func(c *server.Config) { c.MaxSendMsgSize = -5 }, "MaxSendMsgSize", "at least 1 byte"},
 		{"handshake timeout zero", func(c *server.Config) { c.HandshakeTimeout = 0 }, "HandshakeTimeout", "between 1s and 5m"},
 		{"negative max connections", func(c *server.Config) { c.MaxConnections = -1 }, "MaxConnections", "0 (no limit) or more"},
-		{"negative shutdown delay", func(c *server.Config) { c.ShutdownDelay = -time.Second }, "ShutdownDelay", "0 or more"},
+		{"negative shutdown delay", func(c *server.Config) { c.ShutdownDelay = -time.Second }, "ShutdownDelay", "between 0 and 10m"},
+		{"shutdown delay Never", func(c *server.Config) { c.ShutdownDelay = server.Never }, "ShutdownDelay", "between 0 and 10m"},
 		{"drain shorter than grace", func(c *server.Config) { c.DrainTimeout = 5 * time.Second }, "DrainTimeout", "at least MaxConnectionAgeGrace (10s)"},
 		{"negative drain", func(c *server.Config) { c.DrainTimeout = -1 }, "DrainTimeout", "0 or more"},
 		{"zero delay and drain with zero grace", func(c *server.Config) {
