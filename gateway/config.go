@@ -175,10 +175,11 @@ type Config struct {
 	// WriteTimeout bounds each write of a response to the client, not the
 	// whole response: a client that stops reading is cut after it, while a
 	// server-streaming response (such as POST /v1/hi/stream) that keeps
-	// flowing may last as long as it needs, over HTTP/1.1 and HTTP/2 alike. http.Server.WriteTimeout, which
-	// bounds the whole response from the end of the request headers, would
-	// cut every stream longer than it, so the Gateway leaves it at 0 and moves
-	// a per-write deadline instead. Default 30 s; server.Never for no limit.
+	// flowing, or a call that is slow to answer, may last as long as it
+	// needs, over HTTP/1.1 and HTTP/2. http.Server.WriteTimeout, which bounds
+	// the whole response from the end of the request headers, would cut
+	// every stream longer than it, so the Gateway leaves it at 0 and moves a
+	// per-write deadline instead. Default 30 s; server.Never for no limit.
 	// Allowed: 1 s or more. How long a call may run is for the client's
 	// Grpc-Timeout header and the gRPC server to bound.
 	WriteTimeout time.Duration
@@ -206,12 +207,13 @@ type Config struct {
 	// after its ctx ends and before it stops accepting connections, so that
 	// Kubernetes removes the pod from the Service endpoints first. Only Run
 	// uses it; Shutdown stops at once. Default 5 s, the gRPC server's
-	// default; Off stops at once. Allowed: up to 10 m.
+	// default; Off stops at once. Allowed: up to 10 min (the pod's
+	// terminationGracePeriodSeconds must cover it).
 	ShutdownDelay time.Duration
 
 	// ShutdownTimeout bounds Run's graceful shutdown after the delay: open
 	// requests that have not finished by then are cut. Default 20 s, the
-	// gRPC server's default DrainTimeout. Allowed: 1 s to 10 m.
+	// gRPC server's default DrainTimeout. Allowed: 1 s or more.
 	ShutdownTimeout time.Duration
 
 	// Logger receives lifecycle events and net/http's own errors. Default
@@ -382,14 +384,14 @@ func (c Config) settings() (settings, error) {
 		bad("ShutdownDelay", c.ShutdownDelay, "at most 10m (the pod's terminationGracePeriodSeconds must cover it), 0 for the default 5s, or gateway.Off")
 	}
 	s.shutdownMax = cmp.Or(c.ShutdownTimeout, DefaultShutdownTimeout)
-	if s.shutdownMax < time.Second || s.shutdownMax > maxShutdown {
-		bad("ShutdownTimeout", c.ShutdownTimeout, "between 1s and 10m (the pod's terminationGracePeriodSeconds must cover it), or 0 for the default 20s")
+	if s.shutdownMax < time.Second {
+		bad("ShutdownTimeout", c.ShutdownTimeout, "at least 1s, or 0 for the default 20s")
 	}
 	return s, errors.Join(errs...)
 }
 
-// maxShutdown bounds ShutdownDelay and ShutdownTimeout: a pod that takes
-// longer to stop is killed by the kubelet anyway.
+// maxShutdown bounds ShutdownDelay, as the server's: a delay is there for
+// endpoint removal to reach every node, which takes seconds, not hours.
 const maxShutdown = 10 * time.Minute
 
 // validPort says whether port is a port number or a service name the

@@ -57,8 +57,9 @@
 //
 // Every response the gateway writes carries X-Request-Id: the client's when
 // it sent 1 to 128 visible ASCII characters, a fresh random id otherwise.
-// (net/http answers a request it cannot parse, and headers over
-// MaxHeaderBytes, itself, in plain text, before the gateway sees them.) The gRPC server
+// (A request net/http cannot parse, or whose headers exceed MaxHeaderBytes,
+// is answered by net/http itself, in plain text, before the gateway sees
+// it.) The gRPC server
 // receives it as metadata "x-request-id" (RequestID reads it on the gateway
 // side). Of the other request headers only ForwardHeaders reach the gRPC
 // server (by default authorization, traceparent, tracestate), plus

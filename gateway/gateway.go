@@ -123,7 +123,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !g.limitBody(w, r, st) {
 		return
 	}
-	g.mux.ServeHTTP(g.boundWrites(w, r), r)
+	bw := g.boundWrites(w, r)
+	g.mux.ServeHTTP(bw, r)
+	if dw, ok := bw.(*deadlineWriter); ok {
+		dw.finish()
+	}
 }
 
 func (g *Gateway) serveOpenAPI(w http.ResponseWriter, r *http.Request) {

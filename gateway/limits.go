@@ -162,6 +162,16 @@ func (w *deadlineWriter) done() {
 	}
 }
 
+// finish bounds what net/http still sends once the handler has returned (a
+// small response waits in its buffer until then): on HTTP/1.1 the last
+// write's deadline already does; on HTTP/2 one more is set, and the stream's
+// end stops its timer.
+func (w *deadlineWriter) finish() {
+	if w.perWrite {
+		_ = w.extend()
+	}
+}
+
 func (w *deadlineWriter) Write(p []byte) (int, error) {
 	_ = w.extend()
 	defer w.done()

@@ -108,13 +108,7 @@ func TestSlowBody(t *testing.T) {
 // reads it: after WriteTimeout the gateway gives up and the gRPC stream ends.
 func TestStalledReader(t *testing.T) {
 	t.Parallel()
-	ended := make(chan error, 1)
-	b := startBackend(t, "pod-a", server.WithStreamInterceptors(
-		func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
-			err := h(srv, ss)
-			ended <- err
-			return err
-		}))
+	b, ended := streamEndsBackend(t)
 	_, base := startGateway(t, b, gateway.Config{WriteTimeout: time.Second})
 	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
 	if err != nil {
@@ -129,6 +123,46 @@ func TestStalledReader(t *testing.T) {
 		t.Logf("the stream ended: %v", err)
 	case <-time.After(10 * time.Second):
 		t.Fatal("the stream to a client that does not read is still running 10s later; WriteTimeout is 1s")
+	}
+}
+
+// streamEndsBackend starts a backend that reports how each stream ended.
+func streamEndsBackend(t *testing.T) (*backend, <-chan error) {
+	ended := make(chan error, 1)
+	b := startBackend(t, "pod-a", server.WithStreamInterceptors(
+		func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+			err := h(srv, ss)
+			ended <- err
+			return err
+		}))
+	return b, ended
+}
+
+// TestHTTP2StalledReader is TestStalledReader over HTTP/2: the client takes
+// the response headers and never reads the body, and after WriteTimeout the
+// gateway gives up and the gRPC stream ends.
+func TestHTTP2StalledReader(t *testing.T) {
+	t.Parallel()
+	b, ended := streamEndsBackend(t)
+	gw, _ := startGateway(t, b, gateway.Config{WriteTimeout: time.Second})
+	hs := httptest.NewUnstartedServer(gw.Handler())
+	hs.EnableHTTP2 = true
+	hs.StartTLS()
+	t.Cleanup(hs.Close)
+	body := fmt.Sprintf(`{"to_who":"%s","count":0,"interval_ms":1}`, strings.Repeat("x", 64<<10))
+	resp, err := hs.Client().Post(hs.URL+"/v1/hi/stream", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.ProtoMajor != 2 {
+		t.Fatalf("served over %s, want HTTP/2", resp.Proto)
+	}
+	select {
+	case err := <-ended:
+		t.Logf("the stream ended: %v", err)
+	case <-time.After(15 * time.Second):
+		t.Fatal("the stream to an HTTP/2 client that does not read is still running 15s later; WriteTimeout is 1s")
 	}
 }
 

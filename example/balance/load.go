@@ -372,10 +372,6 @@ func loadMain() int {
 	return 0
 }
 
-// loadProcess runs the load generator as cmd (a command that runs this
-// binary, such as one from kubelab.Lab.ClientCommand) and passes every line
-// it prints to onLine, from one goroutine, in order. It returns when the
-// process has exited.
 // labLoad is the load generator running in the lab's client namespace.
 type labLoad struct {
 	cmd    *exec.Cmd
@@ -416,6 +412,10 @@ func startLabLoad(ctx context.Context, lab *kubelab.Lab, bin string, cfg loadCon
 // pid is the load process's PID (it has started: its start line came).
 func (l *labLoad) pid() int { return l.cmd.Process.Pid }
 
+// loadProcess runs the load generator as cmd (a command that runs this
+// binary, such as one from kubelab.Lab.ClientCommand) and passes every line
+// it prints to onLine, from one goroutine, in order. It returns when the
+// process has exited.
 func loadProcess(cmd *exec.Cmd, cfg loadConfig, onLine func(loadLine)) error {
 	js, err := json.Marshal(cfg)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
 )
@@ -21,6 +22,9 @@ type CallLoad struct {
 	wg                   sync.WaitGroup
 }
 
+// callTimeout bounds each call of a CallLoad.
+const callTimeout = 10 * time.Second
+
 // StartCallLoad starts callers goroutines calling client.Hi back to back;
 // they stop at Stop or at the end of the test.
 func StartCallLoad(t testing.TB, client hellov1.HelloClient, callers int) *CallLoad {
@@ -31,7 +35,11 @@ func StartCallLoad(t testing.TB, client hellov1.HelloClient, callers int) *CallL
 		l.wg.Go(func() {
 			for ctx.Err() == nil {
 				before := !l.marked.Load()
-				_, err := client.Hi(context.Background(), &hellov1.HiRequest{ToWho: "load"})
+				// A call of its own deadline, so that a hung server cannot
+				// hold Stop (and the test's cleanup) for ever.
+				callCtx, cancelCall := context.WithTimeout(context.Background(), callTimeout)
+				_, err := client.Hi(callCtx, &hellov1.HiRequest{ToWho: "load"})
+				cancelCall()
 				if before {
 					l.before.Add(1)
 					if err != nil {

@@ -128,8 +128,9 @@ func (p *Process) Signal(t testing.TB, sig os.Signal) {
 func (p *Process) WaitHTTP(t testing.TB, url string, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
+	client := &http.Client{Timeout: time.Second}
 	for {
-		resp, err := http.Get(url)
+		resp, err := client.Get(url)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -142,7 +143,7 @@ func (p *Process) WaitHTTP(t testing.TB, url string, timeout time.Duration) {
 		}
 		select {
 		case <-p.done:
-			t.Fatalf("%s exited (%v) before %s answered:\n%s", p.name, p.err, url, p.Log.String())
+			t.Fatalf("%s exited (%v) before %s answered", p.name, p.err, url) // Start's cleanup logs its output
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
