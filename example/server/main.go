@@ -9,6 +9,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -17,6 +18,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
+
+	"google.golang.org/grpc"
 
 	"github.com/rotorkit/rotor/example/hello"
 	"github.com/rotorkit/rotor/gateway"
@@ -48,6 +52,8 @@ func run(args []string) error {
 	tlsCert := fs.String("tls-cert", "", "serve gRPC over TLS with this PEM certificate (chain); reloaded when the file changes")
 	tlsKey := fs.String("tls-key", "", "the PEM key of -tls-cert")
 	tlsClientCA := fs.String("tls-client-ca", "", "require client certificates signed by these PEM CAs (mutual TLS); needs -tls-cert")
+	peerTLSCA := fs.String("peer-tls-ca", "", "with TLS and -fair-share: PEM CAs that sign the other pods' certificates (default: -tls-client-ca); each pod presents its -tls-cert to the others")
+	peerTLSName := fs.String("peer-tls-server-name", "", "with TLS and -fair-share: the name the pods' certificates carry (default: the host of -peer-dns)")
 	logCalls := fs.Bool("log-calls", true, "log one line per call to stderr (off for load tests, where the lines would swamp the output)")
 	ignoreDrain := fs.Bool("stream-ignore-drain", false, "demo: let HiStream ignore connection drains, so streams are cut at the grace")
 	if err := fs.Parse(args); err != nil {
@@ -92,7 +98,15 @@ func run(args []string) error {
 		opts = append(opts, server.WithPeerDNS(*peerDNS, *peerInterval))
 	}
 	if *fairShare {
-		opts = append(opts, server.WithFairShare(server.FairShare{}))
+		fair := server.FairShare{}
+		if *tlsCert != "" {
+			dial, err := peerDialOptions(*peerTLSCA, *tlsClientCA, *tlsCert, *tlsKey, *peerTLSName, *peerDNS)
+			if err != nil {
+				return err
+			}
+			fair.DialOptions = dial
+		}
+		opts = append(opts, server.WithFairShare(fair))
 	}
 	srv, err := server.New(opts...)
 	if err != nil {
@@ -136,4 +150,38 @@ func run(args []string) error {
 		}()
 	}
 	return srv.Run(context.Background())
+}
+
+// peerDialOptions are the credentials of the fair-share load queries when the
+// pods serve TLS: the pods' CA (peerCA, else the client CA of mutual TLS),
+// this pod's own certificate as its client certificate, and the name the
+// certificates carry (serverName, else the host of the peer DNS name), since
+// the queries go to pod IPs that certificates rarely list.
+func peerDialOptions(peerCA, clientCA, certFile, keyFile, serverName, peerDNS string) ([]grpc.DialOption, error) {
+	ca := cmp.Or(peerCA, clientCA)
+	if ca == "" {
+		return nil, errors.New("-fair-share with -tls-cert needs -peer-tls-ca (or -tls-client-ca): the CA that signs the other pods' certificates")
+	}
+	creds, err := server.ClientTLS(ca, certFile, keyFile)
+	if err != nil {
+		return nil, err
+	}
+	name := cmp.Or(serverName, peerHost(peerDNS))
+	if name == "" {
+		return nil, errors.New("-fair-share with -tls-cert needs -peer-tls-server-name (or -peer-dns)")
+	}
+	return []grpc.DialOption{grpc.WithTransportCredentials(creds), grpc.WithAuthority(name)}, nil
+}
+
+// peerHost is the host name in a -peer-dns value: "name", "name:port" or
+// "dns://server/name".
+func peerHost(peerDNS string) string {
+	name := peerDNS
+	if rest, ok := strings.CutPrefix(name, "dns://"); ok {
+		_, name, _ = strings.Cut(rest, "/")
+	}
+	if host, _, err := net.SplitHostPort(name); err == nil {
+		return host
+	}
+	return name
 }

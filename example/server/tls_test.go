@@ -4,10 +4,13 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -72,4 +75,74 @@ func TestMutualTLS(t *testing.T) {
 	if err := hi(insecure.NewCredentials()); status.Code(err) != codes.Unavailable {
 		t.Errorf("plaintext gRPC: %v; want Unavailable", err)
 	}
+}
+
+// TestFairShareOverMutualTLS runs the example server with mutual TLS and
+// fair share, its peer name resolving to itself: its load queries must pass
+// the mutual TLS handshake (its own certificate as the client's, the name
+// localhost checked against it), and its LoadService counts them as OK.
+// Without a CA to trust the peers by, it refuses to start and says what to
+// set.
+func TestFairShareOverMutualTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca := testcerts.NewCA(t, "example CA")
+	caFile := ca.WriteFile(t, dir, "ca.crt")
+	certFile, keyFile := ca.Issue(t, testcerts.Options{Name: "hello", Both: true}).WriteFiles(t, dir, "tls")
+	t.Setenv("ROTOR_TLS_CERT", certFile)
+	t.Setenv("ROTOR_TLS_KEY", keyFile)
+
+	t.Run("no peer CA", func(t *testing.T) {
+		out, err := exec.Command(binary, "-grpc-addr", "127.0.0.1:0", "-http-addr", "", "-admin-addr", "",
+			"-peer-dns", "localhost", "-fair-share").CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "-peer-tls-ca") {
+			t.Errorf("fair share over TLS without a peer CA: err %v, output %q; want a failure naming -peer-tls-ca", err, out)
+		}
+	})
+
+	t.Setenv("ROTOR_TLS_CLIENT_CA", caFile)
+	p := startServer(t, "-peer-dns", "localhost", "-peer-interval", "200ms", "-fair-share")
+	loadOK := map[string]string{"grpc_service": "rotor.fairshare.v1.LoadService", "grpc_code": "OK"}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		n := metricValue(t, "http://"+p.admin+"/metrics", "grpc_server_handled_total", loadOK)
+		if n >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no load query answered OK within 10 s (grpc_server_handled_total%v = %v)", loadOK, n)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// metricValue scrapes url in the Prometheus text format and sums the
+// counters and gauges of family name whose labels include labels (0 when
+// none do).
+func metricValue(t *testing.T, url, name string, labels map[string]string) float64 {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	sum := 0.0
+	for _, m := range mfs[name].GetMetric() {
+		have := map[string]string{}
+		for _, l := range m.GetLabel() {
+			have[l.GetName()] = l.GetValue()
+		}
+		match := true
+		for k, v := range labels {
+			match = match && have[k] == v
+		}
+		if match {
+			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	return sum
 }
