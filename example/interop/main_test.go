@@ -20,8 +20,6 @@ import (
 	"github.com/rotorkit/rotor/internal/testproc"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 )
 
 var duration = flag.Duration("interop.duration", 10*time.Second, "how long each client calls the rotating server (-short: 3s)")
@@ -200,16 +198,7 @@ func (s connStats) String() string {
 // stats reads GET /metrics from the server's admin listener.
 func (p *proc) stats(t *testing.T) connStats {
 	t.Helper()
-	resp, err := http.Get("http://" + p.admin + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatalf("parsing /metrics: %v", err)
-	}
+	families := testproc.Scrape(t, "http://"+p.admin+"/metrics")
 	value := func(name string, labels ...string) int {
 		f, ok := families[name]
 		if !ok {
