@@ -276,7 +276,7 @@ func runAll(ctx context.Context, o options, bins binaries, progress func(string)
 func buildServer(ctx context.Context, dir string) (string, error) {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+		return "", fmt.Errorf("building the example server needs the go command in PATH (or pass -server-bin): %w", err)
 	}
 	bin := filepath.Join(dir, "server")
 	cmd := exec.CommandContext(ctx, goBin, "build", "-o", bin, "github.com/rotorkit/rotor/example/server")

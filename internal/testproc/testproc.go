@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -53,9 +52,9 @@ func (b *Buffer) String() string {
 
 // Build builds the module's package pkg (a path such as "./example/server",
 // relative to the module root) into dir and returns the binary's path. It
-// uses the go command of the toolchain running the tests.
+// uses the go command in PATH, where go test puts its own toolchain first.
 func Build(dir, pkg string) (string, error) {
-	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
+	const goTool = "go"
 	gomod, err := exec.Command(goTool, "env", "GOMOD").Output()
 	if err != nil {
 		return "", fmt.Errorf("go env GOMOD: %w", err)
