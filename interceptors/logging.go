@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
@@ -59,6 +61,37 @@ func loggingInterceptors(o *options) (grpc.UnaryServerInterceptor, grpc.StreamSe
 type callLogger struct {
 	log    *slog.Logger
 	health bool // log health checks as well
+
+	// methods holds, per method, the logger's handler with the method's
+	// three attributes already added: handlers such as slog's JSON and text
+	// ones format such attributes once, not on every call. The number of
+	// methods a server has bounds it; maxMethods guards against a server
+	// whose unknown-service handler takes any name.
+	methods  sync.Map // methodKey → slog.Handler
+	nMethods atomic.Int32
+}
+
+type methodKey struct{ service, method string }
+
+const maxMethods = 1024
+
+// handler returns the handler for c's calls.
+func (l *callLogger) handler(c interceptors.CallMeta) slog.Handler {
+	key := methodKey{c.Service, c.Method}
+	if h, ok := l.methods.Load(key); ok {
+		return h.(slog.Handler)
+	}
+	h := l.log.Handler().WithAttrs([]slog.Attr{
+		slog.String(keyService, c.Service),
+		slog.String(keyMethod, c.Method),
+		slog.String(keyMethodType, string(c.Typ)),
+	})
+	if l.nMethods.Load() < maxMethods {
+		if _, loaded := l.methods.LoadOrStore(key, h); !loaded {
+			l.nMethods.Add(1)
+		}
+	}
+	return h
 }
 
 func (l *callLogger) ServerReporter(ctx context.Context, c interceptors.CallMeta) (interceptors.Reporter, context.Context) {
@@ -67,14 +100,14 @@ func (l *callLogger) ServerReporter(ctx context.Context, c interceptors.CallMeta
 	}
 	// A fields value of this call's own, for logging.AddFields.
 	ctx = logging.InjectFields(ctx, nil)
-	return &callLine{log: l.log, ctx: ctx, meta: c}, ctx
+	return &callLine{l: l, ctx: ctx, meta: c}, ctx
 }
 
 // healthService is the service part of healthPrefix, as CallMeta has it.
 var healthService = strings.Trim(healthPrefix, "/")
 
 type callLine struct {
-	log  *slog.Logger
+	l    *callLogger
 	ctx  context.Context
 	meta interceptors.CallMeta
 }
@@ -88,16 +121,13 @@ func (r *callLine) PostCall(err error, d time.Duration) {
 	// anything else that is not a status (io.EOF included) into Unknown.
 	code := grpcprom.FromError(err).Code()
 	level := slog.Level(logging.DefaultServerCodeToLevel(code))
-	if !r.log.Enabled(r.ctx, level) {
+	if !r.l.log.Enabled(r.ctx, level) {
 		return
 	}
 	// A record without a source position (pc 0): it would point here, not
 	// at the handler, and finding it costs a stack walk a call.
 	rec := slog.NewRecord(time.Now(), level, msgFinished, 0)
 	rec.AddAttrs(
-		slog.String(keyService, r.meta.Service),
-		slog.String(keyMethod, r.meta.Method),
-		slog.String(keyMethodType, string(r.meta.Typ)),
 		slog.String(keyCode, code.String()),
 		// Whole microseconds, not float milliseconds: slog's JSON handler
 		// formats a float through encoding/json, whose deep frames made
@@ -117,7 +147,8 @@ func (r *callLine) PostCall(err error, d time.Duration) {
 			rec.AddAttrs(slog.Any(k, v))
 		}
 	}
-	_ = r.log.Handler().Handle(r.ctx, rec)
+	// Service, method and method type come with the method's handler.
+	_ = r.l.handler(r.meta).Handle(r.ctx, rec)
 }
 
 // middlewareLogging is go-grpc-middleware's own logging interceptor, for
