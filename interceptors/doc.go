@@ -105,7 +105,7 @@
 // The line is written by a reporter on go-grpc-middleware's interceptor
 // framework (the one its logging and Prometheus interceptors run on), not by
 // its logging interceptor, which assembles its fields with 48 allocations
-// a call and costs three to four times the CPU (see Cost).
+// a call and costs about four times the CPU (see Cost).
 // WithLoggingOptions switches to that interceptor, for payload logging and
 // its other options; its lines have the same keys and a few more.
 //
@@ -138,26 +138,28 @@
 //
 //	                throughput x-bare   one call at a time          alone (server only)
 //	                1conn   4conns      tcp ns/op  bufconn  allocs  ns/op  allocs
-//	bare            1       1           62 900     27 500   152         –
-//	recovery        1.00    0.97        58 400     25 000   154        12    0
-//	logging         0.95    0.93        64 900     29 800   159     1 220    5
-//	metrics         0.96    0.96        58 700     27 900   156       630    2
-//	servedby        1.00    0.94        53 300     24 700   160         –
-//	default         0.95    0.90        66 100     29 800   163     2 080    7
-//	default-nolog   0.97    0.96        60 100     25 600   157       640    2
-//	default-warn    0.96    0.93        58 300     26 700   161       950    5
-//	mwlogging       0.83    0.81        65 600     34 800   202     4 650   48
-//	default-mwlog   0.80    0.77        69 000     36 100   206     5 480   50
+//	bare            1       1           52 300     29 400   152         –
+//	recovery        1.02    0.99        57 100     26 600   154        12    0
+//	logging         0.97    0.92        60 600     26 600   158     1 060    4
+//	metrics         0.96    0.94        58 000     29 200   156       630    2
+//	servedby        0.96    0.94        55 600     27 000   160         –
+//	default         0.92    0.90        62 700     29 100   162     1 870    6
+//	default-nolog   1.00    0.95        56 000     27 400   157       630    2
+//	default-warn    0.96    0.93        59 400     28 100   161       980    5
+//	mwlogging       0.83    0.76        70 200     33 600   202     4 390   48
+//	default-mwlog   0.80    0.76        72 300     36 500   206     5 420   50
 //
-// The default chain keeps 0.95 of a bare server's throughput on one
-// connection (five runs: 0.92 to 0.97) and 0.90 with both cores busy (0.87
-// to 0.93); an earlier series of five gave medians of 0.92 and 0.91. With
-// go-grpc-middleware's logging interceptor it keeps 0.80 and 0.77. A ratio
-// here is good to about ±0.04 (recovery, 12 ns of work, ranges from 0.96
-// to 1.01), so the pieces are best compared by their CPU and allocations
-// alone. The one-call-at-a-time columns are latency, not throughput, and
-// swing by ±15 %: read them for allocations. Next to a real handler (a
-// database call, milliseconds) all of this is noise; for a server of tiny,
-// very hot calls, raise the logger's level to Warn or use WithoutLogging and
-// rely on the metrics.
+// The default chain keeps 0.92 of a bare server's throughput on one
+// connection (five runs: 0.88 to 0.92) and 0.90 with both cores busy (0.84
+// to 0.91); two earlier series of five, before the last optimisations of
+// the call line, gave medians of 0.92 and 0.95 on one connection and 0.91
+// and 0.90 with both cores busy. So: 0.92 to 0.95, and 0.90, which is the
+// target and no more. With go-grpc-middleware's logging interceptor it keeps
+// 0.80 and 0.76. A ratio here is good to about ±0.04 (recovery, 12 ns of
+// work, ranges from 0.94 to 1.02), so the pieces are best compared by their
+// CPU and allocations alone. The one-call-at-a-time columns are latency,
+// not throughput, and swing by ±15 %: read them for allocations. Next to a
+// real handler (a database call, milliseconds) all of this is noise; for a
+// server of tiny, very hot calls, raise the logger's level to Warn or use
+// WithoutLogging and rely on the metrics.
 package interceptors
