@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/keepalive"
 )
 
@@ -16,6 +17,15 @@ const RoundRobinServiceConfig = `{"loadBalancingConfig":[{"round_robin":{}}]}`
 // clientMinKeepaliveTime is grpc-go's floor for a client's keepalive time.
 const clientMinKeepaliveTime = 10 * time.Second
 
+// reconnectBackoff is ClientOptions' connection backoff: grpc-go's default
+// (1 s, ×1.6, ±20 %) with at most 10 s between two attempts instead of
+// 120 s. A variable so that a test can scale it down.
+var reconnectBackoff = backoff.Config{BaseDelay: time.Second, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 10 * time.Second}
+
+// minConnectTimeout is grpc-go's default time a connection attempt may
+// take; setting ConnectParams needs it set too.
+const minConnectTimeout = 20 * time.Second
+
 // ClientOptions returns the dial options rotor recommends for clients of a
 // server configured with cfg:
 //
@@ -24,7 +34,11 @@ const clientMinKeepaliveTime = 10 * time.Second
 //     receives GOAWAY "too_many_pings", and detects a dead pod within
 //     Time + Timeout instead of the kernel's TCP timeout;
 //   - round_robin as the default load-balancing policy, which matters for a
-//     "dns:///" target of a headless Service and is harmless for a ClusterIP.
+//     "dns:///" target of a headless Service and is harmless for a ClusterIP;
+//   - a connection backoff that waits at most 10 s between two attempts
+//     (grpc-go's default grows to 120 s), so that after an outage of every
+//     pod, clients, and the REST gateway's readiness, are back within seconds
+//     of the pods' return.
 //
 // Transport credentials are not included: add grpc.WithTransportCredentials.
 // The server's age rotation makes the client reconnect, and re-resolve a
@@ -38,5 +52,6 @@ func ClientOptions(cfg Config) []grpc.DialOption {
 			PermitWithoutStream: !cfg.ForbidPingsWithoutStream,
 		}),
 		grpc.WithDefaultServiceConfig(RoundRobinServiceConfig),
+		grpc.WithConnectParams(grpc.ConnectParams{Backoff: reconnectBackoff, MinConnectTimeout: minConnectTimeout}),
 	}
 }

@@ -2,10 +2,14 @@ package server_test
 
 import (
 	"context"
+	"net"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/credentials/insecure"
 
 	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
 	"github.com/rotorkit/rotor/server"
@@ -54,5 +58,49 @@ func TestClientKeepaliveNeverTooManyPings(t *testing.T) {
 				t.Errorf("server has %d open connections, want the first one still open", ev.open())
 			}
 		})
+	}
+}
+
+// ClientOptions caps the connection backoff, so that a client whose server
+// was unreachable for a while connects within one capped delay of its
+// return. The backoff is scaled down here (50 ms, cap 200 ms); a client
+// without the option would follow grpc-go's default (1 s, ×1.6, ±20 %), whose
+// next attempt after a 1.3 s outage comes at 2.1 s at the earliest, 0.8 s
+// after the server is back.
+func TestClientOptionsReconnectBackoff(t *testing.T) {
+	restore := server.SetReconnectBackoff(backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, MaxDelay: 200 * time.Millisecond})
+	defer restore()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	lis.Close() // unreachable until the server below takes the port again
+
+	cc, err := grpc.NewClient(addr, append(server.ClientOptions(server.DefaultConfig()), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	cc.Connect()
+	time.Sleep(1300 * time.Millisecond)
+
+	lis, err = net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("the port was taken meanwhile: %v", err)
+	}
+	srv := grpc.NewServer()
+	go func() { _ = srv.Serve(lis) }()
+	defer srv.Stop()
+	back := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for s := cc.GetState(); s != connectivity.Ready; s = cc.GetState() {
+		if !cc.WaitForStateChange(ctx, s) {
+			t.Fatalf("not connected 5 s after the server came back (state %v)", s)
+		}
+	}
+	if took := time.Since(back); took > 600*time.Millisecond {
+		t.Errorf("connected %v after the server came back; the capped backoff (200 ms) should have it within about that", took)
 	}
 }
