@@ -136,7 +136,8 @@ type Config struct {
 	// OpenAPI, when set, is served as is at OpenAPIPath (/openapi.json) with
 	// Content-Type application/json; typically the embedded
 	// <service>.swagger.json that protoc-gen-openapiv2 writes. It must be
-	// valid JSON.
+	// valid JSON. Its paths also give the Allow header of a 405 (wrong
+	// method on a REST route), which the gateway cannot learn otherwise.
 	OpenAPI []byte
 
 	// ForwardHeaders lists the request headers (case-insensitive) forwarded
@@ -229,6 +230,7 @@ type settings struct {
 	dialOpts    []grpc.DialOption
 	muxOpts     []runtime.ServeMuxOption
 	openAPI     []byte
+	routes      []route           // of openAPI, for Allow
 	forward     map[string]string // canonical header key → metadata key, but Authorization
 	forwardAuth bool              // Authorization is listed; grpc-gateway forwards it itself
 	maxAge      time.Duration     // 0: no rotation
@@ -322,6 +324,7 @@ func (c Config) settings() (settings, error) {
 		bad("OpenAPI", fmt.Sprintf("%d bytes", len(c.OpenAPI)), "a JSON document (the .swagger.json of protoc-gen-openapiv2), or nil")
 	}
 	s.openAPI = c.OpenAPI
+	s.routes = routesOf(c.OpenAPI)
 
 	fwd := c.ForwardHeaders
 	if fwd == nil {

@@ -74,8 +74,9 @@
 // unavailable, and the usual mapping of gRPC codes otherwise. A declared
 // Content-Length over MaxBodyBytes is refused before routing, so it gets 413
 // even on an unknown path or with the wrong method. The 405 of a REST route
-// carries no Allow header: grpc-gateway's mux does not tell which methods a
-// path has (the gateway's own paths do send Allow).
+// carries an Allow header when Config.OpenAPI lists the path (grpc-gateway's
+// mux does not tell which methods a path has); the gateway's own paths
+// always send it.
 //
 // # Defaults
 //

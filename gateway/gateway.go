@@ -55,7 +55,7 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		runtime.WithIncomingHeaderMatcher(g.matchHeader),
 		runtime.WithMetadata(requestIDMetadata),
 		runtime.WithErrorHandler(g.errorHandler),
-		runtime.WithRoutingErrorHandler(routingError),
+		runtime.WithRoutingErrorHandler(g.routingError),
 	}
 	g.mux = runtime.NewServeMux(append(opts, set.muxOpts...)...)
 	for i, fn := range set.fns {

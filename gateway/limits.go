@@ -90,8 +90,9 @@ func (g *Gateway) errorHandler(ctx context.Context, mux *runtime.ServeMux, m run
 
 // routingError is the mux's routing error handler. grpc-gateway's default
 // turns a wrong method into codes.Unimplemented, which its error handler
-// answers with 501; HTTP wants 405.
-func routingError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, httpStatus int) {
+// answers with 501; HTTP wants 405, with an Allow header when the OpenAPI
+// document tells the path's methods.
+func (g *Gateway) routingError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, httpStatus int) {
 	code := codes.Internal
 	switch httpStatus {
 	case http.StatusBadRequest:
@@ -100,6 +101,9 @@ func routingError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshale
 		code = codes.NotFound
 	case http.StatusMethodNotAllowed:
 		code = codes.Unimplemented
+		if methods := allow(g.set.routes, r.URL.Path); methods != "" {
+			w.Header().Set("Allow", methods)
+		}
 	}
 	runtime.HTTPError(ctx, mux, m, w, r, &runtime.HTTPStatusError{
 		HTTPStatus: httpStatus,

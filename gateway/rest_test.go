@@ -53,6 +53,9 @@ func TestREST(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if tc.status == 405 && tc.path == "/v1/hi" && resp.Header.Get("Allow") != "" {
+				t.Errorf("Allow %q without an OpenAPI document; want none (the mux does not tell)", resp.Header.Get("Allow"))
+			}
 			raw, err := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if err != nil {
@@ -120,6 +123,12 @@ func TestOpenAPI(t *testing.T) {
 	}
 	if resp, _ := do(t, nil, "DELETE", base+gateway.OpenAPIPath, ""); resp.StatusCode != 405 || resp.Header.Get("Allow") != "GET, HEAD" {
 		t.Errorf("DELETE %s: %d, Allow %q; want 405, Allow GET, HEAD", gateway.OpenAPIPath, resp.StatusCode, resp.Header.Get("Allow"))
+	}
+	// The document's paths give a REST route's 405 its Allow header.
+	for _, path := range []string{"/v1/hi", "/v1/hi/stream"} {
+		if resp, _ := do(t, nil, "GET", base+path, ""); resp.StatusCode != 405 || resp.Header.Get("Allow") != "POST" {
+			t.Errorf("GET %s: %d, Allow %q; want 405, Allow POST", path, resp.StatusCode, resp.Header.Get("Allow"))
+		}
 	}
 }
 
