@@ -240,9 +240,7 @@ func TestTLSClientCARotation(t *testing.T) {
 // trusts nothing but that server's certificate.
 func TestLocalClientCredentials(t *testing.T) {
 	dir := t.TempDir()
-	ca := testcerts.NewCA(t, "rotor test CA")
-	caFile := ca.WriteFile(t, dir, "ca.crt")
-	certFile, keyFile := ca.Issue(t, testcerts.Options{Name: "server", Both: true}).WriteFiles(t, dir, "server")
+	ca, caFile, certFile, keyFile := testcerts.PodFiles(t, dir, "server")
 	serverOnlyCert, serverOnlyKey := ca.Server(t, "server-only").WriteFiles(t, dir, "server-only")
 
 	for _, clientCA := range []string{"", caFile} {

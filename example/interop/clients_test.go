@@ -77,6 +77,22 @@ func testGRPCGo(t *testing.T, sc scenario) {
 	defer cc.Close()
 	client := hellov1.NewHelloClient(cc)
 	tl := newTally("grpc-go", grpc.Version)
+	callWhileRotating(t, sc, p, tl, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		resp, err := client.Hi(ctx, &hellov1.HiRequest{ToWho: "grpc-go"})
+		if err != nil {
+			tl.fail(status.Code(err).String(), err.Error())
+			return
+		}
+		tl.ok(resp.GetFromWho())
+	})
+}
+
+// callWhileRotating has concurrency callers make calls back to back for
+// callDuration while the scenario rotates p's connections, then checks the
+// run against the tally the calls kept.
+func callWhileRotating(t *testing.T, sc scenario, p *proc, tl *tally, call func()) {
 	stopRotating := p.rotating(t, sc)
 	begin := time.Now()
 	stop := begin.Add(callDuration())
@@ -84,14 +100,7 @@ func testGRPCGo(t *testing.T, sc scenario) {
 	for range concurrency {
 		wg.Go(func() {
 			for time.Now().Before(stop) {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				resp, err := client.Hi(ctx, &hellov1.HiRequest{ToWho: "grpc-go"})
-				cancel()
-				if err != nil {
-					tl.fail(status.Code(err).String(), err.Error())
-					continue
-				}
-				tl.ok(resp.GetFromWho())
+				call()
 			}
 		})
 	}
@@ -265,32 +274,20 @@ func testCurl(t *testing.T, sc scenario) {
 	}
 	tl := newTally("curl", version)
 	url := "http://" + p.http + "/v1/hi"
-	stopRotating := p.rotating(t, sc)
-	begin := time.Now()
-	stop := begin.Add(callDuration())
-	var wg sync.WaitGroup
-	for range concurrency {
-		wg.Go(func() {
-			for time.Now().Before(stop) {
-				out, err := command(context.Background(), "", 10*time.Second, curl, "-sS", "-X", "POST", url,
-					"-d", `{"toWho":"x"}`, "-w", `\n%{http_code}`)
-				if err != nil {
-					tl.fail("curl", err.Error())
-					continue
-				}
-				i := strings.LastIndexByte(string(out), '\n')
-				body, code := string(out[:max(i, 0)]), string(out[i+1:])
-				var resp struct{ FromWho string }
-				if code != "200" || json.Unmarshal([]byte(body), &resp) != nil {
-					tl.fail("HTTP "+code, body)
-					continue
-				}
-				tl.ok(resp.FromWho)
-			}
-		})
-	}
-	wg.Wait()
-	ran := time.Since(begin)
-	stopRotating()
-	checkRun(t, sc, p, tl.summary(), p.stats(t), ran)
+	callWhileRotating(t, sc, p, tl, func() {
+		out, err := command(context.Background(), "", 10*time.Second, curl, "-sS", "-X", "POST", url,
+			"-d", `{"toWho":"x"}`, "-w", `\n%{http_code}`)
+		if err != nil {
+			tl.fail("curl", err.Error())
+			return
+		}
+		i := strings.LastIndexByte(string(out), '\n')
+		body, code := string(out[:max(i, 0)]), string(out[i+1:])
+		var resp struct{ FromWho string }
+		if code != "200" || json.Unmarshal([]byte(body), &resp) != nil {
+			tl.fail("HTTP "+code, body)
+			return
+		}
+		tl.ok(resp.FromWho)
+	})
 }

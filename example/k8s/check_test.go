@@ -103,31 +103,29 @@ func (b *bundle) add(doc []byte) error {
 	if err := yaml.Unmarshal(doc, &tm); err != nil {
 		return err
 	}
-	strict := func(v any) error { return yaml.UnmarshalStrict(doc, v) }
 	switch tm.APIVersion + " " + tm.Kind {
 	case "v1 Namespace":
-		var o corev1.Namespace
-		err = strict(&o)
-		b.namespaces = append(b.namespaces, o)
+		err = decodeInto(doc, &b.namespaces)
 	case "apps/v1 Deployment":
-		var o appsv1.Deployment
-		err = strict(&o)
-		b.deployments = append(b.deployments, o)
+		err = decodeInto(doc, &b.deployments)
 	case "v1 Service":
-		var o corev1.Service
-		err = strict(&o)
-		b.services = append(b.services, o)
+		err = decodeInto(doc, &b.services)
 	case "autoscaling/v2 HorizontalPodAutoscaler":
-		var o autoscalingv2.HorizontalPodAutoscaler
-		err = strict(&o)
-		b.hpas = append(b.hpas, o)
+		err = decodeInto(doc, &b.hpas)
 	case "policy/v1 PodDisruptionBudget":
-		var o policyv1.PodDisruptionBudget
-		err = strict(&o)
-		b.pdbs = append(b.pdbs, o)
+		err = decodeInto(doc, &b.pdbs)
 	default:
 		return fmt.Errorf("apiVersion %q kind %q: not one the checker knows (v1 Namespace and Service, apps/v1 Deployment, autoscaling/v2 HorizontalPodAutoscaler, policy/v1 PodDisruptionBudget)", tm.APIVersion, tm.Kind)
 	}
+	return err
+}
+
+// decodeInto decodes doc strictly (an unknown field is an error) and
+// appends the object to list.
+func decodeInto[T any](doc []byte, list *[]T) error {
+	var o T
+	err := yaml.UnmarshalStrict(doc, &o)
+	*list = append(*list, o)
 	return err
 }
 

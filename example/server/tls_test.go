@@ -27,9 +27,7 @@ import (
 // server over the same mutual TLS.
 func TestMutualTLS(t *testing.T) {
 	dir := t.TempDir()
-	ca := testcerts.NewCA(t, "example CA")
-	caFile := ca.WriteFile(t, dir, "ca.crt")
-	certFile, keyFile := ca.Issue(t, testcerts.Options{Name: "hello", Both: true}).WriteFiles(t, dir, "tls")
+	ca, caFile, certFile, keyFile := testcerts.PodFiles(t, dir, "hello")
 	cliCert, cliKey := ca.Client(t, "client").WriteFiles(t, dir, "client")
 	t.Setenv("ROTOR_TLS_CERT", certFile)
 	t.Setenv("ROTOR_TLS_KEY", keyFile)
@@ -83,10 +81,7 @@ func TestMutualTLS(t *testing.T) {
 // Without a CA to trust the peers by, it refuses to start and says what to
 // set.
 func TestFairShareOverMutualTLS(t *testing.T) {
-	dir := t.TempDir()
-	ca := testcerts.NewCA(t, "example CA")
-	caFile := ca.WriteFile(t, dir, "ca.crt")
-	certFile, keyFile := ca.Issue(t, testcerts.Options{Name: "hello", Both: true}).WriteFiles(t, dir, "tls")
+	_, caFile, certFile, keyFile := testcerts.PodFiles(t, t.TempDir(), "hello")
 	t.Setenv("ROTOR_TLS_CERT", certFile)
 	t.Setenv("ROTOR_TLS_KEY", keyFile)
 

@@ -58,6 +58,17 @@ func (ca *CA) Pool() *x509.CertPool {
 	return p
 }
 
+// PodFiles writes to dir a new CA named name (name-ca.crt) and a
+// certificate it signs for localhost and 127.0.0.1 that serves and also
+// authenticates as a client, as a pod's certificate does for mutual TLS
+// between pods (name.crt, name.key). It returns the CA and the three paths.
+func PodFiles(t testing.TB, dir, name string) (ca *CA, caFile, certFile, keyFile string) {
+	t.Helper()
+	ca = NewCA(t, name+" CA")
+	certFile, keyFile = ca.Issue(t, Options{Name: name, Both: true}).WriteFiles(t, dir, name)
+	return ca, ca.WriteFile(t, dir, name+"-ca.crt"), certFile, keyFile
+}
+
 // WriteFile writes ca's certificate to dir/name and returns the path.
 func (ca *CA) WriteFile(t testing.TB, dir, name string) string {
 	t.Helper()
