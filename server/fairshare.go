@@ -95,8 +95,12 @@ type FairShare struct {
 	Spread time.Duration
 	// Port is the peers' gRPC port. Default: the port this server listens on.
 	Port int
-	// DialOptions for the load queries. Default: plaintext. Set transport
-	// credentials here when the server uses TLS.
+	// DialOptions for the load queries. Default: plaintext. When the server
+	// uses TLS, set transport credentials here (ClientTLS: the CA of the
+	// pods' certificates and, for mutual TLS, the pod's own certificate) and
+	// grpc.WithAuthority with a name the certificates carry: the queries go
+	// to pod IPs, which certificates rarely list. The example server's
+	// -peer-tls-ca and -peer-tls-server-name flags do exactly this.
 	DialOptions []grpc.DialOption
 }
 

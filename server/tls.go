@@ -188,7 +188,7 @@ func (s settings) validateTLS() error {
 		errs = append(errs, t.files.validate())
 	}
 	if (t.files != nil || t.configSet) && s.fairShare != nil && len(s.fairShare.DialOptions) == 0 {
-		errs = append(errs, &ConfigError{Field: "FairShare.DialOptions", Value: "none (plaintext)", Want: "transport credentials for the peers' load queries, such as grpc.WithTransportCredentials of ClientTLS, as the server serves TLS"})
+		errs = append(errs, &ConfigError{Field: "FairShare.DialOptions", Value: "none (plaintext)", Want: "transport credentials for the peers' load queries, as the server serves TLS: grpc.WithTransportCredentials of ClientTLS, and grpc.WithAuthority with a name the pods' certificates carry"})
 	}
 	return errors.Join(errs...)
 }
