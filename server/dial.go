@@ -37,8 +37,8 @@ const minConnectTimeout = 20 * time.Second
 //     "dns:///" target of a headless Service and is harmless for a ClusterIP;
 //   - a connection backoff that waits at most 10 s between two attempts
 //     (grpc-go's default grows to 120 s), so that after an outage of every
-//     pod, clients, and the REST gateway's readiness, are back within seconds
-//     of the pods' return.
+//     pod, clients, and the REST gateway's readiness, are back within about
+//     10 s of the pods' return.
 //
 // Transport credentials are not included: add grpc.WithTransportCredentials.
 // The server's age rotation makes the client reconnect, and re-resolve a

@@ -58,13 +58,13 @@ import (
 // Each pod asks n-1 peers every Interval and answers as many questions, over
 // one connection per peer: at the default 500 ms, the client half of 2(n-1)
 // tiny calls a second and the server half of as many, the CPU of 2(n-1)
-// whole calls. A tiny call costs at most about 50 µs of CPU, client and
-// server together, on the 2-core VM of rotor's benchmarks
-// (interceptors.BenchmarkThroughput's bare server), so the estimate is
-// 0.5 % of a core per pod at 50 pods and 1 % at 100. The lab measured only
-// up to 5 pods, where it was lost in the noise. For fleets of hundreds,
-// raise Interval: the cost falls with it, and only the time to fair share
-// grows.
+// whole calls. A tiny call costs about 40 µs of CPU, client and server
+// together, on the 2-core VM of rotor's benchmarks (plain grpc-go's "CPU
+// µs/call" in example/balance's overhead table: 36 to 39 µs in the
+// committed runs), so the estimate is 0.4 % of a core per pod at 50 pods
+// and 0.8 % at 100. The lab measured only up to 5 pods, where it was lost
+// in the noise. For fleets of hundreds, raise Interval: the cost falls with
+// it, and only the time to fair share grows.
 //
 // Pods that reach no peer (DNS or queries failing) do nothing and rely on age
 // rotation; they say so once in the log and in FairShareObserver.
