@@ -27,7 +27,7 @@ func BenchmarkGateway(b *testing.B) {
 	be := startBackend(b, "pod-bench")
 	bare := func(b *testing.B) string {
 		mux := runtime.NewServeMux()
-		opts := append(server.ClientOptions(server.DefaultConfig()), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		opts := append(server.DefaultConfig().DialOptions(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 		ctx, cancel := context.WithCancel(context.Background())
 		b.Cleanup(cancel)
 		if err := hellov1.RegisterHelloHandlerFromEndpoint(ctx, mux, be.addr, opts); err != nil {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/textproto"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/rotorkit/rotor/internal/conf"
 	"github.com/rotorkit/rotor/server"
 )
 
@@ -30,23 +32,19 @@ import (
 // ends that ctx when it is shut down or closed.
 type RegisterFunc func(ctx context.Context, mux *runtime.ServeMux, endpoint string, opts []grpc.DialOption) error
 
-// Off turns off a feature that is on by default: set ConnectionMaxAge to Off
-// to never rotate REST connections, ShutdownDelay to Off to stop Run without
-// a delay. Any negative value does the same, as for net.Dialer.KeepAlive.
-const Off time.Duration = -1
-
-// Defaults. The package documentation explains the choice of each.
+// Defaults, used for a Config field left at zero. The package documentation
+// explains the choice of each.
 const (
 	DefaultHTTPAddr          = ":8080"
-	DefaultConnectionMaxAge  = server.DefaultMaxConnectionAge // 30 s, as for gRPC
+	DefaultMaxConnectionAge  = server.DefaultMaxConnectionAge // 30 s, as for gRPC
 	DefaultReadHeaderTimeout = 10 * time.Second
 	DefaultReadTimeout       = 30 * time.Second
 	DefaultWriteTimeout      = 30 * time.Second
 	DefaultIdleTimeout       = 90 * time.Second
 	DefaultMaxHeaderBytes    = 64 << 10
 	DefaultMaxBodyBytes      = server.DefaultMaxRecvMsgSize // 4 MiB, as for gRPC
-	DefaultShutdownDelay     = server.DefaultShutdownDelay  // 5 s
-	DefaultShutdownTimeout   = server.DefaultDrainTimeout   // 20 s
+	DefaultShutdownDelay     = server.DefaultShutdownDelay  // 5 s, as for gRPC
+	DefaultDrainTimeout      = server.DefaultDrainTimeout   // as for gRPC
 )
 
 // Paths the Gateway serves itself, before the registered REST routes.
@@ -77,46 +75,50 @@ func DefaultForwardHeaders() []string {
 	return []string{"authorization", "traceparent", "tracestate"}
 }
 
-// Config holds every setting of a Gateway. The zero value of every field
-// except the register functions and the endpoint means its default, so the
-// article's literal is a complete configuration:
+// Config holds every setting of a Gateway. It follows the kit's one rule
+// (see package server): a field left at zero takes its default, and
+// server.Off turns a feature off where the field allows it. So the article's
+// literal is a complete configuration:
 //
 //	gateway.Config{Fn: pb.RegisterHelloHandlerFromEndpoint, GrpcPort: ":50051"}
 //
-// Negative durations and sizes are rejected, except where the field says a
-// negative value (Off) turns a feature off. New validates the Config and
-// reports every invalid field at once, each as a *ConfigError.
+// New (and Validate) report every invalid field at once, each as a
+// *server.ConfigError naming "gateway.Config.<Field>".
 type Config struct {
-	// Fn registers one service's REST handlers, typically a generated
-	// Register<Service>HandlerFromEndpoint. Fns registers more; Fn runs
-	// first. At least one of Fn and Fns is required.
+	// Fn registers one service's REST handlers: the classic article's name
+	// (see RegisterGRPCGateway). It runs first, then Register.
 	Fn RegisterFunc
-	// Fns registers further services, in order.
-	Fns []RegisterFunc
-
-	// GrpcPort is the article's name for the gRPC endpoint: ":50051" (or
-	// "50051") means localhost:50051, the gRPC server in the same pod. Any
-	// other value is used as GRPCEndpoint. Set one of the two, or both to the
-	// same endpoint.
+	// GrpcPort is the classic article's name for Endpoint, as a port:
+	// ":50051" (or "50051") means localhost:50051, the gRPC server of the
+	// same pod. Any other value is used as Endpoint. Set one of GrpcPort and
+	// Endpoint, or both to the same endpoint.
 	GrpcPort string
-	// GRPCEndpoint is the gRPC target the Gateway dials, in grpc.NewClient's
-	// syntax: "localhost:50051" when the gateway runs beside the gRPC server,
-	// "dns:///hello-headless.ns.svc.cluster.local:50051" when it runs as its
-	// own Deployment (see the package documentation). ":50051" means
-	// localhost:50051.
-	GRPCEndpoint string
+
+	// Register registers further services' REST handlers, in order; each is
+	// typically a generated Register<Service>HandlerFromEndpoint. At least
+	// one of Fn and Register is required.
+	Register []RegisterFunc
+	// Endpoint is the gRPC target the Gateway dials, in grpc.NewClient's
+	// syntax: "localhost:50051" when the gateway runs beside the gRPC
+	// server, "dns:///hello-headless.ns.svc.cluster.local:50051" when it
+	// runs as its own Deployment (see the package documentation). ":50051"
+	// means localhost:50051.
+	Endpoint string
 
 	// HTTPAddr is the address ListenAndServe and Run listen on, as for
 	// net.Listen. Default ":8080".
 	HTTPAddr string
 
-	// DialOptions replace the kit's recommended client options,
-	// server.ClientOptions(server.DefaultConfig()): a keepalive that the
-	// server's ping policy accepts and round_robin over every address of the
-	// endpoint. Set them, from server.ClientOptions of the server's own
-	// Config for instance, when the gRPC server does not run with the kit's
-	// defaults. Transport credentials come from TransportCredentials; a
-	// grpc.WithTransportCredentials given here wins over it.
+	// DialOptions replace the kit's recommended dial options,
+	// server.Config{}.DialOptions(): a keepalive that the server's ping
+	// policy accepts and round_robin over every address of the endpoint.
+	// Set them, from the DialOptions of the gRPC server's own Config for
+	// instance, when it does not run with the kit's defaults. Transport
+	// credentials come from TransportCredentials; a
+	// grpc.WithTransportCredentials given here wins over it. The Gateway
+	// adds its own after them: no idle mode, a reconnect backoff of at most
+	// 500 ms (so that REST recovers within a second of the backend's
+	// return), and an interceptor that /readyz and the JSON checks use.
 	DialOptions []grpc.DialOption
 
 	// TransportCredentials secures the connections to the gRPC server.
@@ -150,15 +152,14 @@ type Config struct {
 	// from base64, as gRPC binary metadata.
 	ForwardHeaders []string
 
-	// ConnectionMaxAge is how long a REST (HTTP/1.1 keep-alive or HTTP/2)
+	// MaxConnectionAge is how long a REST (HTTP/1.1 keep-alive or HTTP/2)
 	// connection is reused before the Gateway answers on it with
 	// "Connection: close" (a GOAWAY on HTTP/2), so that the client opens a
 	// new one and kube-proxy picks a pod again. Each connection gets ±10 %
-	// jitter, once, so clients do not reconnect in step. No request fails:
-	// the client learns from the response itself not to reuse the
-	// connection. Default 30 s, the gRPC default; Off (or server.Never)
-	// never rotates. Allowed: 1 s or more.
-	ConnectionMaxAge time.Duration
+	// jitter, once. No request fails: the client learns from the response
+	// itself not to reuse the connection. Default 30 s, the gRPC default;
+	// server.Off never rotates. Allowed: 1 s or more.
+	MaxConnectionAge time.Duration
 
 	// ReadHeaderTimeout bounds reading a request's headers; it is what stops
 	// a client from holding connections open by sending headers slowly.
@@ -166,144 +167,113 @@ type Config struct {
 	ReadHeaderTimeout time.Duration
 
 	// ReadTimeout bounds reading a whole request, headers and body, as
-	// http.Server.ReadTimeout (which it sets). A body that does not arrive in
-	// time gets 408. It does not cut streaming responses: net/http clears the
-	// read deadline once the body has been read (TestStreamOutlivesTimeouts
-	// checks that). Default 30 s; server.Never for no limit. Allowed: 1 s or
-	// more.
+	// http.Server.ReadTimeout (which it sets). A body that does not arrive
+	// in time gets 408. It does not cut streaming responses: net/http clears
+	// the read deadline once the body has been read. Default 30 s;
+	// server.Off for no limit. Allowed: 1 s or more.
 	ReadTimeout time.Duration
 
 	// WriteTimeout bounds each write of a response to the client, not the
 	// whole response: a client that stops reading is cut after it, while a
-	// server-streaming response (such as POST /v1/hi/stream) that keeps
-	// flowing, or a call that is slow to answer, may last as long as it
-	// needs, over HTTP/1.1 and HTTP/2. http.Server.WriteTimeout, which bounds
-	// the whole response from the end of the request headers, would cut
-	// every stream longer than it, so the Gateway leaves it at 0 and moves a
-	// per-write deadline instead. Default 30 s; server.Never for no limit.
-	// Allowed: 1 s or more. How long a call may run is for the client's
-	// Grpc-Timeout header and the gRPC server to bound.
+	// server-streaming response that keeps flowing, or a call that is slow
+	// to answer, lasts as long as it needs, over HTTP/1.1 and HTTP/2.
+	// (http.Server.WriteTimeout bounds the whole response and would cut
+	// every longer stream, so the Gateway leaves it at 0.) Default 30 s;
+	// server.Off for no limit. Allowed: 1 s or more.
 	WriteTimeout time.Duration
 
 	// IdleTimeout closes a keep-alive connection that carried no request for
-	// this long. Default 90 s: longer than the 60 s idle timeout of common
-	// L7 load balancers and ingress controllers, so that they, not the
-	// Gateway, close idle connections and never send a request on a
-	// connection the Gateway is closing. server.Never for no limit. Allowed:
-	// 1 s or more.
+	// this long. Default 90 s: longer than the 60 s of common L7 load
+	// balancers, so that they, not the Gateway, close idle connections.
+	// server.Off for no limit. Allowed: 1 s or more.
 	IdleTimeout time.Duration
 
 	// MaxHeaderBytes caps the size of a request's headers; larger requests
-	// get 431. Default 64 KiB, room for large bearer tokens. Allowed: 1 KiB
-	// to 16 MiB.
+	// get 431. Default 64 KiB. Allowed: 1 KiB to 16 MiB.
 	MaxHeaderBytes int
 
 	// MaxBodyBytes caps the size of a request's body; larger requests get
-	// 413 with a grpc-gateway error body (code 8, RESOURCE_EXHAUSTED, as gRPC
-	// uses for oversized messages). Default 4 MiB, the gRPC server's default
-	// MaxRecvMsgSize. Allowed: 1 or more.
+	// 413 with a grpc-gateway error body (code 8, RESOURCE_EXHAUSTED).
+	// Default 4 MiB, the gRPC server's default MaxRecvMsgSize. Allowed: 1
+	// or more.
 	MaxBodyBytes int64
 
-	// ShutdownDelay is how long Run keeps serving, with /readyz already 503,
-	// after its ctx ends and before it stops accepting connections, so that
-	// Kubernetes removes the pod from the Service endpoints first. Only Run
-	// uses it; Shutdown stops at once. Default 5 s, the gRPC server's
-	// default; Off stops at once. Allowed: up to 10 min (the pod's
-	// terminationGracePeriodSeconds must cover it).
+	// ShutdownDelay is how long Shutdown keeps serving, /readyz already
+	// 503, before it stops accepting connections, so that Kubernetes removes
+	// the pod from the Service endpoints first: the same rule as the gRPC
+	// server's. Default 5 s; server.Off stops accepting at once. Allowed: up
+	// to 10 min.
 	ShutdownDelay time.Duration
 
-	// ShutdownTimeout bounds Run's graceful shutdown after the delay: open
-	// requests that have not finished by then are cut. Default 20 s, the
-	// gRPC server's default DrainTimeout. Allowed: 1 s or more.
-	ShutdownTimeout time.Duration
+	// DrainTimeout bounds Shutdown's drain after the delay: requests still
+	// open then are cut. Default 45 s, as for the gRPC server; a drain ends
+	// as soon as its requests have. server.Off cuts them at once. Allowed:
+	// up to 10 min.
+	DrainTimeout time.Duration
 
-	// Logger receives lifecycle events and net/http's own errors. Default
-	// slog.Default().
+	// Logger receives lifecycle events and net/http's own errors, with
+	// component=rotor/gateway. Default slog.Default().
 	Logger *slog.Logger
 }
 
-// settings is a validated Config with every default applied.
-type settings struct {
+// withDefaults returns c with every zero field set to its default.
+func (c Config) withDefaults() Config {
+	c.HTTPAddr = cmp.Or(c.HTTPAddr, DefaultHTTPAddr)
+	c.MaxConnectionAge = conf.Or(c.MaxConnectionAge, DefaultMaxConnectionAge)
+	c.ReadHeaderTimeout = conf.Or(c.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	c.ReadTimeout = conf.Or(c.ReadTimeout, DefaultReadTimeout)
+	c.WriteTimeout = conf.Or(c.WriteTimeout, DefaultWriteTimeout)
+	c.IdleTimeout = conf.Or(c.IdleTimeout, DefaultIdleTimeout)
+	c.MaxHeaderBytes = conf.Or(c.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	c.MaxBodyBytes = conf.Or(c.MaxBodyBytes, DefaultMaxBodyBytes)
+	c.ShutdownDelay = conf.Or(c.ShutdownDelay, DefaultShutdownDelay)
+	c.DrainTimeout = conf.Or(c.DrainTimeout, DefaultDrainTimeout)
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// resolved is a valid Config, defaults filled, with what New derives from
+// it.
+type resolved struct {
+	Config
 	fns         []RegisterFunc
 	endpoint    string
-	httpAddr    string
 	dialOpts    []grpc.DialOption
-	muxOpts     []runtime.ServeMuxOption
-	openAPI     []byte
-	routes      []route           // of openAPI, for Allow
+	routes      []route           // of OpenAPI, for Allow
 	forward     map[string]string // canonical header key → metadata key, but Authorization
 	forwardAuth bool              // Authorization is listed; grpc-gateway forwards it itself
-	maxAge      time.Duration     // 0: no rotation
-	readHeader  time.Duration
-	read        time.Duration // server.Never: no limit
-	write       time.Duration // server.Never: no limit
-	idle        time.Duration // server.Never: no limit
-	maxHeader   int
-	maxBody     int64
-	delay       time.Duration
-	shutdownMax time.Duration
-	log         *slog.Logger
-}
-
-// A ConfigError reports one invalid Config field: which field, the value it
-// had, and what it must be instead.
-type ConfigError struct {
-	Field string // the Config field, e.g. "ConnectionMaxAge" or "Fns[1]"
-	Value string // the rejected value, formatted
-	Want  string // the allowed range, in words
-}
-
-func (e *ConfigError) Error() string {
-	return fmt.Sprintf("rotor/gateway: %s = %s is invalid: want %s", e.Field, e.Value, e.Want)
 }
 
 // Validate reports every invalid or inconsistent field of c at once, as
-// *ConfigError values joined with errors.Join, or nil when c is valid. New
-// calls it for you.
+// *server.ConfigError values joined with errors.Join, or nil when c is
+// valid. New checks exactly this.
 func (c Config) Validate() error {
-	_, err := c.settings()
+	_, err := c.resolve()
 	return err
 }
 
-// settings validates c and applies the defaults.
-func (c Config) settings() (settings, error) {
+// on turns server.Off into the zero it stands for in a length of time.
+func on(d time.Duration) time.Duration {
+	if d == server.Off {
+		return 0
+	}
+	return d
+}
+
+// resolve validates c and derives what New needs.
+func (c Config) resolve() (resolved, error) {
 	var errs []error
 	bad := func(field string, value any, want string) {
-		errs = append(errs, &ConfigError{Field: field, Value: fmtValue(value), Want: want})
+		errs = append(errs, &server.ConfigError{Field: "gateway.Config." + field, Value: conf.Format(value), Want: want})
 	}
-	s := settings{log: c.Logger}
-	if s.log == nil {
-		s.log = slog.Default()
-	}
+	c = c.withDefaults()
+	r := resolved{Config: c}
 
-	if c.Fn != nil {
-		s.fns = append(s.fns, c.Fn)
-	}
-	for i, fn := range c.Fns {
-		if fn == nil {
-			bad(fmt.Sprintf("Fns[%d]", i), "nil", "a Register<Service>HandlerFromEndpoint function")
-			continue
-		}
-		s.fns = append(s.fns, fn)
-	}
-	if c.Fn == nil && len(c.Fns) == 0 {
-		bad("Fn", "nil", "a Register<Service>HandlerFromEndpoint function, in Fn or Fns")
-	}
+	r.fns, r.endpoint = c.articleFields(bad)
 
-	port, endpoint := dialable(c.GrpcPort), dialable(c.GRPCEndpoint)
-	switch {
-	case port == "" && endpoint == "":
-		bad("GRPCEndpoint", `""`, `the gRPC server to dial, e.g. GrpcPort ":50051" (localhost) or GRPCEndpoint "dns:///hello-headless:50051"`)
-	case port != "" && endpoint != "" && port != endpoint:
-		bad("GrpcPort", fmt.Sprintf("%q (GRPCEndpoint %q)", c.GrpcPort, c.GRPCEndpoint), "only one of GrpcPort and GRPCEndpoint, or both naming the same endpoint")
-	case strings.ContainsAny(port+endpoint, " \t\r\n"):
-		bad("GRPCEndpoint", fmt.Sprintf("%q", port+endpoint), "a gRPC target without white space")
-	default:
-		s.endpoint = cmp.Or(endpoint, port)
-	}
-
-	s.httpAddr = cmp.Or(c.HTTPAddr, DefaultHTTPAddr)
-	if _, port, err := net.SplitHostPort(s.httpAddr); err != nil || !validPort(port) {
+	if _, port, err := net.SplitHostPort(c.HTTPAddr); err != nil || !validPort(port) {
 		bad("HTTPAddr", fmt.Sprintf("%q", c.HTTPAddr), `a listen address such as ":8080" or "127.0.0.1:8080"`)
 	}
 
@@ -312,90 +282,79 @@ func (c Config) settings() (settings, error) {
 		creds = insecure.NewCredentials()
 	}
 	// Credentials first, so that a WithTransportCredentials in DialOptions wins.
-	s.dialOpts = []grpc.DialOption{grpc.WithTransportCredentials(creds)}
+	r.dialOpts = []grpc.DialOption{grpc.WithTransportCredentials(creds)}
 	if c.DialOptions == nil {
-		s.dialOpts = append(s.dialOpts, server.ClientOptions(server.DefaultConfig())...)
+		r.dialOpts = append(r.dialOpts, server.Config{}.DialOptions()...)
 	} else {
-		s.dialOpts = append(s.dialOpts, c.DialOptions...)
+		r.dialOpts = append(r.dialOpts, c.DialOptions...)
 	}
-	s.muxOpts = c.MuxOptions
 
 	if c.OpenAPI != nil && !json.Valid(c.OpenAPI) {
 		bad("OpenAPI", fmt.Sprintf("%d bytes", len(c.OpenAPI)), "a JSON document (the .swagger.json of protoc-gen-openapiv2), or nil")
 	}
-	s.openAPI = c.OpenAPI
-	s.routes = routesOf(c.OpenAPI)
+	r.routes = routesOf(c.OpenAPI)
 
 	fwd := c.ForwardHeaders
 	if fwd == nil {
 		fwd = DefaultForwardHeaders()
 	}
-	s.forward = make(map[string]string, len(fwd))
+	r.forward = make(map[string]string, len(fwd))
 	for i, h := range fwd {
 		if why := forwardable(h); why != "" {
 			bad(fmt.Sprintf("ForwardHeaders[%d]", i), fmt.Sprintf("%q", h), why)
 			continue
 		}
 		if k := textproto.CanonicalMIMEHeaderKey(h); k == "Authorization" {
-			s.forwardAuth = true
+			r.forwardAuth = true
 		} else {
-			s.forward[k] = strings.ToLower(h)
+			r.forward[k] = strings.ToLower(h)
 		}
 	}
 
-	switch age := c.ConnectionMaxAge; {
-	case age == 0:
-		s.maxAge = DefaultConnectionMaxAge
-	case age < 0 || age == server.Never:
-	case age < time.Second:
-		bad("ConnectionMaxAge", age, "at least 1s (shorter makes every client reconnect constantly), 0 for the default 30s, or gateway.Off")
-	default:
-		s.maxAge = age
-	}
-
-	s.readHeader = cmp.Or(c.ReadHeaderTimeout, DefaultReadHeaderTimeout)
-	if s.readHeader < time.Second || s.readHeader > 5*time.Minute {
-		bad("ReadHeaderTimeout", c.ReadHeaderTimeout, "between 1s and 5m, or 0 for the default 10s; it cannot be turned off, as it is what stops slow-header (Slowloris) clients")
-	}
-	limit := func(field string, d, def time.Duration) time.Duration {
+	// A length of time of at least 1 s, or server.Off where offMeans says
+	// what Off does ("" when it cannot be off).
+	atLeastSecond := func(field string, d, def, max time.Duration, offMeans string) {
 		switch {
-		case d == 0:
-			return def
-		case d < time.Second:
-			bad(field, d, fmt.Sprintf("at least 1s, 0 for the default %s, or server.Never for no limit", def))
+		case d == server.Off && offMeans != "":
+		case d < time.Second || d > max:
+			want := fmt.Sprintf("at least 1s, 0 for the default %s", def)
+			if max < time.Duration(math.MaxInt64) {
+				want = fmt.Sprintf("between 1s and %s, 0 for the default %s", max, def)
+			}
+			if offMeans != "" {
+				want += ", or server.Off for " + offMeans
+			} else {
+				want += "; it cannot be turned off"
+			}
+			bad(field, d, want)
 		}
-		return d
 	}
-	s.read = limit("ReadTimeout", c.ReadTimeout, DefaultReadTimeout)
-	s.write = limit("WriteTimeout", c.WriteTimeout, DefaultWriteTimeout)
-	s.idle = limit("IdleTimeout", c.IdleTimeout, DefaultIdleTimeout)
-
-	s.maxHeader = cmp.Or(c.MaxHeaderBytes, DefaultMaxHeaderBytes)
-	if s.maxHeader < 1<<10 || s.maxHeader > 16<<20 {
+	forever := time.Duration(math.MaxInt64)
+	atLeastSecond("MaxConnectionAge", c.MaxConnectionAge, DefaultMaxConnectionAge, forever, "never rotating")
+	atLeastSecond("ReadHeaderTimeout", c.ReadHeaderTimeout, DefaultReadHeaderTimeout, 5*time.Minute, "")
+	atLeastSecond("ReadTimeout", c.ReadTimeout, DefaultReadTimeout, forever, "no limit")
+	atLeastSecond("WriteTimeout", c.WriteTimeout, DefaultWriteTimeout, forever, "no limit")
+	atLeastSecond("IdleTimeout", c.IdleTimeout, DefaultIdleTimeout, forever, "no limit")
+	if c.MaxHeaderBytes < 1<<10 || c.MaxHeaderBytes > 16<<20 {
 		bad("MaxHeaderBytes", c.MaxHeaderBytes, "between 1024 (1 KiB) and 16777216 (16 MiB), or 0 for the default 64 KiB")
 	}
-	s.maxBody = cmp.Or(c.MaxBodyBytes, DefaultMaxBodyBytes)
-	if s.maxBody < 1 {
+	if c.MaxBodyBytes < 1 {
 		bad("MaxBodyBytes", c.MaxBodyBytes, "at least 1 byte, or 0 for the default 4 MiB")
 	}
-
-	s.delay = cmp.Or(c.ShutdownDelay, DefaultShutdownDelay)
-	switch {
-	case s.delay < 0:
-		s.delay = 0
-	case s.delay > maxShutdown:
-		bad("ShutdownDelay", c.ShutdownDelay, "at most 10m (the pod's terminationGracePeriodSeconds must cover it), 0 for the default 5s, or gateway.Off")
+	upTo := func(field string, d, def time.Duration, offMeans string) {
+		if d != server.Off && (d < 0 || d > maxShutdownStep) {
+			bad(field, d, fmt.Sprintf("at most 10m, 0 for the default %s, or server.Off to %s", def, offMeans))
+		}
 	}
-	s.shutdownMax = cmp.Or(c.ShutdownTimeout, DefaultShutdownTimeout)
-	if s.shutdownMax < time.Second {
-		bad("ShutdownTimeout", c.ShutdownTimeout, "at least 1s, or 0 for the default 20s")
-	}
-	return s, errors.Join(errs...)
+	upTo("ShutdownDelay", c.ShutdownDelay, DefaultShutdownDelay, "stop accepting at once")
+	upTo("DrainTimeout", c.DrainTimeout, DefaultDrainTimeout, "cut open requests at once")
+	return r, errors.Join(errs...)
 }
 
-// maxShutdown bounds ShutdownDelay, as the server's: a delay is there for
-// endpoint removal to reach every node, which takes seconds, not hours.
-const maxShutdown = 10 * time.Minute
+// maxShutdownStep bounds ShutdownDelay and DrainTimeout, as the server's:
+// they cover endpoint propagation and requests finishing, seconds, not
+// hours.
+const maxShutdownStep = 10 * time.Minute
 
 // validPort says whether port is a port number or a service name the
 // system knows ("" listens on a free port).
@@ -431,25 +390,4 @@ func forwardable(h string) string {
 		return "a header that is neither hop-by-hop nor set by the transport (connection, keep-alive, te, trailer, transfer-encoding, upgrade, host, content-length, content-type, user-agent)"
 	}
 	return ""
-}
-
-// dialable turns a listen-style address such as ":50051" or "50051" into one
-// a client can dial; anything else is returned as is.
-func dialable(addr string) string {
-	switch {
-	case addr == "":
-		return ""
-	case addr[0] == ':':
-		return "localhost" + addr
-	case strings.Trim(addr, "0123456789") == "":
-		return "localhost:" + addr
-	}
-	return addr
-}
-
-func fmtValue(v any) string {
-	if d, ok := v.(time.Duration); ok && d == server.Never {
-		return "Never"
-	}
-	return fmt.Sprint(v)
 }

@@ -3,35 +3,41 @@
 //
 //	gateway.RegisterGRPCGateway(&gateway.Config{Fn: pb.RegisterHelloHandlerFromEndpoint, GrpcPort: ":50051"})
 //
-// done properly: the gateway dials with the kit's client options, answers
-// Kubernetes probes, forwards only the headers it is told to, carries a request
-// id, limits what a client may send, rotates its own keep-alive connections as
-// rotor rotates gRPC ones, and shuts down in step with the gRPC server.
+// done properly: the gateway dials with the kit's dial options, answers
+// Kubernetes probes truthfully, forwards only the headers it is told to,
+// carries a request id, limits what a client may send, rotates its own
+// keep-alive connections as rotor rotates gRPC ones, and shuts down by the
+// gRPC server's rule. Config follows the kit's one configuration rule (zero
+// is the default, server.Off turns a feature off) and reports invalid
+// settings as *server.ConfigError values; the article's names (Fn, GrpcPort,
+// RegisterGRPCGateway) are a small compatibility surface, kept in
+// article.go.
 //
 // # Two layouts
 //
 // Same pod. The gateway runs in the gRPC server's process (or a sidecar) and
 // dials localhost (GrpcPort ":50051"). REST clients reach the pods through a
 // Service of their own; the gateway's connection to its local server never
-// needs balancing. Build it with New, serve it, and let the server's drain
-// stop it:
+// needs balancing. Build it with New, serve it, and let the server's
+// Shutdown start the gateway's:
 //
 //	gw, _ := gateway.New(ctx, gateway.Config{Fn: pb.RegisterHelloHandlerFromEndpoint, GrpcPort: ":50051"})
-//	srv.RegisterOnDrain(func(ctx context.Context) { _ = gw.Shutdown(ctx) })
+//	srv.RegisterOnShutdown(func(ctx context.Context) { _ = gw.Shutdown(ctx) })
 //	go gw.ListenAndServe()
 //	srv.Run(ctx)
 //
-// /readyz then follows the local server's gRPC health, so the pod leaves the
-// REST Service's endpoints at the same moment as the gRPC one, while REST calls
-// keep working through the server's ShutdownDelay.
+// /readyz then turns 503 at the same moment as the server's gRPC health, so
+// the pod leaves the REST Service's endpoints with the gRPC one, while REST
+// calls keep working through the ShutdownDelay.
 //
 // Separate Deployment. The gateway runs in pods of its own and dials the gRPC
 // server's headless Service, GRPCEndpoint "dns:///hello-headless.ns.svc.cluster.local:50051".
-// The kit's client options (server.ClientOptions) use round_robin, so the
-// gateway keeps one connection per gRPC pod (and one more for readiness) and
-// spreads calls over all of them; every rotor rotation (GOAWAY) makes it
+// The kit's dial options (server.Config.DialOptions) use round_robin, so
+// the gateway keeps one connection per gRPC pod (and one more for
+// readiness) and spreads calls over all of them; every rotor GOAWAY makes it
 // re-resolve, at most once per 30 s (grpc-go's floor), so it finds new pods
-// after a scale-up. Run it with Run and a ctx that ends on SIGTERM.
+// after a scale-up. Run it with Gateway.Run and a ctx from
+// server.SignalContext.
 // /readyz is 200 while at least one gRPC pod reports SERVING. A plain
 // ClusterIP target ("hello:50051") also works, and re-spreads on each
 // rotation, but only as well as kube-proxy's random pick.
@@ -43,12 +49,16 @@
 //   - /healthz, liveness: 200 while the process serves HTTP. It does not look
 //     at the gRPC server: a backend outage must make the gateway unready, not
 //     restart it.
-//   - /readyz, readiness: the state of the gateway's own connection to the
-//     endpoint, on which grpc-go's client-side health checking keeps a gRPC
-//     health Watch (service "") open to every backend. 200 while a backend
-//     reports SERVING; 503 when none does (as during a rotor server's
-//     shutdown), none can be reached within 900 ms, or the gateway itself is
-//     shutting down. A probe costs no RPC.
+//   - /readyz, readiness: 200 while a backend reports SERVING, through a
+//     gRPC health Watch (service "") that grpc-go's client-side health
+//     checking keeps open to every backend on a connection of the gateway's
+//     own, and every connection REST calls take is READY; 503 when no
+//     backend serves (as during a rotor server's shutdown), none can be
+//     reached within 900 ms, REST calls could not be sent, or the gateway
+//     itself is shutting down. A probe costs no RPC. The gateway retries a
+//     lost backend every 500 ms at most, and at once when a probe finds it
+//     down, so that REST and /readyz recover within a second of the
+//     backend's return, together.
 //   - /openapi.json, the Config.OpenAPI document when it is set. One path
 //     without a version: the document describes every version the gateway
 //     serves, and /v1/… belongs to the API's own routes.
@@ -71,7 +81,10 @@
 // wrong method (grpc-gateway alone answers 501), 408 for a request not read
 // within ReadTimeout, 413 for a body over MaxBodyBytes, 431 (net/http, plain
 // text) for headers over MaxHeaderBytes, 503 when the gRPC server is
-// unavailable, and the usual mapping of gRPC codes otherwise. A declared
+// unavailable (with a generic message: grpc-go's names the backend's
+// address, and goes to the log with the request id), and the usual mapping
+// of gRPC codes otherwise. A JSON body with anything but white space after
+// its message is a 400 for calls that take one message. A declared
 // Content-Length over MaxBodyBytes is refused before routing, so it gets 413
 // even on an unknown path or with the wrong method. The 405 of a REST route
 // carries an Allow header when Config.OpenAPI lists the path (grpc-gateway's
@@ -81,15 +94,15 @@
 // # Defaults
 //
 //	HTTPAddr           :8080
-//	ConnectionMaxAge   30 s ±10 %   the gRPC default age: REST clients re-spread as often as gRPC ones
+//	MaxConnectionAge   30 s ±10 %   the gRPC default age: REST clients re-spread as often as gRPC ones
 //	ReadHeaderTimeout  10 s         slow-header clients cannot hold connections
 //	ReadTimeout        30 s         whole request; net/http lifts it once the body is read, so streams live on
 //	WriteTimeout       30 s         per write, not per response, so server-streaming calls are not cut
 //	IdleTimeout        90 s         above the 60 s of common L7 load balancers, which should close first
 //	MaxHeaderBytes     64 KiB       room for large bearer tokens, far below net/http's 1 MiB
 //	MaxBodyBytes       4 MiB        the gRPC server's default MaxRecvMsgSize
-//	ShutdownDelay      5 s          Run only; the gRPC server's default
-//	ShutdownTimeout    20 s         Run only; the gRPC server's default DrainTimeout
+//	ShutdownDelay      5 s          the gRPC server's default
+//	DrainTimeout       45 s         the gRPC server's default; a drain ends when its requests have
 //
 // # Keep-alive rotation
 //
@@ -104,16 +117,6 @@
 // # Cost
 //
 // BenchmarkGateway compares a POST /v1/hi through this gateway with the same
-// call through a bare runtime.NewServeMux and RegisterHelloHandlerFromEndpoint,
-// same rotor backend and client, all on loopback: about 160 to 200 µs a call on
-// a 2-core AMD EPYC VM that other jobs kept busy (load average 2 to 3). Over
-// eight runs the ratio rotor/bare ranged from 0.85 to 1.11, median 1.03; an
-// interleaved A/B run (120 alternating batches of 300 calls) gave a median
-// paired ratio of 1.03 to 1.07. So the gateway costs about +3 % to +7 %,
-// around the 5 % target, on a machine whose noise is of the same size. A CPU profile puts
-// the gateway's own code (request id, limits, deadlines, rotation check) at
-// about 1 % of the process; most of the rest is spread thin, part of it the
-// cost of a distinct x-request-id on every gRPC call, which HPACK cannot
-// index, offset in part by forwarding fewer headers than grpc-gateway's
-// default matcher does.
+// call through a bare runtime.NewServeMux; README.md gives the measured
+// ratio.
 package gateway

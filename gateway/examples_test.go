@@ -8,17 +8,22 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
-	"github.com/rotorkit/rotor/example/hello"
 	"github.com/rotorkit/rotor/gateway"
 	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
 	"github.com/rotorkit/rotor/server"
 )
+
+// greeter is the service of the examples.
+type greeter struct {
+	hellov1.UnimplementedHelloServer
+}
+
+func (greeter) Hi(_ context.Context, req *hellov1.HiRequest) (*hellov1.HiResponse, error) {
+	return &hellov1.HiResponse{FromWho: "pod-1", Message: fmt.Sprintf("hi %s, you said %q", req.GetToWho(), req.GetMessage())}, nil
+}
 
 // The classic article's server, on rotor: the gRPC server and the REST
 // gateway in one process, each stopping gracefully on SIGTERM.
@@ -27,7 +32,7 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	hellov1.RegisterHelloServer(srv, &hello.Service{Name: hello.Identity()})
+	hellov1.RegisterHelloServer(srv, greeter{})
 
 	go func() {
 		err := gateway.RegisterGRPCGateway(&gateway.Config{
@@ -38,20 +43,23 @@ func Example() {
 			log.Fatal(err)
 		}
 	}()
-	if err := srv.Run(context.Background()); err != nil {
+	ctx, stop := server.SignalContext(context.Background())
+	defer stop()
+	if err := srv.Run(ctx); err != nil {
 		log.Fatal(err)
 	}
 }
 
-// Joining the gateway to the gRPC server's drain: when the server's Shutdown
-// reaches its drain step (after ShutdownDelay, with /readyz already 503), it
-// shuts the gateway down in step.
+// The gateway beside the gRPC server in one process, stopping in step: the
+// server's Shutdown starts the gateway's, and both follow the same rule
+// (not ready at once, serve on for ShutdownDelay, then drain).
 func ExampleGateway_Shutdown() {
-	srv, err := server.New(server.WithShutdownDelay(0), server.WithLogger(slog.New(slog.DiscardHandler)))
+	quiet := slog.New(slog.DiscardHandler)
+	srv, err := server.New(server.WithShutdownDelay(server.Off), server.WithLogger(quiet))
 	if err != nil {
 		log.Fatal(err)
 	}
-	hellov1.RegisterHelloServer(srv, &hello.Service{Name: "pod-1"})
+	hellov1.RegisterHelloServer(srv, greeter{})
 	grpcLis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		log.Fatal(err)
@@ -59,18 +67,15 @@ func ExampleGateway_Shutdown() {
 	go srv.Serve(grpcLis)
 
 	gw, err := gateway.New(context.Background(), gateway.Config{
-		Fn:           hellov1.RegisterHelloHandlerFromEndpoint,
-		GRPCEndpoint: grpcLis.Addr().String(),
-		Logger:       slog.New(slog.DiscardHandler),
+		Fn:            hellov1.RegisterHelloHandlerFromEndpoint,
+		Endpoint:      grpcLis.Addr().String(),
+		ShutdownDelay: server.Off,
+		Logger:        quiet,
 	})
 	if err != nil {
 		log.Fatal(err)
 	}
-	gwStopped := make(chan struct{})
-	srv.RegisterOnDrain(func(ctx context.Context) {
-		defer close(gwStopped)
-		_ = gw.Shutdown(ctx) // ctx ends at the drain deadline
-	})
+	srv.RegisterOnShutdown(func(ctx context.Context) { _ = gw.Shutdown(ctx) })
 	httpLis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		log.Fatal(err)
@@ -87,11 +92,11 @@ func ExampleGateway_Shutdown() {
 	resp.Body.Close()
 	fmt.Println(resp.Status, hi.FromWho, hi.Message)
 
-	// In a real server, srv.Run calls Shutdown on SIGTERM.
+	// In a real server, Run calls Shutdown when its context ends (SIGTERM);
+	// Shutdown returns after the gateway's has.
 	if err := srv.Shutdown(context.Background()); err != nil {
 		log.Fatal(err)
 	}
-	<-gwStopped
 	_, err = http.Get("http://" + httpLis.Addr().String() + "/healthz")
 	fmt.Println("gateway stopped:", err != nil)
 	// Output:
@@ -102,15 +107,18 @@ func ExampleGateway_Shutdown() {
 // A gateway that runs as its own Deployment: it dials every pod of the gRPC
 // server's headless Service and round-robins over them, and its own
 // connections rotate so that REST clients spread over the gateway's pods.
-func ExampleRun() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	err := gateway.Run(ctx, gateway.Config{
-		Fn:           hellov1.RegisterHelloHandlerFromEndpoint,
-		GRPCEndpoint: "dns:///hello-headless.default.svc.cluster.local:50051",
-		HTTPAddr:     ":8080",
+func ExampleGateway_Run() {
+	gw, err := gateway.New(context.Background(), gateway.Config{
+		Fn:       hellov1.RegisterHelloHandlerFromEndpoint,
+		Endpoint: "dns:///hello-headless.default.svc.cluster.local:50051",
+		HTTPAddr: ":8080",
 	})
 	if err != nil {
+		log.Fatal(err)
+	}
+	ctx, stop := server.SignalContext(context.Background())
+	defer stop()
+	if err := gw.Run(ctx); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -135,4 +143,12 @@ func ExampleGateway_Handler() {
 		IdleTimeout:       90 * time.Second,
 	}
 	log.Fatal(hs.ListenAndServe())
+}
+
+// Invalid settings are reported at once, each naming the field and what it
+// may be.
+func ExampleConfig_Validate() {
+	err := gateway.Config{Fn: hellov1.RegisterHelloHandlerFromEndpoint, GrpcPort: ":50051", ReadTimeout: time.Millisecond}.Validate()
+	fmt.Println(err)
+	// Output: rotor: gateway.Config.ReadTimeout = 1ms is invalid: want at least 1s, 0 for the default 30s, or server.Off for no limit
 }

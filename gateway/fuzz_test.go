@@ -17,20 +17,20 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
-	"github.com/rotorkit/rotor/example/hello"
 	"github.com/rotorkit/rotor/gateway"
+	"github.com/rotorkit/rotor/internal/testkit"
 	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
 	"github.com/rotorkit/rotor/server"
 )
 
 // boundedHello is the example service with streams cut short, so that a
 // fuzzed "count": 0 (stream until cancelled) costs milliseconds.
-type boundedHello struct{ hello.Service }
+type boundedHello struct{ testkit.Hello }
 
 func (s *boundedHello) HiStream(req *hellov1.HiStreamRequest, stream grpc.ServerStreamingServer[hellov1.HiStreamResponse]) error {
 	req.Count = min(max(req.GetCount(), 1), 3)
 	req.IntervalMs = 1
-	return s.Service.HiStream(req, stream)
+	return s.Hello.HiStream(req, stream)
 }
 
 // mdRecorder keeps the incoming metadata of the backend's last call.
@@ -86,11 +86,11 @@ func FuzzGateway(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	hellov1.RegisterHelloServer(srv, &boundedHello{hello.Service{Name: "pod-fuzz"}})
+	hellov1.RegisterHelloServer(srv, &boundedHello{testkit.Hello{Name: "pod-fuzz"}})
 	addr, stop := serveOn(f, srv)
 	defer stop()
 	gw, err := gateway.New(context.Background(), gateway.Config{
-		Fn: hellov1.RegisterHelloHandlerFromEndpoint, GRPCEndpoint: addr, Logger: quiet, MaxBodyBytes: 64 << 10,
+		Fn: hellov1.RegisterHelloHandlerFromEndpoint, Endpoint: addr, Logger: quiet, MaxBodyBytes: 64 << 10,
 	})
 	if err != nil {
 		f.Fatal(err)

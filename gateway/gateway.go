@@ -8,27 +8,30 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"os/signal"
+	"slices"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
+
+	"github.com/rotorkit/rotor/internal/conf"
 )
 
 // Gateway is a grpc-gateway REST front for a gRPC server. It implements
 // http.Handler; serve it with its own http.Server (Serve, ListenAndServe,
 // Run), which applies the Config's timeouts and limits, or mount Handler in
-// yours.
+// yours. Its lifecycle has the gRPC server's verbs and delay rule: Run
+// serves until its context ends, then Shutdown turns /readyz 503, keeps
+// serving for ShutdownDelay, and drains for up to DrainTimeout.
 type Gateway struct {
-	set        settings
+	set        resolved
 	log        *slog.Logger
 	mux        *runtime.ServeMux
 	hs         *http.Server
 	healthConn *grpc.ClientConn // for readiness; see dialHealth
+	rest       []*restConn      // one per register function's connection
 
 	stopConns context.CancelFunc // ends the ctx given to the register functions
 	closeOnce sync.Once
@@ -38,46 +41,52 @@ type Gateway struct {
 // New validates cfg, registers every register function on a new
 // runtime.ServeMux, and dials the gRPC endpoint. grpc.NewClient connects
 // lazily, so New succeeds while the gRPC server is still starting; calls made
-// before it is up fail with 503.
+// before it is up fail with 503. Invalid settings are reported as
+// *server.ConfigError values, all at once.
 //
 // ctx is handed to the register functions, whose connections close when it
 // ends; Shutdown and Close end it too. Use a ctx that outlives serving, such
 // as context.Background().
 func New(ctx context.Context, cfg Config) (*Gateway, error) {
-	set, err := cfg.settings()
+	set, err := cfg.resolve()
 	if err != nil {
 		return nil, err
 	}
 	connCtx, stopConns := context.WithCancel(ctx)
-	g := &Gateway{set: set, log: set.log, stopConns: stopConns}
+	g := &Gateway{set: set, log: set.Logger.With("component", "rotor/gateway"), stopConns: stopConns}
 
 	opts := []runtime.ServeMuxOption{
 		runtime.WithIncomingHeaderMatcher(g.matchHeader),
 		runtime.WithMetadata(requestIDMetadata),
 		runtime.WithErrorHandler(g.errorHandler),
 		runtime.WithRoutingErrorHandler(g.routingError),
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, strictJSON()),
 	}
-	g.mux = runtime.NewServeMux(append(opts, set.muxOpts...)...)
+	g.mux = runtime.NewServeMux(append(opts, set.MuxOptions...)...)
 	for i, fn := range set.fns {
-		if err := fn(connCtx, g.mux, set.endpoint, set.dialOpts); err != nil {
+		rc := &restConn{}
+		g.rest = append(g.rest, rc)
+		dialOpts := append(slices.Clip(set.dialOpts), gatewayDialOptions()...)
+		dialOpts = append(dialOpts, grpc.WithChainUnaryInterceptor(rc.unary), grpc.WithChainStreamInterceptor(rc.stream))
+		if err := fn(connCtx, g.mux, set.endpoint, dialOpts); err != nil {
 			stopConns()
-			return nil, fmt.Errorf("rotor/gateway: register function %d of %d for %q: %w", i+1, len(set.fns), set.endpoint, err)
+			return nil, fmt.Errorf("rotor: gateway register function %d of %d for %q: %w", i+1, len(set.fns), set.endpoint, err)
 		}
 	}
 	if err := g.dialHealth(); err != nil {
 		stopConns()
-		return nil, fmt.Errorf("rotor/gateway: dialing %q for readiness: %w", set.endpoint, err)
+		return nil, fmt.Errorf("rotor: gateway dialing %q for readiness: %w", set.endpoint, err)
 	}
 	g.hs = &http.Server{
-		Addr:              set.httpAddr,
+		Addr:              set.HTTPAddr,
 		Handler:           g,
-		ReadHeaderTimeout: set.readHeader,
-		ReadTimeout:       set.read,
+		ReadHeaderTimeout: set.ReadHeaderTimeout,
+		ReadTimeout:       on(set.ReadTimeout),
 		// WriteTimeout stays 0: it bounds a whole response and would cut
 		// server-streaming calls. The Gateway bounds each write instead
 		// (boundWrites).
-		IdleTimeout:    set.idle,
-		MaxHeaderBytes: set.maxHeader,
+		IdleTimeout:    on(set.IdleTimeout),
+		MaxHeaderBytes: set.MaxHeaderBytes,
 		ConnContext:    g.ConnContext,
 		ErrorLog:       slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
 	}
@@ -112,7 +121,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.serveReadyz(w, r)
 		return
 	case OpenAPIPath:
-		if g.set.openAPI != nil {
+		if g.set.OpenAPI != nil {
 			g.serveOpenAPI(w, r)
 			return
 		}
@@ -135,40 +144,83 @@ func (g *Gateway) serveOpenAPI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(g.set.openAPI))
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(g.set.OpenAPI))
 }
 
 // Serve serves REST on lis until Shutdown or Close, and then returns
 // http.ErrServerClosed, as http.Server.Serve does.
 func (g *Gateway) Serve(lis net.Listener) error {
-	g.log.Info("rotor/gateway: serving REST", "addr", lis.Addr().String(), "grpc_endpoint", g.set.endpoint,
-		"connection_max_age", g.set.maxAge)
+	g.log.Info("serving REST", "addr", lis.Addr().String(), "grpc_endpoint", g.set.endpoint,
+		"max_connection_age", conf.Format(g.set.MaxConnectionAge))
 	return g.hs.Serve(lis)
 }
 
 // ListenAndServe listens on HTTPAddr and calls Serve.
 func (g *Gateway) ListenAndServe() error {
-	lis, err := net.Listen("tcp", g.set.httpAddr)
+	lis, err := net.Listen("tcp", g.set.HTTPAddr)
 	if err != nil {
-		return fmt.Errorf("rotor/gateway: %w", err)
+		return fmt.Errorf("rotor: gateway: %w", err)
 	}
 	return g.Serve(lis)
 }
 
-// Shutdown stops the Gateway gracefully: /readyz turns 503, listeners close,
-// and open requests may finish until ctx ends; those still open then are cut
-// and Shutdown returns ctx.Err(). The connections to the gRPC server close
-// last. To stop in step with a rotor gRPC server in the same process, let
-// its drain call Shutdown:
+// Run listens on HTTPAddr and serves until ctx ends, then runs Shutdown,
+// bounded by ShutdownDelay + DrainTimeout and a second. It returns nil after
+// a clean shutdown, the listener's error if serving fails first. It is the
+// one call for a gateway that runs as its own Deployment, with a ctx from
+// server.SignalContext. Beside a rotor gRPC server in the same process, let
+// the server start the shutdown instead:
 //
-//	srv.RegisterOnDrain(func(ctx context.Context) { _ = gw.Shutdown(ctx) })
+//	srv.RegisterOnShutdown(func(ctx context.Context) { _ = gw.Shutdown(ctx) })
+func (g *Gateway) Run(ctx context.Context) error {
+	lis, err := net.Listen("tcp", g.set.HTTPAddr)
+	if err != nil {
+		g.Close()
+		return fmt.Errorf("rotor: gateway: %w", err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- g.Serve(lis) }()
+	select {
+	case err := <-served:
+		g.Close()
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), on(g.set.ShutdownDelay)+on(g.set.DrainTimeout)+time.Second)
+	defer cancel()
+	err = g.Shutdown(sctx)
+	if serr := <-served; err == nil && !errors.Is(serr, http.ErrServerClosed) {
+		err = serr
+	}
+	return err
+}
+
+// Shutdown stops the Gateway the way the gRPC server stops: /readyz turns
+// 503 at once; the Gateway keeps serving for ShutdownDelay, while the pod
+// leaves the endpoints; then its listeners close and open requests may
+// finish until DrainTimeout or ctx ends, whichever is first. Requests still
+// open then are cut, and Shutdown returns ctx.Err() (or
+// context.DeadlineExceeded at DrainTimeout). The connections to the gRPC
+// server close last.
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.stopping.Store(true)
-	err := g.hs.Shutdown(ctx)
+	g.log.Info("shutting down: /readyz is 503", "delay", on(g.set.ShutdownDelay), "drain_timeout", on(g.set.DrainTimeout))
+	t := time.NewTimer(on(g.set.ShutdownDelay))
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		t.Stop()
+	}
+	dctx, cancel := context.WithTimeout(ctx, on(g.set.DrainTimeout))
+	defer cancel()
+	err := g.hs.Shutdown(dctx)
 	if err != nil {
 		_ = g.hs.Close()
 	}
 	g.closeConns()
+	if err == nil {
+		g.log.Info("shutdown complete")
+	}
 	return err
 }
 
@@ -186,70 +238,4 @@ func (g *Gateway) closeConns() {
 		g.stopConns()
 		_ = g.healthConn.Close()
 	})
-}
-
-// Run builds a Gateway from cfg and serves it on HTTPAddr until ctx ends.
-// Then /readyz turns 503 and, after ShutdownDelay, Run shuts the Gateway down,
-// bounded by ShutdownTimeout. It returns nil after a clean shutdown.
-//
-// Run is the one call for a gateway that runs as its own Deployment, with a
-// ctx that ends on SIGTERM (signal.NotifyContext). Beside a rotor gRPC server
-// in the same process, prefer New and srv.RegisterOnDrain, so that the
-// gateway stops in the server's drain step.
-func Run(ctx context.Context, cfg Config) error {
-	g, err := New(context.WithoutCancel(ctx), cfg)
-	if err != nil {
-		return err
-	}
-	lis, err := net.Listen("tcp", g.set.httpAddr)
-	if err != nil {
-		g.Close()
-		return fmt.Errorf("rotor/gateway: %w", err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- g.Serve(lis) }()
-	select {
-	case err := <-served:
-		g.Close()
-		return err
-	case <-ctx.Done():
-	}
-
-	g.stopping.Store(true)
-	g.log.Info("rotor/gateway: shutting down: /readyz is 503", "delay", g.set.delay, "timeout", g.set.shutdownMax)
-	delay := time.NewTimer(g.set.delay)
-	defer delay.Stop()
-	select {
-	case <-delay.C:
-	case err := <-served:
-		g.Close()
-		return err
-	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.set.shutdownMax)
-	defer cancel()
-	err = g.Shutdown(sctx)
-	if serr := <-served; err == nil && !errors.Is(serr, http.ErrServerClosed) {
-		err = serr
-	}
-	if err == nil {
-		g.log.Info("rotor/gateway: shutdown complete")
-	}
-	return err
-}
-
-// RegisterGRPCGateway is the classic article's one call,
-//
-//	go gateway.RegisterGRPCGateway(&gateway.Config{Fn: pb.RegisterHelloHandlerFromEndpoint, GrpcPort: ":50051"})
-//
-// done properly: it runs Run with a context that ends on SIGTERM or SIGINT,
-// so the gateway shuts down gracefully beside a rotor server that does the
-// same (server.Run), each after its own ShutdownDelay. It blocks; start it
-// in a goroutine, as the article does.
-func RegisterGRPCGateway(cfg *Config) error {
-	if cfg == nil {
-		return &ConfigError{Field: "cfg", Value: "nil", Want: "a *Config"}
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	return Run(ctx, *cfg)
 }

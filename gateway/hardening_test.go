@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rotorkit/rotor/example/hello"
 	"github.com/rotorkit/rotor/gateway"
+	"github.com/rotorkit/rotor/internal/testkit"
 	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
 	"github.com/rotorkit/rotor/server"
 )
@@ -141,7 +141,7 @@ func TestBackendRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hellov1.RegisterHelloServer(srv, &hello.Service{Name: "pod-second"})
+	hellov1.RegisterHelloServer(srv, &testkit.Hello{Name: "pod-second"})
 	var lis net.Listener
 	eventually(t, 5*time.Second, "listening on "+first.addr+" again", func() bool {
 		lis, err = net.Listen("tcp", first.addr)

@@ -22,6 +22,7 @@ type reqState struct {
 	id       string
 	tooLarge atomic.Bool // the body passed MaxBodyBytes
 	timedOut atomic.Bool // the body did not arrive within ReadTimeout
+	trailing atomic.Bool // the JSON body had data after its message
 }
 
 type reqKey struct{}

@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"testing"
 	"time"
@@ -11,6 +12,8 @@ import (
 	"google.golang.org/grpc/resolver/manual"
 
 	"github.com/rotorkit/rotor/gateway"
+	"github.com/rotorkit/rotor/internal/testkit"
+	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
 	"github.com/rotorkit/rotor/server"
 )
 
@@ -19,7 +22,11 @@ import (
 // succeeding during the server's ShutdownDelay, as Kubernetes needs.
 func TestReadyzFollowsServerDrain(t *testing.T) {
 	t.Parallel()
-	b := startBackend(t, "pod-a", server.WithShutdownDelay(2*time.Second))
+	// The gateway keeps dialling the server's one address, as a client
+	// whose address list still holds a terminating pod: the server serves
+	// it as a lame duck until the DrainTimeout.
+	b := startBackend(t, "pod-a", server.WithShutdownDelay(2*time.Second),
+		server.WithMaxConnectionAgeGrace(time.Second), server.WithDrainTimeout(2*time.Second))
 	_, base := startGateway(t, b, gateway.Config{})
 
 	if resp, body := do(t, nil, "GET", base+"/readyz", ""); resp.StatusCode != 200 {
@@ -51,19 +58,21 @@ func TestReadyzFollowsServerDrain(t *testing.T) {
 		if err != nil {
 			t.Fatalf("server Shutdown: %v", err)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the server's Shutdown did not finish: the gateway's connections hold it")
+	case <-time.After(8 * time.Second):
+		t.Fatal("the server's Shutdown did not finish at its drain deadline")
 	}
 }
 
-// TestShutdownInDrain joins the gateway to the server's drain, as the example
-// server does, and checks that both stop within the delay plus a little.
+// TestShutdownInDrain joins the gateway to the server's shutdown, as the
+// example server does: both follow the same delay rule, and once the gateway
+// has stopped, its connections leave the server, whose drain ends a second
+// later.
 func TestShutdownInDrain(t *testing.T) {
 	t.Parallel()
 	b := startBackend(t, "pod-a", server.WithShutdownDelay(200*time.Millisecond))
-	gw, base := startGateway(t, b, gateway.Config{})
+	gw, base := startGateway(t, b, gateway.Config{ShutdownDelay: 200 * time.Millisecond})
 	stopped := make(chan error, 1)
-	b.srv.RegisterOnDrain(func(ctx context.Context) { stopped <- gw.Shutdown(ctx) })
+	b.srv.RegisterOnShutdown(func(ctx context.Context) { stopped <- gw.Shutdown(ctx) })
 	if resp, _ := do(t, nil, "POST", base+"/v1/hi", `{}`); resp.StatusCode != 200 {
 		t.Fatalf("POST /v1/hi: %d", resp.StatusCode)
 	}
@@ -71,8 +80,8 @@ func TestShutdownInDrain(t *testing.T) {
 	if err := b.srv.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	// server.Shutdown waits for its drain hooks, whose context lives until
-	// the drain deadline: the gateway's Shutdown has finished, cleanly.
+	// server.Shutdown waits for its hooks: the gateway's Shutdown has
+	// finished, cleanly.
 	select {
 	case err := <-stopped:
 		if err != nil {
@@ -81,8 +90,8 @@ func TestShutdownInDrain(t *testing.T) {
 	default:
 		t.Fatal("server.Shutdown returned before its drain hook finished")
 	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("shutdown took %s, want about the 200ms delay", d)
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("shutdown took %s, want about the 200ms delay and the drain's quiet second", d)
 	}
 	if _, err := http.Get(base + "/healthz"); err == nil {
 		t.Error("the gateway still accepts connections after Shutdown")
@@ -98,8 +107,8 @@ func TestReadyzAnyBackend(t *testing.T) {
 	b := startBackend(t, "pod-b", server.WithShutdownDelay(3*time.Second))
 	r := manual.NewBuilderWithScheme("twopods")
 	r.InitialState(resolver.State{Addresses: []resolver.Address{{Addr: a.addr}, {Addr: b.addr}}})
-	opts := append(server.ClientOptions(server.DefaultConfig()), grpc.WithResolvers(r))
-	_, base := startGateway(t, a, gateway.Config{GRPCEndpoint: "twopods:///hello", DialOptions: opts})
+	opts := append(server.DefaultConfig().DialOptions(), grpc.WithResolvers(r))
+	_, base := startGateway(t, a, gateway.Config{Endpoint: "twopods:///hello", DialOptions: opts})
 	ready := func() int {
 		resp, _ := do(t, nil, "GET", base+"/readyz", "")
 		return resp.StatusCode
@@ -115,4 +124,63 @@ func TestReadyzAnyBackend(t *testing.T) {
 	}
 	go func() { _ = b.srv.Shutdown(context.Background()) }()
 	eventually(t, time.Second, "/readyz 503 once both backends drain", func() bool { return ready() == 503 })
+}
+
+// After an outage of the backend, REST and /readyz recover together, within
+// about a second of its return: /readyz follows the connection REST calls
+// take, and the Gateway retries a lost backend every 500 ms at most (a
+// probe that finds it down retries at once). Once /readyz says 200, REST
+// calls succeed.
+func TestReadyzAndRESTAgreeAfterOutage(t *testing.T) {
+	t.Parallel()
+	b := startBackend(t, "pod-a")
+	addr := b.addr
+	_, base := startGateway(t, b, gateway.Config{})
+	if resp, body := do(t, nil, "POST", base+"/v1/hi", `{}`); resp.StatusCode != 200 {
+		t.Fatalf("POST /v1/hi: %d %s", resp.StatusCode, body)
+	}
+	_ = b.srv.Close()
+	eventually(t, 3*time.Second, "/readyz 503 once the backend is gone", func() bool {
+		resp, _ := do(t, nil, "GET", base+"/readyz", "")
+		return resp.StatusCode == 503
+	})
+	// Long enough for grpc-go's default backoff to have grown past 5 s.
+	time.Sleep(6 * time.Second)
+
+	srv, err := server.New(server.WithLogger(quiet))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hellov1.RegisterHelloServer(srv, &testkit.Hello{Name: "pod-a"})
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("the backend's port was taken meanwhile: %v", err)
+	}
+	back := time.Now()
+	go srv.Serve(lis)
+	t.Cleanup(func() { srv.Close() })
+
+	var readyAt, restAt time.Duration
+	for time.Since(back) < 5*time.Second && (readyAt == 0 || restAt == 0) {
+		ready, _ := do(t, nil, "GET", base+"/readyz", "")
+		rest, body := do(t, nil, "POST", base+"/v1/hi", `{}`)
+		now := time.Since(back)
+		if ready.StatusCode == 200 && readyAt == 0 {
+			readyAt = now
+		}
+		if rest.StatusCode == 200 && restAt == 0 {
+			restAt = now
+		}
+		if readyAt != 0 && rest.StatusCode != 200 {
+			t.Errorf("%v after the backend's return /readyz has said 200 (at %v), but POST /v1/hi answers %d %s", now, readyAt, rest.StatusCode, body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("backend back; /readyz 200 after %v, REST 200 after %v", readyAt, restAt)
+	if readyAt == 0 || restAt == 0 || readyAt > 1500*time.Millisecond || restAt > 1500*time.Millisecond {
+		t.Errorf("/readyz 200 after %v, REST after %v; want both within about a second of the backend's return", readyAt, restAt)
+	}
+	if d := readyAt - restAt; d > time.Second || d < -time.Second {
+		t.Errorf("/readyz and REST recovered %v apart; want within 1 s", d)
+	}
 }

@@ -15,8 +15,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
-	"github.com/rotorkit/rotor/example/hello"
 	"github.com/rotorkit/rotor/gateway"
+	"github.com/rotorkit/rotor/internal/testkit"
 	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
 	"github.com/rotorkit/rotor/server"
 )
@@ -48,7 +48,7 @@ func startBackend(t testing.TB, name string, opts ...server.Option) *backend {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hellov1.RegisterHelloServer(srv, &hello.Service{Name: name})
+	hellov1.RegisterHelloServer(srv, &testkit.Hello{Name: name})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -74,11 +74,11 @@ func (b *backend) lastMD(t *testing.T) metadata.MD {
 // unless it names its own.
 func startGateway(t testing.TB, b *backend, cfg gateway.Config) (*gateway.Gateway, string) {
 	t.Helper()
-	if cfg.Fn == nil && cfg.Fns == nil {
+	if cfg.Fn == nil && cfg.Register == nil {
 		cfg.Fn = hellov1.RegisterHelloHandlerFromEndpoint
 	}
-	if cfg.GRPCEndpoint == "" && cfg.GrpcPort == "" {
-		cfg.GRPCEndpoint = b.addr
+	if cfg.Endpoint == "" && cfg.GrpcPort == "" {
+		cfg.Endpoint = b.addr
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = quiet

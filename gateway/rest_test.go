@@ -29,6 +29,10 @@ func TestREST(t *testing.T) {
 		{name: "hi", method: "POST", path: "/v1/hi", body: `{"to_who":"you","message":"hello"}`, status: 200},
 		{name: "malformed JSON", method: "POST", path: "/v1/hi", body: `{"to_who":`, status: 400, code: 3},
 		{name: "unknown field type", method: "POST", path: "/v1/hi", body: `{"to_who":7}`, status: 400, code: 3},
+		{name: "trailing object", method: "POST", path: "/v1/hi", body: `{"toWho":"a"}{"x":1}`, status: 400, code: 3},
+		{name: "trailing garbage", method: "POST", path: "/v1/hi", body: `{"toWho":"a"} ]`, status: 400, code: 3},
+		{name: "trailing on a stream", method: "POST", path: "/v1/hi/stream", body: `{"toWho":"a","count":1} 7`, status: 400, code: 3},
+		{name: "trailing white space", method: "POST", path: "/v1/hi", body: "{\"toWho\":\"a\"}  \r\n\t", status: 200},
 		{name: "unknown path", method: "POST", path: "/v1/nope", body: `{}`, status: 404, code: 5},
 		{name: "wrong method", method: "GET", path: "/v1/hi", status: 405, code: 12},
 		{name: "body over limit", method: "POST", path: "/v1/hi", body: big, status: 413, code: 8},
@@ -92,14 +96,23 @@ func TestBackendUnavailable(t *testing.T) {
 	}
 	dead := lis.Addr().String()
 	lis.Close()
-	_, base := startGateway(t, nil, gateway.Config{GRPCEndpoint: dead})
+	_, base := startGateway(t, nil, gateway.Config{Endpoint: dead})
 
 	resp, body := do(t, nil, "POST", base+"/v1/hi", `{"to_who":"you"}`)
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("status %d, want 503; body %s", resp.StatusCode, body)
 	}
-	if e := parseError(t, body); *e.Code != 14 {
+	e := parseError(t, body)
+	if *e.Code != 14 {
 		t.Errorf("code %d, want 14 (UNAVAILABLE)", *e.Code)
+	}
+	// grpc-go's message names the backend and the dial error: for the log,
+	// not for REST clients.
+	_, port, _ := net.SplitHostPort(dead)
+	for _, leak := range []string{"127.0.0.1", port, "dial", "refused", "transport"} {
+		if strings.Contains(body, leak) {
+			t.Errorf("503 body %s reveals %q", body, leak)
+		}
 	}
 	if resp, _ := do(t, nil, "GET", base+"/readyz", ""); resp.StatusCode != 503 {
 		t.Errorf("/readyz %d, want 503 without a backend", resp.StatusCode)
@@ -163,13 +176,13 @@ func TestCurl(t *testing.T) {
 	}
 }
 
-// TestNoLimits serves with every optional limit turned off: server.Never must
+// TestNoLimits serves with every optional limit turned off: server.Off must
 // mean "no deadline", not a deadline in the past.
 func TestNoLimits(t *testing.T) {
 	t.Parallel()
 	b := startBackend(t, "pod-a")
-	_, base := startGateway(t, b, gateway.Config{ReadTimeout: server.Never, WriteTimeout: server.Never,
-		IdleTimeout: server.Never, ConnectionMaxAge: gateway.Off})
+	_, base := startGateway(t, b, gateway.Config{ReadTimeout: server.Off, WriteTimeout: server.Off,
+		IdleTimeout: server.Off, MaxConnectionAge: server.Off})
 	for range 3 {
 		if resp, body := do(t, nil, "POST", base+"/v1/hi", `{"to_who":"you"}`); resp.StatusCode != 200 {
 			t.Fatalf("status %d: %s", resp.StatusCode, body)

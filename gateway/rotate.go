@@ -2,11 +2,12 @@ package gateway
 
 import (
 	"context"
-	"math"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/rotorkit/rotor/internal/jitter"
+	"github.com/rotorkit/rotor/server"
 )
 
 // connAge is when a REST connection stops being reused.
@@ -14,7 +15,7 @@ type connAge struct{ expires time.Time }
 
 type connAgeKey struct{}
 
-// ConnContext records when a connection was accepted, for ConnectionMaxAge
+// ConnContext records when a connection was accepted, for MaxConnectionAge
 // rotation. The Gateway's own http.Server uses it; set it as the
 // ConnContext of your http.Server when you serve Handler yourself:
 //
@@ -22,10 +23,10 @@ type connAgeKey struct{}
 //
 // Without it, connections are not rotated.
 func (g *Gateway) ConnContext(ctx context.Context, _ net.Conn) context.Context {
-	if g.set.maxAge <= 0 {
+	if g.set.MaxConnectionAge == server.Off {
 		return ctx
 	}
-	return context.WithValue(ctx, connAgeKey{}, &connAge{expires: time.Now().Add(jitter(g.set.maxAge))})
+	return context.WithValue(ctx, connAgeKey{}, &connAge{expires: time.Now().Add(jitter.Apply(g.set.MaxConnectionAge))})
 }
 
 // rotate marks the response to r as the last on its connection once the
@@ -38,17 +39,4 @@ func rotate(w http.ResponseWriter, r *http.Request) {
 	if a, ok := r.Context().Value(connAgeKey{}).(*connAge); ok && time.Now().After(a.expires) {
 		w.Header().Set("Connection", "close")
 	}
-}
-
-// jitter spreads d by ±10 %, drawn once per connection as grpc-go and the
-// rotor server do, so that connections opened together do not all close
-// together.
-func jitter(d time.Duration) time.Duration {
-	r := int64(d / 10)
-	if r <= 0 || d > time.Duration(math.MaxInt64-r) {
-		// Too short to spread, or so long that d+r would overflow into a
-		// negative age, which would close every connection at once.
-		return d
-	}
-	return d + time.Duration(rand.Int64N(2*r+1)-r)
 }

@@ -13,10 +13,11 @@ import (
 	"time"
 
 	"github.com/rotorkit/rotor/gateway"
+	"github.com/rotorkit/rotor/server"
 )
 
 // TestConnectionRotation runs keep-alive clients for longer than
-// ConnectionMaxAge and counts the TCP connections they open: with rotation
+// MaxConnectionAge and counts the TCP connections they open: with rotation
 // every client reconnects about once per age and no request fails; with
 // rotation off each keeps its one connection.
 func TestConnectionRotation(t *testing.T) {
@@ -31,11 +32,11 @@ func TestConnectionRotation(t *testing.T) {
 		closing bool
 	}{
 		{name: "age 1s", age: time.Second, run: 3 * time.Second, min: 3, max: 4, closing: true},
-		{name: "off", age: gateway.Off, run: 1500 * time.Millisecond, min: 1, max: 1},
+		{name: "off", age: server.Off, run: 1500 * time.Millisecond, min: 1, max: 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			_, base := startGateway(t, b, gateway.Config{ConnectionMaxAge: tc.age})
+			_, base := startGateway(t, b, gateway.Config{MaxConnectionAge: tc.age})
 			const clients = 4
 			var wg sync.WaitGroup
 			var failed, closes atomic.Int64

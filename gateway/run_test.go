@@ -28,10 +28,15 @@ func TestRun(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		done <- gateway.Run(ctx, gateway.Config{
-			Fn: hellov1.RegisterHelloHandlerFromEndpoint, GRPCEndpoint: b.addr, HTTPAddr: addr,
+		gw, err := gateway.New(context.Background(), gateway.Config{
+			Fn: hellov1.RegisterHelloHandlerFromEndpoint, Endpoint: b.addr, HTTPAddr: addr,
 			ShutdownDelay: 500 * time.Millisecond, Logger: quiet,
 		})
+		if err != nil {
+			done <- err
+			return
+		}
+		done <- gw.Run(ctx)
 	}()
 	eventually(t, 2*time.Second, "/readyz 200 after Run starts", func() bool {
 		resp, err := http.Get(base + "/readyz")

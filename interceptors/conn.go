@@ -3,11 +3,14 @@ package interceptors
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/stats"
+
+	"github.com/rotorkit/rotor/internal/reasons"
 )
 
 // ReasonUnknown labels the connections that ConnMetrics saw close through
@@ -15,16 +18,11 @@ import (
 // server sent GOAWAY, so the reason is not known there.
 const ReasonUnknown = "unknown"
 
-// Reasons rotor's server uses; their series exist from the start at zero so
-// that rate() works before the first event. Other reasons get a series when
-// first seen.
-var (
-	rotationReasons = []string{"age", "api", "admin", "signal", "peers", "fairshare", "shutdown"}
-	closeReasons    = append([]string{"client", ReasonUnknown}, rotationReasons...)
-	// refusedMaxConnections is server.RefusedMaxConnections, which this
-	// package does not import.
-	refusedMaxConnections = "max_connections"
-)
+// The reasons rotor's server uses (internal/reasons, the list package
+// server exports as server.Reason values); their series exist from the
+// start at zero so that rate() works before the first event. Other reasons
+// get a series when first seen.
+var closeReasons = append([]string{reasons.Client, ReasonUnknown}, reasons.Rotation...)
 
 // ConnMetrics turns connection events into the rotor_connection* and
 // rotor_rotations_total series. It is fed in one of two ways:
@@ -78,7 +76,7 @@ func NewConnMetrics(r prometheus.Registerer) (*ConnMetrics, error) {
 		}),
 		closed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "rotor", Name: "connections_closed_total",
-			Help: "Client connections closed, by the reason they were drained for (client: no GOAWAY from rotor; unknown: seen by the stats handler).",
+			Help: "Client connections closed, by the reason rotor sent them GOAWAY for (" + strings.Join(reasons.Rotation, ", ") + "), client when it sent none, unknown when seen by the stats handler.",
 		}, []string{"reason"}),
 		lifetime: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "rotor", Name: "connection_lifetime_seconds",
@@ -94,11 +92,11 @@ func NewConnMetrics(r prometheus.Registerer) (*ConnMetrics, error) {
 		}),
 		rotations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "rotor", Name: "rotations_total",
-			Help: "GOAWAYs sent by rotor, by reason (age, api, admin, signal, peers, shutdown).",
+			Help: "GOAWAYs sent by rotor, by reason (" + strings.Join(reasons.Rotation, ", ") + ").",
 		}, []string{"reason"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "rotor", Name: "connections_refused_total",
-			Help: "Client connections closed at accept, by reason (max_connections: Config.MaxConnections were open).",
+			Help: "Client connections closed at accept, by reason (" + strings.Join(reasons.Refusal, ", ") + ": Config.MaxConnections were open).",
 		}, []string{"reason"}),
 		fsPeers: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "rotor", Subsystem: "fairshare", Name: "peers",
@@ -117,16 +115,18 @@ func NewConnMetrics(r prometheus.Registerer) (*ConnMetrics, error) {
 			Help: "Connections this server shed to bring the fleet to its fair share.",
 		}),
 	}
-	for _, reason := range rotationReasons {
+	for _, reason := range reasons.Rotation {
 		m.rotations.WithLabelValues(reason)
 	}
 	for _, reason := range closeReasons {
 		m.closed.WithLabelValues(reason)
 	}
-	m.refused.WithLabelValues(refusedMaxConnections)
+	for _, reason := range reasons.Refusal {
+		m.refused.WithLabelValues(reason)
+	}
 	m, err := register(r, m)
 	if err != nil {
-		return nil, fmt.Errorf("rotor/interceptors: registering the connection metrics (rotor_*): %w", err)
+		return nil, fmt.Errorf("rotor: registering the connection metrics (rotor_*): %w", err)
 	}
 	return m, nil
 }

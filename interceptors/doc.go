@@ -31,19 +31,25 @@
 //	grpc_server_msg_sent_total           counter
 //	grpc_server_handling_seconds         histogram (WithLatencyBuckets)
 //
-// From ConnMetrics:
+// From ConnMetrics (the reasons are the server package's Reason values):
 //
-//	rotor_connections_open               gauge
-//	rotor_connections_opened_total       counter
-//	rotor_connections_closed_total       counter, by reason: the GOAWAY reason
-//	                                     (age, api, admin, signal, peers,
-//	                                     shutdown), client when rotor sent
-//	                                     none, unknown through the stats
-//	                                     handler
-//	rotor_connection_lifetime_seconds    histogram, 1 s … 1 h
-//	rotor_connection_rpcs                histogram, calls per connection,
-//	                                     0, 1, 10, … 1e6
-//	rotor_rotations_total                counter, GOAWAYs sent, by reason
+//	rotor_connections_open                        gauge
+//	rotor_connections_opened_total                counter
+//	rotor_connections_closed_total                counter, by reason: the GOAWAY reason
+//	                                              (age, api, admin, signal, peers,
+//	                                              fairshare, shutdown, lameduck), client
+//	                                              when rotor sent none, unknown
+//	                                              through the stats handler
+//	rotor_connection_lifetime_seconds             histogram, 1 s … 1 h
+//	rotor_connection_rpcs                         histogram, calls per connection,
+//	                                              0, 1, 10, … 1e6
+//	rotor_rotations_total                         counter, GOAWAYs sent, by reason
+//	rotor_connections_refused_total               counter, by reason (max_connections)
+//	rotor_fairshare_peers                         gauge, peers that answered the last
+//	                                              exchange (0: fair share idle)
+//	rotor_fairshare_own_connections               gauge
+//	rotor_fairshare_fleet_mean_connections        gauge
+//	rotor_fairshare_shed_connections_total        counter
 //
 // There is no instance label: Prometheus adds the target's own (instance,
 // and pod under the usual Kubernetes service discovery).
@@ -104,8 +110,8 @@
 //
 // The line is written by a reporter on go-grpc-middleware's interceptor
 // framework (the one its logging and Prometheus interceptors run on), not by
-// its logging interceptor, which assembles its fields with 48 allocations
-// a call and costs about four times the CPU (see Cost).
+// its logging interceptor, which assembles many more fields a call (see
+// Cost).
 // WithLoggingOptions switches to that interceptor, for payload logging and
 // its other options; its lines have the same keys and a few more.
 //
@@ -117,49 +123,15 @@
 // loads: 16 callers on one connection (1conn), and 32 callers over four
 // connections (4conns), which keeps both cores busy, so that its ratio is
 // the chain's share of the CPU a call costs. BenchmarkChain makes one unary
-// call at a time over a real gRPC connection, on loopback TCP and on
-// bufconn, and reports ns/op and allocs/op (client and server together);
-// BenchmarkChainAlone runs the chain around an empty handler, without a
-// transport: the server CPU a call pays for the chain. Run them with:
-//
-//	go test -run '^$' -bench . -benchmem -count 5 ./interceptors/
-//
-// On a busy machine, run the test binary several times instead, so that the
-// pieces interleave:
+// call at a time over a real gRPC connection and reports ns/op and
+// allocs/op; BenchmarkChainAlone runs the chain around an empty handler,
+// without a transport: the server CPU a call pays for the chain. Run them
+// several times, so that the pieces interleave on a busy machine:
 //
 //	go test -c -o /tmp/interceptors.test ./interceptors/
 //	for i in 1 2 3 4 5; do /tmp/interceptors.test -test.run '^$' -test.bench . -test.benchmem; done > bench.txt
 //
-// Medians of five such runs on a shared 2-core AMD EPYC VM, the call line
-// going to a JSON handler on io.Discard (so that the cost is formatting, not
-// a disk). default-warn is the default chain with the logger's level at
-// Warn; mwlogging is go-grpc-middleware's logging interceptor
-// (WithLoggingOptions) in place of the call line.
-//
-//	                throughput x-bare   one call at a time          alone (server only)
-//	                1conn   4conns      tcp ns/op  bufconn  allocs  ns/op  allocs
-//	bare            1       1           52 300     29 400   152         –
-//	recovery        1.02    0.99        57 100     26 600   154        12    0
-//	logging         0.97    0.92        60 600     26 600   158     1 060    4
-//	metrics         0.96    0.94        58 000     29 200   156       630    2
-//	servedby        0.96    0.94        55 600     27 000   160         –
-//	default         0.92    0.90        62 700     29 100   162     1 870    6
-//	default-nolog   1.00    0.95        56 000     27 400   157       630    2
-//	default-warn    0.96    0.93        59 400     28 100   161       980    5
-//	mwlogging       0.83    0.76        70 200     33 600   202     4 390   48
-//	default-mwlog   0.80    0.76        72 300     36 500   206     5 420   50
-//
-// The default chain keeps 0.92 of a bare server's throughput on one
-// connection (five runs: 0.88 to 0.92) and 0.90 with both cores busy (0.84
-// to 0.91); two earlier series of five, before the last optimisations of
-// the call line, gave medians of 0.92 and 0.95 on one connection and 0.91
-// and 0.90 with both cores busy. So: 0.92 to 0.95, and 0.90, which is the
-// target and no more. With go-grpc-middleware's logging interceptor it keeps
-// 0.80 and 0.76. A ratio here is good to about ±0.04 (recovery, 12 ns of
-// work, ranges from 0.94 to 1.02), so the pieces are best compared by their
-// CPU and allocations alone. The one-call-at-a-time columns are latency,
-// not throughput, and swing by ±15 %: read them for allocations. Next to a
-// real handler (a database call, milliseconds) all of this is noise; for a
-// server of tiny, very hot calls, raise the logger's level to Warn or use
-// WithoutLogging and rely on the metrics.
+// README.md gives the measured figures. For a server of tiny, very hot
+// calls, raise the logger's level to Warn or use WithoutLogging and rely on
+// the metrics.
 package interceptors

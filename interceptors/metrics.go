@@ -45,7 +45,7 @@ func registerServerMetrics(r prometheus.Registerer, buckets []float64) (*grpcpro
 	m := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram(hist...))
 	m, err := register(r, m)
 	if err != nil {
-		return nil, fmt.Errorf("rotor/interceptors: registering the gRPC call metrics (grpc_server_*): %w", err)
+		return nil, fmt.Errorf("rotor: registering the gRPC call metrics (grpc_server_*): %w", err)
 	}
 	return m, nil
 }

@@ -29,7 +29,7 @@ func TestRotorServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv, err := server.New(
-		server.WithShutdownDelay(0),
+		server.WithShutdownDelay(server.Off),
 		server.WithLogger(discard),
 		server.WithObserver(cm),
 		server.WithGRPCOptions(grpc.StatsHandler(cm)),

@@ -25,7 +25,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/rotorkit/rotor/interceptors"
-	"github.com/rotorkit/rotor/internal/testproc"
+	"github.com/rotorkit/rotor/internal/testkit"
 	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
 )
 
@@ -148,7 +148,7 @@ func newChain(t testing.TB, opts ...interceptors.Option) (*interceptors.Chain, *
 
 // syncBuffer is a log sink that the server and the test may use at once,
 // read as JSON lines.
-type syncBuffer struct{ testproc.Buffer }
+type syncBuffer struct{ testkit.Buffer }
 
 // records parses every line logged so far.
 func (s *syncBuffer) records(t testing.TB) []map[string]any {

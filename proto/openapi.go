@@ -1,6 +1,6 @@
 // Package proto holds rotor's protobuf sources (hello/v1, rotor/fairshare/v1)
 // and, in gen/, the code and OpenAPI documents generated from them by
-// `go tool -modfile=tools/go.mod buf generate`.
+// `GOWORK=off go tool -modfile=tools/go.mod buf generate`.
 package proto
 
 import _ "embed"

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -17,10 +18,12 @@ import (
 // on the admin address (WithAdminAddr); mount it yourself otherwise. It must
 // not be reachable from outside the pod unless protected: see WithAdminToken.
 //
-// POST /rotate takes the optional form or query values fraction (0 < f ≤ 1,
-// default 1), count (a number of connections instead of a fraction) and
-// spread (a Go duration, default Config.RotateSpread). It answers, once the
-// GOAWAYs are sent, with JSON {"rotated": n, "reason": "admin"}.
+// POST /rotate takes the optional form or query values of a Rotation:
+// fraction (0 < f ≤ 1, default all), count (a number of connections instead
+// of a fraction), spread and min_age (Go durations, or "off"). It answers,
+// once the GOAWAYs are sent, with the RotateResult as JSON, e.g.
+// {"rotated": 0, "skipped_young": 3, "skipped_draining": 0, "min_age": "1s",
+// "reason": "admin"}, or 400 with {"error": …} for an invalid value.
 func (s *Server) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /rotate", s.requireToken(s.handleRotate))
@@ -34,37 +37,54 @@ func (s *Server) AdminHandler() http.Handler {
 }
 
 func (s *Server) handleRotate(w http.ResponseWriter, r *http.Request) {
-	o := RotateOptions{Reason: ReasonAdmin, Spread: s.set.cfg.RotateSpread}
+	ro := Rotation{Reason: ReasonAdmin}
+	var bad []string
 	if v := r.FormValue("fraction"); v != "" {
 		f, err := strconv.ParseFloat(v, 64)
-		if err != nil || f <= 0 || f > 1 {
-			httpError(w, http.StatusBadRequest, fmt.Sprintf("fraction=%q: want a number in (0, 1]", v))
-			return
+		if err != nil {
+			bad = append(bad, fmt.Sprintf("fraction=%q is not a number", v))
 		}
-		o.Fraction = f
+		ro.Fraction = f
 	}
 	if v := r.FormValue("count"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			httpError(w, http.StatusBadRequest, fmt.Sprintf("count=%q: want a whole number of at least 1", v))
+		if err != nil {
+			bad = append(bad, fmt.Sprintf("count=%q is not a whole number", v))
+		}
+		ro.Count = n
+	}
+	duration := func(name string, dst *time.Duration) {
+		v := r.FormValue(name)
+		if v == "" {
 			return
 		}
-		o.Count = n
-	}
-	if v := r.FormValue("spread"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d < 0 || d > 10*time.Minute {
-			httpError(w, http.StatusBadRequest, fmt.Sprintf("spread=%q: want a Go duration from 0s to 10m", v))
-			return
+		var d durationFlag
+		if err := d.Set(v); err != nil {
+			bad = append(bad, fmt.Sprintf("%s=%q is not a Go duration such as 2s, nor \"off\"", name, v))
 		}
-		o.Spread = d
+		*dst = time.Duration(d)
 	}
-	n, err := s.Rotate(r.Context(), o)
-	if err != nil {
+	duration("spread", &ro.Spread)
+	duration("min_age", &ro.MinAge)
+	if len(bad) > 0 {
+		httpError(w, http.StatusBadRequest, strings.Join(bad, "; "))
+		return
+	}
+	res, err := s.Rotate(r.Context(), ro)
+	var ce *ConfigError
+	switch {
+	case errors.As(err, &ce):
+		httpError(w, http.StatusBadRequest, err.Error())
+		return
+	case err != nil:
+		// The client went away while the GOAWAYs were being spread.
 		httpError(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"rotated": n, "reason": string(o.Reason)})
+	writeJSON(w, http.StatusOK, map[string]any{
+		"rotated": res.Rotated, "skipped_young": res.Young, "skipped_draining": res.Draining,
+		"min_age": res.MinAge.String(), "reason": string(ro.Reason),
+	})
 }
 
 func (s *Server) requireToken(h http.HandlerFunc) http.HandlerFunc {
@@ -93,22 +113,22 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// serveAdmin serves the admin handler on the configured address until ctx
-// ends.
-func (s *Server) serveAdmin(ctx context.Context) (stop func(), err error) {
+// serveAdmin serves the admin handler on the configured address until stop
+// is called.
+func (s *Server) serveAdmin() (stop func(), err error) {
 	addr := s.set.adminAddr
 	if addr == "" {
 		return func() {}, nil
 	}
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("rotor/server: admin listener: %w", err)
+		return nil, fmt.Errorf("rotor: admin listener: %w", err)
 	}
 	hs := &http.Server{Handler: s.AdminHandler(), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = hs.Serve(lis) }()
-	s.log.Info("rotor: serving admin endpoints", "addr", lis.Addr().String())
+	s.log.Info("serving admin endpoints", "addr", lis.Addr().String())
 	return func() {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		if hs.Shutdown(ctx) != nil {
 			_ = hs.Close()

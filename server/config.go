@@ -4,61 +4,62 @@ import (
 	"log/slog"
 	"math"
 	"time"
+
+	"github.com/rotorkit/rotor/internal/conf"
 )
 
-// Never disables a duration setting: a connection age of Never means
-// connections are never rotated by age, an idle limit of Never means idle
-// connections are kept. It is grpc-go's own "infinity".
-const Never = time.Duration(math.MaxInt64)
+// Off turns a feature off: MaxConnectionAge: Off never rotates by age,
+// ShutdownDelay: Off stops without a delay, RotateSpread: Off sends every
+// GOAWAY at once. Each field says what Off means for it, and the fields
+// that cannot be turned off reject it. It is the kit's one sentinel: the
+// gateway package uses it too. Untyped, so it fits durations and counts.
+const Off = conf.Off
 
-// Defaults. The package documentation explains the choice of each.
+// Defaults, used for a Config field left at zero. The package documentation
+// explains the choice of each.
 const (
 	DefaultMaxConnectionAge      = 30 * time.Second
 	DefaultMaxConnectionAgeGrace = 10 * time.Second
 	DefaultKeepaliveTime         = 60 * time.Second
 	DefaultKeepaliveTimeout      = 20 * time.Second
 	DefaultMinPingInterval       = 10 * time.Second
-	DefaultShutdownDelay         = 5 * time.Second
-	DefaultDrainTimeout          = 20 * time.Second
-	DefaultRotateSpread          = 5 * time.Second
 	DefaultHandshakeTimeout      = 10 * time.Second
+	DefaultShutdownDelay         = 5 * time.Second
+	DefaultDrainTimeout          = 45 * time.Second
+	DefaultRotateSpread          = 5 * time.Second
 	DefaultMaxRecvMsgSize        = 4 << 20
 	DefaultMaxSendMsgSize        = math.MaxInt32
 )
 
-// Config holds every setting of the kit. Start from DefaultConfig and change
-// what you need: a field is used exactly as given (0 means 0, not "default"),
-// and Validate rejects values that would not do what they seem to, naming the
-// field, the value and the allowed range. Fields are plain values so that a
-// Config can be filled from flags or the environment (see BindFlags). Options
-// and New call Validate for you.
+// Config holds every setting of the kit. Its zero value is the kit's
+// defaults: a field left at 0 takes the default its comment gives, and Off
+// turns a feature off where the field allows it. Values are plain so that a
+// Config can be filled from flags or the environment (BindFlags). Validate
+// reports what is wrong; New and Config.ServerOptions call it.
 type Config struct {
-	// MaxConnectionAge is how long a connection lives before the server asks
-	// the client, with an HTTP/2 GOAWAY, to open a new one. Each connection
-	// gets ±10 % jitter once, as grpc-go does, so clients do not reconnect in
-	// step. It is what makes a Kubernetes Service re-balance: every reconnect
-	// is a fresh pick by kube-proxy and a chance for a DNS client to
-	// re-resolve. Default 30 s; Never turns age rotation off. Allowed: 1 s
-	// or more, or Never.
+	// MaxConnectionAge is how long a connection lives before the server
+	// sends it an HTTP/2 GOAWAY, so that the client opens a new one (a fresh
+	// kube-proxy pick, a chance for a DNS client to re-resolve). Each
+	// connection gets ±10 % jitter once, as in grpc-go. Default 30 s; Off
+	// never rotates by age. Allowed: 1 s or more.
 	MaxConnectionAge time.Duration
 
-	// MaxConnectionAgeGrace is how long calls still open on a connection that
-	// was told to go away may run before the connection is closed hard; calls
-	// still open then fail with Unavailable. Set it above your longest unary
-	// call; 0 closes at once. Default 10 s. Allowed: 0 or more. It also bounds
-	// on-demand rotations (Server.Rotate), so New accepts it with an age of
-	// Never; Options, which has no on-demand rotation, rejects that pair.
+	// MaxConnectionAgeGrace is how long the calls still open on a
+	// connection that was sent GOAWAY may run before the connection is
+	// closed; calls open then fail with Unavailable. It applies to every
+	// GOAWAY but a shutdown's, whose calls run until DrainTimeout. Default
+	// 10 s; Off closes the connection as soon as it is sent GOAWAY.
+	// Allowed: 0 (default), Off, or more than 0.
 	MaxConnectionAgeGrace time.Duration
 
-	// MaxConnectionIdle closes, with a GOAWAY, a connection that had no call
-	// for this long. Default Never: age rotation already bounds a
-	// connection's life. Allowed: 1 s or more, or Never.
+	// MaxConnectionIdle sends GOAWAY to a connection that carried no call
+	// for this long. Default Off: age rotation bounds a connection's life
+	// already. Allowed: Off or 1 s or more.
 	MaxConnectionIdle time.Duration
 
 	// KeepaliveTime is how long a connection may be silent before the server
-	// pings the client to check it is still there. Default 60 s. Allowed: 1 s
-	// or more (grpc-go silently raises lower values to 1 s; rotor rejects
-	// them instead), or Never.
+	// pings the client. Default 60 s; Off sends no pings. Allowed: Off or
+	// 1 s or more (grpc-go raises lower values to 1 s; the kit rejects them).
 	KeepaliveTime time.Duration
 
 	// KeepaliveTimeout is how long the server waits for a ping's answer
@@ -66,95 +67,114 @@ type Config struct {
 	KeepaliveTimeout time.Duration
 
 	// MinPingInterval is the shortest interval between client pings the
-	// server tolerates (grpc-go's EnforcementPolicy.MinTime). A client that
-	// pings more often is sent GOAWAY "too_many_pings". ClientOptions derives
-	// the client keepalive from it so the pair never trips. Default 10 s.
-	// Allowed: 1 s to 1 h.
+	// server tolerates (grpc-go's EnforcementPolicy.MinTime); a client that
+	// pings more often is sent GOAWAY "too_many_pings". DialOptions derives
+	// the client keepalive from it, so that the pair never trips. Default
+	// 10 s. Allowed: 1 s to 1 h.
 	MinPingInterval time.Duration
 
-	// ForbidPingsWithoutStream makes the server count a client ping sent
-	// while no call is open as a strike (grpc-go's PermitWithoutStream is the
-	// inverse). The default, false, lets idle clients keep their connection
-	// checked; ClientOptions follows this setting.
+	// ForbidPingsWithoutStream makes a client ping sent while no call is
+	// open count as abuse (grpc-go's PermitWithoutStream is the inverse).
+	// Default false; DialOptions follows it.
 	ForbidPingsWithoutStream bool
 
-	// MaxConcurrentStreams caps the calls open at once on one connection. 0
-	// means no limit beyond grpc-go's own (effectively none).
-	MaxConcurrentStreams uint32
+	// MaxConcurrentStreams caps the calls open at once on one connection.
+	// Default Off, no cap beyond grpc-go's own. Allowed: Off, or 1 to
+	// 4294967295.
+	MaxConcurrentStreams int
 
 	// MaxRecvMsgSize is the largest message, in bytes, the server accepts;
-	// larger ones fail with ResourceExhausted. Default 4 MiB (grpc-go's).
-	// Allowed: 1 or more.
+	// a larger one fails with ResourceExhausted. Default 4 MiB (grpc-go's).
+	// Allowed: 1 byte or more.
 	MaxRecvMsgSize int
 
-	// MaxSendMsgSize is the largest message, in bytes, the server sends;
-	// larger ones fail with ResourceExhausted. Default 2 GiB - 1 (grpc-go's).
-	// Allowed: 1 or more.
+	// MaxSendMsgSize is the largest message, in bytes, the server sends; a
+	// larger one fails with ResourceExhausted. Default 2 GiB - 1 (grpc-go's).
+	// Allowed: 1 byte or more.
 	MaxSendMsgSize int
 
-	// HandshakeTimeout bounds how long a new connection may take to
-	// establish itself: the TLS handshake, if any, and the client's HTTP/2
-	// preface and SETTINGS (grpc-go's ConnectionTimeout). A connection that
-	// is slower is closed. It is what keeps silent or trickling connections
-	// from holding MaxConnections slots, or a drain, for long. Default 10 s
-	// (grpc-go's is 120 s): a real client sends its preface at once.
-	// Allowed: 1 s to 5 min.
+	// HandshakeTimeout bounds how long a new connection may take to finish
+	// its TLS handshake, if any, and send its HTTP/2 preface (grpc-go's
+	// ConnectionTimeout); a slower one is closed, so that silent connections
+	// cannot hold MaxConnections slots or a drain. Default 10 s (grpc-go's
+	// is 120 s). Allowed: 1 s to 5 min.
 	HandshakeTimeout time.Duration
 
 	// MaxConnections caps the connections open at once on the kit's Server
 	// (New), draining ones included. A connection over the cap is closed as
-	// soon as it is accepted, before any TLS or HTTP/2, so the client's call
-	// fails with Unavailable and its next attempt (through kube-proxy or
-	// DNS) may reach another pod; the refusal is reported to a
-	// RefusalObserver. 0, the default, means no limit. Allowed: 0 or more.
-	// Options ignores it: grpc-go has no such limit.
+	// soon as it is accepted, before TLS or HTTP/2, so that the client's
+	// next attempt (through kube-proxy or DNS) may reach another pod; the
+	// refusal is reported to a RefusalObserver. Default Off, no cap.
+	// Allowed: Off or 1 or more. ServerOptions ignores it: grpc-go has no
+	// such cap.
 	MaxConnections int
 
 	// ShutdownDelay is how long the server keeps serving, already reporting
-	// NOT_SERVING, after it is told to stop and before it sends GOAWAY to its
-	// clients. Kubernetes removes a terminating pod from the Service
-	// endpoints asynchronously; without the delay new connections would still
-	// arrive at a server that no longer accepts them. Default 5 s. Allowed: 0
-	// to 10 min (the pod's terminationGracePeriodSeconds must cover it).
+	// NOT_SERVING, once Shutdown begins and before it sends GOAWAY:
+	// Kubernetes removes a terminating pod from the endpoints
+	// asynchronously, and clients keep arriving until that news has spread.
+	// Default 5 s; Off sends GOAWAY at once. Allowed: Off, or up to 10 min.
 	ShutdownDelay time.Duration
 
-	// DrainTimeout bounds the graceful part of a shutdown: after the GOAWAY,
-	// calls have this long to finish before the server stops hard. Keep
-	// ShutdownDelay + DrainTimeout below the pod's
-	// terminationGracePeriodSeconds. Default 20 s. Allowed: at least
-	// MaxConnectionAgeGrace, so that a shutdown never cuts calls that an
-	// ordinary rotation would have let finish.
+	// DrainTimeout bounds the drain that follows the delay: every connection
+	// is sent GOAWAY, and the server goes on accepting and serving, as a
+	// lame duck, the clients that come back because their address lists
+	// still hold this pod (a headless Service's clients re-resolve at most
+	// every 30 s, and DNS caches answers). The drain ends as soon as no
+	// client connection is left and none has arrived for a second, or at
+	// DrainTimeout, when calls still open are cut. The pod's
+	// terminationGracePeriodSeconds must cover ShutdownDelay + DrainTimeout.
+	// Default 45 s. Allowed: at least MaxConnectionAgeGrace, so that a
+	// shutdown never cuts a call that a rotation would let finish, and at
+	// most 10 min.
 	DrainTimeout time.Duration
 
-	// RotateSpread is the window over which an on-demand rotation (SIGHUP,
-	// the admin endpoint's default, the peer watcher) spreads its GOAWAYs,
-	// so that clients reconnect gradually instead of in one herd. Default
-	// 5 s. Allowed: 0 (all at once) to 10 min.
+	// RotateSpread is the window over which an on-demand rotation (Rotate
+	// without a Spread, SIGHUP, POST /rotate, the peer watcher) spreads its
+	// GOAWAYs, so that clients reconnect gradually rather than in one herd.
+	// Default 5 s; Off sends them all at once. Allowed: Off, or up to 10 min.
 	RotateSpread time.Duration
 }
 
-// DefaultConfig returns the kit's defaults. The package documentation
-// explains the choice of each.
+// DefaultConfig returns the defaults written out, which is what the zero
+// Config means; BindFlags shows them as the flags' defaults.
 func DefaultConfig() Config {
-	return Config{
-		MaxConnectionAge:      DefaultMaxConnectionAge,
-		MaxConnectionAgeGrace: DefaultMaxConnectionAgeGrace,
-		MaxConnectionIdle:     Never,
-		KeepaliveTime:         DefaultKeepaliveTime,
-		KeepaliveTimeout:      DefaultKeepaliveTimeout,
-		MinPingInterval:       DefaultMinPingInterval,
-		HandshakeTimeout:      DefaultHandshakeTimeout,
-		MaxRecvMsgSize:        DefaultMaxRecvMsgSize,
-		MaxSendMsgSize:        DefaultMaxSendMsgSize,
-		ShutdownDelay:         DefaultShutdownDelay,
-		DrainTimeout:          DefaultDrainTimeout,
-		RotateSpread:          DefaultRotateSpread,
-	}
+	return Config{}.withDefaults()
 }
 
-// LogValue prints the settings in force as one log group.
+// withDefaults returns c with every zero field set to its default.
+func (c Config) withDefaults() Config {
+	c.MaxConnectionAge = conf.Or(c.MaxConnectionAge, DefaultMaxConnectionAge)
+	c.MaxConnectionAgeGrace = conf.Or(c.MaxConnectionAgeGrace, DefaultMaxConnectionAgeGrace)
+	c.MaxConnectionIdle = conf.Or(c.MaxConnectionIdle, Off)
+	c.KeepaliveTime = conf.Or(c.KeepaliveTime, DefaultKeepaliveTime)
+	c.KeepaliveTimeout = conf.Or(c.KeepaliveTimeout, DefaultKeepaliveTimeout)
+	c.MinPingInterval = conf.Or(c.MinPingInterval, DefaultMinPingInterval)
+	c.MaxConcurrentStreams = conf.Or(c.MaxConcurrentStreams, Off)
+	c.MaxRecvMsgSize = conf.Or(c.MaxRecvMsgSize, DefaultMaxRecvMsgSize)
+	c.MaxSendMsgSize = conf.Or(c.MaxSendMsgSize, DefaultMaxSendMsgSize)
+	c.HandshakeTimeout = conf.Or(c.HandshakeTimeout, DefaultHandshakeTimeout)
+	c.MaxConnections = conf.Or(c.MaxConnections, Off)
+	c.ShutdownDelay = conf.Or(c.ShutdownDelay, DefaultShutdownDelay)
+	c.DrainTimeout = conf.Or(c.DrainTimeout, DefaultDrainTimeout)
+	c.RotateSpread = conf.Or(c.RotateSpread, DefaultRotateSpread)
+	return c
+}
+
+// on turns Off into the zero it stands for in a duration that is a length
+// of time (a grace, a delay, a spread).
+func on(d time.Duration) time.Duration {
+	if d == Off {
+		return 0
+	}
+	return d
+}
+
+// LogValue logs the settings in force (defaults filled in) as one group.
 func (c Config) LogValue() slog.Value {
-	d := func(k string, v time.Duration) slog.Attr { return slog.String(k, fmtValue(v)) }
+	c = c.withDefaults()
+	d := func(k string, v time.Duration) slog.Attr { return slog.String(k, conf.Format(v)) }
+	n := func(k string, v int) slog.Attr { return slog.String(k, conf.Format(v)) }
 	return slog.GroupValue(
 		d("max_connection_age", c.MaxConnectionAge),
 		d("max_connection_age_grace", c.MaxConnectionAgeGrace),
@@ -163,11 +183,11 @@ func (c Config) LogValue() slog.Value {
 		d("keepalive_timeout", c.KeepaliveTimeout),
 		d("min_ping_interval", c.MinPingInterval),
 		slog.Bool("forbid_pings_without_stream", c.ForbidPingsWithoutStream),
-		slog.Uint64("max_concurrent_streams", uint64(c.MaxConcurrentStreams)),
-		slog.Int("max_recv_msg_size", c.MaxRecvMsgSize),
-		slog.Int("max_send_msg_size", c.MaxSendMsgSize),
+		n("max_concurrent_streams", c.MaxConcurrentStreams),
+		n("max_recv_msg_size", c.MaxRecvMsgSize),
+		n("max_send_msg_size", c.MaxSendMsgSize),
 		d("handshake_timeout", c.HandshakeTimeout),
-		slog.Int("max_connections", c.MaxConnections),
+		n("max_connections", c.MaxConnections),
 		d("shutdown_delay", c.ShutdownDelay),
 		d("drain_timeout", c.DrainTimeout),
 		d("rotate_spread", c.RotateSpread),

@@ -31,7 +31,7 @@ func BenchmarkConnCost(b *testing.B) {
 			var stop func()
 			switch mode {
 			case "plain":
-				opts, _ := server.Options(server.DefaultConfig())
+				opts, _ := server.DefaultConfig().ServerOptions()
 				gs := grpc.NewServer(opts...)
 				hellov1.RegisterHelloServer(gs, svc("a"))
 				go gs.Serve(lis)

@@ -17,7 +17,7 @@ const RoundRobinServiceConfig = `{"loadBalancingConfig":[{"round_robin":{}}]}`
 // clientMinKeepaliveTime is grpc-go's floor for a client's keepalive time.
 const clientMinKeepaliveTime = 10 * time.Second
 
-// reconnectBackoff is ClientOptions' connection backoff: grpc-go's default
+// reconnectBackoff is DialOptions' connection backoff: grpc-go's default
 // (1 s, ×1.6, ±20 %) with at most 10 s between two attempts instead of
 // 120 s. A variable so that a test can scale it down.
 var reconnectBackoff = backoff.Config{BaseDelay: time.Second, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 10 * time.Second}
@@ -26,30 +26,32 @@ var reconnectBackoff = backoff.Config{BaseDelay: time.Second, Multiplier: 1.6, J
 // take; setting ConnectParams needs it set too.
 const minConnectTimeout = 20 * time.Second
 
-// ClientOptions returns the dial options rotor recommends for clients of a
-// server configured with cfg:
+// DialOptions returns the dial options rotor recommends for clients of a
+// server configured with c (defaults filled in):
 //
 //   - a keepalive that pings no more often than twice the server's
-//     MinPingInterval (and never below grpc-go's 10 s floor), so a client never
-//     receives GOAWAY "too_many_pings", and detects a dead pod within
-//     Time + Timeout instead of the kernel's TCP timeout;
+//     MinPingInterval (and never below grpc-go's 10 s floor), so that a
+//     client is never sent GOAWAY "too_many_pings", and finds a dead pod
+//     within Time + Timeout instead of the kernel's TCP timeout;
 //   - round_robin as the default load-balancing policy, which matters for a
-//     "dns:///" target of a headless Service and is harmless for a ClusterIP;
-//   - a connection backoff that waits at most 10 s between two attempts
-//     (grpc-go's default grows to 120 s), so that after an outage of every
-//     pod, clients, and the REST gateway's readiness, are back within about
-//     10 s of the pods' return.
+//     "dns:///" target of a headless Service and is harmless for a
+//     ClusterIP;
+//   - a reconnect backoff that waits at most 10 s between two attempts
+//     (grpc-go's grows to 120 s), so that after an outage of every pod
+//     clients are back within about 10 s of the pods' return.
 //
 // Transport credentials are not included: add grpc.WithTransportCredentials.
-// The server's age rotation makes the client reconnect, and re-resolve a
-// dns:/// target, at least every MaxConnectionAge.
-func ClientOptions(cfg Config) []grpc.DialOption {
-	t := max(2*cfg.MinPingInterval, clientMinKeepaliveTime)
+// The server's GOAWAYs make the client reconnect, and re-resolve a dns:///
+// target (at most once per 30 s in grpc-go), at least every
+// MaxConnectionAge.
+func (c Config) DialOptions() []grpc.DialOption {
+	c = c.withDefaults()
+	t := max(2*c.MinPingInterval, clientMinKeepaliveTime)
 	return []grpc.DialOption{
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{
 			Time:                t,
-			Timeout:             max(cfg.KeepaliveTimeout, time.Second),
-			PermitWithoutStream: !cfg.ForbidPingsWithoutStream,
+			Timeout:             max(c.KeepaliveTimeout, time.Second),
+			PermitWithoutStream: !c.ForbidPingsWithoutStream,
 		}),
 		grpc.WithDefaultServiceConfig(RoundRobinServiceConfig),
 		grpc.WithConnectParams(grpc.ConnectParams{Backoff: reconnectBackoff, MinConnectTimeout: minConnectTimeout}),

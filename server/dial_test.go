@@ -25,8 +25,8 @@ func TestClientKeepaliveNeverTooManyPings(t *testing.T) {
 		t.Skip("45 s keepalive test")
 	}
 	clientCfg := server.DefaultConfig()
-	clientCfg.MinPingInterval = 5 * time.Second // ClientOptions: pings every 10 s
-	clientCfg.MaxConnectionAge = server.Never
+	clientCfg.MinPingInterval = 5 * time.Second // DialOptions: pings every 10 s
+	clientCfg.MaxConnectionAge = server.Off
 
 	tests := []struct {
 		name       string
@@ -61,13 +61,13 @@ func TestClientKeepaliveNeverTooManyPings(t *testing.T) {
 	}
 }
 
-// ClientOptions caps the connection backoff, so that a client whose server
+// DialOptions caps the connection backoff, so that a client whose server
 // was unreachable for a while connects within one capped delay of its
 // return. The backoff is scaled down here (50 ms, cap 200 ms); a client
 // without the option would follow grpc-go's default (1 s, ×1.6, ±20 %), whose
 // next attempt after a 1.3 s outage comes at 2.1 s at the earliest, 0.8 s
 // after the server is back.
-func TestClientOptionsReconnectBackoff(t *testing.T) {
+func TestDialOptionsReconnectBackoff(t *testing.T) {
 	restore := server.SetReconnectBackoff(backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, MaxDelay: 200 * time.Millisecond})
 	defer restore()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -77,7 +77,7 @@ func TestClientOptionsReconnectBackoff(t *testing.T) {
 	addr := lis.Addr().String()
 	lis.Close() // unreachable until the server below takes the port again
 
-	cc, err := grpc.NewClient(addr, append(server.ClientOptions(server.DefaultConfig()), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
+	cc, err := grpc.NewClient(addr, append(server.Config{}.DialOptions(), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
 	if err != nil {
 		t.Fatal(err)
 	}

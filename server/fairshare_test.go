@@ -84,7 +84,7 @@ func startFleet(t *testing.T, ips []string, obs server.Observer, fs server.FairS
 	probe.Close()
 	dns := startDNS(t, "pods.test", ips...)
 	for i, ip := range ips {
-		srv, err := server.New(server.WithConfig(noAge()), server.WithShutdownDelay(0), server.WithObserver(obs),
+		srv, err := server.New(server.WithConfig(noAge()), server.WithShutdownDelay(server.Off), server.WithObserver(obs), server.WithLogger(quietLog),
 			server.WithPeerDNS("dns://"+dns.addr()+"/pods.test", 100*time.Millisecond), server.WithFairShare(fs))
 		if err != nil {
 			t.Fatal(err)
@@ -113,7 +113,7 @@ func (f *fleet) clients(t *testing.T, n int, pick func() int) []hellov1.HelloCli
 	}
 	var out []hellov1.HelloClient
 	for range n {
-		opts := append(server.ClientOptions(noAge()), grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithContextDialer(dialer))
+		opts := append(noAge().DialOptions(), grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithContextDialer(dialer))
 		cc, err := grpc.NewClient("passthrough:///hello", opts...)
 		if err != nil {
 			t.Fatal(err)
@@ -148,8 +148,8 @@ func TestLoadQueryDoesNotExemptAClient(t *testing.T) {
 	if _, err := fairsharev1.NewLoadServiceClient(cc).GetLoad(context.Background(), &fairsharev1.GetLoadRequest{}); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := srv.Rotate(context.Background(), server.RotateOptions{MinAge: -1}); n != 1 || err != nil {
-		t.Fatalf("Rotate() = %d, %v; want the client's connection rotated although it asked for load", n, err)
+	if res, err := srv.Rotate(context.Background(), server.Rotation{MinAge: server.Off}); res.Rotated != 1 || err != nil {
+		t.Fatalf("Rotate() = %+v, %v; want the client's connection rotated although it asked for load", res, err)
 	}
 }
 

@@ -7,40 +7,41 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rotorkit/rotor/internal/conf"
 )
 
-// BindFlags defines one flag per Config field on fs, with c's current values
-// as defaults; parsing fs writes into c. Duration flags take Go durations
-// ("30s", "5m") or "never". Call c.Validate (or New) after parsing.
+// BindFlags defines one flag per Config field on fs, named after the field
+// in kebab case (-max-connection-age), with c's current values as defaults;
+// parsing fs writes into c. Duration flags take Go durations ("30s", "5m")
+// and count flags whole numbers; both take "off" for Off where the field
+// allows it, and 0 for the field's default. Validate (or New) checks the
+// values after parsing.
 //
 //	cfg := server.DefaultConfig()
 //	cfg.BindFlags(flag.CommandLine)
 //	flag.Parse()
 func (c *Config) BindFlags(fs *flag.FlagSet) {
 	dur := func(p *time.Duration, name, usage string) {
-		fs.Var((*durationFlag)(p), name, usage+" (a Go duration or \"never\")")
+		fs.Var((*durationFlag)(p), name, usage+` (a Go duration, or "off")`)
 	}
-	dur(&c.MaxConnectionAge, "max-connection-age", "rotate each connection after this long, ±10% jitter")
-	dur(&c.MaxConnectionAgeGrace, "max-connection-age-grace", "time calls get to finish on a rotated connection")
-	dur(&c.MaxConnectionIdle, "max-connection-idle", "close connections idle for this long")
+	num := func(p *int, name, usage string) {
+		fs.Var((*countFlag)(p), name, usage+` (a whole number, or "off")`)
+	}
+	dur(&c.MaxConnectionAge, "max-connection-age", "send GOAWAY to each connection after this long, ±10% jitter")
+	dur(&c.MaxConnectionAgeGrace, "max-connection-age-grace", "time calls get to finish on a connection sent GOAWAY")
+	dur(&c.MaxConnectionIdle, "max-connection-idle", "send GOAWAY to connections idle for this long")
 	dur(&c.KeepaliveTime, "keepalive-time", "ping a silent client after this long")
 	dur(&c.KeepaliveTimeout, "keepalive-timeout", "close the connection when a ping is not answered within this")
 	dur(&c.MinPingInterval, "min-ping-interval", "shortest client ping interval tolerated")
 	fs.BoolVar(&c.ForbidPingsWithoutStream, "forbid-pings-without-stream", c.ForbidPingsWithoutStream, "count client pings without an open call as abuse")
-	fs.Func("max-concurrent-streams", fmt.Sprintf("calls open at once per connection, 0 for no limit (default %d)", c.MaxConcurrentStreams), func(v string) error {
-		n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 32)
-		if err != nil {
-			return fmt.Errorf("%q: want a whole number from 0 to %d", v, uint32(1<<32-1))
-		}
-		c.MaxConcurrentStreams = uint32(n)
-		return nil
-	})
-	fs.IntVar(&c.MaxRecvMsgSize, "max-recv-msg-size", c.MaxRecvMsgSize, "largest message accepted, in bytes")
-	fs.IntVar(&c.MaxSendMsgSize, "max-send-msg-size", c.MaxSendMsgSize, "largest message sent, in bytes")
+	num(&c.MaxConcurrentStreams, "max-concurrent-streams", "calls open at once per connection")
+	num(&c.MaxRecvMsgSize, "max-recv-msg-size", "largest message accepted, in bytes")
+	num(&c.MaxSendMsgSize, "max-send-msg-size", "largest message sent, in bytes")
 	dur(&c.HandshakeTimeout, "handshake-timeout", "close a new connection that has not finished its TLS and HTTP/2 handshake within this")
-	fs.IntVar(&c.MaxConnections, "max-connections", c.MaxConnections, "connections open at once; more are refused at accept (0: no limit)")
+	num(&c.MaxConnections, "max-connections", "connections open at once; more are refused at accept")
 	dur(&c.ShutdownDelay, "shutdown-delay", "keep serving this long after SIGTERM while reporting NOT_SERVING")
-	dur(&c.DrainTimeout, "drain-timeout", "time calls get to finish after the GOAWAY of a shutdown")
+	dur(&c.DrainTimeout, "drain-timeout", "bound of the drain after the shutdown delay (GOAWAY, lame duck, calls finishing)")
 	dur(&c.RotateSpread, "rotate-spread", "window over which an on-demand rotation spreads its GOAWAYs")
 }
 
@@ -74,29 +75,50 @@ func EnvName(prefix, flag string) string {
 	return prefix + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
 }
 
-// durationFlag is a time.Duration flag that also accepts "never".
+// durationFlag is a time.Duration flag that also takes "off".
 type durationFlag time.Duration
 
 func (d *durationFlag) String() string {
 	if d == nil {
 		return ""
 	}
-	if time.Duration(*d) == Never {
-		return "never"
-	}
-	return time.Duration(*d).String()
+	return conf.Format(time.Duration(*d))
 }
 
 func (d *durationFlag) Set(s string) error {
 	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "never", "off", "infinity":
-		*d = durationFlag(Never)
+	case "off", "never":
+		*d = durationFlag(Off)
 		return nil
 	}
-	v, err := time.ParseDuration(s)
+	v, err := time.ParseDuration(strings.TrimSpace(s))
 	if err != nil {
-		return fmt.Errorf("%q is not a duration: want a Go duration such as 30s or 5m, or \"never\"", s)
+		return fmt.Errorf("%q is not a duration: want a Go duration such as 30s or 5m, or \"off\"", s)
 	}
 	*d = durationFlag(v)
+	return nil
+}
+
+// countFlag is an int flag that also takes "off".
+type countFlag int
+
+func (n *countFlag) String() string {
+	if n == nil {
+		return ""
+	}
+	return conf.Format(int(*n))
+}
+
+func (n *countFlag) Set(s string) error {
+	s = strings.TrimSpace(s)
+	if strings.EqualFold(s, "off") {
+		*n = countFlag(Off)
+		return nil
+	}
+	v, err := strconv.Atoi(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a whole number: want e.g. 100, or \"off\"", s)
+	}
+	*n = countFlag(v)
 	return nil
 }

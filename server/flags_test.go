@@ -28,7 +28,7 @@ func TestBindFlagsAndEnv(t *testing.T) {
 	if cfg.ShutdownDelay != time.Second {
 		t.Errorf("ShutdownDelay = %v, want the flag's 1s to win over the environment", cfg.ShutdownDelay)
 	}
-	if cfg.MaxConnectionIdle != server.Never {
+	if cfg.MaxConnectionIdle != server.Off {
 		t.Errorf("MaxConnectionIdle = %v, want Never", cfg.MaxConnectionIdle)
 	}
 }
@@ -58,14 +58,31 @@ func TestBadDurationFlag(t *testing.T) {
 	}
 }
 
-func TestMaxConcurrentStreamsFlagIsStrict(t *testing.T) {
-	for _, v := range []string{"10abc", "1e3", "0x10", "-1", "4294967296"} {
+// Count flags take whole numbers or "off" and nothing else; what parses but
+// is out of range is Validate's to reject, naming the field.
+func TestCountFlagsAreStrict(t *testing.T) {
+	parse := func(v string) (server.Config, error) {
 		cfg := server.DefaultConfig()
 		fs := flag.NewFlagSet("t", flag.ContinueOnError)
 		fs.SetOutput(io.Discard)
 		cfg.BindFlags(fs)
-		if err := fs.Parse([]string{"-max-concurrent-streams=" + v}); err == nil {
-			t.Errorf("-max-concurrent-streams=%s accepted (got %d)", v, cfg.MaxConcurrentStreams)
+		return cfg, fs.Parse([]string{"-max-concurrent-streams=" + v})
+	}
+	for _, v := range []string{"10abc", "1e3", "0x10", "", "many"} {
+		if cfg, err := parse(v); err == nil {
+			t.Errorf("-max-concurrent-streams=%q accepted (got %d)", v, cfg.MaxConcurrentStreams)
 		}
+	}
+	for v, want := range map[string]int{"off": server.Off, "OFF": server.Off, "100": 100} {
+		if cfg, err := parse(v); err != nil || cfg.MaxConcurrentStreams != want {
+			t.Errorf("-max-concurrent-streams=%s: %v, %d; want %d", v, err, cfg.MaxConcurrentStreams, want)
+		}
+	}
+	cfg, err := parse("4294967296")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "server.Config.MaxConcurrentStreams") {
+		t.Errorf("Validate() with 4294967296 streams = %v; want an error naming the field", err)
 	}
 }

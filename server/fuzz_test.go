@@ -23,7 +23,7 @@ import (
 func FuzzConfig(f *testing.F) {
 	fields := map[string]bool{}
 	for _, sf := range reflect.VisibleFields(reflect.TypeFor[server.Config]()) {
-		fields[sf.Name] = true
+		fields["server.Config."+sf.Name] = true
 	}
 	f.Fuzz(func(t *testing.T, args string, envFlag uint8, envValue string) {
 		cfg := server.DefaultConfig()
@@ -57,13 +57,13 @@ func FuzzConfig(f *testing.F) {
 
 		err := cfg.Validate()
 		checkConfigErrors(t, err, fields)
-		_, optsErr := server.Options(cfg)
+		_, optsErr := cfg.ServerOptions()
 		checkConfigErrors(t, optsErr, fields)
 		if err != nil {
 			return
 		}
 		if optsErr != nil {
-			t.Errorf("Validate accepted %+v, Options did not: %v", cfg, optsErr)
+			t.Errorf("Validate accepted %+v, ServerOptions did not: %v", cfg, optsErr)
 		}
 		if _, err := server.New(server.WithConfig(cfg), server.WithLogger(quietLog)); err != nil {
 			t.Errorf("Validate accepted %+v, New did not: %v", cfg, err)

@@ -2,17 +2,15 @@ package server_test
 
 import (
 	"context"
-	"errors"
 	"net"
 	"sync"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/peer"
 
-	"github.com/rotorkit/rotor/example/hello"
+	"github.com/rotorkit/rotor/internal/testkit"
 	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
 	"github.com/rotorkit/rotor/server"
 )
@@ -100,6 +98,12 @@ func (e *events) drained(reason string) int {
 	return e.draining[reason]
 }
 
+func (e *events) opens() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.opened
+}
+
 func (e *events) open() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -126,50 +130,25 @@ func (e *events) waitFor(t *testing.T, timeout time.Duration, what string, cond 
 // start serves svc on a loopback port and returns its address.
 func start(t *testing.T, svc hellov1.HelloServer, opts ...server.Option) (string, *server.Server) {
 	t.Helper()
-	srv, err := server.New(append([]server.Option{server.WithShutdownDelay(0)}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hellov1.RegisterHelloServer(srv, svc)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(lis) }()
-	t.Cleanup(func() {
-		srv.Close()
-		if err := <-served; !errors.Is(err, server.ErrServerClosed) {
-			t.Errorf("Serve() = %v, want ErrServerClosed", err)
-		}
-	})
-	return lis.Addr().String(), srv
+	srv, addr := testkit.StartRotor(t, svc, opts...)
+	return addr, srv
 }
 
 // dial connects with the kit's recommended client options.
 func dial(t *testing.T, addr string, cfg server.Config) hellov1.HelloClient {
 	t.Helper()
-	opts := append(server.ClientOptions(cfg), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	cc, err := grpc.NewClient(addr, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cc.Close() })
-	return hellov1.NewHelloClient(cc)
+	return hellov1.NewHelloClient(testkit.Dial(t, addr, cfg))
 }
 
-func svc(name string) *hello.Service { return &hello.Service{Name: name} }
+func svc(name string) *testkit.Hello { return &testkit.Hello{Name: name} }
 
-// listen serves srv on a loopback port without the Close cleanup of start.
-func listen(t *testing.T, srv *server.Server) (string, func()) {
+// listen serves srv on a loopback port; stop closes it and waits for Serve.
+func listen(t *testing.T, srv *server.Server) (addr string, stop func()) {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	lis, addr := loopbackListener(t)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
-	return lis.Addr().String(), func() {
+	return addr, func() {
 		srv.Close()
 		<-served
 	}
@@ -178,13 +157,7 @@ func listen(t *testing.T, srv *server.Server) (string, func()) {
 // clientConn is dial returning the connection itself.
 func clientConn(t *testing.T, addr string, cfg server.Config) *grpc.ClientConn {
 	t.Helper()
-	opts := append(server.ClientOptions(cfg), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	cc, err := grpc.NewClient(addr, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cc.Close() })
-	return cc
+	return testkit.Dial(t, addr, cfg)
 }
 
 func loopbackListener(t *testing.T) (net.Listener, string) {

@@ -87,7 +87,7 @@ func TestMaxConnections(t *testing.T) {
 	if n != 0 || err == nil || errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
 		t.Fatalf("over the cap, the server answered %d bytes, %v; want the connection closed at once", n, err)
 	}
-	ev.waitFor(t, 5*time.Second, "the raw connection to be refused", func() bool { return ev.count(server.RefusedMaxConnections) == 1 })
+	ev.waitFor(t, 5*time.Second, "the raw connection to be refused", func() bool { return ev.count(string(server.ReasonMaxConnections)) == 1 })
 
 	// A gRPC client over the cap fails fast, with Unavailable.
 	third := plainConn(t, addr)
@@ -95,7 +95,7 @@ func TestMaxConnections(t *testing.T) {
 		t.Fatalf("third connection's call: %v; want Unavailable", err)
 	}
 	third.Close() // before its reconnect backoff ends
-	if got := ev.count(server.RefusedMaxConnections); got != 2 {
+	if got := ev.count(string(server.ReasonMaxConnections)); got != 2 {
 		t.Errorf("%d refusals, want 2 (the raw connection and the gRPC client)", got)
 	}
 	if st := srv.Stats(); st.Open != 2 {

@@ -9,40 +9,45 @@ import (
 	"google.golang.org/grpc/keepalive"
 )
 
-// Options validates cfg and returns the grpc.ServerOptions that apply it, for
-// people who keep their own grpc.NewServer call and lifecycle:
+// ServerOptions validates c and returns the grpc.ServerOptions that apply
+// it, for a grpc.NewServer of your own:
 //
-//	opts, err := server.Options(server.DefaultConfig())
+//	opts, err := server.Config{}.ServerOptions()
 //	if err != nil { … }
 //	s := grpc.NewServer(opts...)
 //
-// Connections then rotate by age through grpc-go's own MaxConnectionAge.
-// On-demand rotation, stream drain notices and the drain sequence need the
-// kit's Server (New). The shutdown fields of cfg are checked but otherwise
-// unused here: pair s.GracefulStop with s.Stop at cfg.DrainTimeout yourself.
-// So is MaxConnections, which the kit's accept loop enforces. For TLS, add
+// Connections then rotate by age through grpc-go's own MaxConnectionAge and
+// MaxConnectionAgeGrace. What needs the kit's Server (New) is not there:
+// on-demand rotation, Draining, the lame-duck drain, MaxConnections. The
+// shutdown fields are checked but unused: pair s.GracefulStop with s.Stop
+// after ShutdownDelay + DrainTimeout yourself. For TLS, add
 // grpc.Creds(ServerTLS(…)).
-func Options(cfg Config) ([]grpc.ServerOption, error) {
-	if err := cfg.validate(false); err != nil {
+func (c Config) ServerOptions() ([]grpc.ServerOption, error) {
+	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	return cfg.grpcOptions(true), nil
+	return c.withDefaults().grpcOptions(true), nil
 }
 
-// grpcOptions translates c. With age false, grpc-go's age rotation stays off
-// because the kit's Server rotates connections itself.
+// grpcOptions translates c, defaults filled. With age false, grpc-go's age
+// rotation stays off, because the kit's Server rotates connections itself.
 func (c Config) grpcOptions(age bool) []grpc.ServerOption {
-	kp := keepalive.ServerParameters{
-		MaxConnectionIdle:     c.MaxConnectionIdle,
-		MaxConnectionAge:      Never,
-		MaxConnectionAgeGrace: Never,
-		Time:                  c.KeepaliveTime,
-		Timeout:               c.KeepaliveTimeout,
+	never := func(d time.Duration) time.Duration {
+		if d == Off {
+			return forever
+		}
+		return d
 	}
-	if age {
+	kp := keepalive.ServerParameters{
+		MaxConnectionIdle: never(c.MaxConnectionIdle),
+		Time:              never(c.KeepaliveTime),
+		Timeout:           c.KeepaliveTimeout,
+		MaxConnectionAge:  forever,
+	}
+	if age && c.MaxConnectionAge != Off {
 		kp.MaxConnectionAge = c.MaxConnectionAge
-		// grpc-go reads a zero grace as "infinite"; rotor's 0 means "at once".
-		kp.MaxConnectionAgeGrace = max(c.MaxConnectionAgeGrace, time.Nanosecond)
+		// grpc-go reads a zero grace as "infinite"; Off means none.
+		kp.MaxConnectionAgeGrace = max(on(c.MaxConnectionAgeGrace), time.Nanosecond)
 	}
 	opts := []grpc.ServerOption{
 		grpc.KeepaliveParams(kp),
@@ -54,11 +59,15 @@ func (c Config) grpcOptions(age bool) []grpc.ServerOption {
 		grpc.MaxSendMsgSize(c.MaxSendMsgSize),
 		grpc.ConnectionTimeout(c.HandshakeTimeout),
 	}
-	if c.MaxConcurrentStreams > 0 {
-		opts = append(opts, grpc.MaxConcurrentStreams(c.MaxConcurrentStreams))
+	if c.MaxConcurrentStreams != Off {
+		opts = append(opts, grpc.MaxConcurrentStreams(uint32(c.MaxConcurrentStreams)))
 	}
 	return opts
 }
+
+// forever is grpc-go's "infinity" for keepalive durations, what Off turns
+// into there.
+const forever = time.Duration(1<<63 - 1)
 
 // An Option configures a Server built by New.
 type Option func(*settings)
@@ -90,15 +99,14 @@ type adminHandler struct {
 
 func defaultSettings() settings {
 	return settings{
-		cfg:        DefaultConfig(),
 		addr:       ":50051",
 		logger:     slog.Default(),
 		reflection: true,
 	}
 }
 
-// WithConfig replaces the whole Config (DefaultConfig is the starting point).
-// Options given after it change single fields of it.
+// WithConfig replaces the whole Config (the zero Config is the kit's
+// defaults). Options given after it change single fields of it.
 func WithConfig(cfg Config) Option { return func(s *settings) { s.cfg = cfg } }
 
 // WithMaxConnectionAge sets Config.MaxConnectionAge.
@@ -121,15 +129,20 @@ func WithDrainTimeout(d time.Duration) Option {
 	return func(s *settings) { s.cfg.DrainTimeout = d }
 }
 
-// WithAddr sets the address Run listens on (default ":50051").
+// WithAddr sets the address Run and ListenAndServe listen on (default
+// ":50051").
 func WithAddr(addr string) Option { return func(s *settings) { s.addr = addr } }
 
 // WithLogger sets the logger for lifecycle and rotation events (default
-// slog.Default()).
+// slog.Default()). Its records carry component=rotor/server.
 func WithLogger(l *slog.Logger) Option { return func(s *settings) { s.logger = l } }
 
-// WithGRPCOptions adds grpc.ServerOptions (credentials, stats handlers, …)
-// after the kit's own. Do not pass keepalive options here: use the Config.
+// WithGRPCOptions adds grpc.ServerOptions (stats handlers, …) after the
+// kit's own. Keepalive and message-size settings belong in the Config.
+// Transport credentials belong in WithTLSFiles or WithTLSConfig: the kit
+// writes its GOAWAY frames into the HTTP/2 stream under the credentials,
+// and cannot find that stream under credentials given as grpc.Creds here
+// (such connections are never rotated, and the kit logs an error).
 func WithGRPCOptions(opts ...grpc.ServerOption) Option {
 	return func(s *settings) { s.grpcOpts = append(s.grpcOpts, opts...) }
 }
@@ -149,7 +162,7 @@ func WithStreamInterceptors(i ...grpc.StreamServerInterceptor) Option {
 func WithoutReflection() Option { return func(s *settings) { s.reflection = false } }
 
 // WithObserver receives connection and rotation events, for metrics. The
-// interceptors package provides one backed by Prometheus.
+// interceptors package provides one backed by Prometheus (ConnMetrics).
 func WithObserver(o Observer) Option { return func(s *settings) { s.observer = o } }
 
 // WithAdminAddr makes Run serve the admin endpoints (AdminHandler: POST
@@ -165,6 +178,7 @@ func WithAdminAddr(addr string) Option { return func(s *settings) { s.adminAddr 
 func WithPublicAdmin() Option { return func(s *settings) { s.adminPublic = true } }
 
 // WithAdminToken makes POST /rotate require "Authorization: Bearer <token>".
+// Empty (the default) requires nothing.
 func WithAdminToken(token string) Option { return func(s *settings) { s.adminToken = token } }
 
 // WithAdminHandler adds a handler to the admin endpoints, e.g.
@@ -173,17 +187,19 @@ func WithAdminHandler(pattern string, h http.Handler) Option {
 	return func(s *settings) { s.adminHandlers = append(s.adminHandlers, adminHandler{pattern, h}) }
 }
 
-// WithPeerDNS turns on the peer watcher: every interval (0 means 5 s) the
-// server resolves target, the headless Service of its own pods, and when an
-// address appears that was not there before (a pod was added or replaced), it
-// rotates all its connections spread over Config.RotateSpread, so that clients
-// re-spread over the grown set. Its own address joining does not count (a new
-// pod keeps what it was just given), connections younger than
-// DefaultRotateMinAge are left alone, and with WithFairShare the watcher only
-// supplies the peers: fair share moves just the excess instead. target is a name ("hello-headless",
-// "hello-headless.ns.svc.cluster.local", resolved by the system resolver) or
-// "dns://SERVER/name" to ask a given DNS server (port 53 unless given). No
-// Kubernetes API access is needed.
+// WithPeerDNS turns on the peer watcher: every interval (0 means
+// DefaultPeerInterval, 5 s; allowed 100 ms to 1 h) the server resolves
+// target, the headless Service of its own pods, and when an address
+// appears that was not there before (a pod was added or replaced), it
+// rotates its client connections spread over Config.RotateSpread, so that
+// clients re-spread over the grown set. Its own address joining does not
+// count (a new pod keeps what it was just given), connections younger than
+// DefaultRotateMinAge are left alone, and with WithFairShare the watcher
+// only supplies the peers: fair share moves just the excess instead.
+// target is a name ("hello-headless",
+// "hello-headless.ns.svc.cluster.local", resolved by the system resolver)
+// or "dns://SERVER/name" to ask a given DNS server (port 53 unless given).
+// No Kubernetes API access is needed.
 func WithPeerDNS(target string, interval time.Duration) Option {
 	return func(s *settings) { s.peerTarget, s.peerInterval = target, interval }
 }

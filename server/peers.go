@@ -153,43 +153,18 @@ func (s *Server) startPeers(ctx context.Context) {
 		if s.fair != nil {
 			// Fair share moves just the excess within seconds; rotating
 			// everything would only add churn.
-			s.log.Info("rotor: peer set grew; fair share will rebalance", "added", added, "peers", peers)
+			s.log.Info("peer set grew; fair share will rebalance", "added", added, "peers", peers)
 			return
 		}
-		s.log.Info("rotor: peer set grew; rotating connections", "added", added, "peers", peers)
+		s.log.Info("peer set grew; rotating connections", "added", added, "peers", peers)
 		go func() {
-			o := RotateOptions{Reason: ReasonPeers, Spread: s.set.cfg.RotateSpread}
-			if _, err := s.Rotate(ctx, o); err != nil && ctx.Err() == nil {
-				s.log.Warn("rotor: peer rotation stopped", "err", err)
+			if _, err := s.Rotate(ctx, Rotation{Reason: ReasonPeers}); err != nil && ctx.Err() == nil {
+				s.log.Warn("peer rotation stopped", "err", err)
 			}
 		}()
 	}
 	w.failed = func(err error) {
-		s.log.Warn("rotor: peer watcher cannot resolve its name; relying on age rotation", "name", w.name, "err", err)
+		s.log.Warn("peer watcher cannot resolve its name; relying on age rotation", "name", w.name, "err", err)
 	}
 	go w.run(ctx)
-}
-
-// isLocalAddr reports whether ip is an address this server was reached on:
-// the local address of an accepted connection (the pod IP, behind a
-// ClusterIP's DNAT) or of a listener bound to a specific address.
-func (s *Server) isLocalAddr(ip string) bool {
-	s.localMu.Lock()
-	defer s.localMu.Unlock()
-	_, ok := s.localIPs[ip]
-	return ok
-}
-
-// noteLocalAddr records the local address of an accepted connection.
-func (s *Server) noteLocalAddr(a net.Addr) {
-	ta, ok := a.(*net.TCPAddr)
-	if !ok || ta.IP.IsUnspecified() {
-		return
-	}
-	ip := ta.IP.String()
-	s.localMu.Lock()
-	defer s.localMu.Unlock()
-	if _, ok := s.localIPs[ip]; !ok && len(s.localIPs) < 64 {
-		s.localIPs[ip] = struct{}{}
-	}
 }

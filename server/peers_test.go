@@ -14,7 +14,7 @@ import (
 func TestPeerWatcherRotatesOnGrowth(t *testing.T) {
 	dns := startDNS(t, "pods.test", "198.18.0.10", "198.18.0.11")
 	cfg := noAge()
-	cfg.RotateSpread = 0
+	cfg.RotateSpread = server.Off
 	ev := newEvents()
 	addr, srv := start(t, svc("a"), server.WithConfig(cfg), server.WithObserver(ev),
 		server.WithPeerDNS("dns://"+dns.addr()+"/pods.test", 100*time.Millisecond))

@@ -2,125 +2,138 @@ package server
 
 import (
 	"context"
-	"fmt"
 	"math"
 	"slices"
 	"time"
+
+	"github.com/rotorkit/rotor/internal/conf"
 )
 
-// RotateOptions says which connections Rotate sends away, and how fast.
-type RotateOptions struct {
-	// Fraction of the open connections to rotate, in (0, 1]; the count is
-	// rounded up, so any positive fraction of a non-empty set rotates at
-	// least one. 0 means 1 (all).
+// A Rotation says which client connections Rotate sends GOAWAY, and how
+// fast. Its zero value rotates every connection at least DefaultRotateMinAge
+// old, spread over Config.RotateSpread.
+type Rotation struct {
+	// Fraction of the eligible connections to rotate, in (0, 1]; the count
+	// is rounded up, so any positive fraction of a non-empty set rotates at
+	// least one. 0 means all.
 	Fraction float64
-	// Count, when positive, rotates exactly this many connections (at most
-	// all) instead of a fraction.
+	// Count, when positive, rotates this many connections (at most all
+	// that are eligible) instead of a fraction. 0 means: use Fraction.
 	Count int
 	// Spread is the window over which the GOAWAYs are sent, evenly spaced,
-	// so that clients do not all reconnect in one herd. 0 sends them all at
-	// once.
+	// so that clients do not reconnect in one herd. 0 means
+	// Config.RotateSpread; Off sends them all at once. At most 10 min.
 	Spread time.Duration
-	// Reason is recorded in metrics and logs. Empty means ReasonAPI.
-	Reason Reason
 	// MinAge leaves alone connections younger than this: they were just
 	// placed by a fresh pick (kube-proxy or DNS), so moving them gains
 	// nothing, and a GOAWAY right after a reconnect can fail a call in
 	// clients that retry a refused call only once (grpc-js). 0 means
-	// DefaultRotateMinAge; negative rotates connections of any age.
+	// DefaultRotateMinAge; Off rotates connections of any age. At most
+	// 1 h.
 	MinAge time.Duration
+	// Reason is recorded in metrics and logs. Empty means ReasonAPI.
+	Reason Reason
 }
 
 // DefaultRotateMinAge is the youngest a connection may be for Rotate to
-// choose it, unless RotateOptions.MinAge says otherwise.
+// choose it, unless Rotation.MinAge says otherwise.
 const DefaultRotateMinAge = time.Second
 
+// RotateResult says what a Rotate did.
+type RotateResult struct {
+	// Rotated is how many connections were sent GOAWAY.
+	Rotated int `json:"rotated"`
+	// Young is how many were left alone for being younger than MinAge.
+	Young int `json:"skipped_young"`
+	// Draining is how many were left alone for being sent GOAWAY already.
+	Draining int `json:"skipped_draining"`
+	// MinAge is the MinAge in force.
+	MinAge time.Duration `json:"-"`
+}
+
+func (r Rotation) validate() error {
+	var p problems
+	if r.Fraction < 0 || r.Fraction > 1 || math.IsNaN(r.Fraction) {
+		p.add("server.Rotation.Fraction", r.Fraction, "a number in (0, 1], or 0 for all")
+	}
+	if r.Count < 0 {
+		p.add("server.Rotation.Count", r.Count, "0 (use Fraction) or more")
+	}
+	if r.Spread != Off && (r.Spread < 0 || r.Spread > maxShutdownStep) {
+		p.add("server.Rotation.Spread", r.Spread, "at most 10m, 0 for Config.RotateSpread, or server.Off for all at once")
+	}
+	if r.MinAge != Off && (r.MinAge < 0 || r.MinAge > time.Hour) {
+		p.add("server.Rotation.MinAge", r.MinAge, "at most 1h, 0 for the default 1s, or server.Off for any age")
+	}
+	return p.err()
+}
+
 // Rotate sends GOAWAY to some of the client connections open when it is
-// called (peers' fair-share load queries and connections younger than
-// MinAge excepted), oldest first, spread over o.Spread, and returns how many it rotated once
-// the last GOAWAY is sent. Clients move their new calls to a fresh connection
-// at once (through kube-proxy or DNS, so possibly another pod); calls in
-// flight finish within MaxConnectionAgeGrace. Connections already draining are
-// skipped. If ctx ends first, Rotate stops and returns the count so far with
-// ctx.Err().
-func (s *Server) Rotate(ctx context.Context, o RotateOptions) (int, error) {
-	if o.Fraction < 0 || o.Fraction > 1 || math.IsNaN(o.Fraction) {
-		return 0, fmt.Errorf("rotor/server: RotateOptions.Fraction = %v is invalid: want a number in (0, 1], or 0 for all", o.Fraction)
+// called, oldest first, spread over r.Spread, and returns once the last
+// GOAWAY is sent. Peers' fair-share load queries, connections younger than
+// r.MinAge and connections already draining are left out. Clients move
+// their new calls to a new connection at once (through kube-proxy or DNS,
+// so possibly another pod); calls in flight finish within
+// MaxConnectionAgeGrace. An invalid r is a *ConfigError, and nothing is
+// rotated. If ctx ends first, Rotate stops and returns what it did so far
+// with ctx.Err().
+func (s *Server) Rotate(ctx context.Context, r Rotation) (RotateResult, error) {
+	if err := r.validate(); err != nil {
+		return RotateResult{}, err
 	}
-	if o.Spread < 0 {
-		return 0, fmt.Errorf("rotor/server: RotateOptions.Spread = %v is invalid: want 0 or more", o.Spread)
+	if r.Reason == "" {
+		r.Reason = ReasonAPI
 	}
-	if o.Count < 0 {
-		return 0, fmt.Errorf("rotor/server: RotateOptions.Count = %d is invalid: want 0 or more", o.Count)
-	}
-	if o.Reason == "" {
-		o.Reason = ReasonAPI
-	}
-	minAge := o.MinAge
-	if minAge == 0 {
-		minAge = DefaultRotateMinAge
-	}
+	minAge := on(conf.Or(r.MinAge, DefaultRotateMinAge))
+	spread := on(conf.Or(r.Spread, s.cfg.RotateSpread))
+	res := RotateResult{MinAge: minAge}
 	now := time.Now()
-	conns := s.snapshot()
-	conns = slices.DeleteFunc(conns, func(c *conn) bool {
-		return c.isDraining() || c.internal.Load() || now.Sub(c.opened) < minAge
+	conns := slices.DeleteFunc(s.snapshot(), func(c *conn) bool {
+		switch {
+		case c.internal.Load():
+			return true
+		case c.isDraining():
+			res.Draining++
+			return true
+		case now.Sub(c.opened) < minAge:
+			res.Young++
+			return true
+		}
+		return false
 	})
 	slices.SortFunc(conns, func(a, b *conn) int { return a.opened.Compare(b.opened) })
 	n := len(conns)
 	switch {
-	case o.Count > 0:
-		n = min(o.Count, n)
-	case o.Fraction > 0:
-		n = int(math.Ceil(o.Fraction * float64(n)))
+	case r.Count > 0:
+		n = min(r.Count, n)
+	case r.Fraction > 0:
+		n = int(math.Ceil(r.Fraction * float64(n)))
 	}
 	conns = conns[:n]
-	s.log.Info("rotor: rotating connections", "reason", string(o.Reason), "conns", n, "open", len(s.snapshot()), "spread", o.Spread)
+	s.log.Info("rotating connections", "reason", string(r.Reason), "conns", n, "skipped_young", res.Young, "spread", spread)
 	if ro, ok := s.obs.(RotationObserver); ok {
-		ro.Rotated(string(o.Reason), n)
+		ro.Rotated(string(r.Reason), n)
 	}
-
-	grace := s.set.cfg.MaxConnectionAgeGrace
 	var step time.Duration
 	if n > 1 {
-		step = o.Spread / time.Duration(n-1)
+		step = spread / time.Duration(n-1)
 	}
-	rotated := 0
+	grace := on(s.cfg.MaxConnectionAgeGrace)
 	for i, c := range conns {
-		if i > 0 && step > 0 {
-			t := time.NewTimer(step)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-				return rotated, ctx.Err()
-			}
+		if i > 0 && !sleep(ctx, step) {
+			return res, ctx.Err()
 		}
-		if s.drain(c, o.Reason, grace) {
-			rotated++
+		if c.goAway(r.Reason, grace) {
+			res.Rotated++
 		}
 	}
-	return rotated, nil
-}
-
-// A RotationObserver is an Observer that also wants to know of each Rotate
-// call: its reason and how many connections it chose.
-type RotationObserver interface {
-	Rotated(reason string, conns int)
-}
-
-func (c *conn) isDraining() bool {
-	select {
-	case <-c.draining:
-		return true
-	default:
-		return false
-	}
+	return res, nil
 }
 
 // Stats is a snapshot of the server's connections.
 type Stats struct {
 	Open     int `json:"open"`     // connections open, draining or not
-	Draining int `json:"draining"` // connections told to go away whose calls still run
+	Draining int `json:"draining"` // connections sent GOAWAY whose calls still run
 	Clients  int `json:"clients"`  // open, not draining, not a peer's load queries
 }
 

@@ -12,7 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/rotorkit/rotor/example/hello"
+	"github.com/rotorkit/rotor/internal/testkit"
 	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
 	"github.com/rotorkit/rotor/server"
 )
@@ -71,7 +71,7 @@ func TestStreamShorterThanGraceSurvivesRotation(t *testing.T) {
 	cfg.MaxConnectionAge = time.Second
 	cfg.MaxConnectionAgeGrace = 3 * time.Second
 	ev := newEvents()
-	addr, _ := start(t, &hello.Service{Name: "a", IgnoreDrain: true}, server.WithConfig(cfg), server.WithObserver(ev))
+	addr, _ := start(t, &testkit.Hello{Name: "a", IgnoreDrain: true}, server.WithConfig(cfg), server.WithObserver(ev))
 	client := dial(t, addr, cfg)
 
 	// 20 messages 100 ms apart: about 2 s, across the 0.9–1.1 s age.
@@ -103,7 +103,7 @@ func TestStreamIgnoringDrainIsCutAtGrace(t *testing.T) {
 	cfg := server.DefaultConfig()
 	cfg.MaxConnectionAge = time.Second
 	cfg.MaxConnectionAgeGrace = time.Second
-	addr, _ := start(t, &hello.Service{Name: "a", IgnoreDrain: true}, server.WithConfig(cfg))
+	addr, _ := start(t, &testkit.Hello{Name: "a", IgnoreDrain: true}, server.WithConfig(cfg))
 	client := dial(t, addr, cfg)
 
 	begin := time.Now()

@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rotorkit/rotor/internal/testkit"
 	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
 	"github.com/rotorkit/rotor/server"
 )
@@ -59,10 +61,7 @@ func (l *load) stop(t *testing.T) {
 }
 
 func noAge() server.Config {
-	cfg := server.DefaultConfig()
-	cfg.MaxConnectionAge = server.Never
-	cfg.MaxConnectionAgeGrace = 2 * time.Second
-	return cfg
+	return server.Config{MaxConnectionAge: server.Off, MaxConnectionAgeGrace: 2 * time.Second}
 }
 
 // POST /rotate under load replaces every connection and loses no call.
@@ -87,14 +86,16 @@ func TestAdminRotateUnderLoad(t *testing.T) {
 	}
 	var body struct {
 		Rotated int    `json:"rotated"`
+		Young   int    `json:"skipped_young"`
+		MinAge  string `json:"min_age"`
 		Reason  string `json:"reason"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("POST /rotate: %d %v", resp.StatusCode, err)
 	}
 	resp.Body.Close()
-	if body.Rotated != 4 || body.Reason != "admin" {
-		t.Errorf("POST /rotate answered %+v, want 4 rotated for reason admin", body)
+	if body.Rotated != 4 || body.Young != 0 || body.MinAge != "1s" || body.Reason != "admin" {
+		t.Errorf("POST /rotate answered %+v, want 4 rotated, none skipped, min age 1s, for reason admin", body)
 	}
 	// Every original connection closes and each client opens a new one.
 	ev.waitFor(t, 10*time.Second, "the 4 old connections to close and 4 new to open", func() bool {
@@ -118,21 +119,33 @@ func TestRotateFractionCountSpread(t *testing.T) {
 		}
 	}
 	ctx := context.Background()
-	if n, err := srv.Rotate(ctx, server.RotateOptions{Fraction: 0.5, MinAge: -1}); n != 2 || err != nil {
-		t.Fatalf("Rotate(fraction 0.5 of 4) = %d, %v; want 2", n, err)
+	if res, err := srv.Rotate(ctx, server.Rotation{Fraction: 0.5, MinAge: server.Off}); res.Rotated != 2 || err != nil {
+		t.Fatalf("Rotate(fraction 0.5 of 4) = %+v, %v; want 2", res, err)
 	}
-	if n, err := srv.Rotate(ctx, server.RotateOptions{Count: 1, MinAge: -1}); n != 1 || err != nil {
-		t.Fatalf("Rotate(count 1) = %d, %v; want 1", n, err)
+	if res, err := srv.Rotate(ctx, server.Rotation{Count: 1, MinAge: server.Off}); res.Rotated != 1 || res.Draining > 2 || err != nil {
+		t.Fatalf("Rotate(count 1) = %+v, %v; want 1 rotated, and the draining ones (those not closed yet) skipped", res, err)
 	}
-	if n, err := srv.Rotate(ctx, server.RotateOptions{Spread: 600 * time.Millisecond, MinAge: -1}); n < 1 || err != nil {
-		t.Fatalf("Rotate(all) = %d, %v; want the remaining connections", n, err)
+	if res, err := srv.Rotate(ctx, server.Rotation{Spread: 600 * time.Millisecond, MinAge: server.Off}); res.Rotated < 1 || err != nil {
+		t.Fatalf("Rotate(all) = %+v, %v; want the remaining connections", res, err)
 	}
 	if ev.drained("api") < 4 {
 		t.Errorf("%d connections drained for reason api, want at least 4", ev.drained("api"))
 	}
-	for _, bad := range []server.RotateOptions{{Fraction: 1.5}, {Fraction: -1}, {Spread: -1}, {Count: -2}} {
-		if _, err := srv.Rotate(ctx, bad); err == nil {
-			t.Errorf("Rotate(%+v) accepted invalid options", bad)
+	for _, tc := range []struct {
+		r     server.Rotation
+		field string
+	}{
+		{server.Rotation{Fraction: 1.5}, "server.Rotation.Fraction"},
+		{server.Rotation{Fraction: -1}, "server.Rotation.Fraction"},
+		{server.Rotation{Spread: -2}, "server.Rotation.Spread"},
+		{server.Rotation{Spread: time.Hour}, "server.Rotation.Spread"},
+		{server.Rotation{Count: -2}, "server.Rotation.Count"},
+		{server.Rotation{MinAge: -time.Second}, "server.Rotation.MinAge"},
+	} {
+		_, err := srv.Rotate(ctx, tc.r)
+		var ce *server.ConfigError
+		if !errors.As(err, &ce) || ce.Field != tc.field {
+			t.Errorf("Rotate(%+v) = %v; want a *ConfigError for %s", tc.r, err, tc.field)
 		}
 	}
 }
@@ -148,16 +161,16 @@ func TestRotateSpreadsOverWindow(t *testing.T) {
 		}
 	}
 	begin := time.Now()
-	n, err := srv.Rotate(context.Background(), server.RotateOptions{Spread: 800 * time.Millisecond, MinAge: -1})
-	if n != 3 || err != nil {
-		t.Fatalf("Rotate = %d, %v; want 3", n, err)
+	res, err := srv.Rotate(context.Background(), server.Rotation{Spread: 800 * time.Millisecond, MinAge: server.Off})
+	if res.Rotated != 3 || err != nil {
+		t.Fatalf("Rotate = %+v, %v; want 3", res, err)
 	}
 	if took := time.Since(begin); took < 800*time.Millisecond {
 		t.Errorf("Rotate returned after %v; the last of 3 GOAWAYs spread over 800ms must wait the whole window", took)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := srv.Rotate(ctx, server.RotateOptions{Spread: time.Second}); err != nil && err != context.Canceled {
+	if _, err := srv.Rotate(ctx, server.Rotation{Spread: time.Second}); err != nil && err != context.Canceled {
 		t.Errorf("Rotate with a cancelled context = %v", err)
 	}
 }
@@ -188,7 +201,9 @@ func TestAdminEndpoints(t *testing.T) {
 		{"GET", "/rotate", "s3cret", 405},
 		{"POST", "/rotate?fraction=2", "s3cret", 400},
 		{"POST", "/rotate?spread=soon", "s3cret", 400},
-		{"POST", "/rotate?count=0", "s3cret", 400},
+		{"POST", "/rotate?count=-1", "s3cret", 400},
+		{"POST", "/rotate?min_age=forever", "s3cret", 400},
+		{"POST", "/rotate?spread=off&min_age=off", "s3cret", 200},
 		{"GET", "/stats", "", 200},
 		{"GET", "/nope", "", 404},
 	}
@@ -247,7 +262,7 @@ func TestThousandRotationsLeakNoGoroutine(t *testing.T) {
 		return ev.opened
 	}
 	for i := range 1000 {
-		if _, err := srv.Rotate(context.Background(), server.RotateOptions{MinAge: -1}); err != nil {
+		if _, err := srv.Rotate(context.Background(), server.Rotation{MinAge: server.Off}); err != nil {
 			t.Fatal(err)
 		}
 		// Calls keep working while the client moves to its next connection.
@@ -264,21 +279,18 @@ func TestThousandRotationsLeakNoGoroutine(t *testing.T) {
 	}
 }
 
-// SIGHUP rotates every connection of a server started with Run.
-func TestHangupRotates(t *testing.T) {
+// RotateOnSignal rotates every connection when the process gets SIGHUP.
+func TestRotateOnSignal(t *testing.T) {
 	cfg := noAge()
-	cfg.RotateSpread = 0
-	cfg.ShutdownDelay = 0
+	cfg.RotateSpread = server.Off
 	ev := newEvents()
-	srv, err := server.New(server.WithConfig(cfg), server.WithObserver(ev), server.WithAddr("127.0.0.1:0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	hellov1.RegisterHelloServer(srv, svc("a"))
-	lis, addr := loopbackListener(t)
+	addr, srv := start(t, svc("a"), server.WithConfig(cfg), server.WithObserver(ev))
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.RunListener(ctx, lis) }()
+	done := make(chan struct{})
+	go func() {
+		srv.RotateOnSignal(ctx)
+		close(done)
+	}()
 	defer func() {
 		cancel()
 		<-done
@@ -288,10 +300,14 @@ func TestHangupRotates(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(server.DefaultRotateMinAge) // rotations leave younger connections alone
-	if err := syscall.Kill(syscall.Getpid(), syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
-	ev.waitFor(t, 5*time.Second, "a rotation for reason signal", func() bool { return ev.drained("signal") == 1 })
+	// signal.Notify is in place once RotateOnSignal runs; send until seen.
+	testkit.Eventually(t, 5*time.Second, "a rotation for reason signal", func() bool {
+		if ev.drained("signal") == 0 {
+			_ = syscall.Kill(syscall.Getpid(), syscall.SIGHUP)
+			time.Sleep(50 * time.Millisecond)
+		}
+		return ev.drained("signal") == 1
+	})
 }
 
 // Rotate leaves young connections alone: they were just placed, and a GOAWAY
@@ -302,10 +318,10 @@ func TestRotateSkipsYoungConnections(t *testing.T) {
 	if _, err := dial(t, addr, cfg).Hi(context.Background(), &hellov1.HiRequest{}); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := srv.Rotate(context.Background(), server.RotateOptions{}); n != 0 || err != nil {
-		t.Fatalf("Rotate() of a fresh connection = %d, %v; want 0 with the default MinAge", n, err)
+	if res, err := srv.Rotate(context.Background(), server.Rotation{}); res.Rotated != 0 || res.Young != 1 || res.MinAge != time.Second || err != nil {
+		t.Fatalf("Rotate() of a fresh connection = %+v, %v; want 0 rotated and 1 skipped as younger than 1s", res, err)
 	}
-	if n, err := srv.Rotate(context.Background(), server.RotateOptions{MinAge: -1}); n != 1 || err != nil {
-		t.Fatalf("Rotate(MinAge -1) = %d, %v; want 1", n, err)
+	if res, err := srv.Rotate(context.Background(), server.Rotation{MinAge: server.Off}); res.Rotated != 1 || err != nil {
+		t.Fatalf("Rotate(MinAge Off) = %+v, %v; want 1", res, err)
 	}
 }

@@ -8,50 +8,61 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/reflection"
 
 	fairsharev1 "github.com/rotorkit/rotor/proto/gen/rotor/fairshare/v1"
 )
 
-// ErrServerClosed is returned by Serve and Run once Shutdown or Close was
-// called, like http.ErrServerClosed.
-var ErrServerClosed = errors.New("rotor/server: server closed")
+// ErrServerClosed is returned by Serve, ListenAndServe and Run once Shutdown
+// or Close was called, like http.ErrServerClosed.
+var ErrServerClosed = errors.New("rotor: server closed")
 
 // Server is a gRPC server that owns its connections' lifecycle. It implements
 // grpc.ServiceRegistrar: register services on it as on a *grpc.Server, then
-// call Run (or Serve). It adds the gRPC health and reflection services, rotates
-// connections by age and on demand (Rotate), tells long-lived streams when
-// their connection drains (Draining), and shuts down in the order Kubernetes
-// needs (Shutdown).
+// call Run (or Serve). It adds the gRPC health and reflection services, sends
+// GOAWAY to connections by age and on demand (Rotate), tells long-lived
+// streams when their connection drains (Draining), and shuts down in the
+// order Kubernetes needs (Shutdown).
 //
-// Every accepted connection is served by its own *grpc.Server built with the
-// same options and services; see the package documentation for why.
+// One grpc.Server serves every connection; the kit writes its GOAWAY frames
+// into the one connection it chooses (see the package documentation).
 type Server struct {
-	set    settings
-	log    *slog.Logger
-	obs    Observer
-	health *health.Server
-	opts   []grpc.ServerOption // kit options, without the per-connection interceptors
-	tls    *certReloader       // WithTLSFiles
-	admit  admission           // MaxConnections
+	set      settings
+	cfg      Config // set.cfg with defaults filled
+	log      *slog.Logger
+	obs      Observer
+	gs       *grpc.Server
+	health   *health.Server
+	tls      *certReloader // WithTLSFiles
+	refusals admission     // connections refused for MaxConnections
+	tlsOn    bool          // connections go through kitCreds
 
-	mu        sync.Mutex
-	services  []service
-	serving   bool
-	listeners map[net.Listener]struct{}
-	conns     map[*conn]struct{}
-	closing   bool // no new connections are served
-	connsWG   sync.WaitGroup
+	mu         sync.Mutex
+	serving    bool
+	conns      map[*conn]struct{}
+	draining   bool          // Shutdown reached its drain: new connections are lame ducks
+	drainEnd   time.Time     // when the drain ends at the latest
+	shutdown   bool          // Shutdown or Close began
+	changed    chan struct{} // poked when a connection opens or closes
+	lastChange int64         // unix nanoseconds of the last accept or close
 
-	onDrain []func(context.Context)
+	byAddr sync.Map // the remote net.Addr grpc-go's peer carries → *conn
+
+	hooks   []func(context.Context)
 	peers   *peerWatcher
 	fair    *fairShare
 	calls   atomic.Uint64 // client calls, for the fair-share rate
 	port    atomic.Int32  // the first listener's port
+	opaqueW atomic.Bool   // warned about a connection the kit cannot write into
+
+	lameDucks atomic.Int64 // connections accepted during the drain
 
 	localMu  sync.Mutex
 	localIPs map[string]struct{} // addresses clients reached this server on
@@ -63,17 +74,14 @@ type Server struct {
 	shutdownOnce sync.Once
 	shutdownErr  error
 	shutdownDone chan struct{}
-}
-
-type service struct {
-	desc *grpc.ServiceDesc
-	impl any
+	stopOnce     sync.Once
 }
 
 // New validates the options and returns a Server that is ready to have
 // services registered. The gRPC health service (reporting SERVING for "")
 // and, unless WithoutReflection is given, the reflection service are
-// registered already.
+// registered already. Invalid options are reported as *ConfigError values,
+// all at once.
 func New(opts ...Option) (*Server, error) {
 	set := defaultSettings()
 	for _, o := range opts {
@@ -84,90 +92,185 @@ func New(opts ...Option) (*Server, error) {
 	}
 	s := &Server{
 		set:          set,
-		log:          set.logger,
+		cfg:          set.cfg.withDefaults(),
 		obs:          set.observer,
 		health:       health.NewServer(),
-		listeners:    make(map[net.Listener]struct{}),
 		conns:        make(map[*conn]struct{}),
+		changed:      make(chan struct{}, 1),
 		localIPs:     make(map[string]struct{}),
 		shutdownDone: make(chan struct{}),
 	}
-	if s.log == nil {
-		s.log = slog.Default()
+	log := set.logger
+	if log == nil {
+		log = slog.Default()
 	}
+	s.log = log.With("component", "rotor/server")
 	if s.obs == nil {
 		s.obs = nopObserver{}
 	}
-	s.opts = set.cfg.grpcOptions(false)
-	if err := s.setupTLS(); err != nil {
+	gopts := s.cfg.grpcOptions(false)
+	creds, err := s.setupTLS()
+	if err != nil {
 		return nil, err
 	}
-	s.opts = append(s.opts, set.grpcOpts...)
+	if creds != nil {
+		s.tlsOn = true
+		gopts = append(gopts, grpc.Creds(kitCreds{TransportCredentials: creds, s: s}))
+	}
+	gopts = append(gopts,
+		grpc.ChainUnaryInterceptor(append([]grpc.UnaryServerInterceptor{s.unary}, set.unary...)...),
+		grpc.ChainStreamInterceptor(append([]grpc.StreamServerInterceptor{s.stream}, set.stream...)...),
+	)
+	s.gs = grpc.NewServer(append(gopts, set.grpcOpts...)...)
 	if set.peerTarget != "" {
 		s.peers, _ = newPeerWatcher(set.peerTarget, set.peerInterval) // checked by validate
 	}
-	healthpb.RegisterHealthServer(s, s.health)
+	healthpb.RegisterHealthServer(s.gs, s.health)
+	if set.reflection {
+		reflection.Register(s.gs)
+	}
 	if set.fairShare != nil {
 		s.fair = newFairShare(s, *set.fairShare)
-		fairsharev1.RegisterLoadServiceServer(s, loadServer{f: s.fair})
+		fairsharev1.RegisterLoadServiceServer(s.gs, loadServer{f: s.fair})
 	}
 	return s, nil
 }
 
-// RegisterService records a service; every connection's server gets it. It
-// implements grpc.ServiceRegistrar and, like grpc.Server, must be called
-// before Serve.
+// RegisterService registers a service, as grpc.Server.RegisterService does.
+// It implements grpc.ServiceRegistrar and must be called before Serve; later
+// it panics, naming the service.
 func (s *Server) RegisterService(desc *grpc.ServiceDesc, impl any) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.serving {
-		panic(fmt.Sprintf("rotor/server: RegisterService(%q) called after Serve", desc.ServiceName))
+	serving := s.serving
+	s.mu.Unlock()
+	if serving {
+		panic(fmt.Sprintf("rotor: RegisterService(%q) called after Serve", desc.ServiceName))
 	}
-	if impl != nil {
-		// Fail now, not at the first connection, on an impl of the wrong type.
-		probe := grpc.NewServer()
-		probe.RegisterService(desc, impl)
-		probe.Stop()
-	}
-	s.services = append(s.services, service{desc, impl})
+	s.gs.RegisterService(desc, impl)
 }
 
 // GetServiceInfo describes the registered services, like
 // grpc.Server.GetServiceInfo.
-func (s *Server) GetServiceInfo() map[string]grpc.ServiceInfo {
-	gs := grpc.NewServer()
-	defer gs.Stop()
-	s.registerAll(gs)
-	return gs.GetServiceInfo()
+func (s *Server) GetServiceInfo() map[string]grpc.ServiceInfo { return s.gs.GetServiceInfo() }
+
+// SetServingStatus sets the gRPC health status of service ("" is the whole
+// server, SERVING from New on): serving true reports SERVING, false
+// NOT_SERVING. Once Shutdown or Close has begun every status is NOT_SERVING
+// and stays so; SetServingStatus then does nothing.
+func (s *Server) SetServingStatus(service string, serving bool) {
+	st := healthpb.HealthCheckResponse_NOT_SERVING
+	if serving {
+		st = healthpb.HealthCheckResponse_SERVING
+	}
+	s.health.SetServingStatus(service, st)
 }
 
-// Health returns the server's gRPC health service, to set the status of
-// single services. Shutdown sets every status to NOT_SERVING.
-func (s *Server) Health() *health.Server { return s.health }
+// Config returns the configuration in force, defaults filled in.
+func (s *Server) Config() Config { return s.cfg }
 
-// Config returns the validated configuration in force.
-func (s *Server) Config() Config { return s.set.cfg }
-
-func (s *Server) registerAll(gs *grpc.Server) {
-	s.mu.Lock()
-	svcs := s.services
-	s.mu.Unlock()
-	for _, sv := range svcs {
-		gs.RegisterService(sv.desc, sv.impl)
-	}
-	if s.set.reflection {
-		reflection.Register(gs)
-	}
-}
-
-// RegisterOnDrain registers f to run, in its own goroutine, when Shutdown
-// reaches its drain step (after ShutdownDelay), with a context that ends at
-// the drain deadline. Use it to shut down companions such as an HTTP gateway
-// in step with the gRPC server.
-func (s *Server) RegisterOnDrain(f func(ctx context.Context)) {
+// RegisterOnShutdown registers f to run, in its own goroutine, when
+// Shutdown begins, with Shutdown's context; Shutdown returns only after f
+// has. Use it to shut a companion, such as a REST gateway in the same
+// process, down in step: it gets the same signal at the same moment, and,
+// following the same delay rule, keeps serving for its own ShutdownDelay.
+func (s *Server) RegisterOnShutdown(f func(ctx context.Context)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.onDrain = append(s.onDrain, f)
+	s.hooks = append(s.hooks, f)
+}
+
+// unary is the kit's outermost interceptor: it ties the call to its
+// connection, for Draining, the call counts and fair share.
+func (s *Server) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	c := s.connOf(ctx)
+	if c == nil {
+		return h(ctx, req)
+	}
+	if info.FullMethod == loadMethod {
+		// Only a connection that carries nothing but load queries is a
+		// peer's; a client asking for load keeps being a client.
+		if c.calls.Load() == 0 {
+			c.internal.Store(true)
+		}
+		return h(ctx, req)
+	}
+	c.countCall()
+	return h(context.WithValue(ctx, connKey{}, c), req)
+}
+
+func (s *Server) stream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	c := s.connOf(ss.Context())
+	if c == nil {
+		return h(srv, ss)
+	}
+	c.countCall()
+	return h(srv, &connStream{ServerStream: ss, ctx: context.WithValue(ss.Context(), connKey{}, c)})
+}
+
+// countCall counts a client's call; a connection that also carries client
+// calls is not a peer's, and must not escape rotation.
+func (c *conn) countCall() {
+	if c.internal.Load() {
+		c.internal.Store(false)
+	}
+	c.calls.Add(1)
+	c.srv.calls.Add(1)
+}
+
+// connOf finds the connection a call arrived on: grpc-go's peer carries the
+// remote address the accepted connection reported, the very value the kit
+// recorded at accept.
+func (s *Server) connOf(ctx context.Context) *conn {
+	p, ok := peer.FromContext(ctx)
+	if !ok || p.Addr == nil {
+		return nil
+	}
+	if v, ok := s.byAddr.Load(p.Addr); ok {
+		return v.(*conn)
+	}
+	return nil
+}
+
+type connStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *connStream) Context() context.Context { return s.ctx }
+
+// kitCreds are the server's transport credentials with the kit's
+// frameWriter around the connection they return, so that GOAWAY frames go
+// into the HTTP/2 stream, above TLS.
+type kitCreds struct {
+	credentials.TransportCredentials
+	s *Server
+}
+
+func (k kitCreds) ServerHandshake(raw net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	nc, info, err := k.TransportCredentials.ServerHandshake(raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	h, ok := raw.(*handshakeConn)
+	if !ok {
+		return nc, info, nil
+	}
+	fw := newFrameWriter(nc, h.c)
+	k.s.attach(h.c, fw)
+	return fw, info, nil
+}
+
+func (k kitCreds) Clone() credentials.TransportCredentials {
+	return kitCreds{TransportCredentials: k.TransportCredentials.Clone(), s: k.s}
+}
+
+// warnOpaque logs, once, that a connection's bytes are not HTTP/2 frames
+// where the kit reads them.
+func (s *Server) warnOpaque(c *conn) {
+	if s.opaqueW.CompareAndSwap(false, true) {
+		s.log.Error("a connection is not plain HTTP/2 where the kit writes GOAWAY frames; it will never be rotated. Give TLS with WithTLSFiles or WithTLSConfig, not grpc.Creds in WithGRPCOptions",
+			"remote", c.raw.RemoteAddr().String())
+	}
 }
 
 // startBackground starts, once, the work that runs while the server serves:
@@ -180,7 +283,6 @@ func (s *Server) startBackground() {
 		stopped := s.bgStopped
 		s.mu.Unlock()
 		if stopped {
-			// Shutdown or Close came first: start nothing.
 			cancel()
 			return
 		}

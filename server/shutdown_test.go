@@ -9,8 +9,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
-	"github.com/rotorkit/rotor/example/hello"
-	"github.com/rotorkit/rotor/internal/testproc"
+	"github.com/rotorkit/rotor/internal/testkit"
 	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
 	"github.com/rotorkit/rotor/server"
 )
@@ -27,7 +26,7 @@ func TestShutdownUnderLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hellov1.RegisterHelloServer(srv, &hello.Service{Name: "a", IgnoreDrain: true})
+	hellov1.RegisterHelloServer(srv, &testkit.Hello{Name: "a", IgnoreDrain: true})
 	addr, lisClose := listen(t, srv)
 	defer lisClose()
 	client := dial(t, addr, cfg)
@@ -40,7 +39,7 @@ func TestShutdownUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	load := testproc.StartCallLoad(t, client, 4)
+	load := testkit.StartCallLoad(t, client, 4)
 	time.Sleep(300 * time.Millisecond) // let load build up
 
 	load.Mark() // just before Shutdown makes health NOT_SERVING
@@ -93,7 +92,7 @@ func TestShutdownContextDeadline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hellov1.RegisterHelloServer(srv, &hello.Service{Name: "a", IgnoreDrain: true})
+	hellov1.RegisterHelloServer(srv, &testkit.Hello{Name: "a", IgnoreDrain: true})
 	addr, lisClose := listen(t, srv)
 	defer lisClose()
 	stream, err := dial(t, addr, cfg).HiStream(context.Background(), &hellov1.HiStreamRequest{IntervalMs: 20})

@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 )
@@ -86,12 +85,12 @@ func ClientTLS(caFile, certFile, keyFile string) (credentials.TransportCredentia
 	if caFile != "" {
 		pool, err := loadPool(caFile)
 		if err != nil {
-			return nil, &ConfigError{Field: "ClientTLS caFile", Value: fmt.Sprintf("%q", caFile), Want: "a PEM file of CA certificates: " + err.Error()}
+			return nil, &ConfigError{Field: "server.ClientTLS caFile", Value: fmt.Sprintf("%q", caFile), Want: "a PEM file of CA certificates: " + err.Error()}
 		}
 		cfg.RootCAs = pool
 	}
 	if (certFile == "") != (keyFile == "") {
-		return nil, &ConfigError{Field: "ClientTLS", Value: fmt.Sprintf("certFile %q, keyFile %q", certFile, keyFile), Want: "both a client certificate and its key, or neither"}
+		return nil, &ConfigError{Field: "server.ClientTLS", Value: fmt.Sprintf("certFile %q, keyFile %q", certFile, keyFile), Want: "both a client certificate and its key, or neither"}
 	}
 	if certFile != "" {
 		r, err := newCertReloader(tlsFiles{cert: certFile, key: keyFile}, slog.Default())
@@ -122,7 +121,7 @@ func (s *Server) LocalClientCredentials() (credentials.TransportCredentials, err
 	case s.tls == nil && !s.set.tls.configSet:
 		return insecure.NewCredentials(), nil
 	case s.tls == nil:
-		return nil, errors.New("rotor/server: LocalClientCredentials: the server was given WithTLSConfig, whose certificates the kit cannot pin; dial it with credentials of your own (ClientTLS)")
+		return nil, errors.New("rotor: LocalClientCredentials: the server was given WithTLSConfig, whose certificates the kit cannot pin; dial it with credentials of your own (ClientTLS)")
 	}
 	r := s.tls
 	cfg := &tls.Config{
@@ -133,7 +132,7 @@ func (s *Server) LocalClientCredentials() (credentials.TransportCredentials, err
 		InsecureSkipVerify: true,
 		VerifyConnection: func(cs tls.ConnectionState) error {
 			if len(cs.PeerCertificates) == 0 || !r.serves(cs.PeerCertificates[0]) {
-				return errors.New("rotor/server: the local server presented a certificate other than its own")
+				return errors.New("rotor: the local server presented a certificate other than its own")
 			}
 			return nil
 		},
@@ -148,7 +147,7 @@ func (s *Server) LocalClientCredentials() (credentials.TransportCredentials, err
 		}
 		_, err := st.cert.Leaf.Verify(x509.VerifyOptions{Roots: st.clientCAs, Intermediates: chain, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
 		if err != nil {
-			return nil, fmt.Errorf("rotor/server: LocalClientCredentials: the server requires client certificates, and an in-process client presents the server's own, which the client CAs of %s do not accept: %w; issue the server certificate from a client CA, or dial with credentials of your own (ClientTLS)", r.files.clientCA, err)
+			return nil, fmt.Errorf("rotor: LocalClientCredentials: the server requires client certificates, and an in-process client presents the server's own, which the client CAs of %s do not accept: %w; issue the server certificate from a client CA, or dial with credentials of your own (ClientTLS)", r.files.clientCA, err)
 		}
 		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 			return r.current().cert, nil
@@ -168,46 +167,46 @@ type tlsFiles struct{ cert, key, clientCA string }
 
 func (f tlsFiles) validate() error {
 	if f.cert == "" || f.key == "" {
-		return &ConfigError{Field: "WithTLSFiles", Value: fmt.Sprintf("certFile %q, keyFile %q", f.cert, f.key), Want: "both a certificate file and a key file (PEM); the client CA file is the optional one"}
+		return &ConfigError{Field: "server.WithTLSFiles", Value: fmt.Sprintf("certFile %q, keyFile %q", f.cert, f.key), Want: "both a certificate file and a key file (PEM); the client CA file is the optional one"}
 	}
 	return nil
 }
 
 // validateTLS checks the TLS options' shape; the files are read by New.
-func (s settings) validateTLS() error {
-	var errs []error
+func (s settings) validateTLS(p *problems) {
 	t := s.tls
 	switch {
 	case t.configSet && t.files != nil:
-		errs = append(errs, &ConfigError{Field: "WithTLSConfig", Value: "given with WithTLSFiles", Want: "one of WithTLSFiles and WithTLSConfig"})
+		p.add("server.WithTLSConfig", "given with WithTLSFiles", "one of WithTLSFiles and WithTLSConfig")
 	case t.configSet && t.config == nil:
-		errs = append(errs, &ConfigError{Field: "WithTLSConfig", Value: "nil", Want: "a *tls.Config; leave the option out to serve plaintext"})
+		p.add("server.WithTLSConfig", "nil", "a *tls.Config; leave the option out to serve plaintext")
 	case t.configSet && len(t.config.Certificates) == 0 && t.config.GetCertificate == nil && t.config.GetConfigForClient == nil:
-		errs = append(errs, &ConfigError{Field: "WithTLSConfig", Value: "a tls.Config without certificates", Want: "a tls.Config with Certificates, GetCertificate or GetConfigForClient"})
+		p.add("server.WithTLSConfig", "a tls.Config without certificates", "a tls.Config with Certificates, GetCertificate or GetConfigForClient")
 	case t.files != nil:
-		errs = append(errs, t.files.validate())
+		if err := t.files.validate(); err != nil {
+			*p = append(*p, err)
+		}
 	}
 	if (t.files != nil || t.configSet) && s.fairShare != nil && len(s.fairShare.DialOptions) == 0 {
-		errs = append(errs, &ConfigError{Field: "FairShare.DialOptions", Value: "none (plaintext)", Want: "transport credentials for the peers' load queries, as the server serves TLS: grpc.WithTransportCredentials of ClientTLS, and grpc.WithAuthority with a name the pods' certificates carry"})
+		p.add("server.FairShare.DialOptions", "none (plaintext)", "transport credentials for the peers' load queries, as the server serves TLS: grpc.WithTransportCredentials of ClientTLS, and grpc.WithAuthority with a name the pods' certificates carry")
 	}
-	return errors.Join(errs...)
 }
 
-// setupTLS loads the TLS files, if any, and adds the credentials to the
-// per-connection servers' options.
-func (s *Server) setupTLS() error {
+// setupTLS loads the TLS files, if any, and returns the server's transport
+// credentials, nil for plaintext.
+func (s *Server) setupTLS() (credentials.TransportCredentials, error) {
 	switch {
 	case s.set.tls.files != nil:
 		r, err := newCertReloader(*s.set.tls.files, s.log)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		s.tls = r
-		s.opts = append(s.opts, grpc.Creds(credentials.NewTLS(r.serverConfig())))
+		return credentials.NewTLS(r.serverConfig()), nil
 	case s.set.tls.config != nil:
-		s.opts = append(s.opts, grpc.Creds(credentials.NewTLS(s.set.tls.config)))
+		return credentials.NewTLS(s.set.tls.config), nil
 	}
-	return nil
+	return nil, nil
 }
 
 // certReloader holds the certificate, key and client CAs loaded from files,
@@ -236,7 +235,7 @@ func newCertReloader(f tlsFiles, log *slog.Logger) (*certReloader, error) {
 		r.cur, err = r.load()
 	}
 	if err != nil {
-		return nil, &ConfigError{Field: "WithTLSFiles", Value: fmt.Sprintf("certFile %q, keyFile %q, clientCAFile %q", f.cert, f.key, f.clientCA), Want: "readable PEM files: " + err.Error()}
+		return nil, &ConfigError{Field: "server.WithTLSFiles", Value: fmt.Sprintf("certFile %q, keyFile %q, clientCAFile %q", f.cert, f.key, f.clientCA), Want: "readable PEM files: " + err.Error()}
 	}
 	r.loaded = stamps
 	r.warnExpired(r.cur)
@@ -269,13 +268,13 @@ func (r *certReloader) current() *certState {
 	}
 	if err != nil {
 		if !sameFiles(stamps, r.failed) {
-			r.log.Warn("rotor: TLS files changed but do not load; serving the previous certificate", "cert", r.files.cert, "key", r.files.key, "client_ca", r.files.clientCA, "err", err)
+			r.log.Warn("TLS files changed but do not load; serving the previous certificate", "cert", r.files.cert, "key", r.files.key, "client_ca", r.files.clientCA, "err", err)
 		}
 		r.failed = stamps
 		return r.cur
 	}
 	r.prev, r.cur, r.loaded = r.cur, st, stamps
-	r.log.Info("rotor: TLS certificate reloaded", "cert", r.files.cert, "subject", st.cert.Leaf.Subject.String(), "not_after", st.cert.Leaf.NotAfter)
+	r.log.Info("TLS certificate reloaded", "cert", r.files.cert, "subject", st.cert.Leaf.Subject.String(), "not_after", st.cert.Leaf.NotAfter)
 	r.warnExpired(st)
 	return st
 }
@@ -297,7 +296,7 @@ func (r *certReloader) serves(leaf *x509.Certificate) bool {
 
 func (r *certReloader) warnExpired(st *certState) {
 	if now := time.Now(); now.After(st.cert.Leaf.NotAfter) || now.Before(st.cert.Leaf.NotBefore) {
-		r.log.Warn("rotor: the TLS certificate is not valid now; clients will refuse it", "cert", r.files.cert,
+		r.log.Warn("the TLS certificate is not valid now; clients will refuse it", "cert", r.files.cert,
 			"not_before", st.cert.Leaf.NotBefore, "not_after", st.cert.Leaf.NotAfter)
 	}
 }

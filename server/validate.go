@@ -3,123 +3,147 @@ package server
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"time"
+
+	"github.com/rotorkit/rotor/internal/conf"
 )
 
-// A ConfigError reports one invalid Config field: which field, the value it
-// had, and what it must be instead.
+// A ConfigError reports one invalid setting: which one, the value it had,
+// and what it must be instead. It is the one error type of the kit's
+// configuration: Config.Validate, New, Config.ServerOptions, Server.Rotate
+// and the gateway package's New all report invalid settings with it, joined
+// with errors.Join when there are several.
 type ConfigError struct {
-	Field string // the Config field, e.g. "MaxConnectionAge"
-	Value string // the rejected value, formatted
-	Want  string // the allowed range, in words
+	// Field names the setting with its package and type, as a Go reader
+	// finds it: "server.Config.MaxConnectionAge",
+	// "server.Rotation.Fraction", "server.WithAdminAddr",
+	// "gateway.Config.ReadTimeout".
+	Field string
+	// Value is the rejected value, formatted ("off" for Off).
+	Value string
+	// Want is what the setting must be, in words.
+	Want string
 }
 
 func (e *ConfigError) Error() string {
-	return fmt.Sprintf("rotor/server: %s = %s is invalid: want %s", e.Field, e.Value, e.Want)
+	return fmt.Sprintf("rotor: %s = %s is invalid: want %s", e.Field, e.Value, e.Want)
 }
+
+// problems collects ConfigErrors.
+type problems []error
+
+func (p *problems) add(field string, value any, want string) {
+	*p = append(*p, &ConfigError{Field: field, Value: conf.Format(value), Want: want})
+}
+
+func (p problems) err() error { return errors.Join(p...) }
 
 // Validate reports every invalid or inconsistent field of c at once, as
-// *ConfigError values joined with errors.Join, or nil when c is valid.
+// *ConfigError values joined with errors.Join, or nil when c is valid. It
+// checks exactly what New and ServerOptions check of a Config.
 func (c Config) Validate() error {
-	return c.validate(false)
+	var p problems
+	c.validate(&p)
+	return p.err()
 }
 
-// validate checks c. withRotation says whether the caller rotates on demand
-// (New does), which gives a grace period a meaning even without an age.
-func (c Config) validate(withRotation bool) error {
-	var errs []error
-	bad := func(field string, value any, want string) {
-		errs = append(errs, &ConfigError{Field: field, Value: fmtValue(value), Want: want})
-	}
-	lifetime := func(field string, d time.Duration, off string) {
+func (c Config) validate(p *problems) {
+	c = c.withDefaults()
+	field := func(name string) string { return "server.Config." + name }
+	// A length of time that must be at least min, or Off where off is
+	// allowed (offMeans says what Off does; "" when not allowed).
+	atLeast := func(name string, d, min time.Duration, offMeans string) {
 		switch {
-		case d == Never:
+		case d == Off && offMeans != "":
+		case d == Off:
+			p.add(field(name), d, fmt.Sprintf("at least %s, or 0 for the default; it cannot be turned off", min))
 		case d < 0:
-			bad(field, d, "a duration of at least 1s, or server.Never to "+off+"; negative durations have no meaning")
-		case d < time.Second:
-			bad(field, d, "at least 1s (shorter makes every client reconnect constantly), or server.Never to "+off)
+			p.add(field(name), d, "a positive duration; negative durations have no meaning"+offHint(offMeans))
+		case d < min:
+			p.add(field(name), d, fmt.Sprintf("at least %s, or 0 for the default%s", min, offHint(offMeans)))
 		}
 	}
-	lifetime("MaxConnectionAge", c.MaxConnectionAge, "turn age rotation off")
-	lifetime("MaxConnectionIdle", c.MaxConnectionIdle, "keep idle connections")
-	switch {
-	case c.KeepaliveTime == Never:
-	case c.KeepaliveTime < time.Second:
-		bad("KeepaliveTime", c.KeepaliveTime, "at least 1s (grpc-go's floor), or server.Never to stop server pings")
+	// A length of time that may be Off (none) or up to max.
+	upTo := func(name string, d, max time.Duration, offMeans string) {
+		switch {
+		case d == Off:
+		case d < 0 || d > max:
+			p.add(field(name), d, fmt.Sprintf("at most %s, 0 for the default%s", max, offHint(offMeans)))
+		}
 	}
-	if c.KeepaliveTimeout < time.Second {
-		bad("KeepaliveTimeout", c.KeepaliveTimeout, "at least 1s: a shorter timeout closes healthy connections on a busy network")
-	}
+
+	atLeast("MaxConnectionAge", c.MaxConnectionAge, time.Second, "never rotate by age")
+	atLeast("MaxConnectionAgeGrace", c.MaxConnectionAgeGrace, time.Nanosecond, "close at once")
+	atLeast("MaxConnectionIdle", c.MaxConnectionIdle, time.Second, "keep idle connections")
+	atLeast("KeepaliveTime", c.KeepaliveTime, time.Second, "send no pings")
+	atLeast("KeepaliveTimeout", c.KeepaliveTimeout, time.Second, "")
 	if c.MinPingInterval < time.Second || c.MinPingInterval > time.Hour {
-		bad("MinPingInterval", c.MinPingInterval, "between 1s and 1h")
+		p.add(field("MinPingInterval"), c.MinPingInterval, "between 1s and 1h, or 0 for the default 10s")
 	}
-	switch {
-	case c.MaxConnectionAgeGrace < 0:
-		bad("MaxConnectionAgeGrace", c.MaxConnectionAgeGrace, "0 or more (0 closes a rotated connection at once)")
-	case c.MaxConnectionAgeGrace > 0 && c.MaxConnectionAge == Never && !withRotation:
-		bad("MaxConnectionAgeGrace", c.MaxConnectionAgeGrace, "0 when MaxConnectionAge is server.Never: grpc-go only uses the grace after an age-based GOAWAY")
+	if c.MaxConcurrentStreams != Off && (c.MaxConcurrentStreams < 1 || c.MaxConcurrentStreams > math.MaxUint32) {
+		p.add(field("MaxConcurrentStreams"), c.MaxConcurrentStreams, "1 to 4294967295, or server.Off (the default) for no cap")
 	}
 	if c.MaxRecvMsgSize < 1 {
-		bad("MaxRecvMsgSize", c.MaxRecvMsgSize, "at least 1 byte (the default is 4 MiB)")
+		p.add(field("MaxRecvMsgSize"), c.MaxRecvMsgSize, "at least 1 byte, or 0 for the default 4 MiB")
 	}
 	if c.MaxSendMsgSize < 1 {
-		bad("MaxSendMsgSize", c.MaxSendMsgSize, "at least 1 byte")
+		p.add(field("MaxSendMsgSize"), c.MaxSendMsgSize, "at least 1 byte, or 0 for the default 2 GiB - 1")
 	}
 	if c.HandshakeTimeout < time.Second || c.HandshakeTimeout > 5*time.Minute {
-		bad("HandshakeTimeout", c.HandshakeTimeout, "between 1s and 5m")
+		p.add(field("HandshakeTimeout"), c.HandshakeTimeout, "between 1s and 5m, or 0 for the default 10s; it cannot be turned off")
 	}
-	if c.MaxConnections < 0 {
-		bad("MaxConnections", c.MaxConnections, "0 (no limit) or more")
+	if c.MaxConnections != Off && c.MaxConnections < 1 {
+		p.add(field("MaxConnections"), c.MaxConnections, "at least 1, or server.Off (the default) for no cap")
 	}
-	if c.ShutdownDelay < 0 || c.ShutdownDelay > 10*time.Minute {
-		bad("ShutdownDelay", c.ShutdownDelay, "between 0 and 10m (the pod's terminationGracePeriodSeconds must cover it)")
+	upTo("ShutdownDelay", c.ShutdownDelay, maxShutdownStep, "send GOAWAY at once")
+	switch grace := on(c.MaxConnectionAgeGrace); {
+	case c.DrainTimeout < 0 && c.DrainTimeout != Off, c.DrainTimeout > maxShutdownStep:
+		p.add(field("DrainTimeout"), c.DrainTimeout, fmt.Sprintf("between MaxConnectionAgeGrace (%s) and %s, or 0 for the default %s", conf.Format(c.MaxConnectionAgeGrace), maxShutdownStep, DefaultDrainTimeout))
+	case c.MaxConnectionAgeGrace >= 0 && on(c.DrainTimeout) < grace:
+		p.add(field("DrainTimeout"), c.DrainTimeout, fmt.Sprintf("at least MaxConnectionAgeGrace (%s): a shutdown must not cut calls that a rotation would let finish", grace))
 	}
-	switch {
-	case c.DrainTimeout < 0:
-		bad("DrainTimeout", c.DrainTimeout, "0 or more")
-	case c.MaxConnectionAgeGrace >= 0 && c.DrainTimeout < c.MaxConnectionAgeGrace:
-		bad("DrainTimeout", c.DrainTimeout, fmt.Sprintf("at least MaxConnectionAgeGrace (%s): a shutdown must not cut calls that a rotation would let finish", c.MaxConnectionAgeGrace))
-	}
-	if c.RotateSpread < 0 || c.RotateSpread > 10*time.Minute {
-		bad("RotateSpread", c.RotateSpread, "between 0 (all at once) and 10m")
-	}
-	return errors.Join(errs...)
+	upTo("RotateSpread", c.RotateSpread, maxShutdownStep, "send every GOAWAY at once")
 }
 
-func fmtValue(v any) string {
-	if d, ok := v.(time.Duration); ok && d == Never {
-		return "Never"
+// maxShutdownStep bounds ShutdownDelay, DrainTimeout and RotateSpread: each
+// covers seconds of endpoint propagation or reconnects, not hours, and a
+// pod's terminationGracePeriodSeconds must cover the first two.
+const maxShutdownStep = 10 * time.Minute
+
+func offHint(offMeans string) string {
+	if offMeans == "" {
+		return ""
 	}
-	return fmt.Sprint(v)
+	return ", or server.Off to " + offMeans
 }
 
-// validate checks the settings New takes beyond the Config.
+// validate checks everything New is given.
 func (s settings) validate() error {
-	errs := []error{s.cfg.validate(true), s.validateTLS()}
-	bad := func(field, value, want string) {
-		errs = append(errs, &ConfigError{Field: field, Value: value, Want: want})
-	}
+	var p problems
+	s.cfg.validate(&p)
+	s.validateTLS(&p)
 	if s.adminAddr != "" {
 		if _, _, err := net.SplitHostPort(s.adminAddr); err != nil {
-			bad("WithAdminAddr", fmt.Sprintf("%q", s.adminAddr), "host:port, e.g. 127.0.0.1:9090")
+			p.add("server.WithAdminAddr", fmt.Sprintf("%q", s.adminAddr), "host:port, e.g. 127.0.0.1:9090")
 		} else if !s.adminPublic && !isLoopback(s.adminAddr) {
-			bad("WithAdminAddr", fmt.Sprintf("%q", s.adminAddr), "a loopback address such as 127.0.0.1:9090; anyone who reaches the admin endpoints can rotate every connection, so a public address needs WithPublicAdmin (and WithAdminToken)")
+			p.add("server.WithAdminAddr", fmt.Sprintf("%q", s.adminAddr), "a loopback address such as 127.0.0.1:9090; anyone who reaches the admin endpoints can rotate every connection, so a public address needs WithPublicAdmin (and WithAdminToken)")
 		}
 	}
 	if s.peerTarget != "" {
 		if _, _, err := parsePeerTarget(s.peerTarget); err != nil {
-			bad("WithPeerDNS", fmt.Sprintf("%q", s.peerTarget), err.Error())
+			p.add("server.WithPeerDNS", fmt.Sprintf("%q", s.peerTarget), err.Error())
 		}
-		if s.peerInterval < 0 || (s.peerInterval > 0 && s.peerInterval < 100*time.Millisecond) {
-			bad("WithPeerDNS interval", s.peerInterval.String(), "0 (5s) or at least 100ms")
+		if s.peerInterval != 0 && (s.peerInterval < 100*time.Millisecond || s.peerInterval > time.Hour) {
+			p.add("server.WithPeerDNS interval", s.peerInterval, fmt.Sprintf("between 100ms and 1h, or 0 for the default %s", DefaultPeerInterval))
 		}
 	}
 	if s.fairShare != nil {
 		if s.peerTarget == "" {
-			bad("WithFairShare", "on", "WithPeerDNS too: fair share finds its peers through the headless Service")
+			p.add("server.WithFairShare", "on", "WithPeerDNS too: fair share finds its peers through the headless Service")
 		}
-		errs = append(errs, s.fairShare.validate())
+		s.fairShare.validate(&p)
 	}
-	return errors.Join(errs...)
+	return p.err()
 }

@@ -16,67 +16,76 @@ func TestConfigValidate(t *testing.T) {
 		field  string // "" means valid
 		want   string // part of the allowed range the error must name
 	}{
-		{"defaults", func(*server.Config) {}, "", ""},
-		{"age never", func(c *server.Config) { c.MaxConnectionAge = server.Never; c.MaxConnectionAgeGrace = 0 }, "", ""},
+		{"zero value is the defaults", func(*server.Config) {}, "", ""},
+		{"age off", func(c *server.Config) { c.MaxConnectionAge = server.Off }, "", ""},
+		{"age off with a grace", func(c *server.Config) { c.MaxConnectionAge = server.Off; c.MaxConnectionAgeGrace = time.Second }, "", ""},
 		{"age 1s", func(c *server.Config) { c.MaxConnectionAge = time.Second }, "", ""},
 		{"negative age", func(c *server.Config) { c.MaxConnectionAge = -time.Second }, "MaxConnectionAge", "negative"},
-		{"zero age", func(c *server.Config) { c.MaxConnectionAge = 0 }, "MaxConnectionAge", "at least 1s"},
 		{"age below 1s", func(c *server.Config) { c.MaxConnectionAge = 500 * time.Millisecond }, "MaxConnectionAge", "at least 1s"},
-		{"negative grace", func(c *server.Config) { c.MaxConnectionAgeGrace = -1 }, "MaxConnectionAgeGrace", "0 or more"},
-		{"grace without age", func(c *server.Config) { c.MaxConnectionAge = server.Never }, "MaxConnectionAgeGrace", "Never"},
+		{"grace off", func(c *server.Config) { c.MaxConnectionAgeGrace = server.Off }, "", ""},
+		{"negative grace", func(c *server.Config) { c.MaxConnectionAgeGrace = -2 }, "MaxConnectionAgeGrace", "server.Off"},
 		{"idle below 1s", func(c *server.Config) { c.MaxConnectionIdle = time.Millisecond }, "MaxConnectionIdle", "at least 1s"},
 		{"negative idle", func(c *server.Config) { c.MaxConnectionIdle = -time.Minute }, "MaxConnectionIdle", "negative"},
+		{"keepalive off", func(c *server.Config) { c.KeepaliveTime = server.Off }, "", ""},
 		{"keepalive time below floor", func(c *server.Config) { c.KeepaliveTime = 999 * time.Millisecond }, "KeepaliveTime", "at least 1s"},
-		{"keepalive timeout zero", func(c *server.Config) { c.KeepaliveTimeout = 0 }, "KeepaliveTimeout", "at least 1s"},
-		{"min ping interval zero", func(c *server.Config) { c.MinPingInterval = 0 }, "MinPingInterval", "between 1s and 1h"},
+		{"keepalive timeout off", func(c *server.Config) { c.KeepaliveTimeout = server.Off }, "KeepaliveTimeout", "cannot be turned off"},
+		{"keepalive timeout short", func(c *server.Config) { c.KeepaliveTimeout = time.Millisecond }, "KeepaliveTimeout", "at least 1s"},
 		{"min ping interval too long", func(c *server.Config) { c.MinPingInterval = 2 * time.Hour }, "MinPingInterval", "between 1s and 1h"},
-		{"recv size zero", func(c *server.Config) { c.MaxRecvMsgSize = 0 }, "MaxRecvMsgSize", "at least 1 byte"},
+		{"min ping interval off", func(c *server.Config) { c.MinPingInterval = server.Off }, "MinPingInterval", "between 1s and 1h"},
+		{"streams capped", func(c *server.Config) { c.MaxConcurrentStreams = 100 }, "", ""},
+		{"streams negative", func(c *server.Config) { c.MaxConcurrentStreams = -5 }, "MaxConcurrentStreams", "1 to 4294967295"},
+		{"streams over uint32", func(c *server.Config) { c.MaxConcurrentStreams = 1 << 33 }, "MaxConcurrentStreams", "1 to 4294967295"},
+		{"recv size negative", func(c *server.Config) { c.MaxRecvMsgSize = -1 }, "MaxRecvMsgSize", "at least 1 byte"},
 		{"send size negative", func(c *server.Config) { c.MaxSendMsgSize = -5 }, "MaxSendMsgSize", "at least 1 byte"},
-		{"handshake timeout zero", func(c *server.Config) { c.HandshakeTimeout = 0 }, "HandshakeTimeout", "between 1s and 5m"},
-		{"negative max connections", func(c *server.Config) { c.MaxConnections = -1 }, "MaxConnections", "0 (no limit) or more"},
-		{"negative shutdown delay", func(c *server.Config) { c.ShutdownDelay = -time.Second }, "ShutdownDelay", "between 0 and 10m"},
-		{"shutdown delay Never", func(c *server.Config) { c.ShutdownDelay = server.Never }, "ShutdownDelay", "between 0 and 10m"},
+		{"handshake timeout off", func(c *server.Config) { c.HandshakeTimeout = server.Off }, "HandshakeTimeout", "cannot be turned off"},
+		{"handshake timeout long", func(c *server.Config) { c.HandshakeTimeout = time.Hour }, "HandshakeTimeout", "between 1s and 5m"},
+		{"negative max connections", func(c *server.Config) { c.MaxConnections = -3 }, "MaxConnections", "server.Off"},
+		{"max connections off", func(c *server.Config) { c.MaxConnections = server.Off }, "", ""},
+		{"shutdown delay off", func(c *server.Config) { c.ShutdownDelay = server.Off }, "", ""},
+		{"negative shutdown delay", func(c *server.Config) { c.ShutdownDelay = -time.Second }, "ShutdownDelay", "at most 10m"},
+		{"shutdown delay hours", func(c *server.Config) { c.ShutdownDelay = time.Hour }, "ShutdownDelay", "at most 10m"},
 		{"drain shorter than grace", func(c *server.Config) { c.DrainTimeout = 5 * time.Second }, "DrainTimeout", "at least MaxConnectionAgeGrace (10s)"},
-		{"negative drain", func(c *server.Config) { c.DrainTimeout = -1 }, "DrainTimeout", "0 or more"},
-		{"zero delay and drain with zero grace", func(c *server.Config) {
-			c.ShutdownDelay, c.DrainTimeout, c.MaxConnectionAgeGrace = 0, 0, 0
+		{"drain off with a grace", func(c *server.Config) { c.DrainTimeout = server.Off }, "DrainTimeout", "at least MaxConnectionAgeGrace"},
+		{"negative drain", func(c *server.Config) { c.DrainTimeout = -2 }, "DrainTimeout", "between MaxConnectionAgeGrace"},
+		{"drain, delay and grace off", func(c *server.Config) {
+			c.ShutdownDelay, c.DrainTimeout, c.MaxConnectionAgeGrace = server.Off, server.Off, server.Off
 		}, "", ""},
+		{"spread off", func(c *server.Config) { c.RotateSpread = server.Off }, "", ""},
+		{"spread an hour", func(c *server.Config) { c.RotateSpread = time.Hour }, "RotateSpread", "at most 10m"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg := server.DefaultConfig()
+			var cfg server.Config
 			tt.change(&cfg)
 			err := cfg.Validate()
-			_, optsErr := server.Options(cfg)
+			_, optsErr := cfg.ServerOptions()
+			_, newErr := server.New(server.WithConfig(cfg))
 			if tt.field == "" {
-				if err != nil || optsErr != nil {
-					t.Fatalf("Validate() = %v, Options() error = %v; want both nil", err, optsErr)
+				if err != nil || optsErr != nil || newErr != nil {
+					t.Fatalf("Validate() = %v, ServerOptions() error = %v, New() error = %v; want all nil", err, optsErr, newErr)
 				}
 				return
 			}
-			if optsErr == nil || err == nil {
-				t.Fatalf("Validate() = %v, Options() error = %v; want an error for %s", err, optsErr, tt.field)
+			if err == nil || optsErr == nil || newErr == nil {
+				t.Fatalf("Validate() = %v, ServerOptions() error = %v, New() error = %v; want all an error for %s", err, optsErr, newErr, tt.field)
 			}
 			var ce *server.ConfigError
 			if !errors.As(err, &ce) {
 				t.Fatalf("error %v is not a *ConfigError", err)
 			}
-			if ce.Field != tt.field {
-				t.Errorf("error names field %q, want %q (error: %v)", ce.Field, tt.field, err)
+			if want := "server.Config." + tt.field; ce.Field != want {
+				t.Errorf("error names field %q, want %q (error: %v)", ce.Field, want, err)
 			}
 			msg := err.Error()
-			if !strings.Contains(msg, tt.field) || !strings.Contains(msg, tt.want) {
-				t.Errorf("error %q should name %q and the allowed range %q", msg, tt.field, tt.want)
+			if !strings.HasPrefix(msg, "rotor: ") || !strings.Contains(msg, tt.field) || !strings.Contains(msg, tt.want) {
+				t.Errorf("error %q should start with \"rotor: \" and name %q and the allowed range %q", msg, tt.field, tt.want)
 			}
 		})
 	}
 }
 
 func TestValidateReportsEveryField(t *testing.T) {
-	cfg := server.DefaultConfig()
-	cfg.MaxConnectionAge = -1
-	cfg.ShutdownDelay = -1
-	cfg.MaxRecvMsgSize = 0
+	cfg := server.Config{MaxConnectionAge: -2, ShutdownDelay: -2, MaxRecvMsgSize: -1}
 	err := cfg.Validate()
 	for _, f := range []string{"MaxConnectionAge", "ShutdownDelay", "MaxRecvMsgSize"} {
 		if err == nil || !strings.Contains(err.Error(), f) {
@@ -85,13 +94,17 @@ func TestValidateReportsEveryField(t *testing.T) {
 	}
 }
 
-func TestNewAcceptsGraceWithoutAge(t *testing.T) {
-	// On-demand rotation uses the grace, so the kit's Server accepts it
-	// even when age rotation is off.
-	if _, err := server.New(server.WithMaxConnectionAge(server.Never)); err != nil {
-		t.Fatalf("New with age Never and the default grace: %v", err)
+// The zero Config and DefaultConfig are the same settings.
+func TestZeroConfigIsTheDefaults(t *testing.T) {
+	def := server.DefaultConfig()
+	if def.MaxConnectionAge != server.DefaultMaxConnectionAge || def.DrainTimeout != server.DefaultDrainTimeout || def.MaxConnectionIdle != server.Off {
+		t.Errorf("DefaultConfig() = %+v", def)
 	}
-	if _, err := server.New(server.WithMaxConnectionAge(10 * time.Millisecond)); err == nil {
-		t.Fatal("New accepted MaxConnectionAge 10ms")
+	srv, err := server.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := srv.Config(); got != def {
+		t.Errorf("New().Config() = %+v, want DefaultConfig() %+v", got, def)
 	}
 }

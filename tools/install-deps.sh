@@ -81,7 +81,7 @@ fi
 # grpcurl, pinned in tools/go.mod, for the interop tests: build it now (go
 # caches the binary) so that a test does not spend a cold build's minute.
 if command -v go >/dev/null; then
-	go tool -modfile=tools/go.mod -n grpcurl >/dev/null
+	GOWORK=off go tool -modfile=tools/go.mod -n grpcurl >/dev/null
 fi
 
 if $root; then

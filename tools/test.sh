@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every check rotor's CI runs: formatting, vet, generated-code drift, buf
-# lint, the whole test suite under the race detector, every benchmark once,
+# Runs every check rotor's CI runs: formatting, vet, tidy modules,
+# generated-code drift, buf lint, the whole test suite of every module of
+# the workspace (go.work) under the race detector, every benchmark once,
 # then 10 s of each fuzz target. The lab tests need root plus iptables,
 # conntrack, dnsmasq and nginx: as root this script installs what is missing
 # (Debian packages); elsewhere those tests skip and say why.
@@ -12,39 +13,51 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n== %s\n' "$*"; }
 
+# The modules of the workspace, as package patterns.
+modules=(./... ./example/...)
+
 step "installing test dependencies"
 tools/install-deps.sh
 
 step "gofmt"
-unformatted=$(gofmt -l $(git ls-files '*.go'))
+unformatted=$(gofmt -l $(git ls-files -co --exclude-standard '*.go'))
 if [ -n "$unformatted" ]; then
 	echo "not gofmt-ed:"; echo "$unformatted"; exit 1
 fi
 
 step "go vet"
-go vet ./...
+go vet "${modules[@]}"
 
+step "go.mod files are tidy"
+for dir in . example; do
+	if ! (cd "$dir" && GOWORK=off go mod tidy -diff); then
+		echo "$dir/go.mod is not tidy; run: (cd $dir && GOWORK=off go mod tidy)"; exit 1
+	fi
+done
+
+# tools/go.mod is not part of the workspace: GOWORK=off.
 step "generated code is up to date (buf generate) and buf lint"
-go tool -modfile=tools/go.mod buf lint
-go tool -modfile=tools/go.mod buf generate
+GOWORK=off go tool -modfile=tools/go.mod buf lint
+GOWORK=off go tool -modfile=tools/go.mod buf generate
 if [ -n "$(git status --porcelain -- proto/gen)" ]; then
-	echo "proto/gen differs from what buf generate writes; run: go tool -modfile=tools/go.mod buf generate"
+	echo "proto/gen differs from what buf generate writes; run: GOWORK=off go tool -modfile=tools/go.mod buf generate"
 	git status --porcelain -- proto/gen
 	git diff --stat -- proto/gen
 	exit 1
 fi
 
 step "go test -race"
-go test -race -count=1 -timeout 20m "$@" ./...
+go test -race -count=1 -timeout 30m "$@" "${modules[@]}"
 
 # Every benchmark once, so that none rots; the numbers of a single
-# iteration mean nothing (see interceptors/doc.go for how to measure).
+# iteration mean nothing (README.md says how to measure).
 step "benchmarks compile and run (one iteration each)"
-go test -run '^$' -bench . -benchtime 1x -timeout 20m "$@" ./...
+go test -run '^$' -bench . -benchtime 1x -timeout 20m "$@" "${modules[@]}"
 
 # Each fuzz target briefly, from its committed seeds (testdata/fuzz/<Name>);
 # an input that fails is written there, to commit with its fix. go test
 # fuzzes one target per run.
 step "fuzz"
 go test -run '^$' -fuzz '^FuzzConfig$' -fuzztime 10s ./server
+go test -run '^$' -fuzz '^FuzzFrameWriter$' -fuzztime 10s ./server
 go test -run '^$' -fuzz '^FuzzGateway$' -fuzztime 10s ./gateway

@@ -241,7 +241,7 @@ func generateLoad(ctx context.Context, cfg loadConfig, emit func(loadLine) error
 		}
 		return c, err
 	}
-	opts := append(server.ClientOptions(server.DefaultConfig()),
+	opts := append(server.Config{}.DialOptions(),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithContextDialer(dial))
 	ccs := make([]*grpc.ClientConn, 0, cfg.Conns)

@@ -44,7 +44,7 @@ func run(args []string) error {
 	if *count < 0 || *interval < 0 || *timeout <= 0 {
 		return fmt.Errorf("-count and -interval must be 0 or more, -timeout more than 0")
 	}
-	opts := append(server.ClientOptions(server.DefaultConfig()), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	opts := append(server.Config{}.DialOptions(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	cc, err := grpc.NewClient(*target, opts...)
 	if err != nil {
 		return err

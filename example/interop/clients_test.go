@@ -69,7 +69,7 @@ func runClients(t *testing.T, sc scenario, clients []clientTest) {
 
 func testGRPCGo(t *testing.T, sc scenario) {
 	p := startServer(t, sc, "grpc-go", false)
-	opts := append(server.ClientOptions(server.DefaultConfig()), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	opts := append(server.Config{}.DialOptions(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	cc, err := grpc.NewClient(p.grpc, opts...)
 	if err != nil {
 		t.Fatal(err)
@@ -192,7 +192,10 @@ func runScript(t *testing.T, sc scenario, p *proc, dir, interpreter string, args
 func testGRPCurl(t *testing.T, sc scenario) {
 	// go tool -n builds grpcurl (cached after the first time) and prints
 	// where the binary is, so the loop below does not pay go tool's start.
-	out, err := command(context.Background(), repoRoot, 5*time.Minute, goTool(), "tool", "-modfile=tools/go.mod", "-n", "grpcurl")
+	// tools/go.mod is outside the go.work workspace: GOWORK=off.
+	build := exec.Command(goTool(), "tool", "-modfile=tools/go.mod", "-n", "grpcurl")
+	build.Dir, build.Env = repoRoot, append(os.Environ(), "GOWORK=off")
+	out, err := build.Output()
 	if err != nil {
 		t.Fatalf("building grpcurl from tools/go.mod: %v", err)
 	}

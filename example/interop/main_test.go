@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rotorkit/rotor/internal/testproc"
+	"github.com/rotorkit/rotor/internal/testkit"
 
 	dto "github.com/prometheus/client_model/go"
 )
@@ -39,7 +39,7 @@ var (
 	// (±10 %); calls in flight get two seconds to finish.
 	byAge = scenario{
 		name:       "age",
-		serverArgs: []string{"-max-connection-age", "1s", "-max-connection-age-grace", "2s", "-shutdown-delay", "0s", "-drain-timeout", "2s"},
+		serverArgs: []string{"-max-connection-age", "1s", "-max-connection-age-grace", "2s", "-shutdown-delay", "off", "-drain-timeout", "2s"},
 		reason:     "age",
 	}
 	// rapid: no age rotation, but every connection is sent away 20 times a
@@ -47,7 +47,7 @@ var (
 	// open, while calls refused by the previous GOAWAY wait for them.
 	rapid = scenario{
 		name:        "rapid",
-		serverArgs:  []string{"-max-connection-age", "never", "-max-connection-age-grace", "2s", "-shutdown-delay", "0s", "-drain-timeout", "2s"},
+		serverArgs:  []string{"-max-connection-age", "never", "-max-connection-age-grace", "2s", "-shutdown-delay", "off", "-drain-timeout", "2s"},
 		rotateEvery: 50 * time.Millisecond,
 		reason:      "admin",
 	}
@@ -81,7 +81,7 @@ func run(m *testing.M) int {
 		panic(err)
 	}
 	defer os.RemoveAll(dir)
-	serverBinary, err = testproc.Build(dir, "./example/server")
+	serverBinary, err = testkit.Build(dir, "github.com/rotorkit/rotor/example/server")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -102,7 +102,7 @@ func callDuration() time.Duration {
 
 // proc is a running example server.
 type proc struct {
-	*testproc.Process
+	*testkit.Process
 	name  string // its POD_NAME, which every answer carries
 	grpc  string
 	http  string // empty without the REST gateway
@@ -116,13 +116,13 @@ type proc struct {
 func startServer(t *testing.T, sc scenario, client string, withREST bool) *proc {
 	t.Helper()
 	name := "interop-" + client + "-" + sc.name
-	p := &proc{name: name, grpc: testproc.FreeAddr(t), admin: testproc.FreeAddr(t)}
+	p := &proc{name: name, grpc: testkit.FreeAddr(t), admin: testkit.FreeAddr(t)}
 	if withREST {
-		p.http = testproc.FreeAddr(t)
+		p.http = testkit.FreeAddr(t)
 	}
 	cmd := exec.Command(serverBinary, append([]string{"-grpc-addr", p.grpc, "-http-addr", p.http, "-admin-addr", p.admin}, sc.serverArgs...)...)
 	cmd.Env = append(os.Environ(), "POD_NAME="+name)
-	p.Process = testproc.Start(t, "server "+name, cmd)
+	p.Process = testkit.Start(t, "server "+name, cmd)
 	p.WaitHTTP(t, "http://"+p.admin+"/stats", 15*time.Second)
 	if withREST {
 		waitListening(t, p.http)
@@ -198,7 +198,7 @@ func (s connStats) String() string {
 // stats reads GET /metrics from the server's admin listener.
 func (p *proc) stats(t *testing.T) connStats {
 	t.Helper()
-	families := testproc.Scrape(t, "http://"+p.admin+"/metrics")
+	families := testkit.Scrape(t, "http://"+p.admin+"/metrics")
 	value := func(name string, labels ...string) int {
 		f, ok := families[name]
 		if !ok {

@@ -13,7 +13,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/rotorkit/rotor/internal/testproc"
+	"github.com/rotorkit/rotor/internal/testkit"
 )
 
 var (
@@ -51,7 +51,7 @@ func TestMain(m *testing.M) {
 
 // commandFlags builds ./example/<name> into dir and reads its flags from -h.
 func commandFlags(dir, name string) ([]flagDef, error) {
-	bin, err := testproc.Build(dir, "./example/"+name)
+	bin, err := testkit.Build(dir, "github.com/rotorkit/rotor/example/"+name)
 	if err != nil {
 		return nil, err
 	}
@@ -188,7 +188,7 @@ func TestCheckerCatches(t *testing.T) {
 		},
 		{
 			name: "unknown field deep in a pod",
-			text: replace("server.yaml", "      terminationGracePeriodSeconds: 35\n", "      terminationGracePeriod: 35\n"),
+			text: replace("server.yaml", "      terminationGracePeriodSeconds: 60\n", "      terminationGracePeriod: 60\n"),
 			want: `unknown field "terminationGracePeriod"`,
 		},
 		{
@@ -204,12 +204,12 @@ func TestCheckerCatches(t *testing.T) {
 		{
 			name: "grace period shorter than delay + drain",
 			obj:  func(b *bundle) { *server(b).Spec.Template.Spec.TerminationGracePeriodSeconds = 20 },
-			want: "terminationGracePeriodSeconds 20s is shorter than -shutdown-delay 5s + -drain-timeout 20s",
+			want: "terminationGracePeriodSeconds 20s is shorter than -shutdown-delay 5s + -drain-timeout 45s",
 		},
 		{
 			name: "drain timeout raised past the grace period",
-			obj:  setArg("drain-timeout", "40s"),
-			want: "terminationGracePeriodSeconds 35s is shorter",
+			obj:  setArg("drain-timeout", "90s"),
+			want: "terminationGracePeriodSeconds 1m0s is shorter",
 		},
 		{
 			name: "Service selector that selects nothing",
@@ -258,7 +258,7 @@ func TestCheckerCatches(t *testing.T) {
 		{
 			name: "liveness that could kill a draining pod",
 			obj:  func(b *bundle) { container(b).LivenessProbe.PeriodSeconds = 5 },
-			want: "livenessProbe fails after 15s of NOT_SERVING",
+			want: "livenessProbe fails after 30s of NOT_SERVING",
 		},
 		{
 			name: "server listening on a port the container does not declare",

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rotorkit/rotor/internal/testproc"
+	"github.com/rotorkit/rotor/internal/testkit"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -44,13 +44,13 @@ func TestServerRunsWithManifestArgs(t *testing.T) {
 		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
 		switch name {
 		case "grpc-addr", "http-addr", "admin-addr":
-			addrs[name] = testproc.FreeAddr(t)
+			addrs[name] = testkit.FreeAddr(t)
 			a = "-" + name + "=" + addrs[name]
 		case "peer-dns":
 			// Ask a loopback address where no DNS server listens, so that the
 			// peer watcher's lookups stay on this machine (and fail).
 			_, v, _ := strings.Cut(a, "=")
-			a = "-peer-dns=dns://" + testproc.FreeAddr(t) + "/" + v
+			a = "-peer-dns=dns://" + testkit.FreeAddr(t) + "/" + v
 		}
 		args = append(args, a)
 	}
@@ -69,7 +69,7 @@ func TestServerRunsWithManifestArgs(t *testing.T) {
 	}
 	cmd := exec.Command(serverBinary, args...)
 	cmd.Env = env
-	p := testproc.Start(t, "server with the manifest's arguments "+strings.Join(args, " "), cmd)
+	p := testkit.Start(t, "server with the manifest's arguments "+strings.Join(args, " "), cmd)
 
 	// Ready once the admin endpoint answers; POST /rotate wants the token.
 	p.WaitHTTP(t, "http://"+addrs["admin-addr"]+"/stats", 15*time.Second)

@@ -19,6 +19,8 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"syscall"
+	"time"
 
 	"google.golang.org/grpc"
 
@@ -31,7 +33,11 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	err := run(os.Args[1:])
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		// -h: the flag package has printed the usage.
+	case err != nil:
 		slog.Error("server failed", "err", err)
 		os.Exit(1)
 	}
@@ -48,6 +54,7 @@ func run(args []string) error {
 	adminToken := fs.String("admin-token", "", "bearer token required by POST /rotate")
 	peerDNS := fs.String("peer-dns", "", "headless Service name of this server's pods to watch (name, or dns://SERVER/name); when the set grows, rotate every connection over -rotate-spread")
 	peerInterval := fs.Duration("peer-interval", server.DefaultPeerInterval, "how often to resolve -peer-dns")
+	httpMaxAge := fs.String("http-max-connection-age", gateway.DefaultMaxConnectionAge.String(), `REST keep-alive connections get "Connection: close" after this long, ±10% (a Go duration, or "off")`)
 	fairShare := fs.Bool("fair-share", false, "balance a ClusterIP fleet: pods above their share of connections shed the excess (needs -peer-dns)")
 	tlsCert := fs.String("tls-cert", "", "serve gRPC over TLS with this PEM certificate (chain); reloaded when the file changes")
 	tlsKey := fs.String("tls-key", "", "the PEM key of -tls-cert")
@@ -61,6 +68,10 @@ func run(args []string) error {
 	}
 	if err := server.ApplyEnv(fs, "ROTOR_"); err != nil {
 		return err
+	}
+	restAge, err := parseAge(*httpMaxAge)
+	if err != nil {
+		return fmt.Errorf("-http-max-connection-age: %w", err)
 	}
 	id := hello.Identity()
 	// One registry for the call metrics, rotor's connection metrics and the
@@ -127,9 +138,14 @@ func run(args []string) error {
 			Fn:                   hellov1.RegisterHelloHandlerFromEndpoint,
 			GrpcPort:             *grpcAddr, // ":50051" dials localhost:50051
 			HTTPAddr:             *httpAddr,
-			DialOptions:          server.ClientOptions(cfg), // keepalive matched to this server's ping policy
+			DialOptions:          cfg.DialOptions(), // keepalive matched to this server's ping policy
 			TransportCredentials: creds,
 			OpenAPI:              proto.HelloOpenAPI,
+			MaxConnectionAge:     restAge,
+			// The same shutdown steps as the gRPC server's: both start at
+			// SIGTERM (RegisterOnShutdown below).
+			ShutdownDelay: cfg.ShutdownDelay,
+			DrainTimeout:  cfg.DrainTimeout,
 		})
 		if err != nil {
 			return err
@@ -139,9 +155,9 @@ func run(args []string) error {
 			gw.Close()
 			return err
 		}
-		// /readyz follows this server's gRPC health, so it turns 503 when
-		// Shutdown begins; the gateway itself stops in the drain step.
-		srv.RegisterOnDrain(func(ctx context.Context) { _ = gw.Shutdown(ctx) })
+		// The gateway shuts down with the gRPC server, by the same rule:
+		// /readyz 503 at once, serve on for the delay, then drain.
+		srv.RegisterOnShutdown(func(ctx context.Context) { _ = gw.Shutdown(ctx) })
 		go func() {
 			if err := gw.Serve(lis); !errors.Is(err, http.ErrServerClosed) {
 				slog.Error("gateway stopped", "err", err)
@@ -149,7 +165,22 @@ func run(args []string) error {
 			}
 		}()
 	}
-	return srv.Run(context.Background())
+	ctx, stop := server.SignalContext(context.Background())
+	defer stop()
+	go srv.RotateOnSignal(ctx, syscall.SIGHUP)
+	return srv.Run(ctx)
+}
+
+// parseAge reads a duration flag that also takes "off".
+func parseAge(v string) (time.Duration, error) {
+	if strings.EqualFold(strings.TrimSpace(v), "off") {
+		return server.Off, nil
+	}
+	d, err := time.ParseDuration(strings.TrimSpace(v))
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration: want a Go duration such as 30s, or \"off\"", v)
+	}
+	return d, nil
 }
 
 // peerDialOptions are the credentials of the fair-share load queries when the

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rotorkit/rotor/internal/testproc"
+	"github.com/rotorkit/rotor/internal/testkit"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -28,7 +28,7 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	binary, err = testproc.Build(dir, "./example/server")
+	binary, err = testkit.Build(dir, "github.com/rotorkit/rotor/example/server")
 	if err != nil {
 		panic(err)
 	}
@@ -39,7 +39,7 @@ func TestMain(m *testing.M) {
 
 // proc is a running example server.
 type proc struct {
-	*testproc.Process
+	*testkit.Process
 	grpc, http, admin string
 }
 
@@ -47,10 +47,10 @@ type proc struct {
 // waits until its admin endpoint and its REST front answer.
 func startServer(t *testing.T, args ...string) *proc {
 	t.Helper()
-	p := &proc{grpc: testproc.FreeAddr(t), http: testproc.FreeAddr(t), admin: testproc.FreeAddr(t)}
+	p := &proc{grpc: testkit.FreeAddr(t), http: testkit.FreeAddr(t), admin: testkit.FreeAddr(t)}
 	cmd := exec.Command(binary, append([]string{"-grpc-addr", p.grpc, "-http-addr", p.http, "-admin-addr", p.admin}, args...)...)
 	cmd.Env = append(os.Environ(), "POD_NAME=pod-under-test")
-	p.Process = testproc.Start(t, "server", cmd)
+	p.Process = testkit.Start(t, "server", cmd)
 	p.WaitHTTP(t, "http://"+p.admin+"/stats", 10*time.Second)
 	p.WaitHTTP(t, "http://"+p.http+"/healthz", 10*time.Second)
 	return p
@@ -58,7 +58,7 @@ func startServer(t *testing.T, args ...string) *proc {
 
 func (p *proc) client(t *testing.T) hellov1.HelloClient {
 	t.Helper()
-	opts := append(server.ClientOptions(server.DefaultConfig()), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	opts := append(server.Config{}.DialOptions(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	cc, err := grpc.NewClient(p.grpc, opts...)
 	if err != nil {
 		t.Fatal(err)
@@ -107,7 +107,7 @@ func TestSIGTERMDrainsAndExitsByDeadline(t *testing.T) {
 	if _, err := stream.Recv(); err != nil {
 		t.Fatal(err)
 	}
-	load := testproc.StartCallLoad(t, client, 4)
+	load := testkit.StartCallLoad(t, client, 4)
 	time.Sleep(300 * time.Millisecond)
 	load.Mark()
 	begin := time.Now()
@@ -135,7 +135,7 @@ func TestSIGTERMDrainsAndExitsByDeadline(t *testing.T) {
 
 // SIGHUP and POST /rotate rotate connections of the running process.
 func TestHangupAndAdminRotate(t *testing.T) {
-	p := startServer(t, "-rotate-spread", "0s")
+	p := startServer(t, "-rotate-spread", "off")
 	client := p.client(t)
 	if _, err := client.Hi(context.Background(), &hellov1.HiRequest{}); err != nil {
 		t.Fatal(err)
@@ -150,6 +150,28 @@ func TestHangupAndAdminRotate(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || !strings.Contains(string(body), `"reason":"admin"`) {
 		t.Errorf("POST /rotate = %d %s", resp.StatusCode, body)
+	}
+	// The client's new connection is younger than 1 s: POST /rotate says
+	// so instead of a bare "rotated": 0.
+	resp, err = http.Post("http://"+p.admin+"/rotate", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `"skipped_young":`) || !strings.Contains(string(body), `"min_age":"1s"`) {
+		t.Errorf("POST /rotate of young connections = %d %s; want the skipped count and the min age", resp.StatusCode, body)
+	}
+}
+
+// -h prints the flags and exits 0, without an error line.
+func TestHelpExitsZero(t *testing.T) {
+	out, err := exec.Command(binary, "-h").CombinedOutput()
+	if err != nil {
+		t.Fatalf("server -h: %v\n%s", err, out)
+	}
+	if strings.Contains(string(out), "ERROR") || !strings.Contains(string(out), "-http-max-connection-age") || !strings.Contains(string(out), "-max-connection-age") {
+		t.Errorf("server -h printed %q; want the flags and no error", out)
 	}
 }
 
@@ -174,6 +196,8 @@ func TestBadFlagsFailClearly(t *testing.T) {
 		{[]string{"-drain-timeout", "1s"}, "", "DrainTimeout"},
 		{nil, "ROTOR_SHUTDOWN_DELAY=later", "ROTOR_SHUTDOWN_DELAY"},
 		{[]string{"-admin-addr", "0.0.0.0:0"}, "", "WithPublicAdmin"},
+		{[]string{"-http-addr", "127.0.0.1:0", "-http-max-connection-age", "100ms"}, "", "gateway.Config.MaxConnectionAge"},
+		{[]string{"-http-max-connection-age", "soon"}, "", "-http-max-connection-age"},
 	} {
 		cmd := exec.Command(binary, append([]string{"-grpc-addr", "127.0.0.1:0", "-http-addr", ""}, tc.args...)...)
 		cmd.Env = os.Environ()

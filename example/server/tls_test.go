@@ -16,7 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/rotorkit/rotor/internal/testcerts"
-	"github.com/rotorkit/rotor/internal/testproc"
+	"github.com/rotorkit/rotor/internal/testkit"
 	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
 	"github.com/rotorkit/rotor/server"
 )
@@ -115,7 +115,7 @@ func TestFairShareOverMutualTLS(t *testing.T) {
 func metricValue(t *testing.T, url, name string, labels map[string]string) float64 {
 	t.Helper()
 	sum := 0.0
-	for _, m := range testproc.Scrape(t, url)[name].GetMetric() {
+	for _, m := range testkit.Scrape(t, url)[name].GetMetric() {
 		have := map[string]string{}
 		for _, l := range m.GetLabel() {
 			have[l.GetName()] = l.GetValue()

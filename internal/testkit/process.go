@@ -1,9 +1,4 @@
-// Package testproc holds what rotor's tests need to run real processes (the
-// example server, clients in other languages): building a command of the
-// module, starting a process that ends with the test, waiting for it to
-// answer HTTP, a free loopback address, and a buffer that collects a
-// process's output safely while the test reads it.
-package testproc
+package testkit
 
 import (
 	"fmt"
@@ -11,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -50,18 +46,14 @@ func (b *Buffer) String() string {
 	return b.buf.String()
 }
 
-// Build builds the module's package pkg (a path such as "./example/server",
-// relative to the module root) into dir and returns the binary's path. It
-// uses the go command in PATH, where go test puts its own toolchain first.
+// Build builds the package with import path pkg (such as
+// "github.com/rotorkit/rotor/example/server") into dir and returns the
+// binary's path. It uses the go command in PATH, where go test puts its own
+// toolchain first, from the test's directory, so that the module or
+// workspace of the test decides the versions.
 func Build(dir, pkg string) (string, error) {
-	const goTool = "go"
-	gomod, err := exec.Command(goTool, "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	bin := filepath.Join(dir, filepath.Base(pkg))
-	build := exec.Command(goTool, "build", "-o", bin, pkg)
-	build.Dir = filepath.Dir(strings.TrimSpace(string(gomod)))
+	bin := filepath.Join(dir, path.Base(pkg))
+	build := exec.Command("go", "build", "-o", bin, pkg)
 	if out, err := build.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("building %s: %v\n%s", pkg, err, out)
 	}

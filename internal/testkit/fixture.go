@@ -1,0 +1,131 @@
+package testkit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
+	"github.com/rotorkit/rotor/server"
+)
+
+// Quiet is a logger that drops everything, for servers whose logs a test
+// does not read.
+var Quiet = slog.New(slog.DiscardHandler)
+
+// Hello is the fixture service: Hi answers with Name, HiStream streams
+// greetings and, unless IgnoreDrain, ends cleanly when its connection is
+// sent GOAWAY (server.Draining).
+type Hello struct {
+	hellov1.UnimplementedHelloServer
+	Name        string
+	IgnoreDrain bool
+}
+
+// Hi answers one greeting as h.Name.
+func (h *Hello) Hi(_ context.Context, req *hellov1.HiRequest) (*hellov1.HiResponse, error) {
+	return &hellov1.HiResponse{FromWho: h.Name, Message: fmt.Sprintf("hi %s, you said %q", req.GetToWho(), req.GetMessage())}, nil
+}
+
+// HiStream sends req.Count greetings (0: until the call ends), one every
+// req.IntervalMs (default 100 ms), each as long as the request's ToWho and
+// Message.
+func (h *Hello) HiStream(req *hellov1.HiStreamRequest, stream grpc.ServerStreamingServer[hellov1.HiStreamResponse]) error {
+	interval := time.Duration(req.GetIntervalMs()) * time.Millisecond
+	if interval <= 0 {
+		interval = 100 * time.Millisecond
+	}
+	draining := server.Draining(stream.Context())
+	if h.IgnoreDrain {
+		draining = nil
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for seq := uint32(1); req.GetCount() == 0 || seq <= req.GetCount(); seq++ {
+		msg := &hellov1.HiStreamResponse{FromWho: h.Name, Message: fmt.Sprintf("hi %s, you said %q", req.GetToWho(), req.GetMessage()), Seq: seq}
+		if err := stream.Send(msg); err != nil {
+			return err
+		}
+		if seq == req.GetCount() {
+			return nil
+		}
+		select {
+		case <-t.C:
+		case <-draining:
+			return nil
+		case <-stream.Context().Done():
+			return stream.Context().Err()
+		}
+	}
+	return nil
+}
+
+// Serve serves srv on a free loopback port until the test ends, and
+// returns the address. Serve must end with ErrServerClosed, or the test
+// fails.
+func Serve(t testing.TB, srv *server.Server) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(lis) }()
+	t.Cleanup(func() {
+		_ = srv.Close()
+		if err := <-served; !errors.Is(err, server.ErrServerClosed) {
+			t.Errorf("Serve() = %v, want ErrServerClosed", err)
+		}
+	})
+	return lis.Addr().String()
+}
+
+// StartRotor builds a rotor server from opts (after a quiet logger and no
+// shutdown delay, which opts may override), registers svc (a Hello named
+// "a" when nil) and serves it; see Serve.
+func StartRotor(t testing.TB, svc hellov1.HelloServer, opts ...server.Option) (*server.Server, string) {
+	t.Helper()
+	srv, err := server.New(append([]server.Option{server.WithLogger(Quiet), server.WithShutdownDelay(server.Off)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if svc == nil {
+		svc = &Hello{Name: "a"}
+	}
+	hellov1.RegisterHelloServer(srv, svc)
+	return srv, Serve(t, srv)
+}
+
+// Dial connects to target with the kit's dial options for a server with
+// cfg (plaintext unless opts say otherwise); the connection closes when the
+// test ends.
+func Dial(t testing.TB, target string, cfg server.Config, opts ...grpc.DialOption) *grpc.ClientConn {
+	t.Helper()
+	all := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, cfg.DialOptions()...)
+	cc, err := grpc.NewClient(target, append(all, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close() })
+	return cc
+}
+
+// Eventually polls cond every 10 ms until it holds, and fails the test if
+// it does not within timeout.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, timeout)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
