@@ -11,7 +11,6 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -89,25 +88,68 @@ func (l *Lab) deleteNetns(ns string) error {
 	return deleteNetns(ctx, l.ipPath, ns)
 }
 
-// deleteNetns kills the processes inside ns and deletes it. Those processes
-// can only be the lab's: its own children, what they forked (nginx's
-// workers) and what a caller ran there with ClientCommand. A namespace that
-// is already gone is not an error.
+// deleteNetns deletes ns and kills the processes that use it. Those can only
+// be the lab's: its own children, what they forked (nginx's workers) and
+// what a caller ran there with ClientCommand. A namespace that is already
+// gone is not an error.
+//
+// The name goes first, so that no process can open the namespace any more;
+// then every process that is inside it or holds it open (ip netns exec holds
+// it between opening it and entering it) is killed, until a scan finds none.
+// Scanning before the deletion, as ip netns pids does, would miss a process
+// that is entering the namespace at that moment, and it would then live on
+// in it.
 func deleteNetns(ctx context.Context, ipPath, ns string) error {
-	if _, err := os.Stat(filepath.Join(netnsDir, ns)); errors.Is(err, os.ErrNotExist) {
+	path := filepath.Join(netnsDir, ns)
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); errors.Is(err, unix.ENOENT) {
 		return nil
+	} else if err != nil {
+		return fmt.Errorf("kubelab: %w", err)
 	}
-	out, err := runTool(ctx, nil, ipPath, "netns", "pids", ns)
-	if err == nil {
-		for _, field := range strings.Fields(string(out)) {
-			if pid, err := strconv.Atoi(field); err == nil && pid > 1 && pid != os.Getpid() {
-				_ = unix.Kill(pid, unix.SIGKILL)
+	// The kernel frees the namespace, and with it the veths and rules, when
+	// its last user is gone.
+	if err := runIP(ctx, ipPath, "netns", "del", ns); err != nil {
+		return err
+	}
+	link := fmt.Sprintf("net:[%d]", st.Ino)
+	for ctx.Err() == nil {
+		users := netnsUsers(link)
+		if len(users) == 0 {
+			return nil
+		}
+		for _, pid := range users {
+			_ = unix.Kill(pid, unix.SIGKILL)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return fmt.Errorf("kubelab: processes still use namespace %s: %w", ns, ctx.Err())
+}
+
+// netnsUsers returns the processes, other than this one, whose network
+// namespace is link ("net:[inode]") or that hold a file descriptor of it.
+func netnsUsers(link string) []int {
+	procs, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range procs {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid <= 1 || pid == os.Getpid() {
+			continue
+		}
+		dir := filepath.Join("/proc", e.Name())
+		if l, _ := os.Readlink(filepath.Join(dir, "ns", "net")); l == link {
+			pids = append(pids, pid)
+			continue
+		}
+		fds, _ := os.ReadDir(filepath.Join(dir, "fd"))
+		for _, fd := range fds {
+			if l, _ := os.Readlink(filepath.Join(dir, "fd", fd.Name())); l == link {
+				pids = append(pids, pid)
+				break
 			}
 		}
 	}
-	// The name goes at once; the kernel frees the namespace, and with it the
-	// veths and rules, when its last process has exited.
-	return runIP(ctx, ipPath, "netns", "del", ns)
+	return pids
 }
 
 // removeLab deletes every namespace whose name starts with the lab prefix

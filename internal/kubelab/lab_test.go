@@ -488,6 +488,19 @@ func TestCleanStale(t *testing.T) {
 	if err := orphan.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// The orphan is a process that lives in the stale lab: wait until it
+	// has entered the namespace (ip netns exec becomes sleep, same PID).
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, _ := exec.Command(ipPath, "netns", "pids", stale).Output()
+		if slices.Contains(strings.Fields(string(out)), strconv.Itoa(orphan.Process.Pid)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the orphan did not enter the stale namespace within 10 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 
 	left, err := Leftovers()
 	if err != nil || !slices.Contains(left, stale) || slices.Contains(left, live) {
@@ -503,6 +516,49 @@ func TestCleanStale(t *testing.T) {
 	names, _ := listNetns()
 	if slices.Contains(names, stale) || !slices.Contains(names, live) {
 		t.Errorf("after CleanStale namespaces are %v; want %s gone and %s kept", names, stale, live)
+	}
+}
+
+// CleanStale leaves nothing alive in a stale namespace, not even a process
+// that is entering it at that very moment: ip netns exec opens the namespace
+// and only then enters it, and a scan in between does not see it inside.
+func TestCleanStaleCatchesAProcessEnteringTheNamespace(t *testing.T) {
+	if err := Available(); err != nil {
+		t.Skip(err)
+	}
+	ipPath, _ := findTool("ip")
+	ctx := context.Background()
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 60 {
+		stale := fmt.Sprintf("%s%d-c0f%03d-node", labPrefix, dead.Process.Pid, i)
+		if err := addNetns(ctx, ipPath, stale); err != nil {
+			t.Fatal(err)
+		}
+		entering := exec.Command(ipPath, "netns", "exec", stale, "sleep", "60")
+		if err := entering.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// Vary the moment, from before the exec has opened the namespace to
+		// after it has entered it (ip starts in about a millisecond).
+		time.Sleep(time.Duration(i%30) * 100 * time.Microsecond)
+		if _, err := CleanStale(ctx); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- entering.Wait() }()
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Fatalf("round %d: the process in the stale lab ran to its end", i)
+			}
+		case <-time.After(5 * time.Second):
+			_ = entering.Process.Kill()
+			<-done
+			t.Fatalf("round %d: a process entering the stale namespace survived CleanStale", i)
+		}
 	}
 }
 
