@@ -46,7 +46,7 @@ func runKill(ctx context.Context, p params, bins binaries, killAt, removeAfter t
 		}
 	}()
 	r.LabPrefix = lab.Prefix()
-	args = serverArgs(m, p, "dns://"+lab.DNSServer()+"/"+lab.HeadlessName())
+	args = serverArgs(scenario{}, m, p, "dns://"+lab.DNSServer()+"/"+lab.HeadlessName())
 	r.ServerArgs = args
 	if err := lab.ScaleTo(ctx, 3); err != nil {
 		return r, kt, err

@@ -70,7 +70,7 @@ func runShort(t *testing.T, scenarioName, modeName string) run {
 	if !ok {
 		t.Fatalf("no mode %q", modeName)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	r, err := runScenario(ctx, sc, m, defaultParams(true), bins, func(s string) { t.Log(s) })
 	if r.LabPrefix != "" {
@@ -192,5 +192,30 @@ func TestRollingRestart(t *testing.T) {
 	}
 	if r.Summary.Failed != 0 {
 		t.Errorf("%d calls failed during the rolling restart, want 0: %v", r.Summary.Failed, r.Summary.FailedByCode)
+	}
+}
+
+// TestRolloutHeadless is issue 13's case: dns:/// + round_robin clients
+// whose last re-resolution (asked for by an age GOAWAY) is only seconds old
+// when the pods they use are replaced. grpc-go holds its next resolution for
+// up to 30 s, so the clients keep reconnecting to the old pods' addresses;
+// the old pods serve them as lame ducks until they move. With the kit's
+// defaults no call may fail, for one pod and for pods rolled 5 s apart.
+func TestRolloutHeadless(t *testing.T) {
+	labBinaries(t)
+	for _, sc := range []string{"rollout-headless", "rolling-restart-headless"} {
+		t.Run(sc, func(t *testing.T) {
+			t.Parallel()
+			r := runShort(t, sc, "default")
+			if got, want := len(newPods(r)), len(r.Pods)-len(r.FinalPods); got != len(r.FinalPods) || want != got {
+				t.Fatalf("pods %+v, final %v: want every initial pod replaced", r.Pods, r.FinalPods)
+			}
+			if r.Summary.NewPodCalls == 0 {
+				t.Fatal("the new pods got no calls: the clients never moved")
+			}
+			if r.Summary.Failed != 0 {
+				t.Errorf("%d of %d calls failed through the rollout, want 0: %v", r.Summary.Failed, r.Summary.Calls+r.Summary.Failed, r.Summary.FailedByCode)
+			}
+		})
 	}
 }

@@ -12,10 +12,13 @@
 //	seed-clusterip   2 → 5 pods at -scale-at, clients through the ClusterIP
 //	seed-headless    the same through the headless Service, dns:/// + round_robin
 //	rolling-restart  5 pods replaced one by one (new pod ready, old pod SIGTERM)
+//	rollout-headless 1 pod replaced by a rollout, headless clients up > 30 s, kit's shutdown timings
+//	rolling-restart-headless  3 pods replaced 5 s apart the same way
 //	l7-reference     2 → 5 pods behind nginx grpc_pass, per-request balancing
 //	overhead         plain grpc.NewServer vs rotor vs rotor + default chain, loopback
 //
-//	none             no rotation (-max-connection-age never)
+//	default          the example server's defaults (age 30 s)
+//	none             no rotation (-max-connection-age off)
 //	age              age rotation (-max-connection-age 10s)
 //	peers            peer watcher: a grown headless Service rotates every connection
 //	fair-share       peer watcher + fair-share shedding (-fair-share), for ClusterIP
@@ -58,7 +61,7 @@ func main() {
 	}
 }
 
-var allScenarios = []string{"seed-clusterip", "seed-headless", "rolling-restart", "l7-reference", "overhead"}
+var allScenarios = []string{"seed-clusterip", "seed-headless", "rolling-restart", "l7-reference", "rollout-headless", "rolling-restart-headless", "overhead"}
 
 // options are the command line.
 type options struct {
@@ -75,7 +78,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("balance", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	scenarioFlag := fs.String("scenario", strings.Join(allScenarios, ","), "scenarios to run, comma-separated: "+strings.Join(allScenarios, ", "))
-	modesFlag := fs.String("modes", "none,age,peers,fair-share", "modes to run each lab scenario in: none, age, peers, fair-share")
+	modesFlag := fs.String("modes", "default,none,age,peers,fair-share", "modes to run each lab scenario in: default, none, age, peers, fair-share")
 	short := fs.Bool("short", false, "short runs for tests: 15 s (headless 36 s), scale at 5 s, age 2 s, 200 calls/s")
 	out := fs.String("out", "balance-out", "directory for table.txt, result.json and plot.svg; empty: print only")
 	serverBin := fs.String("server-bin", "", "example server binary to run in the pods; empty: go build ./example/server")
@@ -136,7 +139,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	for _, m := range splitList(*modesFlag) {
 		if _, ok := findMode(m); !ok {
-			return o, fmt.Errorf("-modes %q: want some of none, age, peers, fair-share", m)
+			return o, fmt.Errorf("-modes %q: want some of default, none, age, peers, fair-share", m)
 		}
 		o.modes = append(o.modes, m)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rotorkit/rotor/internal/kubelab"
+	"github.com/rotorkit/rotor/server"
 )
 
 // grpcPort is the port of the lab's Services and of every pod.
@@ -89,13 +90,36 @@ type scenario struct {
 	replicas int // pods at the start
 	scaleTo  int // pods after the scale event; 0: no scale event
 	rolling  bool
+	// roll replaces every pod as a Deployment's rollout does (RollPod: the
+	// old pod terminates in the background), rollEvery apart.
+	roll      bool
+	rollEvery time.Duration
+	// eventAt, when set, replaces -scale-at: the rollouts of headless
+	// clients happen once the clients' first 30 s re-resolution window has
+	// passed and an age GOAWAY has started the next one.
+	eventAt time.Duration
+	// kitShutdown runs the servers with the kit's own shutdown timings
+	// (ShutdownDelay, DrainTimeout, MaxConnectionAgeGrace) and the pods
+	// with a termination grace period that covers them, instead of the
+	// lab's short ones.
+	kitShutdown bool
 }
+
+// headlessRolloutAt is when the headless rollouts begin: after the clients'
+// age GOAWAYs (rotor's default age, 30 s ±10 %) have made them re-resolve,
+// which starts grpc-go's next 30 s window: the case where a client holds the
+// old pod's address longest.
+const headlessRolloutAt = 35 * time.Second
 
 var scenarios = []scenario{
 	{name: "seed-clusterip", about: "2 → 5 pods, 20 client connections through the ClusterIP", via: viaClusterIP, replicas: 2, scaleTo: 5},
 	{name: "seed-headless", about: "2 → 5 pods, 20 dns:/// + round_robin clients of the headless Service", via: viaHeadless, replicas: 2, scaleTo: 5},
 	{name: "rolling-restart", about: "5 pods replaced one by one through the ClusterIP", via: viaClusterIP, replicas: 5, rolling: true},
 	{name: "l7-reference", about: "2 → 5 pods behind nginx grpc_pass (per-request balancing)", via: viaL7, replicas: 2, scaleTo: 5},
+	{name: "rollout-headless", about: "1 pod replaced by a rollout, dns:/// + round_robin clients, kit's shutdown timings",
+		via: viaHeadless, replicas: 1, roll: true, eventAt: headlessRolloutAt, kitShutdown: true},
+	{name: "rolling-restart-headless", about: "3 pods replaced 5 s apart by a rollout, dns:/// + round_robin clients, kit's shutdown timings",
+		via: viaHeadless, replicas: 3, roll: true, rollEvery: 5 * time.Second, eventAt: headlessRolloutAt, kitShutdown: true},
 }
 
 func findScenario(name string) (scenario, bool) {
@@ -108,10 +132,34 @@ func findScenario(name string) (scenario, bool) {
 
 // duration is how long the scenario's load runs.
 func (s scenario) duration(p params) time.Duration {
-	if s.via == viaHeadless && p.DNSMinInterval == 0 && p.Duration < headlessFloor {
-		return headlessFloor
+	d := p.Duration
+	if s.via == viaHeadless && p.DNSMinInterval == 0 {
+		d = max(d, headlessFloor)
 	}
-	return p.Duration
+	if s.roll {
+		// The last rollout step, the old pods' delay, and a client's whole
+		// 30 s re-resolution window, with room to see the drain end.
+		n := time.Duration(max(s.replicas-1, 0))
+		d = max(d, s.at(p)+n*s.rollEvery+server.DefaultShutdownDelay+40*time.Second)
+	}
+	return d
+}
+
+// at is when the scenario's event begins.
+func (s scenario) at(p params) time.Duration {
+	if s.eventAt > 0 {
+		return s.eventAt
+	}
+	return p.ScaleAt
+}
+
+// terminationGrace is the pods' terminationGracePeriodSeconds in the
+// scenario.
+func (s scenario) terminationGrace(p params) time.Duration {
+	if s.kitShutdown {
+		return server.DefaultShutdownDelay + server.DefaultDrainTimeout + 10*time.Second
+	}
+	return p.terminationGrace()
 }
 
 // A mode is how the pods' servers rotate connections.
@@ -127,8 +175,9 @@ type mode struct {
 }
 
 var modes = []mode{
-	{name: "none", about: "no rotation (-max-connection-age never)", args: func(p params, _ string) []string {
-		return []string{"-max-connection-age", "never"}
+	{name: "default", about: "the example server's defaults (age 30 s)", args: func(params, string) []string { return nil }},
+	{name: "none", about: "no rotation (-max-connection-age off)", args: func(p params, _ string) []string {
+		return []string{"-max-connection-age", "off"}
 	}},
 	{name: "age", about: "age rotation", args: func(p params, _ string) []string {
 		return []string{"-max-connection-age", p.Age.String()}
@@ -157,11 +206,11 @@ func findMode(name string) (mode, bool) {
 }
 
 // serverArgs are the flags of every pod's server in a run.
-func serverArgs(m mode, p params, peerDNS string) []string {
-	args := []string{
-		"-grpc-addr", fmt.Sprintf(":%d", grpcPort), "-http-addr", "", "-admin-addr", "", "-log-calls=false",
-		"-max-connection-age-grace", p.Grace.String(),
-		"-shutdown-delay", p.ShutdownDelay.String(), "-drain-timeout", p.DrainTimeout.String(),
+func serverArgs(sc scenario, m mode, p params, peerDNS string) []string {
+	args := []string{"-grpc-addr", fmt.Sprintf(":%d", grpcPort), "-http-addr", "", "-admin-addr", "", "-log-calls=false"}
+	if !sc.kitShutdown {
+		args = append(args, "-max-connection-age-grace", p.Grace.String(),
+			"-shutdown-delay", p.ShutdownDelay.String(), "-drain-timeout", p.DrainTimeout.String())
 	}
 	return append(args, m.args(p, peerDNS)...)
 }
@@ -198,7 +247,7 @@ func runScenario(ctx context.Context, sc scenario, m mode, p params, bins binari
 	}
 	cfg := kubelab.Config{
 		L7:                     sc.via == viaL7,
-		TerminationGracePeriod: p.terminationGrace(),
+		TerminationGracePeriod: sc.terminationGrace(p),
 	}
 	var args []string
 	cfg.ServerCommand = func(kubelab.Pod) kubelab.Command { return kubelab.Command{Path: bins.server, Args: args} }
@@ -220,7 +269,7 @@ func runScenario(ctx context.Context, sc scenario, m mode, p params, bins binari
 	r.LabPrefix = lab.Prefix()
 	// The lab starts without pods so that the servers' flags can name the
 	// lab's DNS server.
-	args = serverArgs(m, p, "dns://"+lab.DNSServer()+"/"+lab.HeadlessName())
+	args = serverArgs(sc, m, p, "dns://"+lab.DNSServer()+"/"+lab.HeadlessName())
 	r.ServerArgs = args
 	if err := lab.ScaleTo(ctx, sc.replicas); err != nil {
 		return r, err
@@ -265,10 +314,10 @@ func runScenario(ctx context.Context, sc scenario, m mode, p params, bins binari
 	actErr := make(chan error, 1)
 	go func() {
 		actErr <- func() error {
-			if sc.scaleTo == 0 && !sc.rolling {
+			if sc.scaleTo == 0 && !sc.rolling && !sc.roll {
 				return nil
 			}
-			t := time.NewTimer(time.Until(origin.Add(p.ScaleAt)))
+			t := time.NewTimer(time.Until(origin.Add(sc.at(p))))
 			defer t.Stop()
 			select {
 			case <-t.C:
@@ -284,6 +333,25 @@ func runScenario(ctx context.Context, sc scenario, m mode, p params, bins binari
 				events = append(events, event{Label: fmt.Sprintf("scale %d→%d", sc.replicas, sc.scaleTo), Kind: "scale", At: since(at), Done: since(time.Now())})
 				evMu.Unlock()
 				progress(fmt.Sprintf("%s/%s: scaled to %d pods", sc.name, m.name, sc.scaleTo))
+			}
+			if sc.roll {
+				for i, old := range initialPods {
+					if i > 0 && sc.rollEvery > 0 {
+						select {
+						case <-time.After(sc.rollEvery):
+						case <-loadCtx.Done():
+							return nil
+						}
+					}
+					at := time.Now()
+					if _, err := lab.RollPod(loadCtx, old.Index); err != nil {
+						return err
+					}
+					evMu.Lock()
+					events = append(events, event{Label: fmt.Sprintf("roll p%d", i), Kind: "replace", At: since(at), Done: since(time.Now())})
+					evMu.Unlock()
+				}
+				progress(fmt.Sprintf("%s/%s: rolled %d pods", sc.name, m.name, len(initialPods)))
 			}
 			if sc.rolling {
 				for i, old := range initialPods {
@@ -311,7 +379,7 @@ func runScenario(ctx context.Context, sc scenario, m mode, p params, bins binari
 	if err := <-actErr; err != nil {
 		return r, fmt.Errorf("%s: %w", sc.name, err)
 	}
-	if len(events) == 0 && (sc.scaleTo > 0 || sc.rolling) {
+	if len(events) == 0 && (sc.scaleTo > 0 || sc.rolling || sc.roll) {
 		return r, fmt.Errorf("%s: the run ended before its scale event; make -duration longer than -scale-at", sc.name)
 	}
 

@@ -48,6 +48,9 @@ func (l *Lab) Close() error {
 	l.closed = true
 	pods := slices.Clone(l.pods)
 	l.pods = nil
+	for p := range l.terminating {
+		pods = append(pods, p)
+	}
 	l.mu.Unlock()
 	forgetOnSignal(l)
 
@@ -66,6 +69,7 @@ func (l *Lab) Close() error {
 		wg.Go(func() { _ = l.l7.proc.stop(context.Background(), syscall.SIGTERM, 2*time.Second) })
 	}
 	wg.Wait()
+	l.terminated.Wait() // their goroutines end with the kill
 
 	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
 	defer cancel()
@@ -111,6 +115,9 @@ func deleteNetns(ctx context.Context, ipPath, ns string) error {
 	// its last user is gone.
 	if err := runIP(ctx, ipPath, "netns", "del", ns); err != nil {
 		return err
+	}
+	if err := os.RemoveAll(filepath.Join(etcNetnsDir, ns)); err != nil {
+		return fmt.Errorf("kubelab: %w", err)
 	}
 	link := fmt.Sprintf("net:[%d]", st.Ino)
 	for ctx.Err() == nil {

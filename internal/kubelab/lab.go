@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -173,11 +174,13 @@ type Lab struct {
 	dns    *dnsServer
 	l7     *l7Server
 
-	mu        sync.Mutex // guards the fields below and each pod's ready and proc
-	closed    bool
-	pods      []*pod
-	nextIndex int
-	nextSlot  int
+	mu          sync.Mutex // guards the fields below and each pod's ready and proc
+	closed      bool
+	pods        []*pod
+	terminating map[*pod]struct{} // pods RollPod sent SIGTERM, not gone yet
+	terminated  sync.WaitGroup    // one per terminating pod
+	nextIndex   int
+	nextSlot    int
 }
 
 // New builds a lab: the node, client and (with Config.L7) nginx namespaces,
@@ -251,6 +254,9 @@ func (l *Lab) setup(ctx context.Context) error {
 		return err
 	}
 	if err := attachToBridge(ctx, l.ipPath, l.nsNode, "vc", l.nsClient, clientAddr, true); err != nil {
+		return err
+	}
+	if err := l.writeClientResolvConf(); err != nil {
 		return err
 	}
 	if l.ipt, err = chooseIPTables(ctx, l.ipPath, l.nsClient); err != nil {
@@ -409,6 +415,74 @@ func (l *Lab) ReplacePod(ctx context.Context, index int) (Pod, error) {
 	return started[0].snapshot(), err
 }
 
+// RollPod performs one step of a Deployment's rollout (maxSurge 1,
+// maxUnavailable 0): it starts a new pod and waits until it is ready and an
+// endpoint; then the pod with the given Index leaves the endpoints
+// (iptables, DNS, nginx) and gets SIGTERM, and RollPod returns the new pod
+// without waiting for the old one to exit, as a rollout moves on while old
+// pods terminate. The old pod's end (its termination grace period, SIGKILL,
+// the removal of its namespace) goes on in the background and is no longer
+// in Pods; WaitTerminated waits for it, and Close ends it.
+func (l *Lab) RollPod(ctx context.Context, index int) (Pod, error) {
+	ctx, done, err := l.begin(ctx)
+	if err != nil {
+		return Pod{}, err
+	}
+	defer done()
+	old, err := l.podByIndex(index)
+	if err != nil {
+		return Pod{}, err
+	}
+	started, err := l.startPods(ctx, 1)
+	if err != nil {
+		return Pod{}, err
+	}
+	l.mu.Lock()
+	old.ready = false
+	l.mu.Unlock()
+	err = l.syncEndpoints(ctx)
+	l.forgetPod(old)
+	l.mu.Lock()
+	if l.terminating == nil {
+		l.terminating = map[*pod]struct{}{}
+	}
+	l.terminating[old] = struct{}{}
+	l.terminated.Add(1)
+	l.mu.Unlock()
+	if old.proc != nil {
+		_ = old.proc.signal(syscall.SIGTERM)
+	}
+	go func() {
+		defer l.terminated.Done()
+		if old.proc != nil {
+			old.proc.await(l.ctx, l.cfg.TerminationGracePeriod)
+		}
+		_ = l.destroyPod(old)
+		l.mu.Lock()
+		delete(l.terminating, old)
+		l.mu.Unlock()
+	}()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return started[0].snapshot(), err
+}
+
+// WaitTerminated waits until every pod RollPod sent SIGTERM has exited (or
+// got SIGKILL at the end of its grace period) and is removed, or ctx ends.
+func (l *Lab) WaitTerminated(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		l.terminated.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // DeletePod deletes the pod with the given Index as Kubernetes deletes a
 // pod, with nothing to replace it: its endpoint is removed from iptables, DNS
 // and nginx first, then the server gets SIGTERM, then SIGKILL if it has not
@@ -506,8 +580,11 @@ func (l *Lab) DialContext(ctx context.Context, network, address string) (net.Con
 
 // ClientCommand returns a command that runs path inside the client
 // namespace (through ip netns exec, which execs path, so the command's PID is
-// the program's). The caller runs and waits for it; Close kills it if it is
-// still running then.
+// the program's). Its /etc/resolv.conf is the lab's, as a pod's is the
+// cluster's: the lab's DNS server, with the search path
+// <Namespace>.svc.cluster.local svc.cluster.local cluster.local, so that
+// "dns:///hello-headless:50051" resolves in any gRPC library. The caller runs
+// and waits for it; Close kills it if it is still running then.
 func (l *Lab) ClientCommand(ctx context.Context, path string, args ...string) *exec.Cmd {
 	return exec.CommandContext(ctx, l.ipPath, append([]string{"netns", "exec", l.nsClient, path}, args...)...)
 }

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -666,5 +667,76 @@ func TestCloseOnSignal(t *testing.T) {
 	}
 	if left := labNamespaces(t, prefix); len(left) > 0 {
 		t.Errorf("namespaces left after SIGTERM: %v", left)
+	}
+}
+
+// RollPod moves on as a Deployment's rollout does: the new pod is ready and
+// an endpoint, the old pod is out of the endpoints and got SIGTERM, and
+// RollPod returns while the old pod still serves its termination grace
+// period (here a 2 s preStop-like delay). WaitTerminated then sees it go,
+// with its namespace.
+func TestRollPodDoesNotWaitForTheOldPod(t *testing.T) {
+	t.Parallel()
+	lab := newLab(t, Config{Replicas: 1, ServerCommand: echoCommand(t, "-term-delay", "2s")})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	old := lab.Pods()[0]
+	begin := time.Now()
+	fresh, err := lab.RollPod(ctx, old.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(begin); took > 1500*time.Millisecond {
+		t.Errorf("RollPod took %v; it must not wait for the old pod's 2 s exit", took)
+	}
+	if pods := lab.Pods(); len(pods) != 1 || pods[0].Name != fresh.Name || !pods[0].Ready {
+		t.Errorf("Pods() = %+v, want only the new, ready pod %s", pods, fresh.Name)
+	}
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d", old.PID)); err != nil {
+		t.Errorf("the old pod's server is gone at once (%v); it should be serving its termination delay", err)
+	}
+	addrs, err := lab.Resolve(ctx, lab.HeadlessName())
+	if err != nil || len(addrs) != 1 || addrs[0] != fresh.IP {
+		t.Errorf("the headless name resolves to %v (%v), want only the new pod %v", addrs, err, fresh.IP)
+	}
+	if err := lab.WaitTerminated(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(begin); took < 2*time.Second {
+		t.Errorf("the old pod was gone after %v, before its 2 s termination delay", took)
+	}
+	names, _ := listNetns()
+	for _, n := range names {
+		if strings.HasSuffix(n, fmt.Sprintf("-pod%d", old.Index)) && strings.HasPrefix(n, lab.Prefix()) {
+			t.Errorf("the old pod's namespace %s is still there", n)
+		}
+	}
+}
+
+// Programs in the client namespace resolve the lab's names as pods do,
+// through the /etc/resolv.conf the lab gives them, and Close removes it.
+func TestClientCommandUsesTheLabsDNS(t *testing.T) {
+	t.Parallel()
+	lab := newLab(t, Config{Replicas: 2})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := lab.ClientCommand(ctx, "getent", "ahostsv4", "hello-headless").Output()
+	if err != nil {
+		t.Fatalf("getent in the client namespace: %v", err)
+	}
+	for _, p := range lab.Pods() {
+		if !strings.Contains(string(out), p.IP.String()) {
+			t.Errorf("the short name resolved to %q, missing pod %v", out, p.IP)
+		}
+	}
+	conf := filepath.Join(etcNetnsDir, lab.Prefix()+"-client")
+	if _, err := os.Stat(conf); err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(conf); !os.IsNotExist(err) {
+		t.Errorf("%s is left after Close (%v)", conf, err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -68,6 +69,26 @@ func runTool(ctx context.Context, stdin []byte, path string, args ...string) ([]
 
 // addNetns creates a named namespace with its loopback up; many programs
 // (and the kernel's own local routes) assume lo works.
+// etcNetnsDir holds files that ip netns exec mounts over /etc for the
+// programs it runs in a namespace: /etc/netns/<ns>/resolv.conf becomes
+// their /etc/resolv.conf.
+const etcNetnsDir = "/etc/netns"
+
+// writeClientResolvConf gives programs run in the client namespace the
+// lab's DNS server, as the kubelet gives a pod the cluster's.
+func (l *Lab) writeClientResolvConf() error {
+	dir := filepath.Join(etcNetnsDir, l.nsClient)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("kubelab: %w", err)
+	}
+	ns := l.cfg.Namespace
+	conf := fmt.Sprintf("nameserver %s\nsearch %s.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n", bridgeAddr, ns)
+	if err := os.WriteFile(filepath.Join(dir, "resolv.conf"), []byte(conf), 0o644); err != nil {
+		return fmt.Errorf("kubelab: %w", err)
+	}
+	return nil
+}
+
 func addNetns(ctx context.Context, ipPath, ns string) error {
 	if err := runIP(ctx, ipPath, "netns", "add", ns); err != nil {
 		return err

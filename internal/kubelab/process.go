@@ -84,6 +84,13 @@ func (p *process) signal(sig syscall.Signal) error {
 // waits for the exit.
 func (p *process) stop(ctx context.Context, sig syscall.Signal, grace time.Duration) error {
 	err := p.signal(sig)
+	p.await(ctx, grace)
+	return err
+}
+
+// await waits up to grace (or until ctx ends) for the process to exit, then
+// kills what is left of it.
+func (p *process) await(ctx context.Context, grace time.Duration) {
 	timer := time.NewTimer(grace)
 	defer timer.Stop()
 	select {
@@ -92,7 +99,6 @@ func (p *process) stop(ctx context.Context, sig syscall.Signal, grace time.Durat
 	case <-ctx.Done():
 	}
 	p.kill()
-	return err
 }
 
 // kill sends SIGKILL to the process group and waits for the exit.
