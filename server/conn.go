@@ -35,6 +35,7 @@ type conn struct {
 	key      string // connKeyOf(raw), how TagConn finds the record
 	lameDuck bool   // accepted after the server began draining
 	calls    atomic.Uint64
+	busy     atomic.Int64 // nanoseconds its unary handlers ran
 	// internal marks a connection that carries only peers' fair-share
 	// load queries: it is neither a client nor rotated.
 	internal atomic.Bool

@@ -9,3 +9,11 @@ func SetReconnectBackoff(c backoff.Config) (restore func()) {
 	reconnectBackoff = c
 	return func() { reconnectBackoff = old }
 }
+
+// SetWRRServiceConfig replaces WeightedRoundRobin's service config for a
+// test and returns a function that restores it.
+func SetWRRServiceConfig(cfg string) (restore func()) {
+	old := wrrServiceConfig
+	wrrServiceConfig = cfg
+	return func() { wrrServiceConfig = old }
+}

@@ -90,6 +90,7 @@ type settings struct {
 	peerTarget    string
 	peerInterval  time.Duration
 	fairShare     *FairShare
+	orca          *ORCA
 }
 
 type adminHandler struct {

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/orca"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/reflection"
 
@@ -58,9 +59,11 @@ type Server struct {
 	hooks   []func(context.Context)
 	peers   *peerWatcher
 	fair    *fairShare
-	calls   atomic.Uint64 // client calls, for the fair-share rate
-	port    atomic.Int32  // the first listener's port
-	opaqueW atomic.Bool   // warned about a connection the kit cannot write into
+	calls   atomic.Uint64 // client calls, for the fair-share rate and ORCA
+	busy    atomic.Int64  // nanoseconds client calls' handlers ran, for ORCA
+	orca    *orcaReporter
+	port    atomic.Int32 // the first listener's port
+	opaqueW atomic.Bool  // warned about a connection the kit cannot write into
 
 	lameDucks atomic.Int64 // connections accepted during the drain
 
@@ -121,7 +124,17 @@ func New(opts ...Option) (*Server, error) {
 		grpc.ChainUnaryInterceptor(append([]grpc.UnaryServerInterceptor{s.unary}, set.unary...)...),
 		grpc.ChainStreamInterceptor(append([]grpc.StreamServerInterceptor{s.stream}, set.stream...)...),
 	)
+	if set.orca != nil {
+		s.orca = newORCAReporter(s, *set.orca)
+		gopts = append(gopts, orca.CallMetricsServerOption(s.orca.rec),
+			grpc.ChainUnaryInterceptor(touchORCA), grpc.ChainStreamInterceptor(touchORCAStream))
+	}
 	s.gs = grpc.NewServer(append(gopts, set.grpcOpts...)...)
+	if s.orca != nil {
+		if err := orca.Register(s.gs, orca.ServiceOptions{ServerMetricsProvider: s.orca.rec}); err != nil {
+			return nil, fmt.Errorf("rotor: registering the ORCA service: %w", err)
+		}
+	}
 	if set.peerTarget != "" {
 		s.peers, _ = newPeerWatcher(set.peerTarget, set.peerInterval) // checked by validate
 	}
@@ -195,7 +208,10 @@ func (s *Server) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 		return h(ctx, req)
 	}
 	c.countCall()
-	return h(context.WithValue(ctx, connKey{}, c), req)
+	start := time.Now()
+	resp, err := h(context.WithValue(ctx, connKey{}, c), req)
+	c.addBusy(time.Since(start))
+	return resp, err
 }
 
 func (s *Server) stream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
@@ -205,6 +221,14 @@ func (s *Server) stream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo,
 	}
 	c.countCall()
 	return h(srv, &connStream{ServerStream: ss, ctx: context.WithValue(ss.Context(), connKey{}, c)})
+}
+
+// addBusy adds the time a unary handler ran to the connection's and the
+// server's load. Streams are not counted: a stream's life is no measure of
+// what it costs.
+func (c *conn) addBusy(d time.Duration) {
+	c.busy.Add(int64(d))
+	c.srv.busy.Add(int64(d))
 }
 
 // countCall counts a client's call; a connection that also carries client
@@ -289,6 +313,9 @@ func (s *Server) startBackground() {
 		s.startPeers(ctx)
 		if s.fair != nil {
 			go s.fair.run(ctx)
+		}
+		if s.orca != nil {
+			go s.orca.run(ctx)
 		}
 	})
 }

@@ -139,6 +139,9 @@ func (s settings) validate() error {
 			p.add("server.WithPeerDNS interval", s.peerInterval, fmt.Sprintf("between 100ms and 1h, or 0 for the default %s", DefaultPeerInterval))
 		}
 	}
+	if s.orca != nil {
+		s.orca.validate(&p)
+	}
 	if s.fairShare != nil {
 		if s.peerTarget == "" {
 			p.add("server.WithFairShare", "on", "WithPeerDNS too: fair share finds its peers through the headless Service")
