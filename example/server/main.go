@@ -56,6 +56,7 @@ func run(args []string) error {
 	peerInterval := fs.Duration("peer-interval", server.DefaultPeerInterval, "how often to resolve -peer-dns")
 	httpMaxAge := fs.String("http-max-connection-age", gateway.DefaultMaxConnectionAge.String(), `REST keep-alive connections get "Connection: close" after this long, ±10% (a Go duration, or "off")`)
 	fairShare := fs.Bool("fair-share", false, "balance a ClusterIP fleet: pods above their share of connections shed the excess (needs -peer-dns)")
+	orcaOn := fs.Bool("orca", false, "report load to clients as ORCA backend metrics (CPU and application utilization, QPS), for weighted_round_robin clients of the headless Service")
 	tlsCert := fs.String("tls-cert", "", "serve gRPC over TLS with this PEM certificate (chain); reloaded when the file changes")
 	tlsKey := fs.String("tls-key", "", "the PEM key of -tls-cert")
 	tlsClientCA := fs.String("tls-client-ca", "", "require client certificates signed by these PEM CAs (mutual TLS); needs -tls-cert")
@@ -118,6 +119,9 @@ func run(args []string) error {
 			fair.DialOptions = dial
 		}
 		opts = append(opts, server.WithFairShare(fair))
+	}
+	if *orcaOn {
+		opts = append(opts, server.WithORCA(server.ORCA{}))
 	}
 	srv, err := server.New(opts...)
 	if err != nil {
