@@ -1,0 +1,147 @@
+package cluster
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Versions of the components the harness expects in BinDir, as pinned by
+// tools/kube/go.mod, tools/etcd/go.mod and tools/kube-build.sh.
+const (
+	KubernetesVersion = "v1.37.2"
+	EtcdVersion       = "v3.7.3"
+	CoreDNSVersion    = "v1.15.0"
+)
+
+// ProxyMode is kube-proxy's --proxy-mode.
+type ProxyMode string
+
+// The proxy modes this kernel supports. IPVS is not one: the lab's kernel
+// has no ip_vs module.
+const (
+	ProxyIPTables ProxyMode = "iptables"
+	ProxyNFTables ProxyMode = "nftables"
+)
+
+// The lab's addresses. All come from 198.18.0.0/15 (RFC 2544, reserved for
+// benchmarking), so they cannot clash with a network the host is on, and
+// they exist only inside the lab's namespaces.
+var (
+	// NodeIP is the node's address, on the node namespace's loopback:
+	// kube-apiserver advertises it, every pod routes through it.
+	NodeIP = netip.MustParseAddr("198.18.0.1")
+	// ClusterCIDR holds every pod address (kube-proxy's --cluster-cidr).
+	ClusterCIDR = netip.MustParsePrefix("198.18.128.0/17")
+	// NodePodCIDR is the node's spec.podCIDR, which a node agent allocates
+	// its pods' addresses from.
+	NodePodCIDR = netip.MustParsePrefix("198.18.128.0/24")
+	// HarnessPodCIDR holds the addresses of the pod namespaces the harness
+	// itself makes (CoreDNS, [Cluster.AddPod]); it is inside ClusterCIDR but
+	// apart from NodePodCIDR, so the harness and a node agent never hand out
+	// the same address.
+	HarnessPodCIDR = netip.MustParsePrefix("198.18.255.0/24")
+	// CoreDNSIP is the CoreDNS pod's address.
+	CoreDNSIP = netip.MustParseAddr("198.18.255.2")
+	// ServiceCIDR is kube-apiserver's --service-cluster-ip-range.
+	ServiceCIDR = netip.MustParsePrefix("198.19.0.0/16")
+	// KubernetesServiceIP is the default/kubernetes Service's ClusterIP, the
+	// first address of ServiceCIDR.
+	KubernetesServiceIP = netip.MustParseAddr("198.19.0.1")
+	// DNSServiceIP is the kube-system/kube-dns Service's ClusterIP.
+	DNSServiceIP = netip.MustParseAddr("198.19.0.10")
+)
+
+// ClusterDomain is the cluster's DNS domain.
+const ClusterDomain = "cluster.local"
+
+// Well-known ports inside the node namespace.
+const (
+	apiserverPort      = 6443
+	etcdClientPort     = 2379
+	etcdPeerPort       = 2380
+	controllerMgrPort  = 10257
+	schedulerPort      = 10259
+	proxyHealthzPort   = 10256
+	proxyMetricsPort   = 10249
+	coreDNSReadyPort   = 8181
+	coreDNSMetricsPort = 9153
+)
+
+// Config describes a cluster. The zero value is a valid configuration: every
+// field's zero value means its documented default.
+type Config struct {
+	// BinDir holds kube-apiserver, kube-controller-manager, kube-scheduler,
+	// kube-proxy, etcd and coredns as tools/kube-build.sh builds them. Empty
+	// means $ROTOR_KUBE_DIR/bin, or $HOME/.cache/rotor/kube-v1.37.2/bin
+	// when ROTOR_KUBE_DIR is unset (the script's default).
+	BinDir string
+	// ProxyMode is kube-proxy's mode. Empty means ProxyIPTables.
+	ProxyMode ProxyMode
+	// NodeName is the Node's name and kube-proxy's --hostname-override; a
+	// lowercase DNS label. Empty means "node-1".
+	NodeName string
+	// NodeAgent says that a node agent will keep the Node alive. New still
+	// registers the Node, Ready, so that kube-proxy finds its address and
+	// the scheduler its capacity, but does not renew its Lease; the agent
+	// must take over within the node-monitor grace period (50 s) or the
+	// node-lifecycle controller marks the Node NotReady and taints it. When
+	// false the harness renews the Lease every 10 s, like a kubelet.
+	NodeAgent bool
+	// StartTimeout bounds the whole of New, each component's readiness
+	// included. Zero means 2 minutes; negative is an error.
+	StartTimeout time.Duration
+	// TempDir is where the cluster's directory (certificates, kubeconfigs,
+	// etcd's data, logs) is made. Empty means os.TempDir().
+	TempDir string
+	// KeepLogs keeps the cluster's directory after Close, for a look at the
+	// components' logs; its path is [Cluster.Dir]. False removes it.
+	KeepLogs bool
+}
+
+// withDefaults validates c and fills in its defaults.
+func (c Config) withDefaults() (Config, error) {
+	if c.BinDir == "" {
+		c.BinDir = DefaultBinDir()
+	}
+	switch c.ProxyMode {
+	case "":
+		c.ProxyMode = ProxyIPTables
+	case ProxyIPTables, ProxyNFTables:
+	case "ipvs":
+		return c, fmt.Errorf("cluster: Config.ProxyMode is %q; this kernel has no IPVS (ip_vs), use %q or %q", c.ProxyMode, ProxyIPTables, ProxyNFTables)
+	default:
+		return c, fmt.Errorf("cluster: Config.ProxyMode is %q; it must be %q or %q", c.ProxyMode, ProxyIPTables, ProxyNFTables)
+	}
+	if c.NodeName == "" {
+		c.NodeName = "node-1"
+	}
+	if !dnsLabel.MatchString(c.NodeName) {
+		return c, fmt.Errorf("cluster: Config.NodeName is %q; it must be a lowercase DNS label", c.NodeName)
+	}
+	switch {
+	case c.StartTimeout < 0:
+		return c, fmt.Errorf("cluster: Config.StartTimeout is %v; it must be 0 (meaning 2m) or more", c.StartTimeout)
+	case c.StartTimeout == 0:
+		c.StartTimeout = 2 * time.Minute
+	}
+	if c.TempDir == "" {
+		c.TempDir = os.TempDir()
+	}
+	return c, nil
+}
+
+// DefaultBinDir returns where tools/kube-build.sh puts the components:
+// $ROTOR_KUBE_DIR/bin, or $HOME/.cache/rotor/kube-v1.37.2/bin.
+func DefaultBinDir() string {
+	if dir := os.Getenv("ROTOR_KUBE_DIR"); dir != "" {
+		return filepath.Join(dir, "bin")
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		home = "/root"
+	}
+	return filepath.Join(home, ".cache", "rotor", "kube-"+KubernetesVersion, "bin")
+}

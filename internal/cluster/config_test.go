@@ -1,0 +1,63 @@
+package cluster
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestConfigDefaults(t *testing.T) {
+	t.Setenv("ROTOR_KUBE_DIR", "/opt/kube")
+	got, err := Config{}.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.BinDir != "/opt/kube/bin" || got.ProxyMode != ProxyIPTables || got.NodeName != "node-1" ||
+		got.StartTimeout != 2*time.Minute || got.TempDir == "" {
+		t.Errorf("Config{}.withDefaults() = %+v", got)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  Config
+		want string // in the error
+	}{
+		{Config{ProxyMode: "ipvs"}, "no IPVS"},
+		{Config{ProxyMode: "userspace"}, `Config.ProxyMode is "userspace"`},
+		{Config{NodeName: "Node_1"}, `Config.NodeName is "Node_1"`},
+		{Config{StartTimeout: -time.Second}, "Config.StartTimeout is -1s"},
+	} {
+		_, err := tc.cfg.withDefaults()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: error %v; want one containing %q", tc.cfg, err, tc.want)
+		}
+	}
+}
+
+// The lab's ranges must nest as the package documentation says.
+func TestAddressPlan(t *testing.T) {
+	for _, tc := range []struct {
+		outer netip.Prefix
+		inner netip.Prefix
+	}{
+		{ClusterCIDR, NodePodCIDR},
+		{ClusterCIDR, HarnessPodCIDR},
+		{netip.MustParsePrefix("198.18.0.0/15"), ClusterCIDR},
+		{netip.MustParsePrefix("198.18.0.0/15"), ServiceCIDR},
+	} {
+		if !tc.outer.Contains(tc.inner.Addr()) || tc.inner.Bits() < tc.outer.Bits() {
+			t.Errorf("%v is not inside %v", tc.inner, tc.outer)
+		}
+	}
+	if NodePodCIDR.Overlaps(HarnessPodCIDR) || ClusterCIDR.Overlaps(ServiceCIDR) || ClusterCIDR.Contains(NodeIP) {
+		t.Error("the node's pod range, the harness's pod range, the Service range and the node address must not overlap")
+	}
+	if !HarnessPodCIDR.Contains(CoreDNSIP) || !ServiceCIDR.Contains(DNSServiceIP) || !ServiceCIDR.Contains(KubernetesServiceIP) {
+		t.Error("CoreDNS's address, the kube-dns and kubernetes ClusterIPs must be in their ranges")
+	}
+	if got := lastAddr(HarnessPodCIDR); got != netip.MustParseAddr("198.18.255.255") {
+		t.Errorf("lastAddr(%v) = %v", HarnessPodCIDR, got)
+	}
+}

@@ -1,0 +1,65 @@
+package cluster
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rotorkit/rotor/internal/cluster/netns"
+)
+
+// TestNewReportsFailedComponent starts a cluster whose kube-apiserver is a
+// script that fails at once, and checks that New's error names it and shows
+// its log, and that New removed everything it had made.
+func TestNewReportsFailedComponent(t *testing.T) {
+	real := Config{}
+	if err := Available(real); err != nil {
+		t.Skip(err)
+	}
+	bin := t.TempDir()
+	for _, name := range []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy", "etcd", "coredns"} {
+		stamp, err := os.ReadFile(filepath.Join(DefaultBinDir(), "."+name+".stamp"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(bin, "."+name+".stamp"), stamp, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if name == "kube-apiserver" {
+			script := "#!/bin/sh\necho 'Error: unknown flag: --rotor-test-bad-flag' >&2\nexit 1\n"
+			if err := os.WriteFile(filepath.Join(bin, name), []byte(script), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if err := os.Symlink(filepath.Join(DefaultBinDir(), name), filepath.Join(bin, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tmp := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := New(ctx, Config{BinDir: bin, TempDir: tmp})
+	if err == nil {
+		c.Close()
+		t.Fatal("New succeeded with a kube-apiserver that exits at once")
+	}
+	t.Logf("New failed as it should: %v", err)
+	for _, want := range []string{"kube-apiserver", "exited", "unknown flag: --rotor-test-bad-flag"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("New's error lacks %q:\n%v", want, err)
+		}
+	}
+	names, _ := netns.List()
+	for _, name := range names {
+		if m := labName.FindStringSubmatch(name); m != nil && atoi(m[2]) == os.Getpid() {
+			t.Errorf("namespace %s is left after the failed New", name)
+		}
+	}
+	if entries, _ := os.ReadDir(tmp); len(entries) != 0 {
+		t.Errorf("the failed New left %v in its TempDir", entries)
+	}
+}
