@@ -52,6 +52,8 @@ type ConnMetrics struct {
 	fsPeers   prometheus.Gauge
 	fsOwn     prometheus.Gauge
 	fsMean    prometheus.Gauge
+	fsOwnLd   prometheus.Gauge
+	fsMeanLd  prometheus.Gauge
 	fsShed    prometheus.Counter
 
 	observed atomic.Bool // the observer path is in use
@@ -110,6 +112,14 @@ func NewConnMetrics(r prometheus.Registerer) (*ConnMetrics, error) {
 			Namespace: "rotor", Subsystem: "fairshare", Name: "fleet_mean_connections",
 			Help: "Mean client connections per pod of the fleet at the last fair-share round.",
 		}),
+		fsOwnLd: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "rotor", Subsystem: "fairshare", Name: "own_load",
+			Help: "This server's load at the last fair-share round: seconds of unary handler time per second.",
+		}),
+		fsMeanLd: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "rotor", Subsystem: "fairshare", Name: "fleet_mean_load",
+			Help: "Mean load per pod of the fleet at the last fair-share round, as this server estimates it: seconds of unary handler time per second.",
+		}),
 		fsShed: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "rotor", Subsystem: "fairshare", Name: "shed_connections_total",
 			Help: "Connections this server shed to bring the fleet to its fair share.",
@@ -143,6 +153,8 @@ func (m *ConnMetrics) Describe(ch chan<- *prometheus.Desc) {
 	m.fsPeers.Describe(ch)
 	m.fsOwn.Describe(ch)
 	m.fsMean.Describe(ch)
+	m.fsOwnLd.Describe(ch)
+	m.fsMeanLd.Describe(ch)
 	m.fsShed.Describe(ch)
 }
 
@@ -158,17 +170,22 @@ func (m *ConnMetrics) Collect(ch chan<- prometheus.Metric) {
 	m.fsPeers.Collect(ch)
 	m.fsOwn.Collect(ch)
 	m.fsMean.Collect(ch)
+	m.fsOwnLd.Collect(ch)
+	m.fsMeanLd.Collect(ch)
 	m.fsShed.Collect(ch)
 }
 
 // FairShareRound records a round of rotor's fair-share balancing: the peers
-// that answered, this server's connections, the fleet mean and the
-// connections shed. It is part of the observer rotor's Server calls when
-// fair share is on.
-func (m *ConnMetrics) FairShareRound(peers int, own int, mean float64, shed int) {
+// that answered, this server's client connections and load (seconds of
+// handler time per second), the fleet means of both as the server estimates
+// them, and the connections shed. It is part of the observer rotor's Server
+// calls when fair share is on.
+func (m *ConnMetrics) FairShareRound(peers, ownConns int, meanConns, ownLoad, meanLoad float64, shed int) {
 	m.fsPeers.Set(float64(peers))
-	m.fsOwn.Set(float64(own))
-	m.fsMean.Set(mean)
+	m.fsOwn.Set(float64(ownConns))
+	m.fsMean.Set(meanConns)
+	m.fsOwnLd.Set(ownLoad)
+	m.fsMeanLd.Set(meanLoad)
 	m.fsShed.Add(float64(shed))
 }
 

@@ -134,12 +134,14 @@ func TestConnMetricsFairShare(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.FairShareRound(4, 9, 4.2, 4)
-	m.FairShareRound(4, 5, 4.2, 0)
+	m.FairShareRound(4, 9, 4.2, 0.5, 0.25, 4)
+	m.FairShareRound(4, 5, 4.2, 0.3, 0.25, 0)
 	want := map[string]float64{
 		"rotor_fairshare_peers":                  4,
 		"rotor_fairshare_own_connections":        5,
 		"rotor_fairshare_fleet_mean_connections": 4.2,
+		"rotor_fairshare_own_load":               0.3,
+		"rotor_fairshare_fleet_mean_load":        0.25,
 		"rotor_fairshare_shed_connections_total": 4,
 	}
 	mfs, err := reg.Gather()

@@ -42,13 +42,14 @@ func (s *Server) admit(raw net.Conn) net.Conn {
 		s.refused()
 		return nil
 	}
-	s.obs.ConnOpened()
 	if s.tlsOn {
+		s.obs.ConnOpened()
 		// kitCreds attaches the frameWriter after the handshake.
 		return &handshakeConn{Conn: raw, c: c}
 	}
 	nc := newConnWriter(raw, c)
 	s.attach(c, frameWriterOf(nc))
+	s.obs.ConnOpened()
 	return nc
 }
 
@@ -87,6 +88,10 @@ func (s *Server) attach(c *conn, fw *frameWriter) {
 	s.mu.Unlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.early != nil {
+		fw.goAway(c.early)
+		c.early = nil
+	}
 	if c.state != connServing {
 		return
 	}

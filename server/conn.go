@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/rotorkit/rotor/internal/conninfo"
 )
 
 // conn is the kit's record of one accepted connection. grpc-go's one
@@ -36,6 +38,12 @@ type conn struct {
 	lameDuck bool   // accepted after the server began draining
 	calls    atomic.Uint64
 	busy     atomic.Int64 // nanoseconds its unary handlers ran
+	// Its smoothed load, kept by the fair-share goroutine alone: busy
+	// time per second (smoothLoad), and the busy count and time it was
+	// last folded in at.
+	load     float64
+	loadBusy int64
+	loadAt   time.Time
 	// internal marks a connection that carries only peers' fair-share
 	// load queries: it is neither a client nor rotated.
 	internal atomic.Bool
@@ -46,9 +54,13 @@ type conn struct {
 	mu       sync.Mutex
 	state    connState
 	reason   Reason
+	goAwayAt time.Time // when goAway moved it to draining
 	draining chan struct{}
 	ageTimer *time.Timer
 	grace    *time.Timer
+	// early is a GOAWAY asked for before the connection had a frameWriter
+	// (in its TLS handshake): attach sends it.
+	early []byte
 }
 
 type connState uint8
@@ -59,7 +71,10 @@ const (
 	connGone
 )
 
-type connKey struct{}
+// connKey is the context key of a call's *conn: the one that
+// internal/conninfo reads, so that telemetry learns about the connection
+// without importing this package (see conninfo.go).
+type connKey = conninfo.Key
 
 // Draining returns a channel that is closed when the connection carrying
 // the call of ctx is sent GOAWAY (by age, Rotate, the peer watcher, fair
@@ -93,17 +108,15 @@ func (c *conn) goAway(reason Reason, grace time.Duration) bool {
 	if c.state != connServing {
 		return false
 	}
-	fw := c.fw.Load()
-	if fw == nil {
-		// Still in its TLS handshake: there is no HTTP/2 stream yet. The
-		// handshake is bounded by HandshakeTimeout; the next rotation
-		// will find it serving.
+	frame := goAwayFrame(string(reason))
+	if fw := c.fw.Load(); fw == nil {
+		// Still in its TLS handshake: there is no HTTP/2 stream yet; the
+		// frame goes out once there is (attach).
+		c.early = frame
+	} else if !fw.goAway(frame) {
 		return false
 	}
-	if !fw.goAway(goAwayFrame(string(reason))) {
-		return false
-	}
-	c.state, c.reason = connDraining, reason
+	c.state, c.reason, c.goAwayAt = connDraining, reason, time.Now()
 	close(c.draining)
 	if c.ageTimer != nil {
 		c.ageTimer.Stop()

@@ -168,3 +168,22 @@ func loopbackListener(t *testing.T) (net.Listener, string) {
 	}
 	return lis, lis.Addr().String()
 }
+
+// quietFor waits until no connection was sent GOAWAY for reason during
+// quiet, and returns how many were by then; the test fails if that takes
+// longer than timeout.
+func (e *events) quietFor(t *testing.T, reason string, quiet, timeout time.Duration) int {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	last, since := e.drained(reason), time.Now()
+	for time.Since(since) < quiet {
+		if time.Now().After(deadline) {
+			t.Fatalf("connections were still sent GOAWAY for %s after %v (%d so far)", reason, timeout, last)
+		}
+		time.Sleep(50 * time.Millisecond)
+		if n := e.drained(reason); n != last {
+			last, since = n, time.Now()
+		}
+	}
+	return last
+}

@@ -15,15 +15,18 @@ import (
 // peerConns keeps one client connection per peer for the load queries.
 type peerConns struct {
 	dialOpts []grpc.DialOption
-	port     func() int
+	portOf   func() int
 
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn
 }
 
 func newPeerConns(opts []grpc.DialOption, port func() int) *peerConns {
-	return &peerConns{dialOpts: opts, port: port, conns: map[string]*grpc.ClientConn{}}
+	return &peerConns{dialOpts: opts, portOf: port, conns: map[string]*grpc.ClientConn{}}
 }
+
+// port is the peers' gRPC port, 0 before the server listens.
+func (p *peerConns) port() int { return p.portOf() }
 
 // get returns the connection to the peer at ip, dialled on first use; nil
 // before the server listens (no port yet).
@@ -33,7 +36,7 @@ func (p *peerConns) get(ip string) *grpc.ClientConn {
 	if cc, ok := p.conns[ip]; ok {
 		return cc
 	}
-	port := p.port()
+	port := p.portOf()
 	if port == 0 {
 		return nil
 	}
@@ -62,10 +65,10 @@ func (p *peerConns) keep(ips []string) {
 	}
 }
 
-// query asks every peer in ips for its load at once and returns the
-// answers of those that gave one within ctx, leaving out self (a peer that
-// answers with this server's own instance id).
-func (p *peerConns) query(ctx context.Context, ips []string, self string) []*fairsharev1.GetLoadResponse {
+// query asks every peer in ips for its load at once, with req, and returns
+// the answers of those that gave one within ctx, leaving out self (a peer
+// that answers with this server's own instance id).
+func (p *peerConns) query(ctx context.Context, ips []string, req *fairsharev1.GetLoadRequest, self string) []*fairsharev1.GetLoadResponse {
 	var (
 		mu  sync.Mutex
 		out []*fairsharev1.GetLoadResponse
@@ -77,7 +80,7 @@ func (p *peerConns) query(ctx context.Context, ips []string, self string) []*fai
 			continue
 		}
 		wg.Go(func() {
-			resp, err := fairsharev1.NewLoadServiceClient(cc).GetLoad(ctx, &fairsharev1.GetLoadRequest{})
+			resp, err := fairsharev1.NewLoadServiceClient(cc).GetLoad(ctx, req)
 			if err != nil || resp.GetInstance() == self {
 				return
 			}

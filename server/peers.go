@@ -153,6 +153,7 @@ func (s *Server) startPeers(ctx context.Context) {
 		if s.fair != nil {
 			// Fair share moves just the excess within seconds; rotating
 			// everything would only add churn.
+			s.fair.grew(time.Now())
 			s.log.Info("peer set grew; fair share will rebalance", "added", added, "peers", peers)
 			return
 		}

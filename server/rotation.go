@@ -114,20 +114,29 @@ func (s *Server) Rotate(ctx context.Context, r Rotation) (RotateResult, error) {
 	if ro, ok := s.obs.(RotationObserver); ok {
 		ro.Rotated(string(r.Reason), n)
 	}
+	res.Rotated = s.goAwayEach(ctx, conns, spread, r.Reason)
+	return res, ctx.Err()
+}
+
+// goAwayEach sends GOAWAY to conns, evenly spaced over spread, and returns
+// how many it sent before ctx ended (connections already draining or gone
+// are skipped). Calls in flight get MaxConnectionAgeGrace.
+func (s *Server) goAwayEach(ctx context.Context, conns []*conn, spread time.Duration, reason Reason) int {
 	var step time.Duration
-	if n > 1 {
-		step = spread / time.Duration(n-1)
+	if len(conns) > 1 {
+		step = spread / time.Duration(len(conns)-1)
 	}
 	grace := on(s.cfg.MaxConnectionAgeGrace)
+	sent := 0
 	for i, c := range conns {
 		if i > 0 && !sleep(ctx, step) {
-			return res, ctx.Err()
+			return sent
 		}
-		if c.goAway(r.Reason, grace) {
-			res.Rotated++
+		if c.goAway(reason, grace) {
+			sent++
 		}
 	}
-	return res, nil
+	return sent
 }
 
 // Stats is a snapshot of the server's connections.

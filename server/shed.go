@@ -2,52 +2,106 @@ package server
 
 import (
 	"math"
+	"slices"
 	"time"
 )
 
-// maxFairShareCooldown bounds the back-off after futile sheds, and
-// futileSheds is how many in a row start it.
+// maxFairShareCooldown bounds the back-off after futile sheds, futileSheds
+// is how many in a row start it, and growthGrace is how long after the peer
+// set grew no shed counts as futile: a new pod is in the fleet mean as soon
+// as it announces itself, but kube-proxy sends it connections only once its
+// endpoint is ready, and until then shed clients land on the old pods.
 const (
 	maxFairShareCooldown = time.Minute
 	futileSheds          = 3
+	growthGrace          = 30 * time.Second
 )
 
 // shedState is what a pod remembers between fair-share rounds.
 type shedState struct {
 	lastShed time.Time
-	shedOwn  int           // own load when the last shed began; 0 when none pends
+	shedOwn  float64       // own load (or connections) when the last shed began; 0 when none pends
+	shedSize float64       // what that shed meant to move
 	cooldown time.Duration // FairShare.Cooldown, doubled after futile sheds
 	futile   int           // sheds in a row that did not lower the load
+	grewAt   time.Time     // when the peer set last grew
+	over     int           // rounds in a row above its share
+	under    int           // rounds in a row within its share
+}
+
+// overRounds is how many rounds in a row a pod must be above its share
+// before it sheds, and within it before it forgets its back-off: a load that
+// is high, or low, for one round only is noise (a burst, a slow second, the
+// moment between a shed and the clients' return), and a balanced fleet must
+// not move.
+const overRounds = 2
+
+// shedInput is what one round knows: this pod's load and the fleet mean,
+// in the unit of the measure (connections, or seconds of handler time per
+// second), and the connections it may shed.
+type shedInput struct {
+	now   time.Time
+	own   float64
+	mean  float64
+	conns []connLoad // client connections old enough to move, not draining
+}
+
+// connLoad is one connection's load, for the shed decision.
+type connLoad struct {
+	id     int // the caller's handle
+	load   float64
+	opened time.Time
 }
 
 // shedDecision is the outcome of one round.
 type shedDecision struct {
-	shed    int       // connections to send GOAWAY now
+	shed    []int     // ids of the connections to send GOAWAY now
 	backOff bool      // this round began (or extended) a back-off
 	next    shedState // the state for the next round
 }
 
-// decideShed is fair share's policy, a pure function of one round: a pod
-// holding own client connections in a fleet whose mean is mean sheds its
-// excess over ceil(mean) + Tolerance, unless it shed less than its cooldown
-// ago. A shed that did not lower its load counts as futile (its clients
-// came straight back, as a headless Service's round_robin clients do; one
-// such shed happens by chance on a ClusterIP when other pods' sheds land
-// here, several in a row do not): after futileSheds in a row the cooldown
-// doubles each time, up to maxFairShareCooldown. A pod at or below the
-// target resets everything.
-func decideShed(now time.Time, own int, mean float64, cfg FairShare, st shedState) shedDecision {
-	target := int(math.Ceil(mean-1e-9)) + cfg.Tolerance
+// decideShed is fair share's policy, a pure function of one round. The pod
+// sheds when it has held more than its share for overRounds rounds in a
+// row, and not within its cooldown of the last shed:
+//
+//   - by connections: above ceil(mean) + Tolerance, it sheds the excess,
+//     oldest first;
+//   - by load: above mean × (1 + Hysteresis), it sheds connections, heaviest
+//     first, whose load together covers its excess over the mean without
+//     taking it below mean × (1 - Hysteresis); a connection whose load alone
+//     outweighs the mean is never shed (wherever it lands it makes a pod the
+//     busiest, so moving it only moves the hot spot), nor is one that
+//     carries no load (moving it changes nothing).
+//
+// A shed that did not lower the pod's load counts as futile: its clients
+// came straight back, as a headless Service's round_robin clients do (one
+// such shed happens by chance on a ClusterIP, when other pods' sheds land
+// here; several in a row do not). After futileSheds in a row the cooldown
+// doubles each time, up to maxFairShareCooldown. Within growthGrace of the
+// peer set growing no shed counts as futile. A pod at or below its share
+// resets everything.
+func decideShed(in shedInput, cfg FairShare, st shedState) shedDecision {
 	d := shedDecision{next: st}
-	switch {
-	case own <= target:
-		d.next.shedOwn, d.next.futile, d.next.cooldown = 0, 0, cfg.Cooldown
-		return d
-	case now.Sub(st.lastShed) < st.cooldown:
+	var want []int
+	if cfg.Measure == MeasureConnections {
+		target := math.Ceil(in.mean-1e-9) + float64(cfg.Tolerance)
+		if in.own <= target {
+			return d.reset(cfg)
+		}
+		want = oldest(in.conns, int(in.own-target))
+	} else {
+		if in.mean <= 0 || in.own <= in.mean*(1+cfg.Hysteresis) {
+			return d.reset(cfg)
+		}
+		want = heaviest(in.conns, in.own-in.mean, in.mean, cfg.Hysteresis)
+	}
+	d.next.over++
+	d.next.under = 0
+	if d.next.over < overRounds || in.now.Sub(st.lastShed) < st.cooldown || len(want) == 0 {
 		return d
 	}
-	if st.shedOwn > 0 {
-		if own >= st.shedOwn {
+	if st.shedOwn > 0 && in.now.Sub(st.grewAt) >= growthGrace {
+		if in.own > st.shedOwn-st.shedSize/2 {
 			d.next.futile++
 		} else {
 			d.next.futile, d.next.cooldown = 0, cfg.Cooldown
@@ -57,7 +111,84 @@ func decideShed(now time.Time, own int, mean float64, cfg FairShare, st shedStat
 			d.backOff = true
 		}
 	}
-	d.shed = own - target
-	d.next.lastShed, d.next.shedOwn = now, own
+	d.shed = want
+	size := 0.0
+	for _, id := range want {
+		size += loadOf(in.conns, id, cfg.Measure)
+	}
+	d.next.lastShed, d.next.shedOwn, d.next.shedSize = in.now, in.own, size
 	return d
+}
+
+// reset is the decision of a pod at or below its share: after overRounds
+// rounds of it, its last shed worked.
+func (d shedDecision) reset(cfg FairShare) shedDecision {
+	d.next.over = 0
+	d.next.under++
+	if d.next.under >= overRounds {
+		d.next.shedOwn, d.next.shedSize, d.next.futile, d.next.cooldown = 0, 0, 0, cfg.Cooldown
+	}
+	return d
+}
+
+// oldest returns the ids of the n oldest connections.
+func oldest(conns []connLoad, n int) []int {
+	sorted := slices.Clone(conns)
+	slices.SortFunc(sorted, func(a, b connLoad) int { return a.opened.Compare(b.opened) })
+	var ids []int
+	for _, c := range sorted[:min(n, len(sorted))] {
+		ids = append(ids, c.id)
+	}
+	return ids
+}
+
+// heaviest picks, heaviest first, connections whose loads add up to about
+// excess: each fits if the total stays within excess + hysteresis × mean,
+// so that the pod does not fall below the mean by more than the band.
+// Connections heavier than the mean, or without load, are not candidates.
+func heaviest(conns []connLoad, excess, mean, hysteresis float64) []int {
+	sorted := slices.Clone(conns)
+	slices.SortFunc(sorted, func(a, b connLoad) int {
+		if c := -cmpFloat(a.load, b.load); c != 0 {
+			return c
+		}
+		return a.opened.Compare(b.opened)
+	})
+	var ids []int
+	left, slack := excess, hysteresis*mean
+	for _, c := range sorted {
+		if left <= slack/2 {
+			break
+		}
+		if c.load <= 0 || c.load > mean || c.load > left+slack {
+			continue
+		}
+		ids = append(ids, c.id)
+		left -= c.load
+	}
+	return ids
+}
+
+func cmpFloat(a, b float64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// loadOf is what moving connection id takes off the pod, in the measure's
+// unit.
+func loadOf(conns []connLoad, id int, m Measure) float64 {
+	if m == MeasureConnections {
+		return 1
+	}
+	for _, c := range conns {
+		if c.id == id {
+			return c.load
+		}
+	}
+	return 0
 }

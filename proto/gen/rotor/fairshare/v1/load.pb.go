@@ -6,7 +6,7 @@
 
 // Package rotor.fairshare.v1 is how the pods of one Service tell each other
 // their load, for rotor's fair-share balancing. Each server registers it on
-// its own gRPC port; peers call it every interval.
+// its own gRPC port; every interval a pod asks a random sample of its peers.
 
 package fairsharev1
 
@@ -25,9 +25,16 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// GetLoadRequest asks for a server's load.
+// GetLoadRequest asks for a server's load and introduces the caller.
 type GetLoadRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The caller's random identity (GetLoadResponse.instance of its own
+	// answers).
+	Instance string `protobuf:"bytes,1,opt,name=instance,proto3" json:"instance,omitempty"`
+	// The caller's gRPC port, on which it answers GetLoad; its address is the
+	// one its connection comes from. 0 means unknown: the caller is not
+	// announced.
+	Port          uint32 `protobuf:"varint,2,opt,name=port,proto3" json:"port,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -62,7 +69,21 @@ func (*GetLoadRequest) Descriptor() ([]byte, []int) {
 	return file_rotor_fairshare_v1_load_proto_rawDescGZIP(), []int{0}
 }
 
-// GetLoadResponse is a server's load.
+func (x *GetLoadRequest) GetInstance() string {
+	if x != nil {
+		return x.Instance
+	}
+	return ""
+}
+
+func (x *GetLoadRequest) GetPort() uint32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+// GetLoadResponse is a server's load and what it knows of the fleet.
 type GetLoadResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Client connections open and not draining (peer load queries excluded).
@@ -71,7 +92,17 @@ type GetLoadResponse struct {
 	CallsPerSecond float64 `protobuf:"fixed64,2,opt,name=calls_per_second,json=callsPerSecond,proto3" json:"calls_per_second,omitempty"`
 	// A random identity of the answering server, so that a server can tell its
 	// own answer among its peers'.
-	Instance      string `protobuf:"bytes,3,opt,name=instance,proto3" json:"instance,omitempty"`
+	Instance string `protobuf:"bytes,3,opt,name=instance,proto3" json:"instance,omitempty"`
+	// The time its client connections' unary handlers ran, in seconds per
+	// second, smoothed over a few seconds: the load fair share balances.
+	Load float64 `protobuf:"fixed64,4,opt,name=load,proto3" json:"load,omitempty"`
+	// Its estimate of the fleet's mean load per pod, in the unit of load.
+	MeanLoad float64 `protobuf:"fixed64,5,opt,name=mean_load,json=meanLoad,proto3" json:"mean_load,omitempty"`
+	// Its estimate of the fleet's mean client connections per pod.
+	MeanConnections float64 `protobuf:"fixed64,6,opt,name=mean_connections,json=meanConnections,proto3" json:"mean_connections,omitempty"`
+	// Peers it learnt of recently from their announcements, as "ip:port", so
+	// that news of a new pod spreads from peer to peer.
+	RecentPeers   []string `protobuf:"bytes,7,rep,name=recent_peers,json=recentPeers,proto3" json:"recent_peers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -127,16 +158,50 @@ func (x *GetLoadResponse) GetInstance() string {
 	return ""
 }
 
+func (x *GetLoadResponse) GetLoad() float64 {
+	if x != nil {
+		return x.Load
+	}
+	return 0
+}
+
+func (x *GetLoadResponse) GetMeanLoad() float64 {
+	if x != nil {
+		return x.MeanLoad
+	}
+	return 0
+}
+
+func (x *GetLoadResponse) GetMeanConnections() float64 {
+	if x != nil {
+		return x.MeanConnections
+	}
+	return 0
+}
+
+func (x *GetLoadResponse) GetRecentPeers() []string {
+	if x != nil {
+		return x.RecentPeers
+	}
+	return nil
+}
+
 var File_rotor_fairshare_v1_load_proto protoreflect.FileDescriptor
 
 const file_rotor_fairshare_v1_load_proto_rawDesc = "" +
 	"\n" +
-	"\x1drotor/fairshare/v1/load.proto\x12\x12rotor.fairshare.v1\"\x10\n" +
-	"\x0eGetLoadRequest\"y\n" +
+	"\x1drotor/fairshare/v1/load.proto\x12\x12rotor.fairshare.v1\"@\n" +
+	"\x0eGetLoadRequest\x12\x1a\n" +
+	"\binstance\x18\x01 \x01(\tR\binstance\x12\x12\n" +
+	"\x04port\x18\x02 \x01(\rR\x04port\"\xf8\x01\n" +
 	"\x0fGetLoadResponse\x12 \n" +
 	"\vconnections\x18\x01 \x01(\rR\vconnections\x12(\n" +
 	"\x10calls_per_second\x18\x02 \x01(\x01R\x0ecallsPerSecond\x12\x1a\n" +
-	"\binstance\x18\x03 \x01(\tR\binstance2a\n" +
+	"\binstance\x18\x03 \x01(\tR\binstance\x12\x12\n" +
+	"\x04load\x18\x04 \x01(\x01R\x04load\x12\x1b\n" +
+	"\tmean_load\x18\x05 \x01(\x01R\bmeanLoad\x12)\n" +
+	"\x10mean_connections\x18\x06 \x01(\x01R\x0fmeanConnections\x12!\n" +
+	"\frecent_peers\x18\a \x03(\tR\vrecentPeers2a\n" +
 	"\vLoadService\x12R\n" +
 	"\aGetLoad\x12\".rotor.fairshare.v1.GetLoadRequest\x1a#.rotor.fairshare.v1.GetLoadResponseBDZBgithub.com/rotorkit/rotor/proto/gen/rotor/fairshare/v1;fairsharev1b\x06proto3"
 

@@ -6,7 +6,7 @@
 
 // Package rotor.fairshare.v1 is how the pods of one Service tell each other
 // their load, for rotor's fair-share balancing. Each server registers it on
-// its own gRPC port; peers call it every interval.
+// its own gRPC port; every interval a pod asks a random sample of its peers.
 
 package fairsharev1
 
@@ -32,7 +32,9 @@ const (
 //
 // LoadService reports a server's load to its peers.
 type LoadServiceClient interface {
-	// GetLoad returns the caller's view of this server's current load.
+	// GetLoad returns this server's current load and its view of the fleet.
+	// The request announces the caller: a pod that starts is known to the
+	// peers it asks at once, without waiting for their DNS polls.
 	GetLoad(ctx context.Context, in *GetLoadRequest, opts ...grpc.CallOption) (*GetLoadResponse, error)
 }
 
@@ -60,7 +62,9 @@ func (c *loadServiceClient) GetLoad(ctx context.Context, in *GetLoadRequest, opt
 //
 // LoadService reports a server's load to its peers.
 type LoadServiceServer interface {
-	// GetLoad returns the caller's view of this server's current load.
+	// GetLoad returns this server's current load and its view of the fleet.
+	// The request announces the caller: a pod that starts is known to the
+	// peers it asks at once, without waiting for their DNS polls.
 	GetLoad(context.Context, *GetLoadRequest) (*GetLoadResponse, error)
 	mustEmbedUnimplementedLoadServiceServer()
 }
