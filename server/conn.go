@@ -38,12 +38,14 @@ type conn struct {
 	lameDuck bool   // accepted after the server began draining
 	calls    atomic.Uint64
 	busy     atomic.Int64 // nanoseconds its unary handlers ran
-	// Its smoothed load, kept by the fair-share goroutine alone: busy
-	// time per second (smoothLoad), and the busy count and time it was
-	// last folded in at.
-	load     float64
-	loadBusy int64
-	loadAt   time.Time
+	// Its smoothed rates, kept by the fair-share goroutine alone
+	// (conn.rates): calls and handler seconds per second, and the counts
+	// and time they were last folded in at.
+	callRate  float64
+	busyRate  float64
+	lastCalls uint64
+	lastBusy  int64
+	ratesAt   time.Time
 	// internal marks a connection that carries only peers' fair-share
 	// load queries: it is neither a client nor rotated.
 	internal atomic.Bool

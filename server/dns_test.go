@@ -1,6 +1,8 @@
 package server_test
 
 import (
+	"encoding/binary"
+	"io"
 	"net"
 	"net/netip"
 	"strings"
@@ -12,24 +14,35 @@ import (
 
 // testDNS is a tiny DNS server on loopback that answers A queries for one
 // name with a list the test changes, as a headless Service's DNS does when
-// pods come and go. (The lab tests use a real dnsmasq.)
+// pods come and go, over UDP and, for answers UDP cannot carry (hundreds of
+// pods), TCP on the same port. (The lab tests use a real dnsmasq.)
 type testDNS struct {
 	name string
 	conn *net.UDPConn
+	tcp  net.Listener
 	mu   sync.Mutex
 	ips  []netip.Addr
 }
 
-func startDNS(t *testing.T, name string, ips ...string) *testDNS {
+func startDNS(t testing.TB, name string, ips ...string) *testDNS {
 	t.Helper()
 	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &testDNS{name: strings.TrimSuffix(name, ".") + ".", conn: conn}
+	tcp, err := net.Listen("tcp", conn.LocalAddr().String())
+	if err != nil {
+		conn.Close()
+		t.Skipf("the DNS port is taken for TCP: %v", err)
+	}
+	d := &testDNS{name: strings.TrimSuffix(name, ".") + ".", conn: conn, tcp: tcp}
 	d.set(ips...)
 	go d.serve()
-	t.Cleanup(func() { conn.Close() })
+	go d.serveTCP()
+	t.Cleanup(func() {
+		conn.Close()
+		tcp.Close()
+	})
 	return d
 }
 
@@ -44,6 +57,10 @@ func (d *testDNS) set(ips ...string) {
 	}
 }
 
+// maxUDPAnswer is the largest answer sent over UDP; a larger one is sent
+// truncated, and the client asks again over TCP, as with a real server.
+const maxUDPAnswer = 512
+
 func (d *testDNS) serve() {
 	buf := make([]byte, 1500)
 	for {
@@ -51,30 +68,75 @@ func (d *testDNS) serve() {
 		if err != nil {
 			return
 		}
-		var req dnsmessage.Message
-		if req.Unpack(buf[:n]) != nil || len(req.Questions) != 1 {
-			continue
-		}
-		q := req.Questions[0]
-		resp := dnsmessage.Message{
-			Header:    dnsmessage.Header{ID: req.ID, Response: true, Authoritative: true, RCode: dnsmessage.RCodeSuccess},
-			Questions: req.Questions,
-		}
-		if !strings.EqualFold(q.Name.String(), d.name) {
-			resp.RCode = dnsmessage.RCodeNameError
-		} else if q.Type == dnsmessage.TypeA {
-			d.mu.Lock()
-			for _, ip := range d.ips {
-				resp.Answers = append(resp.Answers, dnsmessage.Resource{
-					Header: dnsmessage.ResourceHeader{Name: q.Name, Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET},
-					Body:   &dnsmessage.AResource{A: ip.As4()},
-				})
-			}
-			d.mu.Unlock()
-		}
-		out, err := resp.Pack()
-		if err == nil {
+		if out := d.answer(buf[:n], maxUDPAnswer); out != nil {
 			_, _ = d.conn.WriteToUDP(out, from)
 		}
 	}
+}
+
+// serveTCP answers queries over TCP: each message has a 2-byte length.
+func (d *testDNS) serveTCP() {
+	for {
+		c, err := d.tcp.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			for {
+				var n [2]byte
+				if _, err := io.ReadFull(c, n[:]); err != nil {
+					return
+				}
+				msg := make([]byte, binary.BigEndian.Uint16(n[:]))
+				if _, err := io.ReadFull(c, msg); err != nil {
+					return
+				}
+				out := d.answer(msg, 1<<16-1)
+				if out == nil {
+					return
+				}
+				if _, err := c.Write(append(binary.BigEndian.AppendUint16(nil, uint16(len(out))), out...)); err != nil {
+					return
+				}
+			}
+		}()
+	}
+}
+
+// answer packs the answer to query, truncated (no records, TC set) if it
+// would be larger than limit; nil for a query it cannot read.
+func (d *testDNS) answer(query []byte, limit int) []byte {
+	var req dnsmessage.Message
+	if req.Unpack(query) != nil || len(req.Questions) != 1 {
+		return nil
+	}
+	q := req.Questions[0]
+	resp := dnsmessage.Message{
+		Header:    dnsmessage.Header{ID: req.ID, Response: true, Authoritative: true, RCode: dnsmessage.RCodeSuccess},
+		Questions: req.Questions,
+	}
+	if !strings.EqualFold(q.Name.String(), d.name) {
+		resp.RCode = dnsmessage.RCodeNameError
+	} else if q.Type == dnsmessage.TypeA {
+		d.mu.Lock()
+		for _, ip := range d.ips {
+			resp.Answers = append(resp.Answers, dnsmessage.Resource{
+				Header: dnsmessage.ResourceHeader{Name: q.Name, Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET},
+				Body:   &dnsmessage.AResource{A: ip.As4()},
+			})
+		}
+		d.mu.Unlock()
+	}
+	out, err := resp.Pack()
+	if err != nil {
+		return nil
+	}
+	if len(out) > limit {
+		resp.Answers, resp.Truncated = nil, true
+		if out, err = resp.Pack(); err != nil {
+			return nil
+		}
+	}
+	return out
 }

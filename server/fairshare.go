@@ -30,9 +30,10 @@ import (
 // own estimates. A pod that holds more than its share sends GOAWAY to just
 // enough of its connections to bring it back, and its clients reconnect
 // through the ClusterIP, where kube-proxy picks a pod at random (see
-// decideShed for the policy). The measure is the time the pod's unary
-// handlers ran (MeasureLoad), which sees skewed clients and uneven call
-// costs, or the number of client connections (MeasureConnections).
+// decideShed for the policy). The measure is load (MeasureLoad): what each
+// connection's calls cost the pod, its calls per second times CallCost
+// plus its unary handlers' time, which sees skewed clients and uneven call
+// costs; or the number of client connections (MeasureConnections).
 //
 // Why it converges: the excess the pods above their share shed lands on
 // every pod alike, so the pods above it keep a part a < 1 of it each round
@@ -68,9 +69,19 @@ type FairShare struct {
 	Measure Measure
 	// Interval between two rounds. Default 500 ms. Allowed: 100 ms to 1 min.
 	Interval time.Duration
-	// Sample is how many peers a pod asks per round. Default 8: a fleet of
-	// up to 9 pods is asked in full. Allowed: 1 to 1000.
+	// Sample is how many peers a pod asks per round. Default 4: a fleet of
+	// up to 5 pods is asked in full; in a larger one a pod also hears from
+	// about as many peers that ask it, and their estimates second hand.
+	// Each peer asked is a connection kept open. Allowed: 1 to 1000.
 	Sample int
+	// CallCost is, with MeasureLoad, what one call costs a pod beyond its
+	// unary handler's time: grpc-go's work (transport, protobuf) and the
+	// interceptors'. Default 100 µs, between what grpc-go spends on a unary
+	// call over loopback on the lab machine back to back (55 µs, client
+	// and server together) and with calls 1 to 10 ms apart (260 to 530 µs:
+	// the runtime wakes for each). Off: only handler time counts. Allowed:
+	// Off, or 1 µs to 1 s.
+	CallCost time.Duration
 	// Hysteresis is, with MeasureLoad, how far above the fleet mean, as a
 	// fraction of it, a pod's load may be before it sheds. Default 0.1.
 	// Allowed: 0.01 to 1.
@@ -105,9 +116,11 @@ type FairShare struct {
 type Measure int
 
 const (
-	// MeasureLoad balances the time each pod's unary handlers run, per
-	// second, smoothed over a few seconds: it sees clients that call more
-	// than others and calls that cost more than others.
+	// MeasureLoad balances what each pod's calls cost it, in seconds per
+	// second, smoothed over a few seconds: CallCost for every call, plus
+	// the time unary handlers run.
+	// It sees clients that call more than others and calls that cost more
+	// than others.
 	MeasureLoad Measure = iota
 	// MeasureConnections balances the number of client connections.
 	MeasureConnections
@@ -120,7 +133,7 @@ func (m Measure) String() string {
 	return "load"
 }
 
-// loadWindow is the time constant of a connection's smoothed load.
+// loadWindow is the time constant of the smoothed rates a load is made of.
 const loadWindow = 5 * time.Second
 
 // recentPeerTTL is how long a pod passes on news of an announced peer, and
@@ -133,7 +146,8 @@ const (
 
 func (f FairShare) withDefaults() FairShare {
 	f.Interval = cmp.Or(f.Interval, 500*time.Millisecond)
-	f.Sample = cmp.Or(f.Sample, 8)
+	f.Sample = cmp.Or(f.Sample, 4)
+	f.CallCost = cmp.Or(f.CallCost, 100*time.Microsecond)
 	f.Hysteresis = cmp.Or(f.Hysteresis, 0.1)
 	f.Cooldown = cmp.Or(f.Cooldown, f.Interval)
 	if f.Spread == 0 {
@@ -152,7 +166,10 @@ func (f FairShare) validate(p *problems) {
 		p.add(field("Interval"), f.Interval, "between 100ms and 1m, or 0 for the default 500ms")
 	}
 	if f.Sample < 1 || f.Sample > 1000 {
-		p.add(field("Sample"), f.Sample, "between 1 and 1000 peers, or 0 for the default 8")
+		p.add(field("Sample"), f.Sample, "between 1 and 1000 peers, or 0 for the default 4")
+	}
+	if f.CallCost != Off && (f.CallCost < time.Microsecond || f.CallCost > time.Second) {
+		p.add(field("CallCost"), f.CallCost, "between 1µs and 1s, 0 for the default 100µs, or server.Off for handler time only")
 	}
 	if f.Hysteresis < 0.01 || f.Hysteresis > 1 || math.IsNaN(f.Hysteresis) {
 		p.add(field("Hysteresis"), f.Hysteresis, "between 0.01 and 1, or 0 for the default 0.1")
@@ -187,19 +204,22 @@ func WithFairShare(f FairShare) Option {
 
 // A FairShareObserver is an Observer that also wants each fair-share round:
 // how many peers answered (itself excluded), its own client connections and
-// load (seconds of handler time per second), the fleet means of both as it
-// estimates them, and how many connections it shed.
+// load (seconds of CPU and handler time per second, see MeasureLoad), the
+// fleet means of both as it estimates them, and how many connections it
+// shed.
 type FairShareObserver interface {
 	FairShareRound(peers, ownConns int, meanConns, ownLoad, meanLoad float64, shed int)
 }
 
 // fairShare runs the exchange and the shedding.
 type fairShare struct {
-	s     *Server
-	cfg   FairShare
-	id    string // this server's identity in load answers
-	peers *peerConns
-	rng   *mrand.Rand // the round goroutine's
+	s      *Server
+	cfg    FairShare
+	id     string // this server's identity in load answers
+	peers  *peerConns
+	rng    *mrand.Rand // the round goroutine's
+	sample []string    // the peers asked last round; the round goroutine's
+	rounds int         // rounds played; the round goroutine's
 
 	mu         sync.Mutex
 	shed       shedState
@@ -207,11 +227,13 @@ type fairShare struct {
 	lastRate   float64
 	ownLoad    float64
 	ownConns   int
-	meanLoad   float64 // estimates, 0 before the first round
+	meanLoad   float64 // estimates; estimated is false before the first answers
 	meanConns  float64
-	announced  map[string]time.Time // peer IP → when it last announced itself
-	firstHeard map[string]time.Time // announced peer IP → when first heard
-	startedAt  time.Time            // the first round
+	estimated  bool
+	heard      map[string]*fairsharev1.LoadReport // asker's instance → its report, since the last round
+	announced  map[string]time.Time               // peer IP → when it last announced itself
+	firstHeard map[string]time.Time               // announced peer IP → when first heard
+	startedAt  time.Time                          // the first round
 }
 
 func newFairShare(s *Server, cfg FairShare) *fairShare {
@@ -222,6 +244,7 @@ func newFairShare(s *Server, cfg FairShare) *fairShare {
 		peers:      newPeerConns(cfg.DialOptions, func() int { return cmp.Or(cfg.Port, s.listenPort()) }),
 		rng:        mrand.New(mrand.NewPCG(mrand.Uint64(), mrand.Uint64())),
 		shed:       shedState{cooldown: cfg.Cooldown},
+		heard:      map[string]*fairsharev1.LoadReport{},
 		announced:  map[string]time.Time{},
 		firstHeard: map[string]time.Time{},
 	}
@@ -252,16 +275,29 @@ func (f *fairShare) run(ctx context.Context) {
 	}
 }
 
-// measureConns updates each client connection's smoothed load and returns
+// measureConns updates each client connection's smoothed rates and returns
 // the candidates to shed, the pod's load and its client connections.
+//
+// A connection's load is what its calls cost the pod, in seconds per
+// second: its calls per second times CallCost, plus the time its unary
+// handlers run. A cheap call weighs what grpc-go spends on it (in grpc-go,
+// tens to hundreds of µs against a handler's few), a costly one its
+// handler's time. The pod's own CPU is no measure of this: at the call
+// rates of most pods it is mostly the runtime's wake-ups and background
+// work, which differ from pod to pod and no shed can move.
 func (f *fairShare) measureConns(now time.Time) (cands []connLoad, byID map[int]*conn, load float64, n int) {
+	perCall := on(f.cfg.CallCost).Seconds()
 	byID = map[int]*conn{}
 	for _, c := range f.s.snapshot() {
-		if c.internal.Load() || c.isDraining() {
+		// A connection counts from its first client call: until then it
+		// may be a peer's, which its first load query marks (a client's
+		// calls follow its connection at once).
+		if c.internal.Load() || c.isDraining() || c.calls.Load() == 0 {
 			continue
 		}
 		n++
-		l := c.smoothLoad(now)
+		calls, busy := c.rates(now)
+		l := calls*perCall + busy
 		load += l
 		if f.cfg.MinAge == Off || now.Sub(c.opened) >= f.cfg.MinAge {
 			id := len(byID)
@@ -272,27 +308,30 @@ func (f *fairShare) measureConns(now time.Time) (cands []connLoad, byID map[int]
 	return cands, byID, load, n
 }
 
-// smoothLoad folds the busy time since the last round into the
-// connection's load (seconds of handler time per second, a moving average
-// over about loadWindow) and returns it. Only the fair-share goroutine
-// calls it.
-func (c *conn) smoothLoad(now time.Time) float64 {
-	busy := c.busy.Load()
-	if c.loadAt.IsZero() {
-		c.loadAt, c.loadBusy = c.opened, 0
+// rates folds the calls and handler time since the last round into the
+// connection's smoothed rates (per second, a moving average over about
+// loadWindow; a connection's first round takes its rates so far) and
+// returns them. Only the fair-share goroutine calls it.
+func (c *conn) rates(now time.Time) (calls, busy float64) {
+	n, b := c.calls.Load(), c.busy.Load()
+	first := c.ratesAt.IsZero()
+	since := c.ratesAt
+	if first {
+		since = c.opened
 	}
-	dt := now.Sub(c.loadAt)
+	dt := now.Sub(since).Seconds()
 	if dt <= 0 {
-		return c.load
+		return c.callRate, c.busyRate
 	}
-	rate := time.Duration(busy-c.loadBusy).Seconds() / dt.Seconds()
-	w := 1 - math.Exp(-dt.Seconds()/loadWindow.Seconds())
-	if c.loadAt.Equal(c.opened) {
-		w = 1 // a new connection: its rate so far is all there is
+	callRate, busyRate := float64(n-c.lastCalls)/dt, time.Duration(b-c.lastBusy).Seconds()/dt
+	w := 1.0
+	if !first {
+		w = 1 - math.Exp(-dt/loadWindow.Seconds())
 	}
-	c.load += w * (rate - c.load)
-	c.loadAt, c.loadBusy = now, busy
-	return c.load
+	c.callRate += w * (callRate - c.callRate)
+	c.busyRate += w * (busyRate - c.busyRate)
+	c.ratesAt, c.lastCalls, c.lastBusy = now, n, b
+	return c.callRate, c.busyRate
 }
 
 // round exchanges loads once and sheds the excess, if any.
@@ -300,32 +339,42 @@ func (f *fairShare) round(ctx context.Context) {
 	now := time.Now()
 	cands, byID, ownLoad, ownConns := f.measureConns(now)
 	peers := f.peerSet(now)
-	f.peers.keep(peers)
-	sample := peers
-	if len(sample) > f.cfg.Sample {
-		sample = slices.Clone(sample)
-		f.rng.Shuffle(len(sample), func(i, j int) { sample[i], sample[j] = sample[j], sample[i] })
-		sample = sample[:f.cfg.Sample]
-	}
+	sample := f.nextSample(peers)
+	everyone := len(sample) == len(peers)
+	f.peers.keep(sample)
 	qctx, cancel := context.WithTimeout(ctx, f.cfg.Interval)
-	answers := f.peers.query(qctx, sample, &fairsharev1.GetLoadRequest{Instance: f.id, Port: uint32(f.peers.port())}, f.id)
+	f.mu.Lock()
+	req := &fairsharev1.GetLoadRequest{Instance: f.id, Port: uint32(f.peers.port()), Caller: &fairsharev1.LoadReport{
+		Connections: uint32(ownConns), Load: ownLoad, MeanLoad: f.meanLoad, MeanConnections: f.meanConns, Estimated: f.estimated,
+	}}
+	f.mu.Unlock()
+	byIP := f.peers.query(qctx, sample, req, f.id)
 	cancel()
-	for _, a := range answers {
+	// A peer that did not answer (gone, while DNS still lists it) leaves
+	// the sample; nextSample draws another.
+	f.sample = slices.DeleteFunc(f.sample, func(ip string) bool { return byIP[ip] == nil })
+	answers := make([]*fairsharev1.GetLoadResponse, 0, len(byIP))
+	for _, a := range byIP {
+		answers = append(answers, a)
 		f.learn(a.GetRecentPeers(), now)
 	}
 
-	meanLoad, meanConns := estimate(ownLoad, ownConns, answers, len(sample) == len(peers))
+	f.mu.Lock()
+	heard := f.heard
+	f.heard = map[string]*fairsharev1.LoadReport{}
+	f.mu.Unlock()
+	meanLoad, meanConns := estimate(ownLoad, ownConns, reports(answers, heard, everyone), everyone)
 	f.mu.Lock()
 	f.ownLoad, f.ownConns = ownLoad, ownConns
 	wasAlone := f.alone
 	f.alone = len(answers) == 0
 	if len(answers) > 0 {
-		if len(sample) < len(peers) && f.meanLoad > 0 {
+		if !everyone && f.estimated {
 			// A sample's mean: smooth it over rounds.
 			meanLoad = (f.meanLoad + meanLoad) / 2
 			meanConns = (f.meanConns + meanConns) / 2
 		}
-		f.meanLoad, f.meanConns = meanLoad, meanConns
+		f.meanLoad, f.meanConns, f.estimated = meanLoad, meanConns, true
 	}
 	f.mu.Unlock()
 	obs, _ := f.s.obs.(FairShareObserver)
@@ -373,20 +422,80 @@ func (f *fairShare) round(ctx context.Context) {
 	}()
 }
 
+// sampleSwapRounds is how many rounds a sample is kept before one member is
+// swapped: every new member is a connection to dial and accept, which costs
+// more than a few load queries over it.
+const sampleSwapRounds = 10
+
+// nextSample returns the peers to ask this round: all of them in a fleet of
+// up to Sample + 1 pods; otherwise last round's sample, less the peers
+// gone, with one member swapped for a random other peer every
+// sampleSwapRounds rounds, filled up to Sample at random. A sample that
+// changes slowly keeps the connections to peers (at most Sample, each way)
+// instead of dialling new ones every round; the askers a pod hears from,
+// and their estimates, reach the rest of the fleet.
+func (f *fairShare) nextSample(peers []string) []string {
+	if len(peers) <= f.cfg.Sample {
+		f.sample = slices.Clone(peers)
+		return f.sample
+	}
+	sample := slices.DeleteFunc(f.sample, func(ip string) bool {
+		_, found := slices.BinarySearch(peers, ip)
+		return !found
+	})
+	f.rounds++
+	if len(sample) == f.cfg.Sample && f.rounds%sampleSwapRounds == 0 {
+		i := f.rng.IntN(len(sample))
+		sample = slices.Delete(sample, i, i+1)
+	}
+	for len(sample) < f.cfg.Sample {
+		ip := peers[f.rng.IntN(len(peers))]
+		if !slices.Contains(sample, ip) {
+			sample = append(sample, ip)
+		}
+	}
+	f.sample = sample
+	return sample
+}
+
+// reports returns what this round learnt of the fleet: the answers, and
+// unless every peer was asked (the answers are then the whole fleet), the
+// reports of the peers that asked this pod since the last round and were
+// not among the answers. Hearing from the askers makes one call inform both
+// sides, so a pod that asks Sample peers a round hears from about twice as
+// many.
+func reports(answers []*fairsharev1.GetLoadResponse, heard map[string]*fairsharev1.LoadReport, everyone bool) []*fairsharev1.LoadReport {
+	out := make([]*fairsharev1.LoadReport, 0, len(answers)+len(heard))
+	for _, a := range answers {
+		out = append(out, &fairsharev1.LoadReport{
+			Connections: a.GetConnections(), Load: a.GetLoad(),
+			MeanLoad: a.GetMeanLoad(), MeanConnections: a.GetMeanConnections(), Estimated: a.GetEstimated(),
+		})
+		delete(heard, a.GetInstance())
+	}
+	if everyone {
+		return out
+	}
+	for _, r := range heard {
+		out = append(out, r)
+	}
+	return out
+}
+
 // estimate returns the fleet's mean load and connections per pod: exact
-// when every peer was asked (own load with theirs), otherwise the mean of
-// the sample's loads and of their own estimates, each an average over a
-// sample of its own, which a second hand makes about Sample times larger.
-func estimate(ownLoad float64, ownConns int, answers []*fairsharev1.GetLoadResponse, everyone bool) (load, conns float64) {
+// when every peer reported (own load with theirs), otherwise the mean of
+// the reports' loads and of their own estimates, each an average over
+// reports of its own, which a second hand makes many times larger.
+func estimate(ownLoad float64, ownConns int, reports []*fairsharev1.LoadReport, everyone bool) (load, conns float64) {
 	load, conns = ownLoad, float64(ownConns)
 	n := 1.0
-	for _, a := range answers {
-		load += a.GetLoad()
-		conns += float64(a.GetConnections())
+	for _, r := range reports {
+		load += r.GetLoad()
+		conns += float64(r.GetConnections())
 		n++
-		if !everyone && a.GetMeanLoad() > 0 {
-			load += a.GetMeanLoad()
-			conns += a.GetMeanConnections()
+		if !everyone && r.GetEstimated() {
+			load += r.GetMeanLoad()
+			conns += r.GetMeanConnections()
 			n++
 		}
 	}
@@ -468,6 +577,11 @@ func (f *fairShare) growLocked(now time.Time) {
 	}
 }
 
+// maxHeard bounds the askers' reports a pod keeps between two rounds: on
+// average it hears from Sample peers a round, and a pod that many more ask
+// (a new pod, every peer's first pick) gains little from the rest.
+const maxHeard = 64
+
 // loadMethod is the full name of the load query, which marks the
 // connection that carries it as a peer's.
 const loadMethod = "/rotor.fairshare.v1.LoadService/GetLoad"
@@ -488,9 +602,12 @@ func (l loadServer) GetLoad(ctx context.Context, req *fairsharev1.GetLoadRequest
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if c := req.GetCaller(); c != nil && req.GetInstance() != "" && req.GetInstance() != f.id && len(f.heard) < maxHeard {
+		f.heard[req.GetInstance()] = c
+	}
 	resp := &fairsharev1.GetLoadResponse{
 		Connections: uint32(f.ownConns), CallsPerSecond: f.lastRate, Instance: f.id,
-		Load: f.ownLoad, MeanLoad: f.meanLoad, MeanConnections: f.meanConns,
+		Load: f.ownLoad, MeanLoad: f.meanLoad, MeanConnections: f.meanConns, Estimated: f.estimated,
 	}
 	port := strconv.Itoa(f.peers.port())
 	for ip, at := range f.firstHeard {

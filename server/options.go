@@ -196,8 +196,10 @@ func WithAdminHandler(pattern string, h http.Handler) Option {
 // clients re-spread over the grown set. Its own address joining does not
 // count (a new pod keeps what it was just given), connections younger than
 // DefaultRotateMinAge are left alone, and with WithFairShare the watcher
-// only supplies the peers: fair share moves just the excess instead.
-// target is a name ("hello-headless",
+// only supplies the peers: fair share moves just the excess instead, and
+// the interval stretches to 50 ms per peer in fleets of over 100 pods
+// (Go's resolver costs a pod time per address; fair share's announcements
+// find new pods in the meantime). target is a name ("hello-headless",
 // "hello-headless.ns.svc.cluster.local", resolved by the system resolver)
 // or "dns://SERVER/name" to ask a given DNS server (port 53 unless given).
 // No Kubernetes API access is needed.

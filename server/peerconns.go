@@ -66,12 +66,12 @@ func (p *peerConns) keep(ips []string) {
 }
 
 // query asks every peer in ips for its load at once, with req, and returns
-// the answers of those that gave one within ctx, leaving out self (a peer
-// that answers with this server's own instance id).
-func (p *peerConns) query(ctx context.Context, ips []string, req *fairsharev1.GetLoadRequest, self string) []*fairsharev1.GetLoadResponse {
+// the answers of those that gave one within ctx, by IP, leaving out self (a
+// peer that answers with this server's own instance id).
+func (p *peerConns) query(ctx context.Context, ips []string, req *fairsharev1.GetLoadRequest, self string) map[string]*fairsharev1.GetLoadResponse {
 	var (
 		mu  sync.Mutex
-		out []*fairsharev1.GetLoadResponse
+		out = map[string]*fairsharev1.GetLoadResponse{}
 		wg  sync.WaitGroup
 	)
 	for _, ip := range ips {
@@ -85,7 +85,7 @@ func (p *peerConns) query(ctx context.Context, ips []string, req *fairsharev1.Ge
 				return
 			}
 			mu.Lock()
-			out = append(out, resp)
+			out[ip] = resp
 			mu.Unlock()
 		})
 	}

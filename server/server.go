@@ -145,6 +145,9 @@ func New(opts ...Option) (*Server, error) {
 	if set.fairShare != nil {
 		s.fair = newFairShare(s, *set.fairShare)
 		fairsharev1.RegisterLoadServiceServer(s.gs, loadServer{f: s.fair})
+		if s.peers != nil {
+			s.peers.perPeer = peerPollPerPeer
+		}
 	}
 	return s, nil
 }
@@ -224,8 +227,8 @@ func (s *Server) stream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo,
 }
 
 // addBusy adds the time a unary handler ran to the connection's and the
-// server's load. Streams are not counted: a stream's life is no measure of
-// what it costs.
+// server's busy time (fair share's load, ORCA's application utilization).
+// Streams are not counted: a stream's life is no measure of what it costs.
 func (c *conn) addBusy(d time.Duration) {
 	c.busy.Add(int64(d))
 	c.srv.busy.Add(int64(d))

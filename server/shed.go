@@ -37,7 +37,7 @@ type shedState struct {
 const overRounds = 2
 
 // shedInput is what one round knows: this pod's load and the fleet mean,
-// in the unit of the measure (connections, or seconds of handler time per
+// in the unit of the measure (connections, or seconds of load per
 // second), and the connections it may shed.
 type shedInput struct {
 	now   time.Time

@@ -1,9 +1,12 @@
 package server
 
 import (
+	"math"
 	"slices"
 	"testing"
 	"time"
+
+	fairsharev1 "github.com/rotorkit/rotor/proto/gen/rotor/fairshare/v1"
 )
 
 func TestDecideShed(t *testing.T) {
@@ -101,5 +104,83 @@ func TestDecideShedBacksOffFutileSheds(t *testing.T) {
 	}
 	if d = decideShed(within, cfg, d.next); d.next.cooldown != cfg.Cooldown || d.next.futile != 0 {
 		t.Errorf("after two rounds within its share: cooldown %v futile %d, want reset", d.next.cooldown, d.next.futile)
+	}
+}
+
+// The sample of a large fleet keeps its size, changes one peer every
+// sampleSwapRounds rounds, drops peers that are gone, and reaches every
+// peer in time.
+func TestNextSample(t *testing.T) {
+	f := newFairShare(&Server{}, FairShare{Sample: 4}.withDefaults())
+	peers := []string{"10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5", "10.0.0.6", "10.0.0.7", "10.0.0.8"}
+	seen := map[string]bool{}
+	prev := f.nextSample(peers)
+	changes := 0
+	for range 200 * sampleSwapRounds {
+		s := f.nextSample(peers)
+		if len(s) != 4 {
+			t.Fatalf("sample %v, want 4 peers", s)
+		}
+		kept := 0
+		for _, ip := range s {
+			seen[ip] = true
+			if slices.Contains(prev, ip) {
+				kept++
+			}
+		}
+		if kept < 3 {
+			t.Fatalf("sample went from %v to %v: more than one peer changed", prev, s)
+		}
+		if kept == 3 {
+			changes++
+		}
+		prev = slices.Clone(s)
+	}
+	// A swap draws any peer but the one dropped, so it may draw it back.
+	if changes > 200 || changes < 120 { // about 160: 1 in 5 swaps redraws
+		t.Errorf("%d rounds changed the sample, want one swap every %d rounds (200, less redraws)", changes, sampleSwapRounds)
+	}
+	if len(seen) != len(peers) {
+		t.Errorf("%d rounds reached %d of %d peers", 200*sampleSwapRounds, len(seen), len(peers))
+	}
+	gone := peers[:6]
+	if s := f.nextSample(gone); len(s) != 4 || slices.ContainsFunc(s, func(ip string) bool { return !slices.Contains(gone, ip) }) {
+		t.Errorf("sample %v after peers left, want 4 of %v", s, gone)
+	}
+	if s := f.nextSample(peers[:3]); !slices.Equal(s, peers[:3]) {
+		t.Errorf("sample of a fleet smaller than Sample = %v, want every peer", s)
+	}
+}
+
+// One query informs both sides: a pod counts the reports of the peers that
+// asked it, once each (an asker it also asked counts by its answer), unless
+// it asked every peer, when the answers alone are the fleet.
+func TestReportsCountAskers(t *testing.T) {
+	answers := []*fairsharev1.GetLoadResponse{
+		{Instance: "b", Connections: 2, Load: 0.2},
+		{Instance: "c", Connections: 4, Load: 0.4, MeanLoad: 0.3, MeanConnections: 3, Estimated: true},
+	}
+	heard := func() map[string]*fairsharev1.LoadReport {
+		return map[string]*fairsharev1.LoadReport{
+			"c": {Connections: 99, Load: 9.9}, // asked and answered: its answer counts
+			"d": {Connections: 6, Load: 0.6},
+		}
+	}
+	if got := reports(answers, heard(), true); len(got) != 2 {
+		t.Errorf("asking every peer: %d reports, want the 2 answers", len(got))
+	}
+	got := reports(answers, heard(), false)
+	if len(got) != 3 {
+		t.Fatalf("sampling: %d reports, want 2 answers and 1 asker", len(got))
+	}
+	// Own 0 conns/0 load; b 2, c 4 (and its estimate 3), d 6: (0+2+4+3+6)/5.
+	load, conns := estimate(0, 0, got, false)
+	if conns != 3 || math.Abs(load-0.3) > 1e-9 {
+		t.Errorf("estimate = %v load, %v conns; want 0.3, 3", load, conns)
+	}
+	// Exact when every peer answered: estimates second hand are ignored.
+	load, conns = estimate(0, 0, reports(answers, heard(), true), true)
+	if conns != 2 || math.Abs(load-0.2) > 1e-9 {
+		t.Errorf("exact estimate = %v load, %v conns; want 0.2, 2", load, conns)
 	}
 }

@@ -34,7 +34,11 @@ type GetLoadRequest struct {
 	// The caller's gRPC port, on which it answers GetLoad; its address is the
 	// one its connection comes from. 0 means unknown: the caller is not
 	// announced.
-	Port          uint32 `protobuf:"varint,2,opt,name=port,proto3" json:"port,omitempty"`
+	Port uint32 `protobuf:"varint,2,opt,name=port,proto3" json:"port,omitempty"`
+	// The caller's load and view of the fleet, which the answering server
+	// counts in its next estimate as it counts an answer. Unset: the caller
+	// tells nothing (older versions).
+	Caller        *LoadReport `protobuf:"bytes,3,opt,name=caller,proto3" json:"caller,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -83,6 +87,96 @@ func (x *GetLoadRequest) GetPort() uint32 {
 	return 0
 }
 
+func (x *GetLoadRequest) GetCaller() *LoadReport {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
+}
+
+// LoadReport is a server's load and its view of the fleet, as
+// GetLoadResponse gives them.
+type LoadReport struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Client connections open and not draining.
+	Connections uint32 `protobuf:"varint,1,opt,name=connections,proto3" json:"connections,omitempty"`
+	// Its load in seconds per second (GetLoadResponse.load).
+	Load float64 `protobuf:"fixed64,2,opt,name=load,proto3" json:"load,omitempty"`
+	// Its estimate of the fleet's mean load per pod.
+	MeanLoad float64 `protobuf:"fixed64,3,opt,name=mean_load,json=meanLoad,proto3" json:"mean_load,omitempty"`
+	// Its estimate of the fleet's mean client connections per pod.
+	MeanConnections float64 `protobuf:"fixed64,4,opt,name=mean_connections,json=meanConnections,proto3" json:"mean_connections,omitempty"`
+	// Whether mean_load and mean_connections are estimates.
+	Estimated     bool `protobuf:"varint,5,opt,name=estimated,proto3" json:"estimated,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LoadReport) Reset() {
+	*x = LoadReport{}
+	mi := &file_rotor_fairshare_v1_load_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LoadReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LoadReport) ProtoMessage() {}
+
+func (x *LoadReport) ProtoReflect() protoreflect.Message {
+	mi := &file_rotor_fairshare_v1_load_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LoadReport.ProtoReflect.Descriptor instead.
+func (*LoadReport) Descriptor() ([]byte, []int) {
+	return file_rotor_fairshare_v1_load_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *LoadReport) GetConnections() uint32 {
+	if x != nil {
+		return x.Connections
+	}
+	return 0
+}
+
+func (x *LoadReport) GetLoad() float64 {
+	if x != nil {
+		return x.Load
+	}
+	return 0
+}
+
+func (x *LoadReport) GetMeanLoad() float64 {
+	if x != nil {
+		return x.MeanLoad
+	}
+	return 0
+}
+
+func (x *LoadReport) GetMeanConnections() float64 {
+	if x != nil {
+		return x.MeanConnections
+	}
+	return 0
+}
+
+func (x *LoadReport) GetEstimated() bool {
+	if x != nil {
+		return x.Estimated
+	}
+	return false
+}
+
 // GetLoadResponse is a server's load and what it knows of the fleet.
 type GetLoadResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -93,8 +187,9 @@ type GetLoadResponse struct {
 	// A random identity of the answering server, so that a server can tell its
 	// own answer among its peers'.
 	Instance string `protobuf:"bytes,3,opt,name=instance,proto3" json:"instance,omitempty"`
-	// The time its client connections' unary handlers ran, in seconds per
-	// second, smoothed over a few seconds: the load fair share balances.
+	// Its load, smoothed over a few seconds, in seconds per second: a fixed
+	// cost per call (rotor's FairShare.CallCost) plus the time its unary
+	// handlers ran: the load fair share balances.
 	Load float64 `protobuf:"fixed64,4,opt,name=load,proto3" json:"load,omitempty"`
 	// Its estimate of the fleet's mean load per pod, in the unit of load.
 	MeanLoad float64 `protobuf:"fixed64,5,opt,name=mean_load,json=meanLoad,proto3" json:"mean_load,omitempty"`
@@ -102,14 +197,17 @@ type GetLoadResponse struct {
 	MeanConnections float64 `protobuf:"fixed64,6,opt,name=mean_connections,json=meanConnections,proto3" json:"mean_connections,omitempty"`
 	// Peers it learnt of recently from their announcements, as "ip:port", so
 	// that news of a new pod spreads from peer to peer.
-	RecentPeers   []string `protobuf:"bytes,7,rep,name=recent_peers,json=recentPeers,proto3" json:"recent_peers,omitempty"`
+	RecentPeers []string `protobuf:"bytes,7,rep,name=recent_peers,json=recentPeers,proto3" json:"recent_peers,omitempty"`
+	// Whether mean_load and mean_connections are estimates (it has heard
+	// from peers), rather than unset.
+	Estimated     bool `protobuf:"varint,8,opt,name=estimated,proto3" json:"estimated,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetLoadResponse) Reset() {
 	*x = GetLoadResponse{}
-	mi := &file_rotor_fairshare_v1_load_proto_msgTypes[1]
+	mi := &file_rotor_fairshare_v1_load_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -121,7 +219,7 @@ func (x *GetLoadResponse) String() string {
 func (*GetLoadResponse) ProtoMessage() {}
 
 func (x *GetLoadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rotor_fairshare_v1_load_proto_msgTypes[1]
+	mi := &file_rotor_fairshare_v1_load_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -134,7 +232,7 @@ func (x *GetLoadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLoadResponse.ProtoReflect.Descriptor instead.
 func (*GetLoadResponse) Descriptor() ([]byte, []int) {
-	return file_rotor_fairshare_v1_load_proto_rawDescGZIP(), []int{1}
+	return file_rotor_fairshare_v1_load_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *GetLoadResponse) GetConnections() uint32 {
@@ -186,14 +284,29 @@ func (x *GetLoadResponse) GetRecentPeers() []string {
 	return nil
 }
 
+func (x *GetLoadResponse) GetEstimated() bool {
+	if x != nil {
+		return x.Estimated
+	}
+	return false
+}
+
 var File_rotor_fairshare_v1_load_proto protoreflect.FileDescriptor
 
 const file_rotor_fairshare_v1_load_proto_rawDesc = "" +
 	"\n" +
-	"\x1drotor/fairshare/v1/load.proto\x12\x12rotor.fairshare.v1\"@\n" +
+	"\x1drotor/fairshare/v1/load.proto\x12\x12rotor.fairshare.v1\"x\n" +
 	"\x0eGetLoadRequest\x12\x1a\n" +
 	"\binstance\x18\x01 \x01(\tR\binstance\x12\x12\n" +
-	"\x04port\x18\x02 \x01(\rR\x04port\"\xf8\x01\n" +
+	"\x04port\x18\x02 \x01(\rR\x04port\x126\n" +
+	"\x06caller\x18\x03 \x01(\v2\x1e.rotor.fairshare.v1.LoadReportR\x06caller\"\xa8\x01\n" +
+	"\n" +
+	"LoadReport\x12 \n" +
+	"\vconnections\x18\x01 \x01(\rR\vconnections\x12\x12\n" +
+	"\x04load\x18\x02 \x01(\x01R\x04load\x12\x1b\n" +
+	"\tmean_load\x18\x03 \x01(\x01R\bmeanLoad\x12)\n" +
+	"\x10mean_connections\x18\x04 \x01(\x01R\x0fmeanConnections\x12\x1c\n" +
+	"\testimated\x18\x05 \x01(\bR\testimated\"\x96\x02\n" +
 	"\x0fGetLoadResponse\x12 \n" +
 	"\vconnections\x18\x01 \x01(\rR\vconnections\x12(\n" +
 	"\x10calls_per_second\x18\x02 \x01(\x01R\x0ecallsPerSecond\x12\x1a\n" +
@@ -201,7 +314,8 @@ const file_rotor_fairshare_v1_load_proto_rawDesc = "" +
 	"\x04load\x18\x04 \x01(\x01R\x04load\x12\x1b\n" +
 	"\tmean_load\x18\x05 \x01(\x01R\bmeanLoad\x12)\n" +
 	"\x10mean_connections\x18\x06 \x01(\x01R\x0fmeanConnections\x12!\n" +
-	"\frecent_peers\x18\a \x03(\tR\vrecentPeers2a\n" +
+	"\frecent_peers\x18\a \x03(\tR\vrecentPeers\x12\x1c\n" +
+	"\testimated\x18\b \x01(\bR\testimated2a\n" +
 	"\vLoadService\x12R\n" +
 	"\aGetLoad\x12\".rotor.fairshare.v1.GetLoadRequest\x1a#.rotor.fairshare.v1.GetLoadResponseBDZBgithub.com/rotorkit/rotor/proto/gen/rotor/fairshare/v1;fairsharev1b\x06proto3"
 
@@ -217,19 +331,21 @@ func file_rotor_fairshare_v1_load_proto_rawDescGZIP() []byte {
 	return file_rotor_fairshare_v1_load_proto_rawDescData
 }
 
-var file_rotor_fairshare_v1_load_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_rotor_fairshare_v1_load_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
 var file_rotor_fairshare_v1_load_proto_goTypes = []any{
 	(*GetLoadRequest)(nil),  // 0: rotor.fairshare.v1.GetLoadRequest
-	(*GetLoadResponse)(nil), // 1: rotor.fairshare.v1.GetLoadResponse
+	(*LoadReport)(nil),      // 1: rotor.fairshare.v1.LoadReport
+	(*GetLoadResponse)(nil), // 2: rotor.fairshare.v1.GetLoadResponse
 }
 var file_rotor_fairshare_v1_load_proto_depIdxs = []int32{
-	0, // 0: rotor.fairshare.v1.LoadService.GetLoad:input_type -> rotor.fairshare.v1.GetLoadRequest
-	1, // 1: rotor.fairshare.v1.LoadService.GetLoad:output_type -> rotor.fairshare.v1.GetLoadResponse
-	1, // [1:2] is the sub-list for method output_type
-	0, // [0:1] is the sub-list for method input_type
-	0, // [0:0] is the sub-list for extension type_name
-	0, // [0:0] is the sub-list for extension extendee
-	0, // [0:0] is the sub-list for field type_name
+	1, // 0: rotor.fairshare.v1.GetLoadRequest.caller:type_name -> rotor.fairshare.v1.LoadReport
+	0, // 1: rotor.fairshare.v1.LoadService.GetLoad:input_type -> rotor.fairshare.v1.GetLoadRequest
+	2, // 2: rotor.fairshare.v1.LoadService.GetLoad:output_type -> rotor.fairshare.v1.GetLoadResponse
+	2, // [2:3] is the sub-list for method output_type
+	1, // [1:2] is the sub-list for method input_type
+	1, // [1:1] is the sub-list for extension type_name
+	1, // [1:1] is the sub-list for extension extendee
+	0, // [0:1] is the sub-list for field type_name
 }
 
 func init() { file_rotor_fairshare_v1_load_proto_init() }
@@ -243,7 +359,7 @@ func file_rotor_fairshare_v1_load_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_rotor_fairshare_v1_load_proto_rawDesc), len(file_rotor_fairshare_v1_load_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   2,
+			NumMessages:   3,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

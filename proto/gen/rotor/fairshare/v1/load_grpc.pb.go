@@ -33,8 +33,9 @@ const (
 // LoadService reports a server's load to its peers.
 type LoadServiceClient interface {
 	// GetLoad returns this server's current load and its view of the fleet.
-	// The request announces the caller: a pod that starts is known to the
-	// peers it asks at once, without waiting for their DNS polls.
+	// The request announces the caller, so that a pod that starts is known to
+	// the peers it asks at once, without waiting for their DNS polls, and
+	// carries the caller's own load, so that one call informs both sides.
 	GetLoad(ctx context.Context, in *GetLoadRequest, opts ...grpc.CallOption) (*GetLoadResponse, error)
 }
 
@@ -63,8 +64,9 @@ func (c *loadServiceClient) GetLoad(ctx context.Context, in *GetLoadRequest, opt
 // LoadService reports a server's load to its peers.
 type LoadServiceServer interface {
 	// GetLoad returns this server's current load and its view of the fleet.
-	// The request announces the caller: a pod that starts is known to the
-	// peers it asks at once, without waiting for their DNS polls.
+	// The request announces the caller, so that a pod that starts is known to
+	// the peers it asks at once, without waiting for their DNS polls, and
+	// carries the caller's own load, so that one call informs both sides.
 	GetLoad(context.Context, *GetLoadRequest) (*GetLoadResponse, error)
 	mustEmbedUnimplementedLoadServiceServer()
 }
