@@ -291,8 +291,9 @@ func (f *fairShare) measureConns(now time.Time) (cands []connLoad, byID map[int]
 	for _, c := range f.s.snapshot() {
 		// A connection counts from its first client call: until then it
 		// may be a peer's, which its first load query marks (a client's
-		// calls follow its connection at once).
-		if c.internal.Load() || c.isDraining() || c.calls.Load() == 0 {
+		// calls follow its connection at once). One from the pod itself
+		// (its REST gateway, a sidecar) can go nowhere else.
+		if c.internal.Load() || c.isDraining() || c.calls.Load() == 0 || c.fromSelf() {
 			continue
 		}
 		n++
@@ -306,6 +307,14 @@ func (f *fairShare) measureConns(now time.Time) (cands []connLoad, byID map[int]
 		}
 	}
 	return cands, byID, load, n
+}
+
+// fromSelf reports whether the connection comes from the address it
+// arrived on: from the pod itself, as its REST gateway's does.
+func (c *conn) fromSelf() bool {
+	r, ok1 := c.raw.RemoteAddr().(*net.TCPAddr)
+	l, ok2 := c.raw.LocalAddr().(*net.TCPAddr)
+	return ok1 && ok2 && r.IP.Equal(l.IP)
 }
 
 // rates folds the calls and handler time since the last round into the

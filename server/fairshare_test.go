@@ -69,6 +69,30 @@ func TestFairShareBalancesAClusterIPFleet(t *testing.T) {
 	t.Logf("balanced after moving %d connections", shed)
 }
 
+// A pod's connections from its own address (its REST gateway dials its gRPC
+// port) can go nowhere else: fair share neither counts nor sheds them. Pod
+// 0 holds 6 busy ones, pod 1 none; nothing moves.
+func TestFairShareLeavesThePodsOwnConnectionsAlone(t *testing.T) {
+	for _, m := range []server.Measure{server.MeasureConnections, server.MeasureLoad} {
+		t.Run(m.String(), func(t *testing.T) {
+			ev := newEvents()
+			f := startFleet(t, []string{"127.0.0.1", "127.0.0.2"}, ev,
+				server.FairShare{Measure: m, Interval: 100 * time.Millisecond, MinAge: server.Off})
+			var clients []hellov1.HelloClient
+			for range 6 {
+				// From 127.0.0.1, pod 0's own address.
+				clients = append(clients, hellov1.NewHelloClient(testkit.Dial(t, f.addr(0), noAge())))
+			}
+			l := startLoad(clients)
+			time.Sleep(2 * time.Second)
+			l.stop(t)
+			if n := ev.drained("fairshare"); n != 0 {
+				t.Errorf("fair share sent GOAWAY to %d of the pod's own connections", n)
+			}
+		})
+	}
+}
+
 // fleet runs one server per address of ips, all on one port, as the pods of a
 // Service, with fair share on and their headless name served by a test DNS.
 type fleet struct {
@@ -132,11 +156,13 @@ func startFleet(t *testing.T, ips []string, obs server.Observer, fs server.FairS
 func (f *fleet) addr(i int) string { return net.JoinHostPort(f.ips[i], fmt.Sprint(f.port)) }
 
 // clients opens n client connections whose every dial goes where pick says,
-// as kube-proxy would send them.
+// as kube-proxy would send them. They come from an address of their own
+// (127.0.9.1), as from another pod: a pod takes connections from its own
+// address for its own (a REST gateway), which fair share leaves alone.
 func (f *fleet) clients(t *testing.T, n int, pick func() int) []hellov1.HelloClient {
 	t.Helper()
 	dialer := func(ctx context.Context, _ string) (net.Conn, error) {
-		var d net.Dialer
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 9, 1)}}
 		return d.DialContext(ctx, "tcp", f.addr(pick()))
 	}
 	var out []hellov1.HelloClient

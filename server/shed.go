@@ -67,11 +67,11 @@ type shedDecision struct {
 //   - by connections: above ceil(mean) + Tolerance, it sheds the excess,
 //     oldest first;
 //   - by load: above mean × (1 + Hysteresis), it sheds connections, heaviest
-//     first, whose load together covers its excess over the mean without
-//     taking it below mean × (1 - Hysteresis); a connection whose load alone
-//     outweighs the mean is never shed (wherever it lands it makes a pod the
-//     busiest, so moving it only moves the hot spot), nor is one that
-//     carries no load (moving it changes nothing).
+//     first, each lighter than what is left of its excess over the mean
+//     (see heaviest); a connection whose load alone outweighs the mean is
+//     never shed (wherever it lands it makes a pod the busiest, so moving it
+//     only moves the hot spot), nor is one that carries no load (moving it
+//     changes nothing).
 //
 // A shed that did not lower the pod's load counts as futile: its clients
 // came straight back, as a headless Service's round_robin clients do (one
@@ -93,7 +93,7 @@ func decideShed(in shedInput, cfg FairShare, st shedState) shedDecision {
 		if in.mean <= 0 || in.own <= in.mean*(1+cfg.Hysteresis) {
 			return d.reset(cfg)
 		}
-		want = heaviest(in.conns, in.own-in.mean, in.mean, cfg.Hysteresis)
+		want = heaviest(in.conns, in.own-in.mean, in.mean)
 	}
 	d.next.over++
 	d.next.under = 0
@@ -142,11 +142,14 @@ func oldest(conns []connLoad, n int) []int {
 	return ids
 }
 
-// heaviest picks, heaviest first, connections whose loads add up to about
-// excess: each fits if the total stays within excess + hysteresis × mean,
-// so that the pod does not fall below the mean by more than the band.
-// Connections heavier than the mean, or without load, are not candidates.
-func heaviest(conns []connLoad, excess, mean, hysteresis float64) []int {
+// heaviest picks, heaviest first, connections whose loads add up to at
+// most excess, each lighter than what is left of it: a shed connection
+// lands on another pod, and moving one heavier than the excess would leave
+// that pod, if it was at the mean, above where this one was, and set it
+// shedding in turn. So a pod keeps less than one connection's load above
+// the mean, as by connections it keeps ceil(mean). Connections heavier
+// than the mean, or without load, are not candidates.
+func heaviest(conns []connLoad, excess, mean float64) []int {
 	sorted := slices.Clone(conns)
 	slices.SortFunc(sorted, func(a, b connLoad) int {
 		if c := -cmpFloat(a.load, b.load); c != 0 {
@@ -155,12 +158,9 @@ func heaviest(conns []connLoad, excess, mean, hysteresis float64) []int {
 		return a.opened.Compare(b.opened)
 	})
 	var ids []int
-	left, slack := excess, hysteresis*mean
+	left := excess
 	for _, c := range sorted {
-		if left <= slack/2 {
-			break
-		}
-		if c.load <= 0 || c.load > mean || c.load > left+slack {
+		if c.load <= 0 || c.load > mean || c.load >= left {
 			continue
 		}
 		ids = append(ids, c.id)
