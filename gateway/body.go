@@ -23,7 +23,9 @@ func (g *Gateway) limitBody(w http.ResponseWriter, r *http.Request, st *reqState
 		return false
 	}
 	if r.Body != nil && r.Body != http.NoBody {
-		r.Body = &limitedBody{ReadCloser: http.MaxBytesReader(w, r.Body, g.set.MaxBodyBytes), st: st}
+		// net/http's own writer, so that the reader can tell net/http to
+		// close the connection when the body is too large.
+		r.Body = &limitedBody{ReadCloser: http.MaxBytesReader(st.conn, r.Body, g.set.MaxBodyBytes), st: st}
 	}
 	return true
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -214,6 +215,21 @@ type Config struct {
 	// Logger receives lifecycle events and net/http's own errors, with
 	// component=rotor/gateway. Default slog.Default().
 	Logger *slog.Logger
+
+	// TracerProvider, when set, traces REST calls with OpenTelemetry: a
+	// server span for each request to a REST route (otelhttp), named after
+	// the route ("POST /v1/hi"), continuing the W3C trace context
+	// (traceparent, tracestate) and baggage of the request; under it, a
+	// client span for the gRPC call (otelgrpc), whose context goes to the
+	// gRPC server as traceparent metadata, replacing the request's. With the
+	// gRPC server traced too (interceptors.WithTracing), a REST call is one
+	// trace: HTTP server span, gRPC client span, gRPC server span. Sampling
+	// is the provider's. The Gateway's own paths (HealthzPath, ReadyzPath,
+	// OpenAPIPath) and its readiness connection are not traced. Default
+	// nil: no spans, and the request's traceparent and tracestate still
+	// reach the gRPC server (ForwardHeaders), so that a traced server
+	// continues the client's trace.
+	TracerProvider trace.TracerProvider
 }
 
 // withDefaults returns c with every zero field set to its default.

@@ -91,6 +91,19 @@
 // mux does not tell which methods a path has); the gateway's own paths
 // always send it.
 //
+// # Tracing
+//
+// With Config.TracerProvider set, the Gateway traces every request to a
+// REST route with OpenTelemetry: otelhttp opens a server span named after
+// the route ("POST /v1/hi", with http.route), continuing the W3C trace
+// context of the request, and otelgrpc a client span under it for the gRPC
+// call, whose context replaces the request's traceparent in the call's
+// metadata. With the gRPC server traced too (interceptors.WithTracing), a
+// REST call is one trace: HTTP server span, gRPC client span, gRPC server
+// span. The probes and /openapi.json are not traced, nor the readiness
+// connection's health Watch. Off (nil) by default; the request's
+// traceparent and tracestate are forwarded either way.
+//
 // # Defaults
 //
 //	HTTPAddr           :8080

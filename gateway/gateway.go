@@ -32,6 +32,7 @@ type Gateway struct {
 	hs         *http.Server
 	healthConn *grpc.ClientConn // for readiness; see dialHealth
 	rest       []*restConn      // one per register function's connection
+	api        http.Handler     // serveAPI, traced when Config.TracerProvider is set
 
 	stopConns context.CancelFunc // ends the ctx given to the register functions
 	closeOnce sync.Once
@@ -62,12 +63,20 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		runtime.WithRoutingErrorHandler(g.routingError),
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, strictJSON()),
 	}
+	g.api = http.HandlerFunc(g.serveAPI)
+	if set.TracerProvider != nil {
+		g.api = traceHTTP(g.api, set.TracerProvider)
+		opts = append(opts, runtime.WithMetadata(nameSpan))
+	}
 	g.mux = runtime.NewServeMux(append(opts, set.MuxOptions...)...)
 	for i, fn := range set.fns {
 		rc := &restConn{}
 		g.rest = append(g.rest, rc)
 		dialOpts := append(slices.Clip(set.dialOpts), gatewayDialOptions()...)
 		dialOpts = append(dialOpts, grpc.WithChainUnaryInterceptor(rc.unary), grpc.WithChainStreamInterceptor(rc.stream))
+		if set.TracerProvider != nil {
+			dialOpts = append(dialOpts, traceGRPC(set.TracerProvider))
+		}
 		if err := fn(connCtx, g.mux, set.endpoint, dialOpts); err != nil {
 			stopConns()
 			return nil, fmt.Errorf("rotor: gateway register function %d of %d for %q: %w", i+1, len(set.fns), set.endpoint, err)
@@ -106,10 +115,11 @@ func (g *Gateway) Mux() *runtime.ServeMux { return g.mux }
 
 // ServeHTTP serves the probe and OpenAPI paths itself and passes every other
 // request, with its request id, body limits and write deadlines, to the
-// grpc-gateway ServeMux.
+// grpc-gateway ServeMux, in a span of its own when Config.TracerProvider is
+// set.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rotate(w, r)
-	st := &reqState{id: requestID(r)}
+	st := &reqState{id: requestID(r), conn: w}
 	w.Header().Set(RequestIDHeader, st.id)
 	r = r.WithContext(context.WithValue(r.Context(), reqKey{}, st))
 
@@ -126,6 +136,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	g.api.ServeHTTP(w, r)
+}
+
+// serveAPI serves a request for the REST routes.
+func (g *Gateway) serveAPI(w http.ResponseWriter, r *http.Request) {
+	st := stateOf(r.Context())
 	if !g.set.forwardAuth {
 		stripAuthorization(r)
 	}

@@ -20,9 +20,10 @@ const maxRequestIDLen = 128
 // handler reads it from the request context.
 type reqState struct {
 	id       string
-	tooLarge atomic.Bool // the body passed MaxBodyBytes
-	timedOut atomic.Bool // the body did not arrive within ReadTimeout
-	trailing atomic.Bool // the JSON body had data after its message
+	conn     http.ResponseWriter // as net/http gave it, unwrapped by tracing
+	tooLarge atomic.Bool         // the body passed MaxBodyBytes
+	timedOut atomic.Bool         // the body did not arrive within ReadTimeout
+	trailing atomic.Bool         // the JSON body had data after its message
 }
 
 type reqKey struct{}

@@ -5,11 +5,15 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/peer"
@@ -20,29 +24,39 @@ import (
 )
 
 // pieces are the chains the benchmarks compare; nil opts means no
-// interceptors at all.
+// interceptors at all. sample, when positive, adds WithTracing with an
+// OpenTelemetry SDK provider that samples that fraction of the calls (see
+// tracedProvider).
 var pieces = []struct {
-	name string
-	opts []interceptors.Option
+	name   string
+	opts   []interceptors.Option
+	sample float64
 }{
-	{"bare", nil},
-	{"recovery", []interceptors.Option{interceptors.WithoutLogging(), interceptors.WithoutMetrics()}},
-	{"logging", []interceptors.Option{interceptors.WithoutRecovery(), interceptors.WithoutMetrics()}},
-	{"metrics", []interceptors.Option{interceptors.WithoutRecovery(), interceptors.WithoutLogging()}},
-	{"servedby", []interceptors.Option{interceptors.WithoutRecovery(), interceptors.WithoutLogging(), interceptors.WithoutMetrics(), interceptors.WithServedBy("pod-a")}},
-	{"default", []interceptors.Option{}},
-	{"default-nolog", []interceptors.Option{interceptors.WithoutLogging()}},
+	{"bare", nil, 0},
+	{"recovery", []interceptors.Option{interceptors.WithoutLogging(), interceptors.WithoutMetrics()}, 0},
+	{"logging", []interceptors.Option{interceptors.WithoutRecovery(), interceptors.WithoutMetrics()}, 0},
+	{"metrics", []interceptors.Option{interceptors.WithoutRecovery(), interceptors.WithoutLogging()}, 0},
+	{"servedby", []interceptors.Option{interceptors.WithoutRecovery(), interceptors.WithoutLogging(), interceptors.WithoutMetrics(), interceptors.WithServedBy("pod-a")}, 0},
+	{"default", []interceptors.Option{}, 0},
+	{"default-nolog", []interceptors.Option{interceptors.WithoutLogging()}, 0},
 	// The logger at Warn: only the server's failures would be logged.
-	{"default-warn", []interceptors.Option{interceptors.WithLogger(slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn})))}},
+	{"default-warn", []interceptors.Option{interceptors.WithLogger(slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn})))}, 0},
 	// go-grpc-middleware's own logging interceptor (WithLoggingOptions),
 	// alone and in the chain, for comparison.
-	{"mwlogging", []interceptors.Option{interceptors.WithoutRecovery(), interceptors.WithoutMetrics(), interceptors.WithLoggingOptions()}},
-	{"default-mwlog", []interceptors.Option{interceptors.WithLoggingOptions()}},
+	{"mwlogging", []interceptors.Option{interceptors.WithoutRecovery(), interceptors.WithoutMetrics(), interceptors.WithLoggingOptions()}, 0},
+	{"default-mwlog", []interceptors.Option{interceptors.WithLoggingOptions()}, 0},
+	// The default chain traced, 1 % and all of the calls sampled.
+	{"default+trace1%", []interceptors.Option{}, 0.01},
+	{"default+trace100%", []interceptors.Option{}, 1},
 }
 
 // benchChain builds a chain on a registry of its own that logs to
-// io.Discard, so that the log's cost is the formatting, not the disk.
-func benchChain(b *testing.B, opts []interceptors.Option) *interceptors.Chain {
+// io.Discard, so that the log's cost is the formatting, not the disk, and
+// traces a sample fraction of the calls when sample is positive.
+func benchChain(b *testing.B, opts []interceptors.Option, sample float64) *interceptors.Chain {
+	if sample > 0 {
+		opts = append(slices.Clip(opts), interceptors.WithTracing(tracedProvider(b, sample)))
+	}
 	c, err := interceptors.NewChain(append([]interceptors.Option{
 		interceptors.WithRegisterer(prometheus.NewRegistry()),
 		interceptors.WithLogger(discard),
@@ -51,6 +65,18 @@ func benchChain(b *testing.B, opts []interceptors.Option) *interceptors.Chain {
 		b.Fatal(err)
 	}
 	return c
+}
+
+// tracedProvider is an OpenTelemetry SDK tracer provider as a program would
+// run it, ParentBased(TraceIDRatioBased(sample)) with a batching span
+// processor, whose exporter drops the spans: what the benchmarks measure is
+// the instrumentation and the SDK, not the collector or the network.
+func tracedProvider(b *testing.B, sample float64) trace.TracerProvider {
+	tp := sdktrace.NewTracerProvider(
+		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(sample))),
+		sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+	b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	return tp
 }
 
 // BenchmarkChain measures the per-call cost of each piece of the chain: one
@@ -65,7 +91,7 @@ func BenchmarkChain(b *testing.B) {
 				b.Run(p.name, func(b *testing.B) {
 					var opts []grpc.ServerOption
 					if p.opts != nil {
-						opts = benchChain(b, p.opts).ServerOptions()
+						opts = benchChain(b, p.opts, p.sample).ServerOptions()
 					}
 					client := benchServer(b, transport, opts...)
 					ctx := context.Background()
@@ -90,12 +116,12 @@ func BenchmarkChainAlone(b *testing.B) {
 	info := &grpc.UnaryServerInfo{FullMethod: hellov1.Hello_Hi_FullMethodName}
 	nop := func(context.Context, any) (any, error) { return nil, nil }
 	for _, p := range pieces[1:] {
-		if p.name == "servedby" {
-			continue // grpc.SetHeader needs a real call's stream
+		if p.name == "servedby" || p.sample > 0 {
+			continue // grpc.SetHeader needs a real call's stream, a span its stats handler
 		}
 		b.Run(p.name, func(b *testing.B) {
 			call := nop
-			u := benchChain(b, p.opts).Unary()
+			u := benchChain(b, p.opts, p.sample).Unary()
 			for i := len(u) - 1; i >= 0; i-- {
 				next, ic := call, u[i]
 				call = func(ctx context.Context, req any) (any, error) { return ic(ctx, req, info, next) }
@@ -134,7 +160,7 @@ func BenchmarkThroughput(b *testing.B) {
 			for _, p := range pieces[1:] {
 				b.Run(p.name, func(b *testing.B) {
 					bare := benchClients(b, shape.conns)
-					chain := benchClients(b, shape.conns, benchChain(b, p.opts).ServerOptions()...)
+					chain := benchClients(b, shape.conns, benchChain(b, p.opts, p.sample).ServerOptions()...)
 					batch := func(clients []hellov1.HelloClient) time.Duration {
 						start := time.Now()
 						var wg sync.WaitGroup

@@ -4,20 +4,26 @@ import (
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/stats"
 )
 
 // A Chain is rotor's default server interceptor chain. Build it once with
 // NewChain and hand its interceptors to a server:
 //
 //	grpc.NewServer(chain.ServerOptions()...)
-//	server.New(server.WithUnaryInterceptors(chain.Unary()...), server.WithStreamInterceptors(chain.Stream()...))
+//	server.New(server.WithUnaryInterceptors(chain.Unary()...), server.WithStreamInterceptors(chain.Stream()...),
+//		server.WithGRPCOptions(chain.StatsHandlers()...))
 //
-// The interceptors run in this order, outermost first:
+// (StatsHandlers is empty unless WithTracing is given.) The interceptors run
+// in this order, outermost first:
 //
-//  1. ServedBy (only WithServedBy): sets the header before anything can fail;
-//  2. metrics: counts and times every call, with the code the client gets;
-//  3. logging: one line per finished call;
-//  4. recovery: turns a panic into codes.Internal.
+//  1. tracing (only WithTracing): puts rotor's connection events on the
+//     call's span, which otelgrpc's stats handler opened before any
+//     interceptor ran;
+//  2. ServedBy (only WithServedBy): sets the header before anything can fail;
+//  3. metrics: counts and times every call, with the code the client gets;
+//  4. logging: one line per finished call;
+//  5. recovery: turns a panic into codes.Internal.
 //
 // Recovery sits inside metrics and logging so that a panic is counted and
 // logged as the Internal error the client sees, instead of escaping both.
@@ -30,6 +36,7 @@ type Chain struct {
 	unary   []grpc.UnaryServerInterceptor
 	stream  []grpc.StreamServerInterceptor
 	metrics *grpcprom.ServerMetrics
+	handler []stats.Handler
 }
 
 // NewChain builds the chain. Recovery, logging and metrics are on unless
@@ -45,6 +52,10 @@ func NewChain(opts ...Option) (*Chain, error) {
 		opt(&o)
 	}
 	c := &Chain{}
+	if o.tracing {
+		c.handler = append(c.handler, tracingHandler(&o))
+		c.add(goAwayUnary, goAwayStream)
+	}
 	if o.servedBy != "" {
 		u, s := ServedBy(o.servedBy)
 		c.add(u, s)
@@ -84,13 +95,31 @@ func (c *Chain) Stream() []grpc.StreamServerInterceptor {
 }
 
 // ServerOptions returns the chain as grpc.ChainUnaryInterceptor and
-// grpc.ChainStreamInterceptor options for grpc.NewServer. Interceptors given
-// in later Chain…Interceptor options run inside these.
+// grpc.ChainStreamInterceptor options for grpc.NewServer, followed by
+// StatsHandlers. Interceptors given in later Chain…Interceptor options run
+// inside these.
 func (c *Chain) ServerOptions() []grpc.ServerOption {
-	return []grpc.ServerOption{
+	return append([]grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(c.unary...),
 		grpc.ChainStreamInterceptor(c.stream...),
+	}, c.StatsHandlers()...)
+}
+
+// StatsHandlers returns the chain's stats handlers as grpc.StatsHandler
+// options: otelgrpc's, which opens each call's span, when WithTracing is
+// given; none otherwise. ServerOptions includes them; with rotor's server,
+// pass them to server.WithGRPCOptions beside the interceptors:
+//
+//	server.New(server.WithUnaryInterceptors(chain.Unary()...), server.WithStreamInterceptors(chain.Stream()...),
+//		server.WithGRPCOptions(chain.StatsHandlers()...))
+//
+// Without them the tracing interceptors find no span and do nothing.
+func (c *Chain) StatsHandlers() []grpc.ServerOption {
+	opts := make([]grpc.ServerOption, 0, len(c.handler))
+	for _, h := range c.handler {
+		opts = append(opts, grpc.StatsHandler(h))
 	}
+	return opts
 }
 
 // InitializeMetrics creates the call series of every method registered on s

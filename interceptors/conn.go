@@ -114,11 +114,11 @@ func NewConnMetrics(r prometheus.Registerer) (*ConnMetrics, error) {
 		}),
 		fsOwnLd: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "rotor", Subsystem: "fairshare", Name: "own_load",
-			Help: "This server's load at the last fair-share round: seconds of unary handler time per second.",
+			Help: "This server's load at the last fair-share round: seconds per second of the CPU its calls cost outside handlers plus their unary handlers' time.",
 		}),
 		fsMeanLd: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "rotor", Subsystem: "fairshare", Name: "fleet_mean_load",
-			Help: "Mean load per pod of the fleet at the last fair-share round, as this server estimates it: seconds of unary handler time per second.",
+			Help: "Mean load per pod of the fleet at the last fair-share round, as this server estimates it: seconds per second of the CPU its calls cost outside handlers plus their unary handlers' time.",
 		}),
 		fsShed: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "rotor", Subsystem: "fairshare", Name: "shed_connections_total",
@@ -177,8 +177,8 @@ func (m *ConnMetrics) Collect(ch chan<- prometheus.Metric) {
 
 // FairShareRound records a round of rotor's fair-share balancing: the peers
 // that answered, this server's client connections and load (seconds of
-// handler time per second), the fleet means of both as the server estimates
-// them, and the connections shed. It is part of the observer rotor's Server
+// CPU and handler time per second, see server.MeasureLoad), the fleet means
+// of both as the server estimates them, and the connections shed. It is part of the observer rotor's Server
 // calls when fair share is on.
 func (m *ConnMetrics) FairShareRound(peers, ownConns int, meanConns, ownLoad, meanLoad float64, shed int) {
 	m.fsPeers.Set(float64(peers))

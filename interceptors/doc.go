@@ -13,12 +13,43 @@
 // NewChain builds the chain; Chain.Unary and Chain.Stream return the
 // interceptors for server.WithUnaryInterceptors and
 // server.WithStreamInterceptors, Chain.ServerOptions the options for
-// grpc.NewServer. Outermost first: ServedBy (off unless WithServedBy),
-// metrics, logging, recovery. Recovery is innermost so that a panic reaches
+// grpc.NewServer. Outermost first: tracing (off unless WithTracing),
+// ServedBy (off unless WithServedBy), metrics, logging, recovery. Recovery is innermost so that a panic reaches
 // metrics and logging as the codes.Internal the client gets; the client sees
 // the fixed message "internal error", never the panic value, which is logged
 // with its stack. Calls to /grpc.health.v1.Health/ are not logged unless
 // WithLogHealthChecks is given.
+//
+// # Tracing
+//
+// WithTracing (off by default) traces every call with OpenTelemetry: one
+// server span per call, named after the method ("hello.v1.Hello/Hi"), that
+// continues the W3C trace context of the call, so that a REST call through
+// the gateway (gateway.Config.TracerProvider) is one trace: HTTP server
+// span, gRPC client span, gRPC server span. The span is opened by a stats
+// handler, which is a grpc.ServerOption: Chain.ServerOptions includes it,
+// and Chain.StatsHandlers gives it for server.WithGRPCOptions. On rotor's
+// server the call's span also says what the kit did to its connection: an
+// event SpanEventGoAway, at the moment the kit sent the connection GOAWAY
+// while the call ran, with its reason (GoAwayReasonKey: age, api, admin,
+// signal, peers, fairshare, shutdown, lameduck), and LameDuckKey on calls
+// served on a lame-duck connection during a shutdown drain. The server
+// hands each call its connection through internal/conninfo; this package
+// does not import it.
+//
+// The spans come from otelgrpc, OpenTelemetry Go contrib's gRPC
+// instrumentation, rather than from grpc-go's own stats/opentelemetry:
+// otelgrpc follows OpenTelemetry's RPC semantic conventions (span
+// "hello.v1.Hello/Hi", rpc.system.name, rpc.method, rpc.response.status_code),
+// which tracing backends know; it can leave calls out (WithTracing leaves
+// out Kubernetes probes and the kit's own load exchange, which would
+// otherwise make a trace every few seconds per pod); it is the gRPC half of
+// the project whose otelhttp traces the gateway; and it needs nothing
+// experimental. grpc-go 1.85's stats/opentelemetry is built for gRPC's
+// metrics (gRFC A66); its tracing (gRFC A72) takes its options from the
+// EXPERIMENTAL package grpc/experimental/opentelemetry, names spans
+// "Recv.hello.v1.Hello.Hi" without those conventions, and has no filter
+// for tracing, so every health probe would become a trace.
 //
 // # Series
 //
@@ -51,27 +82,48 @@
 //	rotor_fairshare_fleet_mean_connections        gauge
 //	rotor_fairshare_shed_connections_total        counter
 //
-// There is no instance label: Prometheus adds the target's own (instance,
-// and pod under the usual Kubernetes service discovery).
+// There is no instance or pod label: Prometheus adds the target's (instance
+// always; pod where the scrape configuration sets it, as a PodMonitor and
+// example/k8s/monitoring/scrape.yaml do).
 //
 // # PromQL
+//
+// The queries are for one fleet; where Prometheus scrapes several, add a
+// selector such as {namespace="shop", job="api"} to each series. They
+// group by pod, the label that the prometheus-operator's PodMonitor and
+// example/k8s/monitoring/scrape.yaml give each pod's series. Calls are
+// counted without gRPC health checks (Kubernetes probes) and without the
+// load queries that fair share's pods send each other, several a second
+// per pod, which would pull every share toward 1/n. A test runs these
+// queries against a real Prometheus in the lab during a scale-up
+// (example/k8s/monitoring).
 //
 // Each pod's share of the calls (1/n for each of n pods when balance is
 // perfect):
 //
-//	sum by (pod) (rate(grpc_server_handled_total{grpc_service!="grpc.health.v1.Health"}[1m]))
+//	sum by (pod) (rate(grpc_server_handled_total{grpc_service!~"grpc.health.v1.Health|rotor.fairshare.v1.LoadService"}[1m]))
 //	  / ignoring(pod) group_left
-//	sum(rate(grpc_server_handled_total{grpc_service!="grpc.health.v1.Health"}[1m]))
+//	  sum(rate(grpc_server_handled_total{grpc_service!~"grpc.health.v1.Health|rotor.fairshare.v1.LoadService"}[1m]))
 //
 // Imbalance, the busiest pod against the mean (1 is perfect):
 //
-//	max(sum by (pod) (rate(grpc_server_handled_total{grpc_service!="grpc.health.v1.Health"}[1m])))
-//	  / avg(sum by (pod) (rate(grpc_server_handled_total{grpc_service!="grpc.health.v1.Health"}[1m])))
+//	max(sum by (pod) (rate(grpc_server_handled_total{grpc_service!~"grpc.health.v1.Health|rotor.fairshare.v1.LoadService"}[1m])))
+//	  / avg(sum by (pod) (rate(grpc_server_handled_total{grpc_service!~"grpc.health.v1.Health|rotor.fairshare.v1.LoadService"}[1m])))
 //
-// Rotations per second, by reason, and connections per pod:
+// Rotations per second, by reason:
 //
 //	sum by (reason) (rate(rotor_rotations_total[5m]))
+//
+// Calls per second per pod, and connections per pod:
+//
+//	sum by (pod) (rate(grpc_server_handled_total{grpc_service!~"grpc.health.v1.Health|rotor.fairshare.v1.LoadService"}[1m]))
 //	sum by (pod) (rotor_connections_open)
+//
+// The second counts every connection a pod holds: its clients' (a REST
+// gateway in the pod is one, with a connection for its readiness checks and
+// one for REST calls once it has carried one) and, with fair share, one from
+// each other pod for its load queries. rotor_fairshare_own_connections
+// leaves the peers' out; the admin endpoint's GET /stats gives both.
 //
 // Median connection lifetime (near MaxConnectionAge when age rotation
 // drives it) and the share of closes that rotor did not start:
@@ -133,5 +185,10 @@
 //
 // README.md gives the measured figures. For a server of tiny, very hot
 // calls, raise the logger's level to Warn or use WithoutLogging and rely on
-// the metrics.
+// the metrics. The rows default+trace1% and default+trace100% add
+// WithTracing with an OpenTelemetry SDK provider that samples 1 % and all
+// of the calls (ParentBased(TraceIDRatioBased), batched to an exporter that
+// drops the spans): otelgrpc extracts the trace context and starts a span
+// for every call, sampled or not, so even 1 % costs a few microseconds of
+// CPU a call.
 package interceptors

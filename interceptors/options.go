@@ -5,6 +5,8 @@ import (
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // An Option configures the chain built by NewChain.
@@ -21,6 +23,9 @@ type options struct {
 	registerer        prometheus.Registerer
 	latencyBuckets    []float64
 	servedBy          string
+	tracing           bool
+	tracerProvider    trace.TracerProvider
+	tracingOpts       []otelgrpc.Option
 }
 
 func defaultOptions() options {
@@ -100,3 +105,35 @@ func WithLatencyBuckets(b []float64) Option {
 // when debugging balance, and information a public API may not want to give.
 // An empty name leaves it off.
 func WithServedBy(name string) Option { return func(o *options) { o.servedBy = name } }
+
+// WithTracing traces every call with OpenTelemetry: one server span per
+// call, from the stats handler of otelgrpc (OpenTelemetry Go contrib's gRPC
+// instrumentation), continuing the trace of the W3C trace context
+// (traceparent, tracestate) and baggage the call carries, and the kit's own
+// events on it (SpanEventGoAway, GoAwayReasonKey, LameDuckKey). Spans go to tp; nil means the global
+// provider, otel.GetTracerProvider(), read when NewChain runs. Sampling is
+// tp's: a provider from the OpenTelemetry SDK with a ParentBased sampler
+// keeps the decision of the caller (a traced gateway, say) and samples new
+// traces at its own rate.
+//
+// Off by default. A stats handler is a grpc.ServerOption, not an
+// interceptor: Chain.ServerOptions includes it, and with rotor's server
+// pass Chain.StatsHandlers to server.WithGRPCOptions as well as the
+// interceptors.
+//
+// Calls to /grpc.health.v1.Health/ (Kubernetes probes every few seconds),
+// rotor's fair-share load queries and ORCA's load reports are not traced.
+// otelgrpc records no metrics (the chain's Prometheus metrics count the
+// calls). opts are passed to otelgrpc after rotor's own
+// (WithTracerProvider, WithPropagators with W3C trace context and baggage,
+// WithMeterProvider with a no-op provider, WithFilter), so they override
+// them: otelgrpc.WithFilter to trace probes too, otelgrpc.WithMeterProvider
+// for OpenTelemetry's RPC metrics, otelgrpc.WithPropagators for B3 and the
+// like.
+func WithTracing(tp trace.TracerProvider, opts ...otelgrpc.Option) Option {
+	return func(o *options) {
+		o.tracing = true
+		o.tracerProvider = tp
+		o.tracingOpts = append(o.tracingOpts, opts...)
+	}
+}

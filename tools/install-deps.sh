@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what rotor's tests use and a fresh Debian machine lacks: the lab's
-# iptables, conntrack, dnsmasq and nginx; curl; and the interop clients'
-# runtimes (example/interop): Node.js with npm, and Python's grpcio. Needs
+# iptables, conntrack, dnsmasq and nginx; curl; the interop clients'
+# runtimes (example/interop): Node.js with npm, and Python's grpcio; and
+# Prometheus with promtool (example/k8s/monitoring: the rules' unit tests,
+# and a real Prometheus scraping the lab's pods). Needs
 # root (apt-get); without root it only reports what is missing, and the tests
 # that need it skip with that message. As root, once everything is in place,
 # it leaves the stamp .cache/install-deps-root, which tells the interop tests
@@ -35,12 +37,14 @@ command -v ip >/dev/null || need+=(iproute2)
 command -v node >/dev/null || need+=(nodejs)
 command -v npm >/dev/null || need+=(npm)
 python_grpc || need+=(python3-grpcio)
+{ command -v prometheus >/dev/null && command -v promtool >/dev/null; } || need+=(prometheus)
 
 install() {
 	echo "installing ${need[*]}"
 	export DEBIAN_FRONTEND=noninteractive
-	# The tests start their own dnsmasq and nginx inside network namespaces;
-	# keep the packages from starting system-wide daemons on install.
+	# The tests start their own dnsmasq, nginx and Prometheus inside network
+	# namespaces; keep the packages from starting system-wide daemons on
+	# install.
 	if [ ! -e /usr/sbin/policy-rc.d ]; then
 		printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
 		chmod +x /usr/sbin/policy-rc.d

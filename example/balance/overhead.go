@@ -142,6 +142,21 @@ func startBenchServers() ([]benchServer, error) {
 		return nil, err
 	}
 
+	// The same, traced with OpenTelemetry, 1 % and all of the calls
+	// sampled (overhead_tracing.go).
+	for _, sample := range []float64{0.01, 1} {
+		traced, stop, err := tracedChainServer(quiet, sample)
+		if err != nil {
+			stopAll()
+			return nil, err
+		}
+		if err := listen(fmt.Sprintf("rotor, age 30s + default chain + tracing %g %%", sample*100), traced.Serve, stop); err != nil {
+			stop()
+			stopAll()
+			return nil, err
+		}
+	}
+
 	// Fair share on: the peer watcher resolves "localhost", so the server
 	// polls itself every second (and, alone, never sheds); what is measured
 	// is the per-call bookkeeping and the exchange running beside the load.

@@ -24,6 +24,21 @@
 // Dockerfile at the module root builds the images; a test checks it as text,
 // and builds it only where a container daemon answers.
 //
-// k8s.io/api is imported by these test files only, so code that imports
-// rotor never builds it.
+// monitoring/ holds the example's Prometheus scrape configuration, alerting
+// rules and Grafana dashboard, with tests of their own, in a kustomization
+// of their own that needs the prometheus-operator's CRDs; this directory's
+// needs none.
+//
+// TestRealCluster applies the manifests as they are (kustomize, then
+// server-side apply) to a real Kubernetes v1.37.2 control plane with
+// kube-proxy in iptables and nftables mode and CoreDNS (internal/cluster,
+// built by tools/kube-build.sh), whose two Nodes run the pods as processes
+// (internal/cluster/nodeagent), with the manifests' own client Deployments
+// scaled up through the API; it then does what an operator does (rollout
+// restart, a crash, fair share on and a scale-up, a drain under the
+// PodDisruptionBudget) and checks what the clients and the pods' metrics
+// see. It needs root and skips without it.
+//
+// k8s.io/api and the cluster lab are imported by these test files only, so
+// code that imports rotor never builds them.
 package k8s

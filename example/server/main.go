@@ -2,6 +2,12 @@
 // with connection rotation, health and reflection, and a REST front
 // (grpc-gateway) on -http-addr. Every answer names the serving instance
 // ($POD_NAME, else the host name) in the body and in the x-served-by header.
+// A Hi call with the gRPC metadata "rotor-work: N" costs N units of CPU work
+// before it is answered (at most 1,000,000; see hello.WorkKey), for load
+// tests with calls of uneven cost. With -otlp-endpoint, every call and REST
+// request is traced with OpenTelemetry and exported over OTLP/gRPC, one
+// trace from the REST request to the handler (-trace-sample: the fraction
+// of new traces kept).
 //
 // Every flag can also be set through the environment: -max-connection-age
 // is ROTOR_MAX_CONNECTION_AGE, -grpc-addr is ROTOR_GRPC_ADDR, -tls-cert is
@@ -55,7 +61,8 @@ func run(args []string) error {
 	peerDNS := fs.String("peer-dns", "", "headless Service name of this server's pods to watch (name, or dns://SERVER/name); when the set grows, rotate every connection over -rotate-spread")
 	peerInterval := fs.Duration("peer-interval", server.DefaultPeerInterval, "how often to resolve -peer-dns")
 	httpMaxAge := fs.String("http-max-connection-age", gateway.DefaultMaxConnectionAge.String(), `REST keep-alive connections get "Connection: close" after this long, ±10% (a Go duration, or "off")`)
-	fairShare := fs.Bool("fair-share", false, "balance a ClusterIP fleet: pods above their share of connections shed the excess (needs -peer-dns)")
+	fairShare := fs.Bool("fair-share", false, "balance a ClusterIP fleet: pods above their share shed the excess (needs -peer-dns)")
+	fairMeasure := fs.String("fair-share-measure", "load", "what -fair-share balances: load (calls and handler time) or connections")
 	orcaOn := fs.Bool("orca", false, "report load to clients as ORCA backend metrics (CPU and application utilization, QPS), for weighted_round_robin clients of the headless Service")
 	tlsCert := fs.String("tls-cert", "", "serve gRPC over TLS with this PEM certificate (chain); reloaded when the file changes")
 	tlsKey := fs.String("tls-key", "", "the PEM key of -tls-cert")
@@ -64,6 +71,7 @@ func run(args []string) error {
 	peerTLSName := fs.String("peer-tls-server-name", "", "with TLS and -fair-share: the name the pods' certificates carry (default: the host of -peer-dns)")
 	logCalls := fs.Bool("log-calls", true, "log one line per call to stderr (off for load tests, where the lines would swamp the output)")
 	ignoreDrain := fs.Bool("stream-ignore-drain", false, "demo: let HiStream ignore connection drains, so streams are cut at the grace")
+	tracing := bindTracingFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -75,12 +83,28 @@ func run(args []string) error {
 		return fmt.Errorf("-http-max-connection-age: %w", err)
 	}
 	id := hello.Identity()
+	// Tracing (-otlp-endpoint): the chain traces every call, the gateway
+	// every REST request; spans are flushed when the server has stopped.
+	tp, stopTracing, err := tracing.start(context.Background(), id)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := stopTracing(ctx); err != nil {
+			slog.Warn("flushing spans", "err", err)
+		}
+	}()
 	// One registry for the call metrics, rotor's connection metrics and the
 	// Go runtime, served as GET /metrics on the admin listener.
 	reg := interceptors.NewRegistry()
 	chainOpts := []interceptors.Option{interceptors.WithRegisterer(reg), interceptors.WithServedBy(id)}
 	if !*logCalls {
 		chainOpts = append(chainOpts, interceptors.WithoutLogging())
+	}
+	if tp != nil {
+		chainOpts = append(chainOpts, interceptors.WithTracing(tp))
 	}
 	chain, err := interceptors.NewChain(chainOpts...)
 	if err != nil {
@@ -95,6 +119,7 @@ func run(args []string) error {
 		server.WithAddr(*grpcAddr),
 		server.WithUnaryInterceptors(chain.Unary()...),
 		server.WithStreamInterceptors(chain.Stream()...),
+		server.WithGRPCOptions(chain.StatsHandlers()...), // tracing's, with -otlp-endpoint
 		server.WithObserver(conns),
 		server.WithAdminAddr(*adminAddr),
 		server.WithAdminToken(*adminToken),
@@ -111,6 +136,13 @@ func run(args []string) error {
 	}
 	if *fairShare {
 		fair := server.FairShare{}
+		switch *fairMeasure {
+		case "load":
+		case "connections":
+			fair.Measure = server.MeasureConnections
+		default:
+			return fmt.Errorf("-fair-share-measure %q: want load or connections", *fairMeasure)
+		}
 		if *tlsCert != "" {
 			dial, err := peerDialOptions(*peerTLSCA, *tlsClientCA, *tlsCert, *tlsKey, *peerTLSName, *peerDNS)
 			if err != nil {
@@ -150,6 +182,8 @@ func run(args []string) error {
 			// SIGTERM (RegisterOnShutdown below).
 			ShutdownDelay: cfg.ShutdownDelay,
 			DrainTimeout:  cfg.DrainTimeout,
+			// nil without -otlp-endpoint: no spans.
+			TracerProvider: tp,
 		})
 		if err != nil {
 			return err

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"os/exec"
 	"strings"
@@ -94,7 +95,15 @@ func TestFairShareOverMutualTLS(t *testing.T) {
 	})
 
 	t.Setenv("ROTOR_TLS_CLIENT_CA", caFile)
+	// Two pods on one port: this one on 127.0.0.1, a peer on 127.0.0.2
+	// whose -peer-dns (localhost) finds this one. A pod does not ask
+	// itself, so the peer's mutual-TLS load queries are what this one
+	// answers.
 	p := startServer(t, "-peer-dns", "localhost", "-peer-interval", "200ms", "-fair-share")
+	_, port, _ := net.SplitHostPort(p.grpc)
+	peer := exec.Command(binary, "-grpc-addr", "127.0.0.2:"+port, "-http-addr", "", "-admin-addr", "",
+		"-peer-dns", "localhost", "-peer-interval", "200ms", "-fair-share")
+	testkit.Start(t, "peer", peer)
 	loadOK := map[string]string{"grpc_service": "rotor.fairshare.v1.LoadService", "grpc_code": "OK"}
 	deadline := time.Now().Add(10 * time.Second)
 	for {

@@ -12,6 +12,8 @@ import (
 // A fresh module that imports server, gateway and interceptors (the kit)
 // lists no k8s.io, go.etcd.io or CoreDNS module in its graph: those belong
 // to the example and lab modules, never to what the kit's users download.
+// It builds no OpenTelemetry SDK or exporter, and package server no
+// OpenTelemetry at all.
 func TestKitModuleGraphIsLean(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: resolves a module graph")
@@ -55,4 +57,20 @@ func main() {}
 		}
 	}
 	run("build", "-o", os.DevNull, ".")
+
+	// Tracing: the kit builds OpenTelemetry's API and instrumentations,
+	// never its SDK or exporters, which a program chooses (example/server
+	// sets them up); and the server package builds none of it.
+	for _, pkg := range strings.Fields(run("list", "-deps", ".")) {
+		for _, heavy := range []string{"go.opentelemetry.io/otel/sdk", "go.opentelemetry.io/otel/exporters/", "go.opentelemetry.io/proto/"} {
+			if strings.HasPrefix(pkg, heavy) {
+				t.Errorf("the kit builds %s", pkg)
+			}
+		}
+	}
+	for _, pkg := range strings.Fields(run("list", "-deps", "github.com/rotorkit/rotor/server")) {
+		if strings.HasPrefix(pkg, "go.opentelemetry.io/") {
+			t.Errorf("package server builds %s; tracing belongs to package interceptors (see internal/conninfo)", pkg)
+		}
+	}
 }
