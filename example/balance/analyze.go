@@ -20,18 +20,33 @@ const imbalanceWindow = 30
 
 // run is one scenario in one mode: what happened and what it measured.
 type run struct {
-	Scenario   string    `json:"scenario"`
-	Mode       string    `json:"mode"`
-	Via        string    `json:"via"`
-	Target     string    `json:"target,omitempty"`
-	ServerArgs []string  `json:"server_args,omitempty"`
-	LabPrefix  string    `json:"lab,omitempty"`
-	Duration   float64   `json:"duration_s"`
-	Pods       []podInfo `json:"pods,omitempty"`       // initial pods, then new ones
-	FinalPods  []string  `json:"final_pods,omitempty"` // pods running at the end
-	Events     []event   `json:"events,omitempty"`
-	Seconds    []second  `json:"seconds,omitempty"`
-	Summary    summary   `json:"summary"`
+	Scenario   string   `json:"scenario"`
+	Mode       string   `json:"mode"`
+	Via        string   `json:"via"`
+	Target     string   `json:"target,omitempty"`
+	ServerArgs []string `json:"server_args,omitempty"`
+	LabPrefix  string   `json:"lab,omitempty"`
+	Duration   float64  `json:"duration_s"`
+	// Rate is the run's calls per second and Clients its client
+	// connections (0 in files from before they were recorded: see params).
+	Rate    float64 `json:"rate,omitempty"`
+	Clients int     `json:"clients,omitempty"`
+	// Load is the scenario's load shape: "" (even, light calls), "zipf" or
+	// "cost" (see shape.go); HeavyWork the work units of its heavy calls.
+	Load      string `json:"load,omitempty"`
+	HeavyWork int    `json:"heavy_work,omitempty"`
+	// Spread is the TCP connections per client connection
+	// (server.SpreadConnections), when more than one; Policy the clients'
+	// balancing policy, when not round_robin.
+	Spread    int       `json:"spread,omitempty"`
+	Policy    string    `json:"policy,omitempty"`
+	Pods      []podInfo `json:"pods,omitempty"`       // initial pods, then new ones
+	FinalPods []string  `json:"final_pods,omitempty"` // pods running at the end
+	Events    []event   `json:"events,omitempty"`
+	Seconds   []second  `json:"seconds,omitempty"`
+	// Conns is every TCP connection the clients' successful calls used.
+	Conns   []connRecord `json:"conns,omitempty"`
+	Summary summary      `json:"summary"`
 	// LoadAvg is the host's 1-minute load average at the end of the run:
 	// latencies mean little when neighbours kept the CPUs busy.
 	LoadAvg float64 `json:"load_avg,omitempty"`
@@ -54,14 +69,18 @@ type podInfo struct {
 
 // second is what the clients saw in one second of the run.
 type second struct {
-	T          int            `json:"t"`
-	Calls      map[string]int `json:"calls,omitempty"`  // successful calls by pod
-	Failed     map[string]int `json:"failed,omitempty"` // failed calls by gRPC code
-	Dials      int            `json:"dials,omitempty"`
-	DialErrors int            `json:"dial_errors,omitempty"`
-	Missed     int            `json:"missed,omitempty"`
-	P50Ms      float64        `json:"p50_ms"`
-	P99Ms      float64        `json:"p99_ms"`
+	T      int            `json:"t"`
+	Calls  map[string]int `json:"calls,omitempty"`  // successful calls by pod
+	Heavy  map[string]int `json:"heavy,omitempty"`  // of which heavy, by pod
+	Failed map[string]int `json:"failed,omitempty"` // failed calls by gRPC code
+	// CPUMs is the CPU time, in ms, each pod's server used in this second
+	// (from /proc/<pid>/task/*/schedstat, see cpuSampler).
+	CPUMs      map[string]float64 `json:"cpu_ms,omitempty"`
+	Dials      int                `json:"dials,omitempty"`
+	DialErrors int                `json:"dial_errors,omitempty"`
+	Missed     int                `json:"missed,omitempty"`
+	P50Ms      float64            `json:"p50_ms"`
+	P99Ms      float64            `json:"p99_ms"`
 }
 
 // window is the new pods' share of the calls in a window after the scale
@@ -97,11 +116,46 @@ type summary struct {
 	// 1 is perfect.
 	Imbalance        float64 `json:"imbalance"`
 	ImbalanceSeconds int     `json:"imbalance_s"`
-	Dials            int     `json:"dials"`
-	DialErrors       int     `json:"dial_errors,omitempty"`
-	Missed           int     `json:"missed,omitempty"`
-	P50Ms            float64 `json:"p50_ms"`
-	P99Ms            float64 `json:"p99_ms"`
+
+	// The load over the same window as Imbalance. LoadUnit is what load
+	// counts: "calls", or "cost" when calls differ in cost (a light call
+	// is 1, a heavy one heavyCost).
+	LoadUnit string `json:"load_unit,omitempty"`
+	// HeaviestConn is the load a second of the heaviest TCP connection of
+	// the clients: each connection's mean over the window's seconds it was
+	// up for all of (all but its first and last), the highest of them.
+	HeaviestConn float64 `json:"heaviest_conn,omitempty"`
+	// MeanPodLoad is the load a second of the mean running pod.
+	MeanPodLoad float64 `json:"mean_pod_load,omitempty"`
+	// LowerBound is max(HeaviestConn, MeanPodLoad) / MeanPodLoad: the
+	// lowest ImbalanceLoad a placement of whole connections can reach
+	// (a per-call balancer such as nginx can beat it). 0 when the clients
+	// reported no connections.
+	LowerBound float64 `json:"lower_bound,omitempty"`
+	// ImbalanceLoad is max/mean of the load per running pod over the
+	// window: Imbalance counted in LoadUnit (the same number for calls).
+	ImbalanceLoad float64 `json:"imbalance_load,omitempty"`
+	// Imbalance1sP90 is the 90th percentile, over the window's seconds, of
+	// each second's max/mean load per running pod: hot spots that move
+	// between pods average out in ImbalanceLoad but not here.
+	Imbalance1sP90 float64 `json:"imbalance_1s_p90,omitempty"`
+	// ImbalanceVsBound and Imbalance1sP90VsBound are ImbalanceLoad and
+	// Imbalance1sP90 over LowerBound: 1 is as even as whole connections
+	// can be.
+	ImbalanceVsBound      float64 `json:"imbalance_vs_bound,omitempty"`
+	Imbalance1sP90VsBound float64 `json:"imbalance_1s_p90_vs_bound,omitempty"`
+	// ImbalanceCPU is max/mean of the CPU time per running pod's server
+	// over the window; 0 when it was not measured.
+	ImbalanceCPU float64 `json:"imbalance_cpu,omitempty"`
+	// Shares are each running pod's shares of the calls, the load and the
+	// CPU time over the window.
+	Shares map[string]podShare `json:"shares,omitempty"`
+
+	Dials      int     `json:"dials"`
+	DialErrors int     `json:"dial_errors,omitempty"`
+	Missed     int     `json:"missed,omitempty"`
+	P50Ms      float64 `json:"p50_ms"`
+	P99Ms      float64 `json:"p99_ms"`
 }
 
 func ms(d time.Duration) float64 { return math.Round(float64(d)/1e3) / 1e3 }
@@ -124,12 +178,13 @@ func (r *run) fill(lines []loadLine) {
 		}
 		r.latency.merge(h)
 		r.Seconds = append(r.Seconds, second{
-			T: l.T, Calls: l.Calls, Failed: l.Failed,
+			T: l.T, Calls: l.Calls, Heavy: l.Heavy, Failed: l.Failed, CPUMs: l.CPUMs,
 			Dials: l.Dials, DialErrors: l.DialErrors, Missed: l.Missed,
 			P50Ms: ms(h.quantile(0.5)), P99Ms: ms(h.quantile(0.99)),
 		})
 	}
 	slices.SortFunc(r.Seconds, func(a, b second) int { return a.T - b.T })
+	r.Conns = connRecords(lines, r.Duration)
 	r.LatencyHist = r.latency.counts
 	r.Summary = r.analyze()
 }
@@ -142,9 +197,10 @@ func (r *run) refill() {
 	}
 	lines := make([]loadLine, 0, len(r.Seconds))
 	for _, s := range r.Seconds {
-		lines = append(lines, loadLine{Type: "second", T: s.T, Calls: s.Calls, Failed: s.Failed,
-			Dials: s.Dials, DialErrors: s.DialErrors, Missed: s.Missed})
+		lines = append(lines, loadLine{Type: "second", T: s.T, Calls: s.Calls, Heavy: s.Heavy, Failed: s.Failed,
+			Dials: s.Dials, DialErrors: s.DialErrors, Missed: s.Missed, CPUMs: s.CPUMs})
 	}
+	r.connsInto(lines)
 	byT := map[int]second{}
 	for _, s := range r.Seconds {
 		byT[s.T] = s
@@ -237,14 +293,7 @@ func (r *run) analyze() summary {
 	}
 
 	// Imbalance over the last seconds, among the pods running at the end.
-	last := 0.0
-	for _, e := range r.Events {
-		last = max(last, e.Done)
-	}
-	from := max(n-imbalanceWindow, int(math.Ceil(last)), 0)
-	if from >= n {
-		from = max(n-1, 0)
-	}
+	from, n := r.imbalanceWindowOf()
 	s.ImbalanceSeconds = n - from
 	var counts []float64
 	for _, name := range r.FinalPods {
@@ -259,6 +308,7 @@ func (r *run) analyze() summary {
 	if m := sum(counts) / float64(max(len(counts), 1)); m > 0 {
 		s.Imbalance = math.Round(slices.Max(counts)/m*1000) / 1000
 	}
+	r.analyzeLoad(&s, from, n)
 	return s
 }
 

@@ -143,7 +143,7 @@ func TestCollectorEmitsEverySecondOnce(t *testing.T) {
 			t.Errorf("line %d = %+v", i, l)
 		}
 	}
-	c.end(st, started, "pod-a", nil)
+	c.end(st, started, callInfo{pod: "pod-a"}, nil)
 	if got := c.ready(time.Now(), false); len(got) != 0 {
 		t.Errorf("the current second was emitted before it ended: %+v", got)
 	}
@@ -193,10 +193,18 @@ func TestPlotIsWellFormedSVG(t *testing.T) {
 		{Type: "second", T: 2, Calls: map[string]int{"a": 5, "b": 5}},
 		{Type: "second", T: 3},
 	})
-	runs := []run{r, {Scenario: "seed-clusterip", Mode: "fair-share", Skipped: "no <flag> & co"}}
+	// A run with load measures draws share bars: calls, cost and CPU.
+	loaded := synthRun([]string{"a", "b"}, nil, 4, []synthConn{
+		{pod: "a", calls: repeat(10, 4), heavy: repeat(1, 4)}, {client: 1, pod: "b", calls: repeat(10, 4)},
+	}, map[string][]float64{"a": {3, 3, 3, 3}, "b": {1, 1, 1, 1}})
+	loaded.Scenario, loaded.Spread, loaded.Policy = "skewed-cost", 5, policyWRR
+	runs := []run{r, {Scenario: "seed-clusterip", Mode: "fair-share", Skipped: "no <flag> & co"}, loaded}
 	var b bytes.Buffer
 	if err := writePlot(&b, runs, "test <plot>"); err != nil {
 		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "skewed-cost k=5 wrr / m") || !strings.Contains(b.String(), "of the CPU") || !strings.Contains(b.String(), "bound 1.") {
+		t.Errorf("the plot lacks the loaded run's panel, share bars or load line")
 	}
 	dec := xml.NewDecoder(&b)
 	polygons := 0
@@ -212,8 +220,8 @@ func TestPlotIsWellFormedSVG(t *testing.T) {
 			polygons++
 		}
 	}
-	if polygons != 2 {
-		t.Errorf("%d pod bands, want 2", polygons)
+	if polygons != 4 {
+		t.Errorf("%d pod bands, want 2 + 2", polygons)
 	}
 }
 
@@ -221,9 +229,15 @@ func TestTable(t *testing.T) {
 	r := run{Scenario: "seed-clusterip", Mode: "none", Pods: []podInfo{{Name: "a"}, {Name: "b", New: true}}, FinalPods: []string{"a", "b"},
 		Events: []event{{Kind: "scale", Done: 0.5}}}
 	r.fill([]loadLine{{Type: "second", T: 0, Calls: map[string]int{"a": 10}}, {Type: "second", T: 1, Calls: map[string]int{"a": 10}}})
+	loaded := synthRun([]string{"a", "b"}, nil, 4, []synthConn{
+		{pod: "a", calls: repeat(10, 4), heavy: repeat(1, 4)}, {client: 1, pod: "b", calls: repeat(10, 4)},
+	}, map[string][]float64{"a": {3, 3, 3, 3}, "b": {1, 1, 1, 1}})
+	loaded.Scenario, loaded.Mode, loaded.Spread, loaded.Rate = "one-heavy-client", "age", 10, 40
 	var b strings.Builder
-	writeTable(&b, &result{Params: defaultParams(true), Runs: []run{r, {Scenario: "x", Mode: "y", Error: "boom\nmore"}}})
-	for _, want := range []string{"seed-clusterip", "never", "p1* 0", "FAILED: boom"} {
+	writeTable(&b, &result{Params: defaultParams(true), Runs: []run{r, {Scenario: "x", Mode: "y", Error: "boom\nmore"}, loaded},
+		CallCost: &callCostResult{LightUs: 500, HeavyUs: 10000, Ratio: 20, HeavyWork: 100000, WorkForTarget: 100000}})
+	for _, want := range []string{"seed-clusterip", "never", "p1* 0", "FAILED: boom",
+		"heaviest conn", "one-heavy-client k=10", "p0 50/74/75, p1 50/26/25", "heavy call 10000.0 µs = 20.0 ×"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, b.String())
 		}
@@ -241,7 +255,18 @@ func TestParseFlags(t *testing.T) {
 	if o.p.DrainTimeout < o.p.Grace {
 		t.Errorf("drain timeout %v below grace %v: the server would refuse the flags", o.p.DrainTimeout, o.p.Grace)
 	}
-	for _, bad := range [][]string{{"-scenario", "nope"}, {"-modes", "nope"}, {"extra"}} {
+	o, err = parseFlags([]string{"-spread-k", "1, 10", "-policy", "weighted_round_robin", "-heavy-work", "500"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(o.p.Spreads, []int{1, 10}) || !reflect.DeepEqual(o.p.Policies, []string{policyWRR}) || o.p.HeavyWork != 500 || !o.heavyWorkSet {
+		t.Errorf("spreads %v, policies %v, heavy work %d (set %v); want [1 10], [weighted_round_robin], 500 (set)", o.p.Spreads, o.p.Policies, o.p.HeavyWork, o.heavyWorkSet)
+	}
+	if o, _ := parseFlags(nil, io.Discard); o.p.HeavyWork != defaultHeavyWork || o.heavyWorkSet {
+		t.Errorf("default heavy work %d (set %v), want %d", o.p.HeavyWork, o.heavyWorkSet, defaultHeavyWork)
+	}
+	for _, bad := range [][]string{{"-scenario", "nope"}, {"-modes", "nope"}, {"extra"},
+		{"-spread-k", "0"}, {"-spread-k", "x"}, {"-spread-k", "257"}, {"-policy", "pick_first"}, {"-heavy-work", "-1"}, {"-heavy-work", "1000001"}} {
 		if _, err := parseFlags(bad, io.Discard); err == nil {
 			t.Errorf("parseFlags(%q) accepted", bad)
 		}
@@ -255,8 +280,8 @@ func TestOverheadRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Samples) != 8 || len(res.Medians) != 4 {
-		t.Fatalf("%d samples, %d medians; want 8 and 4 (plain, rotor, rotor+chain, rotor+fair share)", len(res.Samples), len(res.Medians))
+	if len(res.Samples) != 12 || len(res.Medians) != 6 {
+		t.Fatalf("%d samples, %d medians; want 12 and 6 (plain, rotor, rotor+chain, rotor+chain traced 1 %% and 100 %%, rotor+fair share)", len(res.Samples), len(res.Medians))
 	}
 	for _, m := range res.Medians {
 		if m.CallsPerSec <= 0 || m.P99Ms <= 0 || m.ThroughputRatio <= 0 {

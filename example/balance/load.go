@@ -9,19 +9,24 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"os/signal"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/resolver/dns"
 	"google.golang.org/grpc/status"
 
+	"github.com/rotorkit/rotor/example/hello"
 	"github.com/rotorkit/rotor/internal/kubelab"
 	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
 	"github.com/rotorkit/rotor/server"
@@ -45,8 +50,25 @@ type loadConfig struct {
 	// one client pod.
 	Conns int `json:"conns"`
 	// Rate is the calls per second of all connections together, spread
-	// evenly over them and over time.
+	// over them by Weights and evenly over time.
 	Rate float64 `json:"rate"`
+	// Weights, when set, holds one relative call rate per connection (each
+	// more than 0): connection i makes Rate × Weights[i] / sum(Weights)
+	// calls a second. nil: every connection makes Rate/Conns.
+	Weights []float64 `json:"weights,omitempty"`
+	// Heavy, when set, holds one fraction per connection, 0 to 1: the share
+	// of its calls that are heavy, asking for HeavyWork work units
+	// (hello.WorkKey); the others ask for none. nil: no heavy calls.
+	Heavy []float64 `json:"heavy,omitempty"`
+	// HeavyWork is the work units of a heavy call, 1 to hello.MaxWork.
+	HeavyWork int `json:"heavy_work,omitempty"`
+	// Spread is the TCP connections each client connection keeps per
+	// address (server.SpreadConnections); 0 or 1: one.
+	Spread int `json:"spread,omitempty"`
+	// Policy is the clients' balancing policy: policyRoundRobin (also
+	// when empty: server.Config.DialOptions) or policyWRR (plus
+	// server.WeightedRoundRobin; the servers must report ORCA load).
+	Policy string `json:"policy,omitempty"`
 	// Duration is how long calls are started.
 	Duration time.Duration `json:"duration"`
 	// CallTimeout is each call's deadline.
@@ -67,9 +89,35 @@ func (c loadConfig) validate() error {
 		return fmt.Errorf("load: rate %v; want more than 0 calls per second", c.Rate)
 	case c.Duration <= 0 || c.CallTimeout <= 0:
 		return errors.New("load: duration and call timeout must be more than 0")
+	case c.Weights != nil && len(c.Weights) != c.Conns:
+		return fmt.Errorf("load: %d weights for %d connections; want one per connection", len(c.Weights), c.Conns)
+	case c.Heavy != nil && len(c.Heavy) != c.Conns:
+		return fmt.Errorf("load: %d heavy fractions for %d connections; want one per connection", len(c.Heavy), c.Conns)
+	case c.Heavy != nil && (c.HeavyWork < 1 || c.HeavyWork > hello.MaxWork):
+		return fmt.Errorf("load: heavy work %d units; want 1 to %d", c.HeavyWork, hello.MaxWork)
+	case c.Spread < 0 || c.Spread > 256:
+		return fmt.Errorf("load: spread %d; want 0 to 256 TCP connections per client connection", c.Spread)
+	case c.Policy != "" && c.Policy != policyRoundRobin && c.Policy != policyWRR:
+		return fmt.Errorf("load: policy %q; want %s or %s", c.Policy, policyRoundRobin, policyWRR)
+	}
+	for i, w := range c.Weights {
+		if !(w > 0) || math.IsInf(w, 0) {
+			return fmt.Errorf("load: weight %v of connection %d; want more than 0", w, i)
+		}
+	}
+	for i, f := range c.Heavy {
+		if !(f >= 0 && f <= 1) {
+			return fmt.Errorf("load: heavy fraction %v of connection %d; want 0 to 1", f, i)
+		}
 	}
 	return nil
 }
+
+// The clients' balancing policies.
+const (
+	policyRoundRobin = "round_robin"
+	policyWRR        = "weighted_round_robin"
+)
 
 // loadLine is one line of the load generator's output.
 type loadLine struct {
@@ -83,6 +131,11 @@ type loadLine struct {
 	// Calls counts the calls started in this second that succeeded, by the
 	// pod that answered (the response's from_who).
 	Calls map[string]int `json:"calls,omitempty"`
+	// Heavy counts the successful heavy calls among Calls, by pod.
+	Heavy map[string]int `json:"heavy,omitempty"`
+	// Conns counts the successful calls by the TCP connection that carried
+	// them, keyed by client connection and local address ("3/198.18.0.2:40512").
+	Conns map[string]*connSecond `json:"conns,omitempty"`
 	// Failed counts the calls started in this second that failed, by gRPC
 	// status code name.
 	Failed map[string]int `json:"failed,omitempty"`
@@ -93,6 +146,10 @@ type loadLine struct {
 	// Missed counts call slots skipped because a connection's previous call
 	// took so long that the generator fell more than a second behind.
 	Missed int `json:"missed,omitempty"`
+	// CPUMs is the CPU time, in ms, each pod used in this second: the
+	// orchestrator adds it from its own samples; the generator leaves it
+	// empty.
+	CPUMs map[string]float64 `json:"cpu_ms,omitempty"`
 	// Latency is the histogram of the successful calls' latencies.
 	Latency map[int]uint64 `json:"latency,omitempty"`
 	// Err says why the generator failed.
@@ -109,6 +166,22 @@ type collector struct {
 	next   int // first second not emitted yet
 	last   int // last second that has data
 	final  int // the run's last second: a call scheduled before the end but started a hair after it counts there
+}
+
+// connSecond is what one TCP connection carried in one second.
+type connSecond struct {
+	Client int    `json:"c"`           // index of the client connection (grpc.ClientConn)
+	Pod    string `json:"p"`           // the pod that answered its calls; "*" when several did (nginx)
+	Calls  int    `json:"n"`           // successful calls
+	Heavy  int    `json:"h,omitempty"` // of which heavy
+}
+
+// callInfo is what the collector records of a call besides its outcome.
+type callInfo struct {
+	client int    // client connection index
+	conn   string // the TCP connection's local address; empty if unknown
+	pod    string // the response's from_who
+	heavy  bool
 }
 
 type secondStats struct {
@@ -161,7 +234,7 @@ func (l *collector) begin() (*secondStats, time.Time) {
 	return st, now
 }
 
-func (l *collector) end(st *secondStats, started time.Time, pod string, err error) {
+func (l *collector) end(st *secondStats, started time.Time, call callInfo, err error) {
 	took := time.Since(started)
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -176,7 +249,30 @@ func (l *collector) end(st *secondStats, started time.Time, pod string, err erro
 	if st.line.Calls == nil {
 		st.line.Calls = make(map[string]int)
 	}
-	st.line.Calls[pod]++
+	st.line.Calls[call.pod]++
+	if call.heavy {
+		if st.line.Heavy == nil {
+			st.line.Heavy = make(map[string]int)
+		}
+		st.line.Heavy[call.pod]++
+	}
+	if call.conn != "" {
+		if st.line.Conns == nil {
+			st.line.Conns = make(map[string]*connSecond)
+		}
+		key := fmt.Sprintf("%d/%s", call.client, call.conn)
+		c := st.line.Conns[key]
+		if c == nil {
+			c = &connSecond{Client: call.client, Pod: call.pod}
+			st.line.Conns[key] = c
+		} else if c.Pod != call.pod {
+			c.Pod = "*"
+		}
+		c.Calls++
+		if call.heavy {
+			c.Heavy++
+		}
+	}
 	st.latency.add(took)
 }
 
@@ -212,7 +308,8 @@ func (l *collector) ready(now time.Time, final bool) []loadLine {
 // generateLoad opens cfg.Conns client connections and calls Hello.Hi on
 // them at cfg.Rate for cfg.Duration, passing emit a "start" line, one line
 // per second and a "done" line. The clients use the options rotor
-// recommends (server.ClientOptions: keepalive and round_robin).
+// recommends (server.ClientOptions: keepalive and round_robin), with
+// weighted_round_robin and SpreadConnections when cfg asks for them.
 func generateLoad(ctx context.Context, cfg loadConfig, emit func(loadLine) error) error {
 	if err := cfg.validate(); err != nil {
 		return err
@@ -244,6 +341,16 @@ func generateLoad(ctx context.Context, cfg loadConfig, emit func(loadLine) error
 	opts := append(server.Config{}.DialOptions(),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithContextDialer(dial))
+	if cfg.Policy == policyWRR {
+		opts = append(opts, server.WeightedRoundRobin())
+	}
+	if cfg.Spread > 1 {
+		spread, err := server.SpreadConnections(cfg.Spread)
+		if err != nil {
+			return err
+		}
+		opts = append(opts, spread)
+	}
 	ccs := make([]*grpc.ClientConn, 0, cfg.Conns)
 	defer func() {
 		for _, cc := range ccs {
@@ -269,15 +376,32 @@ func generateLoad(ctx context.Context, cfg loadConfig, emit func(loadLine) error
 		return err
 	}
 
-	interval := time.Duration(float64(cfg.Conns) / cfg.Rate * float64(time.Second))
+	rates := connRates(cfg.Rate, cfg.Conns, cfg.Weights)
 	end := origin.Add(cfg.Duration)
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	for i, cc := range ccs {
-		// Each connection starts at its own phase, so the calls of all of
-		// them are evenly spaced.
-		start := origin.Add(interval * time.Duration(i) / time.Duration(len(ccs)))
-		wg.Go(func() { callLoop(ctx, hellov1.NewHelloClient(cc), col, start, end, interval, cfg.CallTimeout) })
+		// A connection's calls come from workers, each calling in turn, so
+		// that a busy connection has calls in flight at once as a real
+		// client's would; the workers' calls are evenly spaced, and the
+		// connections start at their own phases so that the calls of all
+		// of them are too.
+		workers := int(math.Ceil(rates[i] / maxWorkerRate))
+		interval := time.Duration(float64(workers) / rates[i] * float64(time.Second))
+		heavy := 0.0
+		if cfg.Heavy != nil {
+			heavy = cfg.Heavy[i]
+		}
+		for w := range workers {
+			c := caller{
+				client: hellov1.NewHelloClient(cc), index: i, col: col, timeout: cfg.CallTimeout,
+				heavy: heavySequence(heavy, i, w), heavyWork: cfg.HeavyWork,
+				jitter: rand.New(rand.NewPCG(uint64(i), uint64(w))),
+			}
+			phase := float64(w)/float64(workers) + float64(i)/float64(len(ccs)*workers)
+			start := origin.Add(time.Duration(phase * float64(interval)))
+			wg.Go(func() { c.loop(ctx, start, end, interval) })
+		}
 	}
 	go func() {
 		wg.Wait()
@@ -309,15 +433,54 @@ func generateLoad(ctx context.Context, cfg loadConfig, emit func(loadLine) error
 	return emit(loadLine{Type: "done"})
 }
 
-// callLoop makes one call every interval on one connection from start until
-// end. A call that takes longer than the interval delays the next ones,
-// which then catch up; slots more than a second late are skipped.
-func callLoop(ctx context.Context, client hellov1.HelloClient, col *collector, start, end time.Time, interval, timeout time.Duration) {
+// maxWorkerRate is the most calls a second one worker of a client
+// connection makes (one call at a time, 5 ms apart): faster connections get
+// more workers, so a call that takes a few milliseconds does not hold back
+// the ones after it.
+const maxWorkerRate = 200
+
+// connRates returns each connection's calls per second: rate split by
+// weights, or evenly when weights is nil.
+func connRates(rate float64, conns int, weights []float64) []float64 {
+	out := make([]float64, conns)
+	total := 0.0
+	for i := range out {
+		out[i] = 1
+		if weights != nil {
+			out[i] = weights[i]
+		}
+		total += out[i]
+	}
+	for i := range out {
+		out[i] *= rate / total
+	}
+	return out
+}
+
+// caller is one worker of a client connection.
+type caller struct {
+	client    hellov1.HelloClient
+	index     int // of the client connection
+	col       *collector
+	timeout   time.Duration
+	heavy     func() bool // reports whether the next call is heavy
+	heavyWork int
+	jitter    *rand.Rand // delays each call within its slot
+}
+
+// loop makes one call every interval from start until end, each at a
+// random point of the first half of its slot: callers that were exactly
+// periodic would line up with a per-call round robin (nginx hands call k to
+// pod k mod 5: 20 connections calling in turn would each always reach the
+// same pod). A call that takes longer than the interval delays the next
+// ones, which then catch up; slots more than a second late are skipped.
+func (c caller) loop(ctx context.Context, start, end time.Time, interval time.Duration) {
 	req := &hellov1.HiRequest{ToWho: "balance", Message: "hi"}
+	work := strconv.Itoa(c.heavyWork)
 	timer := time.NewTimer(0)
 	<-timer.C
 	for n := 0; ; n++ {
-		at := start.Add(time.Duration(n) * interval)
+		at := start.Add(time.Duration(n)*interval + time.Duration(c.jitter.Float64()*float64(interval)/2))
 		if !at.Before(end) {
 			return
 		}
@@ -333,15 +496,24 @@ func callLoop(ctx context.Context, client hellov1.HelloClient, col *collector, s
 			return // a slow call ran past the end: the run is over
 		} else if -wait > time.Second {
 			skip := int(-wait / interval)
-			col.missed(skip)
+			c.col.missed(skip)
 			n += skip - 1
 			continue
 		}
-		st, started := col.begin()
-		callCtx, cancel := context.WithTimeout(ctx, timeout)
-		resp, err := client.Hi(callCtx, req)
+		call := callInfo{client: c.index, heavy: c.heavy()}
+		st, started := c.col.begin()
+		callCtx, cancel := context.WithTimeout(ctx, c.timeout)
+		if call.heavy {
+			callCtx = metadata.AppendToOutgoingContext(callCtx, hello.WorkKey, work)
+		}
+		var p peer.Peer
+		resp, err := c.client.Hi(callCtx, req, grpc.Peer(&p))
 		cancel()
-		col.end(st, started, resp.GetFromWho(), err)
+		call.pod = resp.GetFromWho()
+		if p.LocalAddr != nil {
+			call.conn = p.LocalAddr.String()
+		}
+		c.col.end(st, started, call, err)
 	}
 }
 

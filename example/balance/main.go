@@ -1,13 +1,13 @@
-// Command balance measures how gRPC calls spread over the pods of a
-// Kubernetes Deployment with and without rotor, in the kube-proxy lab
-// (internal/kubelab): network namespaces, kube-proxy's iptables rules for a
-// ClusterIP Service, a DNS server for the headless Service and nginx as a
-// per-request (L7) reference.
+// Command balance measures how gRPC calls and their load spread over the
+// pods of a Kubernetes Deployment with and without rotor, in the kube-proxy
+// lab (internal/kubelab): network namespaces, kube-proxy's iptables rules
+// for a ClusterIP Service, a DNS server for the headless Service and nginx
+// as a per-request (L7) reference.
 //
 // Every pod runs the example server (example/server, built at start); the
 // clients are a separate process in the lab's client namespace (this
 // program again), with 20 separate connections calling Hello.Hi at a
-// steady rate. Each run is a scenario in a mode:
+// steady rate (1,000 calls/s in all). Each run is a scenario in a mode:
 //
 //	seed-clusterip   2 → 5 pods at -scale-at, clients through the ClusterIP
 //	seed-headless    the same through the headless Service, dns:/// + round_robin
@@ -15,6 +15,13 @@
 //	rollout-headless 1 pod replaced by a rollout, headless clients up > 30 s, kit's shutdown timings
 //	rolling-restart-headless  3 pods replaced 5 s apart the same way
 //	l7-reference     2 → 5 pods behind nginx grpc_pass, per-request balancing
+//	skewed-clients   as seed-clusterip, the clients' call rates Zipf (s = 1): the busiest makes 27.8 %
+//	skewed-clients-l7  the same behind nginx
+//	call-cost        one pod: the server CPU of a light and of a heavy call (calibrates -heavy-work)
+//	skewed-cost      as seed-clusterip at 40 % of -rate, 10 % of the calls heavy (20 light calls' CPU), from 4 of 20 connections
+//	skewed-cost-headless  the same through the headless Service, round_robin and weighted_round_robin (+ -orca)
+//	skewed-cost-l7   the same behind nginx
+//	one-heavy-client 5 pods, ONE client connection making every call, over k = 1, 5, 10 TCP connections
 //	overhead         plain grpc.NewServer vs rotor vs rotor + default chain, loopback
 //
 //	default          the example server's defaults (age 30 s)
@@ -23,12 +30,27 @@
 //	peers            peer watcher: a grown headless Service rotates every connection
 //	fair-share       peer watcher + fair-share shedding (-fair-share), for ClusterIP
 //
-// It prints a table and writes table.txt, result.json and plot.svg to -out.
+// A heavy call carries the gRPC metadata rotor-work (hello.WorkKey) with
+// -heavy-work units of CPU work; a call-cost run earlier in the same
+// invocation replaces the default with what makes a heavy call cost 20
+// light ones on this host. -spread-k and -policy replace the scenarios' own
+// client variants (server.SpreadConnections k; round_robin or
+// weighted_round_robin).
+//
+// Besides how the calls spread, every run reports the load: each pod's
+// share of the calls and of its server's CPU time (sampled every second
+// from /proc), the lower bound of any placement of whole connections,
+// max(heaviest connection, mean pod) / mean pod from the clients' measured
+// per-connection loads, and the imbalance over the last 30 s and as the
+// 90th percentile of every second's, measured and over the bound.
+//
+// It prints tables and writes table.txt, result.json and plot.svg to -out.
 // It needs root and the lab's tools (ip, iptables, conntrack, dnsmasq, nginx);
 // run it from the repository:
 //
 //	go run ./example/balance -out docs/balance
 //	go run ./example/balance -scenario seed-clusterip -modes none,age -short
+//	go run ./example/balance -scenario call-cost,skewed-cost -modes fair-share
 package main
 
 import (
@@ -44,10 +66,12 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/rotorkit/rotor/example/hello"
 	"github.com/rotorkit/rotor/internal/kubelab"
 )
 
@@ -61,7 +85,8 @@ func main() {
 	}
 }
 
-var allScenarios = []string{"seed-clusterip", "seed-headless", "rolling-restart", "l7-reference", "rollout-headless", "rolling-restart-headless", "overhead"}
+var allScenarios = []string{"seed-clusterip", "seed-headless", "rolling-restart", "l7-reference", "rollout-headless", "rolling-restart-headless",
+	"skewed-clients", "skewed-clients-l7", "call-cost", "skewed-cost", "skewed-cost-headless", "skewed-cost-l7", "one-heavy-client", "overhead"}
 
 // options are the command line.
 type options struct {
@@ -72,6 +97,9 @@ type options struct {
 	out       string
 	serverBin string
 	from      string
+	// heavyWorkSet is true when -heavy-work was given: a call-cost run
+	// then does not replace it.
+	heavyWorkSet bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -95,6 +123,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	dnsMin := fs.Duration("dns-min-interval", 0, "clients: shortest time between two DNS resolutions (default grpc-go's 30s; a client-side experiment)")
 	from := fs.String("from", "", "re-analyse a result.json and write its table and plot again, without running anything")
 	logs := fs.String("logs", "", "copy the pods' logs of every run into this directory")
+	spreadK := fs.String("spread-k", "", "TCP connections per client connection (server.SpreadConnections), comma-separated, one run each, for every scenario (default: 1,5,10 for one-heavy-client, 1 for the others)")
+	policy := fs.String("policy", "", "client balancing policies, comma-separated, one run each, for every scenario: round_robin, weighted_round_robin (servers then run with -orca) (default: both for skewed-cost-headless, round_robin for the others)")
+	heavyWork := fs.Int("heavy-work", 0, fmt.Sprintf("work units (rotor-work metadata) of a heavy call in the skewed-cost scenarios, 1 to %d (default %d, or what a call-cost run before them measured)", hello.MaxWork, defaultHeavyWork))
 	if err := fs.Parse(args); err != nil {
 		return options{}, err
 	}
@@ -124,6 +155,25 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if *ocon > 0 {
 		o.overhead.Concurrency = *ocon
+	}
+	if *heavyWork != 0 {
+		if *heavyWork < 1 || *heavyWork > hello.MaxWork {
+			return o, fmt.Errorf("-heavy-work %d: want 1 to %d work units", *heavyWork, hello.MaxWork)
+		}
+		o.p.HeavyWork, o.heavyWorkSet = *heavyWork, true
+	}
+	for _, f := range splitList(*spreadK) {
+		k, err := strconv.Atoi(f)
+		if err != nil || k < 1 || k > 256 {
+			return o, fmt.Errorf("-spread-k %q: want numbers of TCP connections from 1 to 256, such as 1,5,10", f)
+		}
+		o.p.Spreads = append(o.p.Spreads, k)
+	}
+	for _, f := range splitList(*policy) {
+		if f != policyRoundRobin && f != policyWRR {
+			return o, fmt.Errorf("-policy %q: want %s or %s", f, policyRoundRobin, policyWRR)
+		}
+		o.p.Policies = append(o.p.Policies, f)
 	}
 	o.p.LogsDir = *logs
 	o.from = *from
@@ -174,7 +224,7 @@ func balance(args []string, stdout, stderr io.Writer) error {
 	defer stop()
 	progress := func(s string) { fmt.Fprintf(stderr, "%s %s\n", time.Now().Format("15:04:05"), s) }
 
-	res := &result{Started: time.Now().UTC(), Params: o.p, Host: hostLine()}
+	res := &result{Started: time.Now().UTC(), Host: hostLine()}
 	if slices.ContainsFunc(o.scenarios, func(s string) bool { return s != "overhead" }) {
 		if err := kubelab.Available(); err != nil {
 			return err
@@ -194,8 +244,9 @@ func balance(args []string, stdout, stderr io.Writer) error {
 		if bins.load, err = selfExecutable(); err != nil {
 			return err
 		}
-		res.Runs = runAll(ctx, o, bins, progress)
+		res.Runs, res.CallCost = runAll(ctx, &o, bins, progress)
 	}
+	res.Params = o.p
 	if slices.Contains(o.scenarios, "overhead") && ctx.Err() == nil {
 		progress("overhead benchmark")
 		oh, err := runOverhead(ctx, o.overhead, progress)
@@ -243,36 +294,66 @@ func reanalyse(o options, stdout io.Writer) error {
 	return nil
 }
 
-// runAll runs every chosen lab scenario in every chosen mode, one lab at a
-// time. A failed run is recorded and the next one still runs.
-func runAll(ctx context.Context, o options, bins binaries, progress func(string)) []run {
+// runAll runs every chosen lab scenario, in each of its variants, in every
+// chosen mode, one lab at a time. A failed run is recorded and the next one
+// still runs. A call-cost run sets o.p.HeavyWork for the runs after it,
+// unless -heavy-work was given.
+func runAll(ctx context.Context, o *options, bins binaries, progress func(string)) ([]run, *callCostResult) {
 	var runs []run
+	var cost *callCostResult
 	for _, name := range o.scenarios {
+		if ctx.Err() != nil {
+			break
+		}
+		if name == "call-cost" {
+			progress("call-cost: the server CPU of a light and of a heavy call, one pod")
+			c, err := runCallCost(ctx, o.p, bins, progress)
+			if err != nil {
+				progress(fmt.Sprintf("call-cost FAILED: %v", err))
+				continue
+			}
+			cost = c
+			if !o.heavyWorkSet && c.WorkForTarget > 0 {
+				o.p.HeavyWork = c.WorkForTarget
+				progress(fmt.Sprintf("call-cost: heavy calls of the runs that follow do %d work units", c.WorkForTarget))
+			}
+			continue
+		}
 		sc, ok := findScenario(name)
 		if !ok {
 			continue // overhead
 		}
-		for _, mname := range o.modes {
-			m, _ := findMode(mname)
-			if ctx.Err() != nil {
-				return runs
+		for _, v := range sc.variants(o.p) {
+			for _, mname := range o.modes {
+				m, _ := findMode(mname)
+				if ctx.Err() != nil {
+					return runs, cost
+				}
+				name := label(v.name, v.spread, v.policy) + "/" + m.name
+				if missing := slices.DeleteFunc(serverNeeds(v, m), func(f string) bool { return serverHasFlag(bins.server, f) }); len(missing) > 0 {
+					r := run{Scenario: v.name, Mode: m.name, Skipped: fmt.Sprintf("the server has no -%s flag yet", missing[0])}
+					if v.spread > 1 {
+						r.Spread = v.spread
+					}
+					if v.policy != policyRoundRobin {
+						r.Policy = v.policy
+					}
+					runs = append(runs, r)
+					continue
+				}
+				progress(fmt.Sprintf("%s: %s, %s", name, v.about, m.about))
+				r, err := runScenario(ctx, v, m, o.p, bins, progress)
+				if err != nil {
+					r.Error = err.Error()
+					progress(fmt.Sprintf("%s FAILED: %v", name, err))
+				} else {
+					progress(summaryLine(r))
+				}
+				runs = append(runs, r)
 			}
-			if m.needsFlag != "" && !serverHasFlag(bins.server, m.needsFlag) {
-				runs = append(runs, run{Scenario: sc.name, Mode: m.name, Skipped: fmt.Sprintf("the server has no -%s flag yet", m.needsFlag)})
-				continue
-			}
-			progress(fmt.Sprintf("%s/%s: %s, %s", sc.name, m.name, sc.about, m.about))
-			r, err := runScenario(ctx, sc, m, o.p, bins, progress)
-			if err != nil {
-				r.Error = err.Error()
-				progress(fmt.Sprintf("%s/%s FAILED: %v", sc.name, m.name, err))
-			} else {
-				progress(summaryLine(r))
-			}
-			runs = append(runs, r)
 		}
 	}
-	return runs
+	return runs, cost
 }
 
 // buildServer builds the example server into dir.
@@ -313,6 +394,11 @@ func writeOutputs(dir string, res *result) error {
 		return err
 	}
 	title := fmt.Sprintf("rotor in the kube-proxy lab: %d connections, %.0f calls/s", res.Params.Conns, res.Params.Rate)
+	if slices.ContainsFunc(res.Runs, func(r run) bool {
+		return r.Rate > 0 && r.Rate != res.Params.Rate || r.Clients > 0 && r.Clients != res.Params.Conns
+	}) {
+		title = "rotor in the kube-proxy lab (calls/s by run: table)"
+	}
 	if err := writePlot(f, res.Runs, title); err != nil {
 		f.Close()
 		return err

@@ -16,17 +16,19 @@ import (
 // oranges and greens on top. A dashed line marks where the initial pods'
 // band ends when every pod has its fair share; grey verticals mark the
 // scenario's events; red ticks under the axis mark seconds with failed
-// calls.
+// calls. Bars right of the panel stack the running pods' shares over the
+// imbalance window: of the calls, of the cost (when calls differ in cost)
+// and of the CPU.
 const (
 	panelW   = 380 // plot area
 	panelH   = 140
 	marginL  = 44
-	marginR  = 16
-	marginT  = 40
+	marginR  = 70 // room for the share bars
+	marginT  = 52
 	marginB  = 30
 	cellW    = marginL + panelW + marginR
 	cellH    = marginT + panelH + marginB
-	headerH  = 64
+	headerH  = 72
 	maxTickX = 10 // seconds between x ticks
 )
 
@@ -46,8 +48,8 @@ func podColor(p podInfo, i, firstNew int) string {
 func writePlot(out io.Writer, runs []run, title string) error {
 	var rows, cols []string
 	for _, r := range runs {
-		if !slices.Contains(rows, r.Scenario) {
-			rows = append(rows, r.Scenario)
+		if !slices.Contains(rows, r.label()) {
+			rows = append(rows, r.label())
 		}
 		if !slices.Contains(cols, r.Mode) {
 			cols = append(cols, r.Mode)
@@ -83,9 +85,10 @@ func writePlot(out io.Writer, runs []run, title string) error {
 	fmt.Fprintf(w, `<line x1="%d" y1="33" x2="%d" y2="46" stroke="#555" stroke-dasharray="2 2"/><text x="%d" y="42">event</text>`+"\n", x, x, x+5)
 	x += 45
 	fmt.Fprintf(w, `<rect x="%d" y="36" width="3" height="8" fill="#d00000"/><text x="%d" y="42">failed calls</text>`+"\n", x, x+7)
+	fmt.Fprintln(w, `<text x="10" y="60">bars right of each panel: the running pods' shares of the calls, the cost and the CPU over the imbalance window; second line: load over that window (bound: best placement of whole connections).</text>`)
 
 	for _, r := range runs {
-		row, col := slices.Index(rows, r.Scenario), slices.Index(cols, r.Mode)
+		row, col := slices.Index(rows, r.label()), slices.Index(cols, r.Mode)
 		drawPanel(w, r, col*cellW+10, headerH+row*cellH)
 	}
 	fmt.Fprintln(w, "</svg>")
@@ -96,7 +99,7 @@ func drawPanel(w *bufio.Writer, r run, ox, oy int) {
 	px, py := float64(ox+marginL), float64(oy+marginT)
 	fmt.Fprintf(w, `<g>`+"\n")
 	fmt.Fprintf(w, `<text x="%d" y="%d" font-size="12" font-weight="bold">%s / %s</text>`+"\n", ox+marginL, oy+14,
-		html.EscapeString(r.Scenario), html.EscapeString(r.Mode))
+		html.EscapeString(r.label()), html.EscapeString(r.Mode))
 	if r.Skipped != "" || r.Error != "" {
 		why := r.Skipped
 		if r.Error != "" {
@@ -112,6 +115,18 @@ func drawPanel(w *bufio.Writer, r run, ox, oy int) {
 	}
 	sub += fmt.Sprintf(" · imbalance %.2f · p99 %.1f ms · %d conns", s.Imbalance, s.P99Ms, s.Dials)
 	fmt.Fprintf(w, `<text x="%d" y="%d" fill="#333">%s</text>`+"\n", ox+marginL, oy+28, html.EscapeString(sub))
+	if s.LoadUnit != "" {
+		sub2 := s.LoadUnit
+		if s.LowerBound > 0 {
+			sub2 += fmt.Sprintf(" · bound %.2f · imbalance %.2f (%.2f × bound) · p90 1s %.2f", s.LowerBound, s.ImbalanceLoad, s.ImbalanceVsBound, s.Imbalance1sP90)
+		} else {
+			sub2 += fmt.Sprintf(" · imbalance %.2f · p90 1s %.2f", s.ImbalanceLoad, s.Imbalance1sP90)
+		}
+		if s.ImbalanceCPU > 0 {
+			sub2 += fmt.Sprintf(" · cpu %.2f", s.ImbalanceCPU)
+		}
+		fmt.Fprintf(w, `<text x="%d" y="%d" fill="#333">%s</text>`+"\n", ox+marginL, oy+41, html.EscapeString(sub2))
+	}
 
 	dur := r.Duration
 	if n := len(r.Seconds); n > 0 {
@@ -161,6 +176,8 @@ func drawPanel(w *bufio.Writer, r run, ox, oy int) {
 		lower = upper
 	}
 
+	drawShareBars(w, r, px+panelW+8, py, yOf, firstNew)
+
 	// Fair share boundary: where the initial pods' band ends when every
 	// pod has its fair share.
 	if s.FairShare > 0 {
@@ -206,6 +223,42 @@ func drawPanel(w *bufio.Writer, r run, ox, oy int) {
 	}
 	fmt.Fprintf(w, `<text x="%.1f" y="%.1f" text-anchor="end" fill="#555">s</text>`+"\n", px+panelW, py+panelH+28)
 	fmt.Fprintln(w, `</g>`)
+}
+
+// drawShareBars stacks the running pods' shares over the imbalance window,
+// one bar each for the calls, the cost (when calls differ in cost) and the
+// CPU, from x.
+func drawShareBars(w *bufio.Writer, r run, x, py float64, yOf func(float64) float64, firstNew int) {
+	s := r.Summary
+	if len(s.Shares) == 0 {
+		return
+	}
+	type bar struct {
+		name, what string
+		share      func(podShare) float64
+	}
+	bars := []bar{{"call", "calls", func(p podShare) float64 { return p.Calls }}}
+	if s.LoadUnit == "cost" {
+		bars = append(bars, bar{"cost", "cost", func(p podShare) float64 { return p.Load }})
+	}
+	if s.ImbalanceCPU > 0 {
+		bars = append(bars, bar{"cpu", "CPU", func(p podShare) float64 { return p.CPU }})
+	}
+	for j, b := range bars {
+		bx := x + float64(j)*20
+		lower := 0.0
+		for i, p := range r.Pods {
+			sh, ok := s.Shares[p.Name]
+			if !ok || b.share(sh) <= 0 {
+				continue
+			}
+			upper := lower + b.share(sh)
+			fmt.Fprintf(w, `<rect x="%.1f" y="%.1f" width="13" height="%.1f" fill="%s"><title>%s %s: %.0f%% of the %s</title></rect>`+"\n",
+				bx, yOf(upper), yOf(lower)-yOf(upper), podColor(p, i, firstNew), shortName(i, p), html.EscapeString(p.Name), 100*b.share(sh), b.what)
+			lower = upper
+		}
+		fmt.Fprintf(w, `<text x="%.1f" y="%.1f" font-size="7" text-anchor="middle" fill="#555">%s</text>`+"\n", bx+6.5, py+panelH+10, b.name)
+	}
 }
 
 func truncate(s string, n int) string {

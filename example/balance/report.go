@@ -16,6 +16,7 @@ type result struct {
 	Host     string          `json:"host"`
 	Params   params          `json:"params"`
 	Runs     []run           `json:"runs,omitempty"`
+	CallCost *callCostResult `json:"call_cost,omitempty"`
 	Overhead *overheadResult `json:"overhead,omitempty"`
 }
 
@@ -43,6 +44,8 @@ func writeTable(w io.Writer, res *result) {
 			p.Conns, p.Rate, p.Duration, p.ScaleAt)
 		fmt.Fprintf(w, "Modes: none = no rotation; age = max-connection-age %s; peers = age %s + peer watcher (interval %s, spread %s). Grace %s, shutdown delay %s, drain timeout %s.\n",
 			p.Age, p.PeerAge, p.PeerInterval, p.Spread, p.Grace, p.ShutdownDelay, p.DrainTimeout)
+		fmt.Fprintf(w, "skewed-clients: client call rates Zipf (s = 1); skewed-cost: %.0f calls/s, %.0f %% of them heavy (%d work units, sized to cost %.0f light calls: see call cost), all from %.0f %% of the connections; one-heavy-client: 1 client connection over k TCP connections (k=N); wrr: weighted_round_robin clients, servers with -orca.\n",
+			p.Rate*costRateShare, 100*heavyCallShare, p.HeavyWork, heavyCost, 100*heavyConnShare)
 		if p.DNSMinInterval > 0 {
 			fmt.Fprintf(w, "Clients re-resolve dns:/// targets at most every %s (grpc-go's default floor is 30s).\n", p.DNSMinInterval)
 		}
@@ -57,7 +60,7 @@ func writeTable(w io.Writer, res *result) {
 				if r.Error != "" {
 					why = "FAILED: " + firstLine(r.Error)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t\t\t\t\t\t\t\t\t\t\n", r.Scenario, r.Mode, why)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t\t\t\t\t\t\t\t\t\t\n", r.label(), r.Mode, why)
 				continue
 			}
 			s := r.Summary
@@ -74,9 +77,10 @@ func writeTable(w io.Writer, res *result) {
 				toFair, toFair1 = fmtSecs(s.TimeToFair), "("+fmtSecs(s.TimeToFair1s)+")"
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\t%s\t%s\t%.2f\t%d\t%.2f\t%.2f\t\n",
-				r.Scenario, r.Mode, s.Calls, failedText(s), s.Missed, shares, toFair, toFair1, s.Imbalance, s.Dials, s.P50Ms, s.P99Ms)
+				r.label(), r.Mode, s.Calls, failedText(s), s.Missed, shares, toFair, toFair1, s.Imbalance, s.Dials, s.P50Ms, s.P99Ms)
 		}
 		tw.Flush()
+		writeLoadTable(w, res)
 
 		fmt.Fprintln(w, "\nCalls per pod (p0, p1, … in creation order; * = started by the scenario):")
 		for _, r := range res.Runs {
@@ -87,15 +91,22 @@ func writeTable(w io.Writer, res *result) {
 			for i, p := range r.Pods {
 				parts = append(parts, fmt.Sprintf("%s %d", shortName(i, p), r.Summary.PerPod[p.Name]))
 			}
-			fmt.Fprintf(w, "  %-26s %s\n", r.Scenario+"/"+r.Mode+":", strings.Join(parts, ", "))
+			fmt.Fprintf(w, "  %-26s %s\n", r.label()+"/"+r.Mode+":", strings.Join(parts, ", "))
 		}
+		writeShares(w, res.Runs)
 		fmt.Fprintln(w, "\nSummary:")
 		for _, r := range res.Runs {
 			fmt.Fprintf(w, "  %s\n", summaryLine(r))
 		}
 	}
-	if o := res.Overhead; o != nil {
+	if c := res.CallCost; c != nil {
 		if len(res.Runs) > 0 {
+			fmt.Fprintln(w)
+		}
+		writeCallCost(w, c)
+	}
+	if o := res.Overhead; o != nil {
+		if len(res.Runs) > 0 || res.CallCost != nil {
 			fmt.Fprintln(w)
 		}
 		writeOverhead(w, o)
@@ -113,9 +124,13 @@ func failedText(s summary) string {
 	return fmt.Sprintf("%d (%s)", s.Failed, strings.Join(parts, ", "))
 }
 
+// label names the run's scenario variant: "one-heavy-client k=5",
+// "skewed-cost-headless wrr".
+func (r run) label() string { return label(r.Scenario, r.Spread, r.Policy) }
+
 // summaryLine is one run in one sentence.
 func summaryLine(r run) string {
-	name := r.Scenario + "/" + r.Mode
+	name := r.label() + "/" + r.Mode
 	switch {
 	case r.Skipped != "":
 		return name + ": skipped: " + r.Skipped
@@ -135,8 +150,74 @@ func summaryLine(r run) string {
 		}
 		line += fmt.Sprintf(" (fair %.0f%%), fair share after %s", 100*s.FairShare, fmtSecs(s.TimeToFair))
 	}
-	return line + fmt.Sprintf("; imbalance %.2f over the last %d s; %d connections; p50 %.2f ms, p99 %.2f ms (host load %.1f)",
-		s.Imbalance, s.ImbalanceSeconds, s.Dials, s.P50Ms, s.P99Ms, r.LoadAvg)
+	line += fmt.Sprintf("; imbalance %.2f over the last %d s", s.Imbalance, s.ImbalanceSeconds)
+	if s.LoadUnit == "cost" {
+		line += fmt.Sprintf(" (%.2f of cost)", s.ImbalanceLoad)
+	}
+	if s.LowerBound > 0 {
+		line += fmt.Sprintf(", %.2f × the bound %.2f", s.ImbalanceVsBound, s.LowerBound)
+	}
+	if s.Imbalance1sP90 > 0 {
+		line += fmt.Sprintf(", p90 of 1 s %.2f", s.Imbalance1sP90)
+	}
+	if s.ImbalanceCPU > 0 {
+		line += fmt.Sprintf(", CPU %.2f", s.ImbalanceCPU)
+	}
+	return line + fmt.Sprintf("; %d connections; p50 %.2f ms, p99 %.2f ms (host load %.1f)",
+		s.Dials, s.P50Ms, s.P99Ms, r.LoadAvg)
+}
+
+// writeLoadTable prints the load measures of every run: the lower bound of
+// per-connection placement and the imbalances of load and CPU.
+func writeLoadTable(w io.Writer, res *result) {
+	fmt.Fprintf(w, "\nLoad over the same window as imbalance. unit: calls, or cost (a light call 1, a heavy one %.0f).\n", heavyCost)
+	fmt.Fprintf(w, "heaviest conn: load/s of the clients' heaviest TCP connection (mean over the seconds it was up for all of); mean pod: load/s of the mean pod.\n")
+	fmt.Fprintf(w, "bound: max(heaviest conn, mean pod) / mean pod, the lowest imbalance whole connections can reach (per-call nginx can go below).\n")
+	fmt.Fprintf(w, "imbalance: max/mean load per pod over the window; p90 1s: 90th percentile over its seconds of each second's max/mean; /bound: over bound; cpu: max/mean CPU time per pod's server (/proc/<pid>/task/*/schedstat).\n\n")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "scenario\tmode\tcalls/s\tunit\theaviest conn\tmean pod\tbound\timbalance\t/bound\tp90 1s\t/bound\tcpu\t")
+	for _, r := range res.Runs {
+		if r.Skipped != "" || r.Error != "" {
+			continue
+		}
+		s := r.Summary
+		num := func(v float64, format string) string {
+			if v == 0 {
+				return "-"
+			}
+			return fmt.Sprintf(format, v)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.label(), r.Mode, num(r.Rate, "%.0f"), s.LoadUnit,
+			num(s.HeaviestConn, "%.1f"), num(s.MeanPodLoad, "%.1f"), num(s.LowerBound, "%.2f"),
+			num(s.ImbalanceLoad, "%.2f"), num(s.ImbalanceVsBound, "%.2f"), num(s.Imbalance1sP90, "%.2f"),
+			num(s.Imbalance1sP90VsBound, "%.2f"), num(s.ImbalanceCPU, "%.2f"))
+	}
+	tw.Flush()
+}
+
+// writeShares prints each run's per-pod shares of the calls (of the cost)
+// and of the CPU over the imbalance window.
+func writeShares(w io.Writer, runs []run) {
+	fmt.Fprintln(w, "\nShares per pod over the imbalance window, % of calls / (of cost /) of CPU:")
+	for _, r := range runs {
+		if r.Skipped != "" || r.Error != "" || len(r.Summary.Shares) == 0 {
+			continue
+		}
+		var parts []string
+		for i, p := range r.Pods {
+			sh, ok := r.Summary.Shares[p.Name]
+			if !ok {
+				continue
+			}
+			v := []string{fmt.Sprintf("%.0f", 100*sh.Calls)}
+			if r.Summary.LoadUnit == "cost" {
+				v = append(v, fmt.Sprintf("%.0f", 100*sh.Load))
+			}
+			v = append(v, fmt.Sprintf("%.0f", 100*sh.CPU))
+			parts = append(parts, shortName(i, p)+" "+strings.Join(v, "/"))
+		}
+		fmt.Fprintf(w, "  %-30s %s\n", r.label()+"/"+r.Mode+":", strings.Join(parts, ", "))
+	}
 }
 
 func firstLine(s string) string {

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -43,6 +45,14 @@ type params struct {
 	// DNSMinInterval replaces grpc-go's 30 s floor between re-resolutions
 	// in the clients when positive (a client-side experiment).
 	DNSMinInterval time.Duration `json:"dns_min_interval,omitempty"`
+	// HeavyWork is the work units (hello.WorkKey) of a heavy call of the
+	// skewed-cost scenarios: defaultHeavyWork, or what -heavy-work or a
+	// call-cost run before them set.
+	HeavyWork int `json:"heavy_work,omitempty"`
+	// Spreads and Policies, when set, replace every scenario's own client
+	// variants (-spread-k, -policy).
+	Spreads  []int    `json:"spreads,omitempty"`
+	Policies []string `json:"policies,omitempty"`
 
 	// LogsDir, when set, receives a copy of every pod's log (and dnsmasq's
 	// and nginx's) in a directory per run, before the lab is removed.
@@ -57,13 +67,14 @@ func defaultParams(short bool) params {
 			Spread: time.Second, ShutdownDelay: time.Second, DrainTimeout: 5 * time.Second,
 			// Tests assert that no call fails; on a CI machine busy with other
 			// work a call can stall for seconds without anything being wrong.
-			CallTimeout: 30 * time.Second,
+			CallTimeout: 30 * time.Second, HeavyWork: defaultHeavyWork,
 		}
 	}
 	return params{
 		Duration: 70 * time.Second, ScaleAt: 15 * time.Second, Rate: 1000, Conns: 20,
 		Age: 10 * time.Second, Grace: 5 * time.Second, PeerAge: 5 * time.Minute, PeerInterval: time.Second,
 		Spread: 2 * time.Second, ShutdownDelay: 2 * time.Second, DrainTimeout: 10 * time.Second, CallTimeout: 5 * time.Second,
+		HeavyWork: defaultHeavyWork,
 	}
 }
 
@@ -103,6 +114,22 @@ type scenario struct {
 	// with a termination grace period that covers them, instead of the
 	// lab's short ones.
 	kitShutdown bool
+	// load is how the calls spread over the connections and what they cost.
+	load loadShape
+	// conns, when set, replaces -conns: the number of client connections.
+	conns int
+	// rateShare, when set, is the share of -rate the scenario runs at.
+	rateShare float64
+	// spreads and policies are the client variants the scenario runs in
+	// (one run each, in every mode) unless -spread-k or -policy replace
+	// them: TCP connections per client connection
+	// (server.SpreadConnections; nil: 1) and balancing policies (nil:
+	// round_robin).
+	spreads  []int
+	policies []string
+	// spread and policy are the variant of one run (see variants).
+	spread int
+	policy string
 }
 
 // headlessRolloutAt is when the headless rollouts begin: after the clients'
@@ -120,6 +147,92 @@ var scenarios = []scenario{
 		via: viaHeadless, replicas: 1, roll: true, eventAt: headlessRolloutAt, kitShutdown: true},
 	{name: "rolling-restart-headless", about: "3 pods replaced 5 s apart by a rollout, dns:/// + round_robin clients, kit's shutdown timings",
 		via: viaHeadless, replicas: 3, roll: true, rollEvery: 5 * time.Second, eventAt: headlessRolloutAt, kitShutdown: true},
+	{name: "skewed-clients", about: "2 → 5 pods through the ClusterIP, client call rates Zipf (s = 1)",
+		via: viaClusterIP, replicas: 2, scaleTo: 5, load: zipfLoad},
+	{name: "skewed-clients-l7", about: "2 → 5 pods behind nginx grpc_pass, client call rates Zipf (s = 1)",
+		via: viaL7, replicas: 2, scaleTo: 5, load: zipfLoad},
+	{name: "skewed-cost", about: "2 → 5 pods through the ClusterIP, 10 % of the calls 20× as costly, from 1/5 of the connections",
+		via: viaClusterIP, replicas: 2, scaleTo: 5, load: costLoad, rateShare: costRateShare},
+	{name: "skewed-cost-headless", about: "2 → 5 pods, dns:/// clients, 10 % of the calls 20× as costly, round_robin and weighted_round_robin + ORCA",
+		via: viaHeadless, replicas: 2, scaleTo: 5, load: costLoad, rateShare: costRateShare, policies: []string{policyRoundRobin, policyWRR}},
+	{name: "skewed-cost-l7", about: "2 → 5 pods behind nginx grpc_pass, 10 % of the calls 20× as costly",
+		via: viaL7, replicas: 2, scaleTo: 5, load: costLoad, rateShare: costRateShare},
+	{name: "one-heavy-client", about: "5 pods, one client connection making every call, over k TCP connections (server.SpreadConnections)",
+		via: viaClusterIP, replicas: 5, conns: 1, spreads: []int{1, 5, 10}},
+}
+
+// variants returns the runs of the scenario: one per spread and policy, its
+// own or those of p.
+func (s scenario) variants(p params) []scenario {
+	spreads, policies := s.spreads, s.policies
+	if len(p.Spreads) > 0 {
+		spreads = p.Spreads
+	}
+	if len(p.Policies) > 0 {
+		policies = p.Policies
+	}
+	if len(spreads) == 0 {
+		spreads = []int{1}
+	}
+	if len(policies) == 0 {
+		policies = []string{policyRoundRobin}
+	}
+	var out []scenario
+	for _, k := range spreads {
+		for _, pol := range policies {
+			v := s
+			v.spread, v.policy = k, pol
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// label names a run of a scenario variant: the scenario, then " k=N" for
+// N TCP connections per client connection and " wrr" for
+// weighted_round_robin clients.
+func label(scenario string, spread int, policy string) string {
+	if spread > 1 {
+		scenario += fmt.Sprintf(" k=%d", spread)
+	}
+	if policy == policyWRR {
+		scenario += " wrr"
+	}
+	return scenario
+}
+
+// costRateShare is the share of -rate the skewed-cost scenarios run at:
+// their calls cost 2.9 times the server CPU of as many light calls
+// (0.9 × 1 + 0.1 × 20), and a light call already costs about 0.5 ms of a
+// 2-vCPU lab host's CPU (call-cost), so at the full 1,000 calls/s the
+// servers alone would want 1.5 cores: a saturated host would share its CPU
+// out by its scheduler, not by the pods' demand, and hide the imbalance.
+const costRateShare = 0.4
+
+// connsOf is the number of client connections of the scenario.
+func (s scenario) connsOf(p params) int {
+	return cmp.Or(s.conns, p.Conns)
+}
+
+// rateOf is the calls per second of the scenario, all connections
+// together.
+func (s scenario) rateOf(p params) float64 {
+	return p.Rate * cmp.Or(s.rateShare, 1)
+}
+
+// loadConfig is what the load generator does in a run of the scenario
+// against target.
+func (s scenario) loadConfig(p params, target string) loadConfig {
+	conns := s.connsOf(p)
+	lc := loadConfig{Target: target, Conns: conns, Rate: s.rateOf(p), Duration: s.duration(p), CallTimeout: p.CallTimeout,
+		DNSMinInterval: p.DNSMinInterval, Spread: s.spread, Policy: s.policy}
+	switch s.load {
+	case zipfLoad:
+		lc.Weights = zipfWeights(conns, zipfS)
+	case costLoad:
+		lc.Heavy, lc.HeavyWork = heavyFractions(conns), p.HeavyWork
+	}
+	return lc
 }
 
 func findScenario(name string) (scenario, bool) {
@@ -212,7 +325,23 @@ func serverArgs(sc scenario, m mode, p params, peerDNS string) []string {
 		args = append(args, "-max-connection-age-grace", p.Grace.String(),
 			"-shutdown-delay", p.ShutdownDelay.String(), "-drain-timeout", p.DrainTimeout.String())
 	}
+	if sc.policy == policyWRR {
+		// weighted_round_robin weighs the pods by the load they report.
+		args = append(args, "-orca")
+	}
 	return append(args, m.args(p, peerDNS)...)
+}
+
+// serverNeeds returns the server flags a run of sc in m depends on.
+func serverNeeds(sc scenario, m mode) []string {
+	var flags []string
+	if m.needsFlag != "" {
+		flags = append(flags, m.needsFlag)
+	}
+	if sc.policy == policyWRR {
+		flags = append(flags, "orca")
+	}
+	return flags
 }
 
 // binaries are the programs a run starts.
@@ -241,7 +370,16 @@ type event struct {
 // runScenario runs one scenario in one mode in a new lab and returns what
 // the load generator saw. progress, if not nil, gets a line now and then.
 func runScenario(ctx context.Context, sc scenario, m mode, p params, bins binaries, progress func(string)) (r run, err error) {
-	r = run{Scenario: sc.name, Mode: m.name, Via: string(sc.via)}
+	r = run{Scenario: sc.name, Mode: m.name, Via: string(sc.via), Load: string(sc.load), Rate: sc.rateOf(p), Clients: sc.connsOf(p)}
+	if sc.spread > 1 {
+		r.Spread = sc.spread
+	}
+	if sc.policy != policyRoundRobin {
+		r.Policy = sc.policy
+	}
+	if sc.load == costLoad {
+		r.HeavyWork = p.HeavyWork
+	}
 	if progress == nil {
 		progress = func(string) {}
 	}
@@ -291,21 +429,22 @@ func runScenario(ctx context.Context, sc scenario, m mode, p params, bins binari
 		target = "passthrough:///" + lab.L7Addr()
 	}
 	r.Target = target
-	duration := sc.duration(p)
+	lc := sc.loadConfig(p, target)
+	duration := lc.Duration
 	r.Duration = duration.Seconds()
-	lc := loadConfig{Target: target, Conns: p.Conns, Rate: p.Rate, Duration: duration, CallTimeout: p.CallTimeout, DNSMinInterval: p.DNSMinInterval}
 
 	loadCtx, cancelLoad := context.WithCancel(ctx)
 	defer cancelLoad()
 	load, err := startLabLoad(loadCtx, lab, bins.load, lc, func(line loadLine) {
 		if (line.T+1)%10 == 0 {
-			progress(fmt.Sprintf("%s/%s t=%ds: %d ok, %d failed", sc.name, m.name, line.T+1, sumMap(line.Calls), sumMap(line.Failed)))
+			progress(fmt.Sprintf("%s/%s t=%ds: %d ok, %d failed", label(sc.name, sc.spread, sc.policy), m.name, line.T+1, sumMap(line.Calls), sumMap(line.Failed)))
 		}
 	})
 	if err != nil {
 		return r, err
 	}
 	origin := load.origin
+	cpu := sampleCPU(loadCtx, lab, origin, int(math.Ceil(duration.Seconds())))
 
 	// The scenario's changes run beside the load.
 	var events []event
@@ -332,7 +471,7 @@ func runScenario(ctx context.Context, sc scenario, m mode, p params, bins binari
 				evMu.Lock()
 				events = append(events, event{Label: fmt.Sprintf("scale %d→%d", sc.replicas, sc.scaleTo), Kind: "scale", At: since(at), Done: since(time.Now())})
 				evMu.Unlock()
-				progress(fmt.Sprintf("%s/%s: scaled to %d pods", sc.name, m.name, sc.scaleTo))
+				progress(fmt.Sprintf("%s/%s: scaled to %d pods", label(sc.name, sc.spread, sc.policy), m.name, sc.scaleTo))
 			}
 			if sc.roll {
 				for i, old := range initialPods {
@@ -351,7 +490,7 @@ func runScenario(ctx context.Context, sc scenario, m mode, p params, bins binari
 					events = append(events, event{Label: fmt.Sprintf("roll p%d", i), Kind: "replace", At: since(at), Done: since(time.Now())})
 					evMu.Unlock()
 				}
-				progress(fmt.Sprintf("%s/%s: rolled %d pods", sc.name, m.name, len(initialPods)))
+				progress(fmt.Sprintf("%s/%s: rolled %d pods", label(sc.name, sc.spread, sc.policy), m.name, len(initialPods)))
 			}
 			if sc.rolling {
 				for i, old := range initialPods {
@@ -363,7 +502,7 @@ func runScenario(ctx context.Context, sc scenario, m mode, p params, bins binari
 					events = append(events, event{Label: fmt.Sprintf("replace p%d", i), Kind: "replace", At: since(at), Done: since(time.Now())})
 					evMu.Unlock()
 				}
-				progress(fmt.Sprintf("%s/%s: replaced %d pods", sc.name, m.name, len(initialPods)))
+				progress(fmt.Sprintf("%s/%s: replaced %d pods", label(sc.name, sc.spread, sc.policy), m.name, len(initialPods)))
 			}
 			return nil
 		}()
@@ -376,6 +515,7 @@ func runScenario(ctx context.Context, sc scenario, m mode, p params, bins binari
 		<-actErr
 		return r, fmt.Errorf("%w\nlab logs:\n%s", err, lab.Logs(1500))
 	}
+	cpuSeconds := cpu.perSecond()
 	if err := <-actErr; err != nil {
 		return r, fmt.Errorf("%s: %w", sc.name, err)
 	}
@@ -399,6 +539,11 @@ func runScenario(ctx context.Context, sc scenario, m mode, p params, bins binari
 	}
 	r.Events = events
 	r.LoadAvg = loadAverage()
+	for i, line := range load.lines {
+		if line.T >= 0 && line.T < len(cpuSeconds) {
+			load.lines[i].CPUMs = cpuSeconds[line.T]
+		}
+	}
 	r.fill(load.lines)
 	return r, nil
 }

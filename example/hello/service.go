@@ -1,6 +1,15 @@
 // Package hello implements the example's Hello service: every answer names
 // the instance that served it, so clients, tests and the lab can see how
 // calls spread over pods.
+//
+// A Hi call can be given a cost: with the gRPC metadata "rotor-work: N"
+// ([WorkKey]) the handler computes N fixed units of CPU work (SHA-256
+// digests) before it answers, at most [MaxWork]; an absent or malformed
+// value costs nothing. The balance lab uses it for calls of uneven
+// cost. The example's REST gateway does not forward the key, so only gRPC
+// callers can ask for work:
+//
+//	grpcurl -plaintext -H 'rotor-work: 20000' -d '{"toWho":"x"}' localhost:50051 hello.v1.Hello/Hi
 package hello
 
 import (
@@ -10,6 +19,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
 
 	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
 	"github.com/rotorkit/rotor/server"
@@ -38,8 +48,15 @@ func Identity() string {
 	return "unknown"
 }
 
-// Hi answers one greeting.
+// Hi answers one greeting, after the work units the call's metadata asks
+// for (WorkUnits). A call cancelled during its work fails with the context's
+// status.
 func (s *Service) Hi(ctx context.Context, req *hellov1.HiRequest) (*hellov1.HiResponse, error) {
+	if n := WorkUnits(ctx); n > 0 {
+		if _, err := doWork(ctx, n); err != nil {
+			return nil, status.FromContextError(err).Err()
+		}
+	}
 	return &hellov1.HiResponse{
 		FromWho: s.Name,
 		Message: fmt.Sprintf("hi %s, you said %q", req.GetToWho(), req.GetMessage()),
