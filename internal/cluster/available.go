@@ -29,6 +29,10 @@ func Available(cfg Config) error {
 	} else {
 		tools = append(tools, struct{ name, pkg string }{"iptables-restore", "iptables"}, struct{ name, pkg string }{"iptables-save", "iptables"})
 	}
+	if cfg.NodeAgent {
+		// Node agents run containers as other users through setpriv.
+		tools = append(tools, struct{ name, pkg string }{"setpriv", "util-linux"})
+	}
 	for _, t := range tools {
 		if _, err := netns.FindTool(t.name); err != nil {
 			missing = append(missing, fmt.Sprintf("%s (apt-get install %s, or run tools/kube-build.sh as root)", t.name, t.pkg))

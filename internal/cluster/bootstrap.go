@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"runtime"
 	"slices"
 	"time"
@@ -32,9 +33,19 @@ const (
 // slices managed by anyone else alone.
 const ManagedBy = "rotor-lab"
 
-// registerNode creates the Node, Ready, with the node address, capacity and
+// registerNodes registers every Node of the cluster (Config.Nodes).
+func (c *Cluster) registerNodes(ctx context.Context) error {
+	for _, n := range c.Nodes() {
+		if err := c.registerNode(ctx, n.Name, n.PodCIDR); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// registerNode creates a Node, Ready, with the node address, capacity and
 // podCIDR a kubelet would report, and its Lease.
-func (c *Cluster) registerNode(ctx context.Context) error {
+func (c *Cluster) registerNode(ctx context.Context, name string, podCIDR netip.Prefix) error {
 	now := metav1.Now()
 	capacity := corev1.ResourceList{
 		corev1.ResourceCPU:    *resource.NewQuantity(int64(runtime.NumCPU()), resource.DecimalSI),
@@ -46,20 +57,20 @@ func (c *Cluster) registerNode(ctx context.Context) error {
 	}
 	node := &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{
-			Name: c.cfg.NodeName,
+			Name: name,
 			Labels: map[string]string{
-				"kubernetes.io/hostname": c.cfg.NodeName,
+				"kubernetes.io/hostname": name,
 				"kubernetes.io/os":       runtime.GOOS,
 				"kubernetes.io/arch":     runtime.GOARCH,
 			},
 		},
-		Spec: corev1.NodeSpec{PodCIDR: NodePodCIDR.String(), PodCIDRs: []string{NodePodCIDR.String()}},
+		Spec: corev1.NodeSpec{PodCIDR: podCIDR.String(), PodCIDRs: []string{podCIDR.String()}},
 		Status: corev1.NodeStatus{
 			Capacity:    capacity,
 			Allocatable: capacity,
 			Addresses: []corev1.NodeAddress{
 				{Type: corev1.NodeInternalIP, Address: NodeIP.String()},
-				{Type: corev1.NodeHostName, Address: c.cfg.NodeName},
+				{Type: corev1.NodeHostName, Address: name},
 			},
 			Conditions: []corev1.NodeCondition{
 				condition(corev1.NodeMemoryPressure, corev1.ConditionFalse, "KubeletHasSufficientMemory", "registered by the rotor lab harness"),
@@ -76,11 +87,11 @@ func (c *Cluster) registerNode(ctx context.Context) error {
 	}
 	created, err := c.client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})
 	if err != nil {
-		return fmt.Errorf("cluster: register Node %s: %w", c.cfg.NodeName, err)
+		return fmt.Errorf("cluster: register Node %s: %w", name, err)
 	}
 	lease := &coordinationv1.Lease{
 		ObjectMeta: metav1.ObjectMeta{
-			Name:      c.cfg.NodeName,
+			Name:      name,
 			Namespace: corev1.NamespaceNodeLease,
 			OwnerReferences: []metav1.OwnerReference{{
 				APIVersion: "v1", Kind: "Node", Name: created.Name, UID: created.UID,
@@ -98,7 +109,7 @@ func (c *Cluster) registerNode(ctx context.Context) error {
 	return nil
 }
 
-// startHeartbeat renews the Node's Lease every leaseRenew until Close.
+// startHeartbeat renews every Node's Lease every leaseRenew until Close.
 func (c *Cluster) startHeartbeat() {
 	ctx, cancel := context.WithCancel(context.Background())
 	c.heartbeatStop = cancel
@@ -114,12 +125,14 @@ func (c *Cluster) startHeartbeat() {
 			case <-ticker.C:
 			}
 			leases := c.client.CoordinationV1().Leases(corev1.NamespaceNodeLease)
-			lease, err := leases.Get(ctx, c.cfg.NodeName, metav1.GetOptions{})
-			if err != nil {
-				continue // the next tick tries again, as a kubelet would
+			for _, n := range c.Nodes() {
+				lease, err := leases.Get(ctx, n.Name, metav1.GetOptions{})
+				if err != nil {
+					continue // the next tick tries again, as a kubelet would
+				}
+				lease.Spec.RenewTime = &metav1.MicroTime{Time: time.Now()}
+				_, _ = leases.Update(ctx, lease, metav1.UpdateOptions{})
 			}
-			lease.Spec.RenewTime = &metav1.MicroTime{Time: time.Now()}
-			_, _ = leases.Update(ctx, lease, metav1.UpdateOptions{})
 		}
 	}()
 }

@@ -106,7 +106,13 @@ func New(ctx context.Context, cfg Config) (*Cluster, error) {
 
 // start brings the cluster up; New closes it if start fails.
 func (c *Cluster) start(ctx context.Context) error {
+	// Searchable but not readable by others: containers of a node agent
+	// that run as another user (the example's run as 65532) execute their
+	// images from a directory inside; the keys and tokens here are 0600.
 	if err := os.MkdirAll(c.dir, 0o700); err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	if err := os.Chmod(c.dir, 0o711); err != nil {
 		return fmt.Errorf("cluster: %w", err)
 	}
 	if err := c.addNode(ctx); err != nil {
@@ -141,7 +147,7 @@ func (c *Cluster) start(ctx context.Context) error {
 		return err
 	}
 
-	if err := c.registerNode(ctx); err != nil {
+	if err := c.registerNodes(ctx); err != nil {
 		return err
 	}
 	if !c.cfg.NodeAgent {
@@ -234,7 +240,7 @@ func (c *Cluster) writeConfig() error {
 	if c.pki, err = newPKI(c.dir); err != nil {
 		return err
 	}
-	c.ids = newIdentities(c.cfg.NodeName)
+	c.ids = newIdentities(c.cfg.nodeNames())
 	if err := writeTokenFile(filepath.Join(c.dir, "tokens.csv"), c.ids); err != nil {
 		return err
 	}
@@ -453,14 +459,36 @@ func (c *Cluster) CACert() []byte { return slices.Clone(c.pki.caPEM) }
 // rights for programs inside the lab's namespaces (server APIServerURL).
 func (c *Cluster) AdminKubeconfig() string { return c.kubeconfig("admin") }
 
-// NodeKubeconfig returns the path of the node's kubeconfig: user
+// NodeKubeconfig returns the path of the first node's kubeconfig: user
 // system:node:NAME in group system:nodes, which the Node authorizer and the
 // NodeRestriction admission plugin confine to its own Node, Lease and
-// pods, as they confine a kubelet. A node agent uses it.
-func (c *Cluster) NodeKubeconfig() string { return c.kubeconfig("node") }
+// pods, as they confine a kubelet. A node agent uses it; Nodes gives every
+// Node's.
+func (c *Cluster) NodeKubeconfig() string { return c.kubeconfig("node-" + c.cfg.NodeName) }
 
-// NodeName returns the Node's name.
+// NodeName returns the first Node's name.
 func (c *Cluster) NodeName() string { return c.cfg.NodeName }
+
+// A Node is one of the cluster's Nodes as New registered it.
+type Node struct {
+	// Name is the Node's name.
+	Name string
+	// PodCIDR is its spec.podCIDR.
+	PodCIDR netip.Prefix
+	// Kubeconfig is the path of a kubeconfig with the Node's credentials
+	// (system:node:Name in group system:nodes).
+	Kubeconfig string
+}
+
+// Nodes returns the cluster's Nodes, the first one NodeName (see
+// Config.Nodes).
+func (c *Cluster) Nodes() []Node {
+	var nodes []Node
+	for i, name := range c.cfg.nodeNames() {
+		nodes = append(nodes, Node{Name: name, PodCIDR: nodePodCIDR(i), Kubeconfig: c.kubeconfig("node-" + name)})
+	}
+	return nodes
+}
 
 // NodeNetns returns the name of the node's network namespace.
 func (c *Cluster) NodeNetns() string { return c.nodeNS }

@@ -34,10 +34,16 @@ const helperEnv = "ROTOR_CLUSTER_TEST_HELPER"
 // started by "ip netns exec" so that it reads the pod's resolv.conf:
 // with ROTOR_CLUSTER_TEST_HELPER=resolve it looks up each name given in
 // ROTOR_CLUSTER_TEST_NAMES (space separated) with Go's resolver and prints
-// a JSON object of name to sorted addresses (or "error: ...").
+// a JSON object of name to sorted addresses (or "error: ...");
+// with ROTOR_CLUSTER_TEST_HELPER=serve it is a pod's program for the node
+// agent's test (see serveHelper in agent_test.go).
 func TestMain(m *testing.M) {
-	if os.Getenv(helperEnv) == "resolve" {
+	switch os.Getenv(helperEnv) {
+	case "resolve":
 		resolveHelper()
+		return
+	case "serve":
+		serveHelper()
 		return
 	}
 	os.Exit(m.Run())

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"time"
 )
 
@@ -35,8 +37,9 @@ var (
 	NodeIP = netip.MustParseAddr("198.18.0.1")
 	// ClusterCIDR holds every pod address (kube-proxy's --cluster-cidr).
 	ClusterCIDR = netip.MustParsePrefix("198.18.128.0/17")
-	// NodePodCIDR is the node's spec.podCIDR, which a node agent allocates
-	// its pods' addresses from.
+	// NodePodCIDR is the first node's spec.podCIDR, which a node agent
+	// allocates its pods' addresses from; the Nth node has the Nth /24
+	// after it (198.18.129.0/24 for the second).
 	NodePodCIDR = netip.MustParsePrefix("198.18.128.0/24")
 	// HarnessPodCIDR holds the addresses of the pod namespaces the harness
 	// itself makes (CoreDNS, [Cluster.AddPod]); it is inside ClusterCIDR but
@@ -80,15 +83,25 @@ type Config struct {
 	BinDir string
 	// ProxyMode is kube-proxy's mode. Empty means ProxyIPTables.
 	ProxyMode ProxyMode
-	// NodeName is the Node's name and kube-proxy's --hostname-override; a
-	// lowercase DNS label. Empty means "node-1".
+	// NodeName is the first Node's name and kube-proxy's
+	// --hostname-override; a lowercase DNS label. Empty means "node-1".
 	NodeName string
-	// NodeAgent says that a node agent will keep the Node alive. New still
-	// registers the Node, Ready, so that kube-proxy finds its address and
-	// the scheduler its capacity, but does not renew its Lease; the agent
-	// must take over within the node-monitor grace period (50 s) or the
-	// node-lifecycle controller marks the Node NotReady and taints it. When
-	// false the harness renews the Lease every 10 s, like a kubelet.
+	// Nodes is how many Nodes New registers, 1 to 8. Zero means 1. The
+	// first is NodeName; the others count its trailing number up (node-2,
+	// node-3, …), or append -2, -3, … when it has none. Every Node has a
+	// pod CIDR of its own and its own credentials, but they share the node
+	// namespace, its address and its kube-proxy: a drain has somewhere to
+	// move pods to, while traffic crosses the same rules that one node's
+	// kube-proxy writes (each node's kube-proxy writes the same ClusterIP
+	// rules; only Local traffic policies would tell them apart).
+	Nodes int
+	// NodeAgent says that node agents will keep the Nodes alive
+	// (Cluster.StartNodeAgents). New still registers each Node, Ready, so
+	// that kube-proxy finds its address and the scheduler its capacity, but
+	// does not renew its Lease; the agents must take over within the
+	// node-monitor grace period (50 s) or the node-lifecycle controller
+	// marks the Nodes NotReady and taints them. When false the harness
+	// renews the Leases every 10 s, like a kubelet, and runs no pod.
 	NodeAgent bool
 	// StartTimeout bounds the whole of New, each component's readiness
 	// included. Zero means 2 minutes; negative is an error.
@@ -122,6 +135,12 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("cluster: Config.NodeName is %q; it must be a lowercase DNS label", c.NodeName)
 	}
 	switch {
+	case c.Nodes < 0 || c.Nodes > maxNodes:
+		return c, fmt.Errorf("cluster: Config.Nodes is %d; it must be 0 (meaning 1) to %d", c.Nodes, maxNodes)
+	case c.Nodes == 0:
+		c.Nodes = 1
+	}
+	switch {
 	case c.StartTimeout < 0:
 		return c, fmt.Errorf("cluster: Config.StartTimeout is %v; it must be 0 (meaning 2m) or more", c.StartTimeout)
 	case c.StartTimeout == 0:
@@ -131,6 +150,34 @@ func (c Config) withDefaults() (Config, error) {
 		c.TempDir = os.TempDir()
 	}
 	return c, nil
+}
+
+// maxNodes bounds Config.Nodes: each Node takes a /24 of ClusterCIDR
+// below HarnessPodCIDR.
+const maxNodes = 8
+
+// nodeNames returns the names of the cluster's Nodes (see Config.Nodes).
+func (c Config) nodeNames() []string {
+	names := []string{c.NodeName}
+	m := trailingNumber.FindStringSubmatch(c.NodeName)
+	for i := 2; i <= c.Nodes; i++ {
+		if m != nil {
+			n, _ := strconv.Atoi(m[2])
+			names = append(names, fmt.Sprintf("%s%d", m[1], n+i-1))
+		} else {
+			names = append(names, fmt.Sprintf("%s-%d", c.NodeName, i))
+		}
+	}
+	return names
+}
+
+var trailingNumber = regexp.MustCompile(`^(.*?)([0-9]+)$`)
+
+// nodePodCIDR returns the pod CIDR of the i-th Node (from 0).
+func nodePodCIDR(i int) netip.Prefix {
+	a := NodePodCIDR.Addr().As4()
+	a[2] += byte(i)
+	return netip.PrefixFrom(netip.AddrFrom4(a), NodePodCIDR.Bits())
 }
 
 // DefaultBinDir returns where tools/kube-build.sh puts the components:

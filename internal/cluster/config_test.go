@@ -61,3 +61,34 @@ func TestAddressPlan(t *testing.T) {
 		t.Errorf("lastAddr(%v) = %v", HarnessPodCIDR, got)
 	}
 }
+
+func TestNodeNames(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{}, "node-1"},
+		{Config{Nodes: 3}, "node-1 node-2 node-3"},
+		{Config{NodeName: "worker-9", Nodes: 2}, "worker-9 worker-10"},
+		{Config{NodeName: "lab", Nodes: 3}, "lab lab-2 lab-3"},
+	} {
+		cfg, err := tc.cfg.withDefaults()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(cfg.nodeNames(), " "); got != tc.want {
+			t.Errorf("%+v: nodes %q, want %q", tc.cfg, got, tc.want)
+		}
+	}
+	if got := nodePodCIDR(2); got != netip.MustParsePrefix("198.18.130.0/24") {
+		t.Errorf("the third Node's pod CIDR is %v", got)
+	}
+	for i := range maxNodes {
+		if p := nodePodCIDR(i); !ClusterCIDR.Contains(p.Addr()) || p.Overlaps(HarnessPodCIDR) {
+			t.Errorf("Node %d's pod CIDR %v is outside %v or overlaps the harness's %v", i, p, ClusterCIDR, HarnessPodCIDR)
+		}
+	}
+	if _, err := (Config{Nodes: maxNodes + 1}).withDefaults(); err == nil || !strings.Contains(err.Error(), "Config.Nodes is 9") {
+		t.Errorf("Config{Nodes: 9}: %v; want an error naming the field", err)
+	}
+}

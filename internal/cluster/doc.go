@@ -33,9 +33,15 @@
 //
 // # What the harness does in place of Kubernetes
 //
-//   - Node registration: New creates the Node (Ready, its address, capacity
-//     and podCIDR) and its Lease, and renews the Lease every 10 s as a
-//     kubelet does, unless [Config.NodeAgent] hands that to a node agent.
+//   - Node registration: New creates each Node ([Config.Nodes]: Ready, its
+//     address, capacity and podCIDR) and its Lease, and renews the Leases
+//     every 10 s as a kubelet does, unless [Config.NodeAgent] hands that to
+//     node agents.
+//   - The kubelet: [Cluster.StartNodeAgents] starts a node agent per Node
+//     (package nodeagent, which says what of the kubelet it does and leaves
+//     out), which runs the pods bound to its Node as processes in their own
+//     network namespaces, probes them, reports their status, restarts and
+//     stops them. Images map to programs built from this repository.
 //   - The pod network: package podnet wires each pod namespace to the node
 //     with a veth and /32 routes (a routed layout like Calico's), in place of
 //     a CNI plugin.
@@ -45,11 +51,15 @@
 //
 // # What is left out
 //
-// There is no kubelet (a later stage adds a node agent that runs pods as
-// processes), so pods the API schedules are bound to the node but never
-// run; no container runtime or images; no cloud provider, no node IPAM
-// (--allocate-node-cidrs=false), no metrics-server, no kubectl logs or exec;
-// one node. Components do not elect leaders (--leader-elect=false).
+// Without node agents, pods the API schedules are bound to a node but never
+// run. There is no container runtime or image (see package nodeagent for
+// what that leaves out), no cloud provider, no node IPAM
+// (--allocate-node-cidrs=false: the harness gives each Node its podCIDR),
+// no metrics-server (so no HorizontalPodAutoscaler controller), no kubectl
+// logs or exec. The Nodes share the node namespace, its address and one
+// kube-proxy, which writes the same ClusterIP rules each node's would; only
+// Local traffic policies would tell the nodes apart. Components do not
+// elect leaders (--leader-elect=false).
 //
 // # Topology
 //
@@ -66,8 +76,8 @@
 //	  198.18.255.2/32 dev rk… ──┐     kube-proxy's rules in this namespace
 //	  198.18.255.3/32 dev rk… ──┼─┐
 //	                            │ │
-//	  PREFIX-coredns            │ │  PREFIX-pod-NAME (AddPod; a node agent's pods
-//	   eth0 198.18.255.2/32 ────┘ │    use NodePodCIDR 198.18.128.0/24)
+//	  PREFIX-coredns            │ │  PREFIX-pod-NAME (AddPod; a node agent's pods,
+//	   eth0 198.18.255.2/32 ────┘ │    PREFIX-pod-NODE-…, use 198.18.128.0/24 and up)
 //	   default via 198.18.0.1     └── eth0 198.18.255.3/32, default via 198.18.0.1
 //	   CoreDNS :53, ready :8181        /etc/netns/PREFIX-pod-NAME/resolv.conf:
 //	                                   nameserver 198.19.0.10, search
@@ -99,6 +109,10 @@
 //	}
 //	defer c.Close()
 //	pod, err := c.AddPod(ctx, "web-1", "default")
+//
+// With Config{NodeAgent: true}, StartNodeAgents makes the cluster run
+// pods; packages manifest and ops apply manifests and act on the cluster as
+// kubectl does (example/k8s's TestRealCluster uses all three).
 //
 // Every component logs to NAME.log in [Cluster.Dir]. A component that fails
 // to start or become ready makes New fail with its name and the end of its

@@ -10,6 +10,7 @@ import (
 
 	"github.com/rotorkit/rotor/internal/cluster"
 	"github.com/rotorkit/rotor/internal/cluster/netns"
+	"github.com/rotorkit/rotor/internal/cluster/nodeagent"
 )
 
 // A cluster in kube-proxy's nftables mode, a pod namespace for a server, and
@@ -43,4 +44,29 @@ func ExampleNew() {
 		log.Fatal(err)
 	}
 	fmt.Println(svc.Spec.ClusterIP, pod.IP)
+}
+
+// Two Nodes whose node agents run the example's images, so that a
+// Deployment's pods run as processes. (Not run by go test: it needs root,
+// the components, and the binaries built beforehand.)
+func ExampleCluster_StartNodeAgents() {
+	ctx := context.Background()
+	c, err := cluster.New(ctx, cluster.Config{Nodes: 2, NodeAgent: true})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	user := new(int64(65532)) // the images' USER
+	err = c.StartNodeAgents(ctx, cluster.AgentOptions{
+		Binary: "/tmp/bin/node-agent", // go build ./internal/cluster/cmd/node-agent
+		Images: map[string]nodeagent.Image{
+			"rotor-example-server": {Binary: "/tmp/bin/server", Entrypoint: "/server", UID: user, GID: user},
+		},
+	})
+	if err != nil {
+		log.Fatal(err) // names the agent that failed, with its log's tail
+	}
+	for _, n := range c.Nodes() {
+		fmt.Println(n.Name, n.PodCIDR)
+	}
 }

@@ -173,13 +173,16 @@ type identity struct {
 // bootstrap RBAC policy already binds (system:kube-controller-manager,
 // system:kube-scheduler, system:kube-proxy) or the Node authorizer knows
 // (system:node:NAME in system:nodes).
-func newIdentities(nodeName string) map[string]identity {
+// Each Node's identity is keyed "node-NAME".
+func newIdentities(nodeNames []string) map[string]identity {
 	ids := map[string]identity{
 		"admin":                   {user: "rotor-admin", groups: []string{"system:masters"}},
 		"kube-controller-manager": {user: "system:kube-controller-manager"},
 		"kube-scheduler":          {user: "system:kube-scheduler"},
 		"kube-proxy":              {user: "system:kube-proxy"},
-		"node":                    {user: "system:node:" + nodeName, groups: []string{"system:nodes"}},
+	}
+	for _, name := range nodeNames {
+		ids["node-"+name] = identity{user: "system:node:" + name, groups: []string{"system:nodes"}}
 	}
 	for name, id := range ids {
 		b := make([]byte, 24)
