@@ -39,6 +39,7 @@ import (
 // keep their stretched interval (see WithPeerDNS) at any pace, so at 1,000
 // pods they are counted four times and the figure errs high.
 // pods=200/pace=1_4 checks the scaling against pods=200 in the same run.
+// Under -short only pods=50 runs.
 //
 //	go test -run '^$' -bench FairShareExchange -benchtime 1x ./server/
 func BenchmarkFairShareExchange(b *testing.B) {
@@ -53,6 +54,9 @@ func BenchmarkFairShareExchange(b *testing.B) {
 		{"pods=1000/pace=1_4", 1000, 4},
 	} {
 		b.Run(c.name, func(b *testing.B) {
+			if c.n > 50 && testing.Short() {
+				b.Skip("fleets over 50 pods take minutes; run without -short")
+			}
 			for range b.N {
 				benchExchange(b, c.n, c.pace)
 			}
