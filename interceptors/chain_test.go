@@ -20,6 +20,7 @@ import (
 
 	"github.com/rotorkit/rotor/interceptors"
 	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
+	fairsharev1 "github.com/rotorkit/rotor/proto/gen/rotor/fairshare/v1"
 )
 
 // discard is the logger of tests and benchmarks that do not read the log:
@@ -165,6 +166,12 @@ func TestLogging(t *testing.T) {
 			defer cancel()
 			if _, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
 				t.Fatal(err)
+			}
+			// Fair share's load queries between pods are never logged
+			// (this server does not implement them: the call still
+			// passes the interceptors).
+			if _, err := fairsharev1.NewLoadServiceClient(cc).GetLoad(ctx, &fairsharev1.GetLoadRequest{}); status.Code(err) != codes.Unimplemented {
+				t.Fatalf("GetLoad: %v, want Unimplemented", err)
 			}
 			// The logging interceptor writes its line before grpc-go sends
 			// the call's status, so every line is in by now.

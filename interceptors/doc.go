@@ -18,7 +18,9 @@
 // metrics and logging as the codes.Internal the client gets; the client sees
 // the fixed message "internal error", never the panic value, which is logged
 // with its stack. Calls to /grpc.health.v1.Health/ are not logged unless
-// WithLogHealthChecks is given.
+// WithLogHealthChecks is given; the kit's own calls between pods (fair
+// share's rotor.fairshare.v1.LoadService, ORCA's out-of-band reports) are
+// never logged.
 //
 // # Tracing
 //

@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,8 +17,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
 )
-
-const healthPrefix = "/grpc.health.v1.Health/"
 
 // Keys of the call line. All but grpc.time_us are go-grpc-middleware's, and
 // its logging interceptor is given grpc.time_us too (WithLoggingOptions), so
@@ -94,16 +91,13 @@ func (l *callLogger) handler(c interceptors.CallMeta) slog.Handler {
 }
 
 func (l *callLogger) ServerReporter(ctx context.Context, c interceptors.CallMeta) (interceptors.Reporter, context.Context) {
-	if !l.health && c.Service == healthService {
+	if kitService(c.Service) || !l.health && c.Service == healthService {
 		return interceptors.NoopReporter{}, ctx
 	}
 	// A fields value of this call's own, for logging.AddFields.
 	ctx = logging.InjectFields(ctx, nil)
 	return &callLine{l: l, ctx: ctx, meta: c}, ctx
 }
-
-// healthService is the service part of healthPrefix, as CallMeta has it.
-var healthService = strings.Trim(healthPrefix, "/")
 
 type callLine struct {
 	l    *callLogger
@@ -173,13 +167,10 @@ func middlewareLogging(o *options) (grpc.UnaryServerInterceptor, grpc.StreamServ
 	}, o.loggingOpts...)
 	u := logging.UnaryServerInterceptor(logger, opts...)
 	s := logging.StreamServerInterceptor(logger, opts...)
-	if o.logHealthChecks {
-		return u, s
-	}
-	notHealth := selector.MatchFunc(func(_ context.Context, c interceptors.CallMeta) bool {
-		return !strings.HasPrefix(c.FullMethod(), healthPrefix)
+	logged := selector.MatchFunc(func(_ context.Context, c interceptors.CallMeta) bool {
+		return !kitService(c.Service) && (o.logHealthChecks || c.Service != healthService)
 	})
-	return selector.UnaryServerInterceptor(u, notHealth), selector.StreamServerInterceptor(s, notHealth)
+	return selector.UnaryServerInterceptor(u, logged), selector.StreamServerInterceptor(s, logged)
 }
 
 func builtinKey(k string) bool {

@@ -57,7 +57,8 @@ func WithoutLogging() Option { return func(o *options) { o.logging = false } }
 
 // WithLogHealthChecks logs calls to /grpc.health.v1.Health/ too. They are
 // skipped by default: Kubernetes probes every few seconds and the lines would
-// drown the real traffic.
+// drown the real traffic. The kit's own calls between pods (fair share's
+// load queries, ORCA's reports) are never logged.
 func WithLogHealthChecks() Option { return func(o *options) { o.logHealthChecks = true } }
 
 // WithLoggingOptions logs calls with go-grpc-middleware's own logging

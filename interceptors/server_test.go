@@ -27,6 +27,7 @@ import (
 	"github.com/rotorkit/rotor/interceptors"
 	"github.com/rotorkit/rotor/internal/testkit"
 	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
+	fairsharev1 "github.com/rotorkit/rotor/proto/gen/rotor/fairshare/v1"
 )
 
 // secret is what the test handlers panic with; it must never reach a client.
@@ -78,6 +79,7 @@ func serve(t testing.TB, opts ...grpc.ServerOption) string {
 	s := grpc.NewServer(opts...)
 	hellov1.RegisterHelloServer(s, helloService{})
 	healthpb.RegisterHealthServer(s, health.NewServer())
+	fairsharev1.RegisterLoadServiceServer(s, fairsharev1.UnimplementedLoadServiceServer{})
 	t.Cleanup(s.Stop)
 	return serveOn(t, s)
 }

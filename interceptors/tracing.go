@@ -2,7 +2,6 @@ package interceptors
 
 import (
 	"context"
-	"strings"
 	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
@@ -14,7 +13,6 @@ import (
 	"google.golang.org/grpc/stats"
 
 	"github.com/rotorkit/rotor/internal/conninfo"
-	fairsharev1 "github.com/rotorkit/rotor/proto/gen/rotor/fairshare/v1"
 )
 
 // The names rotor puts on a call's server span when WithTracing is on and
@@ -59,22 +57,11 @@ func tracingHandler(o *options) stats.Handler {
 	return otelgrpc.NewServerHandler(append(opts, o.tracingOpts...)...)
 }
 
-// untraced are the method prefixes of calls that are not the program's
-// own: probes, and the kit's load exchange and reports.
-var untraced = []string{
-	"/grpc.health.v1.Health/",
-	"/" + fairsharev1.LoadService_ServiceDesc.ServiceName + "/",
-	"/xds.service.orca.v3.OpenRcaService/",
-}
-
-// traced is the otelgrpc filter of WithTracing.
+// traced is the otelgrpc filter of WithTracing: probes and the kit's own
+// calls are not traced.
 func traced(info *stats.RPCTagInfo) bool {
-	for _, p := range untraced {
-		if strings.HasPrefix(info.FullMethodName, p) {
-			return false
-		}
-	}
-	return true
+	service := serviceOf(info.FullMethodName)
+	return service != healthService && !kitService(service)
 }
 
 // goAwayUnary and goAwayStream put the kit's connection events on the span
