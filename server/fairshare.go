@@ -43,11 +43,18 @@ import (
 // Churn bound: a pod sheds at most once per Cooldown and only its excess.
 //
 // Cost: each pod sends at most Sample small calls per Interval and answers
-// about as many, whatever the size of the fleet; README.md gives the
-// measured cost. The estimate of the mean is exact when a pod asks every
-// peer (fleets of up to Sample + 1 pods); in larger fleets it averages the
-// sample's loads and estimates, smoothed over rounds, and Hysteresis keeps
-// its error from moving connections.
+// about as many, whatever the size of the fleet: BenchmarkFairShareExchange
+// measured 0.43 % of one core and about 2.2 KB/s per pod in a fleet of
+// 1,000 pods (real gRPC on loopback; README.md has the table for 50, 200
+// and 1,000). The exchange is rotor's own gRPC service rather than a gossip
+// library such as memberlist, because it then needs no port, protocol or
+// firewall rule beyond the one the pods already serve (and its TLS), and a
+// sample of 4 already makes the per-pod cost flat. The estimate of the
+// mean is exact when a pod asks every peer (fleets of up to Sample + 1
+// pods); in larger fleets it averages the sample's loads and estimates,
+// smoothed over rounds (about 11 % from the true mean at 200 and 1,000
+// pods in the benchmark), and Hysteresis keeps its error from moving
+// connections.
 //
 // Discovery: a pod announces itself to the peers it asks (GetLoadRequest),
 // and their answers pass news of recent announcements on, so that a new pod
@@ -111,6 +118,11 @@ type FairShare struct {
 	// them.
 	DialOptions []grpc.DialOption
 }
+
+// fairShareMinAge is the MaxConnectionAge below which New warns that age
+// rotation works against fair share: on the real control plane, 20 clients
+// over 5 pods with age 30 s took 46 age and 87 fair-share GOAWAYs a minute.
+const fairShareMinAge = time.Minute
 
 // Measure is what fair share balances.
 type Measure int

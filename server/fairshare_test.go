@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"net"
@@ -243,6 +244,30 @@ func TestFairShareNeedsPeers(t *testing.T) {
 	_, err = server.New(server.WithPeerDNS("pods", 0), server.WithFairShare(server.FairShare{Interval: time.Second, Cooldown: time.Millisecond}))
 	if err == nil || !strings.Contains(err.Error(), "FairShare.Cooldown") {
 		t.Fatalf("Cooldown below Interval: %v; want an error naming FairShare.Cooldown", err)
+	}
+}
+
+// New warns when age rotation would keep undoing fair share's work, and
+// names the setting to change.
+func TestFairShareWarnsOfAShortAge(t *testing.T) {
+	for _, c := range []struct {
+		age  time.Duration
+		warn bool
+	}{
+		{0, true}, // the default, 30 s
+		{5 * time.Minute, false},
+		{server.Off, false},
+	} {
+		var logged strings.Builder
+		srv, err := server.New(server.WithLogger(slog.New(slog.NewTextHandler(&logged, nil))),
+			server.WithMaxConnectionAge(c.age), server.WithPeerDNS("pods", 0), server.WithFairShare(server.FairShare{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv.Close()
+		if got := strings.Contains(logged.String(), "set MaxConnectionAge to minutes"); got != c.warn {
+			t.Errorf("MaxConnectionAge %v: warned %v, want %v; log:\n%s", c.age, got, c.warn, logged.String())
+		}
 	}
 }
 

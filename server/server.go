@@ -148,6 +148,10 @@ func New(opts ...Option) (*Server, error) {
 		if s.peers != nil {
 			s.peers.perPeer = peerPollPerPeer
 		}
+		if age := s.cfg.MaxConnectionAge; age != Off && age < fairShareMinAge {
+			s.log.Warn("fair share with a short MaxConnectionAge: every age GOAWAY is a new random pick by kube-proxy that fair share then evens out again; set MaxConnectionAge to minutes",
+				"max_connection_age", age, "suggested", 5*time.Minute)
+		}
 	}
 	return s, nil
 }

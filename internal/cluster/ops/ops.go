@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -22,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
 )
 
 // Scale sets a Deployment's replicas through its scale subresource, as
@@ -75,6 +77,49 @@ func SetEnv(ctx context.Context, c kubernetes.Interface, namespace, name, contai
 	}
 	if _, err := c.AppsV1().Deployments(namespace).Patch(ctx, name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil {
 		return fmt.Errorf("ops: set env deployment/%s: %w", name, err)
+	}
+	return nil
+}
+
+// SetFlags sets command-line flags of one container of a Deployment, as an
+// operator does with "kubectl edit deployment/NAME" (kubectl has no
+// command for args): each flag in flags replaces the container's
+// "-name=value" or "--name=value" argument, or is appended as "-name=value"
+// when the container has none; a flag whose value is "" is set without one
+// ("-name"). It reads, changes and updates the Deployment, again on a
+// conflict, which rolls it out.
+func SetFlags(ctx context.Context, c kubernetes.Interface, namespace, name, container string, flags map[string]string) error {
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		d, err := c.AppsV1().Deployments(namespace).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		i := slices.IndexFunc(d.Spec.Template.Spec.Containers, func(c corev1.Container) bool { return c.Name == container })
+		if i < 0 {
+			return fmt.Errorf("no container %q", container)
+		}
+		ctr := &d.Spec.Template.Spec.Containers[i]
+		for _, k := range slices.Sorted(maps.Keys(flags)) {
+			arg := "-" + k
+			if flags[k] != "" {
+				arg += "=" + flags[k]
+			}
+			j := slices.IndexFunc(ctr.Args, func(a string) bool {
+				a = strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-")
+				n, _, _ := strings.Cut(a, "=")
+				return n == k
+			})
+			if j >= 0 {
+				ctr.Args[j] = arg
+			} else {
+				ctr.Args = append(ctr.Args, arg)
+			}
+		}
+		_, err = c.AppsV1().Deployments(namespace).Update(ctx, d, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("ops: set flags of deployment/%s container %s: %w", name, container, err)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package ops
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -76,6 +77,27 @@ func TestDeploymentPatches(t *testing.T) {
 	env := d.Spec.Template.Spec.Containers[0].Env
 	if len(env) != 2 || env[0].Name != "ROTOR_FAIR_SHARE" && env[1].Name != "ROTOR_FAIR_SHARE" {
 		t.Errorf("env after set env: %+v; want KEEP kept and ROTOR_FAIR_SHARE added", env)
+	}
+}
+
+func TestSetFlags(t *testing.T) {
+	ctx := context.Background()
+	d := deployment()
+	d.Spec.Template.Spec.Containers[0].Args = []string{"-grpc-addr=:50051", "--max-connection-age=30s", "-v"}
+	c := fake.NewClientset(d)
+	if err := SetFlags(ctx, c, "ns", "web", "server", map[string]string{"max-connection-age": "5m", "fair-share": ""}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.AppsV1().Deployments("ns").Get(ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"-grpc-addr=:50051", "-max-connection-age=5m", "-v", "-fair-share"}
+	if args := got.Spec.Template.Spec.Containers[0].Args; !slices.Equal(args, want) {
+		t.Errorf("args %q, want %q", args, want)
+	}
+	if err := SetFlags(ctx, c, "ns", "web", "sidecar", map[string]string{"x": "1"}); err == nil || !strings.Contains(err.Error(), `no container "sidecar"`) {
+		t.Errorf("unknown container: %v", err)
 	}
 }
 
