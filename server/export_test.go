@@ -1,6 +1,10 @@
 package server
 
-import "google.golang.org/grpc/backoff"
+import (
+	"time"
+
+	"google.golang.org/grpc/backoff"
+)
 
 // SetReconnectBackoff replaces ClientOptions' connection backoff until
 // restore is called, so that a test can watch it at a smaller scale.
@@ -16,4 +20,13 @@ func SetWRRServiceConfig(cfg string) (restore func()) {
 	old := wrrServiceConfig
 	wrrServiceConfig = cfg
 	return func() { wrrServiceConfig = old }
+}
+
+// SetPeerPollPerPeer replaces how far each peer stretches the peer
+// watcher's DNS polls under fair share, for servers created until restore
+// is called: a benchmark that slows a fleet's pace slows its polls alike.
+func SetPeerPollPerPeer(d time.Duration) (restore func()) {
+	old := peerPollPerPeer
+	peerPollPerPeer = d
+	return func() { peerPollPerPeer = old }
 }

@@ -412,7 +412,7 @@ func (f *fairShare) round(ctx context.Context) {
 		f.s.log.Info("fair share: peers answer again", "peers", len(answers))
 	}
 
-	in := shedInput{now: now, own: ownLoad, mean: meanLoad, conns: cands}
+	in := shedInput{now: now, own: ownLoad, mean: meanLoad, pods: len(peers) + 1, conns: cands}
 	if f.cfg.Measure == MeasureConnections {
 		in.own, in.mean = float64(ownConns), meanConns
 	}

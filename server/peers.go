@@ -90,7 +90,7 @@ func newPeerWatcher(target string, interval time.Duration) (*peerWatcher, error)
 // of a core whatever the fleet's size: 5 s (DefaultPeerInterval) up to 100
 // pods, 50 s at 1,000. Fair share's announcements find new pods within a
 // few rounds all the same; the poll is for the pods that left.
-const peerPollPerPeer = 50 * time.Millisecond
+var peerPollPerPeer = 50 * time.Millisecond
 
 func (w *peerWatcher) run(ctx context.Context) {
 	t := time.NewTimer(0)

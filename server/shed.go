@@ -43,6 +43,7 @@ type shedInput struct {
 	now   time.Time
 	own   float64
 	mean  float64
+	pods  int        // the fleet's size, this pod included
 	conns []connLoad // client connections old enough to move, not draining
 }
 
@@ -67,11 +68,10 @@ type shedDecision struct {
 //   - by connections: above ceil(mean) + Tolerance, it sheds the excess,
 //     oldest first;
 //   - by load: above mean × (1 + Hysteresis), it sheds connections, heaviest
-//     first, each lighter than what is left of its excess over the mean
-//     (see heaviest); a connection whose load alone outweighs the mean is
-//     never shed (wherever it lands it makes a pod the busiest, so moving it
-//     only moves the hot spot), nor is one that carries no load (moving it
-//     changes nothing).
+//     first, each light enough that the pod it lands on ends, on average,
+//     clearly below where this pod was (see heaviest); a connection too
+//     heavy for that is never shed (moving it only moves the hot spot), nor
+//     is one that carries no load (moving it changes nothing).
 //
 // A shed that did not lower the pod's load counts as futile: its clients
 // came straight back, as a headless Service's round_robin clients do (one
@@ -93,7 +93,7 @@ func decideShed(in shedInput, cfg FairShare, st shedState) shedDecision {
 		if in.mean <= 0 || in.own <= in.mean*(1+cfg.Hysteresis) {
 			return d.reset(cfg)
 		}
-		want = heaviest(in.conns, in.own-in.mean, in.mean)
+		want = heaviest(in.conns, in.own, in.mean, cfg.Hysteresis, in.pods)
 	}
 	d.next.over++
 	d.next.under = 0
@@ -142,14 +142,29 @@ func oldest(conns []connLoad, n int) []int {
 	return ids
 }
 
-// heaviest picks, heaviest first, connections whose loads add up to at
-// most excess, each lighter than what is left of it: a shed connection
-// lands on another pod, and moving one heavier than the excess would leave
-// that pod, if it was at the mean, above where this one was, and set it
-// shedding in turn. So a pod keeps less than one connection's load above
-// the mean, as by connections it keeps ceil(mean). Connections heavier
-// than the mean, or without load, are not candidates.
-func heaviest(conns []connLoad, excess, mean float64) []int {
+// heaviest picks, heaviest first, the connections to shed from a pod whose
+// load own is above the fleet's mean, in a fleet of pods pods. A shed
+// connection lands on a pod kube-proxy picks at random among the others,
+// which are on average (own − mean)/(pods−1) below the mean, since this
+// pod holds that much above it. Moving a connection of load c helps when
+// that pod then ends, on average, below where this pod was, with a margin
+// of Hysteresis × c against the noise of the measure:
+//
+//	mean − left/(pods−1) + c·(1 + Hysteresis) < mean + left
+//	c·(1 + Hysteresis) < left·pods/(pods−1)
+//
+// with left the excess not yet shed this round. So 5, 5, 4, 3, 3 equal
+// connections move towards 4 each, while 21 on 5 pods (one pod must hold
+// 5) move nothing. A connection heavier than the mean makes whichever pod
+// holds it the busiest, so it moves only when as much load stays behind (a
+// pod that holds two of a few heavy clients sheds one); otherwise the pod
+// sheds lighter ones and keeps it. Connections without load are not
+// candidates.
+func heaviest(conns []connLoad, own, mean, hysteresis float64, pods int) []int {
+	if pods < 2 {
+		return nil
+	}
+	spread := float64(pods) / float64(pods-1)
 	sorted := slices.Clone(conns)
 	slices.SortFunc(sorted, func(a, b connLoad) int {
 		if c := -cmpFloat(a.load, b.load); c != 0 {
@@ -158,13 +173,14 @@ func heaviest(conns []connLoad, excess, mean float64) []int {
 		return a.opened.Compare(b.opened)
 	})
 	var ids []int
-	left := excess
+	left := own - mean
 	for _, c := range sorted {
-		if c.load <= 0 || c.load > mean || c.load >= left {
+		if c.load <= 0 || c.load*(1+hysteresis) >= left*spread || c.load > mean && own-c.load < c.load {
 			continue
 		}
 		ids = append(ids, c.id)
 		left -= c.load
+		own -= c.load
 	}
 	return ids
 }

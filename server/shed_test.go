@@ -31,12 +31,18 @@ func TestDecideShed(t *testing.T) {
 	}{
 		{"balanced: within the band", shedInput{now: t0, own: 1.05, mean: 1, conns: conns(0.5, 0.55)}, load, fresh, nil},
 		{"idle fleet", shedInput{now: t0, own: 0, mean: 0, conns: conns(0, 0)}, load, fresh, nil},
-		{"twice the mean: heaviest first, each lighter than the excess left",
-			shedInput{now: t0, own: 2, mean: 1, conns: conns(0.5, 0.3, 0.4, 0.2, 0.6)}, load, fresh, []int{4, 1}},
+		{"twice the mean: heaviest first, each light enough for the excess left",
+			shedInput{now: t0, own: 2, mean: 1, conns: conns(0.5, 0.3, 0.4, 0.2, 0.6)}, load, fresh, []int{4, 2}},
+		{"one connection over an even mean: it moves (5, 5, 4, 3, 3 becomes 4 each)",
+			shedInput{now: t0, own: 5, mean: 4, conns: conns(1, 1, 1, 1, 1)}, load, fresh, []int{0}},
+		{"one connection over a mean no placement can reach: stays (21 connections on 5 pods)",
+			shedInput{now: t0, own: 5, mean: 4.2, conns: conns(1, 1, 1, 1, 1)}, load, fresh, nil},
 		{"a connection heavier than the mean stays",
 			shedInput{now: t0, own: 3, mean: 1, conns: conns(2.2, 0.5, 0.3)}, load, fresh, []int{1, 2}},
-		{"only heavy connections: nothing to move",
-			shedInput{now: t0, own: 3, mean: 1, conns: conns(1.5, 1.5)}, load, fresh, nil},
+		{"two connections heavier than the mean: one moves, and the pod stays above the mean",
+			shedInput{now: t0, own: 3, mean: 1, conns: conns(1.5, 1.5)}, load, fresh, []int{0}},
+		{"one connection heavier than the excess: stays",
+			shedInput{now: t0, own: 3, mean: 1.2, conns: conns(2.5, 0.5)}, load, fresh, []int{1}},
 		{"idle connections move nothing",
 			shedInput{now: t0, own: 2, mean: 1, conns: conns(0, 0, 2)}, load, fresh, nil},
 		{"never below the mean: a second 0.9 would leave 0.2 for a mean of 1",
@@ -46,6 +52,11 @@ func TestDecideShed(t *testing.T) {
 			shedState{lastShed: t0.Add(-100 * time.Millisecond), cooldown: time.Second, over: 1}, nil},
 		{"above its share for one round only",
 			shedInput{now: t0, own: 2, mean: 1, conns: conns(0.5, 0.5, 0.5, 0.5)}, load, shedState{cooldown: time.Second}, nil},
+		{"two heavy clients of about the mean: one moves (the skewed-cost lab's stuck state)",
+			shedInput{now: t0, own: 440, mean: 232, conns: conns(210, 210, 10, 10)}, load, fresh, []int{0}},
+		{"the same in a fleet of 2: the other pod is as far below the mean as this one is above",
+			shedInput{now: t0, own: 440, mean: 232, pods: 2, conns: conns(210, 210, 10, 10)}, load, fresh, []int{0}},
+		{"a pod alone sheds nothing", shedInput{now: t0, own: 2, mean: 1, pods: 1, conns: conns(0.5, 0.5)}, load, fresh, nil},
 		{"one connection above a mean it cannot reach: stays (the pod it lands on would shed it)",
 			shedInput{now: t0, own: 7, mean: 6.2, conns: conns(1, 1, 1, 1, 1, 1, 1)}, load, fresh, nil},
 		{"by connections: the excess over ceil(mean), oldest first",
@@ -55,6 +66,9 @@ func TestDecideShed(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if tt.in.pods == 0 {
+				tt.in.pods = 5
+			}
 			d := decideShed(tt.in, tt.cfg, tt.st)
 			if !slices.Equal(d.shed, tt.want) {
 				t.Errorf("shed %v, want %v", d.shed, tt.want)
@@ -68,7 +82,7 @@ func TestDecideShed(t *testing.T) {
 // peer set growing they do not count.
 func TestDecideShedBacksOffFutileSheds(t *testing.T) {
 	cfg := FairShare{Cooldown: time.Second}.withDefaults()
-	in := shedInput{own: 2, mean: 1, conns: []connLoad{{id: 0, load: 0.5}, {id: 1, load: 0.5}, {id: 2, load: 1}}}
+	in := shedInput{own: 2, mean: 1, pods: 5, conns: []connLoad{{id: 0, load: 0.5}, {id: 1, load: 0.5}, {id: 2, load: 1}}}
 	play := func(st shedState, start time.Time, rounds int) (shedState, []time.Duration) {
 		now := start
 		var cooldowns []time.Duration
@@ -99,7 +113,7 @@ func TestDecideShedBacksOffFutileSheds(t *testing.T) {
 	// A shed that worked resets the back-off.
 	st, _ := play(shedState{cooldown: cfg.Cooldown}, t0, 40)
 	in.own = 1.05
-	within := shedInput{now: t0.Add(time.Hour), own: 1.05, mean: 1, conns: in.conns}
+	within := shedInput{now: t0.Add(time.Hour), own: 1.05, mean: 1, pods: 5, conns: in.conns}
 	d := decideShed(within, cfg, st)
 	if d.next.cooldown == cfg.Cooldown {
 		t.Error("one round within its share reset the back-off; a dip between a shed and the clients' return must not")
