@@ -44,7 +44,7 @@ import (
 //
 // Cost: each pod sends at most Sample small calls per Interval and answers
 // about as many, whatever the size of the fleet: BenchmarkFairShareExchange
-// measured 0.43 % of one core and about 2.2 KB/s per pod in a fleet of
+// measured 0.30 % of one core and about 2.2 KB/s per pod in a fleet of
 // 1,000 pods (real gRPC on loopback; README.md has the table for 50, 200
 // and 1,000). The exchange is rotor's own gRPC service rather than a gossip
 // library such as memberlist, because it then needs no port, protocol or
@@ -52,8 +52,8 @@ import (
 // sample of 4 already makes the per-pod cost flat. The estimate of the
 // mean is exact when a pod asks every peer (fleets of up to Sample + 1
 // pods); in larger fleets it averages the sample's loads and estimates,
-// smoothed over rounds (about 11 % from the true mean at 200 and 1,000
-// pods in the benchmark), and Hysteresis keeps its error from moving
+// smoothed over rounds (9–13 % from the true mean at 50 to 1,000 pods in
+// the benchmark), and Hysteresis keeps its error from moving
 // connections.
 //
 // Discovery: a pod announces itself to the peers it asks (GetLoadRequest),
