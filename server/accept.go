@@ -31,6 +31,11 @@ func (l *kitListener) Accept() (net.Conn, error) {
 // was refused (and closed).
 func (s *Server) admit(raw net.Conn) net.Conn {
 	s.noteLocalAddr(raw.LocalAddr())
+	if s.cfg.KeepaliveTime != Off {
+		if err := setUserTimeout(raw, s.cfg.KeepaliveTimeout); err != nil && s.userTimeoutFailed.CompareAndSwap(false, true) {
+			s.log.Warn("cannot set TCP_USER_TIMEOUT on accepted connections; a vanished client is then found by keepalive pings alone", "error", err)
+		}
+	}
 	c := &conn{
 		srv:      s,
 		raw:      raw,

@@ -56,6 +56,8 @@ type Server struct {
 
 	byAddr sync.Map // the remote net.Addr grpc-go's peer carries → *conn
 
+	userTimeoutFailed atomic.Bool // logged once
+
 	hooks   []func(context.Context)
 	peers   *peerWatcher
 	fair    *fairShare
