@@ -25,6 +25,17 @@ func (greeter) Hi(_ context.Context, req *hellov1.HiRequest) (*hellov1.HiRespons
 	return &hellov1.HiResponse{FromWho: "pod-1", Message: fmt.Sprintf("hi %s, you said %q", req.GetToWho(), req.GetMessage())}, nil
 }
 
+// serveLocal serves on a free loopback port, for the examples that run,
+// and returns the address.
+func serveLocal(serve func(net.Listener) error) string {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	go serve(lis)
+	return lis.Addr().String()
+}
+
 // The classic article's server, on rotor: the gRPC server and the REST
 // gateway in one process, each stopping gracefully on SIGTERM.
 func Example() {
@@ -60,15 +71,11 @@ func ExampleGateway_Shutdown() {
 		log.Fatal(err)
 	}
 	hellov1.RegisterHelloServer(srv, greeter{})
-	grpcLis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		log.Fatal(err)
-	}
-	go srv.Serve(grpcLis)
+	grpcAddr := serveLocal(srv.Serve)
 
 	gw, err := gateway.New(context.Background(), gateway.Config{
 		Fn:            hellov1.RegisterHelloHandlerFromEndpoint,
-		Endpoint:      grpcLis.Addr().String(),
+		Endpoint:      grpcAddr,
 		ShutdownDelay: server.Off,
 		Logger:        quiet,
 	})
@@ -76,13 +83,9 @@ func ExampleGateway_Shutdown() {
 		log.Fatal(err)
 	}
 	srv.RegisterOnShutdown(func(ctx context.Context) { _ = gw.Shutdown(ctx) })
-	httpLis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		log.Fatal(err)
-	}
-	go gw.Serve(httpLis)
+	httpAddr := serveLocal(gw.Serve)
 
-	resp, err := http.Post("http://"+httpLis.Addr().String()+"/v1/hi", "application/json",
+	resp, err := http.Post("http://"+httpAddr+"/v1/hi", "application/json",
 		strings.NewReader(`{"to_who":"you","message":"hello"}`))
 	if err != nil {
 		log.Fatal(err)
@@ -97,7 +100,7 @@ func ExampleGateway_Shutdown() {
 	if err := srv.Shutdown(context.Background()); err != nil {
 		log.Fatal(err)
 	}
-	_, err = http.Get("http://" + httpLis.Addr().String() + "/healthz")
+	_, err = http.Get("http://" + httpAddr + "/healthz")
 	fmt.Println("gateway stopped:", err != nil)
 	// Output:
 	// 200 OK pod-1 hi you, you said "hello"

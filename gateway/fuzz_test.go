@@ -6,21 +6,17 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/metadata"
 
 	"github.com/rotorkit/rotor/gateway"
 	"github.com/rotorkit/rotor/internal/testkit"
 	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
-	"github.com/rotorkit/rotor/server"
 )
 
 // boundedHello is the example service with streams cut short, so that a
@@ -31,27 +27,6 @@ func (s *boundedHello) HiStream(req *hellov1.HiStreamRequest, stream grpc.Server
 	req.Count = min(max(req.GetCount(), 1), 3)
 	req.IntervalMs = 1
 	return s.Hello.HiStream(req, stream)
-}
-
-// mdRecorder keeps the incoming metadata of the backend's last call.
-type mdRecorder struct {
-	mu sync.Mutex
-	md metadata.MD
-}
-
-func (r *mdRecorder) set(ctx context.Context) {
-	md, _ := metadata.FromIncomingContext(ctx)
-	r.mu.Lock()
-	r.md = md
-	r.mu.Unlock()
-}
-
-func (r *mdRecorder) take() metadata.MD {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	md := r.md
-	r.md = nil
-	return md
 }
 
 // FuzzGateway sends random requests (method, target, one extra header line,
@@ -72,25 +47,9 @@ func (r *mdRecorder) take() metadata.MD {
 //
 //     go test -run '^$' -fuzz '^FuzzGateway$' -fuzztime 30s ./gateway
 func FuzzGateway(f *testing.F) {
-
-	rec := &mdRecorder{}
-	record := server.WithUnaryInterceptors(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-		rec.set(ctx)
-		return h(ctx, req)
-	})
-	srv, err := server.New(server.WithLogger(quiet), record, server.WithStreamInterceptors(
-		func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
-			rec.set(ss.Context())
-			return h(srv, ss)
-		}))
-	if err != nil {
-		f.Fatal(err)
-	}
-	hellov1.RegisterHelloServer(srv, &boundedHello{testkit.Hello{Name: "pod-fuzz"}})
-	addr, stop := serveOn(f, srv)
-	defer stop()
+	b := startBackendFor(f, &boundedHello{testkit.Hello{Name: "pod-fuzz"}})
 	gw, err := gateway.New(context.Background(), gateway.Config{
-		Fn: hellov1.RegisterHelloHandlerFromEndpoint, Endpoint: addr, Logger: quiet, MaxBodyBytes: 64 << 10,
+		Fn: hellov1.RegisterHelloHandlerFromEndpoint, Endpoint: b.addr, Logger: quiet, MaxBodyBytes: 64 << 10,
 	})
 	if err != nil {
 		f.Fatal(err)
@@ -113,7 +72,7 @@ func FuzzGateway(f *testing.F) {
 		defer cancel()
 		req = req.WithContext(ctx)
 		sent := req.Header.Clone()
-		rec.take()
+		b.md.take()
 
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, req)
@@ -137,7 +96,7 @@ func FuzzGateway(f *testing.F) {
 				t.Errorf("%s %s: %d with %s, want grpc-gateway's {code, message, details} or a probe's {status}", req.Method, req.RequestURI, code, out)
 			}
 		}
-		for key := range rec.take() {
+		for key := range b.md.take() {
 			if !forwarded[key] && !transport[key] {
 				t.Errorf("%s %s with header %q: metadata %q reached the gRPC server", req.Method, req.RequestURI, hname, key)
 			}
@@ -150,15 +109,4 @@ func wellFormedID(id string) bool {
 		return false
 	}
 	return !bytes.ContainsFunc([]byte(id), func(r rune) bool { return r < 0x21 || r > 0x7e })
-}
-
-// serveOn serves srv on a loopback port until stop.
-func serveOn(tb testing.TB, srv *server.Server) (addr string, stop func()) {
-	tb.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	go func() { _ = srv.Serve(lis) }()
-	return lis.Addr().String(), func() { _ = srv.Close() }
 }

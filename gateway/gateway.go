@@ -3,7 +3,6 @@ package gateway
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -17,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/rotorkit/rotor/internal/conf"
+	"github.com/rotorkit/rotor/internal/lifecycle"
 )
 
 // Gateway is a grpc-gateway REST front for a gRPC server. It implements
@@ -194,21 +194,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 		g.Close()
 		return fmt.Errorf("rotor: gateway: %w", err)
 	}
-	served := make(chan error, 1)
-	go func() { served <- g.Serve(lis) }()
-	select {
-	case err := <-served:
-		g.Close()
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), on(g.set.ShutdownDelay)+on(g.set.DrainTimeout)+time.Second)
-	defer cancel()
-	err = g.Shutdown(sctx)
-	if serr := <-served; err == nil && !errors.Is(serr, http.ErrServerClosed) {
-		err = serr
-	}
-	return err
+	return lifecycle.Run(ctx, g, func() error { return g.Serve(lis) }, http.ErrServerClosed, on(g.set.ShutdownDelay), on(g.set.DrainTimeout))
 }
 
 // Shutdown stops the Gateway the way the gRPC server stops: /readyz turns

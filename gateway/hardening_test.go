@@ -131,7 +131,7 @@ func TestBackendRestart(t *testing.T) {
 	if e := parseError(t, body); *e.Code != 14 || e.Message == "" {
 		t.Errorf("backend port closed: body %s; want code 14 (UNAVAILABLE) and a message", body)
 	}
-	eventually(t, 5*time.Second, "/readyz 503 while the backend is down", func() bool {
+	testkit.Eventually(t, 5*time.Second, "/readyz 503 while the backend is down", func() bool {
 		resp, _ := do(t, nil, "GET", base+"/readyz", "")
 		return resp.StatusCode == http.StatusServiceUnavailable
 	})
@@ -143,7 +143,7 @@ func TestBackendRestart(t *testing.T) {
 	}
 	hellov1.RegisterHelloServer(srv, &testkit.Hello{Name: "pod-second"})
 	var lis net.Listener
-	eventually(t, 5*time.Second, "listening on "+first.addr+" again", func() bool {
+	testkit.Eventually(t, 5*time.Second, "listening on "+first.addr+" again", func() bool {
 		lis, err = net.Listen("tcp", first.addr)
 		return err == nil || !errors.Is(err, syscall.EADDRINUSE)
 	})
@@ -153,11 +153,11 @@ func TestBackendRestart(t *testing.T) {
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(func() { _ = srv.Close() })
 	// grpc-go reconnects after its backoff: 1 s, then 1.6 s, … with 20 % jitter.
-	eventually(t, 15*time.Second, "REST calls to reach the restarted server", func() bool {
+	testkit.Eventually(t, 15*time.Second, "REST calls to reach the restarted server", func() bool {
 		resp, body := do(t, nil, "POST", base+"/v1/hi", `{"to_who":"x"}`)
 		return resp.StatusCode == 200 && strings.Contains(body, "pod-second")
 	})
-	eventually(t, 5*time.Second, "/readyz 200 again", func() bool {
+	testkit.Eventually(t, 5*time.Second, "/readyz 200 again", func() bool {
 		resp, _ := do(t, nil, "GET", base+"/readyz", "")
 		return resp.StatusCode == http.StatusOK
 	})

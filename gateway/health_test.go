@@ -39,7 +39,7 @@ func TestReadyzFollowsServerDrain(t *testing.T) {
 	shutdown := make(chan error, 1)
 	go func() { shutdown <- b.srv.Shutdown(context.Background()) }()
 	start := time.Now()
-	eventually(t, time.Second, "/readyz 503 after the server's Shutdown", func() bool {
+	testkit.Eventually(t, time.Second, "/readyz 503 after the server's Shutdown", func() bool {
 		resp, _ := do(t, nil, "GET", base+"/readyz", "")
 		return resp.StatusCode == http.StatusServiceUnavailable
 	})
@@ -53,13 +53,8 @@ func TestReadyzFollowsServerDrain(t *testing.T) {
 	if resp, _ := do(t, nil, "GET", base+"/healthz", ""); resp.StatusCode != 200 {
 		t.Errorf("/healthz during the drain: %d, want 200", resp.StatusCode)
 	}
-	select {
-	case err := <-shutdown:
-		if err != nil {
-			t.Fatalf("server Shutdown: %v", err)
-		}
-	case <-time.After(8 * time.Second):
-		t.Fatal("the server's Shutdown did not finish at its drain deadline")
+	if err := testkit.Receive(t, shutdown, 8*time.Second, "the server's Shutdown to finish at its drain deadline"); err != nil {
+		t.Fatalf("server Shutdown: %v", err)
 	}
 }
 
@@ -113,7 +108,7 @@ func TestReadyzAnyBackend(t *testing.T) {
 		resp, _ := do(t, nil, "GET", base+"/readyz", "")
 		return resp.StatusCode
 	}
-	eventually(t, 2*time.Second, "/readyz 200 with two serving backends", func() bool { return ready() == 200 })
+	testkit.Eventually(t, 2*time.Second, "/readyz 200 with two serving backends", func() bool { return ready() == 200 })
 
 	go func() { _ = a.srv.Shutdown(context.Background()) }()
 	for i := range 20 { // about 200 ms, far longer than a health update takes
@@ -123,7 +118,7 @@ func TestReadyzAnyBackend(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	go func() { _ = b.srv.Shutdown(context.Background()) }()
-	eventually(t, time.Second, "/readyz 503 once both backends drain", func() bool { return ready() == 503 })
+	testkit.Eventually(t, time.Second, "/readyz 503 once both backends drain", func() bool { return ready() == 503 })
 }
 
 // After an outage of the backend, REST and /readyz recover together, within
@@ -140,7 +135,7 @@ func TestReadyzAndRESTAgreeAfterOutage(t *testing.T) {
 		t.Fatalf("POST /v1/hi: %d %s", resp.StatusCode, body)
 	}
 	_ = b.srv.Close()
-	eventually(t, 3*time.Second, "/readyz 503 once the backend is gone", func() bool {
+	testkit.Eventually(t, 3*time.Second, "/readyz 503 once the backend is gone", func() bool {
 		resp, _ := do(t, nil, "GET", base+"/readyz", "")
 		return resp.StatusCode == 503
 	})

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
@@ -23,50 +22,85 @@ import (
 
 var quiet = slog.New(slog.DiscardHandler)
 
-// backend is a rotor gRPC server with the example Hello service on a
-// loopback port.
+// backend is a rotor gRPC server with a Hello service on a loopback port,
+// which records the incoming metadata of the Hello calls it serves.
 type backend struct {
 	srv  *server.Server
 	addr string
-
-	mu sync.Mutex
-	md metadata.MD // incoming metadata of the last unary call
+	md   mdRecorder
 }
 
+// startBackend starts a backend with the fixture Hello service named name.
 func startBackend(t testing.TB, name string, opts ...server.Option) *backend {
 	t.Helper()
+	return startBackendFor(t, &testkit.Hello{Name: name}, opts...)
+}
+
+// startBackendFor starts a backend serving svc; opts come after a quiet
+// logger and the interceptors that record metadata.
+func startBackendFor(t testing.TB, svc hellov1.HelloServer, opts ...server.Option) *backend {
+	t.Helper()
 	b := &backend{}
-	record := func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-		md, _ := metadata.FromIncomingContext(ctx)
-		b.mu.Lock()
-		b.md = md
-		b.mu.Unlock()
+	// Only the Hello service's calls: the gateway's own health checks and
+	// watches must not overwrite what a test's request carried.
+	hello := "/" + hellov1.Hello_ServiceDesc.ServiceName + "/"
+	unary := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		if strings.HasPrefix(info.FullMethod, hello) {
+			b.md.set(ctx)
+		}
 		return h(ctx, req)
 	}
-	opts = append([]server.Option{server.WithLogger(quiet), server.WithUnaryInterceptors(record)}, opts...)
+	stream := func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+		if strings.HasPrefix(info.FullMethod, hello) {
+			b.md.set(ss.Context())
+		}
+		return h(srv, ss)
+	}
+	opts = append([]server.Option{server.WithLogger(quiet), server.WithUnaryInterceptors(unary), server.WithStreamInterceptors(stream)}, opts...)
 	srv, err := server.New(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	hellov1.RegisterHelloServer(srv, &testkit.Hello{Name: name})
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	b.srv, b.addr = srv, lis.Addr().String()
+	hellov1.RegisterHelloServer(srv, svc)
+	b.srv, b.addr = srv, testkit.Serve(t, srv)
 	return b
 }
 
 func (b *backend) lastMD(t *testing.T) metadata.MD {
 	t.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.md == nil {
+	md := b.md.last()
+	if md == nil {
 		t.Fatal("the backend saw no call")
 	}
-	return b.md
+	return md
+}
+
+// mdRecorder keeps the incoming metadata of a server's last call.
+type mdRecorder struct {
+	mu sync.Mutex
+	md metadata.MD
+}
+
+func (r *mdRecorder) set(ctx context.Context) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	r.mu.Lock()
+	r.md = md
+	r.mu.Unlock()
+}
+
+func (r *mdRecorder) last() metadata.MD {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.md
+}
+
+// take returns the last call's metadata and forgets it.
+func (r *mdRecorder) take() metadata.MD {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	md := r.md
+	r.md = nil
+	return md
 }
 
 // startGateway serves a Gateway for cfg on a loopback port and returns it
@@ -138,16 +172,4 @@ func parseError(t testing.TB, body string) gwError {
 		t.Fatalf("body %q is not a grpc-gateway error (code, message, details): %v", body, err)
 	}
 	return e
-}
-
-// eventually polls cond every 10 ms until it holds or timeout passes.
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, timeout)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }

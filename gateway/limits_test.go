@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/rotorkit/rotor/gateway"
+	"github.com/rotorkit/rotor/internal/testkit"
 	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
 	"github.com/rotorkit/rotor/server"
 )
@@ -118,12 +119,7 @@ func TestStalledReader(t *testing.T) {
 	_ = c.(*net.TCPConn).SetReadBuffer(4 << 10)
 	body := fmt.Sprintf(`{"to_who":"%s","count":0,"interval_ms":1}`, strings.Repeat("x", 64<<10))
 	fmt.Fprintf(c, "POST /v1/hi/stream HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
-	select {
-	case err := <-ended:
-		t.Logf("the stream ended: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("the stream to a client that does not read is still running 10s later; WriteTimeout is 1s")
-	}
+	t.Logf("the stream ended: %v", testkit.Receive(t, ended, 10*time.Second, "the stream to a client that does not read to end (WriteTimeout is 1s)"))
 }
 
 // streamEndsBackend starts a backend that reports how each stream ended.
@@ -158,12 +154,7 @@ func TestHTTP2StalledReader(t *testing.T) {
 	if resp.ProtoMajor != 2 {
 		t.Fatalf("served over %s, want HTTP/2", resp.Proto)
 	}
-	select {
-	case err := <-ended:
-		t.Logf("the stream ended: %v", err)
-	case <-time.After(15 * time.Second):
-		t.Fatal("the stream to an HTTP/2 client that does not read is still running 15s later; WriteTimeout is 1s")
-	}
+	t.Logf("the stream ended: %v", testkit.Receive(t, ended, 15*time.Second, "the stream to an HTTP/2 client that does not read to end (WriteTimeout is 1s)"))
 }
 
 // TestHTTP2WriteTimeout mounts the Handler on an HTTP/2 (TLS) server, where

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/rotorkit/rotor/gateway"
+	"github.com/rotorkit/rotor/internal/testkit"
 	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
 )
 
@@ -38,7 +39,7 @@ func TestRun(t *testing.T) {
 		}
 		done <- gw.Run(ctx)
 	}()
-	eventually(t, 2*time.Second, "/readyz 200 after Run starts", func() bool {
+	testkit.Eventually(t, 2*time.Second, "/readyz 200 after Run starts", func() bool {
 		resp, err := http.Get(base + "/readyz")
 		if err != nil {
 			return false
@@ -48,20 +49,15 @@ func TestRun(t *testing.T) {
 	})
 
 	cancel()
-	eventually(t, 400*time.Millisecond, "/readyz 503 once ctx ends", func() bool {
+	testkit.Eventually(t, 400*time.Millisecond, "/readyz 503 once ctx ends", func() bool {
 		resp, _ := do(t, nil, "GET", base+"/readyz", "")
 		return resp.StatusCode == http.StatusServiceUnavailable
 	})
 	if resp, _ := do(t, nil, "POST", base+"/v1/hi", `{}`); resp.StatusCode != 200 {
 		t.Errorf("POST /v1/hi during the ShutdownDelay: %d, want 200", resp.StatusCode)
 	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run = %v, want nil after a clean shutdown", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Run did not return")
+	if err := testkit.Receive(t, done, 5*time.Second, "Run to return"); err != nil {
+		t.Fatalf("Run = %v, want nil after a clean shutdown", err)
 	}
 	if _, err := http.Get(base + "/healthz"); err == nil {
 		t.Error("the gateway still accepts connections after Run returned")

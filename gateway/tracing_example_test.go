@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log"
 	"log/slog"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -43,16 +42,12 @@ func ExampleConfig_tracing() {
 		log.Fatal(err)
 	}
 	hellov1.RegisterHelloServer(srv, greeter{})
-	grpcLis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		log.Fatal(err)
-	}
-	go srv.Serve(grpcLis)
+	grpcAddr := serveLocal(srv.Serve)
 	defer srv.Close()
 
 	gw, err := gateway.New(context.Background(), gateway.Config{
 		Fn:             hellov1.RegisterHelloHandlerFromEndpoint,
-		Endpoint:       grpcLis.Addr().String(),
+		Endpoint:       grpcAddr,
 		Logger:         quiet,
 		TracerProvider: tp,
 	})
@@ -60,13 +55,9 @@ func ExampleConfig_tracing() {
 		log.Fatal(err)
 	}
 	defer gw.Close()
-	httpLis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		log.Fatal(err)
-	}
-	go gw.Serve(httpLis)
+	httpAddr := serveLocal(gw.Serve)
 
-	resp, err := http.Post("http://"+httpLis.Addr().String()+"/v1/hi", "application/json", strings.NewReader(`{"to_who":"you"}`))
+	resp, err := http.Post("http://"+httpAddr+"/v1/hi", "application/json", strings.NewReader(`{"to_who":"you"}`))
 	if err != nil {
 		log.Fatal(err)
 	}

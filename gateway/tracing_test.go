@@ -14,6 +14,7 @@ import (
 
 	"github.com/rotorkit/rotor/gateway"
 	"github.com/rotorkit/rotor/interceptors"
+	"github.com/rotorkit/rotor/internal/testkit"
 	"github.com/rotorkit/rotor/server"
 )
 
@@ -66,7 +67,7 @@ func TestRESTCallIsOneTrace(t *testing.T) {
 	if resp, _ := do(t, nil, http.MethodGet, base+gateway.ReadyzPath, ""); resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET /readyz: %s", resp.Status)
 	}
-	eventually(t, 5*time.Second, "three ended spans", func() bool { return len(sr.Ended()) >= 3 })
+	testkit.Eventually(t, 5*time.Second, "three ended spans", func() bool { return len(sr.Ended()) >= 3 })
 	var httpSpan, clientSpanS, serverSpan sdktrace.ReadOnlySpan
 	for _, s := range sr.Ended() {
 		switch {
@@ -154,7 +155,7 @@ func TestTracedGatewayKeepsItsLimits(t *testing.T) {
 	if n := countStream(t, base, 15, 100); n != 15 {
 		t.Errorf("got %d of 15 stream messages through the traced gateway", n)
 	}
-	eventually(t, 5*time.Second, "the HTTP spans", func() bool {
+	testkit.Eventually(t, 5*time.Second, "the HTTP spans", func() bool {
 		n := 0
 		for _, s := range sr.Ended() {
 			if s.SpanKind() == trace.SpanKindServer && strings.HasPrefix(s.Name(), "POST") {

@@ -15,9 +15,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/peer"
-	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/rotorkit/rotor/interceptors"
 	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
@@ -222,15 +220,10 @@ func benchServer(b *testing.B, transport string, opts ...grpc.ServerOption) hell
 	}
 	s := grpc.NewServer(opts...)
 	hellov1.RegisterHelloServer(s, helloService{})
-	b.Cleanup(s.Stop)
-	lis := bufconn.Listen(1 << 20)
-	go func() { _ = s.Serve(lis) }()
-	cc, err := grpc.NewClient("passthrough:///bufconn",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	cc, stop, err := serveInMemory(s)
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { _ = cc.Close() })
+	b.Cleanup(stop)
 	return hellov1.NewHelloClient(cc)
 }

@@ -59,26 +59,15 @@ func TestMetricsScrape(t *testing.T) {
 	if got := find(t, mfs, "grpc_server_handling_seconds", hiLatency).GetHistogram().GetSampleCount(); got != 7 {
 		t.Errorf("grpc_server_handling_seconds count = %v, want 7", got)
 	}
-	for _, c := range []struct {
-		name   string
-		labels map[string]string
-		want   float64
-	}{
+	expectValues(t, mfs, []sample{
 		{"rotor_connections_open", nil, 1},
 		{"rotor_connections_opened_total", nil, 2},
 		{"rotor_connections_closed_total", map[string]string{"reason": "unknown"}, 1},
 		{"rotor_connections_closed_total", map[string]string{"reason": "age"}, 0},
 		{"rotor_rotations_total", map[string]string{"reason": "age"}, 1},
 		{"rotor_rotations_total", map[string]string{"reason": "shutdown"}, 0},
-	} {
-		if got := value(t, mfs, c.name, c.labels); got != c.want {
-			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
-		}
-	}
-	rpcs := find(t, mfs, "rotor_connection_rpcs", nil).GetHistogram()
-	if rpcs.GetSampleCount() != 1 || rpcs.GetSampleSum() != 2 {
-		t.Errorf("rotor_connection_rpcs: count %d sum %v, want one connection with 2 calls", rpcs.GetSampleCount(), rpcs.GetSampleSum())
-	}
+	})
+	expectHistogram(t, mfs, "rotor_connection_rpcs", 1, 2) // one connection with 2 calls
 	if n := find(t, mfs, "rotor_connection_lifetime_seconds", nil).GetHistogram().GetSampleCount(); n != 1 {
 		t.Errorf("rotor_connection_lifetime_seconds count = %d, want 1", n)
 	}

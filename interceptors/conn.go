@@ -76,10 +76,8 @@ func NewConnMetrics(r prometheus.Registerer) (*ConnMetrics, error) {
 			Namespace: "rotor", Name: "connections_opened_total",
 			Help: "Client connections accepted.",
 		}),
-		closed: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "rotor", Name: "connections_closed_total",
-			Help: "Client connections closed, by the reason rotor sent them GOAWAY for (" + strings.Join(reasons.Rotation, ", ") + "), client when it sent none, unknown when seen by the stats handler.",
-		}, []string{"reason"}),
+		closed: reasonCounter("connections_closed_total",
+			"Client connections closed, by the reason rotor sent them GOAWAY for ("+strings.Join(reasons.Rotation, ", ")+"), client when it sent none, unknown when seen by the stats handler."),
 		lifetime: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "rotor", Name: "connection_lifetime_seconds",
 			Help:    "How long closed connections lived.",
@@ -92,34 +90,15 @@ func NewConnMetrics(r prometheus.Registerer) (*ConnMetrics, error) {
 			// clients); then decades.
 			Buckets: []float64{0, 1, 10, 100, 1e3, 1e4, 1e5, 1e6},
 		}),
-		rotations: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "rotor", Name: "rotations_total",
-			Help: "GOAWAYs sent by rotor, by reason (" + strings.Join(reasons.Rotation, ", ") + ").",
-		}, []string{"reason"}),
-		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "rotor", Name: "connections_refused_total",
-			Help: "Client connections closed at accept, by reason (" + strings.Join(reasons.Refusal, ", ") + ": Config.MaxConnections were open).",
-		}, []string{"reason"}),
-		fsPeers: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: "rotor", Subsystem: "fairshare", Name: "peers",
-			Help: "Peers that answered the last fair-share load exchange (0: fair share is idle, age rotation only).",
-		}),
-		fsOwn: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: "rotor", Subsystem: "fairshare", Name: "own_connections",
-			Help: "This server's client connections at the last fair-share round.",
-		}),
-		fsMean: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: "rotor", Subsystem: "fairshare", Name: "fleet_mean_connections",
-			Help: "Mean client connections per pod of the fleet at the last fair-share round.",
-		}),
-		fsOwnLd: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: "rotor", Subsystem: "fairshare", Name: "own_load",
-			Help: "This server's load at the last fair-share round: seconds per second of the CPU its calls cost outside handlers plus their unary handlers' time.",
-		}),
-		fsMeanLd: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: "rotor", Subsystem: "fairshare", Name: "fleet_mean_load",
-			Help: "Mean load per pod of the fleet at the last fair-share round, as this server estimates it: seconds per second of the CPU its calls cost outside handlers plus their unary handlers' time.",
-		}),
+		rotations: reasonCounter("rotations_total",
+			"GOAWAYs sent by rotor, by reason ("+strings.Join(reasons.Rotation, ", ")+")."),
+		refused: reasonCounter("connections_refused_total",
+			"Client connections closed at accept, by reason ("+strings.Join(reasons.Refusal, ", ")+": Config.MaxConnections were open)."),
+		fsPeers:  fairShareGauge("peers", "Peers that answered the last fair-share load exchange (0: fair share is idle, age rotation only)."),
+		fsOwn:    fairShareGauge("own_connections", "This server's client connections at the last fair-share round."),
+		fsMean:   fairShareGauge("fleet_mean_connections", "Mean client connections per pod of the fleet at the last fair-share round."),
+		fsOwnLd:  fairShareGauge("own_load", "This server's load at the last fair-share round: seconds per second of the CPU its calls cost outside handlers plus their unary handlers' time."),
+		fsMeanLd: fairShareGauge("fleet_mean_load", "Mean load per pod of the fleet at the last fair-share round, as this server estimates it: seconds per second of the CPU its calls cost outside handlers plus their unary handlers' time."),
 		fsShed: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "rotor", Subsystem: "fairshare", Name: "shed_connections_total",
 			Help: "Connections this server shed to bring the fleet to its fair share.",
@@ -139,6 +118,16 @@ func NewConnMetrics(r prometheus.Registerer) (*ConnMetrics, error) {
 		return nil, fmt.Errorf("rotor: registering the connection metrics (rotor_*): %w", err)
 	}
 	return m, nil
+}
+
+// reasonCounter returns the counter rotor_<name>, by reason.
+func reasonCounter(name, help string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "rotor", Name: name, Help: help}, []string{"reason"})
+}
+
+// fairShareGauge returns the gauge rotor_fairshare_<name>.
+func fairShareGauge(name, help string) prometheus.Gauge {
+	return prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "rotor", Subsystem: "fairshare", Name: name, Help: help})
 }
 
 // Describe implements prometheus.Collector.

@@ -39,11 +39,7 @@ func TestConnMetricsObserver(t *testing.T) {
 	m.ConnDraining("my-trigger")
 
 	mfs := scrape(t, interceptors.MetricsHandler(reg))
-	for _, c := range []struct {
-		name   string
-		labels map[string]string
-		want   float64
-	}{
+	expectValues(t, mfs, []sample{
 		{"rotor_connections_open", nil, 1},
 		{"rotor_connections_opened_total", nil, 3},
 		{"rotor_connections_closed_total", map[string]string{"reason": "age"}, 1},
@@ -53,19 +49,10 @@ func TestConnMetricsObserver(t *testing.T) {
 		{"rotor_rotations_total", map[string]string{"reason": "admin"}, 1},
 		{"rotor_rotations_total", map[string]string{"reason": "my-trigger"}, 1},
 		{"rotor_rotations_total", map[string]string{"reason": "peers"}, 0},
-	} {
-		if got := value(t, mfs, c.name, c.labels); got != c.want {
-			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
-		}
-	}
-	life := find(t, mfs, "rotor_connection_lifetime_seconds", nil).GetHistogram()
-	if life.GetSampleCount() != 2 || life.GetSampleSum() != 90.5 {
-		t.Errorf("lifetime: count %d sum %v, want 2 and 90.5", life.GetSampleCount(), life.GetSampleSum())
-	}
+	})
+	expectHistogram(t, mfs, "rotor_connection_lifetime_seconds", 2, 90.5)
+	expectHistogram(t, mfs, "rotor_connection_rpcs", 2, 7)
 	rpcs := find(t, mfs, "rotor_connection_rpcs", nil).GetHistogram()
-	if rpcs.GetSampleCount() != 2 || rpcs.GetSampleSum() != 7 {
-		t.Errorf("rpcs: count %d sum %v, want 2 and 7", rpcs.GetSampleCount(), rpcs.GetSampleSum())
-	}
 	// The connection without calls lands in the le=0 bucket.
 	if b := rpcs.GetBucket()[0]; b.GetUpperBound() != 0 || b.GetCumulativeCount() != 1 {
 		t.Errorf("rpcs first bucket le=%v count %d, want le=0 count 1", b.GetUpperBound(), b.GetCumulativeCount())

@@ -13,9 +13,7 @@ import (
 	"strings"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/rotorkit/rotor/interceptors"
 	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
@@ -103,17 +101,11 @@ func ExampleServedBy() {
 	unary, stream := interceptors.ServedBy("pod-a")
 	s := grpc.NewServer(grpc.ChainUnaryInterceptor(unary), grpc.ChainStreamInterceptor(stream))
 	hellov1.RegisterHelloServer(s, helloService{})
-	lis := bufconn.Listen(1 << 20)
-	go func() { _ = s.Serve(lis) }()
-	defer s.Stop()
-
-	cc, err := grpc.NewClient("passthrough:///bufconn",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	cc, stop, err := serveInMemory(s)
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer cc.Close()
+	defer stop()
 	var md metadata.MD
 	if _, err := hellov1.NewHelloClient(cc).Hi(context.Background(), &hellov1.HiRequest{ToWho: "you"}, grpc.Header(&md)); err != nil {
 		log.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rotorkit/rotor/interceptors"
+	"github.com/rotorkit/rotor/internal/testkit"
 	"github.com/rotorkit/rotor/server"
 )
 
@@ -54,11 +55,7 @@ func TestConnMetricsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer over.Close()
-	select {
-	case <-obs.refused:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the connection over the cap was not refused within 5s")
-	}
+	testkit.Receive(t, obs.refused, 5*time.Second, "the connection over the cap to be refused")
 
 	mfs := scrape(t, interceptors.MetricsHandler(reg))
 	if got := value(t, mfs, "rotor_connections_refused_total", map[string]string{"reason": "max_connections"}); got != 1 {

@@ -55,26 +55,15 @@ func TestRotorServer(t *testing.T) {
 	}
 
 	mfs := scrape(t, interceptors.MetricsHandler(reg))
-	for _, c := range []struct {
-		name   string
-		labels map[string]string
-		want   float64
-	}{
+	expectValues(t, mfs, []sample{
 		{"grpc_server_handled_total", map[string]string{"grpc_method": "Hi", "grpc_code": "OK"}, 3},
 		{"rotor_connections_opened_total", nil, 1},
 		{"rotor_connections_open", nil, 0},
 		{"rotor_rotations_total", map[string]string{"reason": "shutdown"}, 1},
 		{"rotor_connections_closed_total", map[string]string{"reason": "shutdown"}, 1},
 		{"rotor_connections_closed_total", map[string]string{"reason": "unknown"}, 0},
-	} {
-		if got := value(t, mfs, c.name, c.labels); got != c.want {
-			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
-		}
-	}
-	rpcs := find(t, mfs, "rotor_connection_rpcs", nil).GetHistogram()
-	if rpcs.GetSampleCount() != 1 || rpcs.GetSampleSum() != 3 {
-		t.Errorf("rotor_connection_rpcs: count %d sum %v, want one connection with 3 calls", rpcs.GetSampleCount(), rpcs.GetSampleSum())
-	}
+	})
+	expectHistogram(t, mfs, "rotor_connection_rpcs", 1, 3) // one connection with 3 calls
 }
 
 var _ server.FairShareObserver = (*interceptors.ConnMetrics)(nil)

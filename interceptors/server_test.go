@@ -23,6 +23,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/rotorkit/rotor/interceptors"
 	"github.com/rotorkit/rotor/internal/testkit"
@@ -32,6 +33,24 @@ import (
 
 // secret is what the test handlers panic with; it must never reach a client.
 const secret = "secret-panic-value-42"
+
+// serveInMemory serves s on an in-memory listener and returns a client
+// connection to it, and a function that closes both.
+func serveInMemory(s *grpc.Server) (cc *grpc.ClientConn, stop func(), err error) {
+	lis := bufconn.Listen(1 << 20)
+	go func() { _ = s.Serve(lis) }()
+	cc, err = grpc.NewClient("passthrough:///bufconn",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		s.Stop()
+		return nil, nil, err
+	}
+	return cc, func() {
+		_ = cc.Close()
+		s.Stop()
+	}, nil
+}
 
 // helloService answers Hi and HiStream. Hi panics with secret when the
 // message is "panic", fails with Unavailable on "fail", returns
@@ -217,21 +236,40 @@ func find(t testing.TB, mfs map[string]*dto.MetricFamily, name string, want map[
 	if !ok {
 		t.Fatalf("no metric family %s in the scrape", name)
 	}
-next:
 	for _, m := range mf.GetMetric() {
-		have := map[string]string{}
-		for _, lp := range m.GetLabel() {
-			have[lp.GetName()] = lp.GetValue()
+		if testkit.HasLabels(m, want) {
+			return m
 		}
-		for k, v := range want {
-			if have[k] != v {
-				continue next
-			}
-		}
-		return m
 	}
 	t.Fatalf("no %s sample with labels %v", name, want)
 	return nil
+}
+
+// sample is the value a test expects of a counter or gauge sample: the one
+// of family name whose labels include labels.
+type sample struct {
+	name   string
+	labels map[string]string
+	want   float64
+}
+
+// expectValues checks every sample in mfs.
+func expectValues(t testing.TB, mfs map[string]*dto.MetricFamily, samples []sample) {
+	t.Helper()
+	for _, c := range samples {
+		if got := value(t, mfs, c.name, c.labels); got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
+		}
+	}
+}
+
+// expectHistogram checks the count and the sum of the histogram name.
+func expectHistogram(t testing.TB, mfs map[string]*dto.MetricFamily, name string, count uint64, sum float64) {
+	t.Helper()
+	h := find(t, mfs, name, nil).GetHistogram()
+	if h.GetSampleCount() != count || h.GetSampleSum() != sum {
+		t.Errorf("%s: count %d sum %v, want %d and %v", name, h.GetSampleCount(), h.GetSampleSum(), count, sum)
+	}
 }
 
 // value returns the value of a counter or gauge sample.
@@ -269,9 +307,5 @@ func (c *connEnds) HandleConn(ctx context.Context, s stats.ConnStats) {
 
 func (c *connEnds) wait(t testing.TB) {
 	t.Helper()
-	select {
-	case <-c.ended:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the server did not see the connection end within 5s")
-	}
+	testkit.Receive(t, c.ended, 5*time.Second, "the server to see the connection end")
 }

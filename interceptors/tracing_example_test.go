@@ -4,14 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log"
-	"net"
 	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/rotorkit/rotor/interceptors"
 	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
@@ -34,17 +31,11 @@ func ExampleWithTracing() {
 	}
 	s := grpc.NewServer(chain.ServerOptions()...)
 	hellov1.RegisterHelloServer(s, helloService{})
-	lis := bufconn.Listen(1 << 20)
-	go func() { _ = s.Serve(lis) }()
-	defer s.Stop()
-
-	cc, err := grpc.NewClient("passthrough:///bufconn",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	cc, stop, err := serveInMemory(s)
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer cc.Close()
+	defer stop()
 	if _, err := hellov1.NewHelloClient(cc).Hi(context.Background(), &hellov1.HiRequest{ToWho: "you"}); err != nil {
 		log.Fatal(err)
 	}

@@ -130,13 +130,7 @@ func TestGoAwayShowsOnTheSpansOfTheCallsItHits(t *testing.T) {
 		server.WithGRPCOptions(chain.StatsHandlers()...))
 	client := hellov1.NewHelloClient(testkit.Dial(t, addr, server.Config{}))
 
-	stream, err := client.HiStream(context.Background(), &hellov1.HiStreamRequest{IntervalMs: 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := stream.Recv(); err != nil {
-		t.Fatal(err)
-	}
+	stream := testkit.OpenStream(t.Context(), t, client)
 	answered := make(chan error, 1)
 	go func() {
 		_, err := client.Hi(context.Background(), &hellov1.HiRequest{Message: "hold"})
@@ -148,6 +142,7 @@ func TestGoAwayShowsOnTheSpansOfTheCallsItHits(t *testing.T) {
 		t.Fatalf("Rotate = %+v, %v; want the one connection rotated", res, err)
 	}
 	after := time.Now()
+	var err error
 	for err == nil {
 		_, err = stream.Recv() // the stream ends cleanly when its connection drains
 	}

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/rotorkit/rotor/internal/lifecycle"
 	"github.com/rotorkit/rotor/internal/testkit"
 	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
 	fairsharev1 "github.com/rotorkit/rotor/proto/gen/rotor/fairshare/v1"
@@ -381,14 +382,7 @@ func startPaced(clients []hellov1.HelloClient, every []time.Duration) *paced {
 	p := &paced{cancel: cancel, start: time.Now()}
 	for i, c := range clients {
 		p.wg.Go(func() {
-			t := time.NewTicker(every[i])
-			defer t.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-t.C:
-				}
+			lifecycle.Every(ctx, every[i], func() {
 				go func() {
 					resp, err := c.Hi(context.Background(), &hellov1.HiRequest{})
 					p.mu.Lock()
@@ -406,7 +400,7 @@ func startPaced(clients []hellov1.HelloClient, every []time.Duration) *paced {
 					}
 					p.served[sec][resp.GetFromWho()]++
 				}()
-			}
+			})
 		})
 	}
 	return p

@@ -142,15 +142,13 @@ func dial(t *testing.T, addr string, cfg server.Config) hellov1.HelloClient {
 
 func svc(name string) *testkit.Hello { return &testkit.Hello{Name: name} }
 
-// listen serves srv on a loopback port; stop closes it and waits for Serve.
-func listen(t *testing.T, srv *server.Server) (addr string, stop func()) {
+// connect opens n client connections to addr, each with one call done.
+func connect(t *testing.T, addr string, cfg server.Config, n int) {
 	t.Helper()
-	lis, addr := loopbackListener(t)
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(lis) }()
-	return addr, func() {
-		srv.Close()
-		<-served
+	for range n {
+		if _, err := dial(t, addr, cfg).Hi(context.Background(), &hellov1.HiRequest{}); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

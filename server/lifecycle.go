@@ -2,12 +2,12 @@ package server
 
 import (
 	"context"
-	"errors"
 	"net"
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
+
+	"github.com/rotorkit/rotor/internal/lifecycle"
 )
 
 // Serve accepts connections on lis and serves them until Shutdown or Close,
@@ -66,22 +66,7 @@ func (s *Server) Run(ctx context.Context) error {
 	defer stopAdmin()
 	s.log.Info("serving gRPC", "addr", lis.Addr().String())
 
-	served := make(chan error, 1)
-	go func() { served <- s.Serve(lis) }()
-	select {
-	case err := <-served:
-		// The listener failed: stop everything else Run started too.
-		s.Close()
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), on(s.cfg.ShutdownDelay)+on(s.cfg.DrainTimeout)+time.Second)
-	defer cancel()
-	err = s.Shutdown(sctx)
-	if serr := <-served; !errors.Is(serr, ErrServerClosed) && err == nil {
-		err = serr
-	}
-	return err
+	return lifecycle.Run(ctx, s, func() error { return s.Serve(lis) }, ErrServerClosed, on(s.cfg.ShutdownDelay), on(s.cfg.DrainTimeout))
 }
 
 // Close stops the server at once: listeners and connections close, open

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/rotorkit/rotor/internal/testkit"
 	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
 	"github.com/rotorkit/rotor/server"
 )
@@ -236,13 +237,7 @@ func TestMaxConcurrentStreams(t *testing.T) {
 
 	sctx, endStream := context.WithCancel(context.Background())
 	defer endStream()
-	stream, err := client.HiStream(sctx, &hellov1.HiStreamRequest{IntervalMs: 10}) // until cancelled
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := stream.Recv(); err != nil {
-		t.Fatal(err)
-	}
+	testkit.OpenStream(sctx, t, client)
 	done := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/rotorkit/rotor/internal/lifecycle"
 )
 
 // DefaultPeerInterval is how often the peer watcher resolves its name when
@@ -93,17 +95,10 @@ func newPeerWatcher(target string, interval time.Duration) (*peerWatcher, error)
 var peerPollPerPeer = 50 * time.Millisecond
 
 func (w *peerWatcher) run(ctx context.Context) {
-	t := time.NewTimer(0)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	lifecycle.Loop(ctx, 0, func() time.Duration {
 		w.poll(ctx)
-		t.Reset(w.wait())
-	}
+		return w.wait()
+	})
 }
 
 // wait is the time until the next poll.

@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
 	"github.com/rotorkit/rotor/server"
 )
 
@@ -18,11 +17,7 @@ func TestPeerWatcherRotatesOnGrowth(t *testing.T) {
 	ev := newEvents()
 	addr, srv := start(t, svc("a"), server.WithConfig(cfg), server.WithObserver(ev),
 		server.WithPeerDNS("dns://"+dns.addr()+"/pods.test", 100*time.Millisecond))
-	for range 3 {
-		if _, err := dial(t, addr, cfg).Hi(context.Background(), &hellov1.HiRequest{}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	connect(t, addr, cfg, 3)
 	waitPeers := func(n int) {
 		deadline := time.Now().Add(5 * time.Second)
 		for len(srv.Peers()) != n {

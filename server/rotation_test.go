@@ -113,11 +113,7 @@ func TestRotateFractionCountSpread(t *testing.T) {
 	cfg.MaxConnectionAgeGrace = 5 * time.Second
 	ev := newEvents()
 	addr, srv := start(t, svc("a"), server.WithConfig(cfg), server.WithObserver(ev))
-	for range 4 {
-		if _, err := dial(t, addr, cfg).Hi(context.Background(), &hellov1.HiRequest{}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	connect(t, addr, cfg, 4)
 	ctx := context.Background()
 	if res, err := srv.Rotate(ctx, server.Rotation{Fraction: 0.5, MinAge: server.Off}); res.Rotated != 2 || err != nil {
 		t.Fatalf("Rotate(fraction 0.5 of 4) = %+v, %v; want 2", res, err)
@@ -155,11 +151,7 @@ func TestRotateSpreadsOverWindow(t *testing.T) {
 	cfg := noAge()
 	ev := newEvents()
 	addr, srv := start(t, svc("a"), server.WithConfig(cfg), server.WithObserver(ev))
-	for range 3 {
-		if _, err := dial(t, addr, cfg).Hi(context.Background(), &hellov1.HiRequest{}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	connect(t, addr, cfg, 3)
 	begin := time.Now()
 	res, err := srv.Rotate(context.Background(), server.Rotation{Spread: 800 * time.Millisecond, MinAge: server.Off})
 	if res.Rotated != 3 || err != nil {

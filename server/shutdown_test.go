@@ -10,7 +10,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/rotorkit/rotor/internal/testkit"
-	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
 	"github.com/rotorkit/rotor/server"
 )
 
@@ -22,22 +21,9 @@ func TestShutdownUnderLoad(t *testing.T) {
 	cfg.ShutdownDelay = 500 * time.Millisecond
 	cfg.MaxConnectionAgeGrace = time.Second
 	cfg.DrainTimeout = 1500 * time.Millisecond
-	srv, err := server.New(server.WithConfig(cfg))
-	if err != nil {
-		t.Fatal(err)
-	}
-	hellov1.RegisterHelloServer(srv, &testkit.Hello{Name: "a", IgnoreDrain: true})
-	addr, lisClose := listen(t, srv)
-	defer lisClose()
+	srv, addr := testkit.StartRotor(t, &testkit.Hello{Name: "a", IgnoreDrain: true}, server.WithConfig(cfg))
 	client := dial(t, addr, cfg)
-
-	stream, err := client.HiStream(context.Background(), &hellov1.HiStreamRequest{IntervalMs: 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := stream.Recv(); err != nil {
-		t.Fatal(err)
-	}
+	stream := testkit.OpenStream(t.Context(), t, client)
 
 	load := testkit.StartCallLoad(t, client, 4)
 	time.Sleep(300 * time.Millisecond) // let load build up
@@ -88,24 +74,12 @@ func TestShutdownUnderLoad(t *testing.T) {
 // configured delay and drain.
 func TestShutdownContextDeadline(t *testing.T) {
 	cfg := server.DefaultConfig() // delay 5 s, drain 20 s
-	srv, err := server.New(server.WithConfig(cfg))
-	if err != nil {
-		t.Fatal(err)
-	}
-	hellov1.RegisterHelloServer(srv, &testkit.Hello{Name: "a", IgnoreDrain: true})
-	addr, lisClose := listen(t, srv)
-	defer lisClose()
-	stream, err := dial(t, addr, cfg).HiStream(context.Background(), &hellov1.HiStreamRequest{IntervalMs: 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := stream.Recv(); err != nil {
-		t.Fatal(err)
-	}
+	srv, addr := testkit.StartRotor(t, &testkit.Hello{Name: "a", IgnoreDrain: true}, server.WithConfig(cfg))
+	testkit.OpenStream(t.Context(), t, dial(t, addr, cfg))
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	begin := time.Now()
-	err = srv.Shutdown(ctx)
+	err := srv.Shutdown(ctx)
 	if err != context.DeadlineExceeded {
 		t.Errorf("Shutdown() = %v, want context.DeadlineExceeded", err)
 	}

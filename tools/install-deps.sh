@@ -14,6 +14,7 @@
 # grpcurl from tools/go.mod.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. tools/apt.sh
 
 # python_grpc: Debian's python3, where python3-grpcio installs, or the
 # python3 on PATH, imports grpc. The interop test looks in the same order.
@@ -39,34 +40,12 @@ command -v npm >/dev/null || need+=(npm)
 python_grpc || need+=(python3-grpcio)
 { command -v prometheus >/dev/null && command -v promtool >/dev/null; } || need+=(prometheus)
 
-install() {
-	echo "installing ${need[*]}"
-	export DEBIAN_FRONTEND=noninteractive
-	# The tests start their own dnsmasq, nginx and Prometheus inside network
-	# namespaces; keep the packages from starting system-wide daemons on
-	# install.
-	if [ ! -e /usr/sbin/policy-rc.d ]; then
-		printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
-		chmod +x /usr/sbin/policy-rc.d
-		trap 'rm -f /usr/sbin/policy-rc.d' EXIT
-	fi
-	# Another apt may hold the lock for a while on a fresh machine.
-	for i in $(seq 1 60); do
-		if apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need[@]}"; then
-			return 0
-		fi
-		echo "apt-get failed (attempt $i); retrying in 5 s"; sleep 5
-	done
-	echo "could not install ${need[*]}"; exit 1
-}
-
 root=false
 [ "$(id -u)" -eq 0 ] && root=true
 if [ ${#need[@]} -eq 0 ]; then
 	echo "all test dependencies present"
 elif $root; then
-	install
-	hash -r
+	apt_install "${need[@]}"
 else
 	echo "missing ${need[*]}; not root, so the tests that need them will skip"
 fi

@@ -25,6 +25,7 @@
 #   tools/kube-build.sh -f        # rebuild everything
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. tools/apt.sh
 
 COREDNS_VERSION=v1.15.0
 # tools/kube and tools/etcd are modules of their own, pinned by their own
@@ -51,26 +52,7 @@ command -v nft >/dev/null || [ -x /usr/sbin/nft ] || need+=(nftables)
 command -v conntrack >/dev/null || [ -x /usr/sbin/conntrack ] || need+=(conntrack)
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" -eq 0 ]; then
-		echo "installing ${need[*]}"
-		export DEBIAN_FRONTEND=noninteractive
-		# nftables ships a service; the lab uses nft only inside its own
-		# network namespaces, so keep packages from starting daemons.
-		if [ ! -e /usr/sbin/policy-rc.d ]; then
-			printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
-			chmod +x /usr/sbin/policy-rc.d
-			trap 'rm -f /usr/sbin/policy-rc.d' EXIT
-		fi
-		ok=false
-		# Another apt may hold the lock for a while on a fresh machine.
-		for i in $(seq 1 60); do
-			if apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need[@]}"; then
-				ok=true
-				break
-			fi
-			echo "apt-get failed (attempt $i); retrying in 5 s"; sleep 5
-		done
-		$ok || { echo "could not install ${need[*]}"; exit 1; }
-		hash -r
+		apt_install "${need[@]}"
 	else
 		echo "missing ${need[*]}; not root, so the cluster lab tests will skip (run this script as root to install them)"
 	fi

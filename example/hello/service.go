@@ -14,15 +14,13 @@ package hello
 
 import (
 	"context"
-	"fmt"
 	"os"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
 
+	"github.com/rotorkit/rotor/internal/hellosvc"
 	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
-	"github.com/rotorkit/rotor/server"
 )
 
 // Service answers Hello calls as the instance Name.
@@ -57,46 +55,13 @@ func (s *Service) Hi(ctx context.Context, req *hellov1.HiRequest) (*hellov1.HiRe
 			return nil, status.FromContextError(err).Err()
 		}
 	}
-	return &hellov1.HiResponse{
-		FromWho: s.Name,
-		Message: fmt.Sprintf("hi %s, you said %q", req.GetToWho(), req.GetMessage()),
-	}, nil
+	return hellosvc.Greeting(s.Name, req), nil
 }
 
 // HiStream sends req.Count greetings (0: until cancelled), one every
-// req.IntervalMs. When the connection starts draining it ends the stream
-// cleanly with status OK, unless IgnoreDrain is set, so that the client can
-// reopen it on a fresh connection.
+// req.IntervalMs. When the connection starts draining (server.Draining) it
+// ends the stream cleanly with status OK, unless IgnoreDrain is set, so that
+// the client can reopen it on a fresh connection.
 func (s *Service) HiStream(req *hellov1.HiStreamRequest, stream grpc.ServerStreamingServer[hellov1.HiStreamResponse]) error {
-	interval := time.Duration(req.GetIntervalMs()) * time.Millisecond
-	if interval <= 0 {
-		interval = 100 * time.Millisecond
-	}
-	draining := server.Draining(stream.Context())
-	if s.IgnoreDrain {
-		draining = nil
-	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for seq := uint32(1); req.GetCount() == 0 || seq <= req.GetCount(); seq++ {
-		err := stream.Send(&hellov1.HiStreamResponse{
-			FromWho: s.Name,
-			Message: fmt.Sprintf("hi %s, you said %q", req.GetToWho(), req.GetMessage()),
-			Seq:     seq,
-		})
-		if err != nil {
-			return err
-		}
-		if req.GetCount() != 0 && seq == req.GetCount() {
-			break
-		}
-		select {
-		case <-t.C:
-		case <-draining:
-			return nil
-		case <-stream.Context().Done():
-			return stream.Context().Err()
-		}
-	}
-	return nil
+	return hellosvc.Stream(s.Name, s.IgnoreDrain, req, stream)
 }

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/rotorkit/rotor/internal/testkit"
 	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
 	"github.com/rotorkit/rotor/server"
 )
@@ -34,13 +35,7 @@ type clientTest struct {
 // own example server that rotates every connection every second.
 func TestClientsAcrossRotation(t *testing.T) {
 	t.Parallel()
-	runClients(t, byAge, []clientTest{
-		{"grpc-go", testGRPCGo},
-		{"grpc-js", func(t *testing.T, sc scenario) { testGRPCJS(t, sc) }},
-		{"python-grpcio", testPython},
-		{"grpcurl", testGRPCurl},
-		{"curl-rest", testCurl},
-	})
+	runClients(t, byAge, append(grpcLibraries(), clientTest{"grpcurl", testGRPCurl}, clientTest{"curl-rest", testCurl}))
 }
 
 // TestClientsAcrossRapidRotation asks the server to send every connection
@@ -51,11 +46,16 @@ func TestClientsAcrossRotation(t *testing.T) {
 // needs a retry policy.
 func TestClientsAcrossRapidRotation(t *testing.T) {
 	t.Parallel()
-	runClients(t, rapid, []clientTest{
+	runClients(t, rapid, grpcLibraries())
+}
+
+// grpcLibraries are the clients of the gRPC libraries.
+func grpcLibraries() []clientTest {
+	return []clientTest{
 		{"grpc-go", testGRPCGo},
 		{"grpc-js", func(t *testing.T, sc scenario) { testGRPCJS(t, sc) }},
 		{"python-grpcio", testPython},
-	})
+	}
 }
 
 func runClients(t *testing.T, sc scenario, clients []clientTest) {
@@ -113,7 +113,7 @@ func callWhileRotating(t *testing.T, sc scenario, p *proc, tl *tally, call func(
 func testGRPCJS(t *testing.T, sc scenario, args ...string) {
 	node, err := exec.LookPath("node")
 	if err != nil {
-		runtimeMissing(t, "Node.js (node)", "apt-get install nodejs npm")
+		testkit.Missing(t, "Node.js (node)", "apt-get install nodejs npm")
 	}
 	dir := filepath.Join(repoRoot, "example", "interop", "node")
 	npmCI(t, dir)
@@ -135,7 +135,7 @@ func npmCI(t *testing.T, dir string) {
 	}
 	npm, err := exec.LookPath("npm")
 	if err != nil {
-		runtimeMissing(t, "npm", "apt-get install npm")
+		testkit.Missing(t, "npm", "apt-get install npm")
 	}
 	t.Logf("npm ci in %s", dir)
 	if _, err := command(context.Background(), dir, 5*time.Minute, npm, "ci", "--no-audit", "--no-fund"); err != nil {
@@ -146,7 +146,7 @@ func npmCI(t *testing.T, dir string) {
 func testPython(t *testing.T, sc scenario) {
 	python := pythonWithGRPC()
 	if python == "" {
-		runtimeMissing(t, "Python 3 with grpcio", "apt-get install python3-grpcio")
+		testkit.Missing(t, "Python 3 with grpcio", "apt-get install python3-grpcio")
 	}
 	p := startServer(t, sc, "python", false)
 	runScript(t, sc, p, filepath.Join(repoRoot, "example", "interop", "python"), python, "hi.py")
@@ -266,7 +266,7 @@ func testGRPCurl(t *testing.T, sc scenario) {
 func testCurl(t *testing.T, sc scenario) {
 	curl, err := exec.LookPath("curl")
 	if err != nil {
-		runtimeMissing(t, "curl", "apt-get install curl")
+		testkit.Missing(t, "curl", "apt-get install curl")
 	}
 	p := startServer(t, sc, "curl", true)
 	version := "unknown"

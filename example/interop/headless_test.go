@@ -40,13 +40,13 @@ func TestHeadlessRolloutEveryClient(t *testing.T) {
 	}
 	node, err := exec.LookPath("node")
 	if err != nil {
-		runtimeMissing(t, "Node.js (node)", "apt-get install nodejs npm")
+		testkit.Missing(t, "Node.js (node)", "apt-get install nodejs npm")
 	}
 	nodeDir := filepath.Join(repoRoot, "example", "interop", "node")
 	npmCI(t, nodeDir)
 	python := pythonWithGRPC()
 	if python == "" {
-		runtimeMissing(t, "Python 3 with grpcio", "apt-get install python3-grpcio")
+		testkit.Missing(t, "Python 3 with grpcio", "apt-get install python3-grpcio")
 	}
 	dir := t.TempDir()
 	client, err := testkit.Build(dir, "github.com/rotorkit/rotor/example/client")

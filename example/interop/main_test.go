@@ -71,11 +71,7 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	root, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		panic(err)
-	}
-	repoRoot = root
+	repoRoot = testkit.RepoRoot()
 	dir, err := os.MkdirTemp("", "rotor-interop")
 	if err != nil {
 		panic(err)
@@ -323,17 +319,6 @@ func checkRun(t *testing.T, sc scenario, p *proc, s summary, st connStats, ran t
 		t.Errorf("%s carried calls on %d closed connections in %v, want at least %d: it did not reconnect after GOAWAY",
 			s.Client, st.ClosedUsed, ran, want)
 	}
-}
-
-// runtimeMissing skips (or, where tools/install-deps.sh ran as root and so
-// should have installed it, fails) a test whose client runtime is missing.
-func runtimeMissing(t *testing.T, what, install string) {
-	t.Helper()
-	stamp := filepath.Join(repoRoot, ".cache", "install-deps-root")
-	if _, err := os.Stat(stamp); err == nil {
-		t.Fatalf("%s is missing although tools/install-deps.sh ran as root (%s exists); it should have installed it (%s)", what, stamp, install)
-	}
-	t.Skipf("%s is missing: run tools/install-deps.sh as root (it runs %s)", what, install)
 }
 
 // command runs name with args in dir, bounded by timeout, and returns its

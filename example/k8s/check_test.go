@@ -280,6 +280,32 @@ func (c *checker) addf(format string, args ...any) {
 	c.problems = append(c.problems, fmt.Sprintf(format, args...))
 }
 
+// containerInvocation is a container and the command line it is given.
+type containerInvocation struct {
+	ct    corev1.Container
+	where string // "Deployment D container C", for problems
+	inv   invocation
+}
+
+// invocations returns the containers of d that run image, with their
+// command lines parsed against defs (envPrefix as for parseInvocation); one
+// that does not parse is a problem, and left out.
+func (c *checker) invocations(d *appsv1.Deployment, image string, defs []flagDef, envPrefix string) []containerInvocation {
+	var out []containerInvocation
+	for _, ct := range d.Spec.Template.Spec.Containers {
+		if imageName(ct.Image) != image {
+			continue
+		}
+		inv, err := parseInvocation(defs, ct, envPrefix)
+		if err != nil {
+			c.addf("Deployment %s: %v", d.Name, err)
+			continue
+		}
+		out = append(out, containerInvocation{ct: ct, where: fmt.Sprintf("Deployment %s container %s", d.Name, ct.Name), inv: inv})
+	}
+	return out
+}
+
 // check returns every problem of b, joined, or nil.
 func check(b *bundle, serverFlags, clientFlags []flagDef) error {
 	c := &checker{b: b, server: serverFlags, client: clientFlags}
@@ -447,16 +473,8 @@ func (c *checker) serverDeployment(d *appsv1.Deployment) {
 		c.addf("Deployment %s: replicas %v, want at least 2 (one pod cannot show balance)", d.Name, ptrValue(d.Spec.Replicas, 1))
 	}
 	pod := d.Spec.Template.Spec
-	for _, ct := range pod.Containers {
-		if imageName(ct.Image) != serverImage {
-			continue
-		}
-		where := fmt.Sprintf("Deployment %s container %s", d.Name, ct.Name)
-		inv, err := parseInvocation(c.server, ct, "ROTOR_")
-		if err != nil {
-			c.addf("Deployment %s: %v", d.Name, err)
-			continue
-		}
+	for _, ci := range c.invocations(d, serverImage, c.server, "ROTOR_") {
+		ct, where, inv := ci.ct, ci.where, ci.inv
 		cfg, err := inv.config()
 		if err != nil {
 			c.addf("%s: the server would refuse its configuration: %v", where, err)
@@ -628,16 +646,8 @@ func (c *checker) services(servers []*appsv1.Deployment) {
 func (c *checker) clients() {
 	var viaClusterIP, viaHeadless bool
 	for _, d := range c.b.deployments {
-		for _, ct := range d.Spec.Template.Spec.Containers {
-			if imageName(ct.Image) != clientImage {
-				continue
-			}
-			where := fmt.Sprintf("Deployment %s container %s", d.Name, ct.Name)
-			inv, err := parseInvocation(c.client, ct, "")
-			if err != nil {
-				c.addf("Deployment %s: %v", d.Name, err)
-				continue
-			}
+		for _, ci := range c.invocations(&d, clientImage, c.client, "") {
+			where, inv := ci.where, ci.inv
 			target := inv.values["target"]
 			dnsScheme := strings.HasPrefix(target, "dns:")
 			host, port, err := splitTarget(target)

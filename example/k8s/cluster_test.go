@@ -28,9 +28,9 @@ import (
 
 	"github.com/rotorkit/rotor/internal/cluster"
 	"github.com/rotorkit/rotor/internal/cluster/manifest"
-	"github.com/rotorkit/rotor/internal/cluster/netns"
 	"github.com/rotorkit/rotor/internal/cluster/nodeagent"
 	"github.com/rotorkit/rotor/internal/cluster/ops"
+	"github.com/rotorkit/rotor/internal/netns"
 	"github.com/rotorkit/rotor/internal/testkit"
 )
 
@@ -107,7 +107,7 @@ type realCluster struct {
 }
 
 func startRealCluster(t *testing.T, mode cluster.ProxyMode) *realCluster {
-	cfg := cluster.Config{ProxyMode: mode, Nodes: 2, NodeAgent: true, KeepLogs: true}
+	cfg := cluster.Config{ProxyMode: mode, Nodes: 2, NodeAgent: true}
 	if err := cluster.Available(cfg); err != nil {
 		t.Skip(err)
 	}
@@ -127,21 +127,10 @@ func startRealCluster(t *testing.T, mode cluster.ProxyMode) *realCluster {
 	}
 
 	start := time.Now()
-	c, err := cluster.New(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = c.Close()
-		if t.Failed() || os.Getenv("ROTOR_CLUSTER_KEEP_LOGS") != "" {
-			t.Logf("the components' and pods' logs are in %s", c.Dir())
-		} else {
-			_ = os.RemoveAll(c.Dir())
-		}
-	})
+	c := cluster.NewForTest(ctx, t, cfg)
 	// The images' USER and ENTRYPOINT, as the Dockerfile sets them.
 	user := new(int64(65532))
-	err = c.StartNodeAgents(ctx, cluster.AgentOptions{
+	err := c.StartNodeAgents(ctx, cluster.AgentOptions{
 		Binary: built[2],
 		Images: map[string]nodeagent.Image{
 			"rotor-example-server": {Binary: built[0], Entrypoint: "/server", UID: user, GID: user},
@@ -415,7 +404,10 @@ func (rc *realCluster) testScaleUp(t *testing.T) {
 	}
 	before := rc.clientCalls(t)
 	old := rc.serverPods(ctx, t)
-	if err := ops.SetEnv(ctx, rc.client, exampleNS, serverDeploy, serverContainer, map[string]string{"ROTOR_FAIR_SHARE": "true"}); err != nil {
+	// As the README says to: fair share on, and age rotation at minutes,
+	// since every age GOAWAY is a random kube-proxy pick that fair share
+	// then has to even out again.
+	if err := ops.SetFlags(ctx, rc.client, exampleNS, serverDeploy, serverContainer, map[string]string{"fair-share": "", "max-connection-age": "5m"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := ops.WaitRollout(ctx, rc.client, exampleNS, serverDeploy); err != nil {
@@ -580,21 +572,7 @@ type metrics map[string]*dto.MetricFamily
 
 // sum adds up the samples of a counter or gauge whose labels include want.
 func (m metrics) sum(name string, want map[string]string) float64 {
-	var n float64
-	for _, s := range m[name].GetMetric() {
-		l := map[string]string{}
-		for _, lp := range s.GetLabel() {
-			l[lp.GetName()] = lp.GetValue()
-		}
-		ok := true
-		for k, v := range want {
-			ok = ok && l[k] == v
-		}
-		if ok {
-			n += s.GetCounter().GetValue() + s.GetGauge().GetValue()
-		}
-	}
-	return n
+	return testkit.Sum(m, name, want)
 }
 
 // values lists the values a label takes in a family.

@@ -1,7 +1,6 @@
 package k8s
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -26,11 +25,7 @@ var (
 var serverFlags, clientFlags []flagDef
 
 func TestMain(m *testing.M) {
-	root, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		panic(err)
-	}
-	repoRoot = root
+	repoRoot = testkit.RepoRoot()
 	dir, err := os.MkdirTemp("", "rotor-k8s")
 	if err != nil {
 		panic(err)
@@ -128,26 +123,13 @@ func TestManifests(t *testing.T) {
 // TestKustomizeBuild checks what kubectl apply -k would send, where kubectl
 // or kustomize is installed.
 func TestKustomizeBuild(t *testing.T) {
-	var cmd *exec.Cmd
-	if path, err := exec.LookPath("kustomize"); err == nil {
-		cmd = exec.Command(path, "build", ".")
-	} else if path, err := exec.LookPath("kubectl"); err == nil {
-		cmd = exec.Command(path, "kustomize", ".")
-	} else {
-		t.Skip("neither kustomize nor kubectl is installed; TestManifests checked the files themselves")
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(cmd.Args, " "), err, stderr.Bytes())
-	}
+	out := testkit.Kustomize(t, "; TestManifests checked the files themselves")
 	b, err := decode(map[string][]byte{"build.yaml": out})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := check(b, serverFlags, clientFlags); err != nil {
-		t.Errorf("%s output breaks these rules:\n%v", strings.Join(cmd.Args, " "), err)
+		t.Errorf("kustomize's output breaks these rules:\n%v", err)
 	}
 }
 

@@ -99,14 +99,7 @@ func TestSIGTERMDrainsAndExitsByDeadline(t *testing.T) {
 	p := startServer(t, "-shutdown-delay", delay.String(), "-drain-timeout", drain.String(),
 		"-max-connection-age-grace", "1s", "-stream-ignore-drain")
 	client := p.client(t)
-
-	stream, err := client.HiStream(context.Background(), &hellov1.HiStreamRequest{IntervalMs: 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := stream.Recv(); err != nil {
-		t.Fatal(err)
-	}
+	testkit.OpenStream(t.Context(), t, client)
 	load := testkit.StartCallLoad(t, client, 4)
 	time.Sleep(300 * time.Millisecond)
 	load.Mark()

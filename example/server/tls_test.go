@@ -123,19 +123,5 @@ func TestFairShareOverMutualTLS(t *testing.T) {
 // none do).
 func metricValue(t *testing.T, url, name string, labels map[string]string) float64 {
 	t.Helper()
-	sum := 0.0
-	for _, m := range testkit.Scrape(t, url)[name].GetMetric() {
-		have := map[string]string{}
-		for _, l := range m.GetLabel() {
-			have[l.GetName()] = l.GetValue()
-		}
-		match := true
-		for k, v := range labels {
-			match = match && have[k] == v
-		}
-		if match {
-			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
-		}
-	}
-	return sum
+	return testkit.Sum(testkit.Scrape(t, url), name, labels)
 }

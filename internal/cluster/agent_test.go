@@ -28,8 +28,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/watch"
 
-	"github.com/rotorkit/rotor/internal/cluster/netns"
 	"github.com/rotorkit/rotor/internal/cluster/nodeagent"
+	"github.com/rotorkit/rotor/internal/netns"
 )
 
 // serveHelper is the program of the node agent test's pods: gRPC health
@@ -92,7 +92,7 @@ func serveHelper() {
 // completion, and a deletion (preStop sleep, SIGTERM, SIGKILL at the grace
 // period's end, the final delete).
 func TestNodeAgent(t *testing.T) {
-	cfg := Config{NodeAgent: true, KeepLogs: true}
+	cfg := Config{NodeAgent: true}
 	if err := Available(cfg); err != nil {
 		t.Skip(err)
 	}
@@ -107,18 +107,7 @@ func TestNodeAgent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := New(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = c.Close()
-		if t.Failed() || os.Getenv("ROTOR_CLUSTER_KEEP_LOGS") != "" {
-			t.Logf("the components' and pods' logs are in %s", c.Dir())
-		} else {
-			_ = os.RemoveAll(c.Dir())
-		}
-	})
+	c := NewForTest(ctx, t, cfg)
 	err = c.StartNodeAgents(ctx, AgentOptions{
 		Binary:         agentBin,
 		Images:         map[string]nodeagent.Image{"rotor-test-helper": {Binary: self, Entrypoint: "/helper"}},

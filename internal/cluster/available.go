@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/rotorkit/rotor/internal/cluster/netns"
+	"github.com/rotorkit/rotor/internal/netns"
 )
 
 // Available reports whether this host can run a cluster with cfg: root,

@@ -18,7 +18,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
-	"github.com/rotorkit/rotor/internal/cluster/netns"
+	"github.com/rotorkit/rotor/internal/lifecycle"
+	"github.com/rotorkit/rotor/internal/netns"
 )
 
 // Node heartbeat, as a kubelet does it by default: a Lease of 40 s renewed
@@ -116,14 +117,7 @@ func (c *Cluster) startHeartbeat() {
 	c.heartbeatDone = make(chan struct{})
 	go func() {
 		defer close(c.heartbeatDone)
-		ticker := time.NewTicker(leaseRenew)
-		defer ticker.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-ticker.C:
-			}
+		lifecycle.Every(ctx, leaseRenew, func() {
 			leases := c.client.CoordinationV1().Leases(corev1.NamespaceNodeLease)
 			for _, n := range c.Nodes() {
 				lease, err := leases.Get(ctx, n.Name, metav1.GetOptions{})
@@ -133,7 +127,7 @@ func (c *Cluster) startHeartbeat() {
 				lease.Spec.RenewTime = &metav1.MicroTime{Time: time.Now()}
 				_, _ = leases.Update(ctx, lease, metav1.UpdateOptions{})
 			}
-		}
+		})
 	}()
 }
 

@@ -2,10 +2,8 @@ package cluster
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -22,8 +20,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/rotorkit/rotor/internal/cluster/netns"
 	"github.com/rotorkit/rotor/internal/cluster/podnet"
+	"github.com/rotorkit/rotor/internal/netns"
 )
 
 // ErrClosed is returned by operations on a closed cluster.
@@ -86,9 +84,10 @@ func New(ctx context.Context, cfg Config) (*Cluster, error) {
 	defer cancel()
 	_, _ = CleanStale(ctx)
 
-	suffix := make([]byte, 3)
-	_, _ = rand.Read(suffix)
-	prefix := fmt.Sprintf("%s%d-%s", namePrefix, os.Getpid(), hex.EncodeToString(suffix))
+	prefix, err := labs.New()
+	if err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
 	c := &Cluster{
 		cfg:     cfg,
 		prefix:  prefix,
@@ -407,7 +406,7 @@ func (c *Cluster) Close() error {
 	var etcd *component
 	var wg sync.WaitGroup
 	for _, p := range procs {
-		if p.name == "etcd" {
+		if p.Name() == "etcd" {
 			etcd = p
 			continue
 		}
@@ -426,7 +425,7 @@ func (c *Cluster) Close() error {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	errs := []error{removeByPrefix(ctx, c.prefix)}
+	errs := []error{labs.Remove(ctx, c.prefix)}
 	if !c.cfg.KeepLogs {
 		if err := os.RemoveAll(c.dir); err != nil {
 			errs = append(errs, fmt.Errorf("cluster: %w", err))
@@ -606,7 +605,7 @@ func (c *Cluster) StartNodeProcess(name string, argv []string) (int, error) {
 		return 0, err
 	}
 	c.nodeProcs = append(c.nodeProcs, p)
-	return p.cmd.Process.Pid, nil
+	return p.PID(), nil
 }
 
 // ProxyRules returns kube-proxy's rules in the node namespace as its mode

@@ -23,8 +23,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/watch"
 
-	"github.com/rotorkit/rotor/internal/cluster/netns"
 	"github.com/rotorkit/rotor/internal/cluster/podnet"
+	"github.com/rotorkit/rotor/internal/netns"
 )
 
 // helperEnv makes the test binary a helper process (see TestMain).
@@ -79,8 +79,8 @@ func TestCluster(t *testing.T) {
 // nothing behind.
 func testCluster(t *testing.T, mode ProxyMode) {
 	// Logs are kept until the test has passed, for a look when it fails,
-	// or always with ROTOR_CLUSTER_KEEP_LOGS=1.
-	cfg := Config{ProxyMode: mode, KeepLogs: true}
+	// or always with ROTOR_CLUSTER_KEEP_LOGS=1 (see NewForTest).
+	cfg := Config{ProxyMode: mode}
 	keepLogs := os.Getenv("ROTOR_CLUSTER_KEEP_LOGS") != ""
 	if err := Available(cfg); err != nil {
 		t.Skip(err)
@@ -89,18 +89,7 @@ func testCluster(t *testing.T, mode ProxyMode) {
 	defer cancel()
 
 	start := time.Now()
-	c, err := New(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = c.Close()
-		if t.Failed() || keepLogs {
-			t.Logf("the components' logs are in %s", c.Dir())
-		} else {
-			_ = os.RemoveAll(c.Dir())
-		}
-	})
+	c := NewForTest(ctx, t, cfg)
 	t.Logf("%s: cluster up in %v (%s)", mode, time.Since(start).Round(time.Millisecond), c.Dir())
 
 	const ns = "lab"

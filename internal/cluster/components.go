@@ -64,46 +64,42 @@ func (c *Cluster) apiserverArgs() []string {
 }
 
 func (c *Cluster) controllerManagerArgs() []string {
-	kubeconfig := c.kubeconfig("kube-controller-manager")
-	return []string{
-		c.bin("kube-controller-manager"),
-		"--kubeconfig=" + kubeconfig,
-		"--authentication-kubeconfig=" + kubeconfig,
-		"--authorization-kubeconfig=" + kubeconfig,
-		"--bind-address=127.0.0.1",
-		fmt.Sprintf("--secure-port=%d", controllerMgrPort),
-		"--cert-dir=" + filepath.Join(c.dir, "kube-controller-manager"),
+	return c.controlPlaneArgs("kube-controller-manager", controllerMgrPort,
 		// Every controller that is on by default, less the horizontal pod
 		// autoscaler: the lab has no metrics-server to feed it.
 		"--controllers=*,-horizontal-pod-autoscaler-controller",
 		"--use-service-account-credentials=true",
-		"--service-account-private-key-file=" + c.pki.saKey,
-		"--root-ca-file=" + c.pki.caFile,
-		"--cluster-signing-cert-file=" + c.pki.caFile,
-		"--cluster-signing-key-file=" + c.pki.caKeyFile,
+		"--service-account-private-key-file="+c.pki.saKey,
+		"--root-ca-file="+c.pki.caFile,
+		"--cluster-signing-cert-file="+c.pki.caFile,
+		"--cluster-signing-key-file="+c.pki.caKeyFile,
 		"--cluster-name=rotor-lab",
 		"--allocate-node-cidrs=false",
-		// One instance: taking a Lease first would only delay the start.
-		"--leader-elect=false",
-		"--profiling=false",
-		"--v=1",
-	}
+	)
 }
 
 func (c *Cluster) schedulerArgs() []string {
-	kubeconfig := c.kubeconfig("kube-scheduler")
-	return []string{
-		c.bin("kube-scheduler"),
+	return c.controlPlaneArgs("kube-scheduler", schedulerPort)
+}
+
+// controlPlaneArgs is the command line of kube-controller-manager or
+// kube-scheduler (name): its kubeconfig, for the API and for checking the
+// callers of its secure port, which listens on port of the node namespace's
+// loopback with a certificate it makes in its own directory; then extra.
+func (c *Cluster) controlPlaneArgs(name string, port int, extra ...string) []string {
+	kubeconfig := c.kubeconfig(name)
+	args := []string{
+		c.bin(name),
 		"--kubeconfig=" + kubeconfig,
 		"--authentication-kubeconfig=" + kubeconfig,
 		"--authorization-kubeconfig=" + kubeconfig,
 		"--bind-address=127.0.0.1",
-		fmt.Sprintf("--secure-port=%d", schedulerPort),
-		"--cert-dir=" + filepath.Join(c.dir, "kube-scheduler"),
-		"--leader-elect=false",
-		"--profiling=false",
-		"--v=1",
+		fmt.Sprintf("--secure-port=%d", port),
+		"--cert-dir=" + filepath.Join(c.dir, name),
 	}
+	args = append(args, extra...)
+	// One instance: taking a Lease first would only delay the start.
+	return append(args, "--leader-elect=false", "--profiling=false", "--v=1")
 }
 
 func (c *Cluster) proxyArgs() []string {

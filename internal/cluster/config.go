@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strconv"
 	"time"
+
+	"github.com/rotorkit/rotor/internal/conf"
 )
 
 // Versions of the components the harness expects in BinDir, as pinned by
@@ -140,11 +142,8 @@ func (c Config) withDefaults() (Config, error) {
 	case c.Nodes == 0:
 		c.Nodes = 1
 	}
-	switch {
-	case c.StartTimeout < 0:
-		return c, fmt.Errorf("cluster: Config.StartTimeout is %v; it must be 0 (meaning 2m) or more", c.StartTimeout)
-	case c.StartTimeout == 0:
-		c.StartTimeout = 2 * time.Minute
+	if err := conf.Default("Config.StartTimeout", &c.StartTimeout, 2*time.Minute); err != nil {
+		return c, fmt.Errorf("cluster: %w", err)
 	}
 	if c.TempDir == "" {
 		c.TempDir = os.TempDir()

@@ -67,7 +67,8 @@
 // parallel clusters never collide and a crashed run's leftovers are found by
 // CleanStale. All addresses come from 198.18.0.0/15 (RFC 2544), and nothing
 // leaves the lab's namespaces; the harness reaches the API server by
-// dialling from a thread inside the node namespace (package netns).
+// dialling from a thread inside the node namespace (rotor's internal/netns,
+// which internal/kubelab uses too).
 //
 //	node namespace (PREFIX-node)
 //	  lo 127.0.0.1, 198.18.0.1/32     kube-apiserver :6443 on every address;

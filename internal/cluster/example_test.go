@@ -9,8 +9,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/rotorkit/rotor/internal/cluster"
-	"github.com/rotorkit/rotor/internal/cluster/netns"
 	"github.com/rotorkit/rotor/internal/cluster/nodeagent"
+	"github.com/rotorkit/rotor/internal/netns"
 )
 
 // A cluster in kube-proxy's nftables mode, a pod namespace for a server, and

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rotorkit/rotor/internal/cluster/netns"
+	"github.com/rotorkit/rotor/internal/netns"
 )
 
 // TestNewReportsFailedComponent starts a cluster whose kube-apiserver is a
@@ -55,7 +55,7 @@ func TestNewReportsFailedComponent(t *testing.T) {
 	}
 	names, _ := netns.List()
 	for _, name := range names {
-		if m := labName.FindStringSubmatch(name); m != nil && atoi(m[2]) == os.Getpid() {
+		if _, owner, _, ok := labs.Parse(name); ok && owner == os.Getpid() {
 			t.Errorf("namespace %s is left after the failed New", name)
 		}
 	}

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -11,18 +12,15 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/rotorkit/rotor/internal/cluster/netns"
+	"github.com/rotorkit/rotor/internal/netns"
+	"github.com/rotorkit/rotor/internal/proc"
 )
 
-// component is a process the harness started. It is reaped by a goroutine,
-// so its PID cannot be reused while the harness may still signal it.
+// component is a process the harness started, and how long Close gives it
+// after SIGTERM.
 type component struct {
-	name    string
-	cmd     *exec.Cmd
-	logPath string
-	grace   time.Duration // how long Close waits after SIGTERM; 0 means stopGrace
-	done    chan struct{} // closed once the process has been reaped
-	waitErr error         // valid after done is closed
+	*proc.Process
+	grace time.Duration // 0 means stopGrace
 }
 
 // startComponent starts argv with its output in logPath. With podExec
@@ -30,38 +28,20 @@ type component struct {
 // component, keeping the harness's mount namespace); with podExec true argv
 // must be an "ip netns exec" command line (a pod).
 func startComponent(ns, name, logPath string, argv []string, podExec bool) (*component, error) {
-	logFile, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("cluster: log for %s: %w", name, err)
-	}
-	// The child has its own copy of the descriptor.
-	defer logFile.Close()
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = componentEnv()
-	cmd.Stdout = logFile
-	cmd.Stderr = logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		// Its own process group keeps a terminal's Ctrl-C away, so that
-		// Close decides when and how each component stops.
-		Setpgid: true,
+	spec := proc.Spec{
+		Name: name, Argv: argv, Env: componentEnv(), LogPath: logPath,
 		// If the harness dies without Close, its components die with it; the
 		// next New (or CleanStale) removes the namespaces they leave.
-		Pdeathsig: syscall.SIGKILL,
+		DieWithParent: true,
 	}
-	if podExec {
-		err = cmd.Start()
-	} else {
-		err = netns.Start(ns, cmd)
+	if !podExec {
+		spec.Start = func(cmd *exec.Cmd) error { return netns.Start(ns, cmd) }
 	}
+	p, err := proc.Start(spec)
 	if err != nil {
-		return nil, fmt.Errorf("cluster: start %s: %w", name, err)
+		return nil, fmt.Errorf("cluster: %w", err)
 	}
-	c := &component{name: name, cmd: cmd, logPath: logPath, done: make(chan struct{})}
-	go func() {
-		c.waitErr = cmd.Wait()
-		close(c.done)
-	}()
-	return c, nil
+	return &component{Process: p}, nil
 }
 
 // componentEnv is the environment of every component: the harness's, with
@@ -78,55 +58,22 @@ func componentEnv() []string {
 	return append(env, "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
 }
 
-// exited reports whether the process has exited and been reaped.
-func (c *component) exited() bool {
-	select {
-	case <-c.done:
-		return true
-	default:
-		return false
-	}
-}
-
 // stop sends SIGTERM, waits up to c.grace (stopGrace when zero) for the
 // exit, then kills the process group (so helpers it forked go too) and
 // waits for the exit.
 func (c *component) stop() {
-	grace := c.grace
-	if grace == 0 {
-		grace = stopGrace
-	}
-	if !c.exited() {
-		_ = c.cmd.Process.Signal(syscall.SIGTERM)
-		timer := time.NewTimer(grace)
-		defer timer.Stop()
-		select {
-		case <-c.done:
-		case <-timer.C:
-		}
-	}
-	// The group outlives its leader only while members remain, so this is
-	// safe after the leader exited; its PGID is its PID (Setpgid above).
-	_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
-	<-c.done
+	_, _ = c.Stop(context.Background(), syscall.SIGTERM, cmp.Or(c.grace, stopGrace))
 }
 
 // failure returns an error naming the component, why it failed, how it
 // ended if it did, and the tail of its log.
 func (c *component) failure(why error) error {
 	state := "still running"
-	if c.exited() {
-		state = "exited: " + exitString(c.waitErr)
+	if c.Exited() {
+		state = "exited: " + c.ExitStatus()
 	}
 	return fmt.Errorf("cluster: %s (pid %d, %s) did not become ready: %w\n--- last lines of %s ---\n%s",
-		c.name, c.cmd.Process.Pid, state, why, c.logPath, tail(c.logPath, 25))
-}
-
-func exitString(err error) string {
-	if err == nil {
-		return "exit status 0"
-	}
-	return err.Error()
+		c.Name(), c.PID(), state, why, c.LogPath(), tail(c.LogPath(), 25))
 }
 
 // tail returns the last n lines of a file, each at most 400 bytes.
@@ -166,7 +113,7 @@ func (c *component) waitReady(ctx context.Context, check func(context.Context) e
 			return nil
 		}
 		select {
-		case <-c.done:
+		case <-c.Done():
 			return c.failure(errExited)
 		case <-ctx.Done():
 			return c.failure(fmt.Errorf("%w; last check: %v", context.Cause(ctx), last))

@@ -20,6 +20,21 @@ func Or[T ~int | ~int64](v, def T) T {
 	return v
 }
 
+// Default is the rule of the labs' configurations (internal/kubelab,
+// internal/cluster), which have nothing to turn off: a field that is zero
+// becomes def, and a negative one is an error that names the field, its
+// value and the range, such as "Config.ReadyTimeout is -1s; it must be 0
+// (meaning 10s) or more".
+func Default[T ~int | ~int64](field string, v *T, def T) error {
+	switch {
+	case *v < 0:
+		return fmt.Errorf("%s is %v; it must be 0 (meaning %v) or more", field, *v, def)
+	case *v == 0:
+		*v = def
+	}
+	return nil
+}
+
 // Format prints a field's value for an error or a log line: "off" for
 // Off, durations as Go durations.
 func Format(v any) string {

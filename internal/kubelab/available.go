@@ -5,24 +5,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-)
 
-// findTool finds a program in PATH or, since these are administration tools
-// and a non-root PATH often lacks them, in /usr/sbin and /sbin.
-func findTool(name string) (string, error) {
-	if path, err := exec.LookPath(name); err == nil {
-		return path, nil
-	}
-	for _, dir := range []string{"/usr/sbin", "/sbin", "/usr/bin", "/bin"} {
-		path := filepath.Join(dir, name)
-		if info, err := os.Stat(path); err == nil && !info.IsDir() && info.Mode()&0o111 != 0 {
-			return path, nil
-		}
-	}
-	return "", fmt.Errorf("kubelab: %s not found in PATH, /usr/sbin or /sbin", name)
-}
+	"github.com/rotorkit/rotor/internal/netns"
+)
 
 // Available reports whether this host can run a lab. It returns nil, or an
 // error naming everything that is missing and how to get it, meant to be the
@@ -41,7 +27,7 @@ func Available() error {
 		{"dnsmasq", "dnsmasq-base"},
 	}
 	for _, t := range tools {
-		if _, err := findTool(t.name); err != nil {
+		if _, err := netns.FindTool(t.name); err != nil {
 			missing = append(missing, fmt.Sprintf("%s (apt-get install %s)", t.name, t.pkg))
 		}
 	}
@@ -60,7 +46,7 @@ func AvailableL7() error {
 	if err := Available(); err != nil {
 		return err
 	}
-	nginx, err := findTool("nginx")
+	nginx, err := netns.FindTool("nginx")
 	if err != nil {
 		return errors.New("kubelab: this host cannot run the lab's L7 balancer; missing: nginx (apt-get install nginx-light or nginx)")
 	}

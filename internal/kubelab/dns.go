@@ -12,6 +12,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/rotorkit/rotor/internal/netns"
+	"github.com/rotorkit/rotor/internal/proc"
 )
 
 // dnsPort is where dnsmasq answers, on the bridge address.
@@ -19,7 +22,7 @@ const dnsPort = 53
 
 // dnsServer is a dnsmasq serving the Services' names from a hosts file.
 type dnsServer struct {
-	proc      *process
+	proc      *proc.Process
 	hostsPath string
 }
 
@@ -52,7 +55,7 @@ func renderHosts(serviceFQDN, headlessFQDN string, ready []netip.Addr) string {
 // startDNS writes the hosts file and starts dnsmasq in the node namespace,
 // then waits until it answers from the client namespace.
 func (l *Lab) startDNS(ctx context.Context) error {
-	dnsmasq, err := findTool("dnsmasq")
+	dnsmasq, err := netns.FindTool("dnsmasq")
 	if err != nil {
 		return err
 	}
@@ -88,11 +91,11 @@ func (l *Lab) startDNS(ctx context.Context) error {
 		// makes dnsmasq re-read the hosts file.
 		"--user=root", "--group=root",
 	}
-	proc, err := startProcess(l.ipPath, l.nsNode, "dnsmasq", filepath.Join(l.dir, "dnsmasq.log"), os.Environ(), dnsmasq, args...)
+	p, err := startProcess(l.nsNode, "dnsmasq", filepath.Join(l.dir, "dnsmasq.log"), os.Environ(), dnsmasq, args...)
 	if err != nil {
 		return err
 	}
-	l.dns = &dnsServer{proc: proc, hostsPath: hosts}
+	l.dns = &dnsServer{proc: p, hostsPath: hosts}
 	return l.waitDNS(ctx, l.serviceName(), []netip.Addr{clusterIP})
 }
 
@@ -102,7 +105,7 @@ func (l *Lab) reloadDNS(ctx context.Context, ready []netip.Addr) error {
 	if err := writeFileAtomic(l.dns.hostsPath, renderHosts(l.serviceName(), l.headlessName(), ready)); err != nil {
 		return err
 	}
-	if err := l.dns.proc.signal(syscall.SIGHUP); err != nil {
+	if err := l.dns.proc.Signal(syscall.SIGHUP); err != nil {
 		return err
 	}
 	return l.waitDNS(ctx, l.headlessName(), ready)
@@ -118,8 +121,8 @@ func (l *Lab) waitDNS(ctx context.Context, name string, want []netip.Addr) error
 	var got []netip.Addr
 	var err error
 	for {
-		if l.dns.proc.exited() {
-			return fmt.Errorf("kubelab: dnsmasq exited (%s): %s", l.dns.proc.exitStatus(), tailFile(l.dns.proc.logPath, 2048))
+		if l.dns.proc.Exited() {
+			return fmt.Errorf("kubelab: dnsmasq exited (%s): %s", l.dns.proc.ExitStatus(), tailFile(l.dns.proc.LogPath(), 2048))
 		}
 		qctx, qcancel := context.WithTimeout(ctx, 500*time.Millisecond)
 		got, err = l.Resolve(qctx, name)
@@ -143,7 +146,7 @@ func (l *Lab) Resolve(ctx context.Context, name string) ([]netip.Addr, error) {
 	r := &net.Resolver{
 		PreferGo: true,
 		Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			return dialIn(ctx, l.nsClient, network, l.DNSServer())
+			return netns.Dial(ctx, l.nsClient, network, l.DNSServer())
 		},
 	}
 	// A trailing dot makes the name absolute, so the host's resolv.conf

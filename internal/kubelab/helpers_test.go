@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/rotorkit/rotor/internal/netns"
 )
 
 // Ports of the test pods: a gRPC port and an HTTP port on the same pods.
@@ -186,7 +188,7 @@ func processGone(pid int) bool {
 // labNamespaces returns the namespaces whose names start with prefix.
 func labNamespaces(t *testing.T, prefix string) []string {
 	t.Helper()
-	names, err := listNetns()
+	names, err := netns.List()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/rotorkit/rotor/internal/netns"
 )
 
 // iptablesTools names one iptables implementation's binaries.
@@ -40,9 +42,9 @@ var iptablesCandidates = []iptablesTools{
 func findIPTables() []iptablesTools {
 	var found []iptablesTools
 	for _, c := range iptablesCandidates {
-		bin, err1 := findTool(c.bin)
-		restore, err2 := findTool(c.restore)
-		save, err3 := findTool(c.save)
+		bin, err1 := netns.FindTool(c.bin)
+		restore, err2 := netns.FindTool(c.restore)
+		save, err3 := netns.FindTool(c.save)
 		if err1 == nil && err2 == nil && err3 == nil {
 			found = append(found, iptablesTools{variant: c.variant, bin: bin, restore: restore, save: save})
 		}
@@ -82,11 +84,11 @@ func chooseIPTables(ctx context.Context, ipPath, ns string) (iptablesTools, erro
 	var errs []error
 	for _, c := range candidates {
 		restore := []string{"netns", "exec", ns, c.restore, "--noflush"}
-		if _, err := runTool(ctx, []byte(iptablesProbe), ipPath, restore...); err != nil {
+		if _, err := netns.Run(ctx, []byte(iptablesProbe), ipPath, restore...); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", c.variant, err))
 			continue
 		}
-		if _, err := runTool(ctx, []byte(iptablesProbeCleanup), ipPath, restore...); err != nil {
+		if _, err := netns.Run(ctx, []byte(iptablesProbeCleanup), ipPath, restore...); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", c.variant, err))
 			continue
 		}
@@ -233,7 +235,7 @@ func quote(s string) string { return `"` + s + `"` }
 // restoreIn applies an iptables-restore input inside ns without flushing
 // the tables, in one transaction.
 func (t iptablesTools) restoreIn(ctx context.Context, ipPath, ns, input string) error {
-	_, err := runTool(ctx, []byte(input), ipPath, "netns", "exec", ns, t.restore, "--noflush")
+	_, err := netns.Run(ctx, []byte(input), ipPath, "netns", "exec", ns, t.restore, "--noflush")
 	return err
 }
 
@@ -241,7 +243,7 @@ func (t iptablesTools) restoreIn(ctx context.Context, ipPath, ns, input string) 
 func (t iptablesTools) saveIn(ctx context.Context, ipPath, ns string, tables ...string) (string, error) {
 	var out strings.Builder
 	for _, table := range tables {
-		b, err := runTool(ctx, nil, ipPath, "netns", "exec", ns, t.save, "-t", table)
+		b, err := netns.Run(ctx, nil, ipPath, "netns", "exec", ns, t.save, "-t", table)
 		if err != nil {
 			return "", err
 		}

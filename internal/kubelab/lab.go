@@ -2,7 +2,6 @@ package kubelab
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -14,11 +13,13 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/rotorkit/rotor/internal/conf"
+	"github.com/rotorkit/rotor/internal/netns"
 )
 
 // ErrClosed is returned by operations on a closed lab.
@@ -128,23 +129,14 @@ func (c Config) withDefaults() (Config, error) {
 	} else if !seenPort[c.L7Port] {
 		return c, fmt.Errorf("kubelab: Config.L7Port is %d; it must be one of Config.Ports", c.L7Port)
 	}
-	switch {
-	case c.L7Workers < 0:
-		return c, fmt.Errorf("kubelab: Config.L7Workers is %d; it must be 0 (meaning 1) or more", c.L7Workers)
-	case c.L7Workers == 0:
-		c.L7Workers = 1
-	}
-	switch {
-	case c.TerminationGracePeriod < 0:
-		return c, fmt.Errorf("kubelab: Config.TerminationGracePeriod is %v; it must be 0 (meaning 30s) or more", c.TerminationGracePeriod)
-	case c.TerminationGracePeriod == 0:
-		c.TerminationGracePeriod = 30 * time.Second
-	}
-	switch {
-	case c.ReadyTimeout < 0:
-		return c, fmt.Errorf("kubelab: Config.ReadyTimeout is %v; it must be 0 (meaning 10s) or more", c.ReadyTimeout)
-	case c.ReadyTimeout == 0:
-		c.ReadyTimeout = 10 * time.Second
+	for _, err := range []error{
+		conf.Default("Config.L7Workers", &c.L7Workers, 1),
+		conf.Default("Config.TerminationGracePeriod", &c.TerminationGracePeriod, 30*time.Second),
+		conf.Default("Config.ReadyTimeout", &c.ReadyTimeout, 10*time.Second),
+	} {
+		if err != nil {
+			return c, fmt.Errorf("kubelab: %w", err)
+		}
 	}
 	if c.TempDir == "" {
 		c.TempDir = os.TempDir()
@@ -201,21 +193,17 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 			return nil, err
 		}
 	}
-	ipPath, err := findTool("ip")
+	ipPath, err := netns.FindTool("ip")
 	if err != nil {
 		return nil, err
 	}
 	_, _ = CleanStale(ctx) // best effort: a stale lab is only wasted memory
 
-	var random [3]byte
-	if _, err := rand.Read(random[:]); err != nil {
+	prefix, err := labs.New()
+	if err != nil {
 		return nil, fmt.Errorf("kubelab: %w", err)
 	}
-	l := &Lab{
-		cfg:    cfg,
-		prefix: labPrefix + strconv.Itoa(os.Getpid()) + "-" + hex.EncodeToString(random[:]),
-		ipPath: ipPath,
-	}
+	l := &Lab{cfg: cfg, prefix: prefix, ipPath: ipPath}
 	l.nsNode, l.nsClient = l.nsName("node"), l.nsName("client")
 	if cfg.L7 {
 		l.nsL7 = l.nsName("l7")
@@ -244,16 +232,16 @@ func (l *Lab) setup(ctx context.Context) error {
 		l.dir = ""
 		return fmt.Errorf("kubelab: %w", err)
 	}
-	if err := addNetns(ctx, l.ipPath, l.nsNode); err != nil {
+	if err := netns.Add(ctx, l.nsNode); err != nil {
 		return err
 	}
-	if err := addBridge(ctx, l.ipPath, l.nsNode); err != nil {
+	if err := addBridge(ctx, l.nsNode); err != nil {
 		return err
 	}
-	if err := addNetns(ctx, l.ipPath, l.nsClient); err != nil {
+	if err := netns.Add(ctx, l.nsClient); err != nil {
 		return err
 	}
-	if err := attachToBridge(ctx, l.ipPath, l.nsNode, "vc", l.nsClient, clientAddr, true); err != nil {
+	if err := attachToBridge(ctx, l.nsNode, "vc", l.nsClient, clientAddr, true); err != nil {
 		return err
 	}
 	if err := l.writeClientResolvConf(); err != nil {
@@ -272,10 +260,10 @@ func (l *Lab) setup(ctx context.Context) error {
 		return err
 	}
 	if l.cfg.L7 {
-		if err := addNetns(ctx, l.ipPath, l.nsL7); err != nil {
+		if err := netns.Add(ctx, l.nsL7); err != nil {
 			return err
 		}
-		if err := attachToBridge(ctx, l.ipPath, l.nsNode, "vl7", l.nsL7, l7Addr, true); err != nil {
+		if err := attachToBridge(ctx, l.nsNode, "vl7", l.nsL7, l7Addr, true); err != nil {
 			return err
 		}
 		if err := l.startL7(ctx); err != nil {
@@ -372,8 +360,8 @@ func (l *Lab) ScaleTo(ctx context.Context, replicas int) error {
 	case replicas < len(current):
 		l.mu.Lock()
 		slices.SortStableFunc(current, func(a, b *pod) int {
-			if a.proc.exited() != b.proc.exited() {
-				if a.proc.exited() {
+			if a.proc.Exited() != b.proc.Exited() {
+				if a.proc.Exited() {
 					return -1
 				}
 				return 1
@@ -396,23 +384,43 @@ func (l *Lab) ScaleTo(ctx context.Context, replicas int) error {
 // waits until it is ready and an endpoint, then deletes the pod with the
 // given Index like DeletePod. It returns the new pod.
 func (l *Lab) ReplacePod(ctx context.Context, index int) (Pod, error) {
+	return l.surge(ctx, index, func(ctx context.Context, old *pod) error {
+		return l.removePods(ctx, []*pod{old}, l.cfg.TerminationGracePeriod)
+	})
+}
+
+// surge is a step of a rollout with maxSurge 1 and maxUnavailable 0: it
+// starts a new pod and waits until it is ready and an endpoint, then hands
+// the pod with the given Index to retire. It returns the new pod.
+func (l *Lab) surge(ctx context.Context, index int, retire func(context.Context, *pod) error) (Pod, error) {
+	var fresh Pod
+	err := l.withPod(ctx, index, func(ctx context.Context, old *pod) error {
+		started, err := l.startPods(ctx, 1)
+		if err != nil {
+			return err
+		}
+		err = retire(ctx, old)
+		l.mu.Lock()
+		fresh = started[0].snapshot()
+		l.mu.Unlock()
+		return err
+	})
+	return fresh, err
+}
+
+// withPod runs op, an operation that changes the lab (see begin), on the
+// pod with the given Index.
+func (l *Lab) withPod(ctx context.Context, index int, op func(context.Context, *pod) error) error {
 	ctx, done, err := l.begin(ctx)
 	if err != nil {
-		return Pod{}, err
+		return err
 	}
 	defer done()
-	old, err := l.podByIndex(index)
+	p, err := l.podByIndex(index)
 	if err != nil {
-		return Pod{}, err
+		return err
 	}
-	started, err := l.startPods(ctx, 1)
-	if err != nil {
-		return Pod{}, err
-	}
-	err = l.removePods(ctx, []*pod{old}, l.cfg.TerminationGracePeriod)
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return started[0].snapshot(), err
+	return op(ctx, p)
 }
 
 // RollPod performs one step of a Deployment's rollout (maxSurge 1,
@@ -424,23 +432,17 @@ func (l *Lab) ReplacePod(ctx context.Context, index int) (Pod, error) {
 // the removal of its namespace) goes on in the background and is no longer
 // in Pods; WaitTerminated waits for it, and Close ends it.
 func (l *Lab) RollPod(ctx context.Context, index int) (Pod, error) {
-	ctx, done, err := l.begin(ctx)
-	if err != nil {
-		return Pod{}, err
-	}
-	defer done()
-	old, err := l.podByIndex(index)
-	if err != nil {
-		return Pod{}, err
-	}
-	started, err := l.startPods(ctx, 1)
-	if err != nil {
-		return Pod{}, err
-	}
+	return l.surge(ctx, index, l.terminateInBackground)
+}
+
+// terminateInBackground takes the pod out of the endpoints and sends it
+// SIGTERM; its grace period, SIGKILL and the removal of its namespace go on
+// in the background, counted by l.terminated.
+func (l *Lab) terminateInBackground(ctx context.Context, old *pod) error {
 	l.mu.Lock()
 	old.ready = false
 	l.mu.Unlock()
-	err = l.syncEndpoints(ctx)
+	err := l.syncEndpoints(ctx)
 	l.forgetPod(old)
 	l.mu.Lock()
 	if l.terminating == nil {
@@ -450,21 +452,19 @@ func (l *Lab) RollPod(ctx context.Context, index int) (Pod, error) {
 	l.terminated.Add(1)
 	l.mu.Unlock()
 	if old.proc != nil {
-		_ = old.proc.signal(syscall.SIGTERM)
+		_ = old.proc.Signal(syscall.SIGTERM)
 	}
 	go func() {
 		defer l.terminated.Done()
 		if old.proc != nil {
-			old.proc.await(l.ctx, l.cfg.TerminationGracePeriod)
+			old.proc.Await(l.ctx, l.cfg.TerminationGracePeriod)
 		}
 		_ = l.destroyPod(old)
 		l.mu.Lock()
 		delete(l.terminating, old)
 		l.mu.Unlock()
 	}()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return started[0].snapshot(), err
+	return err
 }
 
 // WaitTerminated waits until every pod RollPod sent SIGTERM has exited (or
@@ -488,16 +488,9 @@ func (l *Lab) WaitTerminated(ctx context.Context) error {
 // and nginx first, then the server gets SIGTERM, then SIGKILL if it has not
 // exited after Config.TerminationGracePeriod.
 func (l *Lab) DeletePod(ctx context.Context, index int) error {
-	ctx, done, err := l.begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer done()
-	p, err := l.podByIndex(index)
-	if err != nil {
-		return err
-	}
-	return l.removePods(ctx, []*pod{p}, l.cfg.TerminationGracePeriod)
+	return l.withPod(ctx, index, func(ctx context.Context, p *pod) error {
+		return l.removePods(ctx, []*pod{p}, l.cfg.TerminationGracePeriod)
+	})
 }
 
 // KillPod sends SIGKILL to the server of the pod with the given Index and
@@ -506,17 +499,10 @@ func (l *Lab) DeletePod(ctx context.Context, index int) error {
 // pod stays in Pods (Running false) until DeletePod, ReplacePod or ScaleTo
 // removes it.
 func (l *Lab) KillPod(index int) error {
-	_, done, err := l.begin(context.Background())
-	if err != nil {
-		return err
-	}
-	defer done()
-	p, err := l.podByIndex(index)
-	if err != nil {
-		return err
-	}
-	p.proc.kill()
-	return nil
+	return l.withPod(context.Background(), index, func(_ context.Context, p *pod) error {
+		p.proc.Kill()
+		return nil
+	})
 }
 
 // Pods returns the lab's pods in creation order.
@@ -575,7 +561,7 @@ func (l *Lab) L7Addr() string {
 // must be an IP address and port; Resolve turns names into addresses. It
 // fits net/http's Transport.DialContext and, wrapped, grpc.WithContextDialer.
 func (l *Lab) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
-	return dialIn(ctx, l.nsClient, network, address)
+	return netns.Dial(ctx, l.nsClient, network, address)
 }
 
 // ClientCommand returns a command that runs path inside the client
@@ -603,11 +589,11 @@ func (l *Lab) IPTablesVariant() string { return l.ipt.variant }
 // namespace have the ClusterIP as original destination: the connections
 // kube-proxy's rules have pinned to a pod.
 func (l *Lab) ConntrackCount(ctx context.Context) (int, error) {
-	conntrack, err := findTool("conntrack")
+	conntrack, err := netns.FindTool("conntrack")
 	if err != nil {
 		return 0, err
 	}
-	out, err := runTool(ctx, nil, l.ipPath, "netns", "exec", l.nsClient, conntrack, "-L", "-p", "tcp", "--orig-dst", clusterIP.String())
+	out, err := netns.Run(ctx, nil, l.ipPath, "netns", "exec", l.nsClient, conntrack, "-L", "-p", "tcp", "--orig-dst", clusterIP.String())
 	if err != nil {
 		return 0, err
 	}
@@ -636,14 +622,14 @@ func (l *Lab) Logs(maxBytes int) string {
 	}
 	for _, p := range l.pods {
 		if p.proc != nil {
-			section(fmt.Sprintf("pod %s pid %d %s", p.name, p.proc.pid(), p.proc.exitStatus()), p.proc.logPath)
+			section(fmt.Sprintf("pod %s pid %d %s", p.name, p.proc.PID(), p.proc.ExitStatus()), p.proc.LogPath())
 		}
 	}
 	if l.dns != nil {
-		section("dnsmasq "+l.dns.proc.exitStatus(), l.dns.proc.logPath)
+		section("dnsmasq "+l.dns.proc.ExitStatus(), l.dns.proc.LogPath())
 	}
 	if l.l7 != nil {
-		section("nginx "+l.l7.proc.exitStatus(), l.l7.logPath)
+		section("nginx "+l.l7.proc.ExitStatus(), l.l7.logPath)
 	}
 	return b.String()
 }

@@ -23,6 +23,9 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
+
+	"github.com/rotorkit/rotor/internal/netns"
+	"github.com/rotorkit/rotor/internal/testkit"
 )
 
 // The ClusterIP balances connections, not requests: fresh connections reach
@@ -78,8 +81,7 @@ func TestClusterIPBalancesConnectionsNotRequests(t *testing.T) {
 func TestScaleUpKeepsEstablishedConnections(t *testing.T) {
 	t.Parallel()
 	lab := newLab(t, Config{Replicas: 2})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	ctx := testkit.Context(t, 30*time.Second)
 
 	c, err := dialHTTP(ctx, lab, lab.ClusterIP(httpPort))
 	if err != nil {
@@ -156,8 +158,7 @@ func TestScaleUpKeepsEstablishedConnections(t *testing.T) {
 func TestHeadlessDNSFollowsReadyPods(t *testing.T) {
 	t.Parallel()
 	lab := newLab(t, Config{Replicas: 3})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	ctx := testkit.Context(t, 30*time.Second)
 	if want := "dns://198.18.0.1:53/hello-headless.lab.svc.cluster.local:50051"; lab.HeadlessTarget(grpcPort) != want {
 		t.Errorf("HeadlessTarget = %s, want %s", lab.HeadlessTarget(grpcPort), want)
 	}
@@ -332,8 +333,7 @@ func TestL7BalancesRequests(t *testing.T) {
 		t.Skip(err)
 	}
 	lab := newLab(t, Config{Replicas: 3, L7: true, L7Port: grpcPort})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	ctx := testkit.Context(t, 30*time.Second)
 	if lab.L7Addr() != "198.18.0.3:50051" {
 		t.Errorf("L7Addr = %s", lab.L7Addr())
 	}
@@ -388,12 +388,12 @@ func TestCloseRemovesEverything(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pids := []int{lab.dns.proc.pid()}
+	pids := []int{lab.dns.proc.PID()}
 	for _, p := range lab.Pods() {
 		pids = append(pids, p.PID)
 	}
 	if withL7 {
-		pids = append(pids, lab.l7.proc.pid())
+		pids = append(pids, lab.l7.proc.PID())
 	}
 	client := lab.ClientCommand(context.Background(), "sleep", "60")
 	if err := client.Start(); err != nil {
@@ -456,7 +456,7 @@ func TestNewFailureCleansUp(t *testing.T) {
 	}
 	// No lab runs in parallel with this test, so any namespace of this
 	// process is a leftover.
-	if left := labNamespaces(t, fmt.Sprintf("%s%d-", labPrefix, os.Getpid())); len(left) > 0 {
+	if left := labNamespaces(t, fmt.Sprintf("rotorlab-%d-", os.Getpid())); len(left) > 0 {
 		t.Errorf("namespaces left after a failed New: %v", left)
 	}
 	if entries, _ := os.ReadDir(tmp); len(entries) > 0 {
@@ -470,21 +470,18 @@ func TestCleanStale(t *testing.T) {
 	if err := Available(); err != nil {
 		t.Skip(err)
 	}
-	ipPath, _ := findTool("ip")
+	ipPath, _ := netns.FindTool("ip")
 	ctx := context.Background()
-	dead := exec.Command("true")
-	if err := dead.Run(); err != nil {
-		t.Fatal(err)
-	}
-	stale := fmt.Sprintf("%s%d-c0ffee-node", labPrefix, dead.Process.Pid)
-	live := fmt.Sprintf("%s%d-c0ffee-node", labPrefix, os.Getpid())
+	dead := testkit.DeadPID(t)
+	stale := fmt.Sprintf("rotorlab-%d-c0ffee-node", dead)
+	live := fmt.Sprintf("rotorlab-%d-c0ffee-node", os.Getpid())
 	for _, ns := range []string{stale, live} {
-		if err := addNetns(ctx, ipPath, ns); err != nil {
+		if err := netns.Add(ctx, ns); err != nil {
 			t.Fatal(err)
 		}
 	}
-	defer deleteNetns(ctx, ipPath, live)
-	defer deleteNetns(ctx, ipPath, stale)
+	defer netns.Delete(ctx, live)
+	defer netns.Delete(ctx, stale)
 	orphan := exec.Command(ipPath, "netns", "exec", stale, "sleep", "60")
 	if err := orphan.Start(); err != nil {
 		t.Fatal(err)
@@ -514,52 +511,9 @@ func TestCleanStale(t *testing.T) {
 	if err := orphan.Wait(); err == nil {
 		t.Error("process in the stale lab survived CleanStale")
 	}
-	names, _ := listNetns()
+	names, _ := netns.List()
 	if slices.Contains(names, stale) || !slices.Contains(names, live) {
 		t.Errorf("after CleanStale namespaces are %v; want %s gone and %s kept", names, stale, live)
-	}
-}
-
-// CleanStale leaves nothing alive in a stale namespace, not even a process
-// that is entering it at that very moment: ip netns exec opens the namespace
-// and only then enters it, and a scan in between does not see it inside.
-func TestCleanStaleCatchesAProcessEnteringTheNamespace(t *testing.T) {
-	if err := Available(); err != nil {
-		t.Skip(err)
-	}
-	ipPath, _ := findTool("ip")
-	ctx := context.Background()
-	dead := exec.Command("true")
-	if err := dead.Run(); err != nil {
-		t.Fatal(err)
-	}
-	for i := range 60 {
-		stale := fmt.Sprintf("%s%d-c0f%03d-node", labPrefix, dead.Process.Pid, i)
-		if err := addNetns(ctx, ipPath, stale); err != nil {
-			t.Fatal(err)
-		}
-		entering := exec.Command(ipPath, "netns", "exec", stale, "sleep", "60")
-		if err := entering.Start(); err != nil {
-			t.Fatal(err)
-		}
-		// Vary the moment, from before the exec has opened the namespace to
-		// after it has entered it (ip starts in about a millisecond).
-		time.Sleep(time.Duration(i%30) * 100 * time.Microsecond)
-		if _, err := CleanStale(ctx); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- entering.Wait() }()
-		select {
-		case err := <-done:
-			if err == nil {
-				t.Fatalf("round %d: the process in the stale lab ran to its end", i)
-			}
-		case <-time.After(5 * time.Second):
-			_ = entering.Process.Kill()
-			<-done
-			t.Fatalf("round %d: a process entering the stale namespace survived CleanStale", i)
-		}
 	}
 }
 
@@ -568,8 +522,7 @@ func TestCleanStaleCatchesAProcessEnteringTheNamespace(t *testing.T) {
 func TestKillAndReplacePod(t *testing.T) {
 	t.Parallel()
 	lab := newLab(t, Config{Replicas: 2})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	ctx := testkit.Context(t, 30*time.Second)
 	addr := lab.ClusterIP(httpPort)
 	killed := lab.Pods()[0]
 	if err := lab.KillPod(killed.Index); err != nil {
@@ -678,8 +631,7 @@ func TestCloseOnSignal(t *testing.T) {
 func TestRollPodDoesNotWaitForTheOldPod(t *testing.T) {
 	t.Parallel()
 	lab := newLab(t, Config{Replicas: 1, ServerCommand: echoCommand(t, "-term-delay", "2s")})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	ctx := testkit.Context(t, 30*time.Second)
 	old := lab.Pods()[0]
 	begin := time.Now()
 	fresh, err := lab.RollPod(ctx, old.Index)
@@ -705,7 +657,7 @@ func TestRollPodDoesNotWaitForTheOldPod(t *testing.T) {
 	if took := time.Since(begin); took < 2*time.Second {
 		t.Errorf("the old pod was gone after %v, before its 2 s termination delay", took)
 	}
-	names, _ := listNetns()
+	names, _ := netns.List()
 	for _, n := range names {
 		if strings.HasSuffix(n, fmt.Sprintf("-pod%d", old.Index)) && strings.HasPrefix(n, lab.Prefix()) {
 			t.Errorf("the old pod's namespace %s is still there", n)
@@ -718,8 +670,7 @@ func TestRollPodDoesNotWaitForTheOldPod(t *testing.T) {
 func TestClientCommandUsesTheLabsDNS(t *testing.T) {
 	t.Parallel()
 	lab := newLab(t, Config{Replicas: 2})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	ctx := testkit.Context(t, 30*time.Second)
 	out, err := lab.ClientCommand(ctx, "getent", "ahostsv4", "hello-headless").Output()
 	if err != nil {
 		t.Fatalf("getent in the client namespace: %v", err)
@@ -729,7 +680,7 @@ func TestClientCommandUsesTheLabsDNS(t *testing.T) {
 			t.Errorf("the short name resolved to %q, missing pod %v", out, p.IP)
 		}
 	}
-	conf := filepath.Join(etcNetnsDir, lab.Prefix()+"-client")
+	conf := filepath.Join(netns.ConfigDir, lab.Prefix()+"-client")
 	if _, err := os.Stat(conf); err != nil {
 		t.Fatal(err)
 	}

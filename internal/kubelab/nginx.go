@@ -9,11 +9,14 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/rotorkit/rotor/internal/netns"
+	"github.com/rotorkit/rotor/internal/proc"
 )
 
 // l7Server is an nginx master process balancing gRPC per request.
 type l7Server struct {
-	proc     *process
+	proc     *proc.Process
 	dir      string
 	confPath string
 	logPath  string
@@ -76,7 +79,7 @@ http {
 // startL7 starts nginx in its own namespace and waits until it accepts
 // connections from the client namespace.
 func (l *Lab) startL7(ctx context.Context) error {
-	nginx, err := findTool("nginx")
+	nginx, err := netns.FindTool("nginx")
 	if err != nil {
 		return err
 	}
@@ -94,13 +97,13 @@ func (l *Lab) startL7(ctx context.Context) error {
 		"-e", s.logPath, // the log used before the configuration is read
 		"-g", "daemon off;", // stay in the foreground so the lab owns the master's PID
 	}
-	proc, err := startProcess(l.ipPath, l.nsL7, "nginx", filepath.Join(dir, "nginx.out"), os.Environ(), nginx, args...)
+	p, err := startProcess(l.nsL7, "nginx", filepath.Join(dir, "nginx.out"), os.Environ(), nginx, args...)
 	if err != nil {
 		return err
 	}
-	s.proc = proc
+	s.proc = p
 	l.l7 = s
-	return l.waitAccepting(ctx, proc, l.l7AddrPort())
+	return l.waitAccepting(ctx, p, l.l7AddrPort())
 }
 
 // reloadL7 rewrites nginx's configuration with the ready pods and makes the
@@ -115,7 +118,7 @@ func (l *Lab) reloadL7(ctx context.Context, ready []netip.Addr) error {
 	if err := writeFileAtomic(s.confPath, renderNginx(s.dir, l.l7AddrPort(), l.cfg.L7Port, ready, l.cfg.L7Workers)); err != nil {
 		return err
 	}
-	if err := s.proc.signal(syscall.SIGHUP); err != nil {
+	if err := s.proc.Signal(syscall.SIGHUP); err != nil {
 		return err
 	}
 	// nginx reports a reload only in its error log: the master logs "start
@@ -132,8 +135,8 @@ func (l *Lab) reloadL7(ctx context.Context, ready []netip.Addr) error {
 		if strings.Contains(log, "start worker processes") && strings.Contains(log, "gracefully shutting down") {
 			return nil
 		}
-		if s.proc.exited() {
-			return fmt.Errorf("kubelab: nginx exited (%s): %s", s.proc.exitStatus(), tailFile(s.logPath, 2048))
+		if s.proc.Exited() {
+			return fmt.Errorf("kubelab: nginx exited (%s): %s", s.proc.ExitStatus(), tailFile(s.logPath, 2048))
 		}
 		select {
 		case <-ctx.Done():

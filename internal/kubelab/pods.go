@@ -11,6 +11,9 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/rotorkit/rotor/internal/netns"
+	"github.com/rotorkit/rotor/internal/proc"
 )
 
 // Pod describes one pod of the lab's Deployment at the time it was listed.
@@ -41,7 +44,7 @@ type pod struct {
 	slot  int // address slot, see podAddr
 	ns    string
 	veth  string // bridge end of the pod's veth, in the node namespace
-	proc  *process
+	proc  *proc.Process
 	ready bool // published as an endpoint
 }
 
@@ -49,8 +52,8 @@ func (p *pod) ip() netip.Addr { return podAddr(p.slot) }
 
 func (p *pod) snapshot() Pod {
 	return Pod{
-		Name: p.name, Index: p.index, IP: p.ip(), PID: p.proc.pid(), LogPath: p.proc.logPath,
-		Ready: p.ready, Running: !p.proc.exited(),
+		Name: p.name, Index: p.index, IP: p.ip(), PID: p.proc.PID(), LogPath: p.proc.LogPath(),
+		Ready: p.ready, Running: !p.proc.Exited(),
 	}
 }
 
@@ -102,10 +105,10 @@ func (l *Lab) createPod(ctx context.Context) (_ *pod, err error) {
 		}
 	}()
 
-	if err := addNetns(ctx, l.ipPath, p.ns); err != nil {
+	if err := netns.Add(ctx, p.ns); err != nil {
 		return nil, err
 	}
-	if err := attachToBridge(ctx, l.ipPath, l.nsNode, p.veth, p.ns, p.ip(), true); err != nil {
+	if err := attachToBridge(ctx, l.nsNode, p.veth, p.ns, p.ip(), true); err != nil {
 		return nil, err
 	}
 	spec := Pod{Name: p.name, Index: p.index, IP: p.ip(), LogPath: filepath.Join(l.dir, p.name+".log")}
@@ -115,12 +118,12 @@ func (l *Lab) createPod(ctx context.Context) (_ *pod, err error) {
 	}
 	env := append(os.Environ(), cmd.Env...)
 	env = append(env, "POD_NAME="+p.name, "POD_IP="+p.ip().String(), "POD_NAMESPACE="+l.cfg.Namespace)
-	proc, err := startProcess(l.ipPath, p.ns, p.name, spec.LogPath, env, cmd.Path, cmd.Args...)
+	started, err := startProcess(p.ns, p.name, spec.LogPath, env, cmd.Path, cmd.Args...)
 	if err != nil {
 		return nil, err
 	}
 	l.mu.Lock()
-	p.proc = proc
+	p.proc = started
 	l.mu.Unlock()
 	return p, nil
 }
@@ -141,22 +144,22 @@ func (l *Lab) waitReady(ctx context.Context, p *pod) error {
 // waitAccepting dials addr from the client namespace until a connection is
 // accepted, the process exits or ctx ends. The server has no way to tell
 // the lab it is listening, so a successful dial is the signal.
-func (l *Lab) waitAccepting(ctx context.Context, proc *process, addr netip.AddrPort) error {
+func (l *Lab) waitAccepting(ctx context.Context, p *proc.Process, addr netip.AddrPort) error {
 	for {
 		dctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
-		conn, err := dialIn(dctx, l.nsClient, "tcp", addr.String())
+		conn, err := netns.Dial(dctx, l.nsClient, "tcp", addr.String())
 		cancel()
 		if err == nil {
 			conn.Close()
 			return nil
 		}
 		select {
-		case <-proc.done:
+		case <-p.Done():
 			return fmt.Errorf("%s exited (%s) before accepting on %s; log tail:\n%s",
-				proc.name, proc.exitStatus(), addr, tailFile(proc.logPath, 2048))
+				p.Name(), p.ExitStatus(), addr, tailFile(p.LogPath(), 2048))
 		case <-ctx.Done():
 			return fmt.Errorf("%s does not accept on %s: %w (last error: %v); log tail:\n%s",
-				proc.name, addr, ctx.Err(), err, tailFile(proc.logPath, 2048))
+				p.Name(), addr, ctx.Err(), err, tailFile(p.LogPath(), 2048))
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
@@ -235,7 +238,7 @@ func (l *Lab) stopPods(ctx context.Context, pods []*pod, grace time.Duration) er
 		if p.proc == nil {
 			continue
 		}
-		wg.Go(func() { errs[i] = p.proc.stop(ctx, syscall.SIGTERM, grace) })
+		wg.Go(func() { _, errs[i] = p.proc.Stop(ctx, syscall.SIGTERM, grace) })
 	}
 	wg.Wait()
 	return errors.Join(errs...)
@@ -245,7 +248,7 @@ func (l *Lab) stopPods(ctx context.Context, pods []*pod, grace time.Duration) er
 // namespace; deleting the namespace also deletes both ends of its veth.
 func (l *Lab) destroyPod(p *pod) error {
 	if p.proc != nil {
-		p.proc.kill()
+		p.proc.Kill()
 	}
 	return l.deleteNetns(p.ns)
 }

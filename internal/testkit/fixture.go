@@ -3,7 +3,6 @@ package testkit
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"testing"
@@ -12,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/rotorkit/rotor/internal/hellosvc"
 	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
 	"github.com/rotorkit/rotor/server"
 )
@@ -31,40 +31,13 @@ type Hello struct {
 
 // Hi answers one greeting as h.Name.
 func (h *Hello) Hi(_ context.Context, req *hellov1.HiRequest) (*hellov1.HiResponse, error) {
-	return &hellov1.HiResponse{FromWho: h.Name, Message: fmt.Sprintf("hi %s, you said %q", req.GetToWho(), req.GetMessage())}, nil
+	return hellosvc.Greeting(h.Name, req), nil
 }
 
 // HiStream sends req.Count greetings (0: until the call ends), one every
-// req.IntervalMs (default 100 ms), each as long as the request's ToWho and
-// Message.
+// req.IntervalMs (default 100 ms); see hellosvc.Stream.
 func (h *Hello) HiStream(req *hellov1.HiStreamRequest, stream grpc.ServerStreamingServer[hellov1.HiStreamResponse]) error {
-	interval := time.Duration(req.GetIntervalMs()) * time.Millisecond
-	if interval <= 0 {
-		interval = 100 * time.Millisecond
-	}
-	draining := server.Draining(stream.Context())
-	if h.IgnoreDrain {
-		draining = nil
-	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for seq := uint32(1); req.GetCount() == 0 || seq <= req.GetCount(); seq++ {
-		msg := &hellov1.HiStreamResponse{FromWho: h.Name, Message: fmt.Sprintf("hi %s, you said %q", req.GetToWho(), req.GetMessage()), Seq: seq}
-		if err := stream.Send(msg); err != nil {
-			return err
-		}
-		if seq == req.GetCount() {
-			return nil
-		}
-		select {
-		case <-t.C:
-		case <-draining:
-			return nil
-		case <-stream.Context().Done():
-			return stream.Context().Err()
-		}
-	}
-	return nil
+	return hellosvc.Stream(h.Name, h.IgnoreDrain, req, stream)
 }
 
 // Serve serves srv on a free loopback port until the test ends, and
@@ -103,6 +76,21 @@ func StartRotor(t testing.TB, svc hellov1.HelloServer, opts ...server.Option) (*
 	return srv, Serve(t, srv)
 }
 
+// OpenStream opens a HiStream of greetings every 20 ms until ctx ends, and
+// waits for the first, so that the stream is open on the server when it
+// returns.
+func OpenStream(ctx context.Context, t testing.TB, client hellov1.HelloClient) grpc.ServerStreamingClient[hellov1.HiStreamResponse] {
+	t.Helper()
+	stream, err := client.HiStream(ctx, &hellov1.HiStreamRequest{IntervalMs: 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	return stream
+}
+
 // Dial connects to target with the kit's dial options for a server with
 // cfg (plaintext unless opts say otherwise); the connection closes when the
 // test ends.
@@ -115,6 +103,29 @@ func Dial(t testing.TB, target string, cfg server.Config, opts ...grpc.DialOptio
 	}
 	t.Cleanup(func() { cc.Close() })
 	return cc
+}
+
+// Context returns a context that ends after timeout or when the test ends,
+// for a test's calls.
+func Context(t testing.TB, timeout time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), timeout)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// Receive returns the next value from ch, and fails the test if none comes
+// within timeout; what says what was awaited.
+func Receive[T any](t testing.TB, ch <-chan T, timeout time.Duration, what string) T {
+	t.Helper()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case v := <-ch:
+		return v
+	case <-timer.C:
+		t.Fatalf("%s: not within %s", what, timeout)
+		panic("unreachable")
+	}
 }
 
 // Eventually polls cond every 10 ms until it holds, and fails the test if

@@ -28,3 +28,29 @@ func Scrape(t testing.TB, url string) map[string]*dto.MetricFamily {
 	}
 	return families
 }
+
+// HasLabels reports whether m carries every label of want.
+func HasLabels(m *dto.Metric, want map[string]string) bool {
+	have := make(map[string]string, len(m.GetLabel()))
+	for _, l := range m.GetLabel() {
+		have[l.GetName()] = l.GetValue()
+	}
+	for k, v := range want {
+		if have[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// Sum adds up the counter and gauge samples of the family name whose labels
+// include want: 0 when none do.
+func Sum(families map[string]*dto.MetricFamily, name string, want map[string]string) float64 {
+	var sum float64
+	for _, m := range families[name].GetMetric() {
+		if HasLabels(m, want) {
+			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	return sum
+}

@@ -8,11 +8,30 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 )
+
+// RepoRoot returns the repository's root directory.
+func RepoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+// Missing skips a test that needs what, which is not installed, or fails it
+// where tools/install-deps.sh ran as root and so should have installed it
+// (with install).
+func Missing(t testing.TB, what, install string) {
+	t.Helper()
+	stamp := filepath.Join(RepoRoot(), ".cache", "install-deps-root")
+	if _, err := os.Stat(stamp); err == nil {
+		t.Fatalf("%s is missing although tools/install-deps.sh ran as root (%s exists); it should have installed it (%s)", what, stamp, install)
+	}
+	t.Skipf("%s is missing: run tools/install-deps.sh as root (it runs %s)", what, install)
+}
 
 // FreeAddr returns a loopback address with a port that was free a moment
 // ago, for a process the test is about to start.
@@ -24,6 +43,40 @@ func FreeAddr(t testing.TB) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
+}
+
+// Kustomize returns what "kustomize build ." (or "kubectl kustomize .")
+// prints in the test's directory: what kubectl apply -k would send. The
+// test is skipped, with skipNote added to the reason, when neither program
+// is installed, and fails when the build does.
+func Kustomize(t testing.TB, skipNote string) []byte {
+	t.Helper()
+	var cmd *exec.Cmd
+	if path, err := exec.LookPath("kustomize"); err == nil {
+		cmd = exec.Command(path, "build", ".")
+	} else if path, err := exec.LookPath("kubectl"); err == nil {
+		cmd = exec.Command(path, "kustomize", ".")
+	} else {
+		t.Skip("neither kustomize nor kubectl is installed" + skipNote)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(cmd.Args, " "), err, stderr.String())
+	}
+	return out
+}
+
+// DeadPID returns the PID of a process that has surely ended: a child that
+// has exited and been reaped.
+func DeadPID(t testing.TB) int {
+	t.Helper()
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	return dead.Process.Pid
 }
 
 // Buffer collects a process's output; it is safe to read while the process

@@ -13,9 +13,11 @@ import (
 	"time"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/rotorkit/rotor/internal/testkit"
 )
 
-var repoRoot = filepath.Join("..", "..", "..")
+var repoRoot = testkit.RepoRoot()
 
 // tool returns the path of a program of Debian's prometheus package. It
 // skips the test when the program is missing, or fails it where
@@ -26,11 +28,7 @@ func tool(t *testing.T, name string) string {
 	if err == nil {
 		return path
 	}
-	stamp := filepath.Join(repoRoot, ".cache", "install-deps-root")
-	if _, err := os.Stat(stamp); err == nil {
-		t.Fatalf("%s is missing although tools/install-deps.sh ran as root (%s exists); it installs Debian's prometheus package", name, stamp)
-	}
-	t.Skipf("%s is missing: run tools/install-deps.sh as root (it installs Debian's prometheus package)", name)
+	testkit.Missing(t, name, "apt-get install prometheus")
 	return ""
 }
 

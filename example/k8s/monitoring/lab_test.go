@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/rotorkit/rotor/internal/kubelab"
+	"github.com/rotorkit/rotor/internal/lifecycle"
 	"github.com/rotorkit/rotor/internal/testkit"
 	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
 	"github.com/rotorkit/rotor/server"
@@ -346,14 +347,7 @@ func startLoad(ctx context.Context, t *testing.T, lab *kubelab.Lab) *labLoad {
 		client := hellov1.NewHelloClient(cc)
 		l.wg.Go(func() {
 			defer cc.Close()
-			tick := time.NewTicker(time.Second / labRate)
-			defer tick.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-tick.C:
-				}
+			lifecycle.Every(ctx, time.Second/labRate, func() {
 				callCtx, cancelCall := context.WithTimeout(ctx, loadTimeout)
 				resp, err := client.Hi(callCtx, &hellov1.HiRequest{ToWho: "lab"})
 				cancelCall()
@@ -369,7 +363,7 @@ func startLoad(ctx context.Context, t *testing.T, lab *kubelab.Lab) *labLoad {
 					l.failed++
 				}
 				l.mu.Unlock()
-			}
+			})
 		})
 	}
 	return l

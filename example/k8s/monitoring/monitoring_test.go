@@ -20,6 +20,7 @@ import (
 
 	"github.com/rotorkit/rotor/example/hello"
 	"github.com/rotorkit/rotor/interceptors"
+	"github.com/rotorkit/rotor/internal/testkit"
 	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
 )
 
@@ -264,18 +265,7 @@ func TestDocumentedQueries(t *testing.T) {
 // there, and the dashboard's ConfigMap holds dashboard.json for Grafana's
 // sidecar.
 func TestKustomization(t *testing.T) {
-	var cmd *exec.Cmd
-	if path, err := exec.LookPath("kustomize"); err == nil {
-		cmd = exec.Command(path, "build", ".")
-	} else if path, err := exec.LookPath("kubectl"); err == nil {
-		cmd = exec.Command(path, "kustomize", ".")
-	} else {
-		t.Skip("neither kustomize nor kubectl is installed")
-	}
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("%s: %v", strings.Join(cmd.Args, " "), err)
-	}
+	out := testkit.Kustomize(t, "")
 	dash, err := os.ReadFile("dashboard.json")
 	if err != nil {
 		t.Fatal(err)

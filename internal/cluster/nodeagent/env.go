@@ -46,62 +46,40 @@ type podFacts struct {
 // Service links ({SVC}_SERVICE_HOST, …) are not made.
 func containerEnv(ctx context.Context, src configSource, pod *corev1.Pod, c *corev1.Container, facts podFacts) ([]string, error) {
 	env := map[string]string{}
-	secrets := map[string]*corev1.Secret{}
-	configMaps := map[string]*corev1.ConfigMap{}
-	secret := func(name string, optional *bool) (*corev1.Secret, error) {
-		if s, ok := secrets[name]; ok {
-			return s, nil
+	type object struct{ kind, name string }
+	cache := map[object]map[string]string{}
+	// data returns the entries of the Secret or ConfigMap (kind) name, or
+	// nil for an optional one that does not exist.
+	data := func(kind, name string, optional *bool) (map[string]string, error) {
+		if d, ok := cache[object{kind, name}]; ok {
+			return d, nil
 		}
-		s, err := src.secret(ctx, pod.Namespace, name)
+		d, err := objectData(ctx, src, kind, pod.Namespace, name)
 		if err != nil {
 			if optional != nil && *optional {
 				return nil, nil
 			}
-			return nil, configErrorf("secret %q: %v", name, err)
+			return nil, configErrorf("%s %q: %v", strings.ToLower(kind), name, err)
 		}
-		secrets[name] = s
-		return s, nil
-	}
-	configMap := func(name string, optional *bool) (*corev1.ConfigMap, error) {
-		if m, ok := configMaps[name]; ok {
-			return m, nil
-		}
-		m, err := src.configMap(ctx, pod.Namespace, name)
-		if err != nil {
-			if optional != nil && *optional {
-				return nil, nil
-			}
-			return nil, configErrorf("configmap %q: %v", name, err)
-		}
-		configMaps[name] = m
-		return m, nil
+		cache[object{kind, name}] = d
+		return d, nil
 	}
 
 	for _, from := range c.EnvFrom {
+		var d map[string]string
+		var err error
 		switch {
 		case from.ConfigMapRef != nil:
-			m, err := configMap(from.ConfigMapRef.Name, from.ConfigMapRef.Optional)
-			if err != nil {
-				return nil, err
-			}
-			if m != nil {
-				for k, v := range m.Data {
-					if len(validation.IsEnvVarName(from.Prefix+k)) == 0 {
-						env[from.Prefix+k] = v
-					}
-				}
-			}
+			d, err = data("ConfigMap", from.ConfigMapRef.Name, from.ConfigMapRef.Optional)
 		case from.SecretRef != nil:
-			s, err := secret(from.SecretRef.Name, from.SecretRef.Optional)
-			if err != nil {
-				return nil, err
-			}
-			if s != nil {
-				for k, v := range s.Data {
-					if len(validation.IsEnvVarName(from.Prefix+k)) == 0 {
-						env[from.Prefix+k] = string(v)
-					}
-				}
+			d, err = data("Secret", from.SecretRef.Name, from.SecretRef.Optional)
+		}
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range d {
+			if len(validation.IsEnvVarName(from.Prefix+k)) == 0 {
+				env[from.Prefix+k] = v
 			}
 		}
 	}
@@ -115,6 +93,8 @@ func containerEnv(ctx context.Context, src configSource, pod *corev1.Pod, c *cor
 			continue
 		}
 		from := e.ValueFrom
+		var kind, name, key string
+		var optional *bool
 		switch {
 		case from.FieldRef != nil:
 			v, err := fieldValue(pod, from.FieldRef.FieldPath, facts)
@@ -122,43 +102,31 @@ func containerEnv(ctx context.Context, src configSource, pod *corev1.Pod, c *cor
 				return nil, err
 			}
 			env[e.Name] = v
+			continue
 		case from.SecretKeyRef != nil:
 			ref := from.SecretKeyRef
-			s, err := secret(ref.Name, ref.Optional)
-			if err != nil {
-				return nil, err
-			}
-			if s == nil {
-				continue
-			}
-			v, ok := s.Data[ref.Key]
-			if !ok {
-				if ref.Optional != nil && *ref.Optional {
-					continue
-				}
-				return nil, configErrorf("couldn't find key %s in Secret %s/%s", ref.Key, pod.Namespace, ref.Name)
-			}
-			env[e.Name] = string(v)
+			kind, name, key, optional = "Secret", ref.Name, ref.Key, ref.Optional
 		case from.ConfigMapKeyRef != nil:
 			ref := from.ConfigMapKeyRef
-			m, err := configMap(ref.Name, ref.Optional)
-			if err != nil {
-				return nil, err
-			}
-			if m == nil {
-				continue
-			}
-			v, ok := m.Data[ref.Key]
-			if !ok {
-				if ref.Optional != nil && *ref.Optional {
-					continue
-				}
-				return nil, configErrorf("couldn't find key %s in ConfigMap %s/%s", ref.Key, pod.Namespace, ref.Name)
-			}
-			env[e.Name] = v
+			kind, name, key, optional = "ConfigMap", ref.Name, ref.Key, ref.Optional
 		default:
 			return nil, configErrorf("env %s: only fieldRef, secretKeyRef and configMapKeyRef sources are supported by the lab's node agent", e.Name)
 		}
+		d, err := data(kind, name, optional)
+		if err != nil {
+			return nil, err
+		}
+		if d == nil {
+			continue
+		}
+		v, ok := d[key]
+		if !ok {
+			if optional != nil && *optional {
+				continue
+			}
+			return nil, configErrorf("couldn't find key %s in %s %s/%s", key, kind, pod.Namespace, name)
+		}
+		env[e.Name] = v
 	}
 
 	if _, ok := env["PATH"]; !ok {
@@ -172,6 +140,28 @@ func containerEnv(ctx context.Context, src configSource, pod *corev1.Pod, c *cor
 		out = append(out, k+"="+env[k])
 	}
 	return out, nil
+}
+
+// objectData returns the entries of the Secret or ConfigMap (kind) name,
+// as strings; never nil for one that exists.
+func objectData(ctx context.Context, src configSource, kind, namespace, name string) (map[string]string, error) {
+	d := map[string]string{}
+	if kind == "Secret" {
+		s, err := src.secret(ctx, namespace, name)
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range s.Data {
+			d[k] = string(v)
+		}
+		return d, nil
+	}
+	m, err := src.configMap(ctx, namespace, name)
+	if err != nil {
+		return nil, err
+	}
+	maps.Copy(d, m.Data)
+	return d, nil
 }
 
 // podHostname is the host name a runtime gives a pod's containers: its

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -20,8 +21,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/rotorkit/rotor/internal/cluster/netns"
 	"github.com/rotorkit/rotor/internal/cluster/podnet"
+	"github.com/rotorkit/rotor/internal/netns"
+	"github.com/rotorkit/rotor/internal/proc"
 )
 
 // The container state reasons kubelet reports
@@ -57,8 +59,8 @@ type container struct {
 	image    Image
 	imageErr error
 
-	run      *process // the current or last run; nil before the first
-	runID    string   // its containerID
+	run      *proc.Process // the current or last run; nil before the first
+	runID    string        // its containerID
 	restarts int32
 	ended    *corev1.ContainerStateTerminated // how run ended, once it has
 	previous *corev1.ContainerStateTerminated // how the run before it ended
@@ -106,7 +108,7 @@ func (c *container) status(podTerminal bool) corev1.ContainerStatus {
 	s.Started = &started
 	switch {
 	case c.running():
-		s.State.Running = &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(c.run.startedAt)}
+		s.State.Running = &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(c.run.StartedAt())}
 		s.Ready = started && !podTerminal && (!c.hasProbe(readiness) || c.results[readiness] == success)
 		if c.previous != nil {
 			s.LastTerminationState.Terminated = c.previous
@@ -128,7 +130,7 @@ func (c *container) status(podTerminal bool) corev1.ContainerStatus {
 // exitNote tells a pod worker that a container's run ended.
 type exitNote struct {
 	c   *container
-	run *process
+	run *proc.Process
 }
 
 // condemnNote asks a pod worker to kill a container that failed its
@@ -469,7 +471,7 @@ func (pw *podWorker) startContainer(ctx context.Context, pod *corev1.Pod, c *con
 	}
 	logPath := filepath.Join(pw.a.cfg.LogDir, fmt.Sprintf("%s_%s_%s", pod.Namespace, pod.Name, pod.UID), c.spec.Name,
 		strconv.Itoa(int(c.restarts+boolInt(c.run != nil)))+".log")
-	p, err := startProcess(launch{netns: netnsName, argv: argv, env: env, dir: dir, logPath: logPath, creds: creds})
+	p, err := startProcess(c.spec.Name, launch{netns: netnsName, argv: argv, env: env, dir: dir, logPath: logPath, creds: creds})
 	if err != nil {
 		return fail(reasonRunError, err)
 	}
@@ -478,21 +480,21 @@ func (pw *podWorker) startContainer(ctx context.Context, pod *corev1.Pod, c *con
 		c.restarts++
 		c.previous = c.ended
 	}
-	c.run, c.runID, c.ended = p, containerIDScheme+strconv.Itoa(p.pid()), nil
+	c.run, c.runID, c.ended = p, containerIDScheme+strconv.Itoa(p.PID()), nil
 	c.restartPending, c.restartAt = false, time.Time{}
 	c.waitReason, c.waitMessage = "", ""
 	c.results = [3]result{}
 	workers := c.workers
 	pw.mu.Unlock()
 	go func() {
-		<-p.done
+		<-p.Done()
 		select {
 		case pw.exits <- exitNote{c: c, run: p}:
 		case <-pw.done:
 		}
 	}()
 	pw.a.event(pod, corev1.EventTypeNormal, "Started", "Started container %s", c.spec.Name)
-	pw.log.Info("container started", "container", c.spec.Name, "pid", p.pid(), "restarts", c.restarts, "argv", argv)
+	pw.log.Info("container started", "container", c.spec.Name, "pid", p.PID(), "restarts", c.restarts, "argv", argv)
 	// kubelet probes a container that has just started at once rather
 	// than at its probe worker's next tick (prober manager's
 	// UpdatePodStatus triggers it).
@@ -546,30 +548,32 @@ func commandLine(c *corev1.Container, img Image, env []string) ([]string, error)
 
 // recordExit records that a container's run ended and whether it will run
 // again.
-func (pw *podWorker) recordExit(c *container, p *process) {
+func (pw *podWorker) recordExit(c *container, p *proc.Process) {
 	pw.mu.Lock()
 	if c.run != p || c.ended != nil {
 		pw.mu.Unlock()
 		return
 	}
+	code, signal := exitStatus(p)
+	finishedAt, _, _ := p.Ended()
 	reason := reasonCompleted
-	if p.exitCode != 0 {
+	if code != 0 {
 		reason = reasonError
 	}
 	c.ended = &corev1.ContainerStateTerminated{
-		ExitCode:    p.exitCode,
-		Signal:      p.signal,
+		ExitCode:    code,
+		Signal:      signal,
 		Reason:      reason,
-		StartedAt:   metav1.NewTime(p.startedAt),
-		FinishedAt:  metav1.NewTime(p.finishedAt),
+		StartedAt:   metav1.NewTime(p.StartedAt()),
+		FinishedAt:  metav1.NewTime(finishedAt),
 		ContainerID: c.runID,
 	}
 	c.results[readiness] = failure
-	c.restartPending = !pw.terminating && shouldRestart(pw.pod.Spec.RestartPolicy, p.exitCode)
+	c.restartPending = !pw.terminating && shouldRestart(pw.pod.Spec.RestartPolicy, code)
 	pod := pw.pod
 	terminating := pw.terminating
 	pw.mu.Unlock()
-	pw.log.Info("container exited", "container", c.spec.Name, "pid", p.pid(), "code", p.exitCode, "signal", p.signal,
+	pw.log.Info("container exited", "container", c.spec.Name, "pid", p.PID(), "code", code, "signal", signal,
 		"restart", c.restartPending)
 	if !terminating {
 		pw.maybeDone(pod)
@@ -646,7 +650,7 @@ func (pw *podWorker) killContainer(ctx context.Context, pod *corev1.Pod, c *cont
 	p := c.run
 	podIP := pw.net.IP
 	pw.mu.Unlock()
-	if p == nil || p.exited() {
+	if p == nil || p.Exited() {
 		return
 	}
 	if c.spec.Lifecycle != nil && c.spec.Lifecycle.PreStop != nil && grace > 0 {
@@ -656,7 +660,7 @@ func (pw *podWorker) killContainer(ctx context.Context, pod *corev1.Pod, c *cont
 		grace -= time.Duration(int64(time.Since(start).Seconds())) * time.Second
 	}
 	grace = max(grace, minimumGracePeriod)
-	if p.stop(grace) {
+	if killed, _ := p.Stop(context.Background(), syscall.SIGTERM, grace); killed {
 		pw.log.Warn("container killed after its grace period", "container", c.spec.Name, "grace", grace)
 	}
 }
@@ -749,7 +753,7 @@ func (pw *podWorker) finishTermination(ctx context.Context) bool {
 	pw.mu.Lock()
 	for _, c := range pw.containers {
 		c.killing = false
-		if c.run != nil && c.ended == nil && c.run.exited() {
+		if c.run != nil && c.ended == nil && c.run.Exited() {
 			pw.mu.Unlock()
 			pw.recordExit(c, c.run)
 			pw.mu.Lock()
@@ -837,7 +841,7 @@ func (pw *podWorker) probeView(c *container) probeView {
 		podIP:        pw.net.IP,
 	}
 	if c.run != nil {
-		v.startedAt = c.run.startedAt
+		v.startedAt = c.run.StartedAt()
 	}
 	return v
 }

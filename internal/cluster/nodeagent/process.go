@@ -1,33 +1,16 @@
 package nodeagent
 
 import (
-	"errors"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/rotorkit/rotor/internal/cluster/netns"
+	"github.com/rotorkit/rotor/internal/netns"
+	"github.com/rotorkit/rotor/internal/proc"
 )
-
-// process is a running container: one program in the pod's network
-// namespace. It is reaped by a goroutine, so its PID cannot be reused while
-// the agent may still signal it.
-type process struct {
-	cmd       *exec.Cmd
-	startedAt time.Time
-	done      chan struct{} // closed once reaped
-	// Valid once done is closed.
-	finishedAt time.Time
-	exitCode   int32
-	signal     int32 // the signal that ended it, or 0
-}
 
 // launch says how to start a container's program.
 type launch struct {
@@ -143,16 +126,9 @@ func (cr credentials) setprivArgs(setpriv string, argv []string) []string {
 // setpriv, which takes on the container's user, groups and limits; both
 // exec, so the PID is the program's. Its output is appended to logPath.
 // The process leads a process group of its own, so that a SIGKILL reaches
-// whatever it forked, as a runtime's kill of a container's cgroup does.
-func startProcess(l launch) (*process, error) {
-	if err := os.MkdirAll(filepath.Dir(l.logPath), 0o755); err != nil {
-		return nil, fmt.Errorf("container log: %w", err)
-	}
-	logFile, err := os.OpenFile(l.logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
-	if err != nil {
-		return nil, fmt.Errorf("container log: %w", err)
-	}
-	defer logFile.Close() // the child has its own copy
+// whatever it forked, as a runtime's kill of a container's cgroup does. It
+// does not die with the agent: a runtime's containers outlive kubelet.
+func startProcess(name string, l launch) (*proc.Process, error) {
 	argv := l.argv
 	if !l.creds.keepsRootPower {
 		setpriv, err := netns.FindTool("setpriv")
@@ -161,32 +137,18 @@ func startProcess(l launch) (*process, error) {
 		}
 		argv = l.creds.setprivArgs(setpriv, argv)
 	}
-	argv, err = netns.ExecArgs(l.netns, argv[0], argv[1:]...)
+	argv, err := netns.ExecArgs(l.netns, argv[0], argv[1:]...)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = l.env
-	cmd.Dir = l.dir
-	cmd.Stdout = logFile
-	cmd.Stderr = logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	p := &process{cmd: cmd, startedAt: time.Now(), done: make(chan struct{})}
-	go func() {
-		err := cmd.Wait()
-		p.finishedAt = time.Now()
-		p.exitCode, p.signal = exitStatus(cmd.ProcessState, err)
-		close(p.done)
-	}()
-	return p, nil
+	// 0o640, as kubelet writes container logs.
+	return proc.Start(proc.Spec{Name: name, Argv: argv, Env: l.env, Dir: l.dir, LogPath: l.logPath, LogMode: 0o640})
 }
 
-// exitStatus returns a container's exit code as a runtime reports it: the
-// program's status, or 128+N when signal N ended it.
-func exitStatus(state *os.ProcessState, err error) (code, signal int32) {
+// exitStatus returns how a container's run ended as a runtime reports it:
+// the program's exit code, or 128+N when signal N ended it, and N.
+func exitStatus(p *proc.Process) (code, signal int32) {
+	_, state, err := p.Ended()
 	if state == nil {
 		if err != nil {
 			return 128, 0
@@ -197,45 +159,4 @@ func exitStatus(state *os.ProcessState, err error) (code, signal int32) {
 		return 128 + int32(ws.Signal()), int32(ws.Signal())
 	}
 	return int32(state.ExitCode()), 0
-}
-
-func (p *process) pid() int { return p.cmd.Process.Pid }
-
-// exited reports whether the process has exited and been reaped.
-func (p *process) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// stop sends SIGTERM to the program, waits up to grace for it to exit,
-// then sends SIGKILL to its process group and waits for the exit, as a
-// runtime's StopContainer(timeout) does. It returns whether SIGKILL was
-// needed.
-func (p *process) stop(grace time.Duration) bool {
-	if p.exited() {
-		return false
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	timer := time.NewTimer(grace)
-	defer timer.Stop()
-	select {
-	case <-p.done:
-		return false
-	case <-timer.C:
-	}
-	p.kill()
-	return true
-}
-
-// kill sends SIGKILL to the process group and waits for the exit.
-func (p *process) kill() {
-	err := syscall.Kill(-p.pid(), syscall.SIGKILL)
-	if errors.Is(err, syscall.ESRCH) {
-		_ = p.cmd.Process.Kill()
-	}
-	<-p.done
 }

@@ -36,7 +36,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/rotorkit/rotor/internal/cluster/netns"
+	"github.com/rotorkit/rotor/internal/netns"
 )
 
 // Network is the node's side of every pod's network.

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rotorkit/rotor/internal/cluster/netns"
 	"github.com/rotorkit/rotor/internal/cluster/podnet"
+	"github.com/rotorkit/rotor/internal/netns"
 )
 
 func TestResolvConf(t *testing.T) {

@@ -1,10 +1,13 @@
 // Package netns creates, enters and removes named Linux network namespaces
-// (the ones "ip netns" pins under /run/netns), and runs code, sockets and
-// processes inside them without leaving the caller's mount namespace.
+// (the ones "ip netns" pins under /run/netns), runs code, sockets and
+// processes inside them without leaving the caller's mount namespace, and
+// finds and removes the namespaces of labs whose owner died ([Labs]).
 //
-// It is the low layer of rotor's cluster lab: the harness uses it for the
-// node's namespace, and a node agent running inside that namespace uses it
-// (through package podnet) for pods. Every function needs root.
+// It is the low layer of rotor's two labs: internal/kubelab (one node, its
+// pods and a client, with kube-proxy's rules written by hand) and the real
+// cluster lab in internal/cluster, whose harness uses it for the node's
+// namespace and whose node agent uses it (through package podnet) for pods.
+// Every function that touches a namespace needs root.
 //
 // Two ways into a namespace, and why both exist:
 //
@@ -30,6 +33,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -145,36 +149,85 @@ func Pids(ctx context.Context, name string) ([]int, error) {
 	return pids, nil
 }
 
-// Delete sends SIGKILL to every process still inside the named namespace,
-// deletes the namespace and removes its ConfigDir entry. The kernel frees
-// the namespace, and with it its interfaces (a veth takes its peer along),
-// routes, iptables and nftables state and conntrack entries, once its last
-// process is gone. A namespace that does not exist is not an error.
+// Delete deletes the named namespace, removes its ConfigDir entry and
+// sends SIGKILL to every process still inside it or holding it open, until
+// a scan finds none or ctx ends. The kernel frees the namespace, and with it
+// its interfaces (a veth takes its peer along), routes, iptables and
+// nftables state and conntrack entries, once its last user is gone. A
+// namespace that does not exist is not an error; its ConfigDir entry is
+// removed all the same.
+//
+// The name goes first, so that no process can open the namespace any more;
+// then its users are killed. Scanning before the deletion, as "ip netns
+// pids" does, would miss a process that is entering the namespace at that
+// moment ("ip netns exec" holds it open between opening and entering it),
+// and that process would live on inside.
 //
 // Only call it for namespaces your program created: whatever runs inside
 // is killed, whoever started it.
 func Delete(ctx context.Context, name string) error {
-	var errs []error
-	if Exists(name) {
-		pids, err := Pids(ctx, name)
-		if err != nil {
-			errs = append(errs, err)
+	var st unix.Stat_t
+	if err := unix.Stat(filepath.Join(Dir, name), &st); errors.Is(err, unix.ENOENT) {
+		return removeConfig(name)
+	} else if err != nil {
+		return fmt.Errorf("netns: %w", err)
+	}
+	ipPath, err := FindTool("ip")
+	if err != nil {
+		return err
+	}
+	if _, err := Run(ctx, nil, ipPath, "netns", "del", name); err != nil && Exists(name) {
+		return err
+	}
+	if err := removeConfig(name); err != nil {
+		return err
+	}
+	link := fmt.Sprintf("net:[%d]", st.Ino)
+	for ctx.Err() == nil {
+		users := users(link)
+		if len(users) == 0 {
+			return nil
 		}
-		for _, pid := range pids {
+		for _, pid := range users {
 			_ = unix.Kill(pid, unix.SIGKILL)
 		}
-		ipPath, err := FindTool("ip")
-		if err != nil {
-			return err
-		}
-		if _, err := Run(ctx, nil, ipPath, "netns", "del", name); err != nil && Exists(name) {
-			errs = append(errs, err)
-		}
+		time.Sleep(10 * time.Millisecond)
 	}
+	return fmt.Errorf("netns: processes still use namespace %s: %w", name, ctx.Err())
+}
+
+// removeConfig removes the ConfigDir entry of the named namespace.
+func removeConfig(name string) error {
 	if err := os.RemoveAll(filepath.Join(ConfigDir, name)); err != nil {
-		errs = append(errs, fmt.Errorf("netns: %w", err))
+		return fmt.Errorf("netns: %w", err)
 	}
-	return errors.Join(errs...)
+	return nil
+}
+
+// users returns the processes, other than this one, whose network namespace
+// is link ("net:[inode]") or that hold a file descriptor of it.
+func users(link string) []int {
+	procs, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range procs {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid <= 1 || pid == os.Getpid() {
+			continue
+		}
+		dir := filepath.Join("/proc", e.Name())
+		if l, _ := os.Readlink(filepath.Join(dir, "ns", "net")); l == link {
+			pids = append(pids, pid)
+			continue
+		}
+		fds, _ := os.ReadDir(filepath.Join(dir, "fd"))
+		for _, fd := range fds {
+			if l, _ := os.Readlink(filepath.Join(dir, "fd", fd.Name())); l == link {
+				pids = append(pids, pid)
+				break
+			}
+		}
+	}
+	return pids
 }
 
 // Do runs fn on an OS thread that has entered the named namespace, then
@@ -220,7 +273,7 @@ func Dial(ctx context.Context, name, network, address string) (net.Conn, error) 
 		return nil, fmt.Errorf("netns: dial %q: %w", address, err)
 	}
 	if net.ParseIP(host) == nil {
-		return nil, fmt.Errorf("netns: dial %q in %s: need an IP address, not a name", address, name)
+		return nil, fmt.Errorf("netns: dial %q in %s: need an IP address, not a name (a lookup would run outside the namespace)", address, name)
 	}
 	var conn net.Conn
 	err = Do(name, func() error {
