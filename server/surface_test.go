@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rotorkit/rotor/internal/testkit"
 	"github.com/rotorkit/rotor/server"
 )
 
@@ -69,7 +70,11 @@ func TestGRPCPortServesNoAdmin(t *testing.T) {
 		}
 		c.Close()
 	}
-	if st := srv.Stats(); st.Draining != 0 || ev.drained("admin") != 0 {
-		t.Errorf("after admin requests on the gRPC port: %+v, %d admin rotations; want none", st, ev.drained("admin"))
+	if n := ev.drained("admin"); n != 0 {
+		t.Errorf("after admin requests on the gRPC port: %d admin rotations; want none", n)
 	}
+	// The refused connections may still be closing (counted as draining)
+	// for a moment; none may stay once the client lets go of its own.
+	h2c.CloseIdleConnections()
+	testkit.Eventually(t, 5*time.Second, "no connection left draining", func() bool { return srv.Stats().Draining == 0 })
 }
