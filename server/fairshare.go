@@ -38,7 +38,9 @@ import (
 // Why it converges: the excess the pods above their share shed lands on
 // every pod alike, so the pods above it keep a part a < 1 of it each round
 // and the excess shrinks geometrically; pods within their share shed
-// nothing. A balanced fleet moves no connection.
+// nothing. A fleet balanced beyond Hysteresis moves no connection; a load
+// measured from few calls a second is noisy, and in large fleets at low
+// call rates that noise alone makes pods shed (see README.md).
 //
 // Churn bound: a pod sheds at most once per Cooldown and only its excess.
 //
@@ -121,7 +123,8 @@ type FairShare struct {
 
 // fairShareMinAge is the MaxConnectionAge below which New warns that age
 // rotation works against fair share: on the real control plane, 20 clients
-// over 5 pods with age 30 s took 46 age and 87 fair-share GOAWAYs a minute.
+// scaled from 2 to 5 pods with age 30 s took 46 age and 87 fair-share
+// GOAWAYs in the 80 s after the scale-up (39 fair-share ones with age 5 min).
 const fairShareMinAge = time.Minute
 
 // Measure is what fair share balances.
