@@ -1,6 +1,6 @@
 // Package ops does what an operator does to a cluster with kubectl, through
 // the API with client-go, for the cluster lab's tests and reports: scale a
-// Deployment, restart its rollout, set its environment, wait for its
+// Deployment, restart its rollout, set its container's flags, wait for its
 // rollout, cordon a Node and drain it through the Eviction API under the
 // PodDisruptionBudgets. Each function says which kubectl command it stands
 // for and makes the same API calls (k8s.io/kubectl v0.37.2,
@@ -56,27 +56,6 @@ func RolloutRestart(ctx context.Context, c kubernetes.Interface, namespace, name
 	}
 	if _, err := c.AppsV1().Deployments(namespace).Patch(ctx, name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil {
 		return fmt.Errorf("ops: rollout restart deployment/%s: %w", name, err)
-	}
-	return nil
-}
-
-// SetEnv sets environment variables of one container of a Deployment, as
-// "kubectl set env deployment/NAME -c CONTAINER K=V …" does: a strategic
-// merge patch of the container's env, merged by name, which rolls the
-// Deployment out.
-func SetEnv(ctx context.Context, c kubernetes.Interface, namespace, name, container string, env map[string]string) error {
-	var vars []corev1.EnvVar
-	for _, k := range slices.Sorted(maps.Keys(env)) {
-		vars = append(vars, corev1.EnvVar{Name: k, Value: env[k]})
-	}
-	patch, err := json.Marshal(map[string]any{"spec": map[string]any{"template": map[string]any{"spec": map[string]any{
-		"containers": []map[string]any{{"name": container, "env": vars}},
-	}}}})
-	if err != nil {
-		return err
-	}
-	if _, err := c.AppsV1().Deployments(namespace).Patch(ctx, name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil {
-		return fmt.Errorf("ops: set env deployment/%s: %w", name, err)
 	}
 	return nil
 }

@@ -57,14 +57,11 @@ func deployment() *appsv1.Deployment {
 	}
 }
 
-func TestDeploymentPatches(t *testing.T) {
+func TestRolloutRestart(t *testing.T) {
 	ctx := context.Background()
 	c := fake.NewClientset(deployment())
 	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
 	if err := RolloutRestart(ctx, c, "ns", "web", now); err != nil {
-		t.Fatal(err)
-	}
-	if err := SetEnv(ctx, c, "ns", "web", "server", map[string]string{"ROTOR_FAIR_SHARE": "true"}); err != nil {
 		t.Fatal(err)
 	}
 	d, err := c.AppsV1().Deployments("ns").Get(ctx, "web", metav1.GetOptions{})
@@ -73,10 +70,6 @@ func TestDeploymentPatches(t *testing.T) {
 	}
 	if got := d.Spec.Template.Annotations[RestartedAtAnnotation]; got != "2026-11-30T12:00:00Z" {
 		t.Errorf("%s = %q", RestartedAtAnnotation, got)
-	}
-	env := d.Spec.Template.Spec.Containers[0].Env
-	if len(env) != 2 || env[0].Name != "ROTOR_FAIR_SHARE" && env[1].Name != "ROTOR_FAIR_SHARE" {
-		t.Errorf("env after set env: %+v; want KEEP kept and ROTOR_FAIR_SHARE added", env)
 	}
 }
 
