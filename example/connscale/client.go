@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/rotorkit/rotor/internal/lifecycle"
 	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
 	"github.com/rotorkit/rotor/server"
 )
@@ -209,11 +210,16 @@ func (c *clientChild) callerContext() context.Context {
 // firstSlot returns connection i's first call time: its phase, i/total of
 // a second, after at, in the first second that has not begun yet.
 func (c *clientChild) firstSlot(i int, at time.Time) time.Time {
-	next := at.Add(time.Duration(int64(time.Second) * int64(i) / int64(c.spec.Total)))
-	if late := time.Since(next); late > 0 {
-		next = next.Add(late.Truncate(time.Second) + time.Second)
+	return nextSlot(at.Add(time.Duration(int64(time.Second) * int64(i) / int64(c.spec.Total))))
+}
+
+// nextSlot returns t if it has not passed, or else the first of t + 1 s,
+// t + 2 s, … that has not.
+func nextSlot(t time.Time) time.Time {
+	if late := time.Since(t); late > 0 {
+		t = t.Add(late.Truncate(time.Second) + time.Second)
 	}
-	return next
+	return t
 }
 
 // call calls Hi on cc at next and every second after, until ctx ends; a
@@ -223,24 +229,14 @@ func (c *clientChild) firstSlot(i int, at time.Time) time.Time {
 func (c *clientChild) call(ctx context.Context, cc *grpc.ClientConn, next time.Time) {
 	defer c.callers.Done()
 	hc := hellov1.NewHelloClient(cc)
-	t := time.NewTimer(time.Until(next))
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	lifecycle.Loop(ctx, time.Until(next), func() time.Duration {
 		cctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 		_, err := hc.Hi(cctx, &hellov1.HiRequest{ToWho: "connscale"})
 		cancel()
 		c.count(err)
-		next = next.Add(time.Second)
-		if late := time.Since(next); late > 0 {
-			next = next.Add(late.Truncate(time.Second) + time.Second)
-		}
-		t.Reset(time.Until(next))
-	}
+		next = nextSlot(next.Add(time.Second))
+		return time.Until(next)
+	})
 }
 
 func (c *clientChild) count(err error) {
