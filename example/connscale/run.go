@@ -224,13 +224,9 @@ func measureServer(ctx context.Context, cfg config, lg *logger, mode string) (*s
 	if err := f.connect(ctx, request{Cmd: "connect"}); err != nil {
 		return nil, err
 	}
-	if err := sleep(ctx, cfg.Settle); err != nil {
+	if res.idle, err = f.memAfter(ctx, cfg.Settle, mode+": idle"); err != nil {
 		return nil, err
 	}
-	if res.idle, err = f.mem(ctx); err != nil {
-		return nil, err
-	}
-	lg.printf("%s: idle: %d connections, RSS %s, %d goroutines", mode, res.idle.Conns, kib(float64(res.idle.RSS)), res.idle.Goroutines)
 	if cfg.Profiles != "" {
 		path, err := filepath.Abs(filepath.Join(cfg.Profiles, mode+"-idle.pprof"))
 		if err != nil {
@@ -251,13 +247,9 @@ func measureServer(ctx context.Context, cfg config, lg *logger, mode string) (*s
 	if err := f.each(ctx, func(c *child) error { return c.call(ctx, request{Cmd: "active", At: at}, nil) }); err != nil {
 		return nil, err
 	}
-	if err := sleep(ctx, cfg.Warm); err != nil {
+	if res.active, err = f.memAfter(ctx, cfg.Warm, mode+": 1 call/s"); err != nil {
 		return nil, err
 	}
-	if res.active, err = f.mem(ctx); err != nil {
-		return nil, err
-	}
-	lg.printf("%s: 1 call/s: %d connections, RSS %s, %d goroutines", mode, res.active.Conns, kib(float64(res.active.RSS)), res.active.Goroutines)
 	// Pages debug.FreeOSMemory gave back fault in again for a moment.
 	if err := sleep(ctx, min(5*time.Second, cfg.Warm)); err != nil {
 		return nil, err
@@ -416,6 +408,20 @@ func (f *fleet) mem(ctx context.Context) (memSample, error) {
 	var r serverReply
 	err := f.srv.call(ctx, request{Cmd: "mem"}, &r)
 	return r.Mem, err
+}
+
+// memAfter waits d, then measures the server's memory and logs it under
+// label.
+func (f *fleet) memAfter(ctx context.Context, d time.Duration, label string) (memSample, error) {
+	if err := sleep(ctx, d); err != nil {
+		return memSample{}, err
+	}
+	m, err := f.mem(ctx)
+	if err != nil {
+		return m, err
+	}
+	f.lg.printf("%s: %d connections, RSS %s, %d goroutines", label, m.Conns, kib(float64(m.RSS)), m.Goroutines)
+	return m, nil
 }
 
 func (f *fleet) stats(ctx context.Context) (serverReply, error) {
