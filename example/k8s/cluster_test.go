@@ -3,8 +3,6 @@ package k8s
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"maps"
 	"net/http"
@@ -22,12 +20,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/rotorkit/rotor/example/internal/realcluster"
 	"github.com/rotorkit/rotor/internal/cluster"
-	"github.com/rotorkit/rotor/internal/cluster/manifest"
 	"github.com/rotorkit/rotor/internal/cluster/nodeagent"
 	"github.com/rotorkit/rotor/internal/cluster/ops"
 	"github.com/rotorkit/rotor/internal/netns"
@@ -36,11 +33,11 @@ import (
 
 // The example's objects, as the manifests name them.
 const (
-	exampleNS        = "rotor-example"
-	serverDeploy     = "hello-server"
-	serverContainer  = "server"
-	clusterIPClients = "hello-client-clusterip"
-	headlessClients  = "hello-client-headless"
+	exampleNS        = realcluster.Namespace
+	serverDeploy     = realcluster.ServerDeployment
+	serverContainer  = realcluster.ServerContainer
+	clusterIPClients = realcluster.ClusterIPClients
+	headlessClients  = realcluster.HeadlessClients
 	adminPort        = 9090
 )
 
@@ -113,31 +110,17 @@ func startRealCluster(t *testing.T, mode cluster.ProxyMode) *realCluster {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	bins := t.TempDir()
-	var built [3]string
-	for i, pkg := range []string{"example/server", "example/client", "internal/cluster/cmd/node-agent"} {
-		bin, err := testkit.Build(bins, "github.com/rotorkit/rotor/"+pkg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		built[i] = bin
+	bins, err := realcluster.Build(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
 	}
 	if b := os.Getenv("ROTOR_K8S_SERVER_BINARY"); b != "" {
-		built[0] = b
+		bins.Server = b
 	}
 
 	start := time.Now()
 	c := cluster.NewForTest(ctx, t, cfg)
-	// The images' USER and ENTRYPOINT, as the Dockerfile sets them.
-	user := new(int64(65532))
-	err := c.StartNodeAgents(ctx, cluster.AgentOptions{
-		Binary: built[2],
-		Images: map[string]nodeagent.Image{
-			"rotor-example-server": {Binary: built[0], Entrypoint: "/server", UID: user, GID: user},
-			"rotor-example-client": {Binary: built[1], Entrypoint: "/client", UID: user, GID: user},
-		},
-	})
-	if err != nil {
+	if err := realcluster.StartNodeAgents(ctx, c, bins); err != nil {
 		t.Fatal(err)
 	}
 	rc := &realCluster{
@@ -149,34 +132,12 @@ func startRealCluster(t *testing.T, mode cluster.ProxyMode) *realCluster {
 	t.Logf("%s: cluster of %d Nodes with node agents up in %v (%s)", mode, len(c.Nodes()), time.Since(start).Round(time.Millisecond), c.Dir())
 
 	// What the README tells a user to do, in its order.
-	if _, err := rc.client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: exampleNS}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	token := make([]byte, 16)
-	_, _ = rand.Read(token)
-	secret := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: "hello-admin", Namespace: exampleNS},
-		Type:       corev1.SecretTypeOpaque,
-		Data:       map[string][]byte{"token": []byte(hex.EncodeToString(token))},
-	}
-	if _, err := rc.client.CoreV1().Secrets(exampleNS).Create(ctx, secret, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	objs, err := manifest.Build(".")
+	applyStart := time.Now()
+	n, err := realcluster.Deploy(ctx, c, ".")
 	if err != nil {
 		t.Fatal(err)
 	}
-	applyStart := time.Now()
-	if _, err := manifest.Apply(ctx, c.RESTConfig(), objs); err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range []string{serverDeploy, clusterIPClients, headlessClients} {
-		if err := ops.WaitRollout(ctx, rc.client, exampleNS, d); err != nil {
-			rc.dumpPods(t)
-			t.Fatal(err)
-		}
-	}
-	t.Logf("%d objects applied (kustomize build .); every Deployment available %v later", len(objs), time.Since(applyStart).Round(time.Millisecond))
+	t.Logf("%d objects applied (kustomize build .); every Deployment available %v later", n, time.Since(applyStart).Round(time.Millisecond))
 
 	for name, n := range map[string]int32{clusterIPClients: clusterIPClientPods, headlessClients: headlessClientPods} {
 		if err := ops.Scale(ctx, rc.client, exampleNS, name, n); err != nil {
@@ -729,7 +690,7 @@ func (rc *realCluster) waitCalls(ctx context.Context, t *testing.T, d time.Durat
 func (rc *realCluster) serverPods(ctx context.Context, t *testing.T) []corev1.Pod {
 	t.Helper()
 	list, err := rc.client.CoreV1().Pods(exampleNS).List(ctx, metav1.ListOptions{
-		LabelSelector: labels.SelectorFromSet(labels.Set{"app.kubernetes.io/name": serverDeploy}).String(),
+		LabelSelector: realcluster.ServerPodSelector(),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -776,35 +737,10 @@ func (rc *realCluster) waitGone(ctx context.Context, t *testing.T, pods []corev1
 	}
 }
 
-func podReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
-}
+func podReady(p *corev1.Pod) bool { return realcluster.PodReady(p) }
 
-// dumpPods logs every pod of the example, for a failure's diagnosis.
+// dumpPods logs every pod and Deployment of the example, for a failure's
+// diagnosis.
 func (rc *realCluster) dumpPods(t *testing.T) {
-	list, err := rc.client.CoreV1().Pods(exampleNS).List(context.Background(), metav1.ListOptions{})
-	if err != nil {
-		t.Logf("list pods: %v", err)
-		return
-	}
-	for _, p := range list.Items {
-		var cs []string
-		for _, c := range p.Status.ContainerStatuses {
-			cs = append(cs, fmt.Sprintf("%s ready=%v restarts=%d state=%+v", c.Name, c.Ready, c.RestartCount, c.State))
-		}
-		t.Logf("pod %s node=%s phase=%s ready=%v deleting=%v ip=%s %s", p.Name, p.Spec.NodeName, p.Status.Phase, podReady(&p),
-			p.DeletionTimestamp != nil, p.Status.PodIP, strings.Join(cs, "; "))
-	}
-	deps, err := rc.client.AppsV1().Deployments(exampleNS).List(context.Background(), metav1.ListOptions{})
-	if err == nil {
-		for _, d := range deps.Items {
-			_, why := ops.RolloutComplete(&d)
-			t.Logf("deployment %s: %+v %s", d.Name, d.Status, why)
-		}
-	}
+	t.Log(realcluster.DescribePods(context.Background(), rc.client))
 }
