@@ -59,10 +59,14 @@ fi
 # one package at a time, so that two clusters never share the 2 cores.
 cluster_pkgs=(./internal/cluster/... ./example/k8s)
 other_pkgs=$(go list "${modules[@]}" | grep -v -e '/internal/cluster\(/\|$\)' -e '/example/k8s$')
+# example/balance's TestRealClusterBackend starts a real control plane: it
+# runs with the real-control-plane packages, not beside the other labs.
+real_backend='^TestRealClusterBackend$'
 step "go test -race"
-go test -race -count=1 -timeout 30m "$@" $other_pkgs
-step "go test -race: the real-control-plane packages, one at a time"
+go test -race -count=1 -timeout 30m -skip "$real_backend" "$@" $other_pkgs
+step "go test -race: the real-control-plane packages and tests, one at a time"
 go test -race -count=1 -timeout 30m -p 1 "$@" "${cluster_pkgs[@]}"
+go test -race -count=1 -timeout 30m -run "$real_backend" "$@" ./example/balance
 
 # Every benchmark once, so that none rots; the numbers of a single
 # iteration mean nothing (README.md says how to measure). -short leaves out

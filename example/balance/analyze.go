@@ -26,7 +26,13 @@ type run struct {
 	Target     string   `json:"target,omitempty"`
 	ServerArgs []string `json:"server_args,omitempty"`
 	LabPrefix  string   `json:"lab,omitempty"`
-	Duration   float64  `json:"duration_s"`
+	// Cluster is "real" for a run on a real control plane (-cluster real),
+	// with kube-proxy's mode and the components' versions; empty for the
+	// emulated lab.
+	Cluster    string            `json:"cluster,omitempty"`
+	ProxyMode  string            `json:"proxy_mode,omitempty"`
+	Components map[string]string `json:"components,omitempty"`
+	Duration   float64           `json:"duration_s"`
 	// Rate is the run's calls per second and Clients its client
 	// connections (0 in files from before they were recorded: see params).
 	Rate    float64 `json:"rate,omitempty"`

@@ -265,7 +265,12 @@ func TestParseFlags(t *testing.T) {
 	if o, _ := parseFlags(nil, io.Discard); o.p.HeavyWork != defaultHeavyWork || o.heavyWorkSet {
 		t.Errorf("default heavy work %d (set %v), want %d", o.p.HeavyWork, o.heavyWorkSet, defaultHeavyWork)
 	}
+	o, err = parseFlags([]string{"-cluster", "real", "-proxy-mode", "nftables"}, io.Discard)
+	if err != nil || o.p.Cluster != clusterReal || o.p.ProxyMode != "nftables" {
+		t.Errorf("-cluster real -proxy-mode nftables: cluster %q, proxy mode %q, %v", o.p.Cluster, o.p.ProxyMode, err)
+	}
 	for _, bad := range [][]string{{"-scenario", "nope"}, {"-modes", "nope"}, {"extra"},
+		{"-cluster", "kind"}, {"-cluster", "real", "-proxy-mode", "ipvs"},
 		{"-spread-k", "0"}, {"-spread-k", "x"}, {"-spread-k", "257"}, {"-policy", "pick_first"}, {"-heavy-work", "-1"}, {"-heavy-work", "1000001"}} {
 		if _, err := parseFlags(bad, io.Discard); err == nil {
 			t.Errorf("parseFlags(%q) accepted", bad)

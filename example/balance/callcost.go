@@ -119,12 +119,12 @@ func runCallCost(ctx context.Context, p params, bins binaries, progress func(str
 		}
 		phaseCtx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		load, err := startLabLoad(phaseCtx, lab, bins.load, lc, nil)
+		load, err := startLabLoad(phaseCtx, lab.ClientCommand(phaseCtx, bins.load), lc, nil)
 		if err != nil {
 			return 0, 0, 0, 0, err
 		}
 		n := int(math.Ceil(phase.Seconds()))
-		sampler := sampleCPU(phaseCtx, lab, load.origin, n)
+		sampler := sampleCPU(phaseCtx, (&emulatedLab{Lab: lab}).pods, load.origin, n)
 		if err := <-load.done; err != nil {
 			return 0, 0, 0, 0, fmt.Errorf("call-cost %s phase: %w", name, err)
 		}

@@ -10,8 +10,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/rotorkit/rotor/internal/kubelab"
 )
 
 // userHZ is the unit of the CPU times in /proc/<pid>/stat: USER_HZ, 100 a
@@ -90,10 +88,10 @@ type cpuSampler struct {
 	done    chan struct{}
 }
 
-// sampleCPU samples the CPU time of lab's pods at origin + 0, 1, … n
+// sampleCPU samples the CPU time of the pods (those with a PID) at origin + 0, 1, … n
 // seconds, or until ctx ends. A pod's first sample comes from the first
 // boundary after it exists, so its start-up is not counted.
-func sampleCPU(ctx context.Context, lab *kubelab.Lab, origin time.Time, n int) *cpuSampler {
+func sampleCPU(ctx context.Context, pods func() []labPod, origin time.Time, n int) *cpuSampler {
 	s := &cpuSampler{done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
@@ -107,8 +105,8 @@ func sampleCPU(ctx context.Context, lab *kubelab.Lab, origin time.Time, n int) *
 			case <-t.C:
 			}
 			sample := map[string]time.Duration{}
-			for _, pod := range lab.Pods() {
-				if !pod.Running {
+			for _, pod := range pods() {
+				if !pod.Running || pod.PID == 0 {
 					continue
 				}
 				if cpu, err := procCPUFine(pod.PID); err == nil {

@@ -62,7 +62,7 @@ func runKill(ctx context.Context, p params, bins binaries, killAt, removeAfter t
 	lc := loadConfig{Target: r.Target, Conns: p.Conns, Rate: p.Rate, Duration: p.Duration, CallTimeout: p.CallTimeout}
 	loadCtx, cancelLoad := context.WithCancel(ctx)
 	defer cancelLoad()
-	load, err := startLabLoad(loadCtx, lab, bins.load, lc, nil)
+	load, err := startLabLoad(loadCtx, lab.ClientCommand(loadCtx, bins.load), lc, nil)
 	if err != nil {
 		return r, kt, err
 	}

@@ -21,8 +21,10 @@ func TestMain(m *testing.M) {
 		os.Exit(loadMain())
 	}
 	code := m.Run()
-	if serverBuild.dir != "" {
-		os.RemoveAll(serverBuild.dir)
+	for _, dir := range []string{serverBuild.dir, realBuild.dir} {
+		if dir != "" {
+			os.RemoveAll(dir)
+		}
 	}
 	os.Exit(code)
 }
@@ -70,9 +72,16 @@ func runShort(t *testing.T, scenarioName, modeName string) run {
 	if !ok {
 		t.Fatalf("no mode %q", modeName)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	return runShortIn(t, sc, m, defaultParams(true), bins)
+}
+
+// runShortIn runs sc in m with p and checks that the lab left nothing
+// behind.
+func runShortIn(t *testing.T, sc scenario, m mode, p params, bins binaries) run {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	r, err := runScenario(ctx, sc, m, defaultParams(true), bins, func(s string) { t.Log(s) })
+	r, err := runScenario(ctx, sc, m, p, bins, func(s string) { t.Log(s) })
 	if r.LabPrefix != "" {
 		checkNoLeftovers(t, r)
 	}
@@ -156,22 +165,17 @@ func checkSeed(t *testing.T, r run, mode string) {
 	}
 }
 
-func TestSeedClusterIP(t *testing.T) {
-	labBinaries(t)
-	for _, mode := range []string{"none", "age"} {
-		t.Run(mode, func(t *testing.T) {
-			t.Parallel()
-			checkSeed(t, runShort(t, "seed-clusterip", mode), mode)
-		})
-	}
-}
+func TestSeedClusterIP(t *testing.T) { testSeed(t, "seed-clusterip") }
 
-func TestSeedHeadless(t *testing.T) {
+func TestSeedHeadless(t *testing.T) { testSeed(t, "seed-headless") }
+
+// testSeed runs a seed scenario without rotation and with age rotation.
+func testSeed(t *testing.T, scenario string) {
 	labBinaries(t)
 	for _, mode := range []string{"none", "age"} {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
-			checkSeed(t, runShort(t, "seed-headless", mode), mode)
+			checkSeed(t, runShort(t, scenario, mode), mode)
 		})
 	}
 }

@@ -27,7 +27,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/rotorkit/rotor/example/hello"
-	"github.com/rotorkit/rotor/internal/kubelab"
 	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
 	"github.com/rotorkit/rotor/server"
 )
@@ -555,8 +554,8 @@ type labLoad struct {
 // startLabLoad starts the load generator in the lab's client namespace and
 // waits for its start line; onSecond, when not nil, sees each per-second
 // line as it comes. Cancelling ctx ends the process.
-func startLabLoad(ctx context.Context, lab *kubelab.Lab, bin string, cfg loadConfig, onSecond func(loadLine)) (*labLoad, error) {
-	l := &labLoad{cmd: lab.ClientCommand(ctx, bin), done: make(chan error, 1)}
+func startLabLoad(ctx context.Context, cmd *exec.Cmd, cfg loadConfig, onSecond func(loadLine)) (*labLoad, error) {
+	l := &labLoad{cmd: cmd, done: make(chan error, 1)}
 	origins := make(chan time.Time, 1)
 	go func() {
 		l.done <- loadProcess(l.cmd, cfg, func(line loadLine) {

@@ -44,6 +44,13 @@
 // per-connection loads, and the imbalance over the last 30 s and as the
 // 90th percentile of every second's, measured and over the bound.
 //
+// -cluster real runs the same scenarios on a real Kubernetes control plane
+// (internal/cluster: kube-apiserver, controllers, scheduler and kube-proxy
+// v1.37.2 in -proxy-mode iptables or nftables, CoreDNS, etcd, built by
+// tools/kube-build.sh) with example/k8s applied as it is and the server
+// Deployment changed through the API; see real.go. It skips the l7
+// scenarios and call-cost, and reports no per-pod CPU.
+//
 // It prints tables and writes table.txt, result.json and plot.svg to -out.
 // It needs root and the lab's tools (ip, iptables, conntrack, dnsmasq, nginx);
 // run it from the repository:
@@ -51,6 +58,7 @@
 //	go run ./example/balance -out docs/balance
 //	go run ./example/balance -scenario seed-clusterip -modes none,age -short
 //	go run ./example/balance -scenario call-cost,skewed-cost -modes fair-share
+//	go run ./example/balance -cluster real -scenario seed-clusterip -modes none,fair-share
 package main
 
 import (
@@ -72,6 +80,8 @@ import (
 	"time"
 
 	"github.com/rotorkit/rotor/example/hello"
+	"github.com/rotorkit/rotor/example/internal/realcluster"
+	"github.com/rotorkit/rotor/internal/cluster"
 	"github.com/rotorkit/rotor/internal/kubelab"
 )
 
@@ -96,6 +106,7 @@ type options struct {
 	overhead  overheadConfig
 	out       string
 	serverBin string
+	manifests string // -manifests
 	from      string
 	// heavyWorkSet is true when -heavy-work was given: a call-cost run
 	// then does not replace it.
@@ -125,6 +136,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	logs := fs.String("logs", "", "copy the pods' logs of every run into this directory")
 	spreadK := fs.String("spread-k", "", "TCP connections per client connection (server.SpreadConnections), comma-separated, one run each, for every scenario (default: 1,5,10 for one-heavy-client, 1 for the others)")
 	policy := fs.String("policy", "", "client balancing policies, comma-separated, one run each, for every scenario: round_robin, weighted_round_robin (servers then run with -orca) (default: both for skewed-cost-headless, round_robin for the others)")
+	clusterFlag := fs.String("cluster", clusterEmulated, "where the pods run: emulated (internal/kubelab: the lab's own kube-proxy rules, dnsmasq, nginx) or real (a Kubernetes v1.37.2 control plane, kube-proxy, CoreDNS and etcd built by tools/kube-build.sh, with example/k8s applied)")
+	proxyMode := fs.String("proxy-mode", string(cluster.ProxyIPTables), "kube-proxy's mode with -cluster real: iptables or nftables")
+	manifests := fs.String("manifests", "", "example/k8s, the manifests -cluster real applies (default: example/k8s or ../k8s, whichever holds kustomization.yaml)")
 	heavyWork := fs.Int("heavy-work", 0, fmt.Sprintf("work units (rotor-work metadata) of a heavy call in the skewed-cost scenarios, 1 to %d (default %d, or what a call-cost run before them measured)", hello.MaxWork, defaultHeavyWork))
 	if err := fs.Parse(args); err != nil {
 		return options{}, err
@@ -176,6 +190,20 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		o.p.Policies = append(o.p.Policies, f)
 	}
 	o.p.LogsDir = *logs
+	switch *clusterFlag {
+	case clusterEmulated:
+	case clusterReal:
+		o.p.Cluster = clusterReal
+		switch m := cluster.ProxyMode(*proxyMode); m {
+		case cluster.ProxyIPTables, cluster.ProxyNFTables:
+			o.p.ProxyMode = m
+		default:
+			return o, fmt.Errorf("-proxy-mode %q: want iptables or nftables (this kernel has no IPVS)", *proxyMode)
+		}
+		o.manifests = *manifests
+	default:
+		return o, fmt.Errorf("-cluster %q: want emulated or real", *clusterFlag)
+	}
 	o.from = *from
 	o.p.DNSMinInterval = *dnsMin
 	if o.p.DrainTimeout < o.p.Grace {
@@ -226,16 +254,31 @@ func balance(args []string, stdout, stderr io.Writer) error {
 
 	res := &result{Started: time.Now().UTC(), Host: hostLine()}
 	if slices.ContainsFunc(o.scenarios, func(s string) bool { return s != "overhead" }) {
-		if err := kubelab.Available(); err != nil {
+		bins := binaries{server: o.serverBin}
+		dir, err := os.MkdirTemp("", "rotor-balance-")
+		if err != nil {
 			return err
 		}
-		bins := binaries{server: o.serverBin}
-		if bins.server == "" {
-			dir, err := os.MkdirTemp("", "rotor-balance-")
-			if err != nil {
+		defer os.RemoveAll(dir)
+		if o.p.Cluster == clusterReal {
+			if err := checkReal(o.p.ProxyMode); err != nil {
 				return err
 			}
-			defer os.RemoveAll(dir)
+			if bins.manifests, err = findManifests(o.manifests); err != nil {
+				return err
+			}
+			progress("building the example server, the example client and the node agent")
+			if bins.real, err = realcluster.Build(dir); err != nil {
+				return err
+			}
+			if bins.server == "" {
+				bins.server = bins.real.Server
+			}
+			bins.real.Server = bins.server
+		} else if err := kubelab.Available(); err != nil {
+			return err
+		}
+		if bins.server == "" {
 			progress("building the example server")
 			if bins.server, err = buildServer(ctx, dir); err != nil {
 				return err
@@ -305,6 +348,10 @@ func runAll(ctx context.Context, o *options, bins binaries, progress func(string
 		if ctx.Err() != nil {
 			break
 		}
+		if name == "call-cost" && o.p.Cluster == clusterReal {
+			progress("call-cost: skipped: it runs in the emulated lab only (-cluster emulated)")
+			continue
+		}
 		if name == "call-cost" {
 			progress("call-cost: the server CPU of a light and of a heavy call, one pod")
 			c, err := runCallCost(ctx, o.p, bins, progress)
@@ -330,8 +377,12 @@ func runAll(ctx context.Context, o *options, bins binaries, progress func(string
 					return runs, cost
 				}
 				name := label(v.name, v.spread, v.policy) + "/" + m.name
+				why := o.p.unsupported(v)
 				if missing := slices.DeleteFunc(serverNeeds(v, m), func(f string) bool { return serverHasFlag(bins.server, f) }); len(missing) > 0 {
-					r := run{Scenario: v.name, Mode: m.name, Skipped: fmt.Sprintf("the server has no -%s flag yet", missing[0])}
+					why = fmt.Sprintf("the server has no -%s flag yet", missing[0])
+				}
+				if why != "" {
+					r := run{Scenario: v.name, Mode: m.name, Skipped: why}
 					if v.spread > 1 {
 						r.Spread = v.spread
 					}
@@ -408,4 +459,20 @@ func writeOutputs(dir string, res *result) error {
 
 func hostLine() string {
 	return fmt.Sprintf("%s/%s, %d CPUs, %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version())
+}
+
+// findManifests returns dir, or example/k8s seen from the working
+// directory (the repository or example/balance), whichever holds a
+// kustomization.yaml.
+func findManifests(dir string) (string, error) {
+	candidates := []string{dir}
+	if dir == "" {
+		candidates = []string{filepath.Join("example", "k8s"), filepath.Join("..", "k8s"), "k8s"}
+	}
+	for _, d := range candidates {
+		if _, err := os.Stat(filepath.Join(d, "kustomization.yaml")); err == nil {
+			return d, nil
+		}
+	}
+	return "", fmt.Errorf("no kustomization.yaml in %s: run balance from the repository or pass -manifests example/k8s", strings.Join(candidates, ", "))
 }

@@ -40,10 +40,18 @@ func fmtSecs(p *float64) string {
 func writeTable(w io.Writer, res *result) {
 	if len(res.Runs) > 0 {
 		p := res.Params
-		fmt.Fprintf(w, "Balance in the kube-proxy lab: %d client connections, %.0f calls/s, %s per run, scale event at %s.\n",
-			p.Conns, p.Rate, p.Duration, p.ScaleAt)
-		fmt.Fprintf(w, "Modes: none = no rotation; age = max-connection-age %s; peers = age %s + peer watcher (interval %s, spread %s). Grace %s, shutdown delay %s, drain timeout %s.\n",
-			p.Age, p.PeerAge, p.PeerInterval, p.Spread, p.Grace, p.ShutdownDelay, p.DrainTimeout)
+		if p.Cluster == clusterReal {
+			v := componentVersions()
+			fmt.Fprintf(w, "Balance on a real Kubernetes control plane (kube-apiserver, controllers, scheduler and kube-proxy %s in %s mode, CoreDNS %s, etcd %s; 2 Nodes; example/k8s applied): %d client connections, %.0f calls/s, %s per run, scale event at %s.\n",
+				v["kube-proxy"], p.ProxyMode, v["coredns"], v["etcd"], p.Conns, p.Rate, p.Duration, p.ScaleAt)
+			fmt.Fprintf(w, "Modes: default = example/k8s's server flags (age 30s, peer watcher on hello-headless every 5s, spread 5s); the others replace its rotation flags: none = no rotation; age = max-connection-age %s; peers = age %s + peer watcher (interval %s, spread %s). Every mode keeps the manifests' grace 10s, shutdown delay 5s, drain timeout 45s. A rollout is kubectl rollout restart (maxSurge 1, maxUnavailable 0).\n",
+				p.Age, p.PeerAge, p.PeerInterval, p.Spread)
+		} else {
+			fmt.Fprintf(w, "Balance in the kube-proxy lab: %d client connections, %.0f calls/s, %s per run, scale event at %s.\n",
+				p.Conns, p.Rate, p.Duration, p.ScaleAt)
+			fmt.Fprintf(w, "Modes: none = no rotation; age = max-connection-age %s; peers = age %s + peer watcher (interval %s, spread %s). Grace %s, shutdown delay %s, drain timeout %s.\n",
+				p.Age, p.PeerAge, p.PeerInterval, p.Spread, p.Grace, p.ShutdownDelay, p.DrainTimeout)
+		}
 		fmt.Fprintf(w, "skewed-clients: client call rates Zipf (s = 1); skewed-cost: %.0f calls/s, %.0f %% of them heavy (%d work units, sized to cost %.0f light calls: see call cost), all from %.0f %% of the connections; one-heavy-client: 1 client connection over k TCP connections (k=N); wrr: weighted_round_robin clients, servers with -orca.\n",
 			p.Rate*costRateShare, 100*heavyCallShare, p.HeavyWork, heavyCost, 100*heavyConnShare)
 		if p.DNSMinInterval > 0 {
@@ -213,7 +221,11 @@ func writeShares(w io.Writer, runs []run) {
 			if r.Summary.LoadUnit == "cost" {
 				v = append(v, fmt.Sprintf("%.0f", 100*sh.Load))
 			}
-			v = append(v, fmt.Sprintf("%.0f", 100*sh.CPU))
+			if r.Cluster == clusterReal {
+				v = append(v, "-") // the node agents' PIDs are not known
+			} else {
+				v = append(v, fmt.Sprintf("%.0f", 100*sh.CPU))
+			}
 			parts = append(parts, shortName(i, p)+" "+strings.Join(v, "/"))
 		}
 		fmt.Fprintf(w, "  %-30s %s\n", r.label()+"/"+r.Mode+":", strings.Join(parts, ", "))

@@ -13,7 +13,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/rotorkit/rotor/internal/kubelab"
+	"github.com/rotorkit/rotor/example/internal/realcluster"
+	"github.com/rotorkit/rotor/internal/cluster"
 	"github.com/rotorkit/rotor/server"
 )
 
@@ -53,6 +54,12 @@ type params struct {
 	// variants (-spread-k, -policy).
 	Spreads  []int    `json:"spreads,omitempty"`
 	Policies []string `json:"policies,omitempty"`
+
+	// Cluster is where the pods run: clusterEmulated (internal/kubelab, also
+	// when empty) or clusterReal (internal/cluster), whose kube-proxy runs
+	// in ProxyMode.
+	Cluster   string            `json:"cluster,omitempty"`
+	ProxyMode cluster.ProxyMode `json:"proxy_mode,omitempty"`
 
 	// LogsDir, when set, receives a copy of every pod's log (and dnsmasq's
 	// and nginx's) in a directory per run, before the lab is removed.
@@ -348,6 +355,10 @@ func serverNeeds(sc scenario, m mode) []string {
 type binaries struct {
 	server string // the example server, run in every pod
 	load   string // this program (or the test binary), run as the load generator
+	// With -cluster real: the images' programs and the node agent (real.Server
+	// is server), and example/k8s.
+	real      realcluster.Binaries
+	manifests string
 }
 
 // serverHasFlag reports whether the server binary defines flag, by asking
@@ -383,17 +394,16 @@ func runScenario(ctx context.Context, sc scenario, m mode, p params, bins binari
 	if progress == nil {
 		progress = func(string) {}
 	}
-	cfg := kubelab.Config{
-		L7:                     sc.via == viaL7,
-		TerminationGracePeriod: sc.terminationGrace(p),
+	var lab podLab
+	if p.Cluster == clusterReal {
+		r.Cluster, r.ProxyMode, r.Components = clusterReal, string(p.ProxyMode), componentVersions()
+		lab, err = newRealLab(ctx, p.ProxyMode, bins)
+	} else {
+		lab, err = newEmulatedLab(ctx, sc, p, bins)
 	}
-	var args []string
-	cfg.ServerCommand = func(kubelab.Pod) kubelab.Command { return kubelab.Command{Path: bins.server, Args: args} }
-	lab, err := kubelab.New(ctx, cfg)
 	if err != nil {
 		return r, err
 	}
-	lab.CloseOnSignal()
 	defer func() {
 		if p.LogsDir != "" {
 			if cerr := copyLogs(lab.Dir(), filepath.Join(p.LogsDir, sc.name+"-"+m.name)); cerr != nil && err == nil {
@@ -405,28 +415,21 @@ func runScenario(ctx context.Context, sc scenario, m mode, p params, bins binari
 		}
 	}()
 	r.LabPrefix = lab.Prefix()
-	// The lab starts without pods so that the servers' flags can name the
-	// lab's DNS server.
-	args = serverArgs(sc, m, p, "dns://"+lab.DNSServer()+"/"+lab.HeadlessName())
+	args := lab.serverArgs(sc, m, p)
 	r.ServerArgs = args
-	if err := lab.ScaleTo(ctx, sc.replicas); err != nil {
+	if err := lab.startServers(ctx, sc.replicas, args); err != nil {
 		return r, err
 	}
 	initial := map[string]bool{}
-	var initialPods []kubelab.Pod
-	for _, pod := range lab.Pods() {
+	var initialPods []labPod
+	for _, pod := range lab.pods() {
 		initial[pod.Name] = true
 		initialPods = append(initialPods, pod)
 	}
 
-	var target string
-	switch sc.via {
-	case viaClusterIP:
-		target = "passthrough:///" + lab.ClusterIP(grpcPort)
-	case viaHeadless:
-		target = lab.HeadlessTarget(grpcPort)
-	case viaL7:
-		target = "passthrough:///" + lab.L7Addr()
+	target, err := lab.target(ctx, sc.via)
+	if err != nil {
+		return r, err
 	}
 	r.Target = target
 	lc := sc.loadConfig(p, target)
@@ -435,7 +438,7 @@ func runScenario(ctx context.Context, sc scenario, m mode, p params, bins binari
 
 	loadCtx, cancelLoad := context.WithCancel(ctx)
 	defer cancelLoad()
-	load, err := startLabLoad(loadCtx, lab, bins.load, lc, func(line loadLine) {
+	load, err := startLabLoad(loadCtx, lab.clientCommand(loadCtx, bins.load), lc, func(line loadLine) {
 		if (line.T+1)%10 == 0 {
 			progress(fmt.Sprintf("%s/%s t=%ds: %d ok, %d failed", label(sc.name, sc.spread, sc.policy), m.name, line.T+1, sumMap(line.Calls), sumMap(line.Failed)))
 		}
@@ -444,7 +447,7 @@ func runScenario(ctx context.Context, sc scenario, m mode, p params, bins binari
 		return r, err
 	}
 	origin := load.origin
-	cpu := sampleCPU(loadCtx, lab, origin, int(math.Ceil(duration.Seconds())))
+	cpu := sampleCPU(loadCtx, lab.pods, origin, int(math.Ceil(duration.Seconds())))
 
 	// The scenario's changes run beside the load.
 	var events []event
@@ -465,7 +468,7 @@ func runScenario(ctx context.Context, sc scenario, m mode, p params, bins binari
 			}
 			if sc.scaleTo > 0 {
 				at := time.Now()
-				if err := lab.ScaleTo(loadCtx, sc.scaleTo); err != nil {
+				if err := lab.scaleTo(loadCtx, sc.scaleTo); err != nil {
 					return err
 				}
 				evMu.Lock()
@@ -473,34 +476,14 @@ func runScenario(ctx context.Context, sc scenario, m mode, p params, bins binari
 				evMu.Unlock()
 				progress(fmt.Sprintf("%s/%s: scaled to %d pods", label(sc.name, sc.spread, sc.policy), m.name, sc.scaleTo))
 			}
-			if sc.roll {
-				for i, old := range initialPods {
-					if i > 0 && sc.rollEvery > 0 {
-						select {
-						case <-time.After(sc.rollEvery):
-						case <-loadCtx.Done():
-							return nil
-						}
-					}
-					at := time.Now()
-					if _, err := lab.RollPod(loadCtx, old.Index); err != nil {
-						return err
-					}
+			if sc.roll || sc.rolling {
+				err := lab.replace(loadCtx, sc, initialPods, func(label string, at, done time.Time) {
 					evMu.Lock()
-					events = append(events, event{Label: fmt.Sprintf("roll p%d", i), Kind: "replace", At: since(at), Done: since(time.Now())})
+					events = append(events, event{Label: label, Kind: "replace", At: since(at), Done: since(done)})
 					evMu.Unlock()
-				}
-				progress(fmt.Sprintf("%s/%s: rolled %d pods", label(sc.name, sc.spread, sc.policy), m.name, len(initialPods)))
-			}
-			if sc.rolling {
-				for i, old := range initialPods {
-					at := time.Now()
-					if _, err := lab.ReplacePod(loadCtx, old.Index); err != nil {
-						return err
-					}
-					evMu.Lock()
-					events = append(events, event{Label: fmt.Sprintf("replace p%d", i), Kind: "replace", At: since(at), Done: since(time.Now())})
-					evMu.Unlock()
+				})
+				if err != nil {
+					return err
 				}
 				progress(fmt.Sprintf("%s/%s: replaced %d pods", label(sc.name, sc.spread, sc.policy), m.name, len(initialPods)))
 			}
@@ -513,7 +496,7 @@ func runScenario(ctx context.Context, sc scenario, m mode, p params, bins binari
 	if err != nil {
 		cancelLoad()
 		<-actErr
-		return r, fmt.Errorf("%w\nlab logs:\n%s", err, lab.Logs(1500))
+		return r, fmt.Errorf("%w\nlab logs:\n%s", err, lab.logs(1500))
 	}
 	cpuSeconds := cpu.perSecond()
 	if err := <-actErr; err != nil {
@@ -524,14 +507,18 @@ func runScenario(ctx context.Context, sc scenario, m mode, p params, bins binari
 	}
 
 	// Pods: the initial ones in creation order, then the new ones.
-	final := lab.Pods()
+	final := lab.pods()
 	r.FinalPods = nil
 	for _, pod := range initialPods {
 		r.Pods = append(r.Pods, podInfo{Name: pod.Name, Index: pod.Index})
-		r.pids = append(r.pids, pod.PID)
+		if pod.PID > 0 {
+			r.pids = append(r.pids, pod.PID)
+		}
 	}
 	for _, pod := range final {
-		r.pids = append(r.pids, pod.PID)
+		if pod.PID > 0 {
+			r.pids = append(r.pids, pod.PID)
+		}
 		if !initial[pod.Name] {
 			r.Pods = append(r.Pods, podInfo{Name: pod.Name, Index: pod.Index, New: true})
 		}

@@ -29,17 +29,7 @@ func runShortVariant(t *testing.T, sc scenario, modeName string) run {
 			t.Skipf("the example server has no -%s flag", f)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	r, err := runScenario(ctx, sc, m, p, bins, func(s string) { t.Log(s) })
-	if r.LabPrefix != "" {
-		checkNoLeftovers(t, r)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Log(summaryLine(r))
-	return r
+	return runShortIn(t, sc, m, p, bins)
 }
 
 // variant returns the scenario name's variant with spread k and policy.
