@@ -270,7 +270,7 @@ func TestParseFlags(t *testing.T) {
 		t.Errorf("-cluster real -proxy-mode nftables: cluster %q, proxy mode %q, %v", o.p.Cluster, o.p.ProxyMode, err)
 	}
 	for _, bad := range [][]string{{"-scenario", "nope"}, {"-modes", "nope"}, {"extra"},
-		{"-cluster", "kind"}, {"-cluster", "real", "-proxy-mode", "ipvs"},
+		{"-cluster", "kind"}, {"-cluster", "real", "-proxy-mode", "ipvs"}, {"-proxy-mode", "nftables"}, {"-manifests", "k8s"},
 		{"-spread-k", "0"}, {"-spread-k", "x"}, {"-spread-k", "257"}, {"-policy", "pick_first"}, {"-heavy-work", "-1"}, {"-heavy-work", "1000001"}} {
 		if _, err := parseFlags(bad, io.Discard); err == nil {
 			t.Errorf("parseFlags(%q) accepted", bad)

@@ -124,7 +124,7 @@ func runCallCost(ctx context.Context, p params, bins binaries, progress func(str
 			return 0, 0, 0, 0, err
 		}
 		n := int(math.Ceil(phase.Seconds()))
-		sampler := sampleCPU(phaseCtx, (&emulatedLab{Lab: lab}).pods, load.origin, n)
+		sampler := sampleCPU(phaseCtx, (&emulatedLab{Lab: lab}).podList, load.origin, n)
 		if err := <-load.done; err != nil {
 			return 0, 0, 0, 0, fmt.Errorf("call-cost %s phase: %w", name, err)
 		}

@@ -123,8 +123,11 @@ func sampleCPU(ctx context.Context, pods func() []labPod, origin time.Time, n in
 
 // perSecond waits for the sampler to end and returns, for each second t of
 // the load, the milliseconds of CPU each pod used in it: pods seen at both
-// ends of the second only.
+// ends of the second only. A nil sampler has none.
 func (s *cpuSampler) perSecond() []map[string]float64 {
+	if s == nil {
+		return nil
+	}
 	<-s.done
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -27,12 +27,13 @@ type podLab interface {
 	// replace replaces the initial pods as the scenario says (roll,
 	// rolling) and reports each step.
 	replace(ctx context.Context, sc scenario, initial []labPod, record func(label string, at, done time.Time)) error
-	// pods are the pods, in creation order.
-	pods() []labPod
+	// pods are the pods, in creation order: those running and those
+	// starting, not those leaving the endpoints.
+	pods(ctx context.Context) ([]labPod, error)
 	// target is the clients' gRPC target for a way in.
 	target(ctx context.Context, via service) (string, error)
 	// clientCommand runs bin where the clients are.
-	clientCommand(ctx context.Context, bin string) *exec.Cmd
+	clientCommand(ctx context.Context, bin string) (*exec.Cmd, error)
 	// logs returns the tail of the lab's logs, for a failed run's error.
 	logs(maxBytes int) string
 	Close() error
@@ -88,7 +89,7 @@ func (e *emulatedLab) replace(ctx context.Context, sc scenario, initial []labPod
 				select {
 				case <-time.After(sc.rollEvery):
 				case <-ctx.Done():
-					return nil
+					return ctx.Err()
 				}
 			}
 			at := time.Now()
@@ -110,7 +111,9 @@ func (e *emulatedLab) replace(ctx context.Context, sc scenario, initial []labPod
 	return nil
 }
 
-func (e *emulatedLab) pods() []labPod {
+func (e *emulatedLab) pods(context.Context) ([]labPod, error) { return e.podList(), nil }
+
+func (e *emulatedLab) podList() []labPod {
 	var out []labPod
 	for _, p := range e.Pods() {
 		out = append(out, labPod{Name: p.Name, Index: p.Index, PID: p.PID, Running: p.Running})
@@ -130,8 +133,8 @@ func (e *emulatedLab) target(_ context.Context, via service) (string, error) {
 	return "", fmt.Errorf("no way in %q", via)
 }
 
-func (e *emulatedLab) clientCommand(ctx context.Context, bin string) *exec.Cmd {
-	return e.ClientCommand(ctx, bin)
+func (e *emulatedLab) clientCommand(ctx context.Context, bin string) (*exec.Cmd, error) {
+	return e.ClientCommand(ctx, bin), nil
 }
 
 func (e *emulatedLab) logs(maxBytes int) string { return e.Logs(maxBytes) }

@@ -111,6 +111,14 @@ func checkNoLeftovers(t *testing.T, r run) {
 	if _, err := os.Stat(filepath.Join(os.TempDir(), r.LabPrefix)); err == nil {
 		t.Errorf("lab directory %s is left after the run", filepath.Join(os.TempDir(), r.LabPrefix))
 	}
+	// A real cluster's components and node agents name its directory in
+	// their arguments.
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, f := range procs {
+		if b, err := os.ReadFile(f); err == nil && strings.Contains(string(b), r.LabPrefix) {
+			t.Errorf("process %s of the run's lab is still there: %q", filepath.Dir(f), strings.ReplaceAll(string(b), "\x00", " "))
+		}
+	}
 	for _, pid := range r.pids {
 		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
 			t.Errorf("process %d of the run is still there", pid)

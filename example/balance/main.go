@@ -138,7 +138,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	policy := fs.String("policy", "", "client balancing policies, comma-separated, one run each, for every scenario: round_robin, weighted_round_robin (servers then run with -orca) (default: both for skewed-cost-headless, round_robin for the others)")
 	clusterFlag := fs.String("cluster", clusterEmulated, "where the pods run: emulated (internal/kubelab: the lab's own kube-proxy rules, dnsmasq, nginx) or real (a Kubernetes v1.37.2 control plane, kube-proxy, CoreDNS and etcd built by tools/kube-build.sh, with example/k8s applied)")
 	proxyMode := fs.String("proxy-mode", string(cluster.ProxyIPTables), "kube-proxy's mode with -cluster real: iptables or nftables")
-	manifests := fs.String("manifests", "", "example/k8s, the manifests -cluster real applies (default: example/k8s or ../k8s, whichever holds kustomization.yaml)")
+	manifests := fs.String("manifests", "", "example/k8s, the manifests -cluster real applies (default: example/k8s, ../k8s or k8s, whichever holds kustomization.yaml)")
 	heavyWork := fs.Int("heavy-work", 0, fmt.Sprintf("work units (rotor-work metadata) of a heavy call in the skewed-cost scenarios, 1 to %d (default %d, or what a call-cost run before them measured)", hello.MaxWork, defaultHeavyWork))
 	if err := fs.Parse(args); err != nil {
 		return options{}, err
@@ -192,6 +192,13 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	o.p.LogsDir = *logs
 	switch *clusterFlag {
 	case clusterEmulated:
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		for _, f := range []string{"proxy-mode", "manifests"} {
+			if set[f] {
+				return o, fmt.Errorf("-%s goes with -cluster real", f)
+			}
+		}
 	case clusterReal:
 		o.p.Cluster = clusterReal
 		switch m := cluster.ProxyMode(*proxyMode); m {
@@ -267,14 +274,11 @@ func balance(args []string, stdout, stderr io.Writer) error {
 			if bins.manifests, err = findManifests(o.manifests); err != nil {
 				return err
 			}
-			progress("building the example server, the example client and the node agent")
-			if bins.real, err = realcluster.Build(dir); err != nil {
+			progress("building the example client, the node agent and (unless -server-bin) the example server")
+			if bins.real, err = realcluster.Build(ctx, dir, bins.server); err != nil {
 				return err
 			}
-			if bins.server == "" {
-				bins.server = bins.real.Server
-			}
-			bins.real.Server = bins.server
+			bins.server = bins.real.Server
 		} else if err := kubelab.Available(); err != nil {
 			return err
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -59,7 +60,7 @@ func newRealLab(ctx context.Context, mode cluster.ProxyMode, bins binaries) (_ *
 	l := &realLab{c: c, index: map[string]int{}}
 	defer func() {
 		if err != nil {
-			_ = c.Close()
+			err = errors.Join(err, c.Close())
 		}
 	}()
 	if err := realcluster.StartNodeAgents(ctx, c, bins.real); err != nil {
@@ -68,11 +69,20 @@ func newRealLab(ctx context.Context, mode cluster.ProxyMode, bins binaries) (_ *
 	if _, err := realcluster.Deploy(ctx, c, bins.manifests); err != nil {
 		return nil, err
 	}
+	// The manifests' HPA (minReplicas 2) does not undo the scenarios' 1
+	// replica: the cluster runs no HPA controller (no metrics-server).
 	client := c.Client()
 	for _, d := range []string{realcluster.ClusterIPClients, realcluster.HeadlessClients} {
 		if err := ops.Scale(ctx, client, realcluster.Namespace, d, 0); err != nil {
 			return nil, err
 		}
+	}
+	// Their pods leave before the run, so that no connection of theirs
+	// counts in the servers' totals.
+	if err := l.waitFor(ctx, "the client pods to leave", func(pods []corev1.Pod) bool {
+		return !slices.ContainsFunc(pods, func(p corev1.Pod) bool { return !strings.HasPrefix(p.Name, realcluster.ServerDeployment+"-") })
+	}, ""); err != nil {
+		return nil, err
 	}
 	d, err := client.AppsV1().Deployments(realcluster.Namespace).Get(ctx, realcluster.ServerDeployment, metav1.GetOptions{})
 	if err != nil {
@@ -183,25 +193,36 @@ func (l *realLab) startServers(ctx context.Context, replicas int, args []string)
 	}
 	// The replaced pods drain (no client calls them: the manifests' clients
 	// are at 0) and leave; the run counts only its own pods.
+	return l.waitFor(ctx, "the replaced server pods to leave", func(pods []corev1.Pod) bool {
+		return len(pods) == replicas && !slices.ContainsFunc(pods, func(p corev1.Pod) bool { return p.DeletionTimestamp != nil })
+	}, realcluster.ServerPodSelector())
+}
+
+// waitFor lists the example's pods (those selector selects) every 200 ms
+// until done returns true, at most realcluster.RolloutTimeout; its error
+// says what it waited for and shows the pods and the servers' logs.
+func (l *realLab) waitFor(ctx context.Context, what string, done func([]corev1.Pod) bool, selector string) error {
+	ctx, cancel := context.WithTimeout(ctx, realcluster.RolloutTimeout)
+	defer cancel()
 	for {
-		list, err := l.list(ctx)
-		if err != nil {
-			return err
-		}
-		if len(list) == replicas && !slices.ContainsFunc(list, func(p corev1.Pod) bool { return p.DeletionTimestamp != nil }) {
+		list, err := l.c.Client().CoreV1().Pods(realcluster.Namespace).List(ctx, metav1.ListOptions{LabelSelector: selector})
+		if err == nil && done(list.Items) {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("the replaced server pods did not leave: %w\n%s", context.Cause(ctx), realcluster.DescribePods(ctx, client))
+			return fmt.Errorf("waiting for %s: %w (last list: %v)\n%s", what, ctx.Err(), err, l.logs(4096))
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
 }
 
+// waitRollout waits for the server Deployment's rollout, at most
+// realcluster.RolloutTimeout; its error shows the pods and the tail of the
+// servers' logs.
 func (l *realLab) waitRollout(ctx context.Context) error {
-	if err := ops.WaitRollout(ctx, l.c.Client(), realcluster.Namespace, realcluster.ServerDeployment); err != nil {
-		return fmt.Errorf("%w\n%s", err, realcluster.DescribePods(ctx, l.c.Client()))
+	if err := realcluster.WaitRollout(ctx, l.c.Client(), realcluster.ServerDeployment); err != nil {
+		return fmt.Errorf("%w\n%s", err, l.serverLogs(4096))
 	}
 	return nil
 }
@@ -239,6 +260,8 @@ func (l *realLab) list(ctx context.Context) ([]corev1.Pod, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Creation timestamps have 1 s resolution: pods made in the same second
+	// are in name order.
 	slices.SortFunc(list.Items, func(a, b corev1.Pod) int {
 		if c := a.CreationTimestamp.Compare(b.CreationTimestamp.Time); c != 0 {
 			return c
@@ -248,21 +271,22 @@ func (l *realLab) list(ctx context.Context) ([]corev1.Pod, error) {
 	return list.Items, nil
 }
 
-// pods are the server pods the API lists, in creation order; Running
-// means the phase is Running (a terminating pod's server runs until its
-// node agent has stopped it). PIDs are not known: the runs on a real
-// cluster report no per-pod CPU.
-func (l *realLab) pods() []labPod {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+// pods are the server pods the API lists, in creation order, but those
+// being deleted: like the emulated lab's, a pod leaves the list when it
+// leaves the endpoints. PIDs are not known: the runs on a real cluster
+// report no per-pod CPU.
+func (l *realLab) pods(ctx context.Context) ([]labPod, error) {
 	list, err := l.list(ctx)
 	if err != nil {
-		return nil
+		return nil, fmt.Errorf("list the server pods: %w", err)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var out []labPod
 	for _, p := range list {
+		if p.DeletionTimestamp != nil {
+			continue
+		}
 		i, ok := l.index[p.Name]
 		if !ok {
 			i = len(l.index)
@@ -270,7 +294,7 @@ func (l *realLab) pods() []labPod {
 		}
 		out = append(out, labPod{Name: p.Name, Index: i, Running: p.Status.Phase == corev1.PodRunning})
 	}
-	return out
+	return out, nil
 }
 
 // target is the Service "hello"'s ClusterIP, or the headless Service by
@@ -290,20 +314,24 @@ func (l *realLab) target(ctx context.Context, via service) (string, error) {
 	return "", fmt.Errorf("the real cluster has no %s way in (nginx is the emulated lab's)", via)
 }
 
-func (l *realLab) clientCommand(ctx context.Context, bin string) *exec.Cmd {
+func (l *realLab) clientCommand(ctx context.Context, bin string) (*exec.Cmd, error) {
 	argv, err := netns.ExecArgs(l.loadNS, bin)
 	if err != nil {
-		// No ip tool: the cluster could not have started without it.
-		return exec.CommandContext(ctx, "/nonexistent/ip", bin)
+		return nil, err
 	}
-	return exec.CommandContext(ctx, argv[0], argv[1:]...)
+	return exec.CommandContext(ctx, argv[0], argv[1:]...), nil
 }
 
 // logs returns the pods' and Deployments' states and the tail of every
 // server pod's log.
 func (l *realLab) logs(maxBytes int) string {
+	return realcluster.DescribePods(context.Background(), l.c.Client()) + l.serverLogs(maxBytes)
+}
+
+// serverLogs returns the tail of every server container's log, maxBytes in
+// all.
+func (l *realLab) serverLogs(maxBytes int) string {
 	var b strings.Builder
-	b.WriteString(realcluster.DescribePods(context.Background(), l.c.Client()))
 	files, _ := filepath.Glob(filepath.Join(l.c.PodLogDir(), "*"+realcluster.ServerDeployment+"*", "*", "*.log"))
 	for _, f := range files {
 		data, err := os.ReadFile(f)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"os"
 	"slices"
 	"sync"
@@ -27,7 +28,7 @@ func realBinaries(t *testing.T) binaries {
 	realBuild.once.Do(func() {
 		realBuild.dir, realBuild.err = os.MkdirTemp("", "rotor-balance-real-")
 		if realBuild.err == nil {
-			realBuild.bins, realBuild.err = realcluster.Build(realBuild.dir)
+			realBuild.bins, realBuild.err = realcluster.Build(context.Background(), realBuild.dir, "")
 		}
 	})
 	if realBuild.err != nil {
@@ -88,8 +89,8 @@ func TestRealClusterBackend(t *testing.T) {
 		if len(r.Events) != 1 || r.Events[0].Label != "rollout restart" {
 			t.Fatalf("events %+v, want one rollout restart", r.Events)
 		}
-		if got := newPods(r); len(got) != 1 || !slices.Contains(r.FinalPods, got[0]) {
-			t.Fatalf("pods %+v, final %v: want the pod replaced by one new pod", r.Pods, r.FinalPods)
+		if got := newPods(r); len(got) != 1 || !slices.Equal(r.FinalPods, got) {
+			t.Fatalf("pods %+v, final %v: want the pod replaced by one new pod, the old one gone", r.Pods, r.FinalPods)
 		}
 		if r.Summary.NewPodCalls == 0 {
 			t.Fatal("the new pod got no calls: the clients never moved")

@@ -44,7 +44,7 @@ func writeTable(w io.Writer, res *result) {
 			v := componentVersions()
 			fmt.Fprintf(w, "Balance on a real Kubernetes control plane (kube-apiserver, controllers, scheduler and kube-proxy %s in %s mode, CoreDNS %s, etcd %s; 2 Nodes; example/k8s applied): %d client connections, %.0f calls/s, %s per run, scale event at %s.\n",
 				v["kube-proxy"], p.ProxyMode, v["coredns"], v["etcd"], p.Conns, p.Rate, p.Duration, p.ScaleAt)
-			fmt.Fprintf(w, "Modes: default = example/k8s's server flags (age 30s, peer watcher on hello-headless every 5s, spread 5s); the others replace its rotation flags: none = no rotation; age = max-connection-age %s; peers = age %s + peer watcher (interval %s, spread %s). Every mode keeps the manifests' grace 10s, shutdown delay 5s, drain timeout 45s. A rollout is kubectl rollout restart (maxSurge 1, maxUnavailable 0).\n",
+			fmt.Fprintf(w, "Modes: default = example/k8s's server flags; the others replace its rotation flags (-max-connection-age, -peer-*, -rotate-spread): none = no rotation; age = max-connection-age %s; peers = age %s + peer watcher (interval %s, spread %s). Every mode keeps the manifests' grace, shutdown delay and drain timeout (each run's server_args in result.json). A rollout is kubectl rollout restart, paced by the Deployment's strategy.\n",
 				p.Age, p.PeerAge, p.PeerInterval, p.Spread)
 		} else {
 			fmt.Fprintf(w, "Balance in the kube-proxy lab: %d client connections, %.0f calls/s, %s per run, scale event at %s.\n",

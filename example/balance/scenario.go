@@ -421,10 +421,12 @@ func runScenario(ctx context.Context, sc scenario, m mode, p params, bins binari
 		return r, err
 	}
 	initial := map[string]bool{}
-	var initialPods []labPod
-	for _, pod := range lab.pods() {
+	initialPods, err := lab.pods(ctx)
+	if err != nil {
+		return r, err
+	}
+	for _, pod := range initialPods {
 		initial[pod.Name] = true
-		initialPods = append(initialPods, pod)
 	}
 
 	target, err := lab.target(ctx, sc.via)
@@ -438,7 +440,11 @@ func runScenario(ctx context.Context, sc scenario, m mode, p params, bins binari
 
 	loadCtx, cancelLoad := context.WithCancel(ctx)
 	defer cancelLoad()
-	load, err := startLabLoad(loadCtx, lab.clientCommand(loadCtx, bins.load), lc, func(line loadLine) {
+	cmd, err := lab.clientCommand(loadCtx, bins.load)
+	if err != nil {
+		return r, err
+	}
+	load, err := startLabLoad(loadCtx, cmd, lc, func(line loadLine) {
 		if (line.T+1)%10 == 0 {
 			progress(fmt.Sprintf("%s/%s t=%ds: %d ok, %d failed", label(sc.name, sc.spread, sc.policy), m.name, line.T+1, sumMap(line.Calls), sumMap(line.Failed)))
 		}
@@ -447,7 +453,11 @@ func runScenario(ctx context.Context, sc scenario, m mode, p params, bins binari
 		return r, err
 	}
 	origin := load.origin
-	cpu := sampleCPU(loadCtx, lab.pods, origin, int(math.Ceil(duration.Seconds())))
+	// Per-pod CPU where the lab knows the pods' PIDs.
+	var cpu *cpuSampler
+	if e, ok := lab.(*emulatedLab); ok {
+		cpu = sampleCPU(loadCtx, e.podList, origin, int(math.Ceil(duration.Seconds())))
+	}
 
 	// The scenario's changes run beside the load.
 	var events []event
@@ -483,6 +493,9 @@ func runScenario(ctx context.Context, sc scenario, m mode, p params, bins binari
 					evMu.Unlock()
 				})
 				if err != nil {
+					if loadCtx.Err() != nil {
+						return nil // the run ended first: the check below says so
+					}
 					return err
 				}
 				progress(fmt.Sprintf("%s/%s: replaced %d pods", label(sc.name, sc.spread, sc.policy), m.name, len(initialPods)))
@@ -507,7 +520,10 @@ func runScenario(ctx context.Context, sc scenario, m mode, p params, bins binari
 	}
 
 	// Pods: the initial ones in creation order, then the new ones.
-	final := lab.pods()
+	final, err := lab.pods(ctx)
+	if err != nil {
+		return r, err
+	}
 	r.FinalPods = nil
 	for _, pod := range initialPods {
 		r.Pods = append(r.Pods, podInfo{Name: pod.Name, Index: pod.Index})

@@ -110,12 +110,9 @@ func startRealCluster(t *testing.T, mode cluster.ProxyMode) *realCluster {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	bins, err := realcluster.Build(t.TempDir())
+	bins, err := realcluster.Build(ctx, t.TempDir(), os.Getenv("ROTOR_K8S_SERVER_BINARY"))
 	if err != nil {
 		t.Fatal(err)
-	}
-	if b := os.Getenv("ROTOR_K8S_SERVER_BINARY"); b != "" {
-		bins.Server = b
 	}
 
 	start := time.Now()

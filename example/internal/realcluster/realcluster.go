@@ -14,7 +14,11 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"os/exec"
+	"path"
+	"path/filepath"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -25,7 +29,6 @@ import (
 	"github.com/rotorkit/rotor/internal/cluster/manifest"
 	"github.com/rotorkit/rotor/internal/cluster/nodeagent"
 	"github.com/rotorkit/rotor/internal/cluster/ops"
-	"github.com/rotorkit/rotor/internal/testkit"
 )
 
 // The example's objects, as example/k8s names them.
@@ -47,11 +50,12 @@ type Binaries struct {
 	Server, Client, NodeAgent string
 }
 
-// Build builds the example server, the example client and the node agent
-// into dir with the go command in PATH, from the current module or
-// workspace.
-func Build(dir string) (Binaries, error) {
-	var b Binaries
+// Build builds the example client and the node agent, and the example
+// server unless server names a binary of it already, into dir with the go
+// command in PATH, from the current module or workspace. Cancelling ctx
+// stops the build.
+func Build(ctx context.Context, dir, server string) (Binaries, error) {
+	b := Binaries{Server: server}
 	for _, x := range []struct {
 		dst *string
 		pkg string
@@ -60,9 +64,13 @@ func Build(dir string) (Binaries, error) {
 		{&b.Client, "example/client"},
 		{&b.NodeAgent, "internal/cluster/cmd/node-agent"},
 	} {
-		bin, err := testkit.Build(dir, "github.com/rotorkit/rotor/"+x.pkg)
+		if *x.dst != "" {
+			continue
+		}
+		bin := filepath.Join(dir, path.Base(x.pkg))
+		out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/rotorkit/rotor/"+x.pkg).CombinedOutput()
 		if err != nil {
-			return Binaries{}, err
+			return Binaries{}, fmt.Errorf("building %s (run from the rotor repository): %v\n%s", x.pkg, err, out)
 		}
 		*x.dst = bin
 	}
@@ -111,11 +119,27 @@ func Deploy(ctx context.Context, c *cluster.Cluster, dir string) (int, error) {
 		return 0, err
 	}
 	for _, d := range []string{ServerDeployment, ClusterIPClients, HeadlessClients} {
-		if err := ops.WaitRollout(ctx, client, Namespace, d); err != nil {
-			return 0, fmt.Errorf("%w\n%s", err, DescribePods(ctx, client))
+		if err := WaitRollout(ctx, client, d); err != nil {
+			return 0, err
 		}
 	}
 	return len(objs), nil
+}
+
+// RolloutTimeout bounds WaitRollout: the example's Deployments roll out in
+// seconds (7–8 s from apply to available on the 2-core lab host), so two
+// minutes means a pod that will not turn Ready.
+const RolloutTimeout = 2 * time.Minute
+
+// WaitRollout waits, at most RolloutTimeout, until the Deployment name of
+// the example has rolled out; its error describes the example's pods.
+func WaitRollout(ctx context.Context, client kubernetes.Interface, name string) error {
+	ctx, cancel := context.WithTimeoutCause(ctx, RolloutTimeout, fmt.Errorf("deployment/%s did not roll out within %v", name, RolloutTimeout))
+	defer cancel()
+	if err := ops.WaitRollout(ctx, client, Namespace, name); err != nil {
+		return fmt.Errorf("%w: %w\n%s", err, context.Cause(ctx), DescribePods(ctx, client))
+	}
+	return nil
 }
 
 // ServerPodSelector selects the example server's pods.
@@ -137,8 +161,11 @@ func PodReady(p *corev1.Pod) bool {
 // phase, readiness, deletion, IP, container states; for a failure's
 // diagnosis.
 func DescribePods(ctx context.Context, client kubernetes.Interface) string {
+	// ctx may be the one that just ran out.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
 	var b strings.Builder
-	list, err := client.CoreV1().Pods(Namespace).List(context.WithoutCancel(ctx), metav1.ListOptions{})
+	list, err := client.CoreV1().Pods(Namespace).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return "list pods: " + err.Error()
 	}
@@ -150,7 +177,7 @@ func DescribePods(ctx context.Context, client kubernetes.Interface) string {
 		fmt.Fprintf(&b, "pod %s node=%s phase=%s ready=%v deleting=%v ip=%s %s\n", p.Name, p.Spec.NodeName, p.Status.Phase, PodReady(&p),
 			p.DeletionTimestamp != nil, p.Status.PodIP, strings.Join(cs, "; "))
 	}
-	deps, err := client.AppsV1().Deployments(Namespace).List(context.WithoutCancel(ctx), metav1.ListOptions{})
+	deps, err := client.AppsV1().Deployments(Namespace).List(ctx, metav1.ListOptions{})
 	if err == nil {
 		for _, d := range deps.Items {
 			_, why := ops.RolloutComplete(&d)
