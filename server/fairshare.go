@@ -151,6 +151,17 @@ func (m Measure) String() string {
 // loadWindow is the time constant of the smoothed rates a load is made of.
 const loadWindow = 5 * time.Second
 
+// rateMinAge is how long a connection is open before its load counts, with
+// MeasureLoad: a connection's first rate is its calls over its life so far,
+// and over a few milliseconds one call reads as dozens a second. A kubelet
+// gRPC probe (one Check on a connection of its own, every period) read as
+// 50 calls/s 20 ms after its dial, and a client just moved by a shed as 4×
+// its rate: the pod it landed on then looked over its share and shed again.
+// On the real control plane, 20 clients at 5 calls/s on 5 pods, fair share
+// sent 34–89 GOAWAYs in the 80 s after a scale-up it had balanced in 9 s,
+// and one run ended at 1.32. A second's life holds 5 of those calls.
+const rateMinAge = time.Second
+
 // recentPeerTTL is how long a pod passes on news of an announced peer, and
 // announcedTTL how long it keeps an announced peer it has not heard from
 // (DNS keeps the peers it lists).
@@ -312,6 +323,9 @@ func (f *fairShare) measureConns(now time.Time) (cands []connLoad, byID map[int]
 			continue
 		}
 		n++
+		if f.cfg.Measure == MeasureLoad && now.Sub(c.opened) < rateMinAge {
+			continue // its rate is not known yet (see rateMinAge)
+		}
 		calls, busy := c.rates(now)
 		l := calls*perCall + busy
 		load += l

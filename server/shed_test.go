@@ -2,6 +2,7 @@ package server
 
 import (
 	"math"
+	"net"
 	"slices"
 	"testing"
 	"time"
@@ -120,6 +121,33 @@ func TestDecideShedBacksOffFutileSheds(t *testing.T) {
 	}
 	if d = decideShed(within, cfg, d.next); d.next.cooldown != cfg.Cooldown || d.next.futile != 0 {
 		t.Errorf("after two rounds within its share: cooldown %v futile %d, want reset", d.next.cooldown, d.next.futile)
+	}
+}
+
+// A connection's load counts once it has been open rateMinAge: one call on
+// a connection dialled 20 ms ago (a kubelet's probe, a client just moved)
+// must not read as 50 calls a second. With MeasureConnections it counts at
+// once.
+func TestMeasureConnsWaitsForARate(t *testing.T) {
+	now := time.Now()
+	open := func(age time.Duration, calls uint64) *conn {
+		a, b := net.Pipe()
+		t.Cleanup(func() { a.Close(); b.Close() })
+		c := &conn{raw: a, opened: now.Add(-age)}
+		c.calls.Store(calls)
+		return c
+	}
+	young, old := open(20*time.Millisecond, 1), open(2*time.Second, 10)
+	s := &Server{conns: map[*conn]struct{}{young: {}, old: {}}}
+	f := newFairShare(s, FairShare{MinAge: Off}.withDefaults())
+	cands, _, load, n := f.measureConns(now)
+	perCall := f.cfg.CallCost.Seconds()
+	if n != 2 || len(cands) != 1 || math.Abs(load-5*perCall) > 1e-12 {
+		t.Errorf("load %v of %d connections, %d candidates; want %v (5 calls/s of the 2 s old one) of 2, 1", load, n, len(cands), 5*perCall)
+	}
+	f = newFairShare(s, FairShare{Measure: MeasureConnections, MinAge: Off}.withDefaults())
+	if cands, _, _, n := f.measureConns(now); n != 2 || len(cands) != 2 {
+		t.Errorf("by connections: %d connections, %d candidates; want 2 and 2", n, len(cands))
 	}
 }
 
