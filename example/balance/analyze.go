@@ -59,6 +59,9 @@ type run struct {
 	Skipped string  `json:"skipped,omitempty"` // why the run did not happen
 	Error   string  `json:"error,omitempty"`   // why the run failed
 
+	// Fleet is what a run of the fleet scenario records beyond the rest.
+	Fleet *fleetRun `json:"fleet,omitempty"`
+
 	// LatencyHist is the histogram of every successful call's latency
 	// (bucket → calls; see hist.go), so that -from can recompute p50/p99.
 	LatencyHist map[int]uint64 `json:"latency_hist,omitempty"`
@@ -162,6 +165,9 @@ type summary struct {
 	Missed     int     `json:"missed,omitempty"`
 	P50Ms      float64 `json:"p50_ms"`
 	P99Ms      float64 `json:"p99_ms"`
+
+	// Fleet holds a fleet run's own figures (see fleetSummary).
+	Fleet *fleetSummary `json:"fleet,omitempty"`
 }
 
 func ms(d time.Duration) float64 { return math.Round(float64(d)/1e3) / 1e3 }
@@ -315,6 +321,7 @@ func (r *run) analyze() summary {
 		s.Imbalance = math.Round(slices.Max(counts)/m*1000) / 1000
 	}
 	r.analyzeLoad(&s, from, n)
+	s.Fleet = r.analyzeFleet(s)
 	return s
 }
 

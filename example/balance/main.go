@@ -23,6 +23,7 @@
 //	skewed-cost-l7   the same behind nginx
 //	one-heavy-client 5 pods, ONE client connection making every call, over k = 1, 5, 10 TCP connections
 //	overhead         plain grpc.NewServer vs rotor vs rotor + default chain, loopback
+//	fleet            50 → 60 pods (-fleet-pods, -fleet-add), 4 client connections per pod at 2 calls/s (-fleet-rate); only when named
 //
 //	default          the example server's defaults (age 30 s)
 //	none             no rotation (-max-connection-age off)
@@ -59,6 +60,7 @@
 //	go run ./example/balance -scenario seed-clusterip -modes none,age -short
 //	go run ./example/balance -scenario call-cost,skewed-cost -modes fair-share
 //	go run ./example/balance -cluster real -scenario seed-clusterip -modes none,fair-share
+//	go run ./example/balance -scenario fleet -fleet-pods 100 -modes fair-share,peers
 package main
 
 import (
@@ -98,6 +100,10 @@ func main() {
 var allScenarios = []string{"seed-clusterip", "seed-headless", "rolling-restart", "l7-reference", "rollout-headless", "rolling-restart-headless",
 	"skewed-clients", "skewed-clients-l7", "call-cost", "skewed-cost", "skewed-cost-headless", "skewed-cost-l7", "one-heavy-client", "overhead"}
 
+// namedScenarios run only when -scenario names them: a fleet is hundreds
+// of processes, sized for the host by its own flags.
+var namedScenarios = []string{"fleet"}
+
 // options are the command line.
 type options struct {
 	scenarios []string
@@ -116,7 +122,7 @@ type options struct {
 func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("balance", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	scenarioFlag := fs.String("scenario", strings.Join(allScenarios, ","), "scenarios to run, comma-separated: "+strings.Join(allScenarios, ", "))
+	scenarioFlag := fs.String("scenario", strings.Join(allScenarios, ","), "scenarios to run, comma-separated: "+strings.Join(allScenarios, ", ")+"; and, only when named, "+strings.Join(namedScenarios, ", "))
 	modesFlag := fs.String("modes", "default,none,age,peers,fair-share", "modes to run each lab scenario in: default, none, age, peers, fair-share")
 	short := fs.Bool("short", false, "short runs for tests: 15 s (headless 36 s), scale at 5 s, age 2 s, 200 calls/s")
 	out := fs.String("out", "balance-out", "directory for table.txt, result.json and plot.svg; empty: print only")
@@ -139,6 +145,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	clusterFlag := fs.String("cluster", clusterEmulated, "where the pods run: emulated (internal/kubelab: the lab's own kube-proxy rules, dnsmasq, nginx) or real (a Kubernetes v1.37.2 control plane, kube-proxy, CoreDNS and etcd built by tools/kube-build.sh, with example/k8s applied)")
 	proxyMode := fs.String("proxy-mode", string(cluster.ProxyIPTables), "kube-proxy's mode with -cluster real: iptables or nftables")
 	manifests := fs.String("manifests", "", "example/k8s, the manifests -cluster real applies (default: example/k8s, ../k8s or k8s, whichever holds kustomization.yaml)")
+	fleet := bindFleetFlags(fs)
 	heavyWork := fs.Int("heavy-work", 0, fmt.Sprintf("work units (rotor-work metadata) of a heavy call in the skewed-cost scenarios, 1 to %d (default %d, or what a call-cost run before them measured)", hello.MaxWork, defaultHeavyWork))
 	if err := fs.Parse(args); err != nil {
 		return options{}, err
@@ -158,6 +165,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	set(&o.p.Grace, *grace)
 	set(&o.p.Spread, *spread)
 	set(&o.overhead.Duration, *odur)
+	if err := fleet.apply(fs, &o.p); err != nil {
+		return o, err
+	}
 	if *rate > 0 {
 		o.p.Rate = *rate
 	}
@@ -217,8 +227,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		o.p.DrainTimeout = o.p.Grace
 	}
 	for _, s := range splitList(*scenarioFlag) {
-		if !slices.Contains(allScenarios, s) {
-			return o, fmt.Errorf("-scenario %q: want some of %s", s, strings.Join(allScenarios, ", "))
+		if !slices.Contains(allScenarios, s) && !slices.Contains(namedScenarios, s) {
+			return o, fmt.Errorf("-scenario %q: want some of %s", s, strings.Join(append(slices.Clone(allScenarios), namedScenarios...), ", "))
 		}
 		o.scenarios = append(o.scenarios, s)
 	}

@@ -89,6 +89,7 @@ func writeTable(w io.Writer, res *result) {
 		}
 		tw.Flush()
 		writeLoadTable(w, res)
+		writeFleetTable(w, res)
 
 		fmt.Fprintln(w, "\nCalls per pod (p0, p1, … in creation order; * = started by the scenario):")
 		for _, r := range res.Runs {

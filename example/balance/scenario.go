@@ -54,6 +54,14 @@ type params struct {
 	// variants (-spread-k, -policy).
 	Spreads  []int    `json:"spreads,omitempty"`
 	Policies []string `json:"policies,omitempty"`
+	// The fleet scenario's sizes and timeline (fleet.go): pods at the
+	// start and added by the scale event, calls per second of each client
+	// connection, when the scale event comes and how long the run lasts.
+	FleetPods     int           `json:"fleet_pods,omitempty"`
+	FleetAdd      int           `json:"fleet_add,omitempty"`
+	FleetConnRate float64       `json:"fleet_conn_rate,omitempty"`
+	FleetScaleAt  time.Duration `json:"fleet_scale_at,omitempty"`
+	FleetDuration time.Duration `json:"fleet_duration,omitempty"`
 
 	// Cluster is where the pods run: clusterEmulated (internal/kubelab, also
 	// when empty) or clusterReal (internal/cluster), whose kube-proxy runs
@@ -75,6 +83,7 @@ func defaultParams(short bool) params {
 			// Tests assert that no call fails; on a CI machine busy with other
 			// work a call can stall for seconds without anything being wrong.
 			CallTimeout: 30 * time.Second, HeavyWork: defaultHeavyWork,
+			FleetPods: 8, FleetAdd: 4, FleetConnRate: fleetConnRate, FleetScaleAt: fleetShortScaleAt, FleetDuration: fleetShortScaleAt + 14*time.Second,
 		}
 	}
 	return params{
@@ -82,6 +91,7 @@ func defaultParams(short bool) params {
 		Age: 10 * time.Second, Grace: 5 * time.Second, PeerAge: 5 * time.Minute, PeerInterval: time.Second,
 		Spread: 2 * time.Second, ShutdownDelay: 2 * time.Second, DrainTimeout: 10 * time.Second, CallTimeout: 5 * time.Second,
 		HeavyWork: defaultHeavyWork,
+		FleetPods: 50, FleetAdd: defaultFleetAdd(50), FleetConnRate: fleetConnRate, FleetScaleAt: fleetScaleAt, FleetDuration: fleetDuration,
 	}
 }
 
@@ -137,6 +147,14 @@ type scenario struct {
 	// spread and policy are the variant of one run (see variants).
 	spread int
 	policy string
+	// fleet sizes the scenario from the -fleet flags (see sized): its
+	// pods, connections and timeline. connRate, when set, replaces -rate
+	// with calls per second per connection; length replaces -duration;
+	// startBatch, when set, starts the initial pods that many at a time.
+	fleet      bool
+	connRate   float64
+	length     time.Duration
+	startBatch int
 }
 
 // headlessRolloutAt is when the headless rollouts begin: after the clients'
@@ -166,11 +184,14 @@ var scenarios = []scenario{
 		via: viaL7, replicas: 2, scaleTo: 5, load: costLoad, rateShare: costRateShare},
 	{name: "one-heavy-client", about: "5 pods, one client connection making every call, over k TCP connections (server.SpreadConnections)",
 		via: viaClusterIP, replicas: 5, conns: 1, spreads: []int{1, 5, 10}},
+	{name: "fleet", about: "a big fleet scaled by about 10 % through the ClusterIP, 4 client connections per pod at a small call rate (-fleet-pods, -fleet-add, -fleet-rate)",
+		via: viaClusterIP, fleet: true},
 }
 
 // variants returns the runs of the scenario: one per spread and policy, its
 // own or those of p.
 func (s scenario) variants(p params) []scenario {
+	s = s.sized(p)
 	spreads, policies := s.spreads, s.policies
 	if len(p.Spreads) > 0 {
 		spreads = p.Spreads
@@ -224,6 +245,9 @@ func (s scenario) connsOf(p params) int {
 // rateOf is the calls per second of the scenario, all connections
 // together.
 func (s scenario) rateOf(p params) float64 {
+	if s.connRate > 0 {
+		return s.connRate * float64(s.connsOf(p))
+	}
 	return p.Rate * cmp.Or(s.rateShare, 1)
 }
 
@@ -252,7 +276,7 @@ func findScenario(name string) (scenario, bool) {
 
 // duration is how long the scenario's load runs.
 func (s scenario) duration(p params) time.Duration {
-	d := p.Duration
+	d := cmp.Or(s.length, p.Duration)
 	if s.via == viaHeadless && p.DNSMinInterval == 0 {
 		d = max(d, headlessFloor)
 	}
@@ -381,6 +405,7 @@ type event struct {
 // runScenario runs one scenario in one mode in a new lab and returns what
 // the load generator saw. progress, if not nil, gets a line now and then.
 func runScenario(ctx context.Context, sc scenario, m mode, p params, bins binaries, progress func(string)) (r run, err error) {
+	sc = sc.sized(p)
 	r = run{Scenario: sc.name, Mode: m.name, Via: string(sc.via), Load: string(sc.load), Rate: sc.rateOf(p), Clients: sc.connsOf(p)}
 	if sc.spread > 1 {
 		r.Spread = sc.spread
@@ -417,9 +442,12 @@ func runScenario(ctx context.Context, sc scenario, m mode, p params, bins binari
 	r.LabPrefix = lab.Prefix()
 	args := lab.serverArgs(sc, m, p)
 	r.ServerArgs = args
-	if err := lab.startServers(ctx, sc.replicas, args); err != nil {
+	fleet := newFleetRecorder(sc, progress)
+	defer fleet.close()
+	if err := startInBatches(ctx, lab, sc.replicas, sc.startBatch, args, progress); err != nil {
 		return r, err
 	}
+	fleet.started()
 	initial := map[string]bool{}
 	initialPods, err := lab.pods(ctx)
 	if err != nil {
@@ -458,6 +486,7 @@ func runScenario(ctx context.Context, sc scenario, m mode, p params, bins binari
 	if e, ok := lab.(*emulatedLab); ok {
 		cpu = sampleCPU(loadCtx, e.podList, origin, int(math.Ceil(duration.Seconds())))
 	}
+	fleet.sample(loadCtx, origin, int(math.Ceil(duration.Seconds())), load.pid())
 
 	// The scenario's changes run beside the load.
 	var events []event
@@ -542,6 +571,7 @@ func runScenario(ctx context.Context, sc scenario, m mode, p params, bins binari
 	}
 	r.Events = events
 	r.LoadAvg = loadAverage()
+	r.Fleet = fleet.finish()
 	for i, line := range load.lines {
 		if line.T >= 0 && line.T < len(cpuSeconds) {
 			load.lines[i].CPUMs = cpuSeconds[line.T]

@@ -1,0 +1,222 @@
+package main
+
+import (
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestFleetFlags(t *testing.T) {
+	tests := []struct {
+		args               []string
+		pods, add          int
+		rate               float64
+		scaleAt, duration  time.Duration
+		wantErr            string
+		conns, scaledTo    int
+		callsPerSecondWant float64
+	}{
+		{args: nil, pods: 50, add: 10, rate: 2, scaleAt: 30 * time.Second, duration: 2 * time.Minute, scaledTo: 60, conns: 240, callsPerSecondWant: 480},
+		{args: []string{"-fleet-pods", "200"}, pods: 200, add: 20, rate: 2, scaleAt: 30 * time.Second, duration: 2 * time.Minute, scaledTo: 220, conns: 880, callsPerSecondWant: 1760},
+		{args: []string{"-fleet-pods", "100", "-fleet-rate", "1"}, pods: 100, add: 10, rate: 1, scaleAt: 30 * time.Second, duration: 2 * time.Minute, scaledTo: 110, conns: 440, callsPerSecondWant: 440},
+		{args: []string{"-fleet-pods", "8", "-fleet-add", "1"}, pods: 8, add: 1, rate: 2, scaleAt: 30 * time.Second, duration: 2 * time.Minute, scaledTo: 9, conns: 36, callsPerSecondWant: 72},
+		{args: []string{"-short"}, pods: 8, add: 4, rate: 2, scaleAt: 31 * time.Second, duration: 45 * time.Second, scaledTo: 12, conns: 48, callsPerSecondWant: 96},
+		{args: []string{"-short", "-fleet-pods", "20"}, pods: 20, add: 4, rate: 2, scaleAt: 31 * time.Second, duration: 45 * time.Second, scaledTo: 24, conns: 96, callsPerSecondWant: 192},
+		{args: []string{"-short", "-scale-at", "5s", "-duration", "15s"}, pods: 8, add: 4, rate: 2, scaleAt: 5 * time.Second, duration: 15 * time.Second, scaledTo: 12, conns: 48, callsPerSecondWant: 96},
+		{args: []string{"-scale-at", "40s", "-duration", "2m"}, pods: 50, add: 10, rate: 2, scaleAt: 40 * time.Second, duration: 2 * time.Minute, scaledTo: 60, conns: 240, callsPerSecondWant: 480},
+		{args: []string{"-fleet-pods", "240", "-fleet-add", "5"}, pods: 240, add: 5, rate: 2, scaleAt: 30 * time.Second, duration: 2 * time.Minute, scaledTo: 245, conns: 980, callsPerSecondWant: 1960},
+		{args: []string{"-fleet-pods", "240"}, wantErr: "-fleet-add 24"},
+		{args: []string{"-fleet-pods", "-3"}, wantErr: "-fleet-pods -3"},
+		{args: []string{"-fleet-rate", "-1"}, wantErr: "-fleet-rate -1"},
+		{args: []string{"-scale-at", "130s"}, wantErr: "set -scale-at below -duration"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			o, err := parseFlags(append([]string{"-scenario", "fleet"}, tt.args...), io.Discard)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := o.p
+			if p.FleetPods != tt.pods || p.FleetAdd != tt.add || p.FleetConnRate != tt.rate || p.FleetScaleAt != tt.scaleAt || p.FleetDuration != tt.duration {
+				t.Errorf("pods %d add %d rate %v at %s for %s; want %d %d %v %s %s",
+					p.FleetPods, p.FleetAdd, p.FleetConnRate, p.FleetScaleAt, p.FleetDuration, tt.pods, tt.add, tt.rate, tt.scaleAt, tt.duration)
+			}
+			sc, _ := findScenario("fleet")
+			sc = sc.sized(p)
+			if sc.replicas != tt.pods || sc.scaleTo != tt.scaledTo || sc.connsOf(p) != tt.conns || sc.rateOf(p) != tt.callsPerSecondWant ||
+				sc.at(p) != tt.scaleAt || sc.duration(p) != tt.duration || sc.via != viaClusterIP {
+				t.Errorf("sized: %d → %d pods, %d conns, %v calls/s, at %s for %s via %s; want %d → %d, %d, %v, %s, %s via clusterip",
+					sc.replicas, sc.scaleTo, sc.connsOf(p), sc.rateOf(p), sc.at(p), sc.duration(p), sc.via,
+					tt.pods, tt.scaledTo, tt.conns, tt.callsPerSecondWant, tt.scaleAt, tt.duration)
+			}
+		})
+	}
+}
+
+// TestFleetSizedLeavesOtherScenarios checks that the fleet flags change no
+// other scenario.
+func TestFleetSizedLeavesOtherScenarios(t *testing.T) {
+	p := defaultParams(false)
+	for _, sc := range scenarios {
+		if sc.fleet {
+			continue
+		}
+		got := sc.sized(p)
+		if got.replicas != sc.replicas || got.scaleTo != sc.scaleTo || got.connsOf(p) != sc.connsOf(p) ||
+			got.rateOf(p) != sc.rateOf(p) || got.duration(p) != sc.duration(p) || got.at(p) != sc.at(p) {
+			t.Errorf("%s: sized changed it", sc.name)
+		}
+	}
+}
+
+func TestFleetConnsPerPodAtEnd(t *testing.T) {
+	conns := []connRecord{
+		{ID: "0/a", Client: 0, Pod: "p0", From: 0, Calls: series{2, 2, 2, 2, 2, 2, 2, 2, 2, 2}},
+		// Client 1 moved from p0 to p1 at second 5.
+		{ID: "1/a", Client: 1, Pod: "p0", From: 0, Calls: series{2, 2, 2, 2, 2, 1}},
+		{ID: "1/b", Client: 1, Pod: "p1", From: 5, Calls: series{1, 2, 2, 2, 2}},
+		// Client 2 moved in the last second: its newer connection counts.
+		{ID: "2/a", Client: 2, Pod: "p0", From: 0, Calls: series{2, 2, 2, 2, 2, 2, 2, 2, 2, 1}},
+		{ID: "2/b", Client: 2, Pod: "p2", From: 9, Calls: series{1}},
+		// Client 3 stopped calling long before the end: it counts nowhere.
+		{ID: "3/a", Client: 3, Pod: "p0", From: 0, Calls: series{2, 2}},
+		// Client 4 is at a pod that is gone.
+		{ID: "4/a", Client: 4, Pod: "old", From: 0, Calls: series{2, 2, 2, 2, 2, 2, 2, 2, 2, 2}},
+	}
+	maxConns, mean := connsPerPodAtEnd(conns, []string{"p0", "p1", "p2", "p3"}, 10)
+	if maxConns != 1 || mean != 0.75 {
+		t.Errorf("max %d mean %v, want 1 and 0.75 (p0, p1, p2 one each, p3 none)", maxConns, mean)
+	}
+	conns = append(conns, connRecord{ID: "5/a", Client: 5, Pod: "p1", From: 0, Calls: series{2, 2, 2, 2, 2, 2, 2, 2, 2, 2}})
+	if maxConns, mean = connsPerPodAtEnd(conns, []string{"p0", "p1", "p2", "p3"}, 10); maxConns != 2 || mean != 1 {
+		t.Errorf("max %d mean %v, want 2 and 1", maxConns, mean)
+	}
+	if maxConns, mean = connsPerPodAtEnd(nil, nil, 10); maxConns != 0 || mean != 0 {
+		t.Errorf("no pods: max %d mean %v, want 0 and 0", maxConns, mean)
+	}
+}
+
+// TestFleetAnalyze checks the churn and CPU figures of a made-up run: pods
+// a and b, then c from second 10, which gets its fair third of the calls
+// from second 12 on. The trailing 5 s share first reaches 0.8 × 1/3 in the
+// window of seconds 11-15, so the fair state starts at second 16, and of
+// the dials only those at 20 and 30 are after it.
+func TestFleetAnalyze(t *testing.T) {
+	r := run{
+		Scenario: "fleet", Mode: "fair-share", Duration: 40,
+		Pods:      []podInfo{{Name: "a"}, {Name: "b", Index: 1}, {Name: "c", Index: 2, New: true}},
+		FinalPods: []string{"a", "b", "c"},
+		Events:    []event{{Label: "scale 2→3", Kind: "scale", At: 9.5, Done: 10}},
+		Fleet:     &fleetRun{Pods: 2, ScaledTo: 3, ConnRate: 2, CPUs: 2},
+	}
+	var lines []loadLine
+	for s := range 40 {
+		l := loadLine{Type: "second", T: s, Calls: map[string]int{"a": 15, "b": 15},
+			CPUMs: map[string]float64{"a": 10, "b": 20, "c": 30}}
+		if s >= 12 {
+			l.Calls = map[string]int{"a": 10, "b": 10, "c": 10}
+		}
+		switch s {
+		case 0:
+			l.Dials = 12
+		case 6:
+			l.Dials = 2
+		case 12:
+			l.Dials = 4
+		case 20:
+			l.Dials = 1
+		case 30:
+			l.Dials = 2
+		}
+		lines = append(lines, l)
+		r.Fleet.LoadGenMs = append(r.Fleet.LoadGenMs, 50)
+		r.Fleet.HostCores = append(r.Fleet.HostCores, 1.5)
+	}
+	r.Fleet.HostCores[39] = -1 // unknown: left out
+	r.fill(lines)
+	s := r.Summary
+	if s.TimeToFair == nil || *s.TimeToFair != 6 {
+		t.Fatalf("time to fair %v, want 6 s", fmtSecs(s.TimeToFair))
+	}
+	f := s.Fleet
+	if f == nil {
+		t.Fatal("no fleet summary")
+	}
+	if want := (churn{Conns: 3, Seconds: 24, PerPodMinute: 2.5}); f.Moved != want {
+		t.Errorf("moved after fair %+v, want %+v", f.Moved, want)
+	}
+	// The second half of the 9.5 s before the scale event: seconds 5 to 8,
+	// 2 connections of 2 pods in 4 s.
+	if want := (churn{Conns: 2, Seconds: 4, PerPodMinute: 15}); f.MovedBefore != want {
+		t.Errorf("moved before the scale event %+v, want %+v", f.MovedBefore, want)
+	}
+	if f.ServerCPUMean != 2 || f.ServerCPUMax != 3 || f.LoadGenCPU != 5 || f.HostCores != 1.5 {
+		t.Errorf("cpu per pod %v%% (max %v%%), load generator %v%%, host %v cores; want 2, 3, 5, 1.5",
+			f.ServerCPUMean, f.ServerCPUMax, f.LoadGenCPU, f.HostCores)
+	}
+	var b strings.Builder
+	writeFleetTable(&b, &result{Runs: []run{r}})
+	if !strings.Contains(b.String(), "2.50 (24 s)") || !strings.Contains(b.String(), "2→3") {
+		t.Errorf("fleet table lacks the churn or the pods:\n%s", b.String())
+	}
+
+	// Never fair: no churn figure.
+	r.Pods[2].New = false
+	r.Pods = append(r.Pods, podInfo{Name: "d", Index: 3, New: true})
+	r.FinalPods = append(r.FinalPods, "d")
+	r.fill(lines)
+	if f := r.Summary.Fleet; r.Summary.TimeToFair != nil || f.Moved != (churn{}) {
+		t.Errorf("a run that never reached fair: time to fair %s, moved after %+v; want never and none",
+			fmtSecs(r.Summary.TimeToFair), f.Moved)
+	}
+}
+
+func TestFleetHostBusySeconds(t *testing.T) {
+	a, err := hostBusySeconds()
+	if err != nil {
+		t.Skip(err) // not Linux
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		// Spin until the host's busy time moves: this loop is busy time.
+		if b, err := hostBusySeconds(); err != nil || b < a {
+			t.Fatalf("busy seconds went from %v to %v (%v)", a, b, err)
+		} else if b > a {
+			return
+		}
+	}
+	t.Errorf("the host's busy time did not grow in 2 s of a spinning test")
+}
+
+// TestFleetScaleUp scales a small fleet, 8 → 12 pods with 48 client
+// connections, in mode fair-share: no call may fail, and fair share must
+// move some connections to the new pods (without it, conntrack keeps them
+// all on the old pods).
+func TestFleetScaleUp(t *testing.T) {
+	r := runShort(t, "fleet", "fair-share")
+	if got := len(newPods(r)); got != 4 || len(r.FinalPods) != 12 {
+		t.Fatalf("%d new pods, %d at the end; want 4 and 12 (pods %+v)", got, len(r.FinalPods), r.Pods)
+	}
+	if r.Clients != 48 {
+		t.Errorf("%d client connections, want 48", r.Clients)
+	}
+	if r.Summary.Failed != 0 {
+		t.Errorf("%d calls failed, want 0: %v", r.Summary.Failed, r.Summary.FailedByCode)
+	}
+	if r.Summary.NewPodCalls == 0 {
+		t.Errorf("the new pods got no calls (per pod: %v)", r.Summary.PerPod)
+	}
+	if r.Fleet == nil || r.Summary.Fleet == nil {
+		t.Fatal("the run has no fleet record")
+	}
+	if n := len(r.Fleet.HostCores); n == 0 {
+		t.Error("no host CPU samples")
+	}
+}
