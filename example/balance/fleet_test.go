@@ -220,3 +220,21 @@ func TestFleetScaleUp(t *testing.T) {
 		t.Error("no host CPU samples")
 	}
 }
+
+// TestFleetRunsEmulatedOnly checks that -cluster real skips the fleet
+// scenario with a reason and runs it in the emulated lab.
+func TestFleetRunsEmulatedOnly(t *testing.T) {
+	sc, ok := findScenario("fleet")
+	if !ok {
+		t.Fatal("no fleet scenario")
+	}
+	p := defaultParams(true)
+	sc = sc.sized(p)
+	if why := p.unsupported(sc); why != "" {
+		t.Errorf("emulated: unsupported %q, want it to run", why)
+	}
+	p.Cluster = clusterReal
+	if why := p.unsupported(sc); !strings.Contains(why, "-cluster emulated") {
+		t.Errorf("real: unsupported %q, want a reason that names -cluster emulated", why)
+	}
+}
