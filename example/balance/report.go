@@ -47,7 +47,7 @@ func writeTable(w io.Writer, res *result) {
 			fmt.Fprintf(w, "Modes: default = example/k8s's server flags; the others replace its rotation flags (-max-connection-age, -peer-*, -rotate-spread): none = no rotation; age = max-connection-age %s; peers = age %s + peer watcher (interval %s, spread %s). Every mode keeps the manifests' grace, shutdown delay and drain timeout (each run's server_args in result.json). A rollout is kubectl rollout restart, paced by the Deployment's strategy.\n",
 				p.Age, p.PeerAge, p.PeerInterval, p.Spread)
 		} else {
-			fmt.Fprintf(w, "Balance in the kube-proxy lab: %d client connections, %.0f calls/s, %s per run, scale event at %s.\n",
+			fmt.Fprintf(w, "Balance in the kube-proxy lab: %d client connections, %.0f calls/s, %s per run, scale event at %s (the fleet scenario has its own sizes and timeline: see Fleet below).\n",
 				p.Conns, p.Rate, p.Duration, p.ScaleAt)
 			fmt.Fprintf(w, "Modes: none = no rotation; age = max-connection-age %s; peers = age %s + peer watcher (interval %s, spread %s). Grace %s, shutdown delay %s, drain timeout %s.\n",
 				p.Age, p.PeerAge, p.PeerInterval, p.Spread, p.Grace, p.ShutdownDelay, p.DrainTimeout)
@@ -57,7 +57,7 @@ func writeTable(w io.Writer, res *result) {
 		if p.DNSMinInterval > 0 {
 			fmt.Fprintf(w, "Clients re-resolve dns:/// targets at most every %s (grpc-go's default floor is 30s).\n", p.DNSMinInterval)
 		}
-		fmt.Fprintf(w, "new share: the new pods' share of the calls in the windows 0-5, 5-10, 10-20 s and 20 s-end after the scale event (fair: 3/5 = 0.60).\n")
+		fmt.Fprintf(w, "new share: the new pods' share of the calls in the windows 0-5, 5-10, 10-20 s and 20 s-end after the scale event (fair: the new pods' part of the pods, 3/5 = 0.60 for 2 → 5).\n")
 		fmt.Fprintf(w, "missed: call slots the load generator skipped because it was stalled for over a second (a busy machine), not failures.\n")
 		fmt.Fprintf(w, "to fair: time after the scale event until the new pods' trailing 5 s (1 s) share is >= 0.8 x fair for good. imbalance: max/mean calls per pod over the last 30 s (since the last event if later).\n\n")
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
