@@ -151,8 +151,9 @@ func (m Measure) String() string {
 // loadWindow is the time constant of the smoothed rates a load is made of.
 const loadWindow = 5 * time.Second
 
-// rateMinAge is how long a connection is open before its load counts, with
-// MeasureLoad: a connection's first rate is its calls over its life so far,
+// rateMinAge is how long a connection is open before its own load counts,
+// with MeasureLoad; until then it counts as a connection of the mean load
+// (see youngLoad). A connection's first rate is its calls over its life so far,
 // and over a few milliseconds one call reads as dozens a second. A kubelet
 // gRPC probe (one Check on a connection of its own, every period) read as
 // 50 calls/s 20 ms after its dial, and a client just moved by a shed as 4×
@@ -314,6 +315,7 @@ func (f *fairShare) run(ctx context.Context) {
 func (f *fairShare) measureConns(now time.Time) (cands []connLoad, byID map[int]*conn, load float64, n int) {
 	perCall := on(f.cfg.CallCost).Seconds()
 	byID = map[int]*conn{}
+	young, mature := 0, 0
 	for _, c := range f.s.snapshot() {
 		// A connection counts from its first client call: until then it
 		// may be a peer's, which its first load query marks (a client's
@@ -324,18 +326,44 @@ func (f *fairShare) measureConns(now time.Time) (cands []connLoad, byID map[int]
 		}
 		n++
 		if f.cfg.Measure == MeasureLoad && now.Sub(c.opened) < rateMinAge {
-			continue // its rate is not known yet (see rateMinAge)
+			young++ // its rate is not known yet (see rateMinAge)
+			continue
 		}
 		calls, busy := c.rates(now)
 		l := calls*perCall + busy
 		load += l
+		mature++
 		if f.cfg.MinAge == Off || now.Sub(c.opened) >= f.cfg.MinAge {
 			id := len(byID)
 			byID[id] = c
 			cands = append(cands, connLoad{id: id, load: l, opened: c.opened})
 		}
 	}
+	if young > 0 {
+		load += float64(young) * f.youngLoad(load, mature)
+	}
 	return cands, byID, load, n
+}
+
+// youngLoad is what a connection younger than rateMinAge counts for: a
+// connection of the fleet's mean load (its last estimate), or of this
+// pod's mean (load over mature connections) before there is one, or
+// nothing when neither is known. Counted as nothing, the clients a shed
+// sent away and that came straight back (as a headless Service's
+// round_robin clients do) made the pod look below its share for a second,
+// so the shed looked as if it had worked and the back-off from futile
+// sheds never began.
+func (f *fairShare) youngLoad(load float64, mature int) float64 {
+	f.mu.Lock()
+	meanLoad, meanConns := f.meanLoad, f.meanConns
+	f.mu.Unlock()
+	if meanConns > 0 {
+		return meanLoad / meanConns
+	}
+	if mature > 0 {
+		return load / float64(mature)
+	}
+	return 0
 }
 
 // fromSelf reports whether the connection comes from the address it
