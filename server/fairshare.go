@@ -152,15 +152,18 @@ func (m Measure) String() string {
 const loadWindow = 5 * time.Second
 
 // rateMinAge is how long a connection is open before its own load counts,
-// with MeasureLoad; until then it counts as a connection of the mean load
-// (see youngLoad). A connection's first rate is its calls over its life so far,
-// and over a few milliseconds one call reads as dozens a second. A kubelet
-// gRPC probe (one Check on a connection of its own, every period) read as
-// 50 calls/s 20 ms after its dial, and a client just moved by a shed as 4×
-// its rate: the pod it landed on then looked over its share and shed again.
-// On the real control plane, 20 clients at 5 calls/s on 5 pods, fair share
-// sent 34–89 GOAWAYs in the 80 s after a scale-up it had balanced in 9 s,
-// and one run ended at 1.32. A second's life holds 5 of those calls.
+// with MeasureLoad. A connection's first rate is its calls over its life so
+// far, and over a few milliseconds one call reads as dozens a second. A
+// kubelet gRPC probe (one Check on a connection of its own, every period)
+// read as 50 calls/s 20 ms after its dial, and a client just moved by a
+// shed as 4× its rate: the pod it landed on then looked over its share and
+// shed again. On the real control plane, 20 clients at 5 calls/s on 5
+// pods, fair share sent 34–89 GOAWAYs in the 80 s after a scale-up it had
+// balanced in 9 s, and one run ended at 1.32. A second's life holds 5 of
+// those calls. Until then a connection counts at the fleet's mean load per
+// connection (see youngLoad): a probe's connection caught open by a round
+// weighs one connection for that round, and a pod sheds only after
+// overRounds rounds above its share.
 const rateMinAge = time.Second
 
 // recentPeerTTL is how long a pod passes on news of an announced peer, and
@@ -231,7 +234,9 @@ func WithFairShare(f FairShare) Option {
 
 // A FairShareObserver is an Observer that also wants each fair-share round:
 // how many peers answered (itself excluded), its own client connections and
-// load (seconds of CPU and handler time per second, see MeasureLoad), the
+// load (seconds of CPU and handler time per second, see MeasureLoad; a
+// connection open less than a second counts at the fleet's mean load per
+// connection, as its rate is not known yet), the
 // fleet means of both as it estimates them, and how many connections it
 // shed.
 type FairShareObserver interface {
@@ -345,10 +350,10 @@ func (f *fairShare) measureConns(now time.Time) (cands []connLoad, byID map[int]
 	return cands, byID, load, n
 }
 
-// youngLoad is what a connection younger than rateMinAge counts for: a
-// connection of the fleet's mean load (its last estimate), or of this
-// pod's mean (load over mature connections) before there is one, or
-// nothing when neither is known. Counted as nothing, the clients a shed
+// youngLoad is what a connection younger than rateMinAge counts for: the
+// fleet's mean load per connection (its last estimate of meanLoad over
+// meanConns), or this pod's (its load over its mature connections) before
+// there is one, or nothing when neither is known. Counted as nothing, the clients a shed
 // sent away and that came straight back (as a headless Service's
 // round_robin clients do) made the pod look below its share for a second,
 // so the shed looked as if it had worked and the back-off from futile

@@ -153,6 +153,12 @@ func TestMeasureConnsWaitsForARate(t *testing.T) {
 	if _, _, load, _ := f.measureConns(now); math.Abs(load-(5+3)*perCall) > 1e-12 {
 		t.Errorf("with a fleet mean of 3 calls/s a connection: load %v, want %v", load, 8*perCall)
 	}
+	// Only young connections and no estimate yet (a new pod): nothing is
+	// known, and the load is 0.
+	alone := &Server{conns: map[*conn]struct{}{young: {}}}
+	if _, _, load, n := newFairShare(alone, FairShare{MinAge: Off}.withDefaults()).measureConns(now); load != 0 || n != 1 {
+		t.Errorf("a young connection alone: load %v of %d connections, want 0 of 1", load, n)
+	}
 	f = newFairShare(s, FairShare{Measure: MeasureConnections, MinAge: Off}.withDefaults())
 	if cands, _, _, n := f.measureConns(now); n != 2 || len(cands) != 2 {
 		t.Errorf("by connections: %d connections, %d candidates; want 2 and 2", n, len(cands))

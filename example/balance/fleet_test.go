@@ -166,6 +166,18 @@ func TestFleetAnalyze(t *testing.T) {
 	if !strings.Contains(b.String(), "2.50 (24 s)") || !strings.Contains(b.String(), "2→3") {
 		t.Errorf("fleet table lacks the churn or the pods:\n%s", b.String())
 	}
+	// The report's header points to the fleet table only when there is one.
+	const seeFleet = "see Fleet below"
+	for _, tc := range []struct {
+		runs []run
+		want bool
+	}{{[]run{r}, true}, {[]run{{Scenario: "seed-clusterip", Mode: "fair-share"}}, false}} {
+		var h strings.Builder
+		writeTable(&h, &result{Params: defaultParams(true), Runs: tc.runs})
+		if got := strings.Contains(h.String(), seeFleet); got != tc.want {
+			t.Errorf("runs %s: header says %q: %v, want %v", tc.runs[0].Scenario, seeFleet, got, tc.want)
+		}
+	}
 
 	// Never fair: no churn figure.
 	r.Pods[2].New = false
@@ -221,20 +233,14 @@ func TestFleetScaleUp(t *testing.T) {
 	}
 }
 
-// TestFleetRunsEmulatedOnly checks that -cluster real skips the fleet
-// scenario with a reason and runs it in the emulated lab.
+// TestFleetRunsEmulatedOnly checks that -cluster real with the fleet
+// scenario is refused at once, with what to change.
 func TestFleetRunsEmulatedOnly(t *testing.T) {
-	sc, ok := findScenario("fleet")
-	if !ok {
-		t.Fatal("no fleet scenario")
+	_, err := parseFlags([]string{"-cluster", "real", "-scenario", "seed-clusterip,fleet"}, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "leave out -cluster real") {
+		t.Errorf("-cluster real -scenario fleet: error %v, want one that says to leave out -cluster real", err)
 	}
-	p := defaultParams(true)
-	sc = sc.sized(p)
-	if why := p.unsupported(sc); why != "" {
-		t.Errorf("emulated: unsupported %q, want it to run", why)
-	}
-	p.Cluster = clusterReal
-	if why := p.unsupported(sc); !strings.Contains(why, "-cluster emulated") {
-		t.Errorf("real: unsupported %q, want a reason that names -cluster emulated", why)
+	if _, err := parseFlags([]string{"-scenario", "fleet"}, io.Discard); err != nil {
+		t.Errorf("-scenario fleet in the emulated lab: %v", err)
 	}
 }

@@ -241,6 +241,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if len(o.scenarios) == 0 {
 		return o, errors.New("-scenario names no scenario")
 	}
+	if o.p.Cluster == clusterReal && slices.Contains(o.scenarios, "fleet") {
+		return o, errors.New("-scenario fleet runs in the emulated lab only (up to 245 pods as network namespaces of this host): leave out -cluster real")
+	}
 	return o, nil
 }
 

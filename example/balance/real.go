@@ -358,9 +358,6 @@ func (p params) unsupported(sc scenario) string {
 	if p.Cluster == clusterReal && sc.via == viaL7 {
 		return "the real cluster has no L7 proxy (nginx is the emulated lab's): run it with -cluster emulated"
 	}
-	if p.Cluster == clusterReal && sc.fleet {
-		return "the fleet scenario runs in the emulated lab only (its 8 to 245 pods, started in batches, sized for it): run it with -cluster emulated"
-	}
 	return ""
 }
 

@@ -47,8 +47,12 @@ func writeTable(w io.Writer, res *result) {
 			fmt.Fprintf(w, "Modes: default = example/k8s's server flags; the others replace its rotation flags (-max-connection-age, -peer-*, -rotate-spread): none = no rotation; age = max-connection-age %s; peers = age %s + peer watcher (interval %s, spread %s). Every mode keeps the manifests' grace, shutdown delay and drain timeout (each run's server_args in result.json). A rollout is kubectl rollout restart, paced by the Deployment's strategy.\n",
 				p.Age, p.PeerAge, p.PeerInterval, p.Spread)
 		} else {
-			fmt.Fprintf(w, "Balance in the kube-proxy lab: %d client connections, %.0f calls/s, %s per run, scale event at %s (the fleet scenario has its own sizes and timeline: see Fleet below).\n",
-				p.Conns, p.Rate, p.Duration, p.ScaleAt)
+			fleetNote := ""
+			if slices.ContainsFunc(res.Runs, func(r run) bool { return r.Fleet != nil }) {
+				fleetNote = " (the fleet scenario has its own sizes and timeline: see Fleet below)"
+			}
+			fmt.Fprintf(w, "Balance in the kube-proxy lab: %d client connections, %.0f calls/s, %s per run, scale event at %s%s.\n",
+				p.Conns, p.Rate, p.Duration, p.ScaleAt, fleetNote)
 			fmt.Fprintf(w, "Modes: none = no rotation; age = max-connection-age %s; peers = age %s + peer watcher (interval %s, spread %s). Grace %s, shutdown delay %s, drain timeout %s.\n",
 				p.Age, p.PeerAge, p.PeerInterval, p.Spread, p.Grace, p.ShutdownDelay, p.DrainTimeout)
 		}
