@@ -151,19 +151,15 @@ func (m Measure) String() string {
 // loadWindow is the time constant of the smoothed rates a load is made of.
 const loadWindow = 5 * time.Second
 
-// rateMinAge is how long a connection is open before its own load counts,
-// with MeasureLoad. A connection's first rate is its calls over its life so
-// far, and over a few milliseconds one call reads as dozens a second. A
-// kubelet gRPC probe (one Check on a connection of its own, every period)
-// read as 50 calls/s 20 ms after its dial, and a client just moved by a
-// shed as 4× its rate: the pod it landed on then looked over its share and
-// shed again. On the real control plane, 20 clients at 5 calls/s on 5
-// pods, fair share sent 34–89 GOAWAYs in the 80 s after a scale-up it had
-// balanced in 9 s, and one run ended at 1.32. A second's life holds 5 of
-// those calls. Until then a connection counts at the fleet's mean load per
-// connection (see youngLoad): a probe's connection caught open by a round
-// weighs one connection for that round, and a pod sheds only after
-// overRounds rounds above its share.
+// rateMinAge is how long a connection is open before its load counts, with
+// MeasureLoad: a connection's first rate is its calls over its life so far,
+// and over a few milliseconds one call reads as dozens a second. A kubelet
+// gRPC probe (one Check on a connection of its own, every period) read as
+// 50 calls/s 20 ms after its dial, and a client just moved by a shed as 4×
+// its rate: the pod it landed on then looked over its share and shed again.
+// On the real control plane, 20 clients at 5 calls/s on 5 pods, fair share
+// sent 34–89 GOAWAYs in the 80 s after a scale-up it had balanced in 9 s,
+// and one run ended at 1.32. A second's life holds 5 of those calls.
 const rateMinAge = time.Second
 
 // recentPeerTTL is how long a pod passes on news of an announced peer, and
@@ -234,9 +230,7 @@ func WithFairShare(f FairShare) Option {
 
 // A FairShareObserver is an Observer that also wants each fair-share round:
 // how many peers answered (itself excluded), its own client connections and
-// load (seconds of CPU and handler time per second, see MeasureLoad; a
-// connection open less than a second counts at the fleet's mean load per
-// connection, as its rate is not known yet), the
+// load (seconds of CPU and handler time per second, see MeasureLoad), the
 // fleet means of both as it estimates them, and how many connections it
 // shed.
 type FairShareObserver interface {
@@ -320,7 +314,6 @@ func (f *fairShare) run(ctx context.Context) {
 func (f *fairShare) measureConns(now time.Time) (cands []connLoad, byID map[int]*conn, load float64, n int) {
 	perCall := on(f.cfg.CallCost).Seconds()
 	byID = map[int]*conn{}
-	young, mature := 0, 0
 	for _, c := range f.s.snapshot() {
 		// A connection counts from its first client call: until then it
 		// may be a peer's, which its first load query marks (a client's
@@ -331,44 +324,18 @@ func (f *fairShare) measureConns(now time.Time) (cands []connLoad, byID map[int]
 		}
 		n++
 		if f.cfg.Measure == MeasureLoad && now.Sub(c.opened) < rateMinAge {
-			young++ // its rate is not known yet (see rateMinAge)
-			continue
+			continue // its rate is not known yet (see rateMinAge)
 		}
 		calls, busy := c.rates(now)
 		l := calls*perCall + busy
 		load += l
-		mature++
 		if f.cfg.MinAge == Off || now.Sub(c.opened) >= f.cfg.MinAge {
 			id := len(byID)
 			byID[id] = c
 			cands = append(cands, connLoad{id: id, load: l, opened: c.opened})
 		}
 	}
-	if young > 0 {
-		load += float64(young) * f.youngLoad(load, mature)
-	}
 	return cands, byID, load, n
-}
-
-// youngLoad is what a connection younger than rateMinAge counts for: the
-// fleet's mean load per connection (its last estimate of meanLoad over
-// meanConns), or this pod's (its load over its mature connections) before
-// there is one, or nothing when neither is known. Counted as nothing, the clients a shed
-// sent away and that came straight back (as a headless Service's
-// round_robin clients do) made the pod look below its share for a second,
-// so the shed looked as if it had worked and the back-off from futile
-// sheds never began.
-func (f *fairShare) youngLoad(load float64, mature int) float64 {
-	f.mu.Lock()
-	meanLoad, meanConns := f.meanLoad, f.meanConns
-	f.mu.Unlock()
-	if meanConns > 0 {
-		return meanLoad / meanConns
-	}
-	if mature > 0 {
-		return load / float64(mature)
-	}
-	return 0
 }
 
 // fromSelf reports whether the connection comes from the address it

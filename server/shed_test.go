@@ -124,12 +124,9 @@ func TestDecideShedBacksOffFutileSheds(t *testing.T) {
 	}
 }
 
-// A connection's own load counts once it has been open rateMinAge: one
-// call on a connection dialled 20 ms ago (a kubelet's probe, a client just
-// moved) must not read as 50 calls a second. Until then it counts as a
-// connection of the fleet's mean load, or of the pod's before the fleet's
-// is known: not as nothing, or a shed whose clients came straight back
-// would look as if it had worked. With MeasureConnections it counts at
+// A connection's load counts once it has been open rateMinAge: one call on
+// a connection dialled 20 ms ago (a kubelet's probe, a client just moved)
+// must not read as 50 calls a second. With MeasureConnections it counts at
 // once.
 func TestMeasureConnsWaitsForARate(t *testing.T) {
 	now := time.Now()
@@ -145,19 +142,8 @@ func TestMeasureConnsWaitsForARate(t *testing.T) {
 	f := newFairShare(s, FairShare{MinAge: Off}.withDefaults())
 	cands, _, load, n := f.measureConns(now)
 	perCall := f.cfg.CallCost.Seconds()
-	if n != 2 || len(cands) != 1 || math.Abs(load-10*perCall) > 1e-12 {
-		t.Errorf("load %v of %d connections, %d candidates; want %v (5 calls/s of the 2 s old one, twice) of 2, 1", load, n, len(cands), 10*perCall)
-	}
-	// With a fleet estimate: 3 calls/s a connection.
-	f.meanLoad, f.meanConns = 12*perCall, 4
-	if _, _, load, _ := f.measureConns(now); math.Abs(load-(5+3)*perCall) > 1e-12 {
-		t.Errorf("with a fleet mean of 3 calls/s a connection: load %v, want %v", load, 8*perCall)
-	}
-	// Only young connections and no estimate yet (a new pod): nothing is
-	// known, and the load is 0.
-	alone := &Server{conns: map[*conn]struct{}{young: {}}}
-	if _, _, load, n := newFairShare(alone, FairShare{MinAge: Off}.withDefaults()).measureConns(now); load != 0 || n != 1 {
-		t.Errorf("a young connection alone: load %v of %d connections, want 0 of 1", load, n)
+	if n != 2 || len(cands) != 1 || math.Abs(load-5*perCall) > 1e-12 {
+		t.Errorf("load %v of %d connections, %d candidates; want %v (5 calls/s of the 2 s old one) of 2, 1", load, n, len(cands), 5*perCall)
 	}
 	f = newFairShare(s, FairShare{Measure: MeasureConnections, MinAge: Off}.withDefaults())
 	if cands, _, _, n := f.measureConns(now); n != 2 || len(cands) != 2 {
