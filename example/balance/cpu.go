@@ -95,15 +95,7 @@ func sampleCPU(ctx context.Context, pods func() []labPod, origin time.Time, n in
 	s := &cpuSampler{done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
-		t := time.NewTimer(0)
-		defer t.Stop()
-		for k := 0; k <= n; k++ {
-			t.Reset(time.Until(origin.Add(time.Duration(k) * time.Second)))
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
+		everySecond(ctx, origin, n, func(int) {
 			sample := map[string]time.Duration{}
 			for _, pod := range pods() {
 				if !pod.Running || pod.PID == 0 {
@@ -116,9 +108,25 @@ func sampleCPU(ctx context.Context, pods func() []labPod, origin time.Time, n in
 			s.mu.Lock()
 			s.samples = append(s.samples, sample)
 			s.mu.Unlock()
-		}
+		})
 	}()
 	return s
+}
+
+// everySecond calls f(k) at origin + k seconds for k from 0 to n, until ctx
+// ends; a call that falls behind is made at once.
+func everySecond(ctx context.Context, origin time.Time, n int, f func(k int)) {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for k := 0; k <= n; k++ {
+		t.Reset(time.Until(origin.Add(time.Duration(k) * time.Second)))
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		f(k)
+	}
 }
 
 // perSecond waits for the sampler to end and returns, for each second t of

@@ -294,16 +294,8 @@ func (f *fleetRecorder) sample(ctx context.Context, origin time.Time, n, pid int
 	f.done = make(chan struct{})
 	go func() {
 		defer close(f.done)
-		t := time.NewTimer(0)
-		defer t.Stop()
 		lastHost, lastLoad := -1.0, time.Duration(-1)
-		for k := 0; k <= n; k++ {
-			t.Reset(time.Until(origin.Add(time.Duration(k) * time.Second)))
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
+		everySecond(ctx, origin, n, func(k int) {
 			host, herr := hostBusySeconds()
 			load, lerr := procCPUFine(pid)
 			f.mu.Lock()
@@ -318,7 +310,7 @@ func (f *fleetRecorder) sample(ctx context.Context, origin time.Time, n, pid int
 			if lerr == nil {
 				lastLoad = load
 			}
-		}
+		})
 	}()
 }
 

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -242,5 +244,22 @@ func TestFleetRunsEmulatedOnly(t *testing.T) {
 	}
 	if _, err := parseFlags([]string{"-scenario", "fleet"}, io.Discard); err != nil {
 		t.Errorf("-scenario fleet in the emulated lab: %v", err)
+	}
+}
+
+// everySecond calls f for each second from 0 to n, at once for the seconds
+// already past, and stops when ctx ends.
+func TestEverySecond(t *testing.T) {
+	var got []int
+	everySecond(context.Background(), time.Now().Add(-time.Minute), 3, func(k int) { got = append(got, k) })
+	if !slices.Equal(got, []int{0, 1, 2, 3}) {
+		t.Errorf("seconds past: called for %v, want [0 1 2 3]", got)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	called := false
+	everySecond(ctx, time.Now().Add(time.Hour), 3, func(int) { called = true })
+	if called {
+		t.Error("ctx ended before the first second: f was called")
 	}
 }
