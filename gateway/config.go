@@ -232,21 +232,25 @@ type Config struct {
 	TracerProvider trace.TracerProvider
 }
 
+// defaults holds every field's default that is a value: the value a zero
+// field takes (Logger's, slog.Default(), is read when the Gateway is made).
+var defaults = Config{
+	HTTPAddr:          DefaultHTTPAddr,
+	MaxConnectionAge:  DefaultMaxConnectionAge,
+	ReadHeaderTimeout: DefaultReadHeaderTimeout,
+	ReadTimeout:       DefaultReadTimeout,
+	WriteTimeout:      DefaultWriteTimeout,
+	IdleTimeout:       DefaultIdleTimeout,
+	MaxHeaderBytes:    DefaultMaxHeaderBytes,
+	MaxBodyBytes:      DefaultMaxBodyBytes,
+	ShutdownDelay:     DefaultShutdownDelay,
+	DrainTimeout:      DefaultDrainTimeout,
+}
+
 // withDefaults returns c with every zero field set to its default.
 func (c Config) withDefaults() Config {
-	c.HTTPAddr = cmp.Or(c.HTTPAddr, DefaultHTTPAddr)
-	c.MaxConnectionAge = conf.Or(c.MaxConnectionAge, DefaultMaxConnectionAge)
-	c.ReadHeaderTimeout = conf.Or(c.ReadHeaderTimeout, DefaultReadHeaderTimeout)
-	c.ReadTimeout = conf.Or(c.ReadTimeout, DefaultReadTimeout)
-	c.WriteTimeout = conf.Or(c.WriteTimeout, DefaultWriteTimeout)
-	c.IdleTimeout = conf.Or(c.IdleTimeout, DefaultIdleTimeout)
-	c.MaxHeaderBytes = conf.Or(c.MaxHeaderBytes, DefaultMaxHeaderBytes)
-	c.MaxBodyBytes = conf.Or(c.MaxBodyBytes, DefaultMaxBodyBytes)
-	c.ShutdownDelay = conf.Or(c.ShutdownDelay, DefaultShutdownDelay)
-	c.DrainTimeout = conf.Or(c.DrainTimeout, DefaultDrainTimeout)
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
+	conf.Fill(&c, defaults)
+	c.Logger = cmp.Or(c.Logger, slog.Default())
 	return c
 }
 

@@ -139,25 +139,30 @@ type Config struct {
 // DefaultConfig returns the defaults written out, which is what the zero
 // Config means; BindFlags shows them as the flags' defaults.
 func DefaultConfig() Config {
-	return Config{}.withDefaults()
+	return defaults
+}
+
+// defaults holds every field's default: the value a zero field takes.
+var defaults = Config{
+	MaxConnectionAge:      DefaultMaxConnectionAge,
+	MaxConnectionAgeGrace: DefaultMaxConnectionAgeGrace,
+	MaxConnectionIdle:     Off,
+	KeepaliveTime:         DefaultKeepaliveTime,
+	KeepaliveTimeout:      DefaultKeepaliveTimeout,
+	MinPingInterval:       DefaultMinPingInterval,
+	MaxConcurrentStreams:  Off,
+	MaxRecvMsgSize:        DefaultMaxRecvMsgSize,
+	MaxSendMsgSize:        DefaultMaxSendMsgSize,
+	HandshakeTimeout:      DefaultHandshakeTimeout,
+	MaxConnections:        Off,
+	ShutdownDelay:         DefaultShutdownDelay,
+	DrainTimeout:          DefaultDrainTimeout,
+	RotateSpread:          DefaultRotateSpread,
 }
 
 // withDefaults returns c with every zero field set to its default.
 func (c Config) withDefaults() Config {
-	c.MaxConnectionAge = conf.Or(c.MaxConnectionAge, DefaultMaxConnectionAge)
-	c.MaxConnectionAgeGrace = conf.Or(c.MaxConnectionAgeGrace, DefaultMaxConnectionAgeGrace)
-	c.MaxConnectionIdle = conf.Or(c.MaxConnectionIdle, Off)
-	c.KeepaliveTime = conf.Or(c.KeepaliveTime, DefaultKeepaliveTime)
-	c.KeepaliveTimeout = conf.Or(c.KeepaliveTimeout, DefaultKeepaliveTimeout)
-	c.MinPingInterval = conf.Or(c.MinPingInterval, DefaultMinPingInterval)
-	c.MaxConcurrentStreams = conf.Or(c.MaxConcurrentStreams, Off)
-	c.MaxRecvMsgSize = conf.Or(c.MaxRecvMsgSize, DefaultMaxRecvMsgSize)
-	c.MaxSendMsgSize = conf.Or(c.MaxSendMsgSize, DefaultMaxSendMsgSize)
-	c.HandshakeTimeout = conf.Or(c.HandshakeTimeout, DefaultHandshakeTimeout)
-	c.MaxConnections = conf.Or(c.MaxConnections, Off)
-	c.ShutdownDelay = conf.Or(c.ShutdownDelay, DefaultShutdownDelay)
-	c.DrainTimeout = conf.Or(c.DrainTimeout, DefaultDrainTimeout)
-	c.RotateSpread = conf.Or(c.RotateSpread, DefaultRotateSpread)
+	conf.Fill(&c, defaults)
 	return c
 }
 
@@ -170,26 +175,9 @@ func on(d time.Duration) time.Duration {
 	return d
 }
 
-// LogValue logs the settings in force (defaults filled in) as one group.
+// LogValue logs the settings in force (defaults filled in) as one group,
+// keyed by the field names in snake case (max_connection_age), "off" for
+// Off.
 func (c Config) LogValue() slog.Value {
-	c = c.withDefaults()
-	d := func(k string, v time.Duration) slog.Attr { return slog.String(k, conf.Format(v)) }
-	n := func(k string, v int) slog.Attr { return slog.String(k, conf.Format(v)) }
-	return slog.GroupValue(
-		d("max_connection_age", c.MaxConnectionAge),
-		d("max_connection_age_grace", c.MaxConnectionAgeGrace),
-		d("max_connection_idle", c.MaxConnectionIdle),
-		d("keepalive_time", c.KeepaliveTime),
-		d("keepalive_timeout", c.KeepaliveTimeout),
-		d("min_ping_interval", c.MinPingInterval),
-		slog.Bool("forbid_pings_without_stream", c.ForbidPingsWithoutStream),
-		n("max_concurrent_streams", c.MaxConcurrentStreams),
-		n("max_recv_msg_size", c.MaxRecvMsgSize),
-		n("max_send_msg_size", c.MaxSendMsgSize),
-		d("handshake_timeout", c.HandshakeTimeout),
-		n("max_connections", c.MaxConnections),
-		d("shutdown_delay", c.ShutdownDelay),
-		d("drain_timeout", c.DrainTimeout),
-		d("rotate_spread", c.RotateSpread),
-	)
+	return conf.LogValue(c.withDefaults())
 }

@@ -61,8 +61,10 @@ func TestEveryConfigFieldIsWired(t *testing.T) {
 		if !strings.Contains(logged.String(), "cfg."+snake+"=") {
 			t.Errorf("Config.LogValue has no key %q for %s: %s", snake, f.Name, logged.String())
 		}
-		if fs.Lookup(kebab) == nil {
+		if fl := fs.Lookup(kebab); fl == nil {
 			t.Errorf("BindFlags defines no -%s for %s", kebab, f.Name)
+		} else if strings.HasPrefix(fl.Usage, " (") || fl.Usage == "" {
+			t.Errorf("-%s has no help: add %s to flagUsage", kebab, f.Name)
 		}
 		if !strings.Contains(string(readme), "`"+f.Name+"`") {
 			t.Errorf("README.md's configuration table has no row for %s", f.Name)

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -22,27 +23,38 @@ import (
 //	cfg.BindFlags(flag.CommandLine)
 //	flag.Parse()
 func (c *Config) BindFlags(fs *flag.FlagSet) {
-	dur := func(p *time.Duration, name, usage string) {
-		fs.Var((*durationFlag)(p), name, usage+` (a Go duration, or "off")`)
+	v := reflect.ValueOf(c).Elem()
+	for i := range v.NumField() {
+		field := v.Type().Field(i).Name
+		name, usage := conf.Name(field, "-"), flagUsage[field]
+		switch p := v.Field(i).Addr().Interface().(type) {
+		case *time.Duration:
+			fs.Var((*durationFlag)(p), name, usage+` (a Go duration, or "off")`)
+		case *int:
+			fs.Var((*countFlag)(p), name, usage+` (a whole number, or "off")`)
+		case *bool:
+			fs.BoolVar(p, name, *p, usage)
+		}
 	}
-	num := func(p *int, name, usage string) {
-		fs.Var((*countFlag)(p), name, usage+` (a whole number, or "off")`)
-	}
-	dur(&c.MaxConnectionAge, "max-connection-age", "send GOAWAY to each connection after this long, ±10% jitter")
-	dur(&c.MaxConnectionAgeGrace, "max-connection-age-grace", "time calls get to finish on a connection sent GOAWAY")
-	dur(&c.MaxConnectionIdle, "max-connection-idle", "send GOAWAY to connections idle for this long")
-	dur(&c.KeepaliveTime, "keepalive-time", "ping a silent client after this long")
-	dur(&c.KeepaliveTimeout, "keepalive-timeout", "close the connection when a ping is not answered within this")
-	dur(&c.MinPingInterval, "min-ping-interval", "shortest client ping interval tolerated")
-	fs.BoolVar(&c.ForbidPingsWithoutStream, "forbid-pings-without-stream", c.ForbidPingsWithoutStream, "count client pings without an open call as abuse")
-	num(&c.MaxConcurrentStreams, "max-concurrent-streams", "calls open at once per connection")
-	num(&c.MaxRecvMsgSize, "max-recv-msg-size", "largest message accepted, in bytes")
-	num(&c.MaxSendMsgSize, "max-send-msg-size", "largest message sent, in bytes")
-	dur(&c.HandshakeTimeout, "handshake-timeout", "close a new connection that has not finished its TLS and HTTP/2 handshake within this")
-	num(&c.MaxConnections, "max-connections", "connections open at once; more are refused at accept")
-	dur(&c.ShutdownDelay, "shutdown-delay", "keep serving this long after SIGTERM while reporting NOT_SERVING")
-	dur(&c.DrainTimeout, "drain-timeout", "bound of the drain after the shutdown delay (GOAWAY, lame duck, calls finishing)")
-	dur(&c.RotateSpread, "rotate-spread", "window over which an on-demand rotation spreads its GOAWAYs")
+}
+
+// flagUsage is each Config field's flag help, one line.
+var flagUsage = map[string]string{
+	"MaxConnectionAge":         "send GOAWAY to each connection after this long, ±10% jitter",
+	"MaxConnectionAgeGrace":    "time calls get to finish on a connection sent GOAWAY",
+	"MaxConnectionIdle":        "send GOAWAY to connections idle for this long",
+	"KeepaliveTime":            "ping a silent client after this long",
+	"KeepaliveTimeout":         "close the connection when a ping is not answered within this",
+	"MinPingInterval":          "shortest client ping interval tolerated",
+	"ForbidPingsWithoutStream": "count client pings without an open call as abuse",
+	"MaxConcurrentStreams":     "calls open at once per connection",
+	"MaxRecvMsgSize":           "largest message accepted, in bytes",
+	"MaxSendMsgSize":           "largest message sent, in bytes",
+	"HandshakeTimeout":         "close a new connection that has not finished its TLS and HTTP/2 handshake within this",
+	"MaxConnections":           "connections open at once; more are refused at accept",
+	"ShutdownDelay":            "keep serving this long after SIGTERM while reporting NOT_SERVING",
+	"DrainTimeout":             "bound of the drain after the shutdown delay (GOAWAY, lame duck, calls finishing)",
+	"RotateSpread":             "window over which an on-demand rotation spreads its GOAWAYs",
 }
 
 // ApplyEnv sets every flag of fs that was not given on the command line from

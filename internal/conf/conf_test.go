@@ -1,6 +1,7 @@
 package conf
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -23,5 +24,50 @@ func TestDefault(t *testing.T) {
 	n := 0
 	if err := Default("Config.N", &n, 1); err != nil || n != 1 {
 		t.Errorf("Default(0 of an int) = %d, %v; want 1", n, err)
+	}
+}
+
+func TestName(t *testing.T) {
+	for _, tc := range [][3]string{
+		{"MaxConnectionAge", "max-connection-age", "max_connection_age"},
+		{"MaxRecvMsgSize", "max-recv-msg-size", "max_recv_msg_size"},
+		{"ForbidPingsWithoutStream", "forbid-pings-without-stream", "forbid_pings_without_stream"},
+		{"HTTPAddr", "http-addr", "http_addr"},
+		{"UseTLS", "use-tls", "use_tls"},
+		{"X", "x", "x"},
+	} {
+		if kebab, snake := Name(tc[0], "-"), Name(tc[0], "_"); kebab != tc[1] || snake != tc[2] {
+			t.Errorf("Name(%q) = %q, %q; want %q, %q", tc[0], kebab, snake, tc[1], tc[2])
+		}
+	}
+}
+
+func TestFill(t *testing.T) {
+	type cfg struct {
+		Age  time.Duration
+		N    int
+		On   bool
+		Addr string
+	}
+	c := cfg{Age: Off, On: true}
+	Fill(&c, cfg{Age: time.Second, N: 3, Addr: ":1"})
+	if want := (cfg{Age: Off, N: 3, On: true, Addr: ":1"}); c != want {
+		t.Errorf("Fill = %+v, want %+v: zero fields take the default, set ones (Off too) stay", c, want)
+	}
+}
+
+func TestLogValue(t *testing.T) {
+	v := LogValue(struct {
+		MaxAge time.Duration
+		Limit  int
+		Strict bool
+		Name   string
+	}{Off, 5, true, "x"})
+	var got []string
+	for _, a := range v.Group() {
+		got = append(got, a.String())
+	}
+	if want := "[max_age=off limit=5 strict=true]"; fmt.Sprint(got) != want {
+		t.Errorf("LogValue = %v, want %s", got, want)
 	}
 }
