@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"text/tabwriter"
 	"time"
 )
 
@@ -582,12 +581,11 @@ func writeFleetTable(w io.Writer, res *result) {
 	if len(fleet) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "\nFleet: a Deployment scaled by about 10 %% through the ClusterIP, %d client connections per pod of the scaled fleet (fair: %d each).\n", fleetConnsPerPod, fleetConnsPerPod)
-	fmt.Fprintf(w, "ready→fair: from the new pods being endpoints until their trailing 5 s (1 s) share of the calls is >= 0.8 x fair for good. imbalance: max/mean calls per pod over the last 30 s.\n")
-	fmt.Fprintf(w, "conns/pod: client connections of the busiest / the mean pod at the end. moved before, after: connections dialled per pod per minute (over the seconds given) in the second half of the time before the scale event, and after reaching fair.\n")
-	fmt.Fprintf(w, "cpu: server CPU per pod (mean / busiest), load generator and whole host over the imbalance window; startup: the initial pods, %d at a time.\n\n", fleetStartBatch)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tmode\tpods\tconns\tcalls/s\tready→fair\t(1s)\timbalance\tconns/pod\tfailed\tdialled\tmoved before\tafter\tcpu/pod %\tloadgen %\thost cores\tstartup\t")
+	tw := newTable(w, "scenario\tmode\tpods\tconns\tcalls/s\tready→fair\t(1s)\timbalance\tconns/pod\tfailed\tdialled\tmoved before\tafter\tcpu/pod %\tloadgen %\thost cores\tstartup\t",
+		fmt.Sprintf("\nFleet: a Deployment scaled by about 10 %% through the ClusterIP, %d client connections per pod of the scaled fleet (fair: %d each).", fleetConnsPerPod, fleetConnsPerPod),
+		"ready→fair: from the new pods being endpoints until their trailing 5 s (1 s) share of the calls is >= 0.8 x fair for good. imbalance: max/mean calls per pod over the last 30 s.",
+		"conns/pod: client connections of the busiest / the mean pod at the end. moved before, after: connections dialled per pod per minute (over the seconds given) in the second half of the time before the scale event, and after reaching fair.",
+		fmt.Sprintf("cpu: server CPU per pod (mean / busiest), load generator and whole host over the imbalance window; startup: the initial pods, %d at a time.", fleetStartBatch))
 	for _, r := range fleet {
 		s, f, fr := r.Summary, r.Summary.Fleet, r.Fleet
 		host := "-"

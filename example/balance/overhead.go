@@ -10,7 +10,6 @@ import (
 	"slices"
 	"sync"
 	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -321,12 +320,11 @@ func overheadMedians(samples []overheadSample, servers []benchServer) []overhead
 
 func writeOverhead(w io.Writer, o *overheadResult) {
 	c := o.Config
-	fmt.Fprintf(w, "Overhead over loopback: %d interleaved repetitions of %s per server, %d calls in flight over %d connections, GOMAXPROCS %d.\n",
-		c.Reps, c.Duration, c.Concurrency, c.Conns, o.GOMAXPROCS)
-	fmt.Fprintf(w, "Medians; ratios are medians of each repetition against the plain server's run just before it. CPU µs/call: the process's\n")
-	fmt.Fprintf(w, "CPU time (client and server) per call, which a busy neighbour inflates far less than it cuts throughput.\n\n")
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "server\tcalls/s\tp50 ms\tp99 ms\tCPU µs/call\tthroughput ratio\tp50 ratio\tp99 ratio\tCPU ratio\t")
+	tw := newTable(w, "server\tcalls/s\tp50 ms\tp99 ms\tCPU µs/call\tthroughput ratio\tp50 ratio\tp99 ratio\tCPU ratio\t",
+		fmt.Sprintf("Overhead over loopback: %d interleaved repetitions of %s per server, %d calls in flight over %d connections, GOMAXPROCS %d.",
+			c.Reps, c.Duration, c.Concurrency, c.Conns, o.GOMAXPROCS),
+		"Medians; ratios are medians of each repetition against the plain server's run just before it. CPU µs/call: the process's",
+		"CPU time (client and server) per call, which a busy neighbour inflates far less than it cuts throughput.")
 	for _, m := range o.Medians {
 		fmt.Fprintf(tw, "%s\t%.0f\t%.3f\t%.3f\t%.1f\t%.3f\t%.3f\t%.3f\t%.3f\t\n", m.Server, m.CallsPerSec, m.P50Ms, m.P99Ms, m.CPUPerCallUs,
 			m.ThroughputRatio, m.P50Ratio, m.P99Ratio, m.CPURatio)

@@ -3,11 +3,12 @@ package main
 import (
 	"fmt"
 	"io"
-	"maps"
 	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/rotorkit/rotor/example/internal/tally"
 )
 
 // result is everything one invocation measured; it is result.json.
@@ -61,11 +62,10 @@ func writeTable(w io.Writer, res *result) {
 		if p.DNSMinInterval > 0 {
 			fmt.Fprintf(w, "Clients re-resolve dns:/// targets at most every %s (grpc-go's default floor is 30s).\n", p.DNSMinInterval)
 		}
-		fmt.Fprintf(w, "new share: the new pods' share of the calls in the windows 0-5, 5-10, 10-20 s and 20 s-end after the scale event (fair: the new pods' part of the pods, 3/5 = 0.60 for 2 → 5).\n")
-		fmt.Fprintf(w, "missed: call slots the load generator skipped because it was stalled for over a second (a busy machine), not failures.\n")
-		fmt.Fprintf(w, "to fair: time after the scale event until the new pods' trailing 5 s (1 s) share is >= 0.8 x fair for good. imbalance: max/mean calls per pod over the last 30 s (since the last event if later).\n\n")
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "scenario\tmode\tcalls\tfailed\tmissed\tnew share\tto fair 5s\t(1s)\timbalance\tconns\tp50 ms\tp99 ms\t")
+		tw := newTable(w, "scenario\tmode\tcalls\tfailed\tmissed\tnew share\tto fair 5s\t(1s)\timbalance\tconns\tp50 ms\tp99 ms\t",
+			"new share: the new pods' share of the calls in the windows 0-5, 5-10, 10-20 s and 20 s-end after the scale event (fair: the new pods' part of the pods, 3/5 = 0.60 for 2 → 5).",
+			"missed: call slots the load generator skipped because it was stalled for over a second (a busy machine), not failures.",
+			"to fair: time after the scale event until the new pods' trailing 5 s (1 s) share is >= 0.8 x fair for good. imbalance: max/mean calls per pod over the last 30 s (since the last event if later).")
 		for _, r := range res.Runs {
 			if r.Skipped != "" || r.Error != "" {
 				why := r.Skipped
@@ -126,15 +126,13 @@ func writeTable(w io.Writer, res *result) {
 	}
 }
 
+// failedText is a run's failed calls with their gRPC codes: "0", or
+// "3 (DeadlineExceeded 1, Unavailable 2)".
 func failedText(s summary) string {
 	if s.Failed == 0 {
 		return "0"
 	}
-	var parts []string
-	for _, code := range slices.Sorted(maps.Keys(s.FailedByCode)) {
-		parts = append(parts, fmt.Sprintf("%s %d", code, s.FailedByCode[code]))
-	}
-	return fmt.Sprintf("%d (%s)", s.Failed, strings.Join(parts, ", "))
+	return fmt.Sprintf("%d (%s)", s.Failed, tally.Counts(s.FailedByCode))
 }
 
 // label names the run's scenario variant: "one-heavy-client k=5",
@@ -180,15 +178,27 @@ func summaryLine(r run) string {
 		s.Dials, s.P50Ms, s.P99Ms, r.LoadAvg)
 }
 
+// newTable prints a table's legend, a line each, then an empty line, and
+// returns a right-aligned tabwriter on w with the column names (tab
+// separated, as in the rows) written.
+func newTable(w io.Writer, columns string, legend ...string) *tabwriter.Writer {
+	for _, line := range legend {
+		fmt.Fprintln(w, line)
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, columns)
+	return tw
+}
+
 // writeLoadTable prints the load measures of every run: the lower bound of
 // per-connection placement and the imbalances of load and CPU.
 func writeLoadTable(w io.Writer, res *result) {
-	fmt.Fprintf(w, "\nLoad over the same window as imbalance. unit: calls, or cost (a light call 1, a heavy one %.0f).\n", heavyCost)
-	fmt.Fprintf(w, "heaviest conn: load/s of the clients' heaviest TCP connection (mean over the seconds it was up for all of); mean pod: load/s of the mean pod.\n")
-	fmt.Fprintf(w, "bound: max(heaviest conn, mean pod) / mean pod, the lowest imbalance whole connections can reach (per-call nginx can go below).\n")
-	fmt.Fprintf(w, "imbalance: max/mean load per pod over the window; p90 1s: 90th percentile over its seconds of each second's max/mean; /bound: over bound; cpu: max/mean CPU time per pod's server (/proc/<pid>/task/*/schedstat).\n\n")
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tmode\tcalls/s\tunit\theaviest conn\tmean pod\tbound\timbalance\t/bound\tp90 1s\t/bound\tcpu\t")
+	tw := newTable(w, "scenario\tmode\tcalls/s\tunit\theaviest conn\tmean pod\tbound\timbalance\t/bound\tp90 1s\t/bound\tcpu\t",
+		fmt.Sprintf("\nLoad over the same window as imbalance. unit: calls, or cost (a light call 1, a heavy one %.0f).", heavyCost),
+		"heaviest conn: load/s of the clients' heaviest TCP connection (mean over the seconds it was up for all of); mean pod: load/s of the mean pod.",
+		"bound: max(heaviest conn, mean pod) / mean pod, the lowest imbalance whole connections can reach (per-call nginx can go below).",
+		"imbalance: max/mean load per pod over the window; p90 1s: 90th percentile over its seconds of each second's max/mean; /bound: over bound; cpu: max/mean CPU time per pod's server (/proc/<pid>/task/*/schedstat).")
 	for _, r := range res.Runs {
 		if r.Skipped != "" || r.Error != "" {
 			continue

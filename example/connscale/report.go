@@ -3,13 +3,13 @@ package main
 import (
 	"fmt"
 	"io"
-	"maps"
 	"math"
 	"runtime"
 	"slices"
-	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/rotorkit/rotor/example/internal/tally"
 )
 
 // The targets (#16).
@@ -242,15 +242,13 @@ func pct(core, se float64) string {
 	return fmt.Sprintf("%.2f ± %.2f %%", 100*core, 100*se)
 }
 
+// codes is c's failed calls by gRPC code, with a first error, as a
+// parenthesis to append to a count; "" when none failed.
 func codes(c callCounts) string {
 	if c.Failed == 0 {
 		return ""
 	}
-	var parts []string
-	for _, k := range slices.Sorted(maps.Keys(c.Codes)) {
-		parts = append(parts, fmt.Sprintf("%s %d", k, c.Codes[k]))
-	}
-	s := " (" + strings.Join(parts, ", ") + ")"
+	s := " (" + tally.Counts(c.Codes) + ")"
 	if len(c.Samples) > 0 {
 		s += "; e.g. " + c.Samples[0]
 	}
