@@ -246,6 +246,9 @@ type fairShare struct {
 	rng    *mrand.Rand // the round goroutine's
 	sample []string    // the peers asked last round; the round goroutine's
 	rounds int         // rounds played; the round goroutine's
+	// shedFrom holds the client addresses of the last shed's connections;
+	// the round goroutine's.
+	shedFrom map[string]bool
 
 	mu         sync.Mutex
 	shed       shedState
@@ -302,7 +305,9 @@ func (f *fairShare) run(ctx context.Context) {
 }
 
 // measureConns updates each client connection's smoothed rates and returns
-// the candidates to shed, the pod's load and its client connections.
+// the candidates to shed, the pod's load and its client connections, and
+// how many of those connections are clients of the last shed that came
+// back (see shedInput.returning).
 //
 // A connection's load is what its calls cost the pod, in seconds per
 // second: its calls per second times CallCost, plus the time its unary
@@ -311,9 +316,12 @@ func (f *fairShare) run(ctx context.Context) {
 // handler's time. The pod's own CPU is no measure of this: at the call
 // rates of most pods it is mostly the runtime's wake-ups and background
 // work, which differ from pod to pod and no shed can move.
-func (f *fairShare) measureConns(now time.Time) (cands []connLoad, byID map[int]*conn, load float64, n int) {
+func (f *fairShare) measureConns(now time.Time) (cands []connLoad, byID map[int]*conn, load float64, n, returning int) {
 	perCall := on(f.cfg.CallCost).Seconds()
 	byID = map[int]*conn{}
+	f.mu.Lock()
+	lastShed := f.shed.lastShed
+	f.mu.Unlock()
 	for _, c := range f.s.snapshot() {
 		// A connection counts from its first client call: until then it
 		// may be a peer's, which its first load query marks (a client's
@@ -324,7 +332,11 @@ func (f *fairShare) measureConns(now time.Time) (cands []connLoad, byID map[int]
 		}
 		n++
 		if f.cfg.Measure == MeasureLoad && now.Sub(c.opened) < rateMinAge {
-			continue // its rate is not known yet (see rateMinAge)
+			// Its rate is not known yet (see rateMinAge).
+			if c.opened.After(lastShed) && f.shedFrom[remoteIP(c)] {
+				returning++
+			}
+			continue
 		}
 		calls, busy := c.rates(now)
 		l := calls*perCall + busy
@@ -335,7 +347,15 @@ func (f *fairShare) measureConns(now time.Time) (cands []connLoad, byID map[int]
 			cands = append(cands, connLoad{id: id, load: l, opened: c.opened})
 		}
 	}
-	return cands, byID, load, n
+	return cands, byID, load, n, returning
+}
+
+// remoteIP is the address a connection comes from, without its port.
+func remoteIP(c *conn) string {
+	if a, ok := c.raw.RemoteAddr().(*net.TCPAddr); ok {
+		return a.IP.String()
+	}
+	return ""
 }
 
 // fromSelf reports whether the connection comes from the address it
@@ -375,7 +395,7 @@ func (c *conn) rates(now time.Time) (calls, busy float64) {
 // round exchanges loads once and sheds the excess, if any.
 func (f *fairShare) round(ctx context.Context) {
 	now := time.Now()
-	cands, byID, ownLoad, ownConns := f.measureConns(now)
+	cands, byID, ownLoad, ownConns, returning := f.measureConns(now)
 	peers := f.peerSet(now)
 	sample := f.nextSample(peers)
 	everyone := len(sample) == len(peers)
@@ -429,7 +449,7 @@ func (f *fairShare) round(ctx context.Context) {
 		f.s.log.Info("fair share: peers answer again", "peers", len(answers))
 	}
 
-	in := shedInput{now: now, own: ownLoad, mean: meanLoad, pods: len(peers) + 1, conns: cands}
+	in := shedInput{now: now, own: ownLoad, mean: meanLoad, pods: len(peers) + 1, conns: cands, returning: returning}
 	if f.cfg.Measure == MeasureConnections {
 		in.own, in.mean = float64(ownConns), meanConns
 	}
@@ -448,8 +468,10 @@ func (f *fairShare) round(ctx context.Context) {
 		return
 	}
 	conns := make([]*conn, 0, len(d.shed))
+	f.shedFrom = map[string]bool{}
 	for _, id := range d.shed {
 		conns = append(conns, byID[id])
+		f.shedFrom[remoteIP(byID[id])] = true
 	}
 	go func() {
 		f.s.log.Info("fair share: shedding", "conns", len(conns), "own", in.own, "mean", in.mean, "measure", f.cfg.Measure.String())

@@ -302,15 +302,6 @@ func TestFairShareBacksOffWhenClientsComeBack(t *testing.T) {
 		{server.MeasureLoad, 2 * time.Millisecond},
 	} {
 		t.Run(tc.measure.String(), func(t *testing.T) {
-			if tc.measure == server.MeasureLoad {
-				// Quarantined, not passing: with MeasureLoad, connections
-				// younger than a second are left out of the load, so clients
-				// that came straight back make the pod look below its share
-				// and reset its back-off (README, fair share's "Known
-				// weakness"); this case failed 2 of 4 CI runs. Two fixes made
-				// the real-cluster scale-up shed more and were reverted.
-				t.Skip("known weakness: futile sheds under MeasureLoad do not back off reliably (README: Known weakness)")
-			}
 			sheds := &shedTimes{events: newEvents()}
 			f := startFleet(t, []string{"127.0.0.1", "127.0.0.2"}, sheds,
 				server.FairShare{Measure: tc.measure, Interval: 200 * time.Millisecond, Cooldown: 400 * time.Millisecond}, tc.cost)

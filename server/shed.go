@@ -22,6 +22,7 @@ type shedState struct {
 	lastShed time.Time
 	shedOwn  float64       // own load (or connections) when the last shed began; 0 when none pends
 	shedSize float64       // what that shed meant to move
+	shedN    int           // how many connections it sent GOAWAY to
 	cooldown time.Duration // FairShare.Cooldown, doubled after futile sheds
 	futile   int           // sheds in a row that did not lower the load
 	grewAt   time.Time     // when the peer set last grew
@@ -45,6 +46,11 @@ type shedInput struct {
 	mean  float64
 	pods  int        // the fleet's size, this pod included
 	conns []connLoad // client connections old enough to move, not draining
+	// returning counts the connections left out of own because their rate
+	// is not known yet (MeasureLoad's rateMinAge) that were opened since
+	// the last shed from an address it sent GOAWAY to: clients of that
+	// shed that came straight back, as headless round_robin clients do.
+	returning int
 }
 
 // connLoad is one connection's load, for the shed decision.
@@ -73,13 +79,16 @@ type shedDecision struct {
 //     heavy for that is never shed (moving it only moves the hot spot), nor
 //     is one that carries no load (moving it changes nothing).
 //
-// A shed that did not lower the pod's load counts as futile: its clients
-// came straight back, as a headless Service's round_robin clients do (one
+// A shed that did not lower the pod's load counts as futile (the clients
+// of the last shed that came back and do not count yet, returning, count
+// at that shed's mean load per connection): its clients came straight back, as a headless Service's round_robin clients do (one
 // such shed happens by chance on a ClusterIP, when other pods' sheds land
 // here; several in a row do not). After futileSheds in a row the cooldown
 // doubles each time, up to maxFairShareCooldown. Within growthGrace of the
 // peer set growing no shed counts as futile. A pod at or below its share
-// resets everything.
+// for overRounds rounds resets everything, but for a round in which clients
+// of its last shed have come back and do not count yet (returning): that
+// round cannot tell whether the shed worked.
 func decideShed(in shedInput, cfg FairShare, st shedState) shedDecision {
 	d := shedDecision{next: st}
 	var want []int
@@ -91,6 +100,10 @@ func decideShed(in shedInput, cfg FairShare, st shedState) shedDecision {
 		want = oldest(in.conns, int(in.own-target))
 	} else {
 		if in.mean <= 0 || in.own <= in.mean*(1+cfg.Hysteresis) {
+			if in.returning > 0 && st.shedOwn > 0 {
+				d.next.over = 0
+				return d
+			}
 			return d.reset(cfg)
 		}
 		want = heaviest(in.conns, in.own, in.mean, cfg.Hysteresis, in.pods)
@@ -101,7 +114,13 @@ func decideShed(in shedInput, cfg FairShare, st shedState) shedDecision {
 		return d
 	}
 	if st.shedOwn > 0 && in.now.Sub(st.grewAt) >= growthGrace {
-		if in.own > st.shedOwn-st.shedSize/2 {
+		// The shed's clients that came back count at its mean load per
+		// connection until their own rates count (rateMinAge).
+		back := in.own
+		if st.shedN > 0 {
+			back += float64(in.returning) * st.shedSize / float64(st.shedN)
+		}
+		if back > st.shedOwn-st.shedSize/2 {
 			d.next.futile++
 		} else {
 			d.next.futile, d.next.cooldown = 0, cfg.Cooldown
@@ -116,7 +135,7 @@ func decideShed(in shedInput, cfg FairShare, st shedState) shedDecision {
 	for _, id := range want {
 		size += loadOf(in.conns, id, cfg.Measure)
 	}
-	d.next.lastShed, d.next.shedOwn, d.next.shedSize = in.now, in.own, size
+	d.next.lastShed, d.next.shedOwn, d.next.shedSize, d.next.shedN = in.now, in.own, size, len(want)
 	return d
 }
 
@@ -126,7 +145,7 @@ func (d shedDecision) reset(cfg FairShare) shedDecision {
 	d.next.over = 0
 	d.next.under++
 	if d.next.under >= overRounds {
-		d.next.shedOwn, d.next.shedSize, d.next.futile, d.next.cooldown = 0, 0, 0, cfg.Cooldown
+		d.next.shedOwn, d.next.shedSize, d.next.shedN, d.next.futile, d.next.cooldown = 0, 0, 0, 0, cfg.Cooldown
 	}
 	return d
 }

@@ -122,6 +122,33 @@ func TestDecideShedBacksOffFutileSheds(t *testing.T) {
 	if d = decideShed(within, cfg, d.next); d.next.cooldown != cfg.Cooldown || d.next.futile != 0 {
 		t.Errorf("after two rounds within its share: cooldown %v futile %d, want reset", d.next.cooldown, d.next.futile)
 	}
+	// Rounds within the share while the shed's clients are back but not
+	// counted yet (returning) judge nothing: the back-off stays.
+	returned := within
+	returned.returning = 2
+	d = decideShed(returned, cfg, st)
+	for range 4 {
+		d = decideShed(returned, cfg, d.next)
+	}
+	if d.next.cooldown == cfg.Cooldown || d.next.futile == 0 {
+		t.Errorf("rounds within the share with the shed's clients returning reset the back-off (cooldown %v, futile %d); they must not", d.next.cooldown, d.next.futile)
+	}
+	if d = decideShed(within, cfg, decideShed(within, cfg, d.next).next); d.next.cooldown != cfg.Cooldown {
+		t.Errorf("two rounds within the share once the clients count: cooldown %v, want reset", d.next.cooldown)
+	}
+	// A shed of 2 connections (1 of the pod's 2) whose clients came back
+	// and do not count yet: the pod reads 1.2, but with them at 0.5 each it
+	// holds 2.2 > 2 − 1/2, so that shed was futile; had they stayed away,
+	// 1.2 says it worked.
+	judged := shedState{cooldown: cfg.Cooldown, over: 1, futile: 1, lastShed: t0, shedOwn: 2, shedSize: 1, shedN: 2}
+	came := shedInput{now: t0.Add(time.Hour), own: 1.2, mean: 0.6, pods: 5, conns: in.conns, returning: 2}
+	if d := decideShed(came, cfg, judged); len(d.shed) == 0 || d.next.futile != 2 {
+		t.Errorf("shed %v, futile %d after the shed's clients came back; want a shed judged futile (2)", d.shed, d.next.futile)
+	}
+	came.returning = 0
+	if d := decideShed(came, cfg, judged); len(d.shed) == 0 || d.next.futile != 0 {
+		t.Errorf("shed %v, futile %d with the shed's clients gone; want a shed and the count reset", d.shed, d.next.futile)
+	}
 }
 
 // A connection's load counts once it has been open rateMinAge: one call on
@@ -140,13 +167,24 @@ func TestMeasureConnsWaitsForARate(t *testing.T) {
 	young, old := open(20*time.Millisecond, 1), open(2*time.Second, 10)
 	s := &Server{conns: map[*conn]struct{}{young: {}, old: {}}}
 	f := newFairShare(s, FairShare{MinAge: Off}.withDefaults())
-	cands, _, load, n := f.measureConns(now)
+	cands, _, load, n, _ := f.measureConns(now)
 	perCall := f.cfg.CallCost.Seconds()
 	if n != 2 || len(cands) != 1 || math.Abs(load-5*perCall) > 1e-12 {
 		t.Errorf("load %v of %d connections, %d candidates; want %v (5 calls/s of the 2 s old one) of 2, 1", load, n, len(cands), 5*perCall)
 	}
+	// The young one is a client of the last shed come back when it opened
+	// since that shed, from an address the shed sent GOAWAY to.
+	f.shedFrom = map[string]bool{remoteIP(young): true}
+	f.shed.lastShed = now.Add(-time.Second)
+	if _, _, _, _, r := f.measureConns(now); r != 1 {
+		t.Errorf("%d returning, want 1: the young connection opened after the shed, from its address", r)
+	}
+	f.shed.lastShed = now.Add(-10 * time.Millisecond)
+	if _, _, _, _, r := f.measureConns(now); r != 0 {
+		t.Errorf("%d returning, want 0: the young connection opened before the shed", r)
+	}
 	f = newFairShare(s, FairShare{Measure: MeasureConnections, MinAge: Off}.withDefaults())
-	if cands, _, _, n := f.measureConns(now); n != 2 || len(cands) != 2 {
+	if cands, _, _, n, _ := f.measureConns(now); n != 2 || len(cands) != 2 {
 		t.Errorf("by connections: %d connections, %d candidates; want 2 and 2", n, len(cands))
 	}
 }
