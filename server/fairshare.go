@@ -333,7 +333,7 @@ func (f *fairShare) measureConns(now time.Time) (cands []connLoad, byID map[int]
 		n++
 		if f.cfg.Measure == MeasureLoad && now.Sub(c.opened) < rateMinAge {
 			// Its rate is not known yet (see rateMinAge).
-			if c.opened.After(lastShed) && f.shedFrom[remoteIP(c)] {
+			if f.cameBack(c, lastShed) {
 				returning++
 			}
 			continue
@@ -350,7 +350,19 @@ func (f *fairShare) measureConns(now time.Time) (cands []connLoad, byID map[int]
 	return cands, byID, load, n, returning
 }
 
-// remoteIP is the address a connection comes from, without its port.
+// cameBack reports whether c is a client of the last shed (at lastShed)
+// that came straight back: opened from an address that shed sent GOAWAY to,
+// after the shed began and no later than its GOAWAYs' spread plus
+// rateMinAge after it. A connection whose address is not TCP (a pipe, a
+// Unix socket) has no address to tell, and never counts.
+func (f *fairShare) cameBack(c *conn, lastShed time.Time) bool {
+	ip := remoteIP(c)
+	return ip != "" && f.shedFrom[ip] && c.opened.After(lastShed) &&
+		c.opened.Sub(lastShed) <= on(f.cfg.Spread)+rateMinAge
+}
+
+// remoteIP is the address a connection comes from, without its port, or ""
+// when it has none (not TCP).
 func remoteIP(c *conn) string {
 	if a, ok := c.raw.RemoteAddr().(*net.TCPAddr); ok {
 		return a.IP.String()
@@ -457,6 +469,9 @@ func (f *fairShare) round(ctx context.Context) {
 	d := decideShed(in, f.cfg, f.shed)
 	f.shed = d.next
 	f.mu.Unlock()
+	if d.next.shedN == 0 {
+		f.shedFrom = nil // no shed pends: nobody can come back from it
+	}
 	if d.backOff {
 		f.s.log.Warn("fair share: shedding did not lower this pod's load (clients return to the same pod, as headless round_robin clients do); backing off",
 			"own", in.own, "mean", in.mean, "measure", f.cfg.Measure.String(), "next_try_in", d.next.cooldown)
@@ -471,7 +486,9 @@ func (f *fairShare) round(ctx context.Context) {
 	f.shedFrom = map[string]bool{}
 	for _, id := range d.shed {
 		conns = append(conns, byID[id])
-		f.shedFrom[remoteIP(byID[id])] = true
+		if ip := remoteIP(byID[id]); ip != "" {
+			f.shedFrom[ip] = true
+		}
 	}
 	go func() {
 		f.s.log.Info("fair share: shedding", "conns", len(conns), "own", in.own, "mean", in.mean, "measure", f.cfg.Measure.String())

@@ -118,7 +118,9 @@ func decideShed(in shedInput, cfg FairShare, st shedState) shedDecision {
 		// connection until their own rates count (rateMinAge).
 		back := in.own
 		if st.shedN > 0 {
-			back += float64(in.returning) * st.shedSize / float64(st.shedN)
+			// No more of them than it sent GOAWAY to: other
+			// clients on the same addresses are not its.
+			back += float64(min(in.returning, st.shedN)) * st.shedSize / float64(st.shedN)
 		}
 		if back > st.shedOwn-st.shedSize/2 {
 			d.next.futile++

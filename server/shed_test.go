@@ -149,6 +149,14 @@ func TestDecideShedBacksOffFutileSheds(t *testing.T) {
 	if d := decideShed(came, cfg, judged); len(d.shed) == 0 || d.next.futile != 0 {
 		t.Errorf("shed %v, futile %d with the shed's clients gone; want a shed and the count reset", d.shed, d.next.futile)
 	}
+	// No more connections come back from a shed than it sent GOAWAY to:
+	// a shed of 1 (load 1) from 4, now at 2.2 with 3 young connections from
+	// its client's address, holds at most 3.2 ≤ 4 − 1/2 — it worked.
+	one := shedState{cooldown: cfg.Cooldown, over: 1, futile: 1, lastShed: t0, shedOwn: 4, shedSize: 1, shedN: 1}
+	many := shedInput{now: t0.Add(time.Hour), own: 2.2, mean: 1, pods: 5, conns: in.conns, returning: 3}
+	if d := decideShed(many, cfg, one); len(d.shed) == 0 || d.next.futile != 0 {
+		t.Errorf("shed %v, futile %d with 3 young connections back from a shed of 1; want a shed judged to have worked (0)", d.shed, d.next.futile)
+	}
 }
 
 // A connection's load counts once it has been open rateMinAge: one call on
@@ -172,21 +180,65 @@ func TestMeasureConnsWaitsForARate(t *testing.T) {
 	if n != 2 || len(cands) != 1 || math.Abs(load-5*perCall) > 1e-12 {
 		t.Errorf("load %v of %d connections, %d candidates; want %v (5 calls/s of the 2 s old one) of 2, 1", load, n, len(cands), 5*perCall)
 	}
-	// The young one is a client of the last shed come back when it opened
-	// since that shed, from an address the shed sent GOAWAY to.
-	f.shedFrom = map[string]bool{remoteIP(young): true}
+	// A young connection is a client of the last shed come back when it
+	// opened from an address the shed sent GOAWAY to, after the shed and
+	// within its spread plus rateMinAge; an address that is not TCP (this
+	// pipe) never tells.
+	f.shedFrom = map[string]bool{"": true}
 	f.shed.lastShed = now.Add(-time.Second)
+	if _, _, _, _, r := f.measureConns(now); r != 0 {
+		t.Errorf("%d returning, want 0: a pipe has no address to tell", r)
+	}
+	f = newFairShare(tcpConns(t, now), FairShare{MinAge: Off}.withDefaults())
+	f.shedFrom = map[string]bool{"127.0.0.2": true}
+	f.shed.lastShed = now.Add(-900 * time.Millisecond)
 	if _, _, _, _, r := f.measureConns(now); r != 1 {
-		t.Errorf("%d returning, want 1: the young connection opened after the shed, from its address", r)
+		t.Errorf("%d returning, want 1: one young connection from 127.0.0.2 opened after the shed", r)
 	}
 	f.shed.lastShed = now.Add(-10 * time.Millisecond)
 	if _, _, _, _, r := f.measureConns(now); r != 0 {
-		t.Errorf("%d returning, want 0: the young connection opened before the shed", r)
+		t.Errorf("%d returning, want 0: the young connections opened before the shed", r)
+	}
+	f.shed.lastShed = now.Add(-5 * time.Second)
+	if _, _, _, _, r := f.measureConns(now); r != 0 {
+		t.Errorf("%d returning, want 0: the young connections opened long after the shed's GOAWAYs", r)
 	}
 	f = newFairShare(s, FairShare{Measure: MeasureConnections, MinAge: Off}.withDefaults())
 	if cands, _, _, n, _ := f.measureConns(now); n != 2 || len(cands) != 2 {
 		t.Errorf("by connections: %d connections, %d candidates; want 2 and 2", n, len(cands))
 	}
+}
+
+// tcpConns returns a server holding three client connections over real
+// TCP on loopback: a young one (20 ms) from 127.0.0.2, a young one from
+// 127.0.0.3, and an old one (2 s) from 127.0.0.2, each with calls made.
+func tcpConns(t *testing.T, now time.Time) *Server {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	s := &Server{conns: map[*conn]struct{}{}}
+	for _, c := range []struct {
+		from string
+		age  time.Duration
+	}{{"127.0.0.2", 20 * time.Millisecond}, {"127.0.0.3", 20 * time.Millisecond}, {"127.0.0.2", 2 * time.Second}} {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(c.from)}}
+		client, err := d.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { client.Close(); raw.Close() })
+		sc := &conn{raw: raw, opened: now.Add(-c.age)}
+		sc.calls.Store(1)
+		s.conns[sc] = struct{}{}
+	}
+	return s
 }
 
 // The sample of a large fleet keeps its size, changes one peer every
