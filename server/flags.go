@@ -25,6 +25,9 @@ import (
 func (c *Config) BindFlags(fs *flag.FlagSet) {
 	v := reflect.ValueOf(c).Elem()
 	for i := range v.NumField() {
+		if !v.Type().Field(i).IsExported() {
+			continue
+		}
 		field := v.Type().Field(i).Name
 		name, usage := conf.Name(field, "-"), flagUsage[field]
 		switch p := v.Field(i).Addr().Interface().(type) {

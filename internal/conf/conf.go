@@ -51,6 +51,10 @@ func Format(v any) string {
 		if x == Off {
 			return "off"
 		}
+	case int64:
+		if x == Off {
+			return "off"
+		}
 	}
 	return fmt.Sprint(v)
 }
