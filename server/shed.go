@@ -47,9 +47,10 @@ type shedInput struct {
 	pods  int        // the fleet's size, this pod included
 	conns []connLoad // client connections old enough to move, not draining
 	// returning counts the connections left out of own because their rate
-	// is not known yet (MeasureLoad's rateMinAge) that were opened since
-	// the last shed from an address it sent GOAWAY to: clients of that
-	// shed that came straight back, as headless round_robin clients do.
+	// is not known yet (MeasureLoad's rateMinAge) that were opened from a
+	// TCP address the last shed sent GOAWAY to, within its spread plus
+	// rateMinAge: clients of that shed that came straight back, as headless
+	// round_robin clients do. decideShed counts at most shedN of them.
 	returning int
 }
 
