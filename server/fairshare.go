@@ -160,7 +160,23 @@ const loadWindow = 5 * time.Second
 // On the real control plane, 20 clients at 5 calls/s on 5 pods, fair share
 // sent 34–89 GOAWAYs in the 80 s after a scale-up it had balanced in 9 s,
 // and one run ended at 1.32. A second's life holds 5 of those calls.
-const rateMinAge = time.Second
+//
+// A connection that has made rateMinCalls calls counts sooner: a busy
+// client's rate is known long before a second (at 50 calls/s, in 0.2 s),
+// and the pod it lands on after a shed should not wait a second to see it.
+// Ten calls read the rate of a client that calls at random within about
+// ±30 %, which the moving average (rates) then corrects over loadWindow; a
+// probe's one call never gets there.
+const (
+	rateMinAge   = time.Second
+	rateMinCalls = 10
+)
+
+// rateKnown reports whether the connection's rate can be read yet, with
+// MeasureLoad (see rateMinAge).
+func (c *conn) rateKnown(now time.Time) bool {
+	return now.Sub(c.opened) >= rateMinAge || c.calls.Load() >= rateMinCalls
+}
 
 // recentPeerTTL is how long a pod passes on news of an announced peer, and
 // announcedTTL how long it keeps an announced peer it has not heard from
@@ -331,7 +347,7 @@ func (f *fairShare) measureConns(now time.Time) (cands []connLoad, byID map[int]
 			continue
 		}
 		n++
-		if f.cfg.Measure == MeasureLoad && now.Sub(c.opened) < rateMinAge {
+		if f.cfg.Measure == MeasureLoad && !c.rateKnown(now) {
 			// Its rate is not known yet (see rateMinAge).
 			if f.cameBack(c, lastShed) {
 				returning++

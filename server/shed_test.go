@@ -159,10 +159,11 @@ func TestDecideShedBacksOffFutileSheds(t *testing.T) {
 	}
 }
 
-// A connection's load counts once it has been open rateMinAge: one call on
-// a connection dialled 20 ms ago (a kubelet's probe, a client just moved)
-// must not read as 50 calls a second. With MeasureConnections it counts at
-// once.
+// A connection's load counts once it has been open rateMinAge, or has made
+// rateMinCalls calls: one call on a connection dialled 20 ms ago (a
+// kubelet's probe, a client just moved) must not read as 50 calls a second,
+// but a busy client's rate is known sooner. With MeasureConnections every
+// connection counts at once.
 func TestMeasureConnsWaitsForARate(t *testing.T) {
 	now := time.Now()
 	open := func(age time.Duration, calls uint64) *conn {
@@ -180,6 +181,12 @@ func TestMeasureConnsWaitsForARate(t *testing.T) {
 	if n != 2 || len(cands) != 1 || math.Abs(load-5*perCall) > 1e-12 {
 		t.Errorf("load %v of %d connections, %d candidates; want %v (5 calls/s of the 2 s old one) of 2, 1", load, n, len(cands), 5*perCall)
 	}
+	busy := open(200*time.Millisecond, rateMinCalls)
+	s.conns[busy] = struct{}{}
+	if _, _, load, n, _ := f.measureConns(now); n != 3 || math.Abs(load-(5+rateMinCalls/0.2)*perCall) > 1e-9 {
+		t.Errorf("load %v of %d connections; want %v: the 0.2 s old one with %d calls counts at its rate", load, n, (5+rateMinCalls/0.2)*perCall, rateMinCalls)
+	}
+	delete(s.conns, busy)
 	// A young connection is a client of the last shed come back when it
 	// opened from an address the shed sent GOAWAY to, after the shed and
 	// within its spread plus rateMinAge; an address that is not TCP (this
