@@ -166,16 +166,22 @@ const loadWindow = 5 * time.Second
 // and the pod it lands on after a shed should not wait a second to see it.
 // Ten calls read the rate of a client that calls at random within about
 // ±30 %, which the moving average (rates) then corrects over loadWindow; a
-// probe's one call never gets there.
+// probe's one call never gets there. The calls must also span
+// rateMinCallsAge: ten calls in a burst on a fresh connection (a fan-out,
+// calls queued while the client reconnected) must not read as hundreds a
+// second.
 const (
-	rateMinAge   = time.Second
-	rateMinCalls = 10
+	rateMinAge      = time.Second
+	rateMinCalls    = 10
+	rateMinCallsAge = 200 * time.Millisecond
 )
 
 // rateKnown reports whether the connection's rate can be read yet, with
-// MeasureLoad (see rateMinAge).
+// MeasureLoad: once it has been open rateMinAge, or has made rateMinCalls
+// calls and been open rateMinCallsAge.
 func (c *conn) rateKnown(now time.Time) bool {
-	return now.Sub(c.opened) >= rateMinAge || c.calls.Load() >= rateMinCalls
+	age := now.Sub(c.opened)
+	return age >= rateMinAge || age >= rateMinCallsAge && c.calls.Load() >= rateMinCalls
 }
 
 // recentPeerTTL is how long a pod passes on news of an announced peer, and
@@ -348,7 +354,7 @@ func (f *fairShare) measureConns(now time.Time) (cands []connLoad, byID map[int]
 		}
 		n++
 		if f.cfg.Measure == MeasureLoad && !c.rateKnown(now) {
-			// Its rate is not known yet (see rateMinAge).
+			// Its rate is not known yet (see rateKnown).
 			if f.cameBack(c, lastShed) {
 				returning++
 			}
@@ -368,13 +374,14 @@ func (f *fairShare) measureConns(now time.Time) (cands []connLoad, byID map[int]
 
 // cameBack reports whether c is a client of the last shed (at lastShed)
 // that came straight back: opened from an address that shed sent GOAWAY to,
-// after the shed began and no later than its GOAWAYs' spread plus
-// rateMinAge after it. A connection whose address is not TCP (a pipe, a
+// after the shed's round began and no later than Interval (its load
+// queries, which its GOAWAYs follow, take up to that), its GOAWAYs' Spread
+// and rateMinAge after it. A connection whose address is not TCP (a pipe, a
 // Unix socket) has no address to tell, and never counts.
 func (f *fairShare) cameBack(c *conn, lastShed time.Time) bool {
 	ip := remoteIP(c)
 	return ip != "" && f.shedFrom[ip] && c.opened.After(lastShed) &&
-		c.opened.Sub(lastShed) <= on(f.cfg.Spread)+rateMinAge
+		c.opened.Sub(lastShed) <= f.cfg.Interval+on(f.cfg.Spread)+rateMinAge
 }
 
 // remoteIP is the address a connection comes from, without its port, or ""

@@ -47,10 +47,11 @@ type shedInput struct {
 	pods  int        // the fleet's size, this pod included
 	conns []connLoad // client connections old enough to move, not draining
 	// returning counts the connections left out of own because their rate
-	// is not known yet (MeasureLoad's rateMinAge) that were opened from a
-	// TCP address the last shed sent GOAWAY to, within its spread plus
-	// rateMinAge: clients of that shed that came straight back, as headless
-	// round_robin clients do. decideShed counts at most shedN of them.
+	// is not known yet (MeasureLoad: see conn.rateKnown) that were opened
+	// from a TCP address the last shed sent GOAWAY to, soon after it (see
+	// fairShare.cameBack): clients of that shed that came straight back, as
+	// headless round_robin clients do. decideShed counts at most shedN of
+	// them.
 	returning int
 }
 
@@ -116,7 +117,7 @@ func decideShed(in shedInput, cfg FairShare, st shedState) shedDecision {
 	}
 	if st.shedOwn > 0 && in.now.Sub(st.grewAt) >= growthGrace {
 		// The shed's clients that came back count at its mean load per
-		// connection until their own rates count (rateMinAge).
+		// connection until their own rates count (conn.rateKnown).
 		back := in.own
 		if st.shedN > 0 {
 			// No more of them than it sent GOAWAY to: other

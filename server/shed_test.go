@@ -187,10 +187,16 @@ func TestMeasureConnsWaitsForARate(t *testing.T) {
 		t.Errorf("load %v of %d connections; want %v: the 0.2 s old one with %d calls counts at its rate", load, n, (5+rateMinCalls/0.2)*perCall, rateMinCalls)
 	}
 	delete(s.conns, busy)
+	burst := open(100*time.Millisecond, 2*rateMinCalls)
+	s.conns[burst] = struct{}{}
+	if _, _, load, n, _ := f.measureConns(now); n != 3 || math.Abs(load-5*perCall) > 1e-9 {
+		t.Errorf("load %v of %d connections; want %v: 20 calls in 0.1 s are a burst, not a rate yet", load, n, 5*perCall)
+	}
+	delete(s.conns, burst)
 	// A young connection is a client of the last shed come back when it
 	// opened from an address the shed sent GOAWAY to, after the shed and
-	// within its spread plus rateMinAge; an address that is not TCP (this
-	// pipe) never tells.
+	// soon enough (Interval, Spread and rateMinAge: 1.75 s here); an
+	// address that is not TCP (this pipe) never tells.
 	f.shedFrom = map[string]bool{"": true}
 	f.shed.lastShed = now.Add(-time.Second)
 	if _, _, _, _, r := f.measureConns(now); r != 0 {
@@ -201,6 +207,10 @@ func TestMeasureConnsWaitsForARate(t *testing.T) {
 	f.shed.lastShed = now.Add(-900 * time.Millisecond)
 	if _, _, _, _, r := f.measureConns(now); r != 1 {
 		t.Errorf("%d returning, want 1: one young connection from 127.0.0.2 opened after the shed", r)
+	}
+	f.shed.lastShed = now.Add(-1200 * time.Millisecond)
+	if _, _, _, _, r := f.measureConns(now); r != 1 {
+		t.Errorf("%d returning, want 1: opened 1.18 s after the shed, within its queries, spread and rateMinAge", r)
 	}
 	f.shed.lastShed = now.Add(-10 * time.Millisecond)
 	if _, _, _, _, r := f.measureConns(now); r != 0 {
