@@ -75,6 +75,9 @@ func TestConfigValidate(t *testing.T) {
 				if ce.Value == "" || ce.Want == "" || !strings.HasPrefix(ce.Error(), "rotor: "+ce.Field+" = ") {
 					t.Errorf("unhelpful error %q", ce.Error())
 				}
+				if ce.Field == "gateway.Config.MaxBodyBytes" && ce.Value == "off" {
+					t.Errorf("error %q names Off, which MaxBodyBytes does not have: it must say the value as written", ce.Error())
+				}
 				got = append(got, strings.TrimPrefix(ce.Field, "gateway.Config."))
 			}
 			if strings.Join(got, ",") != strings.Join(tc.fields, ",") {

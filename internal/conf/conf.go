@@ -40,7 +40,9 @@ func Default[T ~int | ~int64](field string, v *T, def T) error {
 }
 
 // Format prints a field's value for an error or a log line: "off" for
-// Off, durations as Go durations.
+// Off, durations as Go durations. An int64 prints as written, -1 too: the
+// kit's int64 fields are byte sizes, which have no Off, and an error about
+// MaxBodyBytes = -1 must say -1.
 func Format(v any) string {
 	switch x := v.(type) {
 	case time.Duration:
@@ -48,10 +50,6 @@ func Format(v any) string {
 			return "off"
 		}
 	case int:
-		if x == Off {
-			return "off"
-		}
-	case int64:
 		if x == Off {
 			return "off"
 		}

@@ -63,12 +63,12 @@ func TestLogValue(t *testing.T) {
 		Bytes  int64
 		Strict bool
 		Name   string
-	}{Off, 5, Off, true, "x"})
+	}{Off, 5, -1, true, "x"})
 	var got []string
 	for _, a := range v.Group() {
 		got = append(got, a.String())
 	}
-	if want := "[max_age=off limit=5 bytes=off strict=true]"; fmt.Sprint(got) != want {
+	if want := "[max_age=off limit=5 bytes=-1 strict=true]"; fmt.Sprint(got) != want {
 		t.Errorf("LogValue = %v, want %s", got, want)
 	}
 }
