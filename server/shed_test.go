@@ -159,6 +159,53 @@ func TestDecideShedBacksOffFutileSheds(t *testing.T) {
 	}
 }
 
+// A pod that backed off from futile sheds tries again as soon as the peer
+// set grows, and for growthGrace judges none futile: its sheds were judged
+// in a smaller fleet, and until the new pods are ready its shed clients
+// land on the old ones. Peers learned within joinWindow of its first round
+// are the fleet it joined and change nothing. TestRealCluster's scale-up
+// 2 → 5, about 20 s after fair share came on, once ended at 1.50 with the
+// old pods backed off while this window was 30 s.
+func TestGrowthEndsTheBackOff(t *testing.T) {
+	cfg := FairShare{Cooldown: time.Second}.withDefaults()
+	t0 := time.Unix(1000, 0)
+	backedOff := shedState{cooldown: 16 * time.Second, futile: 6, over: 5, lastShed: t0.Add(14 * time.Second), shedOwn: 2, shedSize: 1, shedN: 2}
+	in := shedInput{own: 2, mean: 1, pods: 5, conns: []connLoad{{id: 0, load: 0.5}, {id: 1, load: 0.5}, {id: 2, load: 1}}}
+
+	f := &fairShare{cfg: cfg, startedAt: t0, shed: backedOff}
+	f.growLocked(t0.Add(joinWindow - time.Second))
+	if f.shed != backedOff {
+		t.Fatalf("a peer learned within joinWindow of the first round changed the shed state to %+v; it is the fleet the pod joined", f.shed)
+	}
+
+	grew := t0.Add(15 * time.Second)
+	f.growLocked(grew)
+	if f.shed.cooldown != cfg.Cooldown || f.shed.futile != 0 || !f.shed.grewAt.Equal(grew) {
+		t.Fatalf("after the peer set grew: cooldown %v, futile %d, grewAt %v; want %v, 0, %v", f.shed.cooldown, f.shed.futile, f.shed.grewAt, cfg.Cooldown, grew)
+	}
+	st := f.shed
+	var sheds int
+	for now := grew; now.Before(grew.Add(growthGrace)); now = now.Add(500 * time.Millisecond) {
+		in.now = now
+		d := decideShed(in, cfg, st)
+		if d.backOff || d.next.cooldown != cfg.Cooldown {
+			t.Fatalf("%v after the growth: backed off (cooldown %v); no shed is futile within growthGrace", now.Sub(grew), d.next.cooldown)
+		}
+		if len(d.shed) > 0 {
+			sheds++
+		}
+		st = d.next
+	}
+	if want := int(growthGrace / (2 * cfg.Cooldown)); sheds < want {
+		t.Errorf("%d sheds in the %v after the growth, want at least %d (one per cooldown)", sheds, growthGrace, want)
+	}
+	// Without the growth the same pod stays backed off.
+	in.now = grew
+	if d := decideShed(in, cfg, backedOff); len(d.shed) > 0 {
+		t.Errorf("a backed-off pod shed %v within its cooldown with no growth", d.shed)
+	}
+}
+
 // A connection's load counts once it has been open rateMinAge, or has made
 // rateMinCalls calls over at least rateMinCallsAge: one call on a connection dialled 20 ms ago (a
 // kubelet's probe, a client just moved) must not read as 50 calls a second,

@@ -36,16 +36,14 @@ const (
 	// fleetScaleAt and fleetDuration are the fleet's defaults for
 	// -scale-at and -duration: the initial fleet's clients all connect at
 	// once, and fair share needs some seconds to even them out before the
-	// scale event (which then also comes after fair share's 30 s growth
-	// grace, see fleetShortScaleAt); after it, 90 s to reach fair and to
-	// measure the imbalance and the churn.
+	// scale event; after it, 90 s to reach fair and to measure the
+	// imbalance and the churn.
 	fleetScaleAt  = 30 * time.Second
 	fleetDuration = 120 * time.Second
-	// fleetShortScaleAt is -short's scale event: a pod takes the peers it
-	// learns in its first 30 s (fair share's growth grace) for the fleet
-	// it joined, not for new pods, and backs off from sheds that do not
-	// lower its load, as those into a fleet that did not grow; a scale
-	// event sooner after the start would test that back-off.
+	// fleetShortScaleAt is -short's scale event. It was chosen when a pod
+	// took the peers it learned in its first 30 s for the fleet it joined
+	// (now 5 s, server's joinWindow); kept so that -short's figures stay
+	// comparable with the earlier runs.
 	fleetShortScaleAt = 31 * time.Second
 	// fleetConnRate is the default calls per second of each client
 	// connection (-fleet-rate).
