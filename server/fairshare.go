@@ -70,10 +70,12 @@ import (
 // a fresh random pick. A headless Service's round_robin clients reconnect
 // to the pod that shed them; a pod notices when three sheds in a row did not
 // lower its load and from then on doubles its cooldown each time (up to a
-// minute). When the peer set grows (a pod it did not know announces itself
-// or the peer watcher finds one, later than 5 s after its first round) the
-// back-off ends, and for 30 s no shed counts as futile: until the new pods
-// are ready, shed clients land on the old ones. For headless clients, weigh by load on the client side instead
+// minute); the back-off ends once the fleet is larger than when it last
+// doubled. For 30 s after the peer set grows (a pod it did not know
+// announces itself, is passed on by a peer, or the peer watcher finds it,
+// later than 5 s after this pod's first round) no shed counts as futile:
+// until the new pods are ready, shed clients land on the old ones. For
+// headless clients, weigh by load on the client side instead
 // (WithORCA, WeightedRoundRobin).
 type FairShare struct {
 	// Measure is what fair share balances: MeasureLoad (the default), the
@@ -671,27 +673,25 @@ func (f *fairShare) grew(now time.Time) {
 }
 
 // growLocked records that the peer set grew: for growthGrace no shed
-// counts as futile, and a back-off ends (its sheds were judged in a smaller
-// fleet; the clients this pod sheds now may land on the new pods, and a
-// headless client's reconnect resolves them). The peers a pod learns within
-// joinWindow of its first round are the fleet it joined, not new pods: a
-// fleet that starts together (a Deployment created, fair share turned on by
-// a rollout) announces itself then. f.mu held.
+// counts as futile (until the new pods are ready, shed clients land on the
+// old ones). The peers a pod learns within joinWindow of its first round
+// are the fleet it joined, not new pods. Peers of a fleet that starts
+// together, or of a rollout that starts its pods more than joinWindow
+// apart, that it learns later count as growth: that only delays a
+// back-off. f.mu held.
 func (f *fairShare) growLocked(now time.Time) {
-	if f.startedAt.IsZero() || now.Sub(f.startedAt) < joinWindow {
-		return
+	if !f.startedAt.IsZero() && now.Sub(f.startedAt) >= joinWindow {
+		f.shed.grewAt = now
 	}
-	f.shed.grewAt = now
-	f.shed.futile, f.shed.cooldown = 0, f.cfg.Cooldown
 }
 
 // joinWindow is how long after its first round a pod takes the peers it
 // learns for the fleet it joined (see growLocked). Until 2026-12-01 it was
-// growthGrace, 30 s: a fleet that was scaled up less than 30 s after fair
-// share came on (TestRealCluster turns it on by a rollout and scales 2 → 5
-// about 20 s later) then judged the sheds that landed on the old pods while
-// the new ones were not yet ready as futile and backed off for up to a
-// minute, and once ended at an imbalance of 1.50.
+// growthGrace, 30 s: a fleet scaled up less than 30 s after fair share came
+// on (TestRealCluster turns it on by a rollout and scales 2 → 5 about 20 s
+// later) then judged the sheds that landed on the old pods while the new
+// ones were not yet ready as futile and backed off, for up to a minute, and
+// once ended at an imbalance of 1.50.
 const joinWindow = 5 * time.Second
 
 // maxHeard bounds the askers' reports a pod keeps between two rounds: on

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"log/slog"
 	"math"
 	"net"
 	"slices"
@@ -159,50 +160,70 @@ func TestDecideShedBacksOffFutileSheds(t *testing.T) {
 	}
 }
 
-// A pod that backed off from futile sheds tries again as soon as the peer
-// set grows, and for growthGrace judges none futile: its sheds were judged
-// in a smaller fleet, and until the new pods are ready its shed clients
-// land on the old ones. Peers learned within joinWindow of its first round
-// are the fleet it joined and change nothing. TestRealCluster's scale-up
-// 2 → 5, about 20 s after fair share came on, once ended at 1.50 with the
-// old pods backed off while this window was 30 s.
-func TestGrowthEndsTheBackOff(t *testing.T) {
+// A peer a pod learns (announced, passed on, or found by the peer watcher)
+// counts as growth, which starts growthGrace, unless it learns it within
+// joinWindow of its first round: that is the fleet it joined.
+// TestRealCluster's scale-up 2 → 5, about 20 s after fair share came on,
+// once ended at 1.50 with the old pods backed off while this window was
+// 30 s.
+func TestLearnedPeersCountAsGrowth(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	f := &fairShare{s: &Server{log: slog.New(slog.DiscardHandler)}, cfg: FairShare{}.withDefaults(), startedAt: t0,
+		announced: map[string]time.Time{}, firstHeard: map[string]time.Time{}}
+	f.learn([]string{"198.18.128.2:50051"}, t0.Add(joinWindow-time.Second))
+	if !f.shed.grewAt.IsZero() {
+		t.Fatalf("a peer learned %v after the first round counted as growth; it is the fleet the pod joined", joinWindow-time.Second)
+	}
+	later := t0.Add(20 * time.Second)
+	f.learn([]string{"198.18.128.3"}, later)
+	if !f.shed.grewAt.Equal(later) {
+		t.Fatalf("a peer learned 20 s after the first round: grewAt %v, want %v", f.shed.grewAt, later)
+	}
+	f.learn([]string{"198.18.128.3:50051", "198.18.128.2"}, later.Add(time.Second))
+	if !f.shed.grewAt.Equal(later) {
+		t.Errorf("peers it already knew moved grewAt to %v", f.shed.grewAt)
+	}
+	f.grew(later.Add(2 * time.Second))
+	if !f.shed.grewAt.Equal(later.Add(2 * time.Second)) {
+		t.Errorf("the peer watcher's growth: grewAt %v, want %v", f.shed.grewAt, later.Add(2*time.Second))
+	}
+}
+
+// A back-off ends once the fleet is larger than when it last doubled: its
+// sheds were judged in a smaller fleet, and the clients it sheds now may
+// land on the new pods. A pod that left and came back (a readiness flap
+// takes it out of DNS) does not make the fleet larger, and the back-off
+// holds.
+func TestBackOffEndsWhenTheFleetGrows(t *testing.T) {
 	cfg := FairShare{Cooldown: time.Second}.withDefaults()
 	t0 := time.Unix(1000, 0)
-	backedOff := shedState{cooldown: 16 * time.Second, futile: 6, over: 5, lastShed: t0.Add(14 * time.Second), shedOwn: 2, shedSize: 1, shedN: 2}
-	in := shedInput{own: 2, mean: 1, pods: 5, conns: []connLoad{{id: 0, load: 0.5}, {id: 1, load: 0.5}, {id: 2, load: 1}}}
-
-	f := &fairShare{cfg: cfg, startedAt: t0, shed: backedOff}
-	f.growLocked(t0.Add(joinWindow - time.Second))
-	if f.shed != backedOff {
-		t.Fatalf("a peer learned within joinWindow of the first round changed the shed state to %+v; it is the fleet the pod joined", f.shed)
+	in := shedInput{own: 2, mean: 1, conns: []connLoad{{id: 0, load: 0.5}, {id: 1, load: 0.5}, {id: 2, load: 1}}}
+	// Two pods, clients always back: the back-off starts and grows.
+	st := shedState{cooldown: cfg.Cooldown}
+	in.pods = 2
+	for i := range 30 {
+		in.now = t0.Add(time.Duration(i) * 500 * time.Millisecond)
+		st = decideShed(in, cfg, st).next
 	}
-
-	grew := t0.Add(15 * time.Second)
-	f.growLocked(grew)
-	if f.shed.cooldown != cfg.Cooldown || f.shed.futile != 0 || !f.shed.grewAt.Equal(grew) {
-		t.Fatalf("after the peer set grew: cooldown %v, futile %d, grewAt %v; want %v, 0, %v", f.shed.cooldown, f.shed.futile, f.shed.grewAt, cfg.Cooldown, grew)
+	if st.cooldown <= cfg.Cooldown || st.backOffPods != 2 {
+		t.Fatalf("after 15 s of futile sheds in 2 pods: cooldown %v, backOffPods %d; want a back-off judged at 2", st.cooldown, st.backOffPods)
 	}
-	st := f.shed
-	var sheds int
-	for now := grew; now.Before(grew.Add(growthGrace)); now = now.Add(500 * time.Millisecond) {
-		in.now = now
+	backedOff := st
+	soon := st.lastShed.Add(cfg.Cooldown) // past Cooldown, within the back-off
+
+	for _, pods := range []int{1, 2} { // a peer leaves and comes back
+		in.now, in.pods = soon, pods
 		d := decideShed(in, cfg, st)
-		if d.backOff || d.next.cooldown != cfg.Cooldown {
-			t.Fatalf("%v after the growth: backed off (cooldown %v); no shed is futile within growthGrace", now.Sub(grew), d.next.cooldown)
-		}
-		if len(d.shed) > 0 {
-			sheds++
+		if len(d.shed) > 0 || d.next.cooldown != backedOff.cooldown {
+			t.Fatalf("fleet of %d: shed %v, cooldown %v; the back-off must hold (it was judged at 2)", pods, d.shed, d.next.cooldown)
 		}
 		st = d.next
 	}
-	if want := int(growthGrace / (2 * cfg.Cooldown)); sheds < want {
-		t.Errorf("%d sheds in the %v after the growth, want at least %d (one per cooldown)", sheds, growthGrace, want)
-	}
-	// Without the growth the same pod stays backed off.
-	in.now = grew
-	if d := decideShed(in, cfg, backedOff); len(d.shed) > 0 {
-		t.Errorf("a backed-off pod shed %v within its cooldown with no growth", d.shed)
+	in.now, in.pods = soon, 5
+	d := decideShed(in, cfg, st)
+	if len(d.shed) == 0 || d.next.cooldown != cfg.Cooldown || d.next.futile >= futileSheds || d.next.backOffPods != 0 {
+		t.Errorf("fleet grown to 5 within the back-off: shed %v, cooldown %v, futile %d, backOffPods %d; want a shed and the back-off over",
+			d.shed, d.next.cooldown, d.next.futile, d.next.backOffPods)
 	}
 }
 
