@@ -28,9 +28,6 @@ type shedState struct {
 	grewAt   time.Time     // when the peer set last grew
 	over     int           // rounds in a row above its share
 	under    int           // rounds in a row within its share
-	// backOffPods is the fleet's size (shedInput.pods) when the back-off
-	// last doubled; 0 when none runs.
-	backOffPods int
 }
 
 // overRounds is how many rounds in a row a pod must be above its share
@@ -89,20 +86,12 @@ type shedDecision struct {
 // at that shed's mean load per connection): its clients came straight back, as a headless Service's round_robin clients do (one
 // such shed happens by chance on a ClusterIP, when other pods' sheds land
 // here; several in a row do not). After futileSheds in a row the cooldown
-// doubles each time, up to maxFairShareCooldown, and ends once the fleet
-// is larger than when it last doubled. Within growthGrace of the peer set
-// growing no shed counts as futile. A pod at or below its share
+// doubles each time, up to maxFairShareCooldown. Within growthGrace of the
+// peer set growing no shed counts as futile. A pod at or below its share
 // for overRounds rounds resets everything, but for a round in which clients
 // of its last shed have come back and do not count yet (returning): that
 // round cannot tell whether the shed worked.
 func decideShed(in shedInput, cfg FairShare, st shedState) shedDecision {
-	if st.backOffPods > 0 && in.pods > st.backOffPods {
-		// The fleet grew since the back-off was judged: the clients this
-		// pod sheds may now land on the new pods (and a headless client's
-		// reconnect resolves them). A pod that left and came back (a
-		// readiness flap) does not make the fleet larger than it was.
-		st.futile, st.cooldown, st.backOffPods = 0, cfg.Cooldown, 0
-	}
 	d := shedDecision{next: st}
 	var want []int
 	if cfg.Measure == MeasureConnections {
@@ -142,7 +131,6 @@ func decideShed(in shedInput, cfg FairShare, st shedState) shedDecision {
 		}
 		if d.next.futile >= futileSheds {
 			d.next.cooldown = min(2*d.next.cooldown, maxFairShareCooldown)
-			d.next.backOffPods = in.pods
 			d.backOff = true
 		}
 	}
@@ -162,7 +150,6 @@ func (d shedDecision) reset(cfg FairShare) shedDecision {
 	d.next.under++
 	if d.next.under >= overRounds {
 		d.next.shedOwn, d.next.shedSize, d.next.shedN, d.next.futile, d.next.cooldown = 0, 0, 0, 0, cfg.Cooldown
-		d.next.backOffPods = 0
 	}
 	return d
 }

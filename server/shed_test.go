@@ -170,9 +170,13 @@ func TestLearnedPeersCountAsGrowth(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	f := &fairShare{s: &Server{log: slog.New(slog.DiscardHandler)}, cfg: FairShare{}.withDefaults(), startedAt: t0,
 		announced: map[string]time.Time{}, firstHeard: map[string]time.Time{}}
-	f.learn([]string{"198.18.128.2:50051"}, t0.Add(joinWindow-time.Second))
+	f.learn([]string{"198.18.128.2:50051"}, t0.Add(4900*time.Millisecond))
 	if !f.shed.grewAt.IsZero() {
-		t.Fatalf("a peer learned %v after the first round counted as growth; it is the fleet the pod joined", joinWindow-time.Second)
+		t.Fatal("a peer learned 4.9 s after the first round counted as growth; it is the fleet the pod joined")
+	}
+	f.learn([]string{"198.18.128.4"}, t0.Add(5*time.Second))
+	if !f.shed.grewAt.Equal(t0.Add(5 * time.Second)) {
+		t.Fatalf("a peer learned 5 s after the first round: grewAt %v, want %v", f.shed.grewAt, t0.Add(5*time.Second))
 	}
 	later := t0.Add(20 * time.Second)
 	f.learn([]string{"198.18.128.3"}, later)
@@ -186,44 +190,6 @@ func TestLearnedPeersCountAsGrowth(t *testing.T) {
 	f.grew(later.Add(2 * time.Second))
 	if !f.shed.grewAt.Equal(later.Add(2 * time.Second)) {
 		t.Errorf("the peer watcher's growth: grewAt %v, want %v", f.shed.grewAt, later.Add(2*time.Second))
-	}
-}
-
-// A back-off ends once the fleet is larger than when it last doubled: its
-// sheds were judged in a smaller fleet, and the clients it sheds now may
-// land on the new pods. A pod that left and came back (a readiness flap
-// takes it out of DNS) does not make the fleet larger, and the back-off
-// holds.
-func TestBackOffEndsWhenTheFleetGrows(t *testing.T) {
-	cfg := FairShare{Cooldown: time.Second}.withDefaults()
-	t0 := time.Unix(1000, 0)
-	in := shedInput{own: 2, mean: 1, conns: []connLoad{{id: 0, load: 0.5}, {id: 1, load: 0.5}, {id: 2, load: 1}}}
-	// Two pods, clients always back: the back-off starts and grows.
-	st := shedState{cooldown: cfg.Cooldown}
-	in.pods = 2
-	for i := range 30 {
-		in.now = t0.Add(time.Duration(i) * 500 * time.Millisecond)
-		st = decideShed(in, cfg, st).next
-	}
-	if st.cooldown <= cfg.Cooldown || st.backOffPods != 2 {
-		t.Fatalf("after 15 s of futile sheds in 2 pods: cooldown %v, backOffPods %d; want a back-off judged at 2", st.cooldown, st.backOffPods)
-	}
-	backedOff := st
-	soon := st.lastShed.Add(cfg.Cooldown) // past Cooldown, within the back-off
-
-	for _, pods := range []int{1, 2} { // a peer leaves and comes back
-		in.now, in.pods = soon, pods
-		d := decideShed(in, cfg, st)
-		if len(d.shed) > 0 || d.next.cooldown != backedOff.cooldown {
-			t.Fatalf("fleet of %d: shed %v, cooldown %v; the back-off must hold (it was judged at 2)", pods, d.shed, d.next.cooldown)
-		}
-		st = d.next
-	}
-	in.now, in.pods = soon, 5
-	d := decideShed(in, cfg, st)
-	if len(d.shed) == 0 || d.next.cooldown != cfg.Cooldown || d.next.futile >= futileSheds || d.next.backOffPods != 0 {
-		t.Errorf("fleet grown to 5 within the back-off: shed %v, cooldown %v, futile %d, backOffPods %d; want a shed and the back-off over",
-			d.shed, d.next.cooldown, d.next.futile, d.next.backOffPods)
 	}
 }
 
