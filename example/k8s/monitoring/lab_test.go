@@ -119,6 +119,20 @@ func TestDocumentedQueriesInTheLab(t *testing.T) {
 	prom := &promAPI{c: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: lab.DialContext}}, base: "http://" + promAddr}
 	testkit.Eventually(t, 30*time.Second, "Prometheus ready", prom.ready)
 
+	// The load starts once Prometheus has scraped both pods: a counter's
+	// increments before its series' first scrape are invisible to rate(),
+	// and fair share sheds in the first seconds of load (in a CI run that
+	// started the load without this wait, the pods counted 33 fair-share
+	// GOAWAYs, 9 of them in the first 4 s, and Prometheus's rate 21).
+	testkit.Eventually(t, 30*time.Second, "Prometheus scraped both pods", func() bool {
+		up := 0
+		for _, s := range prom.query(t, "up", `up{job="`+labJobWant+`"}`, time.Now()) {
+			if s.value == 1 {
+				up++
+			}
+		}
+		return up == 2
+	})
 	load := startLoad(ctx, t, lab)
 	sleep(ctx, labBefore)
 	if err := lab.ScaleTo(ctx, 5); err != nil {
