@@ -675,10 +675,9 @@ func (f *fairShare) grew(now time.Time) {
 // growLocked records that the peer set grew: for growthGrace no shed
 // counts as futile (until the new pods are ready, shed clients land on the
 // old ones). The peers a pod learns within joinWindow of its first round
-// are the fleet it joined, not new pods. Peers of a fleet that starts
-// together, or of a rollout that starts its pods more than joinWindow
-// apart, that it learns later count as growth: that only delays a
-// back-off. f.mu held.
+// are the fleet it joined, not new pods. A peer learned later counts as
+// growth even when it started with this pod (a rollout that starts its
+// pods further apart): that only delays a back-off. f.mu held.
 func (f *fairShare) growLocked(now time.Time) {
 	if !f.startedAt.IsZero() && now.Sub(f.startedAt) >= joinWindow {
 		f.shed.grewAt = now

@@ -194,9 +194,10 @@ func TestLearnedPeersCountAsGrowth(t *testing.T) {
 }
 
 // A connection's load counts once it has been open rateMinAge, or has made
-// rateMinCalls calls over at least rateMinCallsAge: one call on a connection dialled 20 ms ago (a
-// kubelet's probe, a client just moved) must not read as 50 calls a second,
-// but a busy client's rate is known sooner. With MeasureConnections every
+// rateMinCalls calls over at least rateMinCallsAge: one call on a
+// connection dialled 20 ms ago (a kubelet's probe, a client just moved)
+// must not read as 50 calls a second, but a busy client's rate is known
+// sooner. With MeasureConnections every
 // connection counts at once.
 func TestMeasureConnsWaitsForARate(t *testing.T) {
 	now := time.Now()
