@@ -2,6 +2,7 @@ package testkit
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -35,14 +37,55 @@ func Missing(t testing.TB, what, install string) {
 
 // FreeAddr returns a loopback address with a port that was free a moment
 // ago, for a process the test is about to start.
+//
+// The port comes from below the kernel's ephemeral range
+// (net.ipv4.ip_local_port_range, 32768-60999 by default): the kernel hands
+// those ports to outgoing connections and to listeners on port 0, so one of
+// them could take the port between this call and the process binding it. A
+// CI run once lost a test that way ("bind: address already in use") while
+// other packages' tests opened thousands of connections. Ports from
+// freePortFloor up to the range's start are tried at random; only another
+// test that picks the same port in the same moment can still collide. Where
+// the range leaves too little room, the port is the kernel's choice.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
+	if lo := ephemeralStart(); lo-freePortFloor >= 1000 {
+		for range 100 {
+			addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePortFloor+rand.IntN(lo-freePortFloor)))
+			if l, err := net.Listen("tcp", addr); err == nil {
+				l.Close()
+				return addr
+			}
+		}
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
 	return l.Addr().String()
+}
+
+// freePortFloor is the lowest port FreeAddr picks: above the well-known
+// ports the lab's own components use (etcd 2379, kube-apiserver 6443).
+const freePortFloor = 20000
+
+// ephemeralStart returns the first port of the kernel's ephemeral range, or
+// 0 where it cannot be read.
+func ephemeralStart() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 0
+	}
+	lo, err := strconv.Atoi(f[0])
+	if err != nil {
+		return 0
+	}
+	return lo
 }
 
 // Kustomize returns what "kustomize build ." (or "kubectl kustomize .")
