@@ -35,6 +35,13 @@ import (
 // plus its unary handlers' time, which sees skewed clients and uneven call
 // costs; or the number of client connections (MeasureConnections).
 //
+// Admission: a shed client lands on a random pod, in a large fleet mostly
+// on an old one already at its share. So a pod at its share sends a new
+// client connection on at its first unary call (served first) while peers
+// it heard of have room, at most one per client address per Interval and
+// no more than that room per round; the client picks again (see
+// admission.go; AdmissionOff turns it off).
+//
 // Why it converges: the excess the pods above their share shed lands on
 // every pod alike, so the pods above it keep a part a < 1 of it each round
 // and the excess shrinks geometrically; pods within their share shed
@@ -117,6 +124,15 @@ type FairShare struct {
 	// Port is the peers' gRPC port. Default: the port this server listens
 	// on. Allowed: 1 to 65535.
 	Port int
+	// AdmissionOff turns admission off: every new client connection stays
+	// where kube-proxy sent it, and only sheds move connections. Default
+	// false: a pod at its share sends a new client connection on at its
+	// first unary call while the last round heard of peers below theirs (see
+	// admission.go). In the emulated lab (example/balance -scenario fleet,
+	// -modes fair-share,fair-share-sheds), admission is what fills the new
+	// pods of a large fleet in seconds rather than a minute; README.md
+	// has the table.
+	AdmissionOff bool
 	// DialOptions for the load queries. Default: plaintext. When the server
 	// serves TLS, set transport credentials here (ClientTLS: the CA of the
 	// pods' certificates and, for mutual TLS, the pod's own certificate) and
@@ -277,19 +293,24 @@ type fairShare struct {
 	// the round goroutine's.
 	shedFrom map[string]bool
 
-	mu         sync.Mutex
-	shed       shedState
-	alone      bool // no peer answered in the last round
-	lastRate   float64
-	ownLoad    float64
-	ownConns   int
-	meanLoad   float64 // estimates; estimated is false before the first answers
-	meanConns  float64
-	estimated  bool
-	heard      map[string]*fairsharev1.LoadReport // asker's instance → its report, since the last round
-	announced  map[string]time.Time               // peer IP → when it last announced itself
-	firstHeard map[string]time.Time               // announced peer IP → when first heard
-	startedAt  time.Time                          // the first round
+	mu                sync.Mutex
+	shed              shedState
+	alone             bool // no peer answered in the last round
+	lastRate          float64
+	ownLoad           float64
+	ownConns          int
+	meanLoad          float64 // estimates; estimated is false before the first answers
+	meanConns         float64
+	estimated         bool
+	heard             map[string]*fairsharev1.LoadReport // asker's instance → its report, since the last round
+	announced         map[string]time.Time               // peer IP → when it last announced itself
+	firstHeard        map[string]time.Time               // announced peer IP → when first heard
+	startedAt         time.Time                          // the first round
+	young             int                                // client connections whose rate is not known yet (MeasureLoad), last round
+	room              int                                // connections the last round's reports can take below the mean (see admit)
+	admitted          int                                // client connections admitted since the last measure (admit)
+	admittedAtMeasure int                                // admitted when measureConns ran
+	bounced           map[string]time.Time               // client IP → when admit last sent one of its connections on
 }
 
 func newFairShare(s *Server, cfg FairShare) *fairShare {
@@ -303,6 +324,7 @@ func newFairShare(s *Server, cfg FairShare) *fairShare {
 		heard:      map[string]*fairsharev1.LoadReport{},
 		announced:  map[string]time.Time{},
 		firstHeard: map[string]time.Time{},
+		bounced:    map[string]time.Time{},
 	}
 }
 
@@ -343,11 +365,12 @@ func (f *fairShare) run(ctx context.Context) {
 // handler's time. The pod's own CPU is no measure of this: at the call
 // rates of most pods it is mostly the runtime's wake-ups and background
 // work, which differ from pod to pod and no shed can move.
-func (f *fairShare) measureConns(now time.Time) (cands []connLoad, byID map[int]*conn, load float64, n, returning int) {
+func (f *fairShare) measureConns(now time.Time) (cands []connLoad, byID map[int]*conn, load float64, n, returning, young int) {
 	perCall := on(f.cfg.CallCost).Seconds()
 	byID = map[int]*conn{}
 	f.mu.Lock()
 	lastShed := f.shed.lastShed
+	f.admittedAtMeasure = f.admitted
 	f.mu.Unlock()
 	for _, c := range f.s.snapshot() {
 		// A connection counts from its first client call: until then it
@@ -360,6 +383,7 @@ func (f *fairShare) measureConns(now time.Time) (cands []connLoad, byID map[int]
 		n++
 		if f.cfg.Measure == MeasureLoad && !c.rateKnown(now) {
 			// Its rate is not known yet (see rateKnown).
+			young++
 			if f.cameBack(c, lastShed) {
 				returning++
 			}
@@ -374,7 +398,7 @@ func (f *fairShare) measureConns(now time.Time) (cands []connLoad, byID map[int]
 			cands = append(cands, connLoad{id: id, load: l, opened: c.opened})
 		}
 	}
-	return cands, byID, load, n, returning
+	return cands, byID, load, n, returning, young
 }
 
 // cameBack reports whether c is a client of the last shed (at lastShed)
@@ -435,7 +459,7 @@ func (c *conn) rates(now time.Time) (calls, busy float64) {
 // round exchanges loads once and sheds the excess, if any.
 func (f *fairShare) round(ctx context.Context) {
 	now := time.Now()
-	cands, byID, ownLoad, ownConns, returning := f.measureConns(now)
+	cands, byID, ownLoad, ownConns, returning, young := f.measureConns(now)
 	peers := f.peerSet(now)
 	sample := f.nextSample(peers)
 	everyone := len(sample) == len(peers)
@@ -461,9 +485,16 @@ func (f *fairShare) round(ctx context.Context) {
 	heard := f.heard
 	f.heard = map[string]*fairsharev1.LoadReport{}
 	f.mu.Unlock()
-	meanLoad, meanConns := estimate(ownLoad, ownConns, reports(answers, heard, everyone), everyone)
+	reps := reports(answers, heard, everyone)
+	meanLoad, meanConns := estimate(ownLoad, ownConns, reps, everyone)
 	f.mu.Lock()
-	f.ownLoad, f.ownConns = ownLoad, ownConns
+	// The connections admitted since the measure are in neither.
+	f.ownLoad, f.ownConns, f.young, f.admitted = ownLoad, ownConns, young, f.admitted-f.admittedAtMeasure
+	for ip, at := range f.bounced {
+		if now.Sub(at) >= f.cfg.Interval {
+			delete(f.bounced, ip)
+		}
+	}
 	wasAlone := f.alone
 	f.alone = len(answers) == 0
 	if len(answers) > 0 {
@@ -474,6 +505,7 @@ func (f *fairShare) round(ctx context.Context) {
 		}
 		f.meanLoad, f.meanConns, f.estimated = meanLoad, meanConns, true
 	}
+	f.room = roomIn(reps, f.cfg.Measure, f.meanLoad, f.meanConns)
 	f.mu.Unlock()
 	obs, _ := f.s.obs.(FairShareObserver)
 	if len(answers) == 0 {

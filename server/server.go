@@ -216,7 +216,9 @@ func (s *Server) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 		}
 		return h(ctx, req)
 	}
-	c.countCall()
+	if c.countCall() && s.fair != nil {
+		s.fair.admit(c, info.FullMethod, time.Now())
+	}
 	start := time.Now()
 	resp, err := h(context.WithValue(ctx, connKey{}, c), req)
 	c.addBusy(time.Since(start))
@@ -240,14 +242,15 @@ func (c *conn) addBusy(d time.Duration) {
 	c.srv.busy.Add(int64(d))
 }
 
-// countCall counts a client's call; a connection that also carries client
-// calls is not a peer's, and must not escape rotation.
-func (c *conn) countCall() {
+// countCall counts a client's call and reports whether it is the
+// connection's first; a connection that also carries client calls is not a
+// peer's, and must not escape rotation.
+func (c *conn) countCall() (first bool) {
 	if c.internal.Load() {
 		c.internal.Store(false)
 	}
-	c.calls.Add(1)
 	c.srv.calls.Add(1)
+	return c.calls.Add(1) == 1
 }
 
 // connOf finds the connection a call arrived on: grpc-go's peer carries the

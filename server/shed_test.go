@@ -211,20 +211,20 @@ func TestMeasureConnsWaitsForARate(t *testing.T) {
 	young, old := open(20*time.Millisecond, 1), open(2*time.Second, 10)
 	s := &Server{conns: map[*conn]struct{}{young: {}, old: {}}}
 	f := newFairShare(s, FairShare{MinAge: Off}.withDefaults())
-	cands, _, load, n, _ := f.measureConns(now)
+	cands, _, load, n, _, y := f.measureConns(now)
 	perCall := f.cfg.CallCost.Seconds()
-	if n != 2 || len(cands) != 1 || math.Abs(load-5*perCall) > 1e-12 {
-		t.Errorf("load %v of %d connections, %d candidates; want %v (5 calls/s of the 2 s old one) of 2, 1", load, n, len(cands), 5*perCall)
+	if n != 2 || len(cands) != 1 || y != 1 || math.Abs(load-5*perCall) > 1e-12 {
+		t.Errorf("load %v of %d connections, %d candidates, %d young; want %v (5 calls/s of the 2 s old one) of 2, 1, 1", load, n, len(cands), y, 5*perCall)
 	}
 	busy := open(200*time.Millisecond, rateMinCalls)
 	s.conns[busy] = struct{}{}
-	if _, _, load, n, _ := f.measureConns(now); n != 3 || math.Abs(load-(5+rateMinCalls/0.2)*perCall) > 1e-9 {
+	if _, _, load, n, _, _ := f.measureConns(now); n != 3 || math.Abs(load-(5+rateMinCalls/0.2)*perCall) > 1e-9 {
 		t.Errorf("load %v of %d connections; want %v: the 0.2 s old one with %d calls counts at its rate", load, n, (5+rateMinCalls/0.2)*perCall, rateMinCalls)
 	}
 	delete(s.conns, busy)
 	burst := open(100*time.Millisecond, 2*rateMinCalls)
 	s.conns[burst] = struct{}{}
-	if _, _, load, n, _ := f.measureConns(now); n != 3 || math.Abs(load-5*perCall) > 1e-9 {
+	if _, _, load, n, _, _ := f.measureConns(now); n != 3 || math.Abs(load-5*perCall) > 1e-9 {
 		t.Errorf("load %v of %d connections; want %v: 20 calls in 0.1 s are a burst, not a rate yet", load, n, 5*perCall)
 	}
 	delete(s.conns, burst)
@@ -234,29 +234,29 @@ func TestMeasureConnsWaitsForARate(t *testing.T) {
 	// address that is not TCP (this pipe) never tells.
 	f.shedFrom = map[string]bool{"": true}
 	f.shed.lastShed = now.Add(-time.Second)
-	if _, _, _, _, r := f.measureConns(now); r != 0 {
+	if _, _, _, _, r, _ := f.measureConns(now); r != 0 {
 		t.Errorf("%d returning, want 0: a pipe has no address to tell", r)
 	}
 	f = newFairShare(tcpConns(t, now), FairShare{MinAge: Off}.withDefaults())
 	f.shedFrom = map[string]bool{"127.0.0.2": true}
 	f.shed.lastShed = now.Add(-900 * time.Millisecond)
-	if _, _, _, _, r := f.measureConns(now); r != 1 {
+	if _, _, _, _, r, _ := f.measureConns(now); r != 1 {
 		t.Errorf("%d returning, want 1: one young connection from 127.0.0.2 opened after the shed", r)
 	}
 	f.shed.lastShed = now.Add(-1200 * time.Millisecond)
-	if _, _, _, _, r := f.measureConns(now); r != 1 {
+	if _, _, _, _, r, _ := f.measureConns(now); r != 1 {
 		t.Errorf("%d returning, want 1: opened 1.18 s after the shed, within its queries, spread and rateMinAge", r)
 	}
 	f.shed.lastShed = now.Add(-10 * time.Millisecond)
-	if _, _, _, _, r := f.measureConns(now); r != 0 {
+	if _, _, _, _, r, _ := f.measureConns(now); r != 0 {
 		t.Errorf("%d returning, want 0: the young connections opened before the shed", r)
 	}
 	f.shed.lastShed = now.Add(-5 * time.Second)
-	if _, _, _, _, r := f.measureConns(now); r != 0 {
+	if _, _, _, _, r, _ := f.measureConns(now); r != 0 {
 		t.Errorf("%d returning, want 0: the young connections opened long after the shed's GOAWAYs", r)
 	}
 	f = newFairShare(s, FairShare{Measure: MeasureConnections, MinAge: Off}.withDefaults())
-	if cands, _, _, n, _ := f.measureConns(now); n != 2 || len(cands) != 2 {
+	if cands, _, _, n, _, _ := f.measureConns(now); n != 2 || len(cands) != 2 {
 		t.Errorf("by connections: %d connections, %d candidates; want 2 and 2", n, len(cands))
 	}
 }
@@ -368,5 +368,63 @@ func TestReportsCountAskers(t *testing.T) {
 	load, conns = estimate(0, 0, reports(answers, heard(), true), true)
 	if conns != 2 || math.Abs(load-0.2) > 1e-9 {
 		t.Errorf("exact estimate = %v load, %v conns; want 0.2, 2", load, conns)
+	}
+}
+
+// sendOn sends a new connection on only when the pod would hold more than
+// its share with it and peers have room; never when it knows nothing yet,
+// is alone, backs off, or sent the same address on within Interval.
+func TestSendOn(t *testing.T) {
+	now := time.Now()
+	byConns := FairShare{Measure: MeasureConnections}.withDefaults()
+	byLoad := FairShare{}.withDefaults()
+	// At its share (3 of a mean of 7/3), one peer with room.
+	base := admitInput{now: now, estimated: true, ownConns: 3, meanConns: 7.0 / 3, ownLoad: 3, meanLoad: 7.0 / 3, room: 1}
+	for _, tc := range []struct {
+		name string
+		cfg  FairShare
+		edit func(*admitInput)
+		want bool
+	}{
+		{"at its share, room elsewhere", byConns, func(*admitInput) {}, true},
+		{"by load, at its share", byLoad, func(*admitInput) {}, true},
+		{"below its share", byConns, func(in *admitInput) { in.ownConns = 2 }, false},
+		{"by load, within the hysteresis with it", byLoad, func(in *admitInput) { in.ownLoad, in.ownConns = 1.5, 2 }, false},
+		{"by load, its young connections count at the mean per connection", byLoad, func(in *admitInput) { in.ownLoad, in.ownConns, in.young = 1, 2, 1 }, true},
+		{"admitted since the round count", byConns, func(in *admitInput) { in.ownConns, in.admitted = 2, 1 }, true},
+		{"no room", byConns, func(in *admitInput) { in.room = 0 }, false},
+		{"no estimate yet", byConns, func(in *admitInput) { in.estimated = false }, false},
+		{"alone", byConns, func(in *admitInput) { in.alone = true }, false},
+		{"backing off", byConns, func(in *admitInput) { in.backOff = true }, false},
+		{"same address sent on within Interval", byConns, func(in *admitInput) { in.lastSent = now.Add(-byConns.Interval / 2) }, false},
+		{"same address sent on an Interval ago", byConns, func(in *admitInput) { in.lastSent = now.Add(-byConns.Interval) }, true},
+		{"within Tolerance", FairShare{Measure: MeasureConnections, Tolerance: 1}.withDefaults(), func(*admitInput) {}, false},
+		{"admission off", FairShare{Measure: MeasureConnections, AdmissionOff: true}.withDefaults(), func(*admitInput) {}, false},
+		{"by load, no load anywhere", byLoad, func(in *admitInput) { in.ownLoad, in.meanLoad = 0, 0 }, false},
+	} {
+		in := base
+		tc.edit(&in)
+		if got := sendOn(in, tc.cfg); got != tc.want {
+			t.Errorf("%s: sendOn = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// Room is whole connections below the mean, of peers that hold at least
+// one (one that holds none may not be an endpoint yet) and, by load, are
+// not above the mean load.
+func TestRoomIn(t *testing.T) {
+	rep := func(conns uint32, load float64) *fairsharev1.LoadReport {
+		return &fairsharev1.LoadReport{Connections: conns, Load: load}
+	}
+	reports := []*fairsharev1.LoadReport{rep(1, 1), rep(0, 0), rep(2, 2), rep(4, 4), rep(1, 5)}
+	if got := roomIn(reports, MeasureConnections, 4, 4); got != 3+0+2+0+3 {
+		t.Errorf("by connections: room %d, want 8 (3 + 2 + 3; none at the pod holding none)", got)
+	}
+	if got := roomIn(reports, MeasureLoad, 4, 4); got != 3+2 {
+		t.Errorf("by load: room %d, want 5 (the pod with one connection of load 5 is above the mean)", got)
+	}
+	if got := roomIn(reports, MeasureConnections, 4.9, 4.9); got != 3+0+2+0+3 {
+		t.Errorf("mean 4.9: room %d, want 8: the pod holding 4 has no whole connection of room", got)
 	}
 }

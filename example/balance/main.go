@@ -30,6 +30,7 @@
 //	age              age rotation (-max-connection-age 10s)
 //	peers            peer watcher: a grown headless Service rotates every connection
 //	fair-share       peer watcher + fair-share shedding (-fair-share), for ClusterIP
+//	fair-share-sheds fair share without admission (-fair-share-admission=false)
 //
 // A heavy call carries the gRPC metadata rotor-work (hello.WorkKey) with
 // -heavy-work units of CPU work; a call-cost run earlier in the same
@@ -123,7 +124,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("balance", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	scenarioFlag := fs.String("scenario", strings.Join(allScenarios, ","), "scenarios to run, comma-separated: "+strings.Join(allScenarios, ", ")+"; and, only when named, "+strings.Join(namedScenarios, ", "))
-	modesFlag := fs.String("modes", "default,none,age,peers,fair-share", "modes to run each lab scenario in: default, none, age, peers, fair-share")
+	modesFlag := fs.String("modes", "default,none,age,peers,fair-share", "modes to run each lab scenario in: default, none, age, peers, fair-share, fair-share-sheds")
 	short := fs.Bool("short", false, "short runs for tests: 15 s (headless 36 s), scale at 5 s, age 2 s, 200 calls/s")
 	out := fs.String("out", "balance-out", "directory for table.txt, result.json and plot.svg; empty: print only")
 	serverBin := fs.String("server-bin", "", "example server binary to run in the pods; empty: go build ./example/server")
@@ -234,7 +235,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	for _, m := range splitList(*modesFlag) {
 		if _, ok := findMode(m); !ok {
-			return o, fmt.Errorf("-modes %q: want some of default, none, age, peers, fair-share", m)
+			return o, fmt.Errorf("-modes %q: want some of default, none, age, peers, fair-share, fair-share-sheds", m)
 		}
 		o.modes = append(o.modes, m)
 	}

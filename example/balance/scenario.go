@@ -339,6 +339,14 @@ var modes = []mode{
 			return []string{"-max-connection-age", p.PeerAge.String(), "-peer-dns", peerDNS,
 				"-peer-interval", p.PeerInterval.String(), "-rotate-spread", p.Spread.String(), "-fair-share"}
 		}},
+	// fair-share-sheds: fair share without admission, as before
+	// 2026-12-01: a new connection stays where kube-proxy sent it and only
+	// sheds move connections; for comparing with fair-share in one run.
+	{name: "fair-share-sheds", about: "fair share without admission (-fair-share -fair-share-admission=false)", needsFlag: "fair-share-admission",
+		args: func(p params, peerDNS string) []string {
+			return []string{"-max-connection-age", p.PeerAge.String(), "-peer-dns", peerDNS,
+				"-peer-interval", p.PeerInterval.String(), "-rotate-spread", p.Spread.String(), "-fair-share", "-fair-share-admission=false"}
+		}},
 }
 
 func findMode(name string) (mode, bool) {

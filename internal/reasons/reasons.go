@@ -12,7 +12,7 @@ const (
 	Admin     = "admin"     // an operator asked through POST /rotate
 	Signal    = "signal"    // the process received SIGHUP
 	Peers     = "peers"     // the peer watcher saw the set of pods grow
-	FairShare = "fairshare" // fair-share balancing shed the connection
+	FairShare = "fairshare" // fair-share balancing shed the connection, or sent a new one on (admission)
 	Shutdown  = "shutdown"  // the server began draining
 	LameDuck  = "lameduck"  // a connection accepted while the server drains
 )
