@@ -13,23 +13,35 @@ import (
 // of 50 → 60 pods a shed connection lands on a new pod one time in six,
 // and on an old pod, already at its share, the other five: sheds alone
 // fill the new pods in about a minute (example/balance -scenario fleet).
-// With admission, a pod at its share that heard of peers below theirs
-// sends a new client connection on at its first unary call (the call is
-// served; GOAWAY follows it), and the client picks again, until it lands
-// where there is room.
+// With admission, a pod that would be above its share with a new client
+// connection, while the peers it heard from in the last round have room,
+// sends the connection on once its first call, if unary, is served; the
+// client picks again, until it lands where there is room. A connection
+// whose first call is a stream or a health check is never sent on.
 //
-// Bounds, so that a balanced fleet moves nothing and a client is not sent
-// round for long:
-//   - only while the last round's reports showed room (peers that hold a
-//     connection or more and at least one fewer than the mean), and no
-//     more connections a round than that room;
-//   - at most one connection per client address per Interval (a client
-//     that came straight back, as a headless Service's round_robin
-//     clients do, is let in);
-//   - never while the pod backs off from futile sheds, nor for health
-//     checks (grpc.health.v1: kubelet's probes), the pod's own
-//     connections (its REST gateway) or connections without a TCP
-//     address.
+// Bounds, so that a client is not sent round for long and a balanced fleet
+// moves nothing:
+//   - only while the last round's reports showed room: peers that hold a
+//     connection or more and could take one more without going above
+//     their share (by connections and, with MeasureLoad, by load), and no
+//     more connections a round than that room, per pod;
+//   - an address a pod sent a connection on within admitAgain is let in
+//     there: a client that comes straight back (a headless Service's
+//     round_robin client, session affinity, a sidecar that dials for
+//     every client) moves once, not round and round;
+//   - never while the pod backs off from futile sheds, while it shuts
+//     down, when MaxConnectionAgeGrace is Off (its other calls would be
+//     cut), for the pod's own connections (its REST gateway) or for
+//     connections without a TCP address.
+//
+// A connection sent on counts as a fair-share GOAWAY (ReasonFairShare).
+
+// admitAgain is how long after sending a connection on a pod lets in the
+// next connection from the same address: long enough for a client that
+// comes straight back to reconnect (at its next call), short enough that
+// many clients behind one address (a node's SNAT, a client pod with many
+// channels) still move.
+func admitAgain(cfg FairShare) time.Duration { return max(2*time.Second, 2*cfg.Interval) }
 
 // admitInput is what the admission decision knows of one connection's
 // first call.
@@ -57,7 +69,7 @@ func sendOn(in admitInput, cfg FairShare) bool {
 	if cfg.AdmissionOff || !in.estimated || in.alone || in.backOff || in.room <= 0 {
 		return false
 	}
-	if !in.lastSent.IsZero() && in.now.Sub(in.lastSent) < cfg.Interval {
+	if !in.lastSent.IsZero() && in.now.Sub(in.lastSent) < admitAgain(cfg) {
 		return false
 	}
 	with := in.ownConns + in.admitted + 1
@@ -72,19 +84,33 @@ func sendOn(in admitInput, cfg FairShare) bool {
 	return in.ownLoad+float64(in.young+in.admitted+1)*perConn > in.meanLoad*(1+cfg.Hysteresis)
 }
 
-// roomIn returns how many connections the peers of reports can take before
-// they reach the mean: whole connections below meanConns, of the peers
-// that hold at least one (a peer that holds none may not be an endpoint
-// yet, and clients sent its way would land on the old pods) and, by load,
-// are not above meanLoad.
-func roomIn(reports []*fairsharev1.LoadReport, m Measure, meanLoad, meanConns float64) int {
+// roomIn returns how many connections the peers of reports can take
+// without going above their share: by connections, up to ceil(meanConns) +
+// Tolerance, as sendOn counts; with MeasureLoad, the fewer of the whole
+// connections below meanConns and of the connections at the fleet's mean
+// load per connection below meanLoad × (1 + Hysteresis). The connections
+// count because a peer's load leaves out its young connections (rateKnown):
+// a new pod that was just sent four reads as empty for a second. A peer
+// that holds no connection may not be an endpoint yet (clients sent its way
+// would land on the old pods) and has no room.
+func roomIn(reports []*fairsharev1.LoadReport, cfg FairShare, meanLoad, meanConns float64) int {
 	n := 0
 	for _, r := range reports {
 		c := float64(r.GetConnections())
-		if c < 1 || m == MeasureLoad && r.GetLoad() > meanLoad {
+		if c < 1 {
 			continue
 		}
-		n += max(0, int(math.Floor(meanConns-c)))
+		if cfg.Measure == MeasureConnections {
+			n += max(0, int(math.Ceil(meanConns-1e-9))+cfg.Tolerance-int(c))
+			continue
+		}
+		if meanLoad <= 0 || meanConns <= 0 {
+			return 0
+		}
+		perConn := meanLoad / meanConns
+		byLoad := math.Floor((meanLoad*(1+cfg.Hysteresis) - r.GetLoad()) / perConn)
+		byConns := math.Floor(meanConns - c)
+		n += max(0, int(min(byLoad, byConns)))
 	}
 	return n
 }
@@ -94,33 +120,30 @@ func roomIn(reports []*fairsharev1.LoadReport, m Measure, meanLoad, meanConns fl
 // probe.
 const healthPrefix = "/grpc.health.v1.Health/"
 
-// admit runs at a client connection's first call, when that is unary (a
-// stream's may be long, and a GOAWAY would cut it at the grace), and sends the connection
-// on (GOAWAY with MaxConnectionAgeGrace, after the call, which is served)
-// when sendOn says so.
-func (f *fairShare) admit(c *conn, method string, now time.Time) {
-	if strings.HasPrefix(method, healthPrefix) || c.fromSelf() {
-		return
+// admit runs at a client connection's first call and reports whether the
+// caller should send the connection on (GOAWAY with
+// MaxConnectionAgeGrace) once the call is served: see sendOn and the
+// bounds above.
+func (f *fairShare) admit(c *conn, method string, now time.Time) bool {
+	if strings.HasPrefix(method, healthPrefix) || f.s.cfg.MaxConnectionAgeGrace == Off || c.fromSelf() || f.s.isShuttingDown() {
+		return false
 	}
 	ip := remoteIP(c)
 	if ip == "" {
-		return
+		return false
 	}
 	f.mu.Lock()
+	defer f.mu.Unlock()
 	in := admitInput{
 		now: now, estimated: f.estimated, alone: f.alone, backOff: f.shed.futile >= futileSheds,
 		ownLoad: f.ownLoad, ownConns: f.ownConns, young: f.young, admitted: f.admitted,
-		meanLoad: f.meanLoad, meanConns: f.meanConns, room: f.room, lastSent: f.bounced[ip],
+		meanLoad: f.meanLoad, meanConns: f.meanConns, room: f.room, lastSent: f.sentOn[ip],
 	}
-	send := sendOn(in, f.cfg)
-	if send {
-		f.room--
-		f.bounced[ip] = now
-	} else {
+	if !sendOn(in, f.cfg) {
 		f.admitted++
+		return false
 	}
-	f.mu.Unlock()
-	if send {
-		go c.goAway(ReasonFairShare, on(f.s.cfg.MaxConnectionAgeGrace))
-	}
+	f.room--
+	f.sentOn[ip] = now
+	return true
 }

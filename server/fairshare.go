@@ -310,7 +310,7 @@ type fairShare struct {
 	room              int                                // connections the last round's reports can take below the mean (see admit)
 	admitted          int                                // client connections admitted since the last measure (admit)
 	admittedAtMeasure int                                // admitted when measureConns ran
-	bounced           map[string]time.Time               // client IP → when admit last sent one of its connections on
+	sentOn            map[string]time.Time               // client IP → when admit last sent one of its connections on
 }
 
 func newFairShare(s *Server, cfg FairShare) *fairShare {
@@ -324,7 +324,7 @@ func newFairShare(s *Server, cfg FairShare) *fairShare {
 		heard:      map[string]*fairsharev1.LoadReport{},
 		announced:  map[string]time.Time{},
 		firstHeard: map[string]time.Time{},
-		bounced:    map[string]time.Time{},
+		sentOn:     map[string]time.Time{},
 	}
 }
 
@@ -490,9 +490,9 @@ func (f *fairShare) round(ctx context.Context) {
 	f.mu.Lock()
 	// The connections admitted since the measure are in neither.
 	f.ownLoad, f.ownConns, f.young, f.admitted = ownLoad, ownConns, young, f.admitted-f.admittedAtMeasure
-	for ip, at := range f.bounced {
-		if now.Sub(at) >= f.cfg.Interval {
-			delete(f.bounced, ip)
+	for ip, at := range f.sentOn {
+		if now.Sub(at) >= admitAgain(f.cfg) {
+			delete(f.sentOn, ip)
 		}
 	}
 	wasAlone := f.alone
@@ -505,7 +505,7 @@ func (f *fairShare) round(ctx context.Context) {
 		}
 		f.meanLoad, f.meanConns, f.estimated = meanLoad, meanConns, true
 	}
-	f.room = roomIn(reps, f.cfg.Measure, f.meanLoad, f.meanConns)
+	f.room = roomIn(reps, f.cfg, f.meanLoad, f.meanConns)
 	f.mu.Unlock()
 	obs, _ := f.s.obs.(FairShareObserver)
 	if len(answers) == 0 {

@@ -163,21 +163,28 @@ func (f *fleet) addr(i int) string { return net.JoinHostPort(f.ips[i], fmt.Sprin
 // address for its own (a REST gateway), which fair share leaves alone.
 func (f *fleet) clients(t *testing.T, n int, pick func() int) []hellov1.HelloClient {
 	t.Helper()
+	var out []hellov1.HelloClient
+	for range n {
+		_, c := f.client(t, pick)
+		out = append(out, c)
+	}
+	return out
+}
+
+// client opens one client connection as clients does, and returns it too.
+func (f *fleet) client(t *testing.T, pick func() int) (*grpc.ClientConn, hellov1.HelloClient) {
+	t.Helper()
 	dialer := func(ctx context.Context, _ string) (net.Conn, error) {
 		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 9, 1)}}
 		return d.DialContext(ctx, "tcp", f.addr(pick()))
 	}
-	var out []hellov1.HelloClient
-	for range n {
-		opts := append(noAge().DialOptions(), grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithContextDialer(dialer))
-		cc, err := grpc.NewClient("passthrough:///hello", opts...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cc.Close() })
-		out = append(out, hellov1.NewHelloClient(cc))
+	opts := append(noAge().DialOptions(), grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithContextDialer(dialer))
+	cc, err := grpc.NewClient("passthrough:///hello", opts...)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return out
+	t.Cleanup(func() { cc.Close() })
+	return cc, hellov1.NewHelloClient(cc)
 }
 
 // Fair share by load (the default) balances what the pods do, not how many

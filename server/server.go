@@ -216,12 +216,15 @@ func (s *Server) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 		}
 		return h(ctx, req)
 	}
-	if c.countCall() && s.fair != nil {
-		s.fair.admit(c, info.FullMethod, time.Now())
-	}
+	sendOn := c.countCall() && s.fair != nil && s.fair.admit(c, info.FullMethod, time.Now())
 	start := time.Now()
 	resp, err := h(context.WithValue(ctx, connKey{}, c), req)
 	c.addBusy(time.Since(start))
+	if sendOn {
+		// After the handler, so that Draining does not end it early; the
+		// GOAWAY lets grpc-go still send its response.
+		go c.goAway(ReasonFairShare, on(s.cfg.MaxConnectionAgeGrace))
+	}
 	return resp, err
 }
 

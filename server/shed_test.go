@@ -373,7 +373,7 @@ func TestReportsCountAskers(t *testing.T) {
 
 // sendOn sends a new connection on only when the pod would hold more than
 // its share with it and peers have room; never when it knows nothing yet,
-// is alone, backs off, or sent the same address on within Interval.
+// is alone, backs off, or sent the same address on within admitAgain.
 func TestSendOn(t *testing.T) {
 	now := time.Now()
 	byConns := FairShare{Measure: MeasureConnections}.withDefaults()
@@ -396,8 +396,8 @@ func TestSendOn(t *testing.T) {
 		{"no estimate yet", byConns, func(in *admitInput) { in.estimated = false }, false},
 		{"alone", byConns, func(in *admitInput) { in.alone = true }, false},
 		{"backing off", byConns, func(in *admitInput) { in.backOff = true }, false},
-		{"same address sent on within Interval", byConns, func(in *admitInput) { in.lastSent = now.Add(-byConns.Interval / 2) }, false},
-		{"same address sent on an Interval ago", byConns, func(in *admitInput) { in.lastSent = now.Add(-byConns.Interval) }, true},
+		{"same address sent on within admitAgain", byConns, func(in *admitInput) { in.lastSent = now.Add(-admitAgain(byConns) + time.Millisecond) }, false},
+		{"same address sent on admitAgain ago", byConns, func(in *admitInput) { in.lastSent = now.Add(-admitAgain(byConns)) }, true},
 		{"within Tolerance", FairShare{Measure: MeasureConnections, Tolerance: 1}.withDefaults(), func(*admitInput) {}, false},
 		{"admission off", FairShare{Measure: MeasureConnections, AdmissionOff: true}.withDefaults(), func(*admitInput) {}, false},
 		{"by load, no load anywhere", byLoad, func(in *admitInput) { in.ownLoad, in.meanLoad = 0, 0 }, false},
@@ -410,21 +410,37 @@ func TestSendOn(t *testing.T) {
 	}
 }
 
-// Room is whole connections below the mean, of peers that hold at least
-// one (one that holds none may not be an endpoint yet) and, by load, are
-// not above the mean load.
+// Room is what peers that hold a connection or more can take without going
+// above their share: by connections up to ceil(mean) + Tolerance; by load,
+// the fewer of the whole connections below the mean and of the mean loads
+// per connection below mean × (1 + Hysteresis).
 func TestRoomIn(t *testing.T) {
 	rep := func(conns uint32, load float64) *fairsharev1.LoadReport {
 		return &fairsharev1.LoadReport{Connections: conns, Load: load}
 	}
-	reports := []*fairsharev1.LoadReport{rep(1, 1), rep(0, 0), rep(2, 2), rep(4, 4), rep(1, 5)}
-	if got := roomIn(reports, MeasureConnections, 4, 4); got != 3+0+2+0+3 {
-		t.Errorf("by connections: room %d, want 8 (3 + 2 + 3; none at the pod holding none)", got)
-	}
-	if got := roomIn(reports, MeasureLoad, 4, 4); got != 3+2 {
-		t.Errorf("by load: room %d, want 5 (the pod with one connection of load 5 is above the mean)", got)
-	}
-	if got := roomIn(reports, MeasureConnections, 4.9, 4.9); got != 3+0+2+0+3 {
-		t.Errorf("mean 4.9: room %d, want 8: the pod holding 4 has no whole connection of room", got)
+	byConns := FairShare{Measure: MeasureConnections}.withDefaults()
+	byLoad := FairShare{}.withDefaults() // Hysteresis 0.1
+	for _, tc := range []struct {
+		name            string
+		cfg             FairShare
+		reports         []*fairsharev1.LoadReport
+		meanLoad, meanC float64
+		want            int
+	}{
+		{"by connections", byConns, []*fairsharev1.LoadReport{rep(1, 0), rep(3, 0), rep(4, 0), rep(5, 0)}, 0, 4, 3 + 1},
+		{"a peer that holds none is not counted", byConns, []*fairsharev1.LoadReport{rep(0, 0)}, 0, 4, 0},
+		{"by connections, mean 3.2 rounds up", byConns, []*fairsharev1.LoadReport{rep(3, 0)}, 0, 3.2, 1},
+		{"within Tolerance", FairShare{Measure: MeasureConnections, Tolerance: 1}.withDefaults(), []*fairsharev1.LoadReport{rep(4, 0)}, 0, 4, 1},
+		// Mean 4 connections of load 1 each: room up to 4.4 by load and
+		// below 4 by connections.
+		{"by load, light peer", byLoad, []*fairsharev1.LoadReport{rep(2, 2)}, 4, 4, 2},
+		{"by load, its young connections hold the room", byLoad, []*fairsharev1.LoadReport{rep(4, 0)}, 4, 4, 0},
+		{"by load, few heavy connections", byLoad, []*fairsharev1.LoadReport{rep(2, 3.5)}, 4, 4, 0},
+		{"by load, at the mean", byLoad, []*fairsharev1.LoadReport{rep(3, 3.5)}, 4, 4, 0},
+		{"by load, no load anywhere", byLoad, []*fairsharev1.LoadReport{rep(2, 0)}, 0, 4, 0},
+	} {
+		if got := roomIn(tc.reports, tc.cfg, tc.meanLoad, tc.meanC); got != tc.want {
+			t.Errorf("%s: room %d, want %d", tc.name, got, tc.want)
+		}
 	}
 }
