@@ -25,10 +25,12 @@ import (
 //     connection or more and could take one more without going above
 //     their share (by connections and, with MeasureLoad, by load), and no
 //     more connections a round than that room, per pod;
-//   - an address a pod sent a connection on within admitAgain is let in
-//     there: a client that comes straight back (a headless Service's
-//     round_robin client, session affinity, a sidecar that dials for
-//     every client) moves once, not round and round;
+//   - a pod sends at most admitBurst connections from one address on
+//     within admitAgain, and lets the next ones in: a client that comes
+//     straight back (a headless Service's round_robin client, session
+//     affinity, a sidecar that dials for every client) moves a few times,
+//     not round and round, while many clients behind one address (a
+//     client pod with many channels, a node's SNAT) still move;
 //   - never while the pod backs off from futile sheds, while it shuts
 //     down, when MaxConnectionAgeGrace is Off (its other calls would be
 //     cut), for the pod's own connections (its REST gateway) or for
@@ -36,12 +38,19 @@ import (
 //
 // A connection sent on counts as a fair-share GOAWAY (ReasonFairShare).
 
-// admitAgain is how long after sending a connection on a pod lets in the
-// next connection from the same address: long enough for a client that
-// comes straight back to reconnect (at its next call), short enough that
-// many clients behind one address (a node's SNAT, a client pod with many
-// channels) still move.
+// admitAgain and admitBurst bound the connections a pod sends on from one
+// address (see above). The window is long enough for a client that comes
+// straight back to reconnect (at its next call).
 func admitAgain(cfg FairShare) time.Duration { return max(2*time.Second, 2*cfg.Interval) }
+
+const admitBurst = 4
+
+// sentOnFrom is what a pod remembers of the connections it sent on from
+// one address: how many, since when.
+type sentOnFrom struct {
+	since time.Time
+	n     int
+}
 
 // admitInput is what the admission decision knows of one connection's
 // first call.
@@ -56,8 +65,8 @@ type admitInput struct {
 	admitted  int // client connections let in since the last round
 	meanLoad  float64
 	meanConns float64
-	room      int       // connections the peers heard of can take (roomIn)
-	lastSent  time.Time // when a connection from the same address was last sent on; zero if never
+	room      int // connections the peers heard of can take (roomIn)
+	sentFrom  int // connections from the same address sent on within admitAgain
 }
 
 // sendOn reports whether a new client connection should be sent on: the
@@ -69,7 +78,7 @@ func sendOn(in admitInput, cfg FairShare) bool {
 	if cfg.AdmissionOff || !in.estimated || in.alone || in.backOff || in.room <= 0 {
 		return false
 	}
-	if !in.lastSent.IsZero() && in.now.Sub(in.lastSent) < admitAgain(cfg) {
+	if in.sentFrom >= admitBurst {
 		return false
 	}
 	with := in.ownConns + in.admitted + 1
@@ -137,13 +146,20 @@ func (f *fairShare) admit(c *conn, method string, now time.Time) bool {
 	in := admitInput{
 		now: now, estimated: f.estimated, alone: f.alone, backOff: f.shed.futile >= futileSheds,
 		ownLoad: f.ownLoad, ownConns: f.ownConns, young: f.young, admitted: f.admitted,
-		meanLoad: f.meanLoad, meanConns: f.meanConns, room: f.room, lastSent: f.sentOn[ip],
+		meanLoad: f.meanLoad, meanConns: f.meanConns, room: f.room,
+	}
+	from := f.sentOn[ip]
+	if from.n > 0 && now.Sub(from.since) < admitAgain(f.cfg) {
+		in.sentFrom = from.n
+	} else {
+		from = sentOnFrom{since: now}
 	}
 	if !sendOn(in, f.cfg) {
 		f.admitted++
 		return false
 	}
 	f.room--
-	f.sentOn[ip] = now
+	from.n++
+	f.sentOn[ip] = from
 	return true
 }

@@ -310,7 +310,7 @@ type fairShare struct {
 	room              int                                // connections the last round's reports can take below the mean (see admit)
 	admitted          int                                // client connections admitted since the last measure (admit)
 	admittedAtMeasure int                                // admitted when measureConns ran
-	sentOn            map[string]time.Time               // client IP → when admit last sent one of its connections on
+	sentOn            map[string]sentOnFrom              // client IP → its connections admit sent on
 }
 
 func newFairShare(s *Server, cfg FairShare) *fairShare {
@@ -324,7 +324,7 @@ func newFairShare(s *Server, cfg FairShare) *fairShare {
 		heard:      map[string]*fairsharev1.LoadReport{},
 		announced:  map[string]time.Time{},
 		firstHeard: map[string]time.Time{},
-		sentOn:     map[string]time.Time{},
+		sentOn:     map[string]sentOnFrom{},
 	}
 }
 
@@ -490,8 +490,8 @@ func (f *fairShare) round(ctx context.Context) {
 	f.mu.Lock()
 	// The connections admitted since the measure are in neither.
 	f.ownLoad, f.ownConns, f.young, f.admitted = ownLoad, ownConns, young, f.admitted-f.admittedAtMeasure
-	for ip, at := range f.sentOn {
-		if now.Sub(at) >= admitAgain(f.cfg) {
+	for ip, from := range f.sentOn {
+		if now.Sub(from.since) >= admitAgain(f.cfg) {
 			delete(f.sentOn, ip)
 		}
 	}
@@ -522,6 +522,11 @@ func (f *fairShare) round(ctx context.Context) {
 	}
 
 	in := shedInput{now: now, own: ownLoad, mean: meanLoad, pods: len(peers) + 1, conns: cands, returning: returning}
+	if !f.cfg.AdmissionOff {
+		f.mu.Lock()
+		in.room = f.room
+		f.mu.Unlock()
+	}
 	if f.cfg.Measure == MeasureConnections {
 		in.own, in.mean = float64(ownConns), meanConns
 	}
@@ -541,6 +546,11 @@ func (f *fairShare) round(ctx context.Context) {
 	}
 	if len(d.shed) == 0 {
 		return
+	}
+	if in.room > 0 {
+		f.mu.Lock()
+		f.room = max(0, f.room-len(d.shed)) // the shed fills that room
+		f.mu.Unlock()
 	}
 	conns := make([]*conn, 0, len(d.shed))
 	f.shedFrom = map[string]bool{}

@@ -53,6 +53,9 @@ type shedInput struct {
 	// headless round_robin clients do. decideShed counts at most shedN of
 	// them.
 	returning int
+	// room is how many connections the peers heard from in this round can
+	// take below their share, with admission on (see roomIn); 0 without.
+	room int
 }
 
 // connLoad is one connection's load, for the shed decision.
@@ -108,7 +111,7 @@ func decideShed(in shedInput, cfg FairShare, st shedState) shedDecision {
 			}
 			return d.reset(cfg)
 		}
-		want = heaviest(in.conns, in.own, in.mean, cfg.Hysteresis, in.pods)
+		want = heaviest(in.conns, in.own, in.mean, cfg.Hysteresis, in.pods, in.room)
 	}
 	d.next.over++
 	d.next.under = 0
@@ -183,7 +186,17 @@ func oldest(conns []connLoad, n int) []int {
 // pod that holds two of a few heavy clients sheds one); otherwise the pod
 // sheds lighter ones and keeps it. Connections without load are not
 // candidates.
-func heaviest(conns []connLoad, own, mean, hysteresis float64, pods int) []int {
+//
+// With room (admission on, and peers below their share by whole
+// connections: see roomIn), a shed connection does not stay on the pod it
+// lands on while that pod is at its share: admission sends it on until it
+// reaches one with room, which ends at most at the mean. Then a connection
+// moves when this pod keeps within Hysteresis × c of the mean, c ≤ left·(1
+// + Hysteresis), and no more connections than room: in a fleet of 50 → 60
+// pods the old pods hold 4 or 5 connections for a mean of 4, and those at
+// 5 move one each, which the rule without room, made for random landings,
+// never does (60/59 < 1.1).
+func heaviest(conns []connLoad, own, mean, hysteresis float64, pods, room int) []int {
 	if pods < 2 {
 		return nil
 	}
@@ -198,7 +211,14 @@ func heaviest(conns []connLoad, own, mean, hysteresis float64, pods int) []int {
 	var ids []int
 	left := own - mean
 	for _, c := range sorted {
-		if c.load <= 0 || c.load*(1+hysteresis) >= left*spread || c.load > mean && own-c.load < c.load {
+		if room > 0 && len(ids) >= room {
+			break
+		}
+		helps := c.load*(1+hysteresis) < left*spread
+		if room > 0 {
+			helps = c.load <= left*(1+hysteresis)
+		}
+		if c.load <= 0 || !helps || c.load > mean && own-c.load < c.load {
 			continue
 		}
 		ids = append(ids, c.id)

@@ -61,6 +61,14 @@ func TestDecideShed(t *testing.T) {
 		{"a pod alone sheds nothing", shedInput{now: t0, own: 2, mean: 1, pods: 1, conns: conns(0.5, 0.5)}, load, fresh, nil},
 		{"one connection above a mean it cannot reach: stays (the pod it lands on would shed it)",
 			shedInput{now: t0, own: 7, mean: 6.2, conns: conns(1, 1, 1, 1, 1, 1, 1)}, load, fresh, nil},
+		{"one connection over the mean in a fleet of 60, landing at random: stays (the pod it lands on, at 4, would be at 5)",
+			shedInput{now: t0, own: 5, mean: 4, pods: 60, conns: conns(1, 1, 1, 1, 1)}, load, fresh, nil},
+		{"the same with room, where admission sends it: it moves",
+			shedInput{now: t0, own: 5, mean: 4, pods: 60, room: 3, conns: conns(1, 1, 1, 1, 1)}, load, fresh, []int{0}},
+		{"with room: no more connections than the room",
+			shedInput{now: t0, own: 8, mean: 4, pods: 60, room: 2, conns: conns(1, 1, 1, 1, 1, 1, 1, 1)}, load, fresh, []int{0, 1}},
+		{"with room: not below the mean by more than the hysteresis",
+			shedInput{now: t0, own: 5, mean: 4.2, pods: 60, room: 3, conns: conns(1, 1, 1, 1, 1)}, load, fresh, nil},
 		{"by connections: the excess over ceil(mean), oldest first",
 			shedInput{now: t0, own: 6, mean: 3.2, conns: conns(0, 0, 0, 0, 0, 0)}, byConns, fresh, []int{0, 1}},
 		{"by connections: at ceil(mean)",
@@ -373,7 +381,8 @@ func TestReportsCountAskers(t *testing.T) {
 
 // sendOn sends a new connection on only when the pod would hold more than
 // its share with it and peers have room; never when it knows nothing yet,
-// is alone, backs off, or sent the same address on within admitAgain.
+// is alone, backs off, or sent admitBurst from the same address on within
+// admitAgain.
 func TestSendOn(t *testing.T) {
 	now := time.Now()
 	byConns := FairShare{Measure: MeasureConnections}.withDefaults()
@@ -396,8 +405,8 @@ func TestSendOn(t *testing.T) {
 		{"no estimate yet", byConns, func(in *admitInput) { in.estimated = false }, false},
 		{"alone", byConns, func(in *admitInput) { in.alone = true }, false},
 		{"backing off", byConns, func(in *admitInput) { in.backOff = true }, false},
-		{"same address sent on within admitAgain", byConns, func(in *admitInput) { in.lastSent = now.Add(-admitAgain(byConns) + time.Millisecond) }, false},
-		{"same address sent on admitAgain ago", byConns, func(in *admitInput) { in.lastSent = now.Add(-admitAgain(byConns)) }, true},
+		{"admitBurst from the same address within admitAgain", byConns, func(in *admitInput) { in.sentFrom = admitBurst }, false},
+		{"fewer from the same address", byConns, func(in *admitInput) { in.sentFrom = admitBurst - 1 }, true},
 		{"within Tolerance", FairShare{Measure: MeasureConnections, Tolerance: 1}.withDefaults(), func(*admitInput) {}, false},
 		{"admission off", FairShare{Measure: MeasureConnections, AdmissionOff: true}.withDefaults(), func(*admitInput) {}, false},
 		{"by load, no load anywhere", byLoad, func(in *admitInput) { in.ownLoad, in.meanLoad = 0, 0 }, false},
