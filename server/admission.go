@@ -93,35 +93,44 @@ func sendOn(in admitInput, cfg FairShare) bool {
 	return in.ownLoad+float64(in.young+in.admitted+1)*perConn > in.meanLoad*(1+cfg.Hysteresis)
 }
 
-// roomIn returns how many connections the peers of reports can take
-// without going above their share: by connections, up to ceil(meanConns) +
-// Tolerance, as sendOn counts; with MeasureLoad, the fewer of the whole
-// connections below meanConns and of the connections at the fleet's mean
-// load per connection below meanLoad × (1 + Hysteresis). The connections
-// count because a peer's load leaves out its young connections (rateKnown):
-// a new pod that was just sent four reads as empty for a second. A peer
-// that holds no connection may not be an endpoint yet (clients sent its way
-// would land on the old pods) and has no room.
-func roomIn(reports []*fairsharev1.LoadReport, cfg FairShare, meanLoad, meanConns float64) int {
-	n := 0
-	for _, r := range reports {
-		c := float64(r.GetConnections())
-		if c < 1 {
-			continue
-		}
-		if cfg.Measure == MeasureConnections {
-			n += max(0, int(math.Ceil(meanConns-1e-9))+cfg.Tolerance-int(c))
-			continue
-		}
-		if meanLoad <= 0 || meanConns <= 0 {
-			return 0
-		}
-		perConn := meanLoad / meanConns
-		byLoad := math.Floor((meanLoad*(1+cfg.Hysteresis) - r.GetLoad()) / perConn)
-		byConns := math.Floor(meanConns - c)
-		n += max(0, int(min(byLoad, byConns)))
+// roomOf returns how many connections a pod that holds conns client
+// connections and load could take without going above its share: by
+// connections, up to ceil(meanConns) + Tolerance, as sendOn counts; with
+// MeasureLoad, the fewer of the whole connections below meanConns and of
+// the connections at the fleet's mean load per connection below meanLoad ×
+// (1 + Hysteresis). The connections count because a pod's load leaves out
+// its young connections (rateKnown): a new pod that was just sent four
+// reads as empty for a second. A pod that holds no connection may not be
+// an endpoint yet (clients sent its way would land on the old pods) and
+// has no room.
+func roomOf(conns uint32, load float64, cfg FairShare, meanLoad, meanConns float64) int {
+	c := float64(conns)
+	if c < 1 {
+		return 0
 	}
-	return n
+	if cfg.Measure == MeasureConnections {
+		return max(0, int(math.Ceil(meanConns-1e-9))+cfg.Tolerance-int(c))
+	}
+	if meanLoad <= 0 || meanConns <= 0 {
+		return 0
+	}
+	perConn := meanLoad / meanConns
+	byLoad := math.Floor((meanLoad*(1+cfg.Hysteresis) - load) / perConn)
+	byConns := math.Floor(meanConns - c)
+	return max(0, int(min(byLoad, byConns)))
+}
+
+// roomIn returns the room of the pods of reports: first hand, the sum of
+// their own (roomOf), and second hand, the most room one of them heard of
+// first hand (LoadReport.room), since a pod's sample of peers rarely holds
+// the few new ones of a large fleet.
+func roomIn(reports []*fairsharev1.LoadReport, cfg FairShare, meanLoad, meanConns float64) (firstHand, room int) {
+	secondHand := 0
+	for _, r := range reports {
+		firstHand += roomOf(r.GetConnections(), r.GetLoad(), cfg, meanLoad, meanConns)
+		secondHand = max(secondHand, int(r.GetRoom()))
+	}
+	return firstHand, max(firstHand, secondHand)
 }
 
 // healthPrefix is the method prefix of grpc.health.v1, whose calls

@@ -307,7 +307,8 @@ type fairShare struct {
 	firstHeard        map[string]time.Time               // announced peer IP → when first heard
 	startedAt         time.Time                          // the first round
 	young             int                                // client connections whose rate is not known yet (MeasureLoad), last round
-	room              int                                // connections the last round's reports can take below the mean (see admit)
+	room              int                                // connections the last round heard peers could take (roomIn), less those sent since
+	reportRoom        int                                // the room this pod tells its peers: its own and first hand
 	admitted          int                                // client connections admitted since the last measure (admit)
 	admittedAtMeasure int                                // admitted when measureConns ran
 	sentOn            map[string]sentOnFrom              // client IP → its connections admit sent on
@@ -468,6 +469,7 @@ func (f *fairShare) round(ctx context.Context) {
 	f.mu.Lock()
 	req := &fairsharev1.GetLoadRequest{Instance: f.id, Port: uint32(f.peers.port()), Caller: &fairsharev1.LoadReport{
 		Connections: uint32(ownConns), Load: ownLoad, MeanLoad: f.meanLoad, MeanConnections: f.meanConns, Estimated: f.estimated,
+		Room: uint32(f.reportRoom),
 	}}
 	f.mu.Unlock()
 	byIP := f.peers.query(qctx, sample, req, f.id)
@@ -505,7 +507,11 @@ func (f *fairShare) round(ctx context.Context) {
 		}
 		f.meanLoad, f.meanConns, f.estimated = meanLoad, meanConns, true
 	}
-	f.room = roomIn(reps, f.cfg, f.meanLoad, f.meanConns)
+	if !f.cfg.AdmissionOff {
+		var firstHand int
+		firstHand, f.room = roomIn(reps, f.cfg, f.meanLoad, f.meanConns)
+		f.reportRoom = firstHand + roomOf(uint32(ownConns), ownLoad, f.cfg, f.meanLoad, f.meanConns)
+	}
 	f.mu.Unlock()
 	obs, _ := f.s.obs.(FairShareObserver)
 	if len(answers) == 0 {
@@ -616,7 +622,7 @@ func reports(answers []*fairsharev1.GetLoadResponse, heard map[string]*fairshare
 	for _, a := range answers {
 		out = append(out, &fairsharev1.LoadReport{
 			Connections: a.GetConnections(), Load: a.GetLoad(),
-			MeanLoad: a.GetMeanLoad(), MeanConnections: a.GetMeanConnections(), Estimated: a.GetEstimated(),
+			MeanLoad: a.GetMeanLoad(), MeanConnections: a.GetMeanConnections(), Estimated: a.GetEstimated(), Room: a.GetRoom(),
 		})
 		delete(heard, a.GetInstance())
 	}
@@ -765,7 +771,7 @@ func (l loadServer) GetLoad(ctx context.Context, req *fairsharev1.GetLoadRequest
 	}
 	resp := &fairsharev1.GetLoadResponse{
 		Connections: uint32(f.ownConns), CallsPerSecond: f.lastRate, Instance: f.id,
-		Load: f.ownLoad, MeanLoad: f.meanLoad, MeanConnections: f.meanConns, Estimated: f.estimated,
+		Load: f.ownLoad, MeanLoad: f.meanLoad, MeanConnections: f.meanConns, Estimated: f.estimated, Room: uint32(f.reportRoom),
 	}
 	port := strconv.Itoa(f.peers.port())
 	for ip, at := range f.firstHeard {

@@ -448,8 +448,19 @@ func TestRoomIn(t *testing.T) {
 		{"by load, at the mean", byLoad, []*fairsharev1.LoadReport{rep(3, 3.5)}, 4, 4, 0},
 		{"by load, no load anywhere", byLoad, []*fairsharev1.LoadReport{rep(2, 0)}, 0, 4, 0},
 	} {
-		if got := roomIn(tc.reports, tc.cfg, tc.meanLoad, tc.meanC); got != tc.want {
+		if got, _ := roomIn(tc.reports, tc.cfg, tc.meanLoad, tc.meanC); got != tc.want {
 			t.Errorf("%s: room %d, want %d", tc.name, got, tc.want)
 		}
+	}
+	// Second hand: the most room one peer heard of, not the sum (peers
+	// hear of the same new pods), when it is more than the first hand.
+	reports := []*fairsharev1.LoadReport{rep(3, 0), rep(4, 0), rep(4, 0)}
+	reports[1].Room, reports[2].Room = 5, 3
+	if first, room := roomIn(reports, byConns, 0, 4); first != 1 || room != 5 {
+		t.Errorf("first hand %d, room %d; want 1 and 5 (the most one peer heard of)", first, room)
+	}
+	reports[1].Room = 0
+	if first, room := roomIn(reports, byConns, 0, 4); first != 1 || room != 3 {
+		t.Errorf("first hand %d, room %d; want 1 and 3", first, room)
 	}
 }

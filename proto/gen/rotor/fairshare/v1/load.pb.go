@@ -107,7 +107,10 @@ type LoadReport struct {
 	// Its estimate of the fleet's mean client connections per pod.
 	MeanConnections float64 `protobuf:"fixed64,4,opt,name=mean_connections,json=meanConnections,proto3" json:"mean_connections,omitempty"`
 	// Whether mean_load and mean_connections are estimates.
-	Estimated     bool `protobuf:"varint,5,opt,name=estimated,proto3" json:"estimated,omitempty"`
+	Estimated bool `protobuf:"varint,5,opt,name=estimated,proto3" json:"estimated,omitempty"`
+	// Room: how many client connections it and the peers it heard from in its
+	// last round could take without going above their share (GetLoadResponse.room).
+	Room          uint32 `protobuf:"varint,6,opt,name=room,proto3" json:"room,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -177,6 +180,13 @@ func (x *LoadReport) GetEstimated() bool {
 	return false
 }
 
+func (x *LoadReport) GetRoom() uint32 {
+	if x != nil {
+		return x.Room
+	}
+	return 0
+}
+
 // GetLoadResponse is a server's load and what it knows of the fleet.
 type GetLoadResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -200,7 +210,13 @@ type GetLoadResponse struct {
 	RecentPeers []string `protobuf:"bytes,7,rep,name=recent_peers,json=recentPeers,proto3" json:"recent_peers,omitempty"`
 	// Whether mean_load and mean_connections are estimates (it has heard
 	// from peers), rather than unset.
-	Estimated     bool `protobuf:"varint,8,opt,name=estimated,proto3" json:"estimated,omitempty"`
+	Estimated bool `protobuf:"varint,8,opt,name=estimated,proto3" json:"estimated,omitempty"`
+	// How many client connections it and the peers it heard from in its last
+	// round could take without going above their share: first-hand only, so
+	// that news of room travels two hops and does not echo. rotor's admission
+	// sends new connections on while some pod has room. 0: none known, or
+	// admission off (older versions).
+	Room          uint32 `protobuf:"varint,9,opt,name=room,proto3" json:"room,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -291,6 +307,13 @@ func (x *GetLoadResponse) GetEstimated() bool {
 	return false
 }
 
+func (x *GetLoadResponse) GetRoom() uint32 {
+	if x != nil {
+		return x.Room
+	}
+	return 0
+}
+
 var File_rotor_fairshare_v1_load_proto protoreflect.FileDescriptor
 
 const file_rotor_fairshare_v1_load_proto_rawDesc = "" +
@@ -299,14 +322,15 @@ const file_rotor_fairshare_v1_load_proto_rawDesc = "" +
 	"\x0eGetLoadRequest\x12\x1a\n" +
 	"\binstance\x18\x01 \x01(\tR\binstance\x12\x12\n" +
 	"\x04port\x18\x02 \x01(\rR\x04port\x126\n" +
-	"\x06caller\x18\x03 \x01(\v2\x1e.rotor.fairshare.v1.LoadReportR\x06caller\"\xa8\x01\n" +
+	"\x06caller\x18\x03 \x01(\v2\x1e.rotor.fairshare.v1.LoadReportR\x06caller\"\xbc\x01\n" +
 	"\n" +
 	"LoadReport\x12 \n" +
 	"\vconnections\x18\x01 \x01(\rR\vconnections\x12\x12\n" +
 	"\x04load\x18\x02 \x01(\x01R\x04load\x12\x1b\n" +
 	"\tmean_load\x18\x03 \x01(\x01R\bmeanLoad\x12)\n" +
 	"\x10mean_connections\x18\x04 \x01(\x01R\x0fmeanConnections\x12\x1c\n" +
-	"\testimated\x18\x05 \x01(\bR\testimated\"\x96\x02\n" +
+	"\testimated\x18\x05 \x01(\bR\testimated\x12\x12\n" +
+	"\x04room\x18\x06 \x01(\rR\x04room\"\xaa\x02\n" +
 	"\x0fGetLoadResponse\x12 \n" +
 	"\vconnections\x18\x01 \x01(\rR\vconnections\x12(\n" +
 	"\x10calls_per_second\x18\x02 \x01(\x01R\x0ecallsPerSecond\x12\x1a\n" +
@@ -315,7 +339,8 @@ const file_rotor_fairshare_v1_load_proto_rawDesc = "" +
 	"\tmean_load\x18\x05 \x01(\x01R\bmeanLoad\x12)\n" +
 	"\x10mean_connections\x18\x06 \x01(\x01R\x0fmeanConnections\x12!\n" +
 	"\frecent_peers\x18\a \x03(\tR\vrecentPeers\x12\x1c\n" +
-	"\testimated\x18\b \x01(\bR\testimated2a\n" +
+	"\testimated\x18\b \x01(\bR\testimated\x12\x12\n" +
+	"\x04room\x18\t \x01(\rR\x04room2a\n" +
 	"\vLoadService\x12R\n" +
 	"\aGetLoad\x12\".rotor.fairshare.v1.GetLoadRequest\x1a#.rotor.fairshare.v1.GetLoadResponseBDZBgithub.com/rotorkit/rotor/proto/gen/rotor/fairshare/v1;fairsharev1b\x06proto3"
 
