@@ -21,6 +21,13 @@ import (
 //
 // Bounds, so that a client is not sent round for long and a balanced fleet
 // moves nothing:
+//   - only within growthGrace (30 s) of the peer set growing (see
+//     FairShare), when new pods wait to be filled. In a balanced fleet the
+//     few pods a connection below their share hold one in a fleet of
+//     tens: a connection sent on would try tens of pods to find one, and
+//     in the lab (50 → 60 pods) admission at all times moved 8.9
+//     connections per pod per minute after the fleet was fair, against
+//     2.1 without it;
 //   - only while the last round's reports showed room: peers that hold a
 //     connection or more and could take one more without going above
 //     their share (by connections and, with MeasureLoad, by load), and no
@@ -37,6 +44,12 @@ import (
 //     connections without a TCP address.
 //
 // A connection sent on counts as a fair-share GOAWAY (ReasonFairShare).
+
+// growingLocked reports whether the peer set grew within growthGrace; f.mu
+// held.
+func (f *fairShare) growingLocked(now time.Time) bool {
+	return !f.shed.grewAt.IsZero() && now.Sub(f.shed.grewAt) < growthGrace
+}
 
 // admitAgain and admitBurst bound the connections a pod sends on from one
 // address (see above). The window is long enough for a client that comes
@@ -59,6 +72,7 @@ type admitInput struct {
 	estimated bool // a round has estimated the fleet's mean
 	alone     bool // no peer answered the last round
 	backOff   bool // the pod backs off from futile sheds
+	growing   bool // within growthGrace of the peer set growing
 	ownLoad   float64
 	ownConns  int // client connections at the last round
 	young     int // of them, those whose rate was not known yet (MeasureLoad)
@@ -75,7 +89,7 @@ type admitInput struct {
 // connection; FairShare.Tolerance above ceil(mean), by connections) while
 // peers have room.
 func sendOn(in admitInput, cfg FairShare) bool {
-	if cfg.AdmissionOff || !in.estimated || in.alone || in.backOff || in.room <= 0 {
+	if cfg.AdmissionOff || !in.growing || !in.estimated || in.alone || in.backOff || in.room <= 0 {
 		return false
 	}
 	if in.sentFrom >= admitBurst {
@@ -153,7 +167,7 @@ func (f *fairShare) admit(c *conn, method string, now time.Time) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	in := admitInput{
-		now: now, estimated: f.estimated, alone: f.alone, backOff: f.shed.futile >= futileSheds,
+		now: now, estimated: f.estimated, alone: f.alone, backOff: f.shed.futile >= futileSheds, growing: f.growingLocked(now),
 		ownLoad: f.ownLoad, ownConns: f.ownConns, young: f.young, admitted: f.admitted,
 		meanLoad: f.meanLoad, meanConns: f.meanConns, room: f.room,
 	}

@@ -29,17 +29,25 @@ func (r *roundsAt) FairShareRound(_, own int, mean, _, _ float64, _ int) {
 	}
 }
 
-// Admission: pods 0 and 1 hold 3 clients each and pod 2 one (mean 7/3, so
-// nobody sheds by connections; MinAge 1 min keeps every connection from
-// being shed anyway); a new client that kube-proxy sends to pod 0 has its
-// first call served there and is then sent on, and its next pick, pod 2,
-// keeps it. Without admission pod 0 would keep it. Nothing else moves, and
-// a client whose first call is a health check (a kubelet probe) is never
-// sent on.
+// Admission: pods 0 and 1 run for 6 s (beyond their 5 s join window)
+// before pod 2 starts, so that they count it as growth, which admission
+// needs. They hold 3 clients each and pod 2 one (mean 7/3, so nobody sheds
+// by connections; MinAge 1 min keeps every connection from being shed
+// anyway). A new client that kube-proxy sends to pod 0 has its first call
+// served there and is then sent on, and its next pick, pod 2, keeps it.
+// Without admission pod 0 would keep it. A client whose first call is a
+// health check (a kubelet probe) is never sent on, and nothing else moves.
 func TestFairShareSendsANewClientToRoom(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a 20 s fleet test")
+	}
 	obs := &roundsAt{events: newEvents(), own: 3, mean: 7.0 / 3}
-	f := startFleet(t, []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"}, obs,
-		server.FairShare{Measure: server.MeasureConnections, MinAge: time.Minute})
+	fs := server.FairShare{Measure: server.MeasureConnections, MinAge: time.Minute}
+	ips := []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"}
+	f := startFleet(t, ips[:2], obs, fs)
+	time.Sleep(6 * time.Second)
+	f.ips = ips
+	f.start(t, 2, obs, fs)
 	place := []int{0, 0, 0, 1, 1, 1, 2}
 	var dials atomic.Int64
 	clients := f.clients(t, len(place), func() int { return place[dials.Add(1)-1] })
@@ -106,18 +114,6 @@ func TestFairShareSendsANewClientToRoom(t *testing.T) {
 	if n := obs.drained("fairshare"); n != 1 {
 		t.Errorf("%d fair-share GOAWAYs; want 1, the new client's", n)
 	}
-	l := startLoad(clients)
-	time.Sleep(2 * time.Second)
-	l.stop(t)
-	if n := obs.drained("fairshare"); n != 1 {
-		t.Errorf("%d more fair-share GOAWAYs in 2 s at 3, 3, 2", n-1)
-	}
-	for i, p := range f.pods {
-		if got, want := p.Stats().Clients, []int{3, 3, 2}[i]; got != want {
-			t.Errorf("pod %d holds %d clients, want %d", i, got, want)
-		}
-	}
-
 	// Pod 2 still has room (ceil(8/3) = 3), but a connection whose first
 	// call is a health check stays where it landed.
 	var probeDials atomic.Int64
@@ -137,5 +133,18 @@ func TestFairShareSendsANewClientToRoom(t *testing.T) {
 			t.Fatalf("a connection whose first call was a health check moved to %s; want it left on pod0", got)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	cc.Close()
+
+	l := startLoad(clients)
+	time.Sleep(2 * time.Second)
+	l.stop(t)
+	if n := obs.drained("fairshare"); n != 1 {
+		t.Errorf("%d more fair-share GOAWAYs in 2 s at 3, 3, 2", n-1)
+	}
+	for i, p := range f.pods {
+		if got, want := p.Stats().Clients, []int{3, 3, 2}[i]; got != want {
+			t.Errorf("pod %d holds %d clients, want %d", i, got, want)
+		}
 	}
 }

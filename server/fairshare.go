@@ -529,8 +529,11 @@ func (f *fairShare) round(ctx context.Context) {
 
 	in := shedInput{now: now, own: ownLoad, mean: meanLoad, pods: len(peers) + 1, conns: cands, returning: returning}
 	if !f.cfg.AdmissionOff {
+		// Room counts, as in admission, while new pods wait to be filled.
 		f.mu.Lock()
-		in.room = f.room
+		if f.growingLocked(now) {
+			in.room = f.room
+		}
 		f.mu.Unlock()
 	}
 	if f.cfg.Measure == MeasureConnections {

@@ -100,6 +100,7 @@ func TestFairShareLeavesThePodsOwnConnectionsAlone(t *testing.T) {
 type fleet struct {
 	ips  []string
 	port int
+	dns  *testDNS
 	pods []*server.Server
 	// cost, when set, is how long each call's handler takes (a sleep, so
 	// that a call's load is exact and costs no CPU).
@@ -136,23 +137,35 @@ func startFleet(t *testing.T, ips []string, obs server.Observer, fs server.FairS
 		f.cost = cost[0]
 	}
 	probe.Close()
-	dns := startDNS(t, "pods.test", ips...)
-	for i, ip := range ips {
-		srv, err := server.New(server.WithConfig(noAge()), server.WithShutdownDelay(server.Off), server.WithObserver(obs), server.WithLogger(quietLog),
-			server.WithPeerDNS("dns://"+dns.addr()+"/pods.test", 100*time.Millisecond), server.WithFairShare(fs))
-		if err != nil {
-			t.Fatal(err)
-		}
-		hellov1.RegisterHelloServer(srv, f.service(fmt.Sprint("pod", i)))
-		lis, err := net.Listen("tcp", f.addr(i))
-		if err != nil {
-			t.Skipf("cannot listen on %s (needs the whole 127/8 on loopback): %v", ip, err)
-		}
-		go srv.Serve(lis)
-		t.Cleanup(func() { srv.Close() })
-		f.pods = append(f.pods, srv)
+	f.dns = startDNS(t, "pods.test", ips...)
+	for i := range ips {
+		f.start(t, i, obs, fs)
 	}
 	return f
+}
+
+// start starts pod i of f.ips, which the fleet's DNS may or may not list.
+// Its load queries leave from its own address, as a pod's do, so that the
+// peers it asks learn of it from them.
+func (f *fleet) start(t *testing.T, i int, obs server.Observer, fs server.FairShare) {
+	t.Helper()
+	from := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(f.ips[i])}}
+	fs.DialOptions = append(fs.DialOptions, grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+		return from.DialContext(ctx, "tcp", addr)
+	}))
+	srv, err := server.New(server.WithConfig(noAge()), server.WithShutdownDelay(server.Off), server.WithObserver(obs), server.WithLogger(quietLog),
+		server.WithPeerDNS("dns://"+f.dns.addr()+"/pods.test", 100*time.Millisecond), server.WithFairShare(fs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hellov1.RegisterHelloServer(srv, f.service(fmt.Sprint("pod", i)))
+	lis, err := net.Listen("tcp", f.addr(i))
+	if err != nil {
+		t.Skipf("cannot listen on %s (needs the whole 127/8 on loopback): %v", f.ips[i], err)
+	}
+	go srv.Serve(lis)
+	t.Cleanup(func() { srv.Close() })
+	f.pods = append(f.pods, srv)
 }
 
 func (f *fleet) addr(i int) string { return net.JoinHostPort(f.ips[i], fmt.Sprint(f.port)) }

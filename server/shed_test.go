@@ -388,7 +388,7 @@ func TestSendOn(t *testing.T) {
 	byConns := FairShare{Measure: MeasureConnections}.withDefaults()
 	byLoad := FairShare{}.withDefaults()
 	// At its share (3 of a mean of 7/3), one peer with room.
-	base := admitInput{now: now, estimated: true, ownConns: 3, meanConns: 7.0 / 3, ownLoad: 3, meanLoad: 7.0 / 3, room: 1}
+	base := admitInput{now: now, estimated: true, growing: true, ownConns: 3, meanConns: 7.0 / 3, ownLoad: 3, meanLoad: 7.0 / 3, room: 1}
 	for _, tc := range []struct {
 		name string
 		cfg  FairShare
@@ -402,6 +402,7 @@ func TestSendOn(t *testing.T) {
 		{"by load, its young connections count at the mean per connection", byLoad, func(in *admitInput) { in.ownLoad, in.ownConns, in.young = 1, 2, 1 }, true},
 		{"admitted since the round count", byConns, func(in *admitInput) { in.ownConns, in.admitted = 2, 1 }, true},
 		{"no room", byConns, func(in *admitInput) { in.room = 0 }, false},
+		{"the peer set has not grown within growthGrace", byConns, func(in *admitInput) { in.growing = false }, false},
 		{"no estimate yet", byConns, func(in *admitInput) { in.estimated = false }, false},
 		{"alone", byConns, func(in *admitInput) { in.alone = true }, false},
 		{"backing off", byConns, func(in *admitInput) { in.backOff = true }, false},
