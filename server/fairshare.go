@@ -75,9 +75,10 @@ import (
 //
 // Fair share is for ClusterIP Services, where a shed client's reconnect is
 // a fresh random pick. A headless Service's round_robin clients reconnect
-// to the pod that shed them; a pod notices when three sheds in a row did not
-// lower its load and from then on doubles its cooldown each time (up to a
-// minute; two rounds within its share end it). For 30 s after the peer set
+// to the pod that shed them; a pod notices when three sheds in a row did
+// not lower its load while their clients' addresses came back, and from
+// then on doubles its cooldown each time (up to a minute; two rounds within
+// its share end it). For 30 s after the peer set
 // grows (a pod it did not know announces itself, is passed on by a peer,
 // or the peer watcher finds it, from 5 s after this pod's first round on)
 // no shed counts as futile: until the new pods are ready, shed clients land
@@ -414,6 +415,26 @@ func (f *fairShare) cameBack(c *conn, lastShed time.Time) bool {
 		c.opened.Sub(lastShed) <= f.cfg.Interval+on(f.cfg.Spread)+rateMinAge
 }
 
+// cameBackAll counts the client connections opened, at any age, from an
+// address the last shed sent GOAWAY to since that shed began: the evidence
+// that its clients came back (see shedInput.cameBack). 0 when no shed
+// pends.
+func (f *fairShare) cameBackAll() int {
+	if len(f.shedFrom) == 0 {
+		return 0
+	}
+	f.mu.Lock()
+	lastShed := f.shed.lastShed
+	f.mu.Unlock()
+	n := 0
+	for _, c := range f.s.snapshot() {
+		if !c.internal.Load() && !c.isDraining() && c.opened.After(lastShed) && f.shedFrom[remoteIP(c)] {
+			n++
+		}
+	}
+	return n
+}
+
 // remoteIP is the address a connection comes from, without its port, or ""
 // when it has none (not TCP).
 func remoteIP(c *conn) string {
@@ -527,7 +548,7 @@ func (f *fairShare) round(ctx context.Context) {
 		f.s.log.Info("fair share: peers answer again", "peers", len(answers))
 	}
 
-	in := shedInput{now: now, own: ownLoad, mean: meanLoad, pods: len(peers) + 1, conns: cands, returning: returning}
+	in := shedInput{now: now, own: ownLoad, mean: meanLoad, pods: len(peers) + 1, conns: cands, returning: returning, cameBack: f.cameBackAll()}
 	if !f.cfg.AdmissionOff {
 		// Room counts, as in admission, while new pods wait to be filled.
 		f.mu.Lock()

@@ -53,6 +53,13 @@ type shedInput struct {
 	// headless round_robin clients do. decideShed counts at most shedN of
 	// them.
 	returning int
+	// cameBack counts the connections opened since the last shed began,
+	// at any age, from the addresses it sent GOAWAY to (see
+	// fairShare.cameBackAll). A shed is futile only when at least half as
+	// many came back as it sent away: a load that did not drop because
+	// other clients arrived (a rollout's old pods ending, other pods'
+	// sheds) is no sign that its clients return.
+	cameBack int
 	// room is how many connections the peers heard from in this round can
 	// take below their share, with admission on (see roomIn); 0 without.
 	room int
@@ -84,11 +91,13 @@ type shedDecision struct {
 //     heavy for that is never shed (moving it only moves the hot spot), nor
 //     is one that carries no load (moving it changes nothing).
 //
-// A shed that did not lower the pod's load counts as futile (the clients
-// of the last shed that came back and do not count yet, returning, count
-// at that shed's mean load per connection): its clients came straight back, as a headless Service's round_robin clients do (one
-// such shed happens by chance on a ClusterIP, when other pods' sheds land
-// here; several in a row do not). After futileSheds in a row the cooldown
+// A shed that did not lower the pod's load, while at least half as many
+// connections came from its addresses as it sent away (cameBack), counts
+// as futile (the clients of the last shed that came back and do not count
+// yet, returning, count at that shed's mean load per connection): its
+// clients came straight back, as a headless Service's round_robin clients
+// do (one such shed happens by chance on a ClusterIP, when other pods'
+// sheds land here; several in a row do not). After futileSheds in a row the cooldown
 // doubles each time, up to maxFairShareCooldown. Within growthGrace of the
 // peer set growing no shed counts as futile. A pod at or below its share
 // for overRounds rounds resets everything, but for a round in which clients
@@ -127,7 +136,7 @@ func decideShed(in shedInput, cfg FairShare, st shedState) shedDecision {
 			// clients on the same addresses are not its.
 			back += float64(min(in.returning, st.shedN)) * st.shedSize / float64(st.shedN)
 		}
-		if back > st.shedOwn-st.shedSize/2 {
+		if back > st.shedOwn-st.shedSize/2 && 2*in.cameBack >= st.shedN {
 			d.next.futile++
 		} else {
 			d.next.futile, d.next.cooldown = 0, cfg.Cooldown

@@ -92,7 +92,8 @@ func TestDecideShed(t *testing.T) {
 // peer set growing they do not count.
 func TestDecideShedBacksOffFutileSheds(t *testing.T) {
 	cfg := FairShare{Cooldown: time.Second}.withDefaults()
-	in := shedInput{own: 2, mean: 1, pods: 5, conns: []connLoad{{id: 0, load: 0.5}, {id: 1, load: 0.5}, {id: 2, load: 1}}}
+	// Every shed's clients come back (cameBack).
+	in := shedInput{own: 2, mean: 1, pods: 5, conns: []connLoad{{id: 0, load: 0.5}, {id: 1, load: 0.5}, {id: 2, load: 1}}, cameBack: 3}
 	play := func(st shedState, start time.Time, rounds int) (shedState, []time.Duration) {
 		now := start
 		var cooldowns []time.Duration
@@ -150,7 +151,7 @@ func TestDecideShedBacksOffFutileSheds(t *testing.T) {
 	// holds 2.2 > 2 − 1/2, so that shed was futile; had they stayed away,
 	// 1.2 says it worked.
 	judged := shedState{cooldown: cfg.Cooldown, over: 1, futile: 1, lastShed: t0, shedOwn: 2, shedSize: 1, shedN: 2}
-	came := shedInput{now: t0.Add(time.Hour), own: 1.2, mean: 0.6, pods: 5, conns: in.conns, returning: 2}
+	came := shedInput{now: t0.Add(time.Hour), own: 1.2, mean: 0.6, pods: 5, conns: in.conns, returning: 2, cameBack: 2}
 	if d := decideShed(came, cfg, judged); len(d.shed) == 0 || d.next.futile != 2 {
 		t.Errorf("shed %v, futile %d after the shed's clients came back; want a shed judged futile (2)", d.shed, d.next.futile)
 	}
@@ -162,9 +163,21 @@ func TestDecideShedBacksOffFutileSheds(t *testing.T) {
 	// a shed of 1 (load 1) from 4, now at 2.2 with 3 young connections from
 	// its client's address, holds at most 3.2 ≤ 4 − 1/2 — it worked.
 	one := shedState{cooldown: cfg.Cooldown, over: 1, futile: 1, lastShed: t0, shedOwn: 4, shedSize: 1, shedN: 1}
-	many := shedInput{now: t0.Add(time.Hour), own: 2.2, mean: 1, pods: 5, conns: in.conns, returning: 3}
+	many := shedInput{now: t0.Add(time.Hour), own: 2.2, mean: 1, pods: 5, conns: in.conns, returning: 3, cameBack: 3}
 	if d := decideShed(many, cfg, one); len(d.shed) == 0 || d.next.futile != 0 {
 		t.Errorf("shed %v, futile %d with 3 young connections back from a shed of 1; want a shed judged to have worked (0)", d.shed, d.next.futile)
+	}
+	// A load that did not drop while no client of the shed came back: other
+	// clients arrived (in TestRealCluster, a rollout's old pods ending;
+	// once the pod backed off before the scale-up and ended at 1.60). Not
+	// futile. Half of the shed's clients back is.
+	rollout := shedInput{now: t0.Add(time.Hour), own: 2.2, mean: 1, pods: 5, conns: in.conns}
+	if d := decideShed(rollout, cfg, judged); len(d.shed) == 0 || d.next.futile != 0 {
+		t.Errorf("shed %v, futile %d with the load up but none of the shed's 2 clients back; want a shed judged to have worked (0)", d.shed, d.next.futile)
+	}
+	rollout.cameBack = 1
+	if d := decideShed(rollout, cfg, judged); len(d.shed) == 0 || d.next.futile != 2 {
+		t.Errorf("shed %v, futile %d with 1 of the shed's 2 clients back and the load up; want futile (2)", d.shed, d.next.futile)
 	}
 }
 
