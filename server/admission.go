@@ -22,28 +22,31 @@ import (
 // Bounds, so that a client is not sent round for long and a balanced fleet
 // moves nothing:
 //   - only within growthGrace (30 s) of the peer set growing (see
-//     FairShare), when new pods wait to be filled. In a balanced fleet the
-//     few pods a connection below their share hold one in a fleet of
-//     tens: a connection sent on would try tens of pods to find one, and
-//     in the lab (50 → 60 pods) admission at all times moved 8.9
-//     connections per pod per minute after the fleet was fair, against
-//     2.1 without it;
+//     FairShare), when new pods wait to be filled. In a fleet that is
+//     already fair, the pods below their share are one or two of tens,
+//     so a connection sent on would try tens of pods to find one: in the
+//     lab (50 → 60 pods) admission at all times moved 8.9 connections per
+//     pod per minute after the fleet was fair, against 2.1 without it;
 //   - only while the last round's reports showed room: peers that hold a
 //     connection or more and could take one more without going above
 //     their share (by connections and, with MeasureLoad, by load), and no
 //     more connections a round than that room, per pod;
 //   - a pod sends at most admitBurst connections from one address on
-//     within admitAgain, and lets the next ones in: a client that comes
-//     straight back (a headless Service's round_robin client, session
-//     affinity, a sidecar that dials for every client) moves a few times,
-//     not round and round, while many clients behind one address (a
-//     client pod with many channels, a node's SNAT) still move;
+//     within admitAgain, and lets the next ones in, so that many clients
+//     behind one address (a client pod with many channels, a node's SNAT,
+//     the lab's load generator) still move. A client that comes straight
+//     back (session affinity, a sidecar that dials for every client) can
+//     so be sent on up to admitBurst times per admitAgain for the 30 s,
+//     each time after one served call: a cost, not a failure. A pod cannot
+//     tell it from another client behind the same address;
 //   - never while the pod backs off from futile sheds, while it shuts
 //     down, when MaxConnectionAgeGrace is Off (its other calls would be
 //     cut), for the pod's own connections (its REST gateway) or for
 //     connections without a TCP address.
 //
-// A connection sent on counts as a fair-share GOAWAY (ReasonFairShare).
+// A connection sent on counts as a fair-share GOAWAY (ReasonFairShare). A
+// stream its client opens on it after the first call is cut at
+// MaxConnectionAgeGrace, as on a connection that age rotation sends away.
 
 // growingLocked reports whether the peer set grew within growthGrace; f.mu
 // held.
@@ -129,8 +132,8 @@ func roomOf(conns uint32, load float64, cfg FairShare, meanLoad, meanConns float
 		return 0
 	}
 	perConn := meanLoad / meanConns
-	byLoad := math.Floor((meanLoad*(1+cfg.Hysteresis) - load) / perConn)
-	byConns := math.Floor(meanConns - c)
+	byLoad := math.Floor((meanLoad*(1+cfg.Hysteresis)-load)/perConn + 1e-9)
+	byConns := math.Floor(meanConns - c + 1e-9)
 	return max(0, int(min(byLoad, byConns)))
 }
 

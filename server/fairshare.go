@@ -41,9 +41,10 @@ import (
 // it on once its first call, if unary, is served, while peers have room
 // (pods tell each other the room they know of, LoadReport.room); the
 // client picks again. A pod sends on no more than that room per round and
-// at most 4 connections per client address per 2 s, and while there is
-// room an over-share pod sheds down to the mean, not only what a random
-// landing would help (see admission.go; AdmissionOff turns it off).
+// at most 4 connections per client address per max(2 s, 2 × Interval),
+// and while there is room an over-share pod sheds (by load) down to within
+// Hysteresis of the mean, not only what a random landing would help (see
+// admission.go; AdmissionOff turns it off).
 //
 // Why it converges: the excess the pods above their share shed lands on
 // every pod alike, so the pods above it keep a part a < 1 of it each round
@@ -300,6 +301,9 @@ type fairShare struct {
 	// shedFrom holds the client addresses of the last shed's connections;
 	// the round goroutine's.
 	shedFrom map[string]bool
+	// shedNoAddr counts the last shed's connections without a TCP
+	// address; the round goroutine's.
+	shedNoAddr int
 
 	mu                sync.Mutex
 	shed              shedState
@@ -424,18 +428,21 @@ func (f *fairShare) cameBack(c *conn, lastShed time.Time) bool {
 
 // cameBackAll counts the client connections opened, at any age, from an
 // address the last shed sent GOAWAY to since that shed began: the evidence
-// that its clients came back (see shedInput.cameBack). 0 when no shed
-// pends.
+// that its clients came back (see shedInput.cameBack). The shed's
+// connections that had no TCP address count as come back, since nothing
+// can tell: so a pod whose clients dial over a Unix socket or a pipe backs
+// off on its load alone, as before the rule. 0 when no shed pends.
 func (f *fairShare) cameBackAll() int {
+	n := f.shedNoAddr
 	if len(f.shedFrom) == 0 {
-		return 0
+		return n
 	}
 	f.mu.Lock()
 	lastShed := f.shed.lastShed
 	f.mu.Unlock()
-	n := 0
 	for _, c := range f.s.snapshot() {
-		if !c.internal.Load() && !c.isDraining() && c.opened.After(lastShed) && f.shedFrom[remoteIP(c)] {
+		if !c.internal.Load() && !c.isDraining() && c.calls.Load() > 0 && !c.fromSelf() &&
+			c.opened.After(lastShed) && f.shedFrom[remoteIP(c)] {
 			n++
 		}
 	}
@@ -572,7 +579,7 @@ func (f *fairShare) round(ctx context.Context) {
 	f.shed = d.next
 	f.mu.Unlock()
 	if d.next.shedN == 0 {
-		f.shedFrom = nil // no shed pends: nobody can come back from it
+		f.shedFrom, f.shedNoAddr = nil, 0 // no shed pends: nobody can come back from it
 	}
 	if d.backOff {
 		f.s.log.Warn("fair share: shedding did not lower this pod's load (clients return to the same pod, as headless round_robin clients do); backing off",
@@ -590,11 +597,13 @@ func (f *fairShare) round(ctx context.Context) {
 		f.mu.Unlock()
 	}
 	conns := make([]*conn, 0, len(d.shed))
-	f.shedFrom = map[string]bool{}
+	f.shedFrom, f.shedNoAddr = map[string]bool{}, 0
 	for _, id := range d.shed {
 		conns = append(conns, byID[id])
 		if ip := remoteIP(byID[id]); ip != "" {
 			f.shedFrom[ip] = true
+		} else {
+			f.shedNoAddr++
 		}
 	}
 	go func() {

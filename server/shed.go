@@ -61,7 +61,8 @@ type shedInput struct {
 	// sheds) is no sign that its clients return.
 	cameBack int
 	// room is how many connections the peers heard from in this round can
-	// take below their share, with admission on (see roomIn); 0 without.
+	// take below their share, with admission on (see roomIn); 0 without,
+	// and outside growthGrace of the peer set growing.
 	room int
 }
 
@@ -89,7 +90,9 @@ type shedDecision struct {
 //     first, each light enough that the pod it lands on ends, on average,
 //     clearly below where this pod was (see heaviest); a connection too
 //     heavy for that is never shed (moving it only moves the hot spot), nor
-//     is one that carries no load (moving it changes nothing).
+//     is one that carries no load (moving it changes nothing); with room
+//     (admission, within growthGrace), down to within Hysteresis of the
+//     mean, no more connections than the room.
 //
 // A shed that did not lower the pod's load, while at least half as many
 // connections came from its addresses as it sent away (cameBack), counts

@@ -461,6 +461,7 @@ func TestRoomIn(t *testing.T) {
 		{"by load, few heavy connections", byLoad, []*fairsharev1.LoadReport{rep(2, 3.5)}, 4, 4, 0},
 		{"by load, at the mean", byLoad, []*fairsharev1.LoadReport{rep(3, 3.5)}, 4, 4, 0},
 		{"by load, no load anywhere", byLoad, []*fairsharev1.LoadReport{rep(2, 0)}, 0, 4, 0},
+		{"by load, a mean a rounding error below a whole number", byLoad, []*fairsharev1.LoadReport{rep(3, 3)}, 4 - 1e-15, 4 - 1e-15, 1},
 	} {
 		if got, _ := roomIn(tc.reports, tc.cfg, tc.meanLoad, tc.meanC); got != tc.want {
 			t.Errorf("%s: room %d, want %d", tc.name, got, tc.want)
@@ -476,5 +477,18 @@ func TestRoomIn(t *testing.T) {
 	reports[1].Room = 0
 	if first, room := roomIn(reports, byConns, 0, 4); first != 1 || room != 3 {
 		t.Errorf("first hand %d, room %d; want 1 and 3", first, room)
+	}
+}
+
+// The last shed's connections without a TCP address (a Unix socket, a
+// pipe) count as come back: nothing can tell, and the load decides alone.
+func TestCameBackCountsShedsWithoutAddress(t *testing.T) {
+	f := newFairShare(&Server{conns: map[*conn]struct{}{}}, FairShare{}.withDefaults())
+	if n := f.cameBackAll(); n != 0 {
+		t.Errorf("no shed pends: %d came back, want 0", n)
+	}
+	f.shedNoAddr = 2
+	if n := f.cameBackAll(); n != 2 {
+		t.Errorf("a shed of 2 connections without an address: %d came back, want 2", n)
 	}
 }

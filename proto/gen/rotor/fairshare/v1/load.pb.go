@@ -213,7 +213,7 @@ type GetLoadResponse struct {
 	Estimated bool `protobuf:"varint,8,opt,name=estimated,proto3" json:"estimated,omitempty"`
 	// How many client connections it and the peers it heard from in its last
 	// round could take without going above their share: first-hand only, so
-	// that news of room travels two hops and does not echo. rotor's admission
+	// that news of room travels two hops and does not circulate. rotor's admission
 	// sends new connections on while some pod has room. 0: none known, or
 	// admission off (older versions).
 	Room          uint32 `protobuf:"varint,9,opt,name=room,proto3" json:"room,omitempty"`
