@@ -84,13 +84,12 @@ import (
 // to the pod that shed them; a pod notices when three sheds in a row did
 // not lower its load while their clients' addresses came back, and from
 // then on doubles its cooldown each time (up to a minute; two rounds within
-// its share end it). For 30 s after the peer set
-// grows (a pod it did not know announces itself, is passed on by a peer,
-// or the peer watcher finds it, from 5 s after this pod's first round on)
-// no shed counts as futile: until the new pods are ready, shed clients land
-// on the old ones. A back-off that began before runs its course. For
-// headless clients, weigh by load on the client side instead
-// (WithORCA, WeightedRoundRobin).
+// its share end it). For 30 s after the peer set grows (a pod it did not
+// know announces itself, is passed on by a peer, or the peer watcher finds
+// it, from 5 s after this pod's first round on) no shed counts as futile:
+// until the new pods are ready, shed clients land on the old ones. A
+// back-off that began before runs its course. For headless clients, weigh
+// by load on the client side instead (WithORCA, WeightedRoundRobin).
 type FairShare struct {
 	// Measure is what fair share balances: MeasureLoad (the default), the
 	// time the pod's unary handlers run, or MeasureConnections.

@@ -100,8 +100,8 @@ type shedDecision struct {
 // yet, returning, count at that shed's mean load per connection): its
 // clients came straight back, as a headless Service's round_robin clients
 // do (one such shed happens by chance on a ClusterIP, when other pods'
-// sheds land here; several in a row do not). After futileSheds in a row the cooldown
-// doubles each time, up to maxFairShareCooldown. Within growthGrace of the
+// sheds land here; several in a row do not). After futileSheds in a row
+// the cooldown doubles each time, up to maxFairShareCooldown. Within growthGrace of the
 // peer set growing no shed counts as futile. A pod at or below its share
 // for overRounds rounds resets everything, but for a round in which clients
 // of its last shed have come back and do not count yet (returning): that
