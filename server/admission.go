@@ -12,7 +12,8 @@ import (
 // the ClusterIP to a pod kube-proxy picks at random, so after a scale-up
 // of 50 → 60 pods a shed connection lands on a new pod one time in six,
 // and on an old pod, already at its share, the other five: sheds alone
-// fill the new pods in about a minute (example/balance -scenario fleet).
+// filled the new pods in 35–65 s in the lab's runs (example/balance
+// -scenario fleet; README.md has the tables).
 // With admission, a pod that would be above its share with a new client
 // connection, while the peers it heard from in the last round have room,
 // sends the connection on once its first call, if unary, is served; the
