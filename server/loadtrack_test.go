@@ -77,3 +77,40 @@ type emptyHello struct {
 func (emptyHello) Hi(context.Context, *hellov1.HiRequest) (*hellov1.HiResponse, error) {
 	return &hellov1.HiResponse{}, nil
 }
+
+// A handler that waited tens of milliseconds for a CPU once does not make
+// its connection read as several times its load; a client whose calls
+// really become costlier is followed within a few rounds.
+func TestRatesCapHandlerTimeSpikes(t *testing.T) {
+	const perCall = 100e-6 // CallCost's default, in seconds
+	t0 := time.Unix(1000, 0)
+	// round advances c by one 500 ms round with calls calls of handler
+	// time each, and returns its load (CallCost per call plus handler
+	// time, in seconds per second).
+	round := func(c *conn, now *time.Time, calls int, each time.Duration) float64 {
+		c.calls.Add(uint64(calls))
+		c.busy.Add(int64(calls) * int64(each))
+		*now = now.Add(500 * time.Millisecond)
+		n, b := c.rates(*now, perCall)
+		return n*perCall + b
+	}
+	c := &conn{opened: t0}
+	now := t0
+	var steady float64
+	for range 40 { // 20 s at 2 calls/s of 50 µs each
+		steady = round(c, &now, 1, 50*time.Microsecond)
+	}
+	spiked := round(c, &now, 1, 30*time.Millisecond)
+	if spiked > 1.5*steady {
+		t.Errorf("one call that waited 30 ms: load %.6f, %.2f × the steady %.6f; want at most 1.5 ×", spiked, spiked/steady, steady)
+	}
+	// Every call now costs 2 ms: twenty times what it did.
+	var costly float64
+	for range 20 { // 10 s
+		costly = round(c, &now, 1, 2*time.Millisecond)
+	}
+	want := 2 * (perCall + 2e-3) // 2 calls/s
+	if costly < 0.8*want {
+		t.Errorf("after 10 s of calls that cost 2 ms each: load %.6f, want at least 0.8 × %.6f", costly, want)
+	}
+}
