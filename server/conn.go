@@ -37,15 +37,18 @@ type conn struct {
 	key      string // connKeyOf(raw), how TagConn finds the record
 	lameDuck bool   // accepted after the server began draining
 	calls    atomic.Uint64
-	busy     atomic.Int64 // nanoseconds its unary handlers ran
+	busy     atomic.Int64  // nanoseconds its unary handlers ran
+	handled  atomic.Uint64 // unary handlers that returned, whose time is in busy
 	// Its smoothed rates, kept by the fair-share goroutine alone
-	// (conn.rates): calls and handler seconds per second, and the counts
-	// and time they were last folded in at.
-	callRate  float64
-	busyRate  float64
-	lastCalls uint64
-	lastBusy  int64
-	ratesAt   time.Time
+	// (conn.rates): calls, handler seconds and handlers returned per
+	// second, and the counts and time they were last folded in at.
+	callRate    float64
+	busyRate    float64
+	handledRate float64
+	lastCalls   uint64
+	lastBusy    int64
+	lastHandled uint64
+	ratesAt     time.Time
 	// internal marks a connection that carries only peers' fair-share
 	// load queries: it is neither a client nor rotated.
 	internal atomic.Bool

@@ -475,18 +475,21 @@ func (c *conn) fromSelf() bool {
 // returns them. Only the fair-share goroutine calls it.
 //
 // A round's handler time counts at most spikeFactor times the
-// connection's smoothed time per call, or per CallCost (perCall, in
-// seconds) if that is more, for each of the round's calls: a handler's
-// wall time also holds the time its goroutine waited for a CPU, and on a
-// host short of CPU (or a pod throttled at its CPU limit) one call in a
-// hundred waits tens of milliseconds. At 2 calls/s one such call made its
-// connection read as twenty times its load, and its pod as several, for
-// seconds, and the pod shed a connection for nothing: the emulated lab's
-// 50 → 60 fleet moved 4.99 connections per pod per minute once fair, and
-// 0.88 with the cap (one run each). A client whose calls become costlier
-// is followed within a few rounds: the cap grows with the average.
+// connection's smoothed time per handler, or CallCost (perCall, in
+// seconds) if that is more, for each handler that returned in the round:
+// a handler's wall time also holds the time its goroutine waited for a
+// CPU, and on a host short of CPU (or a pod throttled at its CPU limit)
+// one call in a hundred waits tens of milliseconds. At 2 calls/s one such
+// call made its connection read as twenty times its load, and its pod as
+// several, for seconds, and the pod shed a connection for nothing: the
+// emulated lab's 50 → 60 fleet moved 4.99 connections per pod per minute
+// once fair, and 0.88 with the cap (one run each). Handlers that return
+// are what the cap counts, not calls begun, so a handler that runs over
+// several rounds counts whole in the round it returns. A client whose
+// calls become costlier is followed within a few rounds: the cap grows
+// with the average.
 func (c *conn) rates(now time.Time, perCall float64) (calls, busy float64) {
-	n, b := c.calls.Load(), c.busy.Load()
+	n, b, h := c.calls.Load(), c.busy.Load(), c.handled.Load()
 	first := c.ratesAt.IsZero()
 	since := c.ratesAt
 	if first {
@@ -496,20 +499,20 @@ func (c *conn) rates(now time.Time, perCall float64) (calls, busy float64) {
 	if dt <= 0 {
 		return c.callRate, c.busyRate
 	}
-	dn, db := float64(n-c.lastCalls), time.Duration(b-c.lastBusy).Seconds()
-	if !first && c.callRate > 0 {
-		if perCallCap := spikeFactor * max(c.busyRate/c.callRate, perCall); perCallCap > 0 {
-			db = min(db, dn*perCallCap)
+	dn, db, dh := float64(n-c.lastCalls), time.Duration(b-c.lastBusy).Seconds(), float64(h-c.lastHandled)
+	if !first && c.handledRate > 0 {
+		if perHandler := spikeFactor * max(c.busyRate/c.handledRate, perCall); perHandler > 0 {
+			db = min(db, dh*perHandler)
 		}
 	}
-	callRate, busyRate := dn/dt, db/dt
 	w := 1.0
 	if !first {
 		w = 1 - math.Exp(-dt/loadWindow.Seconds())
 	}
-	c.callRate += w * (callRate - c.callRate)
-	c.busyRate += w * (busyRate - c.busyRate)
-	c.ratesAt, c.lastCalls, c.lastBusy = now, n, b
+	c.callRate += w * (dn/dt - c.callRate)
+	c.busyRate += w * (db/dt - c.busyRate)
+	c.handledRate += w * (dh/dt - c.handledRate)
+	c.ratesAt, c.lastCalls, c.lastBusy, c.lastHandled = now, n, b, h
 	return c.callRate, c.busyRate
 }
 

@@ -80,16 +80,19 @@ func (emptyHello) Hi(context.Context, *hellov1.HiRequest) (*hellov1.HiResponse, 
 
 // A handler that waited tens of milliseconds for a CPU once does not make
 // its connection read as several times its load; a client whose calls
-// really become costlier is followed within a few rounds.
+// really become costlier is followed within a few rounds; a handler that
+// runs for seconds counts whole.
 func TestRatesCapHandlerTimeSpikes(t *testing.T) {
 	const perCall = 100e-6 // CallCost's default, in seconds
 	t0 := time.Unix(1000, 0)
-	// round advances c by one 500 ms round with calls calls of handler
-	// time each, and returns its load (CallCost per call plus handler
-	// time, in seconds per second).
-	round := func(c *conn, now *time.Time, calls int, each time.Duration) float64 {
+	// round advances c by one 500 ms round in which calls calls began and
+	// returned handlers returned after each ran for each, and returns the
+	// connection's load (CallCost per call plus handler time, in seconds
+	// per second).
+	round := func(c *conn, now *time.Time, calls, returned int, each time.Duration) float64 {
 		c.calls.Add(uint64(calls))
-		c.busy.Add(int64(calls) * int64(each))
+		c.handled.Add(uint64(returned))
+		c.busy.Add(int64(returned) * int64(each))
 		*now = now.Add(500 * time.Millisecond)
 		n, b := c.rates(*now, perCall)
 		return n*perCall + b
@@ -98,19 +101,43 @@ func TestRatesCapHandlerTimeSpikes(t *testing.T) {
 	now := t0
 	var steady float64
 	for range 40 { // 20 s at 2 calls/s of 50 µs each
-		steady = round(c, &now, 1, 50*time.Microsecond)
+		steady = round(c, &now, 1, 1, 50*time.Microsecond)
 	}
-	spiked := round(c, &now, 1, 30*time.Millisecond)
+	spiked := round(c, &now, 1, 1, 30*time.Millisecond)
 	if spiked > 1.5*steady {
 		t.Errorf("one call that waited 30 ms: load %.6f, %.2f × the steady %.6f; want at most 1.5 ×", spiked, spiked/steady, steady)
 	}
 	// Every call now costs 2 ms: twenty times what it did.
 	var costly float64
 	for range 20 { // 10 s
-		costly = round(c, &now, 1, 2*time.Millisecond)
+		costly = round(c, &now, 1, 1, 2*time.Millisecond)
 	}
-	want := 2 * (perCall + 2e-3) // 2 calls/s
-	if costly < 0.8*want {
+	if want := 2 * (perCall + 2e-3); costly < 0.8*want {
 		t.Errorf("after 10 s of calls that cost 2 ms each: load %.6f, want at least 0.8 × %.6f", costly, want)
+	}
+
+	// A call every 5 s whose handler runs 2 s: it begins in one round
+	// and returns four rounds later.
+	long := &conn{opened: t0}
+	now = t0
+	var busy float64
+	for k := range 120 { // 60 s
+		began, returned := 0, 0
+		if k%10 == 0 {
+			began = 1
+		}
+		if k%10 == 4 && k > 0 {
+			returned = 1
+		}
+		long.calls.Add(uint64(began))
+		long.handled.Add(uint64(returned))
+		long.busy.Add(int64(returned) * int64(2*time.Second))
+		now = now.Add(500 * time.Millisecond)
+		_, busy = long.rates(now, perCall)
+	}
+	// 2 s of handler time every 5 s: 0.4 s a second, give or take where
+	// in the 5 s the smoothing is read.
+	if busy < 0.25 || busy > 0.6 {
+		t.Errorf("a 2 s handler every 5 s: handler time %.3f s a second, want about 0.4", busy)
 	}
 }

@@ -242,6 +242,7 @@ func (s *Server) stream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo,
 // Streams are not counted: a stream's life is no measure of what it costs.
 func (c *conn) addBusy(d time.Duration) {
 	c.busy.Add(int64(d))
+	c.handled.Add(1)
 	c.srv.busy.Add(int64(d))
 }
 
