@@ -50,12 +50,12 @@ import (
 // every pod alike, so the pods above it keep a part a < 1 of it each round
 // and the excess shrinks geometrically; pods within their share shed
 // nothing. A fleet balanced within Hysteresis moves no connection but for
-// the noise of the measure. A handler's time includes its waits for a
-// CPU, which spike on a busy host or a pod at its CPU limit, so a round
-// counts at most spikeFactor times a connection's average time per call
-// (see conn.rates): in the emulated lab's 50 → 60 fleet at 2 calls/s the
-// pods then moved 0.88 connections per pod per minute once fair, against
-// 4.99 before (one run each; README.md).
+// the noise of the measure. A handler's time includes its waits for a CPU,
+// which spike on a busy host or in a pod at its CPU limit, so a round
+// counts a connection's handler time up to 4 times its average per
+// handler, or CallCost if that is more, per handler that returned. At a
+// few calls a second per connection, a call that is rare and costly looks
+// the same and counts in part only (see README.md for the figures).
 //
 // Churn bound: a pod sheds at most once per Cooldown and only its excess;
 // within 30 s of growth it also sends on at most the room it heard of per
@@ -168,7 +168,8 @@ const (
 	// second, smoothed over a few seconds: CallCost for every call, plus
 	// the time unary handlers run.
 	// It sees clients that call more than others and calls that cost more
-	// than others.
+	// than others (at a few calls a second per connection, a call that is
+	// rare and costly in part only: see FairShare).
 	MeasureLoad Measure = iota
 	// MeasureConnections balances the number of client connections.
 	MeasureConnections
@@ -474,20 +475,27 @@ func (c *conn) fromSelf() bool {
 // loadWindow; a connection's first round takes its rates so far) and
 // returns them. Only the fair-share goroutine calls it.
 //
-// A round's handler time counts at most spikeFactor times the
-// connection's smoothed time per handler, or CallCost (perCall, in
-// seconds) if that is more, for each handler that returned in the round:
-// a handler's wall time also holds the time its goroutine waited for a
-// CPU, and on a host short of CPU (or a pod throttled at its CPU limit)
-// one call in a hundred waits tens of milliseconds. At 2 calls/s one such
-// call made its connection read as twenty times its load, and its pod as
-// several, for seconds, and the pod shed a connection for nothing: the
-// emulated lab's 50 → 60 fleet moved 4.99 connections per pod per minute
-// once fair, and 0.88 with the cap (one run each). Handlers that return
-// are what the cap counts, not calls begun, so a handler that runs over
-// several rounds counts whole in the round it returns. A client whose
-// calls become costlier is followed within a few rounds: the cap grows
-// with the average.
+// A round's handler time counts up to spikeFactor times the larger of the
+// connection's average time per handler, as measured, and CallCost
+// (perCall, in seconds), for each handler that returned in the round: a
+// handler's wall time also holds the time its goroutine waited for a CPU,
+// and on a host short of CPU, or in a pod throttled at its CPU limit, a
+// call now and then waits tens of milliseconds. At 2 calls/s one such
+// wait made its connection read as twenty times its load for seconds
+// (TestRatesCapHandlerTimeSpikes), and its pod shed a connection for
+// nothing. The average the cap is taken from is the one measured, not the
+// capped one, so clipping never lowers the cap, and a cost that stays
+// lifts it as that average follows (a step to 40 times the handler time
+// is read at 0.8 of it within 10 s). Handlers that return are what it
+// counts, not calls begun, so a handler that runs over several rounds
+// counts whole in the round it returns.
+//
+// The cost: a round with few handlers cannot tell such a wait from a call
+// that is rare and costly. At a few calls a second per connection, calls
+// that cost more than spikeFactor times its average and make up less
+// than about one in spikeFactor of its calls count in part only (one in
+// ten at 20 ms among calls of 50 µs, at 2 calls/s: 0.3 of it). With more
+// calls per round the cap is a sum over them, and such calls count whole.
 func (c *conn) rates(now time.Time, perCall float64) (calls, busy float64) {
 	n, b, h := c.calls.Load(), c.busy.Load(), c.handled.Load()
 	first := c.ratesAt.IsZero()
@@ -500,24 +508,24 @@ func (c *conn) rates(now time.Time, perCall float64) (calls, busy float64) {
 		return c.callRate, c.busyRate
 	}
 	dn, db, dh := float64(n-c.lastCalls), time.Duration(b-c.lastBusy).Seconds(), float64(h-c.lastHandled)
+	capped := db
 	if !first && c.handledRate > 0 {
-		if perHandler := spikeFactor * max(c.busyRate/c.handledRate, perCall); perHandler > 0 {
-			db = min(db, dh*perHandler)
-		}
+		capped = min(db, dh*spikeFactor*max(c.measuredRate/c.handledRate, perCall))
 	}
 	w := 1.0
 	if !first {
 		w = 1 - math.Exp(-dt/loadWindow.Seconds())
 	}
 	c.callRate += w * (dn/dt - c.callRate)
-	c.busyRate += w * (db/dt - c.busyRate)
+	c.busyRate += w * (capped/dt - c.busyRate)
+	c.measuredRate += w * (db/dt - c.measuredRate)
 	c.handledRate += w * (dh/dt - c.handledRate)
 	c.ratesAt, c.lastCalls, c.lastBusy, c.lastHandled = now, n, b, h
 	return c.callRate, c.busyRate
 }
 
-// spikeFactor bounds a round's handler time per call, as a multiple of the
-// connection's average (see rates).
+// spikeFactor bounds a round's handler time per returned handler, as a
+// multiple of the connection's average (see rates).
 const spikeFactor = 4
 
 // round exchanges loads once and sheds the excess, if any.

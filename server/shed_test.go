@@ -492,3 +492,81 @@ func TestCameBackCountsShedsWithoutAddress(t *testing.T) {
 		t.Errorf("a shed of 2 connections without an address: %d came back, want 2", n)
 	}
 }
+
+// A handler that waited tens of milliseconds for a CPU once does not make
+// its connection read as several times its load; a cost that stays is
+// followed; a handler that runs for seconds counts whole; and a call that
+// is rare and costly, which a round with one handler cannot tell from a
+// wait, counts in part (the figure conn.rates gives).
+func TestRatesCapHandlerTimeSpikes(t *testing.T) {
+	const perCall = 100e-6 // CallCost's default, in seconds
+	t0 := time.Unix(1000, 0)
+	// round advances c by one 500 ms round in which calls calls began and
+	// returned handlers returned after each ran for each, and returns the
+	// connection's load (CallCost per call plus handler time, in seconds
+	// per second).
+	round := func(c *conn, now *time.Time, calls, returned int, each time.Duration) float64 {
+		c.calls.Add(uint64(calls))
+		c.handled.Add(uint64(returned))
+		c.busy.Add(int64(returned) * int64(each))
+		*now = now.Add(500 * time.Millisecond)
+		n, b := c.rates(*now, perCall)
+		return n*perCall + b
+	}
+	c := &conn{opened: t0}
+	now := t0
+	var before float64
+	for range 40 { // 20 s at 2 calls/s of 50 µs each
+		before = round(c, &now, 1, 1, 50*time.Microsecond)
+	}
+	if spiked := round(c, &now, 1, 1, 30*time.Millisecond); spiked > 1.5*before {
+		t.Errorf("one call that waited 30 ms: load %.6f, %.2f × the %.6f before; want at most 1.5 ×", spiked, spiked/before, before)
+	}
+	// Every call now costs 2 ms: 40 times the handler time it did.
+	var costly float64
+	for range 20 { // 10 s
+		costly = round(c, &now, 1, 1, 2*time.Millisecond)
+	}
+	if want := 2 * (perCall + 2e-3); costly < 0.8*want {
+		t.Errorf("after 10 s of calls that cost 2 ms each: load %.6f, want at least 0.8 × %.6f", costly, want)
+	}
+
+	// A call every 5 s whose handler runs 2 s: it begins in one round
+	// and returns four rounds later.
+	long := &conn{opened: t0}
+	now = t0
+	var load float64
+	for k := range 120 { // 60 s
+		began, returned := 0, 0
+		if k%10 == 0 {
+			began = 1
+		}
+		if k%10 == 4 && k > 0 {
+			returned = 1
+		}
+		load = round(long, &now, began, returned, 2*time.Second)
+	}
+	// 2 s of handler time every 5 s: 0.4 s a second, give or take where
+	// in the 5 s the smoothing is read.
+	if load < 0.25 || load > 0.6 {
+		t.Errorf("a 2 s handler every 5 s: load %.3f s a second, want about 0.4", load)
+	}
+
+	// One call in 10 costs 20 ms, the others 50 µs, at 2 calls/s.
+	rare := &conn{opened: t0}
+	now = t0
+	var sum float64
+	for k := range 400 { // 200 s
+		each := 50 * time.Microsecond
+		if k%10 == 9 {
+			each = 20 * time.Millisecond
+		}
+		if l := round(rare, &now, 1, 1, each); k >= 200 {
+			sum += l
+		}
+	}
+	truth := 2*perCall + 0.2*20e-3 + 1.8*50e-6
+	if got := sum / 200 / truth; got < 0.2 || got > 0.45 {
+		t.Errorf("one call in 10 at 20 ms: load %.2f of what they cost, want about 0.3 (as conn.rates says)", got)
+	}
+}
