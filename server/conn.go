@@ -40,17 +40,17 @@ type conn struct {
 	busy     atomic.Int64  // nanoseconds its unary handlers ran
 	handled  atomic.Uint64 // unary handlers that returned, whose time is in busy
 	// Its smoothed rates, kept by the fair-share goroutine alone
-	// (conn.rates): calls, handler seconds (with spikes capped, and as
-	// measured) and handlers returned per second, and the counts and time
-	// they were last folded in at.
-	callRate     float64
-	busyRate     float64
-	measuredRate float64
-	handledRate  float64
-	lastCalls    uint64
-	lastBusy     int64
-	lastHandled  uint64
-	ratesAt      time.Time
+	// (conn.rates): calls, handler seconds (capped, and for the cap's
+	// reference: see rates) and handlers returned per second, and the
+	// counts and time they were last folded in at.
+	callRate    float64
+	busyRate    float64
+	refBusyRate float64
+	handledRate float64
+	lastCalls   uint64
+	lastBusy    int64
+	lastHandled uint64
+	ratesAt     time.Time
 	// internal marks a connection that carries only peers' fair-share
 	// load queries: it is neither a client nor rotated.
 	internal atomic.Bool

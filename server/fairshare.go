@@ -53,9 +53,9 @@ import (
 // the noise of the measure. A handler's time includes its waits for a CPU,
 // which spike on a busy host or in a pod at its CPU limit, so a round
 // counts a connection's handler time up to 4 times its average per
-// handler, or CallCost if that is more, per handler that returned. At a
-// few calls a second per connection, a call that is rare and costly looks
-// the same and counts in part only (see README.md for the figures).
+// handler, or CallCost if that is more, per handler that returned. A call
+// that is costly and rare among cheap ones on its connection looks the
+// same and counts in part only (README.md has the figures).
 //
 // Churn bound: a pod sheds at most once per Cooldown and only its excess;
 // within 30 s of growth it also sends on at most the room it heard of per
@@ -110,8 +110,10 @@ type FairShare struct {
 	// interceptors'. Default 100 µs, between what grpc-go spends on a unary
 	// call over loopback on the lab machine back to back (55 µs, client
 	// and server together) and with calls 1 to 10 ms apart (260 to 530 µs:
-	// the runtime wakes for each). Off: only handler time counts. Allowed:
-	// Off, or 1 µs to 1 s.
+	// the runtime wakes for each). It is also the least time per handler
+	// a round counts before it caps the handler time it reads as a
+	// spike (see FairShare). Off: only handler time counts, and the cap
+	// has no floor. Allowed: Off, or 1 µs to 1 s.
 	CallCost time.Duration
 	// Hysteresis is, with MeasureLoad, how far above the fleet mean, as a
 	// fraction of it, a pod's load may be before it sheds. Default 0.1.
@@ -140,10 +142,9 @@ type FairShare struct {
 	// false: for 30 s after the peer set grows, a pod at its share sends a
 	// new client connection on after its first call, if unary, while pods
 	// have room (see admission.go). In the emulated lab (example/balance
-	// -scenario fleet -modes fair-share,fair-share-sheds, one run),
-	// admission filled the new pods of 50 → 60 in 14.8 s against 44.7 s
-	// without it, and of 100 → 110 in 15.4 s against 34.3 s; README.md
-	// has the tables.
+	// -scenario fleet -modes fair-share,fair-share-sheds) it filled the
+	// new pods of 50 → 60 and 100 → 110 two to four times as fast;
+	// README.md has the runs.
 	AdmissionOff bool
 	// DialOptions for the load queries. Default: plaintext. When the server
 	// serves TLS, set transport credentials here (ClientTLS: the CA of the
@@ -168,8 +169,8 @@ const (
 	// second, smoothed over a few seconds: CallCost for every call, plus
 	// the time unary handlers run.
 	// It sees clients that call more than others and calls that cost more
-	// than others (at a few calls a second per connection, a call that is
-	// rare and costly in part only: see FairShare).
+	// than others, but counts a call that is costly and rare among cheap
+	// ones on its connection in part only (see FairShare).
 	MeasureLoad Measure = iota
 	// MeasureConnections balances the number of client connections.
 	MeasureConnections
@@ -475,27 +476,32 @@ func (c *conn) fromSelf() bool {
 // loadWindow; a connection's first round takes its rates so far) and
 // returns them. Only the fair-share goroutine calls it.
 //
-// A round's handler time counts up to spikeFactor times the larger of the
-// connection's average time per handler, as measured, and CallCost
-// (perCall, in seconds), for each handler that returned in the round: a
+// A round counts a connection's handler time up to spikeFactor times the
+// handlers that returned in it times the larger of the connection's
+// average time per handler and CallCost (perCall, in seconds): a
 // handler's wall time also holds the time its goroutine waited for a CPU,
 // and on a host short of CPU, or in a pod throttled at its CPU limit, a
 // call now and then waits tens of milliseconds. At 2 calls/s one such
 // wait made its connection read as twenty times its load for seconds
 // (TestRatesCapHandlerTimeSpikes), and its pod shed a connection for
-// nothing. The average the cap is taken from is the one measured, not the
-// capped one, so clipping never lowers the cap, and a cost that stays
-// lifts it as that average follows (a step to 40 times the handler time
-// is read at 0.8 of it within 10 s). Handlers that return are what it
-// counts, not calls begun, so a handler that runs over several rounds
-// counts whole in the round it returns.
+// nothing. The average is taken from each round's handler time bounded
+// at 8 times the cap, not at the cap: so clipping does not lower the cap
+// and a cost that stays lifts it (a step to 40 times the handler time is
+// read at 0.8 of it within 10 s, to a thousand times within 15 s), while
+// one wait does not lift it enough to let the next through (a second,
+// a second later, reads as 2 times the load). Handlers that return are what it counts, not
+// calls begun: a handler's time arrives when it returns. A connection's
+// first round, which takes its rates so far, is not capped: it has no
+// average yet.
 //
-// The cost: a round with few handlers cannot tell such a wait from a call
-// that is rare and costly. At a few calls a second per connection, calls
-// that cost more than spikeFactor times its average and make up less
-// than about one in spikeFactor of its calls count in part only (one in
-// ten at 20 ms among calls of 50 µs, at 2 calls/s: 0.3 of it). With more
-// calls per round the cap is a sum over them, and such calls count whole.
+// The cost: a round cannot tell such a wait from a call that is costly
+// and rare. A costly call counts whole only when it fits under the cap:
+// when its round holds enough other handlers, or such calls come often
+// enough (about once in every spikeFactor rounds) to lift the average;
+// otherwise it counts in part, whatever the call rate (in the test: one
+// call in ten at 20 ms among calls of 50 µs at 2 calls/s, 0.3 of it; one
+// in a hundred at 20 calls/s, 0.6; a 2 s handler every 5 s among 2 cheap
+// calls a second, about half).
 func (c *conn) rates(now time.Time, perCall float64) (calls, busy float64) {
 	n, b, h := c.calls.Load(), c.busy.Load(), c.handled.Load()
 	first := c.ratesAt.IsZero()
@@ -508,9 +514,16 @@ func (c *conn) rates(now time.Time, perCall float64) (calls, busy float64) {
 		return c.callRate, c.busyRate
 	}
 	dn, db, dh := float64(n-c.lastCalls), time.Duration(b-c.lastBusy).Seconds(), float64(h-c.lastHandled)
-	capped := db
+	if db > 0 {
+		// addBusy adds the time before the count: a handler's time
+		// may be read a round before the handler is.
+		dh = max(dh, 1)
+	}
+	capped, ref := db, db
 	if !first && c.handledRate > 0 {
-		capped = min(db, dh*spikeFactor*max(c.measuredRate/c.handledRate, perCall))
+		perHandler := max(c.refBusyRate/c.handledRate, perCall)
+		capped = min(db, dh*spikeFactor*perHandler)
+		ref = min(db, dh*8*spikeFactor*perHandler)
 	}
 	w := 1.0
 	if !first {
@@ -518,14 +531,15 @@ func (c *conn) rates(now time.Time, perCall float64) (calls, busy float64) {
 	}
 	c.callRate += w * (dn/dt - c.callRate)
 	c.busyRate += w * (capped/dt - c.busyRate)
-	c.measuredRate += w * (db/dt - c.measuredRate)
+	c.refBusyRate += w * (ref/dt - c.refBusyRate)
 	c.handledRate += w * (dh/dt - c.handledRate)
 	c.ratesAt, c.lastCalls, c.lastBusy, c.lastHandled = now, n, b, h
 	return c.callRate, c.busyRate
 }
 
-// spikeFactor bounds a round's handler time per returned handler, as a
-// multiple of the connection's average (see rates).
+// spikeFactor bounds a round's handler time per handler that returned, as
+// a multiple of the larger of the connection's average and CallCost (see
+// rates).
 const spikeFactor = 4
 
 // round exchanges loads once and sheds the excess, if any.
