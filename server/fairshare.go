@@ -489,10 +489,10 @@ func (c *conn) fromSelf() bool {
 // and a cost that stays lifts it (a step to 40 times the handler time is
 // read at 0.8 of it within 10 s, to a thousand times within 15 s), while
 // one wait does not lift it enough to let the next through (a second,
-// a second later, reads as 2 times the load). Handlers that return are what it counts, not
-// calls begun: a handler's time arrives when it returns. A connection's
-// first round, which takes its rates so far, is not capped: it has no
-// average yet.
+// a second later, reads as 2 times the load). Handlers that return are
+// what it counts, not calls begun: a handler's time arrives when it
+// returns. A connection's first round, which takes its rates so far, is
+// not capped: it has no average yet.
 //
 // The cost: a round cannot tell such a wait from a call that is costly
 // and rare. A costly call counts whole only when it fits under the cap:
