@@ -24,13 +24,13 @@ import (
 // is the defaults given per field.
 //
 // Every Interval each pod asks a random sample of its peers (the addresses
-// the peer watcher resolves, and those that announced themselves) for their
-// load over rotor's LoadService, on the same gRPC port, and estimates the
-// fleet's mean load per pod from their answers: their own loads and their
-// own estimates. A pod that holds more than its share sends GOAWAY to just
-// enough of its connections to bring it back, and its clients reconnect
-// through the ClusterIP, where kube-proxy picks a pod at random (see
-// decideShed for the policy). The measure is load (MeasureLoad): what each
+// the peer watcher resolves, and those that announced themselves; with the
+// pod itself, the fleet) for their load over rotor's LoadService, on the
+// same gRPC port, and estimates the fleet's mean load per pod from their
+// answers: their own loads and their own estimates. A pod that holds more
+// than its share sends GOAWAY to just enough of its connections to bring
+// it back, and its clients reconnect through the ClusterIP, where
+// kube-proxy picks a pod at random (see decideShed for the policy). The measure is load (MeasureLoad): what each
 // connection's calls cost the pod, its calls per second times CallCost
 // plus its unary handlers' time, which sees skewed clients and uneven call
 // costs; or the number of client connections (MeasureConnections).
@@ -43,8 +43,10 @@ import (
 // client picks again. A pod sends on no more than that room per round and
 // at most 4 connections per client address per max(2 s, 2 × Interval),
 // and while there is room an over-share pod sheds (by load) down to within
-// Hysteresis of the mean, not only what a random landing would help (see
-// admission.go; AdmissionOff turns it off).
+// Hysteresis of the mean, not only what a random landing would help, but
+// no connection much heavier than the fleet's mean per connection, the
+// unit room is counted in (see admission.go and heaviest; AdmissionOff
+// turns it off).
 //
 // Why it converges: the excess the pods above their share shed lands on
 // every pod alike, so the pods above it keep a part a < 1 of it each round
@@ -88,11 +90,12 @@ import (
 // to the pod that shed them; a pod notices when three sheds in a row did
 // not lower its load while their clients' addresses came back, and from
 // then on doubles its cooldown each time (up to a minute; two rounds within
-// its share end it). For 30 s after the peer set grows (a pod it did not
-// know announces itself, is passed on by a peer, or the peer watcher finds
-// it, from 5 s after this pod's first round on) no shed counts as futile:
-// until the new pods are ready, shed clients land on the old ones. A
-// back-off that began before runs its course. For headless clients, weigh
+// its share end it; the log says when a back-off begins and ends). For
+// 30 s after the peer set grows (a pod it did not know announces itself,
+// is passed on by a peer, or the peer watcher finds it, from 5 s after
+// this pod's first round on) no shed counts as futile: until the new pods
+// are ready, shed clients land on the old ones. A back-off that began
+// before runs its course. For headless clients, weigh
 // by load on the client side instead (WithORCA, WeightedRoundRobin).
 type FairShare struct {
 	// Measure is what fair share balances: MeasureLoad (the default), the
@@ -103,7 +106,9 @@ type FairShare struct {
 	// Sample is how many peers a pod asks per round. Default 4: a fleet of
 	// up to 5 pods is asked in full; in a larger one a pod also hears from
 	// about as many peers that ask it, and their estimates second hand.
-	// Each peer asked is a connection kept open. Allowed: 1 to 1000.
+	// Each peer asked is a connection kept open, so a pod keeps its sample
+	// and swaps one peer every 10 rounds; peers that join (a scale-up)
+	// enter it at once, as often as in a fresh sample. Allowed: 1 to 1000.
 	Sample int
 	// CallCost is, with MeasureLoad, what one call costs a pod beyond its
 	// unary handler's time: grpc-go's work (transport, protobuf) and the
@@ -302,6 +307,7 @@ type fairShare struct {
 	peers  *peerConns
 	rng    *mrand.Rand // the round goroutine's
 	sample []string    // the peers asked last round; the round goroutine's
+	known  []string    // the peer set last round, sorted; the round goroutine's
 	rounds int         // rounds played; the round goroutine's
 	// shedFrom holds the client addresses of the last shed's connections;
 	// the round goroutine's.
@@ -485,14 +491,14 @@ func (c *conn) fromSelf() bool {
 // wait made its connection read as twenty times its load for seconds
 // (TestRatesCapHandlerTimeSpikes), and its pod shed a connection for
 // nothing. The average is taken from each round's handler time bounded
-// at 8 times the cap, not at the cap: so clipping does not lower the cap
-// and a cost that stays lifts it (a step to 40 times the handler time is
-// read at 0.8 of it within 10 s, to a thousand times within 15 s), while
-// one wait does not lift it enough to let the next through (a second,
-// a second later, reads as 2 times the load). Handlers that return are
-// what it counts, not calls begun: a handler's time arrives when it
-// returns. A connection's first round, which takes its rates so far, is
-// not capped: it has no average yet.
+// at refFactor (8) times the cap, not at the cap: so clipping does not
+// lower the cap and a cost that stays lifts it (a step to 40 times the
+// handler time is read at 0.8 of it within 10 s, to a thousand times
+// within 15 s), while one wait does not lift it enough to let the next
+// through (a second, a second later, reads as 2 times the load).
+// Handlers that return are what it counts, not calls begun: a handler's
+// time arrives when it returns. A connection's first round, which takes
+// its rates so far, is not capped: it has no average yet.
 //
 // The cost: a round cannot tell such a wait from a call that is costly
 // and rare. A costly call counts whole only when it fits under the cap:
@@ -523,7 +529,7 @@ func (c *conn) rates(now time.Time, perCall float64) (calls, busy float64) {
 	if !first && c.handledRate > 0 {
 		perHandler := max(c.refBusyRate/c.handledRate, perCall)
 		capped = min(db, dh*spikeFactor*perHandler)
-		ref = min(db, dh*8*spikeFactor*perHandler)
+		ref = min(db, dh*refFactor*spikeFactor*perHandler)
 	}
 	w := 1.0
 	if !first {
@@ -541,6 +547,12 @@ func (c *conn) rates(now time.Time, perCall float64) (calls, busy float64) {
 // a multiple of the larger of the connection's average and CallCost (see
 // rates).
 const spikeFactor = 4
+
+// refFactor bounds the handler time a round adds to the average the cap is
+// taken from, as a multiple of the cap (see rates): high enough that a
+// cost that stays lifts the cap within seconds, low enough that one wait
+// does not lift it past the next.
+const refFactor = 8
 
 // round exchanges loads once and sheds the excess, if any.
 func (f *fairShare) round(ctx context.Context) {
@@ -613,6 +625,9 @@ func (f *fairShare) round(ctx context.Context) {
 	}
 
 	in := shedInput{now: now, own: ownLoad, mean: meanLoad, pods: len(peers) + 1, conns: cands, returning: returning, cameBack: f.cameBackAll()}
+	if meanConns > 0 {
+		in.perConn = meanLoad / meanConns
+	}
 	if !f.cfg.AdmissionOff {
 		// Room counts, as in admission, while new pods wait to be filled.
 		f.mu.Lock()
@@ -634,6 +649,10 @@ func (f *fairShare) round(ctx context.Context) {
 	if d.backOff {
 		f.s.log.Warn("fair share: shedding did not lower this pod's load (clients return to the same pod, as headless round_robin clients do); backing off",
 			"own", in.own, "mean", in.mean, "measure", f.cfg.Measure.String(), "next_try_in", d.next.cooldown)
+	}
+	if d.ended {
+		f.s.log.Info("fair share: back-off ended; this pod's sheds work again or it is within its share",
+			"own", in.own, "mean", in.mean, "measure", f.cfg.Measure.String())
 	}
 	if obs != nil {
 		obs.FairShareRound(len(answers), ownConns, meanConns, ownLoad, meanLoad, len(d.shed))
@@ -677,7 +696,17 @@ const sampleSwapRounds = 10
 // changes slowly keeps the connections to peers (at most Sample, each way)
 // instead of dialling new ones every round; the askers a pod hears from,
 // and their estimates, reach the rest of the fleet.
+//
+// Peers that joined since the last round take each member's place with
+// the chance of their share of the peer set, so that the sample holds them
+// about as often as a fresh one would: a sample kept from before a
+// scale-up holds none of the new pods, which hold none of the load yet,
+// and the mean it estimates would stay high for as long as the swaps take
+// to reach them, while the old pods wait for it to drop before they shed
+// (README.md has the lab's figures).
 func (f *fairShare) nextSample(peers []string) []string {
+	joined := newPeers(f.known, peers)
+	f.known = peers
 	if len(peers) <= f.cfg.Sample {
 		f.sample = slices.Clone(peers)
 		return f.sample
@@ -686,6 +715,14 @@ func (f *fairShare) nextSample(peers []string) []string {
 		_, found := slices.BinarySearch(peers, ip)
 		return !found
 	})
+	if len(joined) > 0 {
+		share := float64(len(joined)) / float64(len(peers))
+		for i := range sample {
+			if ip := joined[f.rng.IntN(len(joined))]; f.rng.Float64() < share && !slices.Contains(sample, ip) {
+				sample[i] = ip
+			}
+		}
+	}
 	f.rounds++
 	if len(sample) == f.cfg.Sample && f.rounds%sampleSwapRounds == 0 {
 		i := f.rng.IntN(len(sample))
@@ -699,6 +736,21 @@ func (f *fairShare) nextSample(peers []string) []string {
 	}
 	f.sample = sample
 	return sample
+}
+
+// newPeers returns the peers of now that were not in before (both sorted);
+// none when before is empty: a pod's first peers are the fleet it joined.
+func newPeers(before, now []string) []string {
+	if len(before) == 0 {
+		return nil
+	}
+	var out []string
+	for _, ip := range now {
+		if _, found := slices.BinarySearch(before, ip); !found {
+			out = append(out, ip)
+		}
+	}
+	return out
 }
 
 // reports returns what this round learnt of the fleet: the answers, and

@@ -64,6 +64,9 @@ type shedInput struct {
 	// take below their share, with admission on (see roomIn); 0 without,
 	// and outside growthGrace of the peer set growing.
 	room int
+	// perConn is the fleet's mean load per connection, the unit room is
+	// counted in (see roomOf); 0 when not known.
+	perConn float64
 }
 
 // connLoad is one connection's load, for the shed decision.
@@ -77,6 +80,7 @@ type connLoad struct {
 type shedDecision struct {
 	shed    []int     // ids of the connections to send GOAWAY now
 	backOff bool      // this round began (or extended) a back-off
+	ended   bool      // this round ended a back-off: its last shed worked, or the pod is within its share
 	next    shedState // the state for the next round
 }
 
@@ -123,7 +127,7 @@ func decideShed(in shedInput, cfg FairShare, st shedState) shedDecision {
 			}
 			return d.reset(cfg)
 		}
-		want = heaviest(in.conns, in.own, in.mean, cfg.Hysteresis, in.pods, in.room)
+		want = heaviest(in.conns, in.own, in.mean, cfg.Hysteresis, in.pods, in.room, in.perConn)
 	}
 	d.next.over++
 	d.next.under = 0
@@ -142,6 +146,7 @@ func decideShed(in shedInput, cfg FairShare, st shedState) shedDecision {
 		if back > st.shedOwn-st.shedSize/2 && 2*in.cameBack >= st.shedN {
 			d.next.futile++
 		} else {
+			d.ended = st.futile >= futileSheds
 			d.next.futile, d.next.cooldown = 0, cfg.Cooldown
 		}
 		if d.next.futile >= futileSheds {
@@ -164,6 +169,7 @@ func (d shedDecision) reset(cfg FairShare) shedDecision {
 	d.next.over = 0
 	d.next.under++
 	if d.next.under >= overRounds {
+		d.ended = d.next.futile >= futileSheds
 		d.next.shedOwn, d.next.shedSize, d.next.shedN, d.next.futile, d.next.cooldown = 0, 0, 0, 0, cfg.Cooldown
 	}
 	return d
@@ -202,13 +208,20 @@ func oldest(conns []connLoad, n int) []int {
 // With room (admission on, and peers below their share by whole
 // connections: see roomIn), a shed connection does not stay on the pod it
 // lands on while that pod is at its share: admission sends it on until it
-// reaches one with room, which ends at most at the mean. Then a connection
-// moves when this pod keeps within Hysteresis × c of the mean, c ≤ left·(1
-// + Hysteresis), and no more connections than room: in a fleet of 50 → 60
-// pods the old pods hold 4 or 5 connections for a mean of 4, and those at
-// 5 move one each, which the rule without room, made for random landings,
-// never does (60/59 < 1.1).
-func heaviest(conns []connLoad, own, mean, hysteresis float64, pods, room int) []int {
+// reaches one with room. Room is counted in the fleet's mean load per
+// connection, perConn: a pod with room ends within its share with one more
+// of those. So a connection within Hysteresis of perConn (or lighter)
+// moves when this pod keeps within Hysteresis of the mean, c ≤ left +
+// Hysteresis·mean, and no more connections than room: in a fleet of 50 → 60 pods the old pods
+// hold 4 or 5 connections for a mean of 4, and those at 5 move one each,
+// which the rule without room, made for random landings, never does
+// (60/59 < 1.1). Both pods then end within the band, and neither sheds
+// again. The band is of the mean, not of c, because the mean is a
+// sample's estimate, a few percent off: with c ≤ left·(1 + Hysteresis) a
+// pod at 5 kept its fifth connection until its estimate came within about
+// 2 % of 4. A heavier connection moves only by that stricter rule: the
+// pod it lands on could end above its share and send it back.
+func heaviest(conns []connLoad, own, mean, hysteresis float64, pods, room int, perConn float64) []int {
 	if pods < 2 {
 		return nil
 	}
@@ -228,7 +241,7 @@ func heaviest(conns []connLoad, own, mean, hysteresis float64, pods, room int) [
 		}
 		helps := c.load*(1+hysteresis) < left*spread
 		if room > 0 {
-			helps = c.load <= left*(1+hysteresis)
+			helps = c.load <= left*(1+hysteresis) || c.load <= perConn*(1+hysteresis) && c.load <= left+hysteresis*mean
 		}
 		if c.load <= 0 || !helps || c.load > mean && own-c.load < c.load {
 			continue

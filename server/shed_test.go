@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"log/slog"
 	"math"
 	"net"
@@ -67,8 +68,12 @@ func TestDecideShed(t *testing.T) {
 			shedInput{now: t0, own: 5, mean: 4, pods: 60, room: 3, conns: conns(1, 1, 1, 1, 1)}, load, fresh, []int{0}},
 		{"with room: no more connections than the room",
 			shedInput{now: t0, own: 8, mean: 4, pods: 60, room: 2, conns: conns(1, 1, 1, 1, 1, 1, 1, 1)}, load, fresh, []int{0, 1}},
+		{"with room: down to within the hysteresis of the mean (5 → 4 for an estimate of 4.3)",
+			shedInput{now: t0, own: 5, mean: 4.3, pods: 60, room: 3, perConn: 1, conns: conns(1, 1, 1, 1, 1)}, load, fresh, []int{0}},
 		{"with room: not below the mean by more than the hysteresis",
-			shedInput{now: t0, own: 5, mean: 4.2, pods: 60, room: 3, conns: conns(1, 1, 1, 1, 1)}, load, fresh, nil},
+			shedInput{now: t0, own: 6, mean: 5, pods: 60, room: 3, perConn: 2, conns: conns(2, 2, 2)}, load, fresh, nil},
+		{"with room: a connection heavier than the room's unit moves only as without the band (it could come back)",
+			shedInput{now: t0, own: 11.5, mean: 10, pods: 60, room: 3, perConn: 1, conns: conns(2.5, 1, 1, 1, 1, 1, 1, 1, 1, 1)}, load, fresh, []int{1, 2}},
 		{"by connections: the excess over ceil(mean), oldest first",
 			shedInput{now: t0, own: 6, mean: 3.2, conns: conns(0, 0, 0, 0, 0, 0)}, byConns, fresh, []int{0, 1}},
 		{"by connections: at ceil(mean)",
@@ -129,8 +134,24 @@ func TestDecideShedBacksOffFutileSheds(t *testing.T) {
 	if d.next.cooldown == cfg.Cooldown {
 		t.Error("one round within its share reset the back-off; a dip between a shed and the clients' return must not")
 	}
-	if d = decideShed(within, cfg, d.next); d.next.cooldown != cfg.Cooldown || d.next.futile != 0 {
-		t.Errorf("after two rounds within its share: cooldown %v futile %d, want reset", d.next.cooldown, d.next.futile)
+	if d.ended {
+		t.Error("one round within its share reported the back-off ended")
+	}
+	if d = decideShed(within, cfg, d.next); d.next.cooldown != cfg.Cooldown || d.next.futile != 0 || !d.ended {
+		t.Errorf("after two rounds within its share: cooldown %v futile %d ended %v, want reset and ended", d.next.cooldown, d.next.futile, d.ended)
+	}
+	if d = decideShed(within, cfg, d.next); d.ended {
+		t.Error("a third round within its share reported the back-off ended again")
+	}
+	if d := decideShed(within, cfg, decideShed(within, cfg, shedState{cooldown: cfg.Cooldown}).next); d.ended {
+		t.Error("two rounds within its share, without a back-off, reported one ended")
+	}
+	// A shed that lowered the load ends the back-off too: the pod is
+	// still above its share, and sheds again.
+	worked := in
+	worked.now, worked.own, worked.cameBack = t0.Add(time.Hour), 1.5, 0
+	if d := decideShed(worked, cfg, st); len(d.shed) == 0 || !d.ended || d.next.futile != 0 {
+		t.Errorf("a shed after one that worked: shed %v ended %v futile %d, want a shed, the back-off ended", d.shed, d.ended, d.next.futile)
 	}
 	// Rounds within the share while the shed's clients are back but not
 	// counted yet (returning) judge nothing: the back-off stays.
@@ -312,6 +333,49 @@ func tcpConns(t *testing.T, now time.Time) *Server {
 		s.conns[sc] = struct{}{}
 	}
 	return s
+}
+
+// A scale-up's new pods enter the samples kept from before it about as
+// often as a fresh sample would hold them, in place of old members, and
+// only once.
+func TestNextSampleTakesInNewPeers(t *testing.T) {
+	var old, grown []string
+	for i := range 60 {
+		ip := fmt.Sprintf("10.0.%d.%d", i/50, i%50)
+		if i < 50 {
+			old = append(old, ip)
+		}
+		grown = append(grown, ip)
+	}
+	slices.Sort(old) // as peerSet returns them
+	slices.Sort(grown)
+	isNew := func(ip string) bool { return !slices.Contains(old, ip) }
+	const trials = 1000
+	in := 0
+	for range trials {
+		f := newFairShare(&Server{}, FairShare{Sample: 4}.withDefaults())
+		before := slices.Clone(f.nextSample(old))
+		s := slices.Clone(f.nextSample(grown))
+		if len(s) != 4 || len(slices.Compact(slices.Sorted(slices.Values(s)))) != 4 {
+			t.Fatalf("sample %v after the growth, want 4 distinct peers", s)
+		}
+		for _, ip := range s {
+			if isNew(ip) {
+				in++
+			} else if !slices.Contains(before, ip) {
+				t.Fatalf("sample %v after the growth, from %v: an old peer %s came in; only new ones may", s, before, ip)
+			}
+		}
+		if next := f.nextSample(grown); !slices.Equal(next, s) {
+			t.Fatalf("the round after the growth changed the sample from %v to %v; want it kept", s, next)
+		}
+	}
+	// A fresh sample of 4 of 60 holds 10/60 of new pods: 667 in 1,000
+	// samples (about 650 here, as a member is not replaced by a new pod
+	// already in the sample).
+	if in < 550 || in > 780 {
+		t.Errorf("samples held %d new pods in %d draws of 4 right after 50 → 60, want about %d (10 of 60)", in, trials, trials*4*10/60)
+	}
 }
 
 // The sample of a large fleet keeps its size, changes one peer every
