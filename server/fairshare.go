@@ -30,10 +30,11 @@ import (
 // answers: their own loads and their own estimates. A pod that holds more
 // than its share sends GOAWAY to just enough of its connections to bring
 // it back, and its clients reconnect through the ClusterIP, where
-// kube-proxy picks a pod at random (see decideShed for the policy). The measure is load (MeasureLoad): what each
-// connection's calls cost the pod, its calls per second times CallCost
-// plus its unary handlers' time, which sees skewed clients and uneven call
-// costs; or the number of client connections (MeasureConnections).
+// kube-proxy picks a pod at random (see decideShed for the policy). The
+// measure is load (MeasureLoad): what each connection's calls cost the
+// pod, its calls per second times CallCost plus its unary handlers' time,
+// which sees skewed clients and uneven call costs; or the number of client
+// connections (MeasureConnections).
 //
 // Admission: a shed client lands on a random pod, in a large fleet mostly
 // on an old one already at its share. So for 30 s after the peer set grows
@@ -43,10 +44,11 @@ import (
 // client picks again. A pod sends on no more than that room per round and
 // at most 4 connections per client address per max(2 s, 2 × Interval),
 // and while there is room an over-share pod sheds (by load) down to within
-// Hysteresis of the mean, not only what a random landing would help, but
-// no connection much heavier than the fleet's mean per connection, the
-// unit room is counted in (see admission.go and heaviest; AdmissionOff
-// turns it off).
+// Hysteresis of the mean, not only what a random landing would help, with
+// connections up to (1 + Hysteresis) times the fleet's mean load per
+// connection, the unit room is counted in; heavier ones move only as
+// without room (see admission.go and heaviest; AdmissionOff turns it
+// off).
 //
 // Why it converges: the excess the pods above their share shed lands on
 // every pod alike, so the pods above it keep a part a < 1 of it each round
@@ -108,7 +110,8 @@ type FairShare struct {
 	// about as many peers that ask it, and their estimates second hand.
 	// Each peer asked is a connection kept open, so a pod keeps its sample
 	// and swaps one peer every 10 rounds; peers that join (a scale-up)
-	// enter it at once, as often as in a fresh sample. Allowed: 1 to 1000.
+	// enter it at once, about as often as in a fresh sample. Allowed: 1 to
+	// 1000.
 	Sample int
 	// CallCost is, with MeasureLoad, what one call costs a pod beyond its
 	// unary handler's time: grpc-go's work (transport, protobuf) and the
@@ -624,10 +627,8 @@ func (f *fairShare) round(ctx context.Context) {
 		f.s.log.Info("fair share: peers answer again", "peers", len(answers))
 	}
 
-	in := shedInput{now: now, own: ownLoad, mean: meanLoad, pods: len(peers) + 1, conns: cands, returning: returning, cameBack: f.cameBackAll()}
-	if meanConns > 0 {
-		in.perConn = meanLoad / meanConns
-	}
+	in := shedInput{now: now, pods: len(peers) + 1, conns: cands, returning: returning, cameBack: f.cameBackAll()}
+	in = in.measured(f.cfg, ownLoad, ownConns, meanLoad, meanConns)
 	if !f.cfg.AdmissionOff {
 		// Room counts, as in admission, while new pods wait to be filled.
 		f.mu.Lock()
@@ -635,9 +636,6 @@ func (f *fairShare) round(ctx context.Context) {
 			in.room = f.room
 		}
 		f.mu.Unlock()
-	}
-	if f.cfg.Measure == MeasureConnections {
-		in.own, in.mean = float64(ownConns), meanConns
 	}
 	f.mu.Lock()
 	d := decideShed(in, f.cfg, f.shed)

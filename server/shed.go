@@ -65,8 +65,25 @@ type shedInput struct {
 	// and outside growthGrace of the peer set growing.
 	room int
 	// perConn is the fleet's mean load per connection, the unit room is
-	// counted in (see roomOf); 0 when not known.
+	// counted in (see roomOf); 0 when not known. Young connections count
+	// in the connections but not yet in the load (conn.rateKnown), so
+	// while many move it reads low, as room does.
 	perConn float64
+}
+
+// measured returns in with own and mean in the unit of cfg's Measure, and
+// perConn, from the pod's own load and client connections and the fleet's
+// means of both.
+func (in shedInput) measured(cfg FairShare, ownLoad float64, ownConns int, meanLoad, meanConns float64) shedInput {
+	in.own, in.mean = ownLoad, meanLoad
+	if cfg.Measure == MeasureConnections {
+		in.own, in.mean = float64(ownConns), meanConns
+	}
+	in.perConn = 0
+	if meanConns > 0 {
+		in.perConn = meanLoad / meanConns
+	}
+	return in
 }
 
 // connLoad is one connection's load, for the shed decision.
@@ -96,7 +113,8 @@ type shedDecision struct {
 //     heavy for that is never shed (moving it only moves the hot spot), nor
 //     is one that carries no load (moving it changes nothing); with room
 //     (admission, within growthGrace), down to within Hysteresis of the
-//     mean, no more connections than the room.
+//     mean, no more connections than the room, those heavier than
+//     (1 + Hysteresis) × perConn only as without room.
 //
 // A shed that did not lower the pod's load, while at least half as many
 // connections came from its addresses as it sent away (cameBack), counts
@@ -105,11 +123,11 @@ type shedDecision struct {
 // clients came straight back, as a headless Service's round_robin clients
 // do (one such shed happens by chance on a ClusterIP, when other pods'
 // sheds land here; several in a row do not). After futileSheds in a row
-// the cooldown doubles each time, up to maxFairShareCooldown. Within growthGrace of the
-// peer set growing no shed counts as futile. A pod at or below its share
-// for overRounds rounds resets everything, but for a round in which clients
-// of its last shed have come back and do not count yet (returning): that
-// round cannot tell whether the shed worked.
+// the cooldown doubles each time, up to maxFairShareCooldown. Within
+// growthGrace of the peer set growing no shed counts as futile. A pod at or
+// below its share for overRounds rounds resets everything, but for a round
+// in which clients of its last shed have come back and do not count yet
+// (returning): that round cannot tell whether the shed worked.
 func decideShed(in shedInput, cfg FairShare, st shedState) shedDecision {
 	d := shedDecision{next: st}
 	var want []int
@@ -212,15 +230,18 @@ func oldest(conns []connLoad, n int) []int {
 // connection, perConn: a pod with room ends within its share with one more
 // of those. So a connection within Hysteresis of perConn (or lighter)
 // moves when this pod keeps within Hysteresis of the mean, c ≤ left +
-// Hysteresis·mean, and no more connections than room: in a fleet of 50 → 60 pods the old pods
-// hold 4 or 5 connections for a mean of 4, and those at 5 move one each,
-// which the rule without room, made for random landings, never does
-// (60/59 < 1.1). Both pods then end within the band, and neither sheds
-// again. The band is of the mean, not of c, because the mean is a
-// sample's estimate, a few percent off: with c ≤ left·(1 + Hysteresis) a
-// pod at 5 kept its fifth connection until its estimate came within about
-// 2 % of 4. A heavier connection moves only by that stricter rule: the
-// pod it lands on could end above its share and send it back.
+// Hysteresis·mean, and no more connections than room: in a fleet of
+// 50 → 60 pods the old pods hold 4 or 5 connections for a mean of 4, and
+// those at 5 move one each, which the rule without room, made for random
+// landings, never does (60/59 < 1.1). With connections of equal load both
+// pods then end within the band, and neither sheds again; one up to
+// Hysteresis heavier than perConn can leave the pod it lands on that much
+// above. The band is of the mean, not of c, because the mean is a
+// sample's estimate, a few percent off: by c ≤ left·(1 + Hysteresis) a
+// pod at 5 moves its fifth connection only while its estimate is at most
+// 5 − 1/1.1 = 4.09, within about 2 % of 4. A heavier connection moves
+// only by that stricter rule or not at all: the pod it lands on could end
+// above its share and send it back.
 func heaviest(conns []connLoad, own, mean, hysteresis float64, pods, room int, perConn float64) []int {
 	if pods < 2 {
 		return nil

@@ -73,7 +73,7 @@ func TestDecideShed(t *testing.T) {
 		{"with room: not below the mean by more than the hysteresis",
 			shedInput{now: t0, own: 6, mean: 5, pods: 60, room: 3, perConn: 2, conns: conns(2, 2, 2)}, load, fresh, nil},
 		{"with room: a connection heavier than the room's unit moves only as without the band (it could come back)",
-			shedInput{now: t0, own: 11.5, mean: 10, pods: 60, room: 3, perConn: 1, conns: conns(2.5, 1, 1, 1, 1, 1, 1, 1, 1, 1)}, load, fresh, []int{1, 2}},
+			shedInput{now: t0, own: 11.6, mean: 10, pods: 60, room: 3, perConn: 1, conns: conns(2.5, 1, 1, 1, 1, 1, 1, 1, 1, 1)}, load, fresh, []int{1, 2}},
 		{"by connections: the excess over ceil(mean), oldest first",
 			shedInput{now: t0, own: 6, mean: 3.2, conns: conns(0, 0, 0, 0, 0, 0)}, byConns, fresh, []int{0, 1}},
 		{"by connections: at ceil(mean)",
@@ -95,6 +95,22 @@ func TestDecideShed(t *testing.T) {
 // Sheds that do not lower the load (clients come back) back off: after
 // three in a row the cooldown doubles each time; within growthGrace of the
 // peer set growing they do not count.
+// A round hands decideShed its load and the fleet's in the unit of the
+// measure, and the fleet's mean load per connection, the unit of room.
+func TestShedInputMeasured(t *testing.T) {
+	load := FairShare{}.withDefaults()
+	byConns := FairShare{Measure: MeasureConnections}.withDefaults()
+	if in := (shedInput{pods: 5}).measured(load, 0.3, 6, 0.2, 4); in.own != 0.3 || in.mean != 0.2 || in.perConn != 0.05 || in.pods != 5 {
+		t.Errorf("by load: %+v, want own 0.3, mean 0.2, perConn 0.05 (0.2 over 4 connections), pods kept", in)
+	}
+	if in := (shedInput{}).measured(byConns, 0.3, 6, 0.2, 4); in.own != 6 || in.mean != 4 || in.perConn != 0.05 {
+		t.Errorf("by connections: %+v, want own 6, mean 4, perConn 0.05", in)
+	}
+	if in := (shedInput{perConn: 1}).measured(load, 0, 0, 0, 0); in.perConn != 0 {
+		t.Errorf("an idle fleet without connections: perConn %v, want 0 (not known)", in.perConn)
+	}
+}
+
 func TestDecideShedBacksOffFutileSheds(t *testing.T) {
 	cfg := FairShare{Cooldown: time.Second}.withDefaults()
 	// Every shed's clients come back (cameBack).
