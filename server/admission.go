@@ -106,9 +106,18 @@ func sendOn(in admitInput, cfg FairShare) bool {
 	if in.meanConns <= 0 || in.meanLoad <= 0 {
 		return false
 	}
-	perConn := in.meanLoad / in.meanConns
+	perConn := loadPerConn(in.meanLoad, in.meanConns)
 	// The connections whose rate is not known yet are not in ownLoad.
 	return in.ownLoad+float64(in.young+in.admitted+1)*perConn > in.meanLoad*(1+cfg.Hysteresis)
+}
+
+// loadPerConn is the fleet's mean load per connection, the unit room is
+// counted in; 0 when the fleet's mean connections are not known.
+func loadPerConn(meanLoad, meanConns float64) float64 {
+	if meanConns <= 0 {
+		return 0
+	}
+	return meanLoad / meanConns
 }
 
 // roomOf returns how many connections a pod that holds conns client
@@ -132,7 +141,7 @@ func roomOf(conns uint32, load float64, cfg FairShare, meanLoad, meanConns float
 	if meanLoad <= 0 || meanConns <= 0 {
 		return 0
 	}
-	perConn := meanLoad / meanConns
+	perConn := loadPerConn(meanLoad, meanConns)
 	byLoad := math.Floor((meanLoad*(1+cfg.Hysteresis)-load)/perConn + 1e-9)
 	byConns := math.Floor(meanConns - c + 1e-9)
 	return max(0, int(min(byLoad, byConns)))

@@ -46,9 +46,9 @@ import (
 // and while there is room an over-share pod sheds (by load) down to within
 // Hysteresis of the mean, not only what a random landing would help, with
 // connections up to (1 + Hysteresis) times the fleet's mean load per
-// connection, the unit room is counted in; heavier ones move only as
-// without room (see admission.go and heaviest; AdmissionOff turns it
-// off).
+// connection, the unit room is counted in; a heavier one c moves only
+// while c ≤ (own − mean) × (1 + Hysteresis) (see admission.go and
+// heaviest; AdmissionOff turns it off).
 //
 // Why it converges: the excess the pods above their share shed lands on
 // every pod alike, so the pods above it keep a part a < 1 of it each round
@@ -97,8 +97,8 @@ import (
 // is passed on by a peer, or the peer watcher finds it, from 5 s after
 // this pod's first round on) no shed counts as futile: until the new pods
 // are ready, shed clients land on the old ones. A back-off that began
-// before runs its course. For headless clients, weigh
-// by load on the client side instead (WithORCA, WeightedRoundRobin).
+// before runs its course. For headless clients, weigh by load on the
+// client side instead (WithORCA, WeightedRoundRobin).
 type FairShare struct {
 	// Measure is what fair share balances: MeasureLoad (the default), the
 	// time the pod's unary handlers run, or MeasureConnections.

@@ -79,10 +79,7 @@ func (in shedInput) measured(cfg FairShare, ownLoad float64, ownConns int, meanL
 	if cfg.Measure == MeasureConnections {
 		in.own, in.mean = float64(ownConns), meanConns
 	}
-	in.perConn = 0
-	if meanConns > 0 {
-		in.perConn = meanLoad / meanConns
-	}
+	in.perConn = loadPerConn(meanLoad, meanConns)
 	return in
 }
 
@@ -114,7 +111,7 @@ type shedDecision struct {
 //     is one that carries no load (moving it changes nothing); with room
 //     (admission, within growthGrace), down to within Hysteresis of the
 //     mean, no more connections than the room, those heavier than
-//     (1 + Hysteresis) × perConn only as without room.
+//     (1 + Hysteresis) × perConn only while c ≤ left·(1 + Hysteresis).
 //
 // A shed that did not lower the pod's load, while at least half as many
 // connections came from its addresses as it sent away (cameBack), counts

@@ -92,9 +92,6 @@ func TestDecideShed(t *testing.T) {
 	}
 }
 
-// Sheds that do not lower the load (clients come back) back off: after
-// three in a row the cooldown doubles each time; within growthGrace of the
-// peer set growing they do not count.
 // A round hands decideShed its load and the fleet's in the unit of the
 // measure, and the fleet's mean load per connection, the unit of room.
 func TestShedInputMeasured(t *testing.T) {
@@ -111,6 +108,9 @@ func TestShedInputMeasured(t *testing.T) {
 	}
 }
 
+// Sheds that do not lower the load (clients come back) back off: after
+// three in a row the cooldown doubles each time; within growthGrace of the
+// peer set growing they do not count.
 func TestDecideShedBacksOffFutileSheds(t *testing.T) {
 	cfg := FairShare{Cooldown: time.Second}.withDefaults()
 	// Every shed's clients come back (cameBack).
