@@ -39,6 +39,9 @@ type conn struct {
 	calls    atomic.Uint64
 	busy     atomic.Int64  // nanoseconds its unary handlers ran
 	handled  atomic.Uint64 // unary handlers that returned, whose time is in busy
+	// firstCall is when its first client call began, in Unix nanoseconds;
+	// 0 before it (conn.rates measures the first rate from it).
+	firstCall atomic.Int64
 	// Its smoothed rates, kept by the fair-share goroutine alone
 	// (conn.rates): calls, handler seconds (capped, and for the cap's
 	// reference: see rates) and handlers returned per second, and the

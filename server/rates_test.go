@@ -23,7 +23,7 @@ func newRateConn(perCall float64) *rateConn {
 // (CallCost per call plus handler time, in seconds per second).
 func (r *rateConn) round(began int, durations ...time.Duration) float64 {
 	for range began {
-		r.c.countCall()
+		r.c.countCall(r.now)
 	}
 	for _, d := range durations {
 		r.c.addBusy(d)
@@ -131,7 +131,7 @@ func TestRatesCountHandlersWhenTheyReturn(t *testing.T) {
 	for k := range 200 {
 		switch {
 		case k%10 == 0:
-			split.c.countCall()
+			split.c.countCall(split.now)
 		case k%10 == 4 && k > 4:
 			split.c.busy.Add(int64(2 * time.Second))
 		case k%10 == 5 && k > 5:
@@ -191,6 +191,26 @@ func TestRatesCountHandlersWhenTheyReturn(t *testing.T) {
 	} {
 		if f := c.got / c.want; f < c.lo || f > c.hi {
 			t.Errorf("%s: load %.2f of what the calls cost, want %.2f to %.2f as conn.rates says", c.name, f, c.lo, c.hi)
+		}
+	}
+}
+
+// A connection's first rate leaves out the call the client dialled for: a
+// client at a steady 2 calls/s, first read 1 to 1.45 s after its first
+// call, reads at most its rate and no less than two thirds of it, where
+// counting every call over that time read 1.4 to 1.5 times its rate (and
+// its pod looked a quarter of a connection above its share).
+func TestRatesFirstRoundLeavesOutTheDialCall(t *testing.T) {
+	for age := time.Second; age < 1500*time.Millisecond; age += 50 * time.Millisecond {
+		r := newRateConn(defaultCallCost)
+		for at := time.Duration(0); at <= age; at += 500 * time.Millisecond {
+			r.c.countCall(r.now.Add(at))
+			r.c.addBusy(50 * time.Microsecond)
+		}
+		n, b := r.c.rates(r.now.Add(age), r.perCall)
+		want := 2 * (defaultCallCost + 50e-6)
+		if got := n*r.perCall + b; got > want*(1+1e-9) || got < want*2/3 {
+			t.Errorf("first read %s after the first call: load %.6f, %.2f × the %.6f of 2 calls/s; want 0.67 to 1 ×", age, got, got/want, want)
 		}
 	}
 }

@@ -216,7 +216,8 @@ func (s *Server) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 		}
 		return h(ctx, req)
 	}
-	sendOn := c.countCall() && s.fair != nil && s.fair.admit(c, info.FullMethod, time.Now())
+	now := time.Now()
+	sendOn := c.countCall(now) && s.fair != nil && s.fair.admit(c, info.FullMethod, now)
 	start := time.Now()
 	resp, err := h(context.WithValue(ctx, connKey{}, c), req)
 	c.addBusy(time.Since(start))
@@ -233,7 +234,7 @@ func (s *Server) stream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo,
 	if c == nil {
 		return h(srv, ss)
 	}
-	c.countCall()
+	c.countCall(time.Now())
 	return h(srv, &connStream{ServerStream: ss, ctx: context.WithValue(ss.Context(), connKey{}, c)})
 }
 
@@ -246,15 +247,19 @@ func (c *conn) addBusy(d time.Duration) {
 	c.srv.busy.Add(int64(d))
 }
 
-// countCall counts a client's call and reports whether it is the
-// connection's first; a connection that also carries client calls is not a
-// peer's, and must not escape rotation.
-func (c *conn) countCall() (first bool) {
+// countCall counts a client's call, begun at now, and reports whether it
+// is the connection's first; a connection that also carries client calls
+// is not a peer's, and must not escape rotation.
+func (c *conn) countCall(now time.Time) (first bool) {
 	if c.internal.Load() {
 		c.internal.Store(false)
 	}
 	c.srv.calls.Add(1)
-	return c.calls.Add(1) == 1
+	first = c.calls.Add(1) == 1
+	if first {
+		c.firstCall.Store(now.UnixNano())
+	}
+	return first
 }
 
 // connOf finds the connection a call arrived on: grpc-go's peer carries the

@@ -251,12 +251,13 @@ func TestLearnedPeersCountAsGrowth(t *testing.T) {
 	}
 }
 
-// A connection's load counts once it has been open rateMinAge, or has made
-// rateMinCalls calls over at least rateMinCallsAge: one call on a
+// A connection's load counts rateMinAge after its first call, or once it
+// has made rateMinCalls calls over at least rateMinCallsAge: one call on a
 // connection dialled 20 ms ago (a kubelet's probe, a client just moved)
 // must not read as 50 calls a second, but a busy client's rate is known
-// sooner. With MeasureConnections every
-// connection counts at once.
+// sooner. Its first rate leaves out the call it was dialled for: 10 calls
+// over the 2 s since the first read as 4.5 calls/s. With
+// MeasureConnections every connection counts at once.
 func TestMeasureConnsWaitsForARate(t *testing.T) {
 	now := time.Now()
 	open := func(age time.Duration, calls uint64) *conn {
@@ -264,6 +265,7 @@ func TestMeasureConnsWaitsForARate(t *testing.T) {
 		t.Cleanup(func() { a.Close(); b.Close() })
 		c := &conn{raw: a, opened: now.Add(-age)}
 		c.calls.Store(calls)
+		c.firstCall.Store(c.opened.UnixNano()) // a client dials with a call to make
 		return c
 	}
 	young, old := open(20*time.Millisecond, 1), open(2*time.Second, 10)
@@ -271,19 +273,19 @@ func TestMeasureConnsWaitsForARate(t *testing.T) {
 	f := newFairShare(s, FairShare{MinAge: Off}.withDefaults())
 	cands, _, load, n, _, y := f.measureConns(now)
 	perCall := f.cfg.CallCost.Seconds()
-	if n != 2 || len(cands) != 1 || y != 1 || math.Abs(load-5*perCall) > 1e-12 {
-		t.Errorf("load %v of %d connections, %d candidates, %d young; want %v (5 calls/s of the 2 s old one) of 2, 1, 1", load, n, len(cands), y, 5*perCall)
+	if n != 2 || len(cands) != 1 || y != 1 || math.Abs(load-4.5*perCall) > 1e-12 {
+		t.Errorf("load %v of %d connections, %d candidates, %d young; want %v (4.5 calls/s of the 2 s old one) of 2, 1, 1", load, n, len(cands), y, 4.5*perCall)
 	}
 	busy := open(200*time.Millisecond, rateMinCalls)
 	s.conns[busy] = struct{}{}
-	if _, _, load, n, _, _ := f.measureConns(now); n != 3 || math.Abs(load-(5+rateMinCalls/0.2)*perCall) > 1e-9 {
-		t.Errorf("load %v of %d connections; want %v: the 0.2 s old one with %d calls counts at its rate", load, n, (5+rateMinCalls/0.2)*perCall, rateMinCalls)
+	if _, _, load, n, _, _ := f.measureConns(now); n != 3 || math.Abs(load-(4.5+(rateMinCalls-1)/0.2)*perCall) > 1e-9 {
+		t.Errorf("load %v of %d connections; want %v: the 0.2 s old one with %d calls counts at its rate", load, n, (4.5+(rateMinCalls-1)/0.2)*perCall, rateMinCalls)
 	}
 	delete(s.conns, busy)
 	burst := open(100*time.Millisecond, 2*rateMinCalls)
 	s.conns[burst] = struct{}{}
-	if _, _, load, n, _, _ := f.measureConns(now); n != 3 || math.Abs(load-5*perCall) > 1e-9 {
-		t.Errorf("load %v of %d connections; want %v: 20 calls in 0.1 s are a burst, not a rate yet", load, n, 5*perCall)
+	if _, _, load, n, _, _ := f.measureConns(now); n != 3 || math.Abs(load-4.5*perCall) > 1e-9 {
+		t.Errorf("load %v of %d connections; want %v: 20 calls in 0.1 s are a burst, not a rate yet", load, n, 4.5*perCall)
 	}
 	delete(s.conns, burst)
 	// A young connection is a client of the last shed come back when it
@@ -346,6 +348,7 @@ func tcpConns(t *testing.T, now time.Time) *Server {
 		t.Cleanup(func() { client.Close(); raw.Close() })
 		sc := &conn{raw: raw, opened: now.Add(-c.age)}
 		sc.calls.Store(1)
+		sc.firstCall.Store(sc.opened.UnixNano())
 		s.conns[sc] = struct{}{}
 	}
 	return s
