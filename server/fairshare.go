@@ -76,7 +76,8 @@ import (
 // mean is exact when a pod asks every peer (fleets of up to Sample + 1
 // pods); in larger fleets it averages the sample's loads and estimates,
 // smoothed over rounds (9–13 % from the true mean at 50 to 1,000 pods in
-// the benchmark), and Hysteresis keeps its error from moving
+// the benchmark), and Hysteresis and the estimate's standard error, which
+// a pod's excess must clear before it sheds, keep that error from moving
 // connections.
 //
 // Discovery: a pod announces itself to the peers it asks (GetLoadRequest),
@@ -650,6 +651,7 @@ func (f *fairShare) round(ctx context.Context) {
 
 	in := shedInput{now: now, pods: len(peers) + 1, conns: cands, returning: returning, cameBack: f.cameBackAll()}
 	in = in.measured(f.cfg, ownLoad, ownConns, meanLoad, meanConns)
+	in.meanErr = estimateError(reps, everyone)
 	if !f.cfg.AdmissionOff {
 		// Room counts, as in admission, while new pods wait to be filled.
 		f.mu.Lock()
@@ -814,6 +816,30 @@ func estimate(ownLoad float64, ownConns int, reports []*fairsharev1.LoadReport, 
 		}
 	}
 	return load / n, conns / n
+}
+
+// estimateError returns the standard error of the fleet's mean load that
+// estimate takes from a sample: the standard deviation of the loads the
+// reports give, over the square root of how many loads it averages (theirs
+// and this pod's). It leaves out the reports' own estimates, which also
+// count and make the error smaller, so it errs high; in the emulated lab
+// of 60 pods at 4 connections each it read about 4 % of the mean at the
+// pods' sheds, where their estimates were up to 10 % off. 0 when every peer reported (the mean
+// is exact) or fewer than two reports came.
+func estimateError(reports []*fairsharev1.LoadReport, everyone bool) float64 {
+	if everyone || len(reports) < 2 {
+		return 0
+	}
+	var sum, sq float64
+	for _, r := range reports {
+		sum += r.GetLoad()
+	}
+	mean := sum / float64(len(reports))
+	for _, r := range reports {
+		sq += (r.GetLoad() - mean) * (r.GetLoad() - mean)
+	}
+	sd := math.Sqrt(sq / float64(len(reports)-1))
+	return sd / math.Sqrt(float64(len(reports)+1))
 }
 
 // peerSet returns the peers to sample: the peer watcher's, and those that

@@ -64,6 +64,12 @@ func TestDecideShed(t *testing.T) {
 			shedInput{now: t0, own: 7, mean: 6.2, conns: conns(1, 1, 1, 1, 1, 1, 1)}, load, fresh, nil},
 		{"one connection over the mean in a fleet of 60, landing at random: stays (the pod it lands on, at 4, would be at 5)",
 			shedInput{now: t0, own: 5, mean: 4, pods: 60, conns: conns(1, 1, 1, 1, 1)}, load, fresh, nil},
+		{"an estimate a standard error low is no excess: 5 of an estimated 3.9 ± 0.2 in a fleet of 60 stays",
+			shedInput{now: t0, own: 5.1, mean: 3.9, meanErr: 0.2, pods: 60, conns: conns(1.02, 1.02, 1.02, 1.02, 1.02)}, load, fresh, nil},
+		{"the same reading against an exact mean of 3.9: it moves",
+			shedInput{now: t0, own: 5.1, mean: 3.9, pods: 60, conns: conns(1.02, 1.02, 1.02, 1.02, 1.02)}, load, fresh, []int{0}},
+		{"an excess clear of the estimate's error moves: 6 of an estimated 4 ± 0.2 sheds one",
+			shedInput{now: t0, own: 6, mean: 4, meanErr: 0.2, pods: 60, conns: conns(1, 1, 1, 1, 1, 1)}, load, fresh, []int{0}},
 		{"the same with room, where admission sends it: it moves",
 			shedInput{now: t0, own: 5, mean: 4, pods: 60, room: 3, conns: conns(1, 1, 1, 1, 1)}, load, fresh, []int{0}},
 		{"with room: no more connections than the room",
@@ -472,6 +478,22 @@ func TestReportsCountAskers(t *testing.T) {
 	load, conns = estimate(0, 0, reports(answers, heard(), true), true)
 	if conns != 2 || math.Abs(load-0.2) > 1e-9 {
 		t.Errorf("exact estimate = %v load, %v conns; want 0.2, 2", load, conns)
+	}
+}
+
+// The estimate's error is the loads' standard error: their standard
+// deviation over the square root of the loads averaged, this pod's too;
+// none when the mean is exact or one report cannot tell.
+func TestEstimateError(t *testing.T) {
+	reps := []*fairsharev1.LoadReport{{Load: 3}, {Load: 4}, {Load: 5, MeanLoad: 9, Estimated: true}, {Load: 4}}
+	if got, want := estimateError(reps, false), math.Sqrt(2.0/3)/math.Sqrt(5); math.Abs(got-want) > 1e-12 {
+		t.Errorf("loads 3, 4, 5, 4 and this pod's: %v, want %v (sd %.3f over √5)", got, want, math.Sqrt(2.0/3))
+	}
+	if got := estimateError(reps, true); got != 0 {
+		t.Errorf("every peer reported: %v, want 0 (exact)", got)
+	}
+	if got := estimateError(reps[:1], false); got != 0 {
+		t.Errorf("one report: %v, want 0", got)
 	}
 }
 
