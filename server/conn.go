@@ -39,8 +39,9 @@ type conn struct {
 	calls    atomic.Uint64
 	busy     atomic.Int64  // nanoseconds its unary handlers ran
 	handled  atomic.Uint64 // unary handlers that returned, whose time is in busy
-	// firstCall is when its first client call began, in Unix nanoseconds;
-	// 0 before it (conn.rates measures the first rate from it).
+	// firstCall is when its first client call began, as nanoseconds after
+	// opened plus 1 (so that the monotonic clock's reading is kept); 0
+	// before it. See firstCallAt.
 	firstCall atomic.Int64
 	// Its smoothed rates, kept by the fair-share goroutine alone
 	// (conn.rates): calls, handler seconds (capped, and for the cap's
@@ -179,4 +180,14 @@ func (h *handshakeConn) Close() error {
 	err := h.Conn.Close()
 	h.c.closed()
 	return err
+}
+
+// firstCallAt returns when the connection's first client call began, and
+// false before it (conn.rates measures the first rate from it).
+func (c *conn) firstCallAt() (time.Time, bool) {
+	d := c.firstCall.Load()
+	if d == 0 {
+		return time.Time{}, false
+	}
+	return c.opened.Add(time.Duration(d - 1)), true
 }

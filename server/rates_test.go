@@ -198,11 +198,17 @@ func TestRatesCountHandlersWhenTheyReturn(t *testing.T) {
 // A connection's first rate leaves out the call the client dialled for: a
 // client at a steady 2 calls/s, first read 1 to 1.45 s after its first
 // call, reads at most its rate and no less than two thirds of it, where
-// counting every call over that time read 1.4 to 1.5 times its rate (and
-// its pod looked a quarter of a connection above its share).
+// counting every call over that time read 1.03 to 1.5 times its rate (and
+// its pod looked up to a quarter of a connection above its share).
+//
+// So does a connection that was open 5 s before its first call (a client
+// that dialled ahead): its rate is taken from that call on.
 func TestRatesFirstRoundLeavesOutTheDialCall(t *testing.T) {
 	for age := time.Second; age < 1500*time.Millisecond; age += 50 * time.Millisecond {
 		r := newRateConn(defaultCallCost)
+		if age == 1200*time.Millisecond {
+			r.now = r.now.Add(5 * time.Second) // the first call, 5 s after the dial
+		}
 		for at := time.Duration(0); at <= age; at += 500 * time.Millisecond {
 			r.c.countCall(r.now.Add(at))
 			r.c.addBusy(50 * time.Microsecond)

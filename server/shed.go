@@ -69,8 +69,10 @@ type shedInput struct {
 	// in the connections but not yet in the load (conn.rateKnown), so
 	// while many move it reads low, as room does.
 	perConn float64
-	// meanErr is, with MeasureLoad, the standard error of mean when it is
-	// a sample's estimate (see estimateError); 0 when it is exact.
+	// meanErr is, with MeasureLoad, the standard error of the sample's
+	// loads that mean is estimated from, in the same unit, for a fleet
+	// balanced within about a connection per pod (see estimateError); 0
+	// when the mean is exact, and with MeasureConnections.
 	meanErr float64
 }
 
@@ -109,8 +111,8 @@ type shedDecision struct {
 //     oldest first;
 //   - by load: above mean × (1 + Hysteresis), it sheds connections, heaviest
 //     first, each light enough that the pod it lands on ends, on average,
-//     clearly below where this pod was, by more than the error of an
-//     estimated mean (see heaviest); a connection too
+//     clearly below where this pod was, by more than the standard error of
+//     an estimated mean (see heaviest); a connection too
 //     heavy for that is never shed (moving it only moves the hot spot), nor
 //     is one that carries no load (moving it changes nothing); with room
 //     (admission, within growthGrace), down to within Hysteresis of the
@@ -219,12 +221,14 @@ func oldest(conns []connLoad, n int) []int {
 // with left the excess not yet shed this round. So 5, 5, 4, 3, 3 equal
 // connections move towards 4 each, while 21 on 5 pods (one pod must hold
 // 5) move nothing. When the mean is a sample's estimate (fleets of more
-// than Sample + 1 pods), left is known only within the estimate's standard
-// error, meanErr (see estimateError), and the rule takes left − meanErr:
-// in the emulated lab of 60 pods at 4 connections each, estimates of 3.6
-// to 4.4 made pods at 5 shed their fifth connection, which landed on a pod
-// at 4 and made it the next at 5, for over a connection per pod per minute
-// in a fleet that had nowhere better to put it. A connection heavier than the mean makes whichever pod
+// than Sample + 1 pods), the rule takes left less the estimate's standard
+// error, meanErr (see estimateError). In the emulated lab of 60 pods at 4
+// connections each the pods' estimates ran from 3.6 to 4.4, and a pod at
+// 5 whose estimate read low and whose load read high by more than 0.08 of
+// a connection together shed its fifth connection, which made the pod it
+// landed on, at 4, the next at 5. The margin takes out about one standard
+// error of that (there about 4 % of the mean), not all of it (README.md
+// has the runs). A connection heavier than the mean makes whichever pod
 // holds it the busiest, so it moves only when as much load stays behind (a
 // pod that holds two of a few heavy clients sheds one); otherwise the pod
 // sheds lighter ones and keeps it. Connections without load are not

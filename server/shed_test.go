@@ -64,14 +64,18 @@ func TestDecideShed(t *testing.T) {
 			shedInput{now: t0, own: 7, mean: 6.2, conns: conns(1, 1, 1, 1, 1, 1, 1)}, load, fresh, nil},
 		{"one connection over the mean in a fleet of 60, landing at random: stays (the pod it lands on, at 4, would be at 5)",
 			shedInput{now: t0, own: 5, mean: 4, pods: 60, conns: conns(1, 1, 1, 1, 1)}, load, fresh, nil},
-		{"an estimate a standard error low is no excess: 5 of an estimated 3.9 ± 0.2 in a fleet of 60 stays",
+		{"an estimate a standard error low is no excess: 5.1 of an estimated 3.9 ± 0.2 in a fleet of 60 stays",
 			shedInput{now: t0, own: 5.1, mean: 3.9, meanErr: 0.2, pods: 60, conns: conns(1.02, 1.02, 1.02, 1.02, 1.02)}, load, fresh, nil},
+		{"the same reading with a smaller error, ± 0.05: it moves",
+			shedInput{now: t0, own: 5.1, mean: 3.9, meanErr: 0.05, pods: 60, conns: conns(1.02, 1.02, 1.02, 1.02, 1.02)}, load, fresh, []int{0}},
 		{"the same reading against an exact mean of 3.9: it moves",
 			shedInput{now: t0, own: 5.1, mean: 3.9, pods: 60, conns: conns(1.02, 1.02, 1.02, 1.02, 1.02)}, load, fresh, []int{0}},
 		{"an excess clear of the estimate's error moves: 6 of an estimated 4 ± 0.2 sheds one",
 			shedInput{now: t0, own: 6, mean: 4, meanErr: 0.2, pods: 60, conns: conns(1, 1, 1, 1, 1, 1)}, load, fresh, []int{0}},
 		{"the same with room, where admission sends it: it moves",
 			shedInput{now: t0, own: 5, mean: 4, pods: 60, room: 3, conns: conns(1, 1, 1, 1, 1)}, load, fresh, []int{0}},
+		{"with room the estimate's error does not count: it moves",
+			shedInput{now: t0, own: 5, mean: 4, meanErr: 0.5, pods: 60, room: 3, perConn: 1, conns: conns(1, 1, 1, 1, 1)}, load, fresh, []int{0}},
 		{"with room: no more connections than the room",
 			shedInput{now: t0, own: 8, mean: 4, pods: 60, room: 2, conns: conns(1, 1, 1, 1, 1, 1, 1, 1)}, load, fresh, []int{0, 1}},
 		{"with room: down to within the hysteresis of the mean (5 → 4 for an estimate of 4.3)",
@@ -271,7 +275,7 @@ func TestMeasureConnsWaitsForARate(t *testing.T) {
 		t.Cleanup(func() { a.Close(); b.Close() })
 		c := &conn{raw: a, opened: now.Add(-age)}
 		c.calls.Store(calls)
-		c.firstCall.Store(c.opened.UnixNano()) // a client dials with a call to make
+		c.firstCall.Store(1) // at open: a client dials with a call to make
 		return c
 	}
 	young, old := open(20*time.Millisecond, 1), open(2*time.Second, 10)
@@ -294,6 +298,13 @@ func TestMeasureConnsWaitsForARate(t *testing.T) {
 		t.Errorf("load %v of %d connections; want %v: 20 calls in 0.1 s are a burst, not a rate yet", load, n, 4.5*perCall)
 	}
 	delete(s.conns, burst)
+	idle := open(5*time.Second, 1)
+	idle.firstCall.Store(int64(5*time.Second-20*time.Millisecond) + 1) // its first call 20 ms ago
+	s.conns[idle] = struct{}{}
+	if _, _, load, n, _, y := f.measureConns(now); n != 3 || y != 2 || math.Abs(load-4.5*perCall) > 1e-9 {
+		t.Errorf("load %v of %d connections, %d young; want %v of 3, 2: open 5 s, its first call 20 ms ago, it is young", load, n, y, 4.5*perCall)
+	}
+	delete(s.conns, idle)
 	// A young connection is a client of the last shed come back when it
 	// opened from an address the shed sent GOAWAY to, after the shed and
 	// soon enough (Interval, Spread and rateMinAge: 1.75 s here); an
@@ -354,7 +365,7 @@ func tcpConns(t *testing.T, now time.Time) *Server {
 		t.Cleanup(func() { client.Close(); raw.Close() })
 		sc := &conn{raw: raw, opened: now.Add(-c.age)}
 		sc.calls.Store(1)
-		sc.firstCall.Store(sc.opened.UnixNano())
+		sc.firstCall.Store(1)
 		s.conns[sc] = struct{}{}
 	}
 	return s
@@ -481,19 +492,58 @@ func TestReportsCountAskers(t *testing.T) {
 	}
 }
 
-// The estimate's error is the loads' standard error: their standard
-// deviation over the square root of the loads averaged, this pod's too;
-// none when the mean is exact or one report cannot tell.
+// The estimate's error is the standard error of the sample of loads: it
+// shrinks as the sample grows, vanishes when the reports cover the fleet,
+// and a spread wider than one connection's load (imbalance, not noise)
+// counts as one connection's load.
 func TestEstimateError(t *testing.T) {
-	reps := []*fairsharev1.LoadReport{{Load: 3}, {Load: 4}, {Load: 5, MeanLoad: 9, Estimated: true}, {Load: 4}}
-	if got, want := estimateError(reps, false), math.Sqrt(2.0/3)/math.Sqrt(5); math.Abs(got-want) > 1e-12 {
-		t.Errorf("loads 3, 4, 5, 4 and this pod's: %v, want %v (sd %.3f over √5)", got, want, math.Sqrt(2.0/3))
+	reps := func(loads ...float64) []*fairsharev1.LoadReport {
+		var out []*fairsharev1.LoadReport
+		for _, l := range loads {
+			out = append(out, &fairsharev1.LoadReport{Load: l, MeanLoad: 9, Estimated: true})
+		}
+		return out
 	}
-	if got := estimateError(reps, true); got != 0 {
+	four := reps(3, 4, 5, 4)
+	eight := reps(3, 4, 5, 4, 3, 4, 5, 4)
+	small, large := estimateError(four, false, 59, 1), estimateError(eight, false, 59, 1)
+	if small <= 0 || large >= small*0.85 || large <= small*0.6 {
+		t.Errorf("loads 3, 4, 5, 4 in a fleet of 60: %.3f; twice the sample: %.3f; want a positive error, about 1/√2 of it with twice the sample", small, large)
+	}
+	if got := estimateError(four, false, 4, 1); got != 0 {
+		t.Errorf("four reports from a fleet of 5 (asked and askers cover it): %v, want 0", got)
+	}
+	if got := estimateError(four, false, 6, 1); got <= 0 || got >= small {
+		t.Errorf("four reports from a fleet of 7: %v, want below the %v of a fleet of 60", got, small)
+	}
+	if got := estimateError(four, true, 59, 1); got != 0 {
 		t.Errorf("every peer reported: %v, want 0 (exact)", got)
 	}
-	if got := estimateError(reps[:1], false); got != 0 {
+	if got := estimateError(four[:1], false, 59, 1); got != 0 {
 		t.Errorf("one report: %v, want 0", got)
+	}
+	// A scale-up's new pod at 0 among old pods at 12, or a pod with a
+	// heavy client at 50: a spread of several connections' loads.
+	for _, loads := range [][]float64{{12, 12, 12, 0, 12, 12, 12, 12}, {4, 4, 50, 4, 5, 4, 3, 4}} {
+		if got, bound := estimateError(reps(loads...), false, 59, 1), 1/math.Sqrt(9); got > bound {
+			t.Errorf("loads %v: %.3f, want at most one connection's load over √9, %.3f", loads, got, bound)
+		}
+	}
+}
+
+// The estimate's error does not stop the sheds that a scale-up's imbalance
+// calls for: old pods at 12 connections, a new one at 0, a mean of 10.
+func TestEstimateErrorLetsImbalanceShed(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	var conns []connLoad
+	for i := range 12 {
+		conns = append(conns, connLoad{id: i, load: 1, opened: t0})
+	}
+	reps := []*fairsharev1.LoadReport{{Load: 12}, {Load: 12}, {Load: 12}, {Load: 0}, {Load: 12}, {Load: 12}, {Load: 12}, {Load: 12}}
+	in := shedInput{now: t0, own: 12, mean: 10, pods: 60, conns: conns, meanErr: estimateError(reps, false, 59, 1)}
+	d := decideShed(in, FairShare{}.withDefaults(), shedState{cooldown: time.Second, over: 1})
+	if len(d.shed) == 0 {
+		t.Errorf("a pod at 12 of a mean of 10, error %.3f: shed nothing, want a connection", in.meanErr)
 	}
 }
 
