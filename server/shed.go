@@ -223,7 +223,7 @@ func oldest(conns []connLoad, n int) []int {
 // 5) move nothing. When the mean is a sample's estimate (fleets of more
 // than Sample + 1 pods), the rule takes left less the estimate's standard
 // error, meanErr (see estimateError). In the emulated lab of 60 pods at 4
-// connections each the pods' estimates ran from 3.6 to 4.4, and a pod at
+// connections each the pods' estimates ran from 3.7 to 4.4, and a pod at
 // 5 whose estimate read low and whose load read high by more than 0.08 of
 // a connection together shed its fifth connection, which made the pod it
 // landed on, at 4, the next at 5. The margin takes out about one standard
