@@ -40,8 +40,9 @@ type conn struct {
 	busy     atomic.Int64  // nanoseconds its unary handlers ran
 	handled  atomic.Uint64 // unary handlers that returned, whose time is in busy
 	// firstCall is when its first client call began, as nanoseconds after
-	// opened plus 1 (so that the monotonic clock's reading is kept); 0
-	// before it. See firstCallAt.
+	// opened (an offset, so that opened's monotonic clock reading is kept)
+	// plus 1 (so that a call at the dial differs from none); 0 before it.
+	// See setFirstCall and firstCallAt.
 	firstCall atomic.Int64
 	// Its smoothed rates, kept by the fair-share goroutine alone
 	// (conn.rates): calls, handler seconds (capped, and for the cap's
@@ -190,4 +191,10 @@ func (c *conn) firstCallAt() (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return c.opened.Add(time.Duration(d - 1)), true
+}
+
+// setFirstCall records at as the time of the connection's first client
+// call (countCall does, once).
+func (c *conn) setFirstCall(at time.Time) {
+	c.firstCall.Store(int64(max(0, at.Sub(c.opened))) + 1)
 }

@@ -78,8 +78,8 @@ import (
 // pods); in larger fleets it averages the sample's loads and estimates,
 // smoothed over rounds (9–13 % from the true mean at 50 to 1,000 pods in
 // the benchmark); Hysteresis, and for sheds that count on a random landing
-// the estimate's standard error (see heaviest), keep most of that error
-// from moving connections.
+// a margin of about one standard error of the estimate (see heaviest),
+// keep much of that error from moving connections.
 //
 // Discovery: a pod announces itself to the peers it asks (GetLoadRequest),
 // and their answers pass news of recent announcements on, so that a new pod
@@ -153,11 +153,12 @@ type FairShare struct {
 	// new client connection on after its first call, if unary, while pods
 	// have room (see admission.go). In the emulated lab (example/balance
 	// -scenario fleet -modes fair-share,fair-share-sheds) it filled the
-	// new pods of 50 → 60 and 100 → 110 two to four times as fast, and
-	// since sheds that count on a random landing take the mean's standard
-	// error into account, 50 → 60 did not fill without it within the run's
-	// 90 s: a pod at 5 connections for a mean of 4 moves its fifth only
-	// into room. README.md has the runs.
+	// new pods of 50 → 60 and 100 → 110 two to four times as fast; and
+	// since the first rates and the margin of the mean's standard error
+	// (see heaviest) removed much of the noise that moved connections, 50
+	// → 60 without it did not fill within the run's 90 s (one run): a pod
+	// at 5 connections for a mean of 4 moves its fifth only into room, and
+	// fewer sheds now do by chance. README.md has the runs.
 	AdmissionOff bool
 	// DialOptions for the load queries. Default: plaintext. When the server
 	// serves TLS, set transport credentials here (ClientTLS: the CA of the
@@ -443,10 +444,10 @@ func (f *fairShare) measureConns(now time.Time) (cands []connLoad, byID map[int]
 // that came straight back: opened from an address that shed sent GOAWAY to,
 // after the shed's round began and no later than Interval (its load
 // queries, which its GOAWAYs follow, take up to that), its GOAWAYs' Spread
-// and rateMinAge after it (from its dial, where rateKnown counts from its
-// first call: a shed's clients dial with a call to make, so the two are
-// about the same). A connection whose address is not TCP (a pipe, a
-// Unix socket) has no address to tell, and never counts.
+// and rateMinAge after it, counted from its dial (rateKnown counts from
+// its first call, which comes later for a client that reconnects before it
+// has a call to make, as round_robin does). A connection whose address is
+// not TCP (a pipe, a Unix socket) has no address to tell, and never counts.
 func (f *fairShare) cameBack(c *conn, lastShed time.Time) bool {
 	ip := remoteIP(c)
 	return ip != "" && f.shedFrom[ip] && c.opened.After(lastShed) &&
@@ -501,18 +502,18 @@ func (c *conn) fromSelf() bool {
 // on and less that call (in calls, and in handler time and handlers by an
 // average one's share). A client dials when it has a call to make, and
 // counting that call too read a client at a steady 2 calls/s, first read
-// 1 to 1.45 s after its first call, at 1.03 to 1.5 times its rate (1.5 at
+// 1 to 1.5 s after its first call, at up to 1.5 times its rate (1.5 at
 // once a second, about 1.2 on average); the moving average kept a third of
 // that error 5 s on. In the emulated lab of 50 → 60 pods, past the
-// scale-up, the pod a shed client landed on then looked about a quarter of
-// a connection above its share, and shed another of its clients: one
-// connection too many wandered from pod to pod. Now a client that calls at
-// random is read without bias, and one at a steady pace at 0.67 to 1 times
-// its rate (about 0.8): low rather than high, so the pod a client lands
-// on does not shed for it. The average corrects either over loadWindow. A
-// first call that was a stream, or a unary one still running, added no
-// handler time, and the first round takes an average handler's share off
-// all the same.
+// scale-up, the connection a shed client opened read 1.2 to 1.8 times the
+// others, its pod looked above its share and shed another of its clients:
+// one connection too many wandered from pod to pod. Now a client that
+// calls at random, read at a set time, is read without bias, and one at a
+// steady pace at 0.67 to 1 times its rate (about 0.8): low rather than
+// high, so the pod a client lands on does not shed for it. The average
+// corrects either over loadWindow. A first call that was a stream, or a
+// unary one still running, added no handler time, and the first round
+// takes an average handler's share off all the same.
 //
 // A round counts a connection's handler time up to spikeFactor times the
 // handlers that returned in it times the larger of the connection's
@@ -667,10 +668,7 @@ func (f *fairShare) round(ctx context.Context) {
 	}
 
 	in := shedInput{now: now, pods: len(peers) + 1, conns: cands, returning: returning, cameBack: f.cameBackAll()}
-	in = in.measured(f.cfg, ownLoad, ownConns, meanLoad, meanConns)
-	if f.cfg.Measure == MeasureLoad {
-		in.meanErr = estimateError(reps, everyone, len(peers), in.perConn)
-	}
+	in = in.measured(f.cfg, ownLoad, ownConns, meanLoad, meanConns, reps, everyone, len(peers))
 	if !f.cfg.AdmissionOff {
 		// Room counts, as in admission, while new pods wait to be filled.
 		f.mu.Lock()
@@ -839,11 +837,11 @@ func estimate(ownLoad float64, ownConns int, reports []*fairsharev1.LoadReport, 
 
 // estimateError returns the standard error of the fleet's mean load that
 // estimate takes from a sample of peers peers: the standard deviation of
-// the loads the reports give, taken at most perConn, over the square root
-// of how many loads it averages (theirs and this pod's), times the finite
-// population correction √((peers − reports)/(peers − 1)). 0 when every peer
-// reported, the reports are as many as the peers (asked and askers cover
-// the fleet) or fewer than two.
+// the m loads the reports give, taken at most perConn, times √m/(m + 1)
+// (the mean averages them with this pod's own load, which is known), times
+// the finite population correction √((peers − m)/(peers − 1)). 0 when
+// every peer was asked, when the reports are as many as the peers (asked
+// and askers cover the fleet), with fewer than two, or when perConn is 0.
 //
 // The margin it gives (see heaviest) is for a fleet balanced within about
 // a connection per pod, whose pods' loads spread by about one connection's
@@ -852,8 +850,10 @@ func estimate(ownLoad float64, ownConns int, reports []*fairsharev1.LoadReport, 
 // stopped them. It leaves out the reports' own estimates, which also count
 // and make the error smaller, and also the estimate's lag and the samples
 // kept over rounds, which make it larger. In the emulated lab of 60 pods at
-// 4 connections each it read 0.14 to 0.19 of a connection's load (median
-// at the pods' sheds, per run), about 4 % of the mean.
+// 4 connections each it read 0.13 and 0.17 of a connection's load (median
+// at the pods' sheds, two runs; 0.14–0.19 before the cap; both with
+// 1/√(m + 1) in place of √m/(m + 1), about 6 % more), about 4 % of the
+// mean; the estimates themselves were up to 10 % off.
 func estimateError(reports []*fairsharev1.LoadReport, everyone bool, peers int, perConn float64) float64 {
 	m := len(reports)
 	if everyone || m < 2 || m >= peers {
@@ -869,7 +869,7 @@ func estimateError(reports []*fairsharev1.LoadReport, everyone bool, peers int, 
 	}
 	sd := min(math.Sqrt(sq/float64(m-1)), perConn)
 	fpc := math.Sqrt(float64(peers-m) / float64(peers-1))
-	return sd / math.Sqrt(float64(m+1)) * fpc
+	return sd * math.Sqrt(float64(m)) / float64(m+1) * fpc
 }
 
 // peerSet returns the peers to sample: the peer watcher's, and those that

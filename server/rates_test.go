@@ -199,7 +199,7 @@ func TestRatesCountHandlersWhenTheyReturn(t *testing.T) {
 // client at a steady 2 calls/s, first read 1 to 1.45 s after its first
 // call, reads at most its rate and no less than two thirds of it, where
 // counting every call over that time read 1.03 to 1.5 times its rate (and
-// its pod looked up to a quarter of a connection above its share).
+// its pod looked up to half a connection above its share).
 //
 // So does a connection that was open 5 s before its first call (a client
 // that dialled ahead): its rate is taken from that call on.

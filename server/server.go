@@ -257,7 +257,7 @@ func (c *conn) countCall(now time.Time) (first bool) {
 	c.srv.calls.Add(1)
 	first = c.calls.Add(1) == 1
 	if first {
-		c.firstCall.Store(int64(max(0, now.Sub(c.opened))) + 1)
+		c.setFirstCall(now)
 	}
 	return first
 }

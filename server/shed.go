@@ -4,6 +4,8 @@ import (
 	"math"
 	"slices"
 	"time"
+
+	fairsharev1 "github.com/rotorkit/rotor/proto/gen/rotor/fairshare/v1"
 )
 
 // maxFairShareCooldown bounds the back-off after futile sheds, futileSheds
@@ -69,22 +71,30 @@ type shedInput struct {
 	// in the connections but not yet in the load (conn.rateKnown), so
 	// while many move it reads low, as room does.
 	perConn float64
-	// meanErr is, with MeasureLoad, the standard error of the sample's
-	// loads that mean is estimated from, in the same unit, for a fleet
-	// balanced within about a connection per pod (see estimateError); 0
-	// when the mean is exact, and with MeasureConnections.
+	// meanErr is, with MeasureLoad, the standard error of mean where it is
+	// estimated from a sample of loads, in the same unit, for a fleet
+	// balanced within about a connection per pod (see estimateError). 0
+	// when every peer was asked or the reports are as many as the peers
+	// (the askers fill in: fleets up to about 2 × Sample + 1 pods), with
+	// fewer than two reports, when perConn is 0, and with
+	// MeasureConnections.
 	meanErr float64
 }
 
-// measured returns in with own and mean in the unit of cfg's Measure, and
-// perConn, from the pod's own load and client connections and the fleet's
-// means of both.
-func (in shedInput) measured(cfg FairShare, ownLoad float64, ownConns int, meanLoad, meanConns float64) shedInput {
+// measured returns in with own and mean in the unit of cfg's Measure,
+// perConn, and with MeasureLoad meanErr, from the pod's own load and client
+// connections, the fleet's means of both, and the reports the means were
+// estimated from, of a fleet of peers peers besides this pod (everyone:
+// every peer was asked).
+func (in shedInput) measured(cfg FairShare, ownLoad float64, ownConns int, meanLoad, meanConns float64,
+	reports []*fairsharev1.LoadReport, everyone bool, peers int) shedInput {
 	in.own, in.mean = ownLoad, meanLoad
+	in.perConn = loadPerConn(meanLoad, meanConns)
 	if cfg.Measure == MeasureConnections {
 		in.own, in.mean = float64(ownConns), meanConns
+		return in
 	}
-	in.perConn = loadPerConn(meanLoad, meanConns)
+	in.meanErr = estimateError(reports, everyone, peers, in.perConn)
 	return in
 }
 
@@ -254,11 +264,11 @@ func oldest(conns []connLoad, n int) []int {
 // only by that stricter rule or not at all: the pod it lands on could end
 // above its share and send it back.
 func heaviest(in shedInput, hysteresis float64) []int {
-	own, mean, room, perConn := in.own, in.mean, in.room, in.perConn
-	if in.pods < 2 {
+	own, mean, room, perConn, pods := in.own, in.mean, in.room, in.perConn, in.pods
+	if pods < 2 {
 		return nil
 	}
-	spread := float64(in.pods) / float64(in.pods-1)
+	spread := float64(pods) / float64(pods-1)
 	sorted := slices.Clone(in.conns)
 	slices.SortFunc(sorted, func(a, b connLoad) int {
 		if c := -cmpFloat(a.load, b.load); c != 0 {

@@ -103,18 +103,29 @@ func TestDecideShed(t *testing.T) {
 }
 
 // A round hands decideShed its load and the fleet's in the unit of the
-// measure, and the fleet's mean load per connection, the unit of room.
+// measure, the fleet's mean load per connection, the unit of room, and
+// with MeasureLoad the standard error of a sample's mean, in that unit.
 func TestShedInputMeasured(t *testing.T) {
 	load := FairShare{}.withDefaults()
 	byConns := FairShare{Measure: MeasureConnections}.withDefaults()
-	if in := (shedInput{pods: 5}).measured(load, 0.3, 6, 0.2, 4); in.own != 0.3 || in.mean != 0.2 || in.perConn != 0.05 || in.pods != 5 {
-		t.Errorf("by load: %+v, want own 0.3, mean 0.2, perConn 0.05 (0.2 over 4 connections), pods kept", in)
+	if in := (shedInput{pods: 5}).measured(load, 0.3, 6, 0.2, 4, nil, true, 4); in.own != 0.3 || in.mean != 0.2 || in.perConn != 0.05 || in.pods != 5 || in.meanErr != 0 {
+		t.Errorf("by load: %+v, want own 0.3, mean 0.2, perConn 0.05 (0.2 over 4 connections), pods kept, meanErr 0", in)
 	}
-	if in := (shedInput{}).measured(byConns, 0.3, 6, 0.2, 4); in.own != 6 || in.mean != 4 || in.perConn != 0.05 {
+	if in := (shedInput{}).measured(byConns, 0.3, 6, 0.2, 4, nil, true, 4); in.own != 6 || in.mean != 4 || in.perConn != 0.05 {
 		t.Errorf("by connections: %+v, want own 6, mean 4, perConn 0.05", in)
 	}
-	if in := (shedInput{perConn: 1}).measured(load, 0, 0, 0, 0); in.perConn != 0 {
+	if in := (shedInput{perConn: 1}).measured(load, 0, 0, 0, 0, nil, true, 4); in.perConn != 0 {
 		t.Errorf("an idle fleet without connections: perConn %v, want 0 (not known)", in.perConn)
+	}
+	// A sample of 4 of 59 peers whose loads spread by 0.04 (a fifth of
+	// the 0.2 per connection of a fleet at 4 connections a pod).
+	sample := []*fairsharev1.LoadReport{{Load: 0.76}, {Load: 0.8}, {Load: 0.84}, {Load: 0.8}}
+	want := estimateError(sample, false, 59, 0.2)
+	if in := (shedInput{}).measured(load, 1, 5, 0.8, 4, sample, false, 59); want <= 0 || in.meanErr != want {
+		t.Errorf("by load, a sample: meanErr %v, want %v from the sample with perConn 0.2", in.meanErr, want)
+	}
+	if in := (shedInput{}).measured(byConns, 1, 5, 0.8, 4, sample, false, 59); in.meanErr != 0 {
+		t.Errorf("by connections, a sample: meanErr %v, want 0 (the margin is for loads)", in.meanErr)
 	}
 }
 
@@ -275,7 +286,7 @@ func TestMeasureConnsWaitsForARate(t *testing.T) {
 		t.Cleanup(func() { a.Close(); b.Close() })
 		c := &conn{raw: a, opened: now.Add(-age)}
 		c.calls.Store(calls)
-		c.firstCall.Store(1) // at open: a client dials with a call to make
+		c.setFirstCall(c.opened) // a client dials with a call to make
 		return c
 	}
 	young, old := open(20*time.Millisecond, 1), open(2*time.Second, 10)
@@ -299,7 +310,7 @@ func TestMeasureConnsWaitsForARate(t *testing.T) {
 	}
 	delete(s.conns, burst)
 	idle := open(5*time.Second, 1)
-	idle.firstCall.Store(int64(5*time.Second-20*time.Millisecond) + 1) // its first call 20 ms ago
+	idle.setFirstCall(now.Add(-20 * time.Millisecond))
 	s.conns[idle] = struct{}{}
 	if _, _, load, n, _, y := f.measureConns(now); n != 3 || y != 2 || math.Abs(load-4.5*perCall) > 1e-9 {
 		t.Errorf("load %v of %d connections, %d young; want %v of 3, 2: open 5 s, its first call 20 ms ago, it is young", load, n, y, 4.5*perCall)
@@ -365,7 +376,7 @@ func tcpConns(t *testing.T, now time.Time) *Server {
 		t.Cleanup(func() { client.Close(); raw.Close() })
 		sc := &conn{raw: raw, opened: now.Add(-c.age)}
 		sc.calls.Store(1)
-		sc.firstCall.Store(1)
+		sc.setFirstCall(sc.opened)
 		s.conns[sc] = struct{}{}
 	}
 	return s
@@ -525,8 +536,8 @@ func TestEstimateError(t *testing.T) {
 	// A scale-up's new pod at 0 among old pods at 12, or a pod with a
 	// heavy client at 50: a spread of several connections' loads.
 	for _, loads := range [][]float64{{12, 12, 12, 0, 12, 12, 12, 12}, {4, 4, 50, 4, 5, 4, 3, 4}} {
-		if got, bound := estimateError(reps(loads...), false, 59, 1), 1/math.Sqrt(9); got > bound {
-			t.Errorf("loads %v: %.3f, want at most one connection's load over √9, %.3f", loads, got, bound)
+		if got, bound := estimateError(reps(loads...), false, 59, 1), math.Sqrt(8)/9; got > bound {
+			t.Errorf("loads %v: %.3f, want at most one connection's load × √8/9, %.3f", loads, got, bound)
 		}
 	}
 }
