@@ -668,7 +668,7 @@ func (f *fairShare) round(ctx context.Context) {
 	}
 
 	in := shedInput{now: now, pods: len(peers) + 1, conns: cands, returning: returning, cameBack: f.cameBackAll()}
-	in = in.measured(f.cfg, ownLoad, ownConns, meanLoad, meanConns, reps, everyone, len(peers))
+	in = in.measured(f.cfg, ownLoad, ownConns, meanLoad, meanConns, loadsOf(reps), everyone, len(peers))
 	if !f.cfg.AdmissionOff {
 		// Room counts, as in admission, while new pods wait to be filled.
 		f.mu.Lock()
@@ -835,41 +835,13 @@ func estimate(ownLoad float64, ownConns int, reports []*fairsharev1.LoadReport, 
 	return load / n, conns / n
 }
 
-// estimateError returns the standard error of the fleet's mean load that
-// estimate takes from a sample of peers peers: the standard deviation of
-// the m loads the reports give, taken at most perConn, times √m/(m + 1)
-// (the mean averages them with this pod's own load, which is known), times
-// the finite population correction √((peers − m)/(peers − 1)). 0 when
-// every peer was asked, when the reports are as many as the peers (asked
-// and askers cover the fleet), with fewer than two, or when perConn is 0.
-//
-// The margin it gives (see heaviest) is for a fleet balanced within about
-// a connection per pod, whose pods' loads spread by about one connection's
-// load: a wider spread is imbalance (a scale-up's new pods at 0, a pod
-// with a heavy client), which sheds must fix, not noise, and uncapped it
-// stopped them. It leaves out the reports' own estimates, which also count
-// and make the error smaller, and also the estimate's lag and the samples
-// kept over rounds, which make it larger. In the emulated lab of 60 pods at
-// 4 connections each it read 0.13 and 0.17 of a connection's load (median
-// at the pods' sheds, two runs; 0.14–0.19 before the cap; both with
-// 1/√(m + 1) in place of √m/(m + 1), about 6 % more), about 4 % of the
-// mean; the estimates themselves were up to 10 % off.
-func estimateError(reports []*fairsharev1.LoadReport, everyone bool, peers int, perConn float64) float64 {
-	m := len(reports)
-	if everyone || m < 2 || m >= peers {
-		return 0
+// loadsOf returns the loads the reports give, in their order.
+func loadsOf(reports []*fairsharev1.LoadReport) []float64 {
+	out := make([]float64, len(reports))
+	for i, r := range reports {
+		out[i] = r.GetLoad()
 	}
-	var sum, sq float64
-	for _, r := range reports {
-		sum += r.GetLoad()
-	}
-	mean := sum / float64(m)
-	for _, r := range reports {
-		sq += (r.GetLoad() - mean) * (r.GetLoad() - mean)
-	}
-	sd := min(math.Sqrt(sq/float64(m-1)), perConn)
-	fpc := math.Sqrt(float64(peers-m) / float64(peers-1))
-	return sd * math.Sqrt(float64(m)) / float64(m+1) * fpc
+	return out
 }
 
 // peerSet returns the peers to sample: the peer watcher's, and those that

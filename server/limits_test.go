@@ -96,9 +96,11 @@ func TestMaxConnections(t *testing.T) {
 		t.Fatalf("third connection's call: %v; want Unavailable", err)
 	}
 	third.Close() // before its reconnect backoff ends
-	if got := ev.count(string(server.ReasonMaxConnections)); got != 2 {
-		t.Errorf("%d refusals, want 2 (the raw connection and the gRPC client)", got)
-	}
+	// The server closes a refused connection before it reports it, so the
+	// client's failed call can come first: wait for the report.
+	ev.waitFor(t, 5*time.Second, "2 refusals (the raw connection and the gRPC client)", func() bool {
+		return ev.count(string(server.ReasonMaxConnections)) == 2
+	})
 	if st := srv.Stats(); st.Open != 2 {
 		t.Errorf("Stats().Open = %d, want 2: refused connections are never served", st.Open)
 	}

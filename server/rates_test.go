@@ -204,19 +204,27 @@ func TestRatesCountHandlersWhenTheyReturn(t *testing.T) {
 // So does a connection that was open 5 s before its first call (a client
 // that dialled ahead): its rate is taken from that call on.
 func TestRatesFirstRoundLeavesOutTheDialCall(t *testing.T) {
-	for age := time.Second; age < 1500*time.Millisecond; age += 50 * time.Millisecond {
-		r := newRateConn(defaultCallCost)
-		if age == 1200*time.Millisecond {
-			r.now = r.now.Add(5 * time.Second) // the first call, 5 s after the dial
-		}
-		for at := time.Duration(0); at <= age; at += 500 * time.Millisecond {
-			r.c.countCall(r.now.Add(at))
-			r.c.addBusy(50 * time.Microsecond)
-		}
-		n, b := r.c.rates(r.now.Add(age), r.perCall)
-		want := 2 * (defaultCallCost + 50e-6)
-		if got := n*r.perCall + b; got > want*(1+1e-9) || got < want*2/3 {
-			t.Errorf("first read %s after the first call: load %.6f, %.2f × the %.6f of 2 calls/s; want 0.67 to 1 ×", age, got, got/want, want)
-		}
+	for _, tc := range []struct {
+		name      string
+		dialAhead time.Duration // from the dial to the first call
+	}{
+		{"dialled with its first call", 0},
+		{"dialled 5 s ahead of its first call", 5 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for age := time.Second; age < 1500*time.Millisecond; age += 50 * time.Millisecond {
+				r := newRateConn(defaultCallCost)
+				first := r.now.Add(tc.dialAhead)
+				for at := time.Duration(0); at <= age; at += 500 * time.Millisecond {
+					r.c.countCall(first.Add(at))
+					r.c.addBusy(50 * time.Microsecond)
+				}
+				n, b := r.c.rates(first.Add(age), r.perCall)
+				want := 2 * (defaultCallCost + 50e-6)
+				if got := n*r.perCall + b; got > want*(1+1e-9) || got < want*2/3 {
+					t.Errorf("first read %s after the first call: load %.6f, %.2f × the %.6f of 2 calls/s; want 0.67 to 1 ×", age, got, got/want, want)
+				}
+			}
+		})
 	}
 }

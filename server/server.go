@@ -216,11 +216,12 @@ func (s *Server) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 		}
 		return h(ctx, req)
 	}
+	// One clock read per call: the first call's admission check (a few
+	// microseconds, once per connection) counts as handler time.
 	now := time.Now()
 	sendOn := c.countCall(now) && s.fair != nil && s.fair.admit(c, info.FullMethod, now)
-	start := time.Now()
 	resp, err := h(context.WithValue(ctx, connKey{}, c), req)
-	c.addBusy(time.Since(start))
+	c.addBusy(time.Since(now))
 	if sendOn {
 		// After the handler, so that Draining does not end it early; the
 		// GOAWAY lets grpc-go still send its response.

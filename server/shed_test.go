@@ -119,7 +119,7 @@ func TestShedInputMeasured(t *testing.T) {
 	}
 	// A sample of 4 of 59 peers whose loads spread by 0.04 (a fifth of
 	// the 0.2 per connection of a fleet at 4 connections a pod).
-	sample := []*fairsharev1.LoadReport{{Load: 0.76}, {Load: 0.8}, {Load: 0.84}, {Load: 0.8}}
+	sample := []float64{0.76, 0.8, 0.84, 0.8}
 	want := estimateError(sample, false, 59, 0.2)
 	if in := (shedInput{}).measured(load, 1, 5, 0.8, 4, sample, false, 59); want <= 0 || in.meanErr != want {
 		t.Errorf("by load, a sample: meanErr %v, want %v from the sample with perConn 0.2", in.meanErr, want)
@@ -508,15 +508,8 @@ func TestReportsCountAskers(t *testing.T) {
 // and a spread wider than one connection's load (imbalance, not noise)
 // counts as one connection's load.
 func TestEstimateError(t *testing.T) {
-	reps := func(loads ...float64) []*fairsharev1.LoadReport {
-		var out []*fairsharev1.LoadReport
-		for _, l := range loads {
-			out = append(out, &fairsharev1.LoadReport{Load: l, MeanLoad: 9, Estimated: true})
-		}
-		return out
-	}
-	four := reps(3, 4, 5, 4)
-	eight := reps(3, 4, 5, 4, 3, 4, 5, 4)
+	four := []float64{3, 4, 5, 4}
+	eight := []float64{3, 4, 5, 4, 3, 4, 5, 4}
 	small, large := estimateError(four, false, 59, 1), estimateError(eight, false, 59, 1)
 	if small <= 0 || large >= small*0.85 || large <= small*0.6 {
 		t.Errorf("loads 3, 4, 5, 4 in a fleet of 60: %.3f; twice the sample: %.3f; want a positive error, about 1/√2 of it with twice the sample", small, large)
@@ -536,22 +529,23 @@ func TestEstimateError(t *testing.T) {
 	// A scale-up's new pod at 0 among old pods at 12, or a pod with a
 	// heavy client at 50: a spread of several connections' loads.
 	for _, loads := range [][]float64{{12, 12, 12, 0, 12, 12, 12, 12}, {4, 4, 50, 4, 5, 4, 3, 4}} {
-		if got, bound := estimateError(reps(loads...), false, 59, 1), math.Sqrt(8)/9; got > bound {
+		if got, bound := estimateError(loads, false, 59, 1), math.Sqrt(8)/9; got > bound {
 			t.Errorf("loads %v: %.3f, want at most one connection's load × √8/9, %.3f", loads, got, bound)
 		}
 	}
 }
 
 // The estimate's error does not stop the sheds that a scale-up's imbalance
-// calls for: old pods at 12 connections, a new one at 0, a mean of 10.
+// calls for: old pods at 12 connections, a new one at 0, one at 8, a mean
+// of 10.
 func TestEstimateErrorLetsImbalanceShed(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	var conns []connLoad
 	for i := range 12 {
 		conns = append(conns, connLoad{id: i, load: 1, opened: t0})
 	}
-	reps := []*fairsharev1.LoadReport{{Load: 12}, {Load: 12}, {Load: 12}, {Load: 0}, {Load: 12}, {Load: 12}, {Load: 12}, {Load: 12}}
-	in := shedInput{now: t0, own: 12, mean: 10, pods: 60, conns: conns, meanErr: estimateError(reps, false, 59, 1)}
+	reported := []float64{12, 12, 12, 0, 12, 12, 12, 8}
+	in := shedInput{now: t0, own: 12, mean: 10, pods: 60, conns: conns, meanErr: estimateError(reported, false, 59, 1)}
 	d := decideShed(in, FairShare{}.withDefaults(), shedState{cooldown: time.Second, over: 1})
 	if len(d.shed) == 0 {
 		t.Errorf("a pod at 12 of a mean of 10, error %.3f: shed nothing, want a connection", in.meanErr)
