@@ -216,8 +216,9 @@ func (s *Server) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 		}
 		return h(ctx, req)
 	}
-	// One clock read per call: the first call's admission check (a few
-	// microseconds, once per connection) counts as handler time.
+	// One clock read per call: the count, and on a connection's first
+	// call the admission check (a few microseconds), count as handler
+	// time.
 	now := time.Now()
 	sendOn := c.countCall(now) && s.fair != nil && s.fair.admit(c, info.FullMethod, now)
 	resp, err := h(context.WithValue(ctx, connKey{}, c), req)

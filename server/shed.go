@@ -101,7 +101,7 @@ func (in shedInput) measured(cfg FairShare, ownLoad float64, ownConns int, meanL
 // the m reported loads, taken at most perConn, times √m/(m + 1)
 // (the mean averages them with this pod's own load, which is known), times
 // the finite population correction √((peers − m)/(peers − 1)). 0 when
-// every peer was asked, when the reports are as many as the peers (asked
+// every peer was asked, when the loads are as many as the peers (asked
 // and askers cover the fleet), with fewer than two, or when perConn is 0.
 //
 // The margin it gives (see heaviest) is for a fleet balanced within about

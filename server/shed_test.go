@@ -535,9 +535,25 @@ func TestEstimateError(t *testing.T) {
 	}
 }
 
+// The error is taken from the loads the peers report, in their order, not
+// from their own estimates of the mean.
+func TestLoadsOf(t *testing.T) {
+	reports := []*fairsharev1.LoadReport{
+		{Load: 3, MeanLoad: 9, Estimated: true, Connections: 4},
+		{Load: 5, MeanLoad: 9, Estimated: true, Connections: 4},
+		nil,
+	}
+	if got := loadsOf(reports); !slices.Equal(got, []float64{3, 5, 0}) {
+		t.Errorf("loadsOf = %v, want [3 5 0] (each report's Load; a nil report's 0)", got)
+	}
+	if got := estimateError(loadsOf(reports[:2]), false, 59, 1); got <= 0 {
+		t.Errorf("error of reported loads 3 and 5 (estimates 9 and 9): %v, want above 0", got)
+	}
+}
+
 // The estimate's error does not stop the sheds that a scale-up's imbalance
-// calls for: old pods at 12 connections, a new one at 0, one at 8, a mean
-// of 10.
+// calls for: old pods at 12 connections, a new one at 0, one at 8 (the
+// reports average 10).
 func TestEstimateErrorLetsImbalanceShed(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	var conns []connLoad

@@ -31,6 +31,24 @@ func TestEvery(t *testing.T) {
 	}
 }
 
+// A call that ends the context and asks for no wait is the last: with the
+// timer due at once as well, Loop must not pick the timer (select picks at
+// random among ready cases, so 200 rounds would miss it about never).
+func TestLoopStopsWhenFnEndsTheContext(t *testing.T) {
+	for range 200 {
+		ctx, cancel := context.WithCancel(context.Background())
+		calls := 0
+		Loop(ctx, 0, func() time.Duration {
+			calls++
+			cancel()
+			return 0
+		})
+		if calls != 1 {
+			t.Fatalf("%d calls after the first ended the context; want 1", calls)
+		}
+	}
+}
+
 func TestLoopWaitsWhatFnSays(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var at []time.Duration
