@@ -546,9 +546,6 @@ func TestLoadsOf(t *testing.T) {
 	if got := loadsOf(reports); !slices.Equal(got, []float64{3, 5, 0}) {
 		t.Errorf("loadsOf = %v, want [3 5 0] (each report's Load; a nil report's 0)", got)
 	}
-	if got := estimateError(loadsOf(reports[:2]), false, 59, 1); got <= 0 {
-		t.Errorf("error of reported loads 3 and 5 (estimates 9 and 9): %v, want above 0", got)
-	}
 }
 
 // The estimate's error does not stop the sheds that a scale-up's imbalance

@@ -62,8 +62,8 @@ func Every(ctx context.Context, interval time.Duration, fn func()) {
 }
 
 // Loop calls fn once first has passed, then again each time the wait fn
-// returned has, until ctx ends; it returns then. No call begins after ctx
-// has ended, even when fn ended it and asked for no wait.
+// returned has, until ctx ends; it returns then. No call begins once Loop
+// has seen ctx end, even when fn ended it and asked for no wait.
 func Loop(ctx context.Context, first time.Duration, fn func() (wait time.Duration)) {
 	t := time.NewTimer(first)
 	defer t.Stop()
