@@ -47,6 +47,16 @@ func TestClientKeepaliveNeverTooManyPings(t *testing.T) {
 			if _, err := hellov1.NewHelloClient(cc).Hi(context.Background(), &hellov1.HiRequest{}); err != nil {
 				t.Fatal(err)
 			}
+			// grpc-go hands the channel its picker before it sets the
+			// channel's state, so a call can succeed while GetState still
+			// says CONNECTING: wait for READY first.
+			ready, cancelReady := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancelReady()
+			for s := cc.GetState(); s != connectivity.Ready; s = cc.GetState() {
+				if !cc.WaitForStateChange(ready, s) {
+					t.Fatalf("the channel did not report READY after a call succeeded (state %v)", s)
+				}
+			}
 			// Idle from here: only keepalive pings cross the connection.
 			ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
 			defer cancel()
