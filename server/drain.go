@@ -23,9 +23,11 @@ const lameDuckQuiet = time.Second
 // Shutdown stops the server the way Kubernetes needs:
 //
 //  1. health reports NOT_SERVING for every service, so readiness probes
-//     fail and the pod leaves the Service endpoints; the hooks of
-//     RegisterOnShutdown start; age rotation, the peer watcher and fair
-//     share stop;
+//     fail and the pod leaves the Service endpoints; age rotation, the
+//     peer watcher, fair share (a round still asking its peers uses no
+//     answer: it reports nothing to the Observer and sheds nothing) and
+//     ORCA's sampling stop (calls and ORCA streams carry its last
+//     figures); the hooks of RegisterOnShutdown start;
 //  2. the server keeps serving for ShutdownDelay, while that news spreads;
 //  3. the drain: every connection is sent GOAWAY; clients move their new
 //     calls elsewhere, and calls in flight run on until DrainTimeout. The
@@ -37,9 +39,11 @@ const lameDuckQuiet = time.Second
 //     back for a second, or at DrainTimeout; then the listeners close and
 //     calls still open are cut.
 //
-// Shutdown returns nil once that is done and the hooks have returned, or
-// ctx.Err() if ctx ended first, in which case the server is stopped hard
-// at that moment. Calling it again waits for the first call's result.
+// Shutdown returns nil once that is done, the hooks have returned and,
+// unless ctx has ended by then, the background work of step 1 has too. It
+// returns ctx.Err() if ctx ends before the drain does, and then cuts the
+// calls still open at that moment, or while it waits for the background
+// work. Calling it again waits for the first call's result.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutdownOnce.Do(func() {
 		go func() {
@@ -51,7 +55,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return s.shutdownErr
 }
 
-func (s *Server) shutdownSteps(ctx context.Context) error {
+func (s *Server) shutdownSteps(ctx context.Context) (err error) {
 	cfg := s.cfg
 	s.mu.Lock()
 	s.shutdown = true
@@ -59,6 +63,14 @@ func (s *Server) shutdownSteps(ctx context.Context) error {
 	s.mu.Unlock()
 	s.health.Shutdown()
 	s.stopBackground()
+	defer func() {
+		// Last, after the hooks: the background work has long seen the
+		// stop by then. Once ctx has ended, Shutdown waits for nothing
+		// more, and its result is already set.
+		if ctx.Err() == nil && !s.waitBackground(ctx) && err == nil {
+			err = ctx.Err()
+		}
+	}()
 	var hooksWG sync.WaitGroup
 	for _, f := range hooks {
 		hooksWG.Add(1)

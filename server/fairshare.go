@@ -370,9 +370,14 @@ func newFairShare(s *Server, cfg FairShare) *fairShare {
 // run plays a round at once, which announces this pod to its peers, then
 // one every Interval until ctx ends.
 func (f *fairShare) run(ctx context.Context) {
+	if ctx.Err() != nil {
+		return // stopped before it began
+	}
 	f.mu.Lock()
 	f.startedAt = time.Now()
 	f.mu.Unlock()
+	// A ticker rather than lifecycle.Every: the rounds keep to the
+	// schedule the first one began, as every lab run measured them.
 	t := time.NewTicker(f.cfg.Interval)
 	defer t.Stop()
 	defer f.peers.keep(nil)
@@ -383,6 +388,10 @@ func (f *fairShare) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			// Both may be ready; select picks at random.
+			if ctx.Err() != nil {
+				return
+			}
 		}
 		calls, now := f.s.calls.Load(), time.Now()
 		f.mu.Lock()
@@ -614,6 +623,11 @@ func (f *fairShare) round(ctx context.Context) {
 	f.mu.Unlock()
 	byIP := f.peers.query(qctx, sample, req, f.id)
 	cancel()
+	if ctx.Err() != nil {
+		// Stopped (Shutdown or Close) while asking: the answers are
+		// cut short, and the pod sheds nothing more.
+		return
+	}
 	// A peer that did not answer (gone, while DNS still lists it) leaves
 	// the sample; nextSample draws another.
 	f.sample = slices.DeleteFunc(f.sample, func(ip string) bool { return byIP[ip] == nil })
@@ -713,13 +727,18 @@ func (f *fairShare) round(ctx context.Context) {
 			f.shedNoAddr++
 		}
 	}
-	go func() {
+	// In the background work: Shutdown and Close stop the spread (the
+	// drain, or Close, ends every connection anyway) and wait for it.
+	f.s.bg.Go(func() {
+		if ctx.Err() != nil {
+			return // stopped since the decision
+		}
 		f.s.log.Info("fair share: shedding", "conns", len(conns), "own", in.own, "mean", in.mean, "mean_err", in.meanErr, "measure", f.cfg.Measure.String())
 		if ro, ok := f.s.obs.(RotationObserver); ok {
 			ro.Rotated(string(ReasonFairShare), len(conns))
 		}
-		f.s.goAwayEach(context.WithoutCancel(ctx), conns, on(f.cfg.Spread), ReasonFairShare)
-	}()
+		f.s.goAwayEach(ctx, conns, on(f.cfg.Spread), ReasonFairShare)
+	})
 }
 
 // sampleSwapRounds is how many rounds a sample is kept before one member is

@@ -540,3 +540,157 @@ func knowsPeer(t *testing.T, addr, ip string) bool {
 	}
 	return false
 }
+
+// roundsAfter counts the fair-share rounds reported once stopped is set.
+// Once block is set, the next report signals blocked and waits for
+// release: an Observer that blocks (which Observer's doc rules out) stands
+// for a round that is still running.
+type roundsAfter struct {
+	*events
+	stopped atomic.Bool
+	after   atomic.Int64
+	block   atomic.Bool
+	blocked chan struct{}
+	release chan struct{}
+	freed   sync.Once
+}
+
+// free lets a blocked report return and blocks no more; once or more.
+func (r *roundsAfter) free() {
+	r.freed.Do(func() {
+		r.block.Store(false)
+		close(r.release)
+	})
+}
+
+func newRoundsAfter() *roundsAfter {
+	return &roundsAfter{events: newEvents(), blocked: make(chan struct{}), release: make(chan struct{})}
+}
+
+func (r *roundsAfter) FairShareRound(_, _ int, _, _, _ float64, _ int) {
+	if r.stopped.Load() {
+		r.after.Add(1)
+	}
+	if r.block.CompareAndSwap(true, false) {
+		close(r.blocked)
+		<-r.release
+	}
+}
+
+// blockingLoad is a peer whose load query signals entered and answers only
+// when the asker gives up; timedOut records whether a query's deadline
+// (the round's interval) came before the asker cancelled it.
+type blockingLoad struct {
+	fairsharev1.UnimplementedLoadServiceServer
+	entered  chan struct{}
+	timedOut atomic.Bool
+}
+
+func (b *blockingLoad) GetLoad(ctx context.Context, _ *fairsharev1.GetLoadRequest) (*fairsharev1.GetLoadResponse, error) {
+	select {
+	case b.entered <- struct{}{}:
+	default:
+	}
+	<-ctx.Done()
+	if ctx.Err() == context.DeadlineExceeded {
+		b.timedOut.Store(true)
+	}
+	return nil, ctx.Err()
+}
+
+// startFairSharePod starts a pod on lis with fair share every interval,
+// whose peers are the addresses dns lists, and obs as its observer.
+func startFairSharePod(t *testing.T, lis net.Listener, dns *testDNS, interval time.Duration, obs server.Observer) *server.Server {
+	t.Helper()
+	srv, err := server.New(server.WithConfig(noAge()), server.WithShutdownDelay(server.Off), server.WithLogger(quietLog), server.WithObserver(obs),
+		server.WithPeerDNS("dns://"+dns.addr()+"/pods.test", 100*time.Millisecond),
+		server.WithFairShare(server.FairShare{Interval: interval}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(lis)
+	t.Cleanup(func() { srv.Close() })
+	return srv
+}
+
+// Shutdown stops fair share at once: a round that is asking its peers
+// when Shutdown begins uses no answer (it reports nothing to the Observer,
+// and sheds nothing), and no round begins after. The pod's one peer holds every load
+// query until the asker gives up, a round's interval later.
+func TestShutdownStopsFairShareRounds(t *testing.T) {
+	const interval = 2 * time.Second // the time the test has to call Shutdown
+	lis, addr := loopbackListener(t)
+	_, port, _ := net.SplitHostPort(addr)
+	peerLis, err := net.Listen("tcp", net.JoinHostPort("127.0.0.2", port))
+	if err != nil {
+		t.Skipf("cannot listen on 127.0.0.2 (needs the whole 127/8 on loopback): %v", err)
+	}
+	peer := grpc.NewServer()
+	load := &blockingLoad{entered: make(chan struct{}, 1)}
+	fairsharev1.RegisterLoadServiceServer(peer, load)
+	go peer.Serve(peerLis)
+	t.Cleanup(peer.Stop)
+	obs := newRoundsAfter()
+	srv := startFairSharePod(t, lis, startDNS(t, "pods.test", "127.0.0.1", "127.0.0.2"), interval, obs)
+
+	select {
+	case <-load.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the pod did not ask its peer within 10 s")
+	}
+	obs.stopped.Store(true)
+	if err := srv.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	// Shutdown waits for the rounds: whatever they report, they have.
+	if n := obs.after.Load(); n != 0 {
+		if load.timedOut.Load() {
+			// The host stalled for a round's interval: the round was
+			// over, and reported, before Shutdown stopped it.
+			t.Skip("the round's query timed out before Shutdown: nothing in flight to check")
+		}
+		t.Errorf("%d fair-share rounds reported after Shutdown began, want none", n)
+	}
+}
+
+// Shutdown and Close return only once fair share's rounds have: no round
+// runs on, or reports, after they return.
+func TestStopWaitsForFairShare(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		stop func(*server.Server) error
+	}{
+		{"Shutdown", func(s *server.Server) error { return s.Shutdown(context.Background()) }},
+		{"Close", (*server.Server).Close},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			lis, _ := loopbackListener(t)
+			obs := newRoundsAfter()
+			obs.block.Store(true)
+			srv := startFairSharePod(t, lis, startDNS(t, "pods.test", "127.0.0.1"), 100*time.Millisecond, obs)
+			t.Cleanup(obs.free) // before the pod's Close, which waits for the report
+			select {
+			case <-obs.blocked:
+			case <-time.After(10 * time.Second):
+				t.Fatal("no fair-share round within 10 s")
+			}
+			stopped := make(chan error, 1)
+			go func() { stopped <- tc.stop(srv) }()
+			select {
+			case err := <-stopped:
+				obs.free()
+				t.Fatalf("%s returned (%v) while a fair-share round was still running", tc.name, err)
+			case <-time.After(300 * time.Millisecond):
+			}
+			obs.free()
+			select {
+			case err := <-stopped:
+				if err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("%s did not return within 10 s of the round's end", tc.name)
+			}
+		})
+	}
+}

@@ -164,6 +164,7 @@ func loopbackListener(t *testing.T) (net.Listener, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { lis.Close() }) // in case the test ends before a server takes it
 	return lis, lis.Addr().String()
 }
 

@@ -70,8 +70,10 @@ func (s *Server) Run(ctx context.Context) error {
 }
 
 // Close stops the server at once: listeners and connections close, open
-// calls fail, health reports NOT_SERVING. It does not wait for Shutdown's
-// hooks. Prefer Shutdown.
+// calls fail, health reports NOT_SERVING, and the peer watcher, fair share
+// and ORCA's sampling stop as in Shutdown. It returns once those have
+// returned (at once, unless an Observer blocks); it does not wait for
+// Shutdown's hooks. Prefer Shutdown.
 func (s *Server) Close() error {
 	s.mu.Lock()
 	s.shutdown = true
@@ -79,6 +81,7 @@ func (s *Server) Close() error {
 	s.health.Shutdown()
 	s.stopBackground()
 	s.stop()
+	s.waitBackground(context.Background())
 	return nil
 }
 

@@ -43,7 +43,9 @@ const (
 )
 
 // An Observer receives the kit's connection events, to turn them into
-// metrics. Methods are called from many goroutines and must not block. The
+// metrics. Methods are called from many goroutines and must not block, nor
+// call Server.Shutdown or Close, which wait for the goroutines that call
+// them (fair share's rounds and sheds, the peer watcher's rotations). The
 // interceptors package provides a Prometheus implementation (ConnMetrics);
 // reasons are plain strings (Reason values) so that it needs no import of
 // this package.

@@ -8,6 +8,8 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/orca"
+
+	"github.com/rotorkit/rotor/internal/lifecycle"
 )
 
 // ORCA configures the backend metrics reports of WithORCA. Its zero value
@@ -63,15 +65,8 @@ func newORCAReporter(s *Server, cfg ORCA) *orcaReporter {
 
 // run samples every Interval until ctx ends.
 func (r *orcaReporter) run(ctx context.Context) {
-	t := time.NewTicker(r.cfg.Interval)
-	defer t.Stop()
 	lastCPU, lastBusy, lastCalls, last := processCPU(), r.s.busy.Load(), r.s.calls.Load(), time.Now()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	lifecycle.Every(ctx, r.cfg.Interval, func() {
 		now := time.Now()
 		cpu, busy, calls := processCPU(), r.s.busy.Load(), r.s.calls.Load()
 		wall := now.Sub(last).Seconds()
@@ -84,7 +79,7 @@ func (r *orcaReporter) run(ctx context.Context) {
 			)
 		}
 		lastCPU, lastBusy, lastCalls, last = cpu, busy, calls, now
-	}
+	})
 }
 
 // record sets the metrics; ORCA refuses zero for utilizations and QPS, which

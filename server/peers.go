@@ -92,6 +92,8 @@ func newPeerWatcher(target string, interval time.Duration) (*peerWatcher, error)
 // of a core whatever the fleet's size: 5 s (DefaultPeerInterval) up to 100
 // pods, 50 s at 1,000. Fair share's announcements find new pods within a
 // few rounds all the same; the poll is for the pods that left.
+// example/balance's fleet table copies it (fleetPollPerPeer) and the wait
+// below (pastGrowth).
 var peerPollPerPeer = 50 * time.Millisecond
 
 func (w *peerWatcher) run(ctx context.Context) {
@@ -174,14 +176,14 @@ func (s *Server) startPeers(ctx context.Context) {
 			return
 		}
 		s.log.Info("peer set grew; rotating connections", "added", added, "peers", peers)
-		go func() {
+		s.bg.Go(func() {
 			if _, err := s.Rotate(ctx, Rotation{Reason: ReasonPeers}); err != nil && ctx.Err() == nil {
 				s.log.Warn("peer rotation stopped", "err", err)
 			}
-		}()
+		})
 	}
 	w.failed = func(err error) {
 		s.log.Warn("peer watcher cannot resolve its name; relying on age rotation", "name", w.name, "err", err)
 	}
-	go w.run(ctx)
+	s.bg.Go(func() { w.run(ctx) })
 }

@@ -74,7 +74,8 @@ type Server struct {
 
 	bgOnce    sync.Once
 	bgCancel  context.CancelFunc
-	bgStopped bool // Shutdown or Close ran: background work must not start
+	bgStopped bool           // Shutdown or Close ran: background work must not start
+	bg        sync.WaitGroup // the background work, once started
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -321,28 +322,43 @@ func (s *Server) warnOpaque(c *conn) {
 }
 
 // startBackground starts, once, the work that runs while the server serves:
-// the peer watcher and fair-share balancing. Shutdown and Close stop it.
+// the peer watcher, fair-share balancing and ORCA's sampling. Shutdown and
+// Close stop it (stopBackground).
 func (s *Server) startBackground() {
 	s.bgOnce.Do(func() {
 		ctx, cancel := context.WithCancel(context.Background())
 		s.mu.Lock()
 		s.bgCancel = cancel
 		stopped := s.bgStopped
+		if !stopped {
+			// Under s.mu, so that a waitBackground after stopBackground
+			// waits for what it adds.
+			s.bg.Add(1)
+		}
 		s.mu.Unlock()
 		if stopped {
 			cancel()
 			return
 		}
-		s.startPeers(ctx)
-		if s.fair != nil {
-			go s.fair.run(ctx)
-		}
-		if s.orca != nil {
-			go s.orca.run(ctx)
-		}
+		go func() {
+			defer s.bg.Done()
+			s.startPeers(ctx)
+			if s.fair != nil {
+				s.bg.Go(func() { s.fair.run(ctx) })
+			}
+			if s.orca != nil {
+				s.bg.Go(func() { s.orca.run(ctx) })
+			}
+		}()
 	})
 }
 
+// stopBackground stops the background work: no fair-share round, ORCA
+// sample or peer poll begins after it, a fair-share round still asking its
+// peers uses no answer (its queries are cancelled: it reports nothing to
+// the Observer and sheds nothing), and the spreads of sheds and peer
+// rotations stop (the drain, or Close, ends every connection anyway).
+// waitBackground waits for it to return.
 func (s *Server) stopBackground() {
 	s.mu.Lock()
 	s.bgStopped = true
@@ -350,6 +366,28 @@ func (s *Server) stopBackground() {
 	s.mu.Unlock()
 	if cancel != nil {
 		cancel()
+	}
+}
+
+// waitBackground waits, after stopBackground, until the background work
+// has returned or ctx has ended, whichever is first, and reports whether
+// the work returned. Once stopped, the work returns promptly, unless an
+// Observer it calls blocks; when ctx ends first, the goroutine that waits
+// stays until the work returns.
+func (s *Server) waitBackground(ctx context.Context) bool {
+	done := make(chan struct{})
+	go func() {
+		// If startBackground added to s.bg, it did so under s.mu, which
+		// stopBackground took after it: that Add comes before this Wait.
+		// Otherwise nothing was added.
+		s.bg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 

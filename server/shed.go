@@ -11,6 +11,7 @@ import (
 // set grew no shed counts as futile: a new pod is in the fleet mean as soon
 // as it announces itself, but kube-proxy sends it connections only once its
 // endpoint is ready, and until then shed clients land on the old pods.
+// example/balance's fleet table copies growthGrace (fleetGrowthGrace).
 const (
 	maxFairShareCooldown = time.Minute
 	futileSheds          = 3
@@ -113,8 +114,9 @@ func (in shedInput) measured(cfg FairShare, ownLoad float64, ownConns int, meanL
 // kept over rounds, which make it larger. In the emulated lab of 60 pods at
 // 4 connections each it read 0.13 and 0.17 of a connection's load (median
 // at the pods' sheds, two runs; 0.14–0.19 before the cap; both with
-// 1/√(m + 1) in place of √m/(m + 1), about 6 % more), about 4 % of the
-// mean; the estimates themselves were up to 10 % off.
+// 1/√(m + 1) in place of √m/(m + 1), which is √((m + 1)/m) times as much:
+// 6–12 % more for 8 to 4 reports), about 4 % of the mean; the estimates
+// themselves were up to 10 % off.
 func estimateError(loads []float64, everyone bool, peers int, perConn float64) float64 {
 	m := len(loads)
 	if everyone || m < 2 || m >= peers {
