@@ -48,7 +48,27 @@ const (
 	// fleetConnRate is the default calls per second of each client
 	// connection (-fleet-rate).
 	fleetConnRate = 2.0
+	// fleetGrowthGrace is the pods' growth grace (server's growthGrace):
+	// for 30 s after a pod sees its peer set grow, admission fills the new
+	// pods and no shed counts as futile.
+	fleetGrowthGrace = 30 * time.Second
+	// fleetPollPerPeer is how far each peer a pod knows stretches its DNS
+	// poll (server's peerPollPerPeer, 50 ms).
+	fleetPollPerPeer = 50 * time.Millisecond
 )
+
+// pastGrowth is how long after the scale event a fleet of oldPods pods
+// before it, polling DNS every peerInterval, is past its growth, in fair
+// share's modes: an old pod's growth grace ends 30 s after its last
+// restart, the DNS poll that first lists the new pods (an announcement can
+// start it earlier), which comes up to max(peerInterval, fleetPollPerPeer
+// × oldPods) after they are in DNS (server's peerWatcher.wait); 2 s more
+// cover that poll's answer and the round after it. 34.5 s for 50 → 60 at
+// the lab's 1 s, 42 s for 200 → 220. Churn after it is what the balanced
+// fleet still moves (fleetSummary's MovedPastGrowth).
+func pastGrowth(oldPods int, peerInterval time.Duration) time.Duration {
+	return fleetGrowthGrace + max(peerInterval, fleetPollPerPeer*time.Duration(oldPods)) + 2*time.Second
+}
 
 // fleetFlags are the fleet scenario's flags.
 type fleetFlags struct {
@@ -160,6 +180,9 @@ type fleetRun struct {
 	StartupS float64 `json:"startup_s"`
 	// CPUs is the host's CPU count.
 	CPUs int `json:"cpus"`
+	// PastGrowthS is when, in seconds after the scale event, the fleet is
+	// past its growth (pastGrowth); 0 outside fair share's modes.
+	PastGrowthS float64 `json:"past_growth_s"`
 	// HostCores is the CPU time the whole host used in each second of the
 	// load, in cores (from /proc/stat).
 	HostCores []float64 `json:"host_cores,omitempty"`
@@ -186,6 +209,12 @@ type fleetSummary struct {
 	// pods' trailing 5 s share reached fair (TimeToFair) to the end; zero
 	// when they never did.
 	Moved churn `json:"moved"`
+	// MovedPastGrowth is the churn of the balanced fleet: the connections
+	// dialled from fleetRun.PastGrowthS after the scale event to the end;
+	// zero when the run ends before, or its record has no PastGrowthS
+	// (records before 4f797a2, and modes without fair share). A fleet whose pods shed only what is over
+	// their share moves nothing then (issue 16's target).
+	MovedPastGrowth churn `json:"moved_past_growth"`
 	// MovedBefore is the churn of the initial fleet: the connections
 	// dialled in the second half of the time before the scale event, once
 	// the clients' first connections have settled.
@@ -242,15 +271,20 @@ type fleetRecorder struct {
 	done       chan struct{}
 }
 
-// newFleetRecorder starts recording a run of sc, or returns nil when sc is
-// not a fleet. It raises the host's neighbour table limits for the fleet
-// (raiseNeighLimits) until close.
-func newFleetRecorder(sc scenario, progress func(string)) *fleetRecorder {
+// newFleetRecorder starts recording a run of sc in mode m, whose pods poll
+// DNS every peerInterval, or returns nil when sc is not a fleet. It raises
+// the host's neighbour table limits for the fleet (raiseNeighLimits) until
+// close.
+func newFleetRecorder(sc scenario, m mode, peerInterval time.Duration, progress func(string)) *fleetRecorder {
 	if !sc.fleet {
 		return nil
 	}
 	f := &fleetRecorder{began: time.Now(),
 		rec: fleetRun{Pods: sc.replicas, ScaledTo: sc.scaleTo, ConnRate: sc.connRate, CPUs: runtime.NumCPU()}}
+	if m.fairShare {
+		// Only fair share has a growth grace.
+		f.rec.PastGrowthS = pastGrowth(sc.replicas, peerInterval).Seconds()
+	}
 	saved, want, err := raiseNeighLimits(neighLimitsFor(sc.scaleTo))
 	switch {
 	case err != nil:
@@ -483,10 +517,15 @@ func (r *run) analyzeFleet(s summary) *fleetSummary {
 			break
 		}
 	}
-	if ev, ok := r.scaleEvent(); ok && s.TimeToFair != nil {
-		// TimeToFair ends a trailing window: the second after it is the
-		// first one of the fair state.
-		fs.Moved = churnOver(r.Seconds, int(math.Round(ev+*s.TimeToFair)), n, len(r.FinalPods))
+	if ev, ok := r.scaleEvent(); ok {
+		if s.TimeToFair != nil {
+			// TimeToFair ends a trailing window: the second after it is
+			// the first one of the fair state.
+			fs.Moved = churnOver(r.Seconds, int(math.Round(ev+*s.TimeToFair)), n, len(r.FinalPods))
+		}
+		if r.Fleet.PastGrowthS > 0 {
+			fs.MovedPastGrowth = churnOver(r.Seconds, int(math.Ceil(ev+r.Fleet.PastGrowthS)), n, len(r.FinalPods))
+		}
 	}
 
 	from, to := r.imbalanceWindowOf()
@@ -579,10 +618,10 @@ func writeFleetTable(w io.Writer, res *result) {
 	if len(fleet) == 0 {
 		return
 	}
-	tw := newTable(w, "scenario\tmode\tpods\tconns\tcalls/s\tready→fair\t(1s)\timbalance\tconns/pod\tfailed\tdialled\tmoved before\tafter\tcpu/pod %\tloadgen %\thost cores\tstartup\t",
+	tw := newTable(w, "scenario\tmode\tpods\tconns\tcalls/s\tready→fair\t(1s)\timbalance\tconns/pod\tfailed\tdialled\tmoved before\tafter\tpast growth\tcpu/pod %\tloadgen %\thost cores\tstartup\t",
 		fmt.Sprintf("\nFleet: a Deployment scaled by about 10 %% through the ClusterIP, %d client connections per pod of the scaled fleet (fair: %d each).", fleetConnsPerPod, fleetConnsPerPod),
 		"ready→fair: from the new pods being endpoints until their trailing 5 s (1 s) share of the calls is >= 0.8 x fair for good. imbalance: max/mean calls per pod over the last 30 s.",
-		"conns/pod: client connections of the busiest / the mean pod at the end. moved before, after: connections dialled per pod per minute (over the seconds given) in the second half of the time before the scale event, and after reaching fair.",
+		"conns/pod: client connections of the busiest / the mean pod at the end. moved before, after, past growth: connections dialled per pod per minute (over the seconds given) in the second half of the time before the scale event, after reaching fair, and past growth: from when the pods' 30 s growth grace has ended (30 s after their DNS poll saw the new pods, and 2 s; 34.5 s for 50 → 60) to the end (-: the run ended first, or not fair share).",
 		fmt.Sprintf("cpu: server CPU per pod (mean / busiest), load generator and whole host over the imbalance window; startup: the initial pods, %d at a time.", fleetStartBatch))
 	for _, r := range fleet {
 		s, f, fr := r.Summary, r.Summary.Fleet, r.Fleet
@@ -590,9 +629,9 @@ func writeFleetTable(w io.Writer, res *result) {
 		if f.HostCores > 0 {
 			host = fmt.Sprintf("%.2f of %d", f.HostCores, fr.CPUs)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d→%d\t%d\t%.0f\t%s\t(%s)\t%.2f\t%d/%.2f\t%s\t%d\t%s\t%s\t%.2f/%.2f\t%.1f\t%s\t%.1fs\t\n",
+		fmt.Fprintf(tw, "%s\t%s\t%d→%d\t%d\t%.0f\t%s\t(%s)\t%.2f\t%d/%.2f\t%s\t%d\t%s\t%s\t%s\t%.2f/%.2f\t%.1f\t%s\t%.1fs\t\n",
 			r.label(), r.Mode, fr.Pods, fr.ScaledTo, r.Clients, r.Rate, fmtSecs(s.TimeToFair), fmtSecs(s.TimeToFair1s),
-			s.Imbalance, f.ConnsMax, f.ConnsMean, failedText(s), s.Dials, f.MovedBefore, f.Moved,
+			s.Imbalance, f.ConnsMax, f.ConnsMean, failedText(s), s.Dials, f.MovedBefore, f.Moved, f.MovedPastGrowth,
 			f.ServerCPUMean, f.ServerCPUMax, f.LoadGenCPU, host, fr.StartupS)
 	}
 	tw.Flush()

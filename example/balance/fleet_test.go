@@ -116,7 +116,7 @@ func TestFleetAnalyze(t *testing.T) {
 		Pods:      []podInfo{{Name: "a"}, {Name: "b", Index: 1}, {Name: "c", Index: 2, New: true}},
 		FinalPods: []string{"a", "b", "c"},
 		Events:    []event{{Label: "scale 2→3", Kind: "scale", At: 9.5, Done: 10}},
-		Fleet:     &fleetRun{Pods: 2, ScaledTo: 3, ConnRate: 2, CPUs: 2},
+		Fleet:     &fleetRun{Pods: 2, ScaledTo: 3, ConnRate: 2, CPUs: 2, PastGrowthS: pastGrowth(2, time.Second).Seconds()},
 	}
 	var lines []loadLine
 	for s := range 40 {
@@ -154,6 +154,11 @@ func TestFleetAnalyze(t *testing.T) {
 	if want := (churn{Conns: 3, Seconds: 24, PerPodMinute: 2.5}); f.Moved != want {
 		t.Errorf("moved after fair %+v, want %+v", f.Moved, want)
 	}
+	// The run ends 30 s after the scale event, before the fleet is past
+	// its growth (33 s after it): no figure.
+	if f.MovedPastGrowth != (churn{}) {
+		t.Errorf("moved past growth %+v in a run that ended within it, want none", f.MovedPastGrowth)
+	}
 	// The second half of the 9.5 s before the scale event: seconds 5 to 8,
 	// 2 connections of 2 pods in 4 s.
 	if want := (churn{Conns: 2, Seconds: 4, PerPodMinute: 15}); f.MovedBefore != want {
@@ -189,6 +194,76 @@ func TestFleetAnalyze(t *testing.T) {
 	if f := r.Summary.Fleet; r.Summary.TimeToFair != nil || f.Moved != (churn{}) {
 		t.Errorf("a run that never reached fair: time to fair %s, moved after %+v; want never and none",
 			fmtSecs(r.Summary.TimeToFair), f.Moved)
+	}
+}
+
+// TestFleetPastGrowth checks when a fleet is past growth (pastGrowth),
+// which modes have a figure, and the churn counted past growth: in a run
+// of 60 s whose scale event is done at 9.2 s and whose fleet is past
+// growth 35 s after it, the dials from second 45 (the first whole second
+// from 44.2 s) to the end, per pod per minute, in the record and in the
+// table; the dials in second 44 are left out; and a record without the
+// time (before 4f797a2) has no figure.
+func TestFleetPastGrowth(t *testing.T) {
+	for _, tc := range []struct {
+		pods     int
+		interval time.Duration
+		want     time.Duration
+	}{
+		{50, time.Second, 34500 * time.Millisecond}, // 50 → 60 in the lab: 50 × 50 ms
+		{200, time.Second, 42 * time.Second},        // 200 → 220: 10 s
+		{8, 5 * time.Second, 37 * time.Second},      // the poll's own interval
+	} {
+		if got := pastGrowth(tc.pods, tc.interval); got != tc.want {
+			t.Errorf("pastGrowth(%d pods, %s) = %s, want %s", tc.pods, tc.interval, got, tc.want)
+		}
+	}
+	// Only the modes that run fair share have a growth grace.
+	for _, m := range modes {
+		if runsIt := slices.Contains(m.args(defaultParams(false), "dns://x/y"), "-fair-share"); m.fairShare != runsIt {
+			t.Errorf("mode %s: fairShare %v, but its server flags run fair share: %v", m.name, m.fairShare, runsIt)
+		}
+	}
+	r := run{
+		Scenario: "fleet", Mode: "fair-share", Duration: 60,
+		Pods:      []podInfo{{Name: "a"}, {Name: "b", Index: 1}, {Name: "c", Index: 2, New: true}},
+		FinalPods: []string{"a", "b", "c"},
+		Events:    []event{{Label: "scale 2→3", Kind: "scale", At: 9, Done: 9.2}},
+		Fleet:     &fleetRun{Pods: 2, ScaledTo: 3, ConnRate: 2, CPUs: 2, PastGrowthS: 35},
+	}
+	var lines []loadLine
+	for s := range 60 {
+		l := loadLine{Type: "second", T: s, Calls: map[string]int{"a": 10, "b": 10, "c": 10}}
+		switch s {
+		case 44:
+			l.Dials = 5
+		case 45:
+			l.Dials = 3
+		case 59:
+			l.Dials = 1
+		}
+		lines = append(lines, l)
+	}
+	r.fill(lines)
+	f := r.Summary.Fleet
+	if f == nil {
+		t.Fatal("no fleet summary")
+	}
+	// 4 connections, 3 pods, 15 s: 4 / 3 / 0.25 min.
+	if want := (churn{Conns: 4, Seconds: 15, PerPodMinute: 5.333}); f.MovedPastGrowth != want {
+		t.Errorf("moved past growth %+v, want %+v", f.MovedPastGrowth, want)
+	}
+	var b strings.Builder
+	writeFleetTable(&b, &result{Runs: []run{r}})
+	if !strings.Contains(b.String(), "5.33 (15 s)") {
+		t.Errorf("fleet table lacks the churn past growth:\n%s", b.String())
+	}
+	// A record from before the field: no figure, rather than one counted
+	// from the scale event.
+	r.Fleet.PastGrowthS = 0
+	r.fill(lines)
+	if f := r.Summary.Fleet; f.MovedPastGrowth != (churn{}) {
+		t.Errorf("moved past growth %+v without PastGrowthS, want none", f.MovedPastGrowth)
 	}
 }
 

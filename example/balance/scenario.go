@@ -316,6 +316,9 @@ type mode struct {
 	// needsFlag names a server flag the mode depends on; the mode is
 	// skipped, with a note, when the server binary does not have it.
 	needsFlag string
+	// fairShare: the mode runs fair share (-fair-share), whose pods have a
+	// growth grace after a scale-up (see pastGrowth).
+	fairShare bool
 }
 
 var modes = []mode{
@@ -334,7 +337,7 @@ var modes = []mode{
 	// excess over the fleet mean (server.WithFairShare); a grown peer set
 	// then triggers no full rotation. Skipped with a note when the server
 	// binary has no -fair-share flag.
-	{name: "fair-share", about: "peer watcher + fair-share shedding (-fair-share)", needsFlag: "fair-share",
+	{name: "fair-share", about: "peer watcher + fair-share shedding (-fair-share)", needsFlag: "fair-share", fairShare: true,
 		args: func(p params, peerDNS string) []string {
 			return []string{"-max-connection-age", p.PeerAge.String(), "-peer-dns", peerDNS,
 				"-peer-interval", p.PeerInterval.String(), "-rotate-spread", p.Spread.String(), "-fair-share"}
@@ -342,7 +345,7 @@ var modes = []mode{
 	// fair-share-sheds: fair share without admission, as before
 	// 2026-12-01: a new connection stays where kube-proxy sent it and only
 	// sheds move connections; for comparing with fair-share in one run.
-	{name: "fair-share-sheds", about: "fair share without admission (-fair-share -fair-share-admission=false)", needsFlag: "fair-share-admission",
+	{name: "fair-share-sheds", about: "fair share without admission (-fair-share -fair-share-admission=false)", needsFlag: "fair-share-admission", fairShare: true,
 		args: func(p params, peerDNS string) []string {
 			return []string{"-max-connection-age", p.PeerAge.String(), "-peer-dns", peerDNS,
 				"-peer-interval", p.PeerInterval.String(), "-rotate-spread", p.Spread.String(), "-fair-share", "-fair-share-admission=false"}
@@ -450,7 +453,7 @@ func runScenario(ctx context.Context, sc scenario, m mode, p params, bins binari
 	r.LabPrefix = lab.Prefix()
 	args := lab.serverArgs(sc, m, p)
 	r.ServerArgs = args
-	fleet := newFleetRecorder(sc, progress)
+	fleet := newFleetRecorder(sc, m, p.PeerInterval, progress)
 	defer fleet.close()
 	if err := startInBatches(ctx, lab, sc.replicas, sc.startBatch, args, progress); err != nil {
 		return r, err
