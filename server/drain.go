@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/rotorkit/rotor/internal/lifecycle"
 )
 
 // lameDuckAge is how long a connection accepted during the drain is served
@@ -39,11 +41,14 @@ const lameDuckQuiet = time.Second
 //     back for a second, or at DrainTimeout; then the listeners close and
 //     calls still open are cut.
 //
-// Shutdown returns nil once that is done, the hooks have returned and,
-// unless ctx has ended by then, the background work of step 1 has too. It
-// returns ctx.Err() if ctx ends before the drain does, and then cuts the
-// calls still open at that moment, or while it waits for the background
-// work. Calling it again waits for the first call's result.
+// Shutdown returns nil once that is done, the hooks have returned and the
+// background work of step 1 has too (at once, unless an Observer blocks).
+// If ctx ends before the drain does, Shutdown cuts the calls still open at
+// that moment and returns ctx.Err(). Past the drain nothing is left to
+// cut: if ctx ends while Shutdown waits for the background work, it
+// returns ctx.Err() at once; if ctx ended before that wait (while the
+// hooks ran), it returns nil without the wait. Calling it again waits for
+// the first call's result.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutdownOnce.Do(func() {
 		go func() {
@@ -67,8 +72,11 @@ func (s *Server) shutdownSteps(ctx context.Context) (err error) {
 		// Last, after the hooks: the background work has long seen the
 		// stop by then. Once ctx has ended, Shutdown waits for nothing
 		// more, and its result is already set.
-		if ctx.Err() == nil && !s.waitBackground(ctx) && err == nil {
-			err = ctx.Err()
+		if ctx.Err() != nil {
+			return
+		}
+		if werr := lifecycle.Wait(ctx, &s.bg); err == nil {
+			err = werr
 		}
 	}()
 	var hooksWG sync.WaitGroup

@@ -331,8 +331,8 @@ func (s *Server) startBackground() {
 		s.bgCancel = cancel
 		stopped := s.bgStopped
 		if !stopped {
-			// Under s.mu, so that a waitBackground after stopBackground
-			// waits for what it adds.
+			// Under s.mu, which stopBackground takes too: a Wait on s.bg
+			// after stopBackground comes after this Add, or no Add comes.
 			s.bg.Add(1)
 		}
 		s.mu.Unlock()
@@ -358,7 +358,8 @@ func (s *Server) startBackground() {
 // peers uses no answer (its queries are cancelled: it reports nothing to
 // the Observer and sheds nothing), and the spreads of sheds and peer
 // rotations stop (the drain, or Close, ends every connection anyway).
-// waitBackground waits for it to return.
+// Waiting on s.bg then waits for it to return: promptly, unless an Observer
+// it calls blocks.
 func (s *Server) stopBackground() {
 	s.mu.Lock()
 	s.bgStopped = true
@@ -366,28 +367,6 @@ func (s *Server) stopBackground() {
 	s.mu.Unlock()
 	if cancel != nil {
 		cancel()
-	}
-}
-
-// waitBackground waits, after stopBackground, until the background work
-// has returned or ctx has ended, whichever is first, and reports whether
-// the work returned. Once stopped, the work returns promptly, unless an
-// Observer it calls blocks; when ctx ends first, the goroutine that waits
-// stays until the work returns.
-func (s *Server) waitBackground(ctx context.Context) bool {
-	done := make(chan struct{})
-	go func() {
-		// If startBackground added to s.bg, it did so under s.mu, which
-		// stopBackground took after it: that Add comes before this Wait.
-		// Otherwise nothing was added.
-		s.bg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }
 
