@@ -4,8 +4,6 @@ import (
 	"context"
 	"sync"
 	"time"
-
-	"github.com/rotorkit/rotor/internal/lifecycle"
 )
 
 // lameDuckAge is how long a connection accepted during the drain is served
@@ -43,12 +41,12 @@ const lameDuckQuiet = time.Second
 //
 // Shutdown returns nil once that is done, the hooks have returned and the
 // background work of step 1 has too (at once, unless an Observer blocks).
-// If ctx ends before the drain does, Shutdown cuts the calls still open at
-// that moment and returns ctx.Err(). Past the drain nothing is left to
-// cut: if ctx ends while Shutdown waits for the background work, it
-// returns ctx.Err() at once; if ctx ended before that wait (while the
-// hooks ran), it returns nil without the wait. Calling it again waits for
-// the first call's result.
+// It returns ctx.Err() if ctx ends before then: if the drain is not over,
+// it cuts the calls still open at that moment; past the drain nothing is
+// left to cut, and Shutdown returns as soon as ctx has ended and the hooks
+// have returned, without waiting further for the background work. The
+// hooks are given ctx; Shutdown always waits for them. Calling it again
+// waits for the first call's result.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutdownOnce.Do(func() {
 		go func() {
@@ -69,14 +67,18 @@ func (s *Server) shutdownSteps(ctx context.Context) (err error) {
 	s.health.Shutdown()
 	s.stopBackground()
 	defer func() {
-		// Last, after the hooks: the background work has long seen the
-		// stop by then. Once ctx has ended, Shutdown waits for nothing
-		// more, and its result is already set.
-		if ctx.Err() != nil {
-			return
-		}
-		if werr := lifecycle.Wait(ctx, &s.bg); err == nil {
-			err = werr
+		// Last, after the hooks: the background work has already seen
+		// the stop. Once ctx has ended, nil only if it has returned.
+		select {
+		case <-s.bgDone:
+		case <-ctx.Done():
+			select {
+			case <-s.bgDone: // both: select picks at random
+			default:
+				if err == nil {
+					err = ctx.Err()
+				}
+			}
 		}
 	}()
 	var hooksWG sync.WaitGroup

@@ -698,54 +698,55 @@ func TestStopWaitsForFairShare(t *testing.T) {
 
 // Shutdown waits for a round that an Observer holds only while its context
 // lasts: once the drain is over (the listener closed), ending the context
-// makes Shutdown return its error at once.
+// makes Shutdown return its error as soon as the hooks have returned, both
+// when it ends during the wait for the round and while a hook runs.
 func TestShutdownStopsWaitingWhenItsContextEnds(t *testing.T) {
-	l, _ := loopbackListener(t)
-	lis := &closeSignal{Listener: l, closed: make(chan struct{})}
-	obs := newRoundsAfter()
-	obs.block.Store(true)
-	srv := startFairSharePod(t, lis, startDNS(t, "pods.test", "127.0.0.1"), 100*time.Millisecond, obs)
-	t.Cleanup(obs.free) // before the pod's Close, which waits for the report
-	select {
-	case <-obs.blocked:
-	case <-time.After(10 * time.Second):
-		t.Fatal("no fair-share round within 10 s")
+	for _, inHook := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ended in a hook %v", inHook), func(t *testing.T) {
+			l, _ := loopbackListener(t)
+			lis := newNotifyCloseListener(l)
+			obs := newRoundsAfter()
+			obs.block.Store(true)
+			srv := startFairSharePod(t, lis, startDNS(t, "pods.test", "127.0.0.1"), 100*time.Millisecond, obs)
+			t.Cleanup(obs.free) // before the pod's Close, which waits for the report
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if inHook {
+				srv.RegisterOnShutdown(func(context.Context) {
+					<-lis.closed
+					cancel()
+				})
+			}
+			select {
+			case <-obs.blocked:
+			case <-time.After(10 * time.Second):
+				t.Fatal("no fair-share round within 10 s")
+			}
+			stopped := make(chan error, 1)
+			go func() { stopped <- srv.Shutdown(ctx) }()
+			// No client is connected, so the drain ends at once and the
+			// listener closes.
+			select {
+			case <-lis.closed:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the listener is still open 10 s into a Shutdown with no client")
+			}
+			if !inHook {
+				select {
+				case err := <-stopped:
+					t.Fatalf("Shutdown returned (%v) while a fair-share round was still running", err)
+				case <-time.After(300 * time.Millisecond):
+				}
+				cancel()
+			}
+			select {
+			case err := <-stopped:
+				if !errors.Is(err, context.Canceled) {
+					t.Fatalf("Shutdown returned %v once its context ended, with a round still running; want context.Canceled", err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("Shutdown still waits for the blocked round 5 s after its context ended")
+			}
+		})
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	stopped := make(chan error, 1)
-	go func() { stopped <- srv.Shutdown(ctx) }()
-	// No client is connected, so the drain ends at once and the listener
-	// closes; Shutdown then waits for the round.
-	select {
-	case <-lis.closed:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the listener is still open 10 s into a Shutdown with no client")
-	}
-	select {
-	case err := <-stopped:
-		t.Fatalf("Shutdown returned (%v) while a fair-share round was still running", err)
-	case <-time.After(300 * time.Millisecond):
-	}
-	cancel()
-	select {
-	case err := <-stopped:
-		if !errors.Is(err, context.Canceled) {
-			t.Fatalf("Shutdown returned %v once its context ended; want context.Canceled", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Shutdown still waits for the blocked round 5 s after its context ended")
-	}
-}
-
-// closeSignal is a listener that closes closed when it is first closed.
-type closeSignal struct {
-	net.Listener
-	once   sync.Once
-	closed chan struct{}
-}
-
-func (l *closeSignal) Close() error {
-	l.once.Do(func() { close(l.closed) })
-	return l.Listener.Close()
 }

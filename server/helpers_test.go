@@ -168,6 +168,23 @@ func loopbackListener(t *testing.T) (net.Listener, string) {
 	return lis, lis.Addr().String()
 }
 
+// notifyCloseListener is a listener that closes closed when it is first
+// closed, as the server does once its drain is over.
+type notifyCloseListener struct {
+	net.Listener
+	once   sync.Once
+	closed chan struct{}
+}
+
+func newNotifyCloseListener(l net.Listener) *notifyCloseListener {
+	return &notifyCloseListener{Listener: l, closed: make(chan struct{})}
+}
+
+func (l *notifyCloseListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return l.Listener.Close()
+}
+
 // quietFor waits until no connection was sent GOAWAY for reason during
 // quiet, and returns how many were by then; the test fails if that takes
 // longer than timeout.

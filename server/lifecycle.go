@@ -81,7 +81,7 @@ func (s *Server) Close() error {
 	s.health.Shutdown()
 	s.stopBackground()
 	s.stop()
-	s.bg.Wait() // see startBackground for why its Add comes first
+	<-s.bgDone
 	return nil
 }
 

@@ -76,6 +76,8 @@ type Server struct {
 	bgCancel  context.CancelFunc
 	bgStopped bool           // Shutdown or Close ran: background work must not start
 	bg        sync.WaitGroup // the background work, once started
+	bgWait    sync.Once      // starts the wait that closes bgDone
+	bgDone    chan struct{}  // made by stopBackground; closed once bg's work has returned
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -331,8 +333,8 @@ func (s *Server) startBackground() {
 		s.bgCancel = cancel
 		stopped := s.bgStopped
 		if !stopped {
-			// Under s.mu, which stopBackground takes too: a Wait on s.bg
-			// after stopBackground comes after this Add, or no Add comes.
+			// Under s.mu, which stopBackground takes too before it waits
+			// on s.bg: that wait comes after this Add, or no Add comes.
 			s.bg.Add(1)
 		}
 		s.mu.Unlock()
@@ -358,8 +360,8 @@ func (s *Server) startBackground() {
 // peers uses no answer (its queries are cancelled: it reports nothing to
 // the Observer and sheds nothing), and the spreads of sheds and peer
 // rotations stop (the drain, or Close, ends every connection anyway).
-// Waiting on s.bg then waits for it to return: promptly, unless an Observer
-// it calls blocks.
+// s.bgDone closes once it has returned: promptly, unless an Observer it
+// calls blocks.
 func (s *Server) stopBackground() {
 	s.mu.Lock()
 	s.bgStopped = true
@@ -368,6 +370,16 @@ func (s *Server) stopBackground() {
 	if cancel != nil {
 		cancel()
 	}
+	s.bgWait.Do(func() {
+		s.bgDone = make(chan struct{})
+		go func() {
+			// After bgStopped is set: startBackground's Add, if any,
+			// came before (see there), and any later Add comes from
+			// work already counted.
+			s.bg.Wait()
+			close(s.bgDone)
+		}()
+	})
 }
 
 // listenPort is the port of the first listener Serve was given, 0 before.

@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/rotorkit/rotor/internal/conf"
-	"github.com/rotorkit/rotor/internal/lifecycle"
 	"github.com/rotorkit/rotor/internal/netns"
 )
 
@@ -471,7 +470,17 @@ func (l *Lab) terminateInBackground(ctx context.Context, old *pod) error {
 // WaitTerminated waits until every pod RollPod sent SIGTERM has exited (or
 // got SIGKILL at the end of its grace period) and is removed, or ctx ends.
 func (l *Lab) WaitTerminated(ctx context.Context) error {
-	return lifecycle.Wait(ctx, &l.terminated)
+	done := make(chan struct{})
+	go func() {
+		l.terminated.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // DeletePod deletes the pod with the given Index as Kubernetes deletes a

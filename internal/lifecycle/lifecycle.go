@@ -9,7 +9,6 @@ package lifecycle
 import (
 	"context"
 	"errors"
-	"sync"
 	"time"
 )
 
@@ -79,23 +78,5 @@ func Loop(ctx context.Context, first time.Duration, fn func() (wait time.Duratio
 			}
 		}
 		t.Reset(fn())
-	}
-}
-
-// Wait waits until wg's counter is zero or ctx ends, and returns nil or
-// ctx.Err(); when both have happened, either. If ctx ends first, a
-// goroutine stays behind until the counter reaches zero. The caller sees to
-// it that every Add that counts comes before Wait, as sync.WaitGroup asks.
-func Wait(ctx context.Context, wg *sync.WaitGroup) error {
-	done := make(chan struct{})
-	go func() {
-		wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }

@@ -3,7 +3,6 @@ package lifecycle
 import (
 	"context"
 	"errors"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -64,30 +63,6 @@ func TestLoopWaitsWhatFnSays(t *testing.T) {
 	// Calls at 0, then 30 ms later, then 60 ms after that.
 	if len(at) != 3 || at[1] < 30*time.Millisecond || at[2] < 90*time.Millisecond {
 		t.Errorf("calls at %v; want 3, at 0, ≥30 ms and ≥90 ms", at)
-	}
-}
-
-func TestWait(t *testing.T) {
-	var wg sync.WaitGroup
-	wg.Add(1)
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if err := Wait(ctx, &wg); !errors.Is(err, context.Canceled) {
-		t.Fatalf("Wait with a count of 1 and an ended context returned %v; want context.Canceled", err)
-	}
-	released := make(chan struct{})
-	go func() {
-		time.Sleep(20 * time.Millisecond)
-		close(released)
-		wg.Done()
-	}()
-	if err := Wait(context.Background(), &wg); err != nil {
-		t.Fatalf("Wait returned %v; want nil once the count is zero", err)
-	}
-	select {
-	case <-released:
-	default:
-		t.Fatal("Wait returned before the count reached zero")
 	}
 }
 
