@@ -41,12 +41,12 @@ const lameDuckQuiet = time.Second
 //
 // Shutdown returns nil once that is done, the hooks have returned and the
 // background work of step 1 has too (at once, unless an Observer blocks).
-// It returns ctx.Err() if ctx ends before then: if the drain is not over,
-// it cuts the calls still open at that moment; past the drain nothing is
-// left to cut, and Shutdown returns as soon as ctx has ended and the hooks
-// have returned, without waiting further for the background work. The
-// hooks are given ctx; Shutdown always waits for them. Calling it again
-// waits for the first call's result.
+// It returns ctx.Err() if ctx ends before then (when it ends just as the
+// background work returns, either): if the drain is not over, it cuts the
+// calls still open at that moment; past the drain nothing is left to cut.
+// The hooks are given ctx, and Shutdown always waits for them; once ctx
+// has ended it waits for nothing else. Calling it again waits for the
+// first call's result.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutdownOnce.Do(func() {
 		go func() {
@@ -68,7 +68,11 @@ func (s *Server) shutdownSteps(ctx context.Context) (err error) {
 	s.stopBackground()
 	defer func() {
 		// Last, after the hooks: the background work has already seen
-		// the stop. Once ctx has ended, nil only if it has returned.
+		// the stop.
+		if err == nil && ctx.Err() != nil {
+			err = ctx.Err() // ended while the hooks ran: they may be cut short
+			return
+		}
 		select {
 		case <-s.bgDone:
 		case <-ctx.Done():

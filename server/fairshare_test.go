@@ -696,31 +696,58 @@ func TestStopWaitsForFairShare(t *testing.T) {
 	}
 }
 
-// Shutdown waits for a round that an Observer holds only while its context
-// lasts: once the drain is over (the listener closed), ending the context
-// makes Shutdown return its error as soon as the hooks have returned, both
-// when it ends during the wait for the round and while a hook runs.
+// Past the drain (the listener closed), Shutdown waits for the hooks and
+// for the background work only while its context lasts: ending the context
+// while it waits for a round that an Observer holds, or while a hook runs,
+// makes it return the context's error as soon as the hooks have returned;
+// also with no background work left, as a hook may have been cut short.
 func TestShutdownStopsWaitingWhenItsContextEnds(t *testing.T) {
-	for _, inHook := range []bool{false, true} {
-		t.Run(fmt.Sprintf("ended in a hook %v", inHook), func(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		blockedRound   bool // an Observer holds a fair-share round
+		cancelFromHook bool
+	}{
+		{"while it waits for a held round", true, false},
+		{"in a hook, with a round held", true, true},
+		{"in a hook, with no background work", false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
 			l, _ := loopbackListener(t)
 			lis := newNotifyCloseListener(l)
-			obs := newRoundsAfter()
-			obs.block.Store(true)
-			srv := startFairSharePod(t, lis, startDNS(t, "pods.test", "127.0.0.1"), 100*time.Millisecond, obs)
-			t.Cleanup(obs.free) // before the pod's Close, which waits for the report
+			var srv *server.Server
+			if tc.blockedRound {
+				obs := newRoundsAfter()
+				obs.block.Store(true)
+				srv = startFairSharePod(t, lis, startDNS(t, "pods.test", "127.0.0.1"), 100*time.Millisecond, obs)
+				t.Cleanup(obs.free) // before the pod's Close, which waits for the report
+				select {
+				case <-obs.blocked:
+				case <-time.After(10 * time.Second):
+					t.Fatal("no fair-share round within 10 s")
+				}
+			} else {
+				var err error
+				srv, err = server.New(server.WithShutdownDelay(server.Off), server.WithLogger(quietLog))
+				if err != nil {
+					t.Fatal(err)
+				}
+				go srv.Serve(lis)
+				t.Cleanup(func() { srv.Close() })
+			}
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			if inHook {
+			var hookReturned atomic.Bool
+			if tc.cancelFromHook {
 				srv.RegisterOnShutdown(func(context.Context) {
 					<-lis.closed
+					if !tc.blockedRound {
+						// Give the background work's wait, with nothing
+						// to wait for, time to see that.
+						time.Sleep(100 * time.Millisecond)
+					}
 					cancel()
+					hookReturned.Store(true)
 				})
-			}
-			select {
-			case <-obs.blocked:
-			case <-time.After(10 * time.Second):
-				t.Fatal("no fair-share round within 10 s")
 			}
 			stopped := make(chan error, 1)
 			go func() { stopped <- srv.Shutdown(ctx) }()
@@ -731,7 +758,7 @@ func TestShutdownStopsWaitingWhenItsContextEnds(t *testing.T) {
 			case <-time.After(10 * time.Second):
 				t.Fatal("the listener is still open 10 s into a Shutdown with no client")
 			}
-			if !inHook {
+			if !tc.cancelFromHook {
 				select {
 				case err := <-stopped:
 					t.Fatalf("Shutdown returned (%v) while a fair-share round was still running", err)
@@ -742,10 +769,13 @@ func TestShutdownStopsWaitingWhenItsContextEnds(t *testing.T) {
 			select {
 			case err := <-stopped:
 				if !errors.Is(err, context.Canceled) {
-					t.Fatalf("Shutdown returned %v once its context ended, with a round still running; want context.Canceled", err)
+					t.Fatalf("Shutdown returned %v once its context ended before it was done; want context.Canceled", err)
+				}
+				if tc.cancelFromHook && !hookReturned.Load() {
+					t.Fatal("Shutdown returned before its hook did")
 				}
 			case <-time.After(5 * time.Second):
-				t.Fatal("Shutdown still waits for the blocked round 5 s after its context ended")
+				t.Fatal("Shutdown still waits 5 s after its context ended")
 			}
 		})
 	}

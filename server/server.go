@@ -72,12 +72,12 @@ type Server struct {
 	localMu  sync.Mutex
 	localIPs map[string]struct{} // addresses clients reached this server on
 
-	bgOnce    sync.Once
-	bgCancel  context.CancelFunc
-	bgStopped bool           // Shutdown or Close ran: background work must not start
-	bg        sync.WaitGroup // the background work, once started
-	bgWait    sync.Once      // starts the wait that closes bgDone
-	bgDone    chan struct{}  // made by stopBackground; closed once bg's work has returned
+	bgOnce     sync.Once
+	bgCancel   context.CancelFunc
+	bgStopped  bool           // Shutdown or Close ran: background work must not start
+	bg         sync.WaitGroup // the background work, once started
+	bgDoneOnce sync.Once      // starts the wait that closes bgDone
+	bgDone     chan struct{}  // made by stopBackground; closed once bg's work has returned
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -198,6 +198,7 @@ func (s *Server) Config() Config { return s.cfg }
 // has. Use it to shut a companion, such as a REST gateway in the same
 // process, down in step: it gets the same signal at the same moment, and,
 // following the same delay rule, keeps serving for its own ShutdownDelay.
+// f must not call Shutdown, which would wait for f.
 func (s *Server) RegisterOnShutdown(f func(ctx context.Context)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -370,7 +371,7 @@ func (s *Server) stopBackground() {
 	if cancel != nil {
 		cancel()
 	}
-	s.bgWait.Do(func() {
+	s.bgDoneOnce.Do(func() {
 		s.bgDone = make(chan struct{})
 		go func() {
 			// After bgStopped is set: startBackground's Add, if any,
