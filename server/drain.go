@@ -42,7 +42,7 @@ const lameDuckQuiet = time.Second
 // Shutdown returns nil once that is done, the hooks have returned and the
 // background work of step 1 has too (at once, unless an Observer blocks).
 // It returns ctx.Err() if ctx ends before then (when it ends just as the
-// background work returns, either): if the drain is not over, it cuts the
+// last of these finishes, either): if the drain is not over, it cuts the
 // calls still open at that moment; past the drain nothing is left to cut.
 // The hooks are given ctx, and Shutdown always waits for them; once ctx
 // has ended it waits for nothing else. Calling it again waits for the
@@ -70,7 +70,8 @@ func (s *Server) shutdownSteps(ctx context.Context) (err error) {
 		// Last, after the hooks: the background work has already seen
 		// the stop.
 		if err == nil && ctx.Err() != nil {
-			err = ctx.Err() // ended while the hooks ran: they may be cut short
+			err = ctx.Err()
+			s.log.Warn("shutdown context ended while the shutdown hooks ran; they may have been cut short", "err", err)
 			return
 		}
 		select {
