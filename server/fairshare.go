@@ -92,7 +92,8 @@ import (
 // Fair share is for ClusterIP Services, where a shed client's reconnect is
 // a fresh random pick. A headless Service's round_robin clients reconnect
 // to the pod that shed them; a pod notices when three sheds in a row did
-// not lower its load while their clients' addresses came back, and from
+// not lower its load as a share of the fleet mean while their clients'
+// addresses came back, and from
 // then on doubles its cooldown each time (up to a minute; two rounds within
 // its share end it; the log says when a back-off begins and ends). For
 // 30 s after the peer set grows (a pod it did not know announces itself,

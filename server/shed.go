@@ -22,10 +22,11 @@ const (
 type shedState struct {
 	lastShed time.Time
 	shedOwn  float64       // own load (or connections) when the last shed began; 0 when none pends
+	shedMean float64       // the fleet mean then, in the same unit
 	shedSize float64       // what that shed meant to move
 	shedN    int           // how many connections it sent GOAWAY to
 	cooldown time.Duration // FairShare.Cooldown, doubled after futile sheds
-	futile   int           // sheds in a row that did not lower the load
+	futile   int           // sheds in a row that did not lower the load's share of the mean
 	grewAt   time.Time     // when the peer set last grew
 	over     int           // rounds in a row above its share
 	under    int           // rounds in a row within its share
@@ -166,13 +167,20 @@ type shedDecision struct {
 //     mean, no more connections than the room, those heavier than
 //     (1 + Hysteresis) × perConn only while c ≤ left·(1 + Hysteresis).
 //
-// A shed that did not lower the pod's load, while at least half as many
-// connections came from its addresses as it sent away (cameBack), counts
-// as futile (the clients of the last shed that came back and do not count
-// yet, returning, count at that shed's mean load per connection): its
-// clients came straight back, as a headless Service's round_robin clients
-// do (one such shed happens by chance on a ClusterIP, when other pods'
-// sheds land here; several in a row do not). After futileSheds in a row
+// A shed counts as futile when it did not lower the pod's load, as a
+// share of the fleet mean, by half what it meant to move, while at least
+// half as many connections came from its addresses as it sent away
+// (cameBack): its clients came straight back, as a headless Service's
+// round_robin clients do (one such shed happens by chance on a ClusterIP,
+// when other pods' sheds land here; several in a row do not). The clients
+// of the shed that came back and do not count yet (returning) count at its
+// mean load per connection, in the pod's load and in the mean. The share,
+// not the load as it is: a load that rises or falls across the fleet (its
+// traffic, or handler time stretched while a busy host's pods wait for a
+// core) says nothing of the shed. In TestFairShareBacksOffWhenClientsComeBack
+// beside the example's lab tests, a pod whose handlers sleep 2 ms read its
+// load at 1.8–5.7 times that, and judged on the load alone a back-off
+// ended at such a dip in 3 of 16 runs. After futileSheds in a row
 // the cooldown doubles each time, up to maxFairShareCooldown. Within
 // growthGrace of the peer set growing no shed counts as futile. A pod at or
 // below its share for overRounds rounds resets everything, but for a round
@@ -204,14 +212,22 @@ func decideShed(in shedInput, cfg FairShare, st shedState) shedDecision {
 	}
 	if st.shedOwn > 0 && in.now.Sub(st.grewAt) >= growthGrace {
 		// The shed's clients that came back count at its mean load per
-		// connection until their own rates count (conn.rateKnown).
-		back := in.own
+		// connection until their own rates count (conn.rateKnown), in
+		// the pod's load and in the fleet mean.
+		back, mean := in.own, in.mean
 		if st.shedN > 0 {
 			// No more of them than it sent GOAWAY to: other
 			// clients on the same addresses are not its.
-			back += float64(min(in.returning, st.shedN)) * st.shedSize / float64(st.shedN)
+			extra := float64(min(in.returning, st.shedN)) * st.shedSize / float64(st.shedN)
+			back += extra
+			mean += extra / float64(max(in.pods, 1))
 		}
-		if back > st.shedOwn-st.shedSize/2 && 2*in.cameBack >= st.shedN {
+		// Against the mean, not as it is: a load that rose or fell
+		// across the fleet (its traffic, or handler time stretched
+		// while a busy host's pods wait for a core) says nothing of the
+		// shed. back/mean > (shedOwn − shedSize/2)/shedMean, multiplied
+		// out.
+		if back*st.shedMean > (st.shedOwn-st.shedSize/2)*mean && 2*in.cameBack >= st.shedN {
 			d.next.futile++
 		} else {
 			d.ended = st.futile >= futileSheds
@@ -227,7 +243,7 @@ func decideShed(in shedInput, cfg FairShare, st shedState) shedDecision {
 	for _, id := range want {
 		size += loadOf(in.conns, id, cfg.Measure)
 	}
-	d.next.lastShed, d.next.shedOwn, d.next.shedSize, d.next.shedN = in.now, in.own, size, len(want)
+	d.next.lastShed, d.next.shedOwn, d.next.shedMean, d.next.shedSize, d.next.shedN = in.now, in.own, in.mean, size, len(want)
 	return d
 }
 
@@ -238,7 +254,7 @@ func (d shedDecision) reset(cfg FairShare) shedDecision {
 	d.next.under++
 	if d.next.under >= overRounds {
 		d.ended = d.next.futile >= futileSheds
-		d.next.shedOwn, d.next.shedSize, d.next.shedN, d.next.futile, d.next.cooldown = 0, 0, 0, 0, cfg.Cooldown
+		d.next.shedOwn, d.next.shedMean, d.next.shedSize, d.next.shedN, d.next.futile, d.next.cooldown = 0, 0, 0, 0, 0, cfg.Cooldown
 	}
 	return d
 }

@@ -204,23 +204,42 @@ func TestDecideShedBacksOffFutileSheds(t *testing.T) {
 	if d = decideShed(within, cfg, decideShed(within, cfg, d.next).next); d.next.cooldown != cfg.Cooldown {
 		t.Errorf("two rounds within the share once the clients count: cooldown %v, want reset", d.next.cooldown)
 	}
-	// A shed of 2 connections (1 of the pod's 2) whose clients came back
-	// and do not count yet: the pod reads 1.2, but with them at 0.5 each it
-	// holds 2.2 > 2 − 1/2, so that shed was futile; had they stayed away,
-	// 1.2 says it worked.
-	judged := shedState{cooldown: cfg.Cooldown, over: 1, futile: 1, lastShed: t0, shedOwn: 2, shedSize: 1, shedN: 2}
+	// A shed of 2 connections (1 of the pod's 2, in a fleet of 5 at a mean
+	// of 0.8) whose clients came back and do not count yet: the pod reads
+	// 1.2 and the mean 0.6, but with them at 0.5 each it holds 2.2 of a
+	// mean of 0.8 (> (2 − 1/2)/0.8), so that shed was futile; had they gone
+	// to other pods (the mean still 0.8), 1.4 says it worked.
+	judged := shedState{cooldown: cfg.Cooldown, over: 1, futile: 1, lastShed: t0, shedOwn: 2, shedMean: 0.8, shedSize: 1, shedN: 2}
 	came := shedInput{now: t0.Add(time.Hour), own: 1.2, mean: 0.6, pods: 5, conns: in.conns, returning: 2, cameBack: 2}
 	if d := decideShed(came, cfg, judged); len(d.shed) == 0 || d.next.futile != 2 {
 		t.Errorf("shed %v, futile %d after the shed's clients came back; want a shed judged futile (2)", d.shed, d.next.futile)
 	}
-	came.returning = 0
-	if d := decideShed(came, cfg, judged); len(d.shed) == 0 || d.next.futile != 0 {
+	gone := came
+	gone.returning, gone.own, gone.mean = 0, 1.4, 0.8
+	if d := decideShed(gone, cfg, judged); len(d.shed) == 0 || d.next.futile != 0 {
 		t.Errorf("shed %v, futile %d with the shed's clients gone; want a shed and the count reset", d.shed, d.next.futile)
 	}
+	// A shed is judged on the pod's share of the mean, not its load as it
+	// is. The shed's clients back and counted, and the whole fleet's load
+	// down by a third (a busy host's handler time back to normal, or less
+	// traffic): 1.4 < 2 − 1/2, but 1.4 of a mean of 0.533 is the share it
+	// held before; futile. One of the shed's 2 clients back (a ClusterIP's
+	// random pick), the other gone, and the fleet's load up by half:
+	// 1.8 > 2 − 1/2, but 1.8 of a mean of 1.2 is less than (2 − 1/2)/0.8;
+	// it worked.
+	dip := shedInput{now: t0.Add(time.Hour), own: 1.4, mean: 0.8 * 2 / 3, pods: 5, conns: in.conns, cameBack: 2}
+	if d := decideShed(dip, cfg, judged); len(d.shed) == 0 || d.next.futile != 2 {
+		t.Errorf("shed %v, futile %d with the shed's clients back and the fleet's load down by a third; want futile (2)", d.shed, d.next.futile)
+	}
+	rise := shedInput{now: t0.Add(time.Hour), own: 1.8, mean: 1.2, pods: 5, conns: in.conns, cameBack: 1}
+	if d := decideShed(rise, cfg, judged); len(d.shed) == 0 || d.next.futile != 0 {
+		t.Errorf("shed %v, futile %d with 1 of the shed's 2 clients back and the fleet's load up by half; want it judged to have worked (0)", d.shed, d.next.futile)
+	}
 	// No more connections come back from a shed than it sent GOAWAY to:
-	// a shed of 1 (load 1) from 4, now at 2.2 with 3 young connections from
-	// its client's address, holds at most 3.2 ≤ 4 − 1/2 — it worked.
-	one := shedState{cooldown: cfg.Cooldown, over: 1, futile: 1, lastShed: t0, shedOwn: 4, shedSize: 1, shedN: 1}
+	// a shed of 1 (load 1) from 4 at a mean of 1.2, now at 2.2 with 3
+	// young connections from its client's address, holds at most 3.2 of a
+	// mean of 1.2 ≤ (4 − 1/2)/1.2 — it worked.
+	one := shedState{cooldown: cfg.Cooldown, over: 1, futile: 1, lastShed: t0, shedOwn: 4, shedMean: 1.2, shedSize: 1, shedN: 1}
 	many := shedInput{now: t0.Add(time.Hour), own: 2.2, mean: 1, pods: 5, conns: in.conns, returning: 3, cameBack: 3}
 	if d := decideShed(many, cfg, one); len(d.shed) == 0 || d.next.futile != 0 {
 		t.Errorf("shed %v, futile %d with 3 young connections back from a shed of 1; want a shed judged to have worked (0)", d.shed, d.next.futile)
