@@ -71,7 +71,7 @@ func (s *Server) shutdownSteps(ctx context.Context) (err error) {
 		// the stop.
 		if err == nil && ctx.Err() != nil {
 			err = ctx.Err()
-			s.log.Warn("shutdown context ended while the shutdown hooks ran; they may have been cut short", "err", err)
+			s.log.Warn("shutdown context ended before the shutdown hooks returned; they may have been cut short", "err", err)
 			return
 		}
 		select {

@@ -118,29 +118,15 @@ func TestFleetAnalyze(t *testing.T) {
 		Events:    []event{{Label: "scale 2→3", Kind: "scale", At: 9.5, Done: 10}},
 		Fleet:     &fleetRun{Pods: 2, ScaledTo: 3, ConnRate: 2, CPUs: 2, PastGrowthS: pastGrowth(2, time.Second).Seconds()},
 	}
-	var lines []loadLine
-	for s := range 40 {
-		l := loadLine{Type: "second", T: s, Calls: map[string]int{"a": 15, "b": 15},
-			CPUMs: map[string]float64{"a": 10, "b": 20, "c": 30}}
-		if s >= 12 {
+	lines := secondsWithDials(40, map[int]int{0: 12, 6: 2, 12: 4, 20: 1, 30: 2}, func(l *loadLine) {
+		l.Calls = map[string]int{"a": 15, "b": 15}
+		if l.T >= 12 {
 			l.Calls = map[string]int{"a": 10, "b": 10, "c": 10}
 		}
-		switch s {
-		case 0:
-			l.Dials = 12
-		case 6:
-			l.Dials = 2
-		case 12:
-			l.Dials = 4
-		case 20:
-			l.Dials = 1
-		case 30:
-			l.Dials = 2
-		}
-		lines = append(lines, l)
+		l.CPUMs = map[string]float64{"a": 10, "b": 20, "c": 30}
 		r.Fleet.LoadGenMs = append(r.Fleet.LoadGenMs, 50)
 		r.Fleet.HostCores = append(r.Fleet.HostCores, 1.5)
-	}
+	})
 	r.Fleet.HostCores[39] = -1 // unknown: left out
 	r.fill(lines)
 	s := r.Summary
@@ -231,19 +217,9 @@ func TestFleetPastGrowth(t *testing.T) {
 		Events:    []event{{Label: "scale 2→3", Kind: "scale", At: 9, Done: 9.2}},
 		Fleet:     &fleetRun{Pods: 2, ScaledTo: 3, ConnRate: 2, CPUs: 2, PastGrowthS: 35},
 	}
-	var lines []loadLine
-	for s := range 60 {
-		l := loadLine{Type: "second", T: s, Calls: map[string]int{"a": 10, "b": 10, "c": 10}}
-		switch s {
-		case 44:
-			l.Dials = 5
-		case 45:
-			l.Dials = 3
-		case 59:
-			l.Dials = 1
-		}
-		lines = append(lines, l)
-	}
+	lines := secondsWithDials(60, map[int]int{44: 5, 45: 3, 59: 1}, func(l *loadLine) {
+		l.Calls = map[string]int{"a": 10, "b": 10, "c": 10}
+	})
 	r.fill(lines)
 	f := r.Summary.Fleet
 	if f == nil {
@@ -265,6 +241,18 @@ func TestFleetPastGrowth(t *testing.T) {
 	if f := r.Summary.Fleet; f.MovedPastGrowth != (churn{}) {
 		t.Errorf("moved past growth %+v without PastGrowthS, want none", f.MovedPastGrowth)
 	}
+}
+
+// secondsWithDials returns the per-second records of an n-second run, the
+// clients dialling dials[s] connections in second s; fill sets the rest of
+// each record, in order.
+func secondsWithDials(n int, dials map[int]int, fill func(*loadLine)) []loadLine {
+	lines := make([]loadLine, n)
+	for s := range lines {
+		lines[s] = loadLine{Type: "second", T: s, Dials: dials[s]}
+		fill(&lines[s])
+	}
+	return lines
 }
 
 func TestFleetHostBusySeconds(t *testing.T) {
