@@ -460,8 +460,7 @@ func (f *fairShare) measureConns(now time.Time) (cands []connLoad, byID map[int]
 // not TCP (a pipe, a Unix socket) has no address to tell, and never counts.
 func (f *fairShare) cameBack(c *conn, lastShed time.Time) bool {
 	ip := remoteIP(c)
-	return ip != "" && f.shedFrom[ip] && c.opened.After(lastShed) &&
-		c.opened.Sub(lastShed) <= f.cfg.Interval+on(f.cfg.Spread)+rateMinAge
+	return ip != "" && f.shedFrom[ip] && c.opened.After(lastShed) && c.opened.Sub(lastShed) <= cameBackWindow(f.cfg)
 }
 
 // cameBackAll counts the client connections opened, at any age, from an
@@ -700,7 +699,7 @@ func (f *fairShare) round(ctx context.Context) {
 		f.shedFrom, f.shedNoAddr = nil, 0 // no shed pends: nobody can come back from it
 	}
 	if d.backOff {
-		f.s.log.Warn("fair share: shedding did not lower this pod's load (clients return to the same pod, as headless round_robin clients do); backing off",
+		f.s.log.Warn("fair share: shedding did not lower this pod's share of the fleet's load (clients return to the same pod, as headless round_robin clients do); backing off",
 			"own", in.own, "mean", in.mean, "measure", f.cfg.Measure.String(), "next_try_in", d.next.cooldown)
 	}
 	if d.ended {

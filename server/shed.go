@@ -167,25 +167,24 @@ type shedDecision struct {
 //     mean, no more connections than the room, those heavier than
 //     (1 + Hysteresis) × perConn only while c ≤ left·(1 + Hysteresis).
 //
-// A shed counts as futile when it did not lower the pod's load, as a
-// share of the fleet mean, by half what it meant to move, while at least
-// half as many connections came from its addresses as it sent away
-// (cameBack): its clients came straight back, as a headless Service's
+// A shed counts as futile (see futileShed) when it did not lower the pod's
+// load, as a share of the fleet mean, by half what it meant to move, while
+// at least half as many connections came from its addresses as it sent
+// away (cameBack): its clients came straight back, as a headless Service's
 // round_robin clients do (one such shed happens by chance on a ClusterIP,
-// when other pods' sheds land here; several in a row do not). The clients
-// of the shed that came back and do not count yet (returning) count at its
-// mean load per connection, in the pod's load and in the mean. The share,
+// when other pods' sheds land here; several in a row do not). The share,
 // not the load as it is: a load that rises or falls across the fleet (its
 // traffic, or handler time stretched while a busy host's pods wait for a
 // core) says nothing of the shed. In TestFairShareBacksOffWhenClientsComeBack
 // beside the example's lab tests, a pod whose handlers sleep 2 ms read its
 // load at 1.8–5.7 times that, and judged on the load alone a back-off
-// ended at such a dip in 3 of 16 runs. After futileSheds in a row
-// the cooldown doubles each time, up to maxFairShareCooldown. Within
-// growthGrace of the peer set growing no shed counts as futile. A pod at or
-// below its share for overRounds rounds resets everything, but for a round
-// in which clients of its last shed have come back and do not count yet
-// (returning): that round cannot tell whether the shed worked.
+// ended at such a dip in 3 of 16 runs. After futileSheds in a row the
+// cooldown doubles each time, up to maxFairShareCooldown. Within
+// growthGrace of the peer set growing no shed is judged, nor one that
+// began before it grew. A pod at or below its share for overRounds rounds
+// resets everything, but for a round in which clients of its last shed
+// have come back and do not count yet (returning): that round cannot tell
+// whether the shed worked.
 func decideShed(in shedInput, cfg FairShare, st shedState) shedDecision {
 	d := shedDecision{next: st}
 	var want []int
@@ -210,24 +209,10 @@ func decideShed(in shedInput, cfg FairShare, st shedState) shedDecision {
 	if d.next.over < overRounds || in.now.Sub(st.lastShed) < st.cooldown || len(want) == 0 {
 		return d
 	}
-	if st.shedOwn > 0 && in.now.Sub(st.grewAt) >= growthGrace {
-		// The shed's clients that came back count at its mean load per
-		// connection until their own rates count (conn.rateKnown), in
-		// the pod's load and in the fleet mean.
-		back, mean := in.own, in.mean
-		if st.shedN > 0 {
-			// No more of them than it sent GOAWAY to: other
-			// clients on the same addresses are not its.
-			extra := float64(min(in.returning, st.shedN)) * st.shedSize / float64(st.shedN)
-			back += extra
-			mean += extra / float64(max(in.pods, 1))
-		}
-		// Against the mean, not as it is: a load that rose or fell
-		// across the fleet (its traffic, or handler time stretched
-		// while a busy host's pods wait for a core) says nothing of the
-		// shed. back/mean > (shedOwn − shedSize/2)/shedMean, multiplied
-		// out.
-		if back*st.shedMean > (st.shedOwn-st.shedSize/2)*mean && 2*in.cameBack >= st.shedN {
+	// Within growthGrace of the peer set growing no shed is judged, nor
+	// one from before it grew: the mean it began at was another fleet's.
+	if st.shedOwn > 0 && in.now.Sub(st.grewAt) >= growthGrace && !st.grewAt.After(st.lastShed) {
+		if futileShed(in, st) {
 			d.next.futile++
 		} else {
 			d.ended = st.futile >= futileSheds
@@ -245,6 +230,51 @@ func decideShed(in shedInput, cfg FairShare, st shedState) shedDecision {
 	}
 	d.next.lastShed, d.next.shedOwn, d.next.shedMean, d.next.shedSize, d.next.shedN = in.now, in.own, in.mean, size, len(want)
 	return d
+}
+
+// futileShed reports whether the last shed (in st) was futile: at least
+// half as many connections came from its addresses as it sent away
+// (cameBack), and the pod's load, as a share of the fleet mean, did not
+// drop by half what the shed meant to move:
+//
+//	back/mean > (shedOwn − shedSize/2)/shedMean
+//
+// back is the pod's load with the shed's clients that came back and do
+// not count yet (returning, no more than it sent GOAWAY to: other clients
+// on the same addresses are not its) at the shed's mean load per
+// connection; the mean counts them too (their load over the pods). With
+// MeasureConnections a connection counts from its dial, and none is
+// returning.
+//
+// The shed's clients that landed on other pods count there only once
+// their rates do (conn.rateKnown), and the peers' reports lag a round: the
+// round after a shed the mean can read low by up to the shed's load over
+// the pods. cameBack keeps that from mattering where clients have
+// addresses of their own. Where many share one (SNAT) and cameBack cannot
+// tell, in fleets of 2 or 3 pods (a pod's share must exceed pods/2 of the
+// mean) a shed that worked can be judged futile that round. Counting the
+// whole shed into the mean for that while would count clients that came
+// back and already count (a busy client's rate counts in 0.2 s) twice, and
+// a paced test then never backed off.
+func futileShed(in shedInput, st shedState) bool {
+	if 2*in.cameBack < st.shedN {
+		return false
+	}
+	back, mean := in.own, in.mean
+	if st.shedN > 0 {
+		returning := float64(min(in.returning, st.shedN)) * st.shedSize / float64(st.shedN)
+		back += returning
+		mean += returning / float64(max(in.pods, 1))
+	}
+	return back*st.shedMean > (st.shedOwn-st.shedSize/2)*mean
+}
+
+// cameBackWindow is how soon after a shed's round began a connection from
+// one of its addresses counts as its client come straight back (see
+// fairShare.cameBack): the round's load queries, which its GOAWAYs follow,
+// take up to Interval, its GOAWAYs' Spread, and rateMinAge from the dial.
+func cameBackWindow(cfg FairShare) time.Duration {
+	return cfg.Interval + on(cfg.Spread) + rateMinAge
 }
 
 // reset is the decision of a pod at or below its share: after overRounds

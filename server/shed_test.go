@@ -129,7 +129,8 @@ func TestShedInputMeasured(t *testing.T) {
 	}
 }
 
-// Sheds that do not lower the load (clients come back) back off: after
+// Sheds that do not lower the load's share of the mean (clients come
+// back) back off: after
 // three in a row the cooldown doubles each time; within growthGrace of the
 // peer set growing they do not count.
 func TestDecideShedBacksOffFutileSheds(t *testing.T) {
@@ -204,57 +205,76 @@ func TestDecideShedBacksOffFutileSheds(t *testing.T) {
 	if d = decideShed(within, cfg, decideShed(within, cfg, d.next).next); d.next.cooldown != cfg.Cooldown {
 		t.Errorf("two rounds within the share once the clients count: cooldown %v, want reset", d.next.cooldown)
 	}
-	// A shed of 2 connections (1 of the pod's 2, in a fleet of 5 at a mean
-	// of 0.8) whose clients came back and do not count yet: the pod reads
-	// 1.2 and the mean 0.6, but with them at 0.5 each it holds 2.2 of a
-	// mean of 0.8 (> (2 − 1/2)/0.8), so that shed was futile; had they gone
-	// to other pods (the mean still 0.8), 1.4 says it worked.
+	// A shed judged futile, and one judged to have worked (futileShed has
+	// the cases), as decideShed counts them.
 	judged := shedState{cooldown: cfg.Cooldown, over: 1, futile: 1, lastShed: t0, shedOwn: 2, shedMean: 0.8, shedSize: 1, shedN: 2}
 	came := shedInput{now: t0.Add(time.Hour), own: 1.2, mean: 0.6, pods: 5, conns: in.conns, returning: 2, cameBack: 2}
 	if d := decideShed(came, cfg, judged); len(d.shed) == 0 || d.next.futile != 2 {
 		t.Errorf("shed %v, futile %d after the shed's clients came back; want a shed judged futile (2)", d.shed, d.next.futile)
 	}
-	gone := came
-	gone.returning, gone.own, gone.mean = 0, 1.4, 0.8
-	if d := decideShed(gone, cfg, judged); len(d.shed) == 0 || d.next.futile != 0 {
-		t.Errorf("shed %v, futile %d with the shed's clients gone; want a shed and the count reset", d.shed, d.next.futile)
-	}
-	// A shed is judged on the pod's share of the mean, not its load as it
-	// is. The shed's clients back and counted, and the whole fleet's load
-	// down by a third (a busy host's handler time back to normal, or less
-	// traffic): 1.4 < 2 − 1/2, but 1.4 of a mean of 0.533 is the share it
-	// held before; futile. One of the shed's 2 clients back (a ClusterIP's
-	// random pick), the other gone, and the fleet's load up by half:
-	// 1.8 > 2 − 1/2, but 1.8 of a mean of 1.2 is less than (2 − 1/2)/0.8;
-	// it worked.
-	dip := shedInput{now: t0.Add(time.Hour), own: 1.4, mean: 0.8 * 2 / 3, pods: 5, conns: in.conns, cameBack: 2}
-	if d := decideShed(dip, cfg, judged); len(d.shed) == 0 || d.next.futile != 2 {
-		t.Errorf("shed %v, futile %d with the shed's clients back and the fleet's load down by a third; want futile (2)", d.shed, d.next.futile)
-	}
-	rise := shedInput{now: t0.Add(time.Hour), own: 1.8, mean: 1.2, pods: 5, conns: in.conns, cameBack: 1}
-	if d := decideShed(rise, cfg, judged); len(d.shed) == 0 || d.next.futile != 0 {
-		t.Errorf("shed %v, futile %d with 1 of the shed's 2 clients back and the fleet's load up by half; want it judged to have worked (0)", d.shed, d.next.futile)
-	}
-	// No more connections come back from a shed than it sent GOAWAY to:
-	// a shed of 1 (load 1) from 4 at a mean of 1.2, now at 2.2 with 3
-	// young connections from its client's address, holds at most 3.2 of a
-	// mean of 1.2 ≤ (4 − 1/2)/1.2 — it worked.
-	one := shedState{cooldown: cfg.Cooldown, over: 1, futile: 1, lastShed: t0, shedOwn: 4, shedMean: 1.2, shedSize: 1, shedN: 1}
-	many := shedInput{now: t0.Add(time.Hour), own: 2.2, mean: 1, pods: 5, conns: in.conns, returning: 3, cameBack: 3}
-	if d := decideShed(many, cfg, one); len(d.shed) == 0 || d.next.futile != 0 {
-		t.Errorf("shed %v, futile %d with 3 young connections back from a shed of 1; want a shed judged to have worked (0)", d.shed, d.next.futile)
+	// A peer set that grew since the shed (past growthGrace now): that
+	// shed is not judged, either way.
+	grown := judged
+	grown.grewAt = t0.Add(time.Second)
+	if d := decideShed(came, cfg, grown); len(d.shed) == 0 || d.next.futile != 1 || d.next.cooldown != cfg.Cooldown {
+		t.Errorf("shed %v, futile %d, cooldown %v after a shed from before the peer set grew; want a shed, the count and cooldown as they were (1, %v)",
+			d.shed, d.next.futile, d.next.cooldown, cfg.Cooldown)
 	}
 	// A load that did not drop while no client of the shed came back: other
 	// clients arrived (in TestRealCluster, a rollout's old pods ending;
 	// once the pod backed off before the scale-up and ended at 1.60). Not
 	// futile. Half of the shed's clients back is.
-	rollout := shedInput{now: t0.Add(time.Hour), own: 2.2, mean: 1, pods: 5, conns: in.conns}
+	rollout := shedInput{now: t0.Add(time.Hour), own: 2.2, mean: 0.8, pods: 5, conns: in.conns}
 	if d := decideShed(rollout, cfg, judged); len(d.shed) == 0 || d.next.futile != 0 {
 		t.Errorf("shed %v, futile %d with the load up but none of the shed's 2 clients back; want a shed judged to have worked (0)", d.shed, d.next.futile)
 	}
 	rollout.cameBack = 1
 	if d := decideShed(rollout, cfg, judged); len(d.shed) == 0 || d.next.futile != 2 {
 		t.Errorf("shed %v, futile %d with 1 of the shed's 2 clients back and the load up; want futile (2)", d.shed, d.next.futile)
+	}
+}
+
+// futileShed judges a shed by the pod's load as a share of the fleet
+// mean. Each case: a fleet of 5 pods at a mean load of 0.8, and a pod at 2
+// that shed 2 connections of 0.5 each (1 in all); futile when back/mean >
+// (2 − 1/2)/0.8 = 1.875 and at least 1 connection came back from the
+// shed's addresses.
+func TestFutileShed(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	st := shedState{lastShed: t0, shedOwn: 2, shedMean: 0.8, shedSize: 1, shedN: 2}
+	for _, tc := range []struct {
+		name string
+		in   shedInput
+		want bool
+	}{
+		// Both clients back, young: the pod reads 1 and the mean 0.6,
+		// with them 2 of 0.8.
+		{"both back, not counted yet", shedInput{own: 1, mean: 0.6, returning: 2, cameBack: 2}, true},
+		{"both back, counted", shedInput{own: 2, mean: 0.8, cameBack: 2}, true},
+		// Gone to other pods and counted there: 1 of 0.8.
+		{"both gone", shedInput{own: 1, mean: 0.8}, false},
+		// Behind one address (SNAT), the clients gone but others from it
+		// arrived: the load decides.
+		{"gone, their address back", shedInput{own: 1, mean: 0.8, cameBack: 2}, false},
+		// Both back and counted, the whole fleet's load down by a third
+		// (a busy host's handler time back to normal, less traffic):
+		// 4/3 of 1.6/3, the share it held.
+		{"back, the fleet's load down a third", shedInput{own: 2 * 2.0 / 3, mean: 0.8 * 2 / 3, cameBack: 2}, true},
+		// The lighter of the two (0.2 of the 1) back, the fleet's load
+		// up by half: 1.5 + 0.3 of 1.2, a share of 1.5.
+		{"one back, the fleet's load up by half", shedInput{own: 1.8, mean: 1.2, cameBack: 1}, false},
+	} {
+		tc.in.pods = 5
+		if got := futileShed(tc.in, st); got != tc.want {
+			t.Errorf("%s: futile %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	// A shed of 1 (load 1) from 4 at a mean of 1.2 whose client's address
+	// opened 3 young connections: no more than 1 of them counts, 3.2 of
+	// 1.2 ≤ 3.5/1.2.
+	one := shedState{lastShed: t0, shedOwn: 4, shedMean: 1.2, shedSize: 1, shedN: 1}
+	if futileShed(shedInput{own: 2.2, mean: 1, pods: 5, returning: 3, cameBack: 3}, one) {
+		t.Error("a shed of 1 whose address opened 3 young connections: futile, want worked (only 1 of them counts)")
 	}
 }
 
