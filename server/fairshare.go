@@ -98,9 +98,10 @@ import (
 // its share end it; the log says when a back-off begins and ends). For
 // 30 s after the peer set grows (a pod it did not know announces itself,
 // is passed on by a peer, or the peer watcher finds it, from 5 s after
-// this pod's first round on) no shed counts as futile: until the new pods
-// are ready, shed clients land on the old ones. A back-off that began
-// before runs its course. For headless clients, weigh by load on the
+// this pod's first round on) no shed is judged futile, nor later one
+// that began before the peer set grew: until the new pods are ready, shed
+// clients land on the old ones. A back-off that began before runs its
+// course. For headless clients, weigh by load on the
 // client side instead (WithORCA, WeightedRoundRobin).
 type FairShare struct {
 	// Measure is what fair share balances: MeasureLoad (the default), the
@@ -928,9 +929,9 @@ func (f *fairShare) grew(now time.Time) {
 	f.mu.Unlock()
 }
 
-// growLocked records that the peer set grew: for growthGrace no shed
-// counts as futile (until the new pods are ready, shed clients land on the
-// old ones). The peers a pod learns within joinWindow of its first round
+// growLocked records that the peer set grew: for growthGrace no shed is
+// judged futile, nor later one that began before it grew (until the new
+// pods are ready, shed clients land on the old ones). The peers a pod learns within joinWindow of its first round
 // are the fleet it joined, not new pods. A peer learned later counts as
 // growth even when it started with this pod (a rollout that starts its
 // pods further apart): that only delays a back-off. f.mu held.

@@ -8,7 +8,8 @@ import (
 
 // maxFairShareCooldown bounds the back-off after futile sheds, futileSheds
 // is how many in a row start it, and growthGrace is how long after the peer
-// set grew no shed counts as futile: a new pod is in the fleet mean as soon
+// set grew no shed is judged futile (nor, later, one that began before it
+// grew): a new pod is in the fleet mean as soon
 // as it announces itself, but kube-proxy sends it connections only once its
 // endpoint is ready, and until then shed clients land on the old pods.
 // example/balance's fleet table copies growthGrace (fleetGrowthGrace).
@@ -211,8 +212,8 @@ func decideShed(in shedInput, cfg FairShare, st shedState) shedDecision {
 	}
 	// Within growthGrace of the peer set growing no shed is judged, nor
 	// one from before it grew: the mean it began at was another fleet's.
-	if st.shedOwn > 0 && in.now.Sub(st.grewAt) >= growthGrace && !st.grewAt.After(st.lastShed) {
-		if futileShed(in, st) {
+	if st.shedOwn > 0 && in.now.Sub(st.grewAt) >= growthGrace && st.lastShed.After(st.grewAt) {
+		if futileShed(in, cfg, st) {
 			d.next.futile++
 		} else {
 			d.ended = st.futile >= futileSheds
@@ -243,29 +244,38 @@ func decideShed(in shedInput, cfg FairShare, st shedState) shedDecision {
 // not count yet (returning, no more than it sent GOAWAY to: other clients
 // on the same addresses are not its) at the shed's mean load per
 // connection; the mean counts them too (their load over the pods). With
-// MeasureConnections a connection counts from its dial, and none is
+// MeasureConnections a connection counts from its first call, and none is
 // returning.
 //
 // The shed's clients that landed on other pods count there only once
-// their rates do (conn.rateKnown), and the peers' reports lag a round: the
-// round after a shed the mean can read low by up to the shed's load over
-// the pods. cameBack keeps that from mattering where clients have
-// addresses of their own. Where many share one (SNAT) and cameBack cannot
-// tell, in fleets of 2 or 3 pods (a pod's share must exceed pods/2 of the
-// mean) a shed that worked can be judged futile that round. Counting the
-// whole shed into the mean for that while would count clients that came
-// back and already count (a busy client's rate counts in 0.2 s) twice, and
-// a paced test then never backed off.
-func futileShed(in shedInput, st shedState) bool {
+// their rates do (conn.rateKnown), and the peers' reports lag a round: for
+// cameBackWindow and a round after the shed, the mean counts the
+// connections it sent away that did not come back (from its addresses:
+// cameBack), at its mean load per connection, over the pods. Those that
+// came back count here already, young (returning) or not: counting the
+// whole shed instead counted them twice, and the pod of
+// TestFairShareBacksOffWhenClientsComeBack, whose clients' rates count
+// within 0.2 s, never backed off. Where many clients share one address
+// (SNAT), cameBack cannot tell who came back and the mean still reads low
+// that round, by up to the shed's load over the pods: a shed that worked
+// is then judged futile when its pod's share of the mean, less half the
+// shed, was above half the pods (pods/2 × the mean): in a fleet of 2
+// always, in larger ones when one pod held most of the load.
+func futileShed(in shedInput, cfg FairShare, st shedState) bool {
 	if 2*in.cameBack < st.shedN {
 		return false
 	}
-	back, mean := in.own, in.mean
+	back, uncounted := in.own, 0.0
 	if st.shedN > 0 {
-		returning := float64(min(in.returning, st.shedN)) * st.shedSize / float64(st.shedN)
+		perConn := st.shedSize / float64(st.shedN)
+		returning := float64(min(in.returning, st.shedN)) * perConn
 		back += returning
-		mean += returning / float64(max(in.pods, 1))
+		uncounted = returning
+		if cfg.Measure == MeasureLoad && in.now.Sub(st.lastShed) <= cameBackWindow(cfg)+cfg.Interval {
+			uncounted += float64(st.shedN-min(in.cameBack, st.shedN)) * perConn
+		}
 	}
+	mean := in.mean + uncounted/float64(max(in.pods, 1))
 	return back*st.shedMean > (st.shedOwn-st.shedSize/2)*mean
 }
 

@@ -186,8 +186,11 @@ func TestDecideShedBacksOffFutileSheds(t *testing.T) {
 	}
 	// A shed that lowered the load ends the back-off too: the pod is
 	// still above its share, and sheds again.
+	// The last shed moved 1 from 2 at a mean of 1; now 1.4 of 1 < (2 − 1/2)/1,
+	// with a client of the shed's address back and lighter connections left.
 	worked := in
-	worked.now, worked.own, worked.cameBack = t0.Add(time.Hour), 1.5, 0
+	worked.now, worked.own, worked.cameBack = t0.Add(time.Hour), 1.4, 1
+	worked.conns = []connLoad{{id: 0, load: 0.2}, {id: 1, load: 0.2}}
 	if d := decideShed(worked, cfg, st); len(d.shed) == 0 || !d.ended || d.next.futile != 0 {
 		t.Errorf("a shed after one that worked: shed %v ended %v futile %d, want a shed, the back-off ended", d.shed, d.ended, d.next.futile)
 	}
@@ -212,13 +215,15 @@ func TestDecideShedBacksOffFutileSheds(t *testing.T) {
 	if d := decideShed(came, cfg, judged); len(d.shed) == 0 || d.next.futile != 2 {
 		t.Errorf("shed %v, futile %d after the shed's clients came back; want a shed judged futile (2)", d.shed, d.next.futile)
 	}
-	// A peer set that grew since the shed (past growthGrace now): that
-	// shed is not judged, either way.
-	grown := judged
-	grown.grewAt = t0.Add(time.Second)
-	if d := decideShed(came, cfg, grown); len(d.shed) == 0 || d.next.futile != 1 || d.next.cooldown != cfg.Cooldown {
-		t.Errorf("shed %v, futile %d, cooldown %v after a shed from before the peer set grew; want a shed, the count and cooldown as they were (1, %v)",
-			d.shed, d.next.futile, d.next.cooldown, cfg.Cooldown)
+	// A peer set that grew since the shed, or in its round (past
+	// growthGrace now): that shed is not judged, either way.
+	for _, grewAt := range []time.Time{t0.Add(time.Second), t0} {
+		grown := judged
+		grown.grewAt = grewAt
+		if d := decideShed(came, cfg, grown); len(d.shed) == 0 || d.next.futile != 1 || d.next.cooldown != cfg.Cooldown {
+			t.Errorf("peer set grown %v after the shed: shed %v, futile %d, cooldown %v; want a shed, the count and cooldown as they were (1, %v)",
+				grewAt.Sub(t0), d.shed, d.next.futile, d.next.cooldown, cfg.Cooldown)
+		}
 	}
 	// A load that did not drop while no client of the shed came back: other
 	// clients arrived (in TestRealCluster, a rollout's old pods ending;
@@ -236,36 +241,45 @@ func TestDecideShedBacksOffFutileSheds(t *testing.T) {
 
 // futileShed judges a shed by the pod's load as a share of the fleet
 // mean. Each case: a fleet of 5 pods at a mean load of 0.8, and a pod at 2
-// that shed 2 connections of 0.5 each (1 in all); futile when back/mean >
+// that shed 2 connections, 1 in all; futile when back/mean >
 // (2 − 1/2)/0.8 = 1.875 and at least 1 connection came back from the
 // shed's addresses.
 func TestFutileShed(t *testing.T) {
+	cfg := FairShare{}.withDefaults()
 	t0 := time.Unix(1000, 0)
 	st := shedState{lastShed: t0, shedOwn: 2, shedMean: 0.8, shedSize: 1, shedN: 2}
+	later := t0.Add(time.Minute) // past cameBackWindow and a round
 	for _, tc := range []struct {
 		name string
 		in   shedInput
 		want bool
 	}{
 		// Both clients back, young: the pod reads 1 and the mean 0.6,
-		// with them 2 of 0.8.
-		{"both back, not counted yet", shedInput{own: 1, mean: 0.6, returning: 2, cameBack: 2}, true},
-		{"both back, counted", shedInput{own: 2, mean: 0.8, cameBack: 2}, true},
+		// with them (0.5 each) 2 of 0.8.
+		{"both back, not counted yet", shedInput{now: later, own: 1, mean: 0.6, returning: 2, cameBack: 2}, true},
+		{"both back, counted", shedInput{now: later, own: 2, mean: 0.8, cameBack: 2}, true},
 		// Gone to other pods and counted there: 1 of 0.8.
-		{"both gone", shedInput{own: 1, mean: 0.8}, false},
+		{"both gone", shedInput{now: later, own: 1, mean: 0.8}, false},
 		// Behind one address (SNAT), the clients gone but others from it
 		// arrived: the load decides.
-		{"gone, their address back", shedInput{own: 1, mean: 0.8, cameBack: 2}, false},
+		{"gone, their address back", shedInput{now: later, own: 1, mean: 0.8, cameBack: 2}, false},
 		// Both back and counted, the whole fleet's load down by a third
 		// (a busy host's handler time back to normal, less traffic):
 		// 4/3 of 1.6/3, the share it held.
-		{"back, the fleet's load down a third", shedInput{own: 2 * 2.0 / 3, mean: 0.8 * 2 / 3, cameBack: 2}, true},
+		{"back, the fleet's load down a third", shedInput{now: later, own: 2 * 2.0 / 3, mean: 0.8 * 2 / 3, cameBack: 2}, true},
 		// The lighter of the two (0.2 of the 1) back, the fleet's load
 		// up by half: 1.5 + 0.3 of 1.2, a share of 1.5.
-		{"one back, the fleet's load up by half", shedInput{own: 1.8, mean: 1.2, cameBack: 1}, false},
+		{"one back, the fleet's load up by half", shedInput{now: later, own: 1.8, mean: 1.2, cameBack: 1}, false},
+		// The lighter (0.3) back and counted, the other (0.7) young on
+		// the pod it landed on, the round after the shed: 1.3 of a mean
+		// that reads 0.66. The one that did not come back counts in the
+		// mean at the shed's 0.5: 1.3 of 0.76, it worked.
+		{"one back, the other young where it landed", shedInput{now: t0.Add(cfg.Interval), own: 1.3, mean: 0.66, cameBack: 1}, false},
+		// The same read once it could count there: futile by 1.3 of 0.66.
+		{"one back, the mean low past the window", shedInput{now: later, own: 1.3, mean: 0.66, cameBack: 1}, true},
 	} {
 		tc.in.pods = 5
-		if got := futileShed(tc.in, st); got != tc.want {
+		if got := futileShed(tc.in, cfg, st); got != tc.want {
 			t.Errorf("%s: futile %v, want %v", tc.name, got, tc.want)
 		}
 	}
@@ -273,7 +287,7 @@ func TestFutileShed(t *testing.T) {
 	// opened 3 young connections: no more than 1 of them counts, 3.2 of
 	// 1.2 ≤ 3.5/1.2.
 	one := shedState{lastShed: t0, shedOwn: 4, shedMean: 1.2, shedSize: 1, shedN: 1}
-	if futileShed(shedInput{own: 2.2, mean: 1, pods: 5, returning: 3, cameBack: 3}, one) {
+	if futileShed(shedInput{now: later, own: 2.2, mean: 1, pods: 5, returning: 3, cameBack: 3}, cfg, one) {
 		t.Error("a shed of 1 whose address opened 3 young connections: futile, want worked (only 1 of them counts)")
 	}
 }

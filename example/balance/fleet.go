@@ -50,7 +50,7 @@ const (
 	fleetConnRate = 2.0
 	// fleetGrowthGrace is the pods' growth grace (server's growthGrace):
 	// for 30 s after a pod sees its peer set grow, admission fills the new
-	// pods and no shed counts as futile.
+	// pods and no shed is judged futile.
 	fleetGrowthGrace = 30 * time.Second
 	// fleetPollPerPeer is how far each peer a pod knows stretches its DNS
 	// poll (server's peerPollPerPeer, 50 ms).
