@@ -92,10 +92,10 @@ import (
 // Fair share is for ClusterIP Services, where a shed client's reconnect is
 // a fresh random pick. A headless Service's round_robin clients reconnect
 // to the pod that shed them; a pod notices when three sheds in a row did
-// not lower its load as a share of the fleet mean while their clients'
-// addresses came back, and from
-// then on doubles its cooldown each time (up to a minute; two rounds within
-// its share end it; the log says when a back-off begins and ends). For
+// not lower its load, against the rest of the fleet's, while their
+// clients' addresses came back, and from then on doubles its cooldown
+// each time (up to a minute; two rounds within its share end it; the log
+// says when a back-off begins and ends). For
 // 30 s after the peer set grows (a pod it did not know announces itself,
 // is passed on by a peer, or the peer watcher finds it, from 5 s after
 // this pod's first round on) no shed is judged futile, nor later one
@@ -643,7 +643,7 @@ func (f *fairShare) round(ctx context.Context) {
 	f.heard = map[string]*fairsharev1.LoadReport{}
 	f.mu.Unlock()
 	reps := reports(answers, heard, everyone)
-	meanLoad, meanConns := estimate(ownLoad, ownConns, reps, everyone)
+	meanLoad, meanConns, n := estimate(ownLoad, ownConns, reps, everyone)
 	f.mu.Lock()
 	// The connections admitted since the measure are in neither.
 	f.ownLoad, f.ownConns, f.young, f.admitted = ownLoad, ownConns, young, f.admitted-f.admittedAtMeasure
@@ -683,7 +683,7 @@ func (f *fairShare) round(ctx context.Context) {
 	}
 
 	in := shedInput{now: now, pods: len(peers) + 1, conns: cands, returning: returning, cameBack: f.cameBackAll()}
-	in = in.measured(f.cfg, ownLoad, ownConns, meanLoad, meanConns, loadsOf(reps), everyone, len(peers))
+	in = in.measured(f.cfg, ownLoad, ownConns, meanLoad, meanConns, n, loadsOf(reps), everyone, len(peers))
 	if !f.cfg.AdmissionOff {
 		// Room counts, as in admission, while new pods wait to be filled.
 		f.mu.Lock()
@@ -700,7 +700,7 @@ func (f *fairShare) round(ctx context.Context) {
 		f.shedFrom, f.shedNoAddr = nil, 0 // no shed pends: nobody can come back from it
 	}
 	if d.backOff {
-		f.s.log.Warn("fair share: shedding did not lower this pod's share of the fleet's load (clients return to the same pod, as headless round_robin clients do); backing off",
+		f.s.log.Warn("fair share: shedding did not lower this pod's load against the rest of the fleet's (clients return to the same pod, as headless round_robin clients do); backing off",
 			"own", in.own, "mean", in.mean, "measure", f.cfg.Measure.String(), "next_try_in", d.next.cooldown)
 	}
 	if d.ended {
@@ -835,13 +835,14 @@ func reports(answers []*fairsharev1.GetLoadResponse, heard map[string]*fairshare
 	return out
 }
 
-// estimate returns the fleet's mean load and connections per pod: exact
-// when every peer reported (own load with theirs), otherwise the mean of
-// the reports' loads and of their own estimates, each an average over
-// reports of its own, which a second hand makes many times larger.
-func estimate(ownLoad float64, ownConns int, reports []*fairsharev1.LoadReport, everyone bool) (load, conns float64) {
+// estimate returns the fleet's mean load and connections per pod, and n,
+// how many values each averages, own included: exact when every peer
+// reported (own load with theirs), otherwise the mean of the reports'
+// loads and of their own estimates, each an average over reports of its
+// own, which a second hand makes many times larger.
+func estimate(ownLoad float64, ownConns int, reports []*fairsharev1.LoadReport, everyone bool) (load, conns, n float64) {
 	load, conns = ownLoad, float64(ownConns)
-	n := 1.0
+	n = 1
 	for _, r := range reports {
 		load += r.GetLoad()
 		conns += float64(r.GetConnections())
@@ -852,7 +853,7 @@ func estimate(ownLoad float64, ownConns int, reports []*fairsharev1.LoadReport, 
 			n++
 		}
 	}
-	return load / n, conns / n
+	return load / n, conns / n, n
 }
 
 // loadsOf returns the loads the reports give, in their order.

@@ -23,11 +23,11 @@ const (
 type shedState struct {
 	lastShed time.Time
 	shedOwn  float64       // own load (or connections) when the last shed began; 0 when none pends
-	shedMean float64       // the fleet mean then, in the same unit
+	shedRest float64       // the rest of the fleet's mean then (see shedInput.rest); 0 when not known
 	shedSize float64       // what that shed meant to move
 	shedN    int           // how many connections it sent GOAWAY to
 	cooldown time.Duration // FairShare.Cooldown, doubled after futile sheds
-	futile   int           // sheds in a row that did not lower the load's share of the mean
+	futile   int           // sheds in a row that did not lower the load against the rest of the fleet
 	grewAt   time.Time     // when the peer set last grew
 	over     int           // rounds in a row above its share
 	under    int           // rounds in a row within its share
@@ -44,9 +44,13 @@ const overRounds = 2
 // in the unit of the measure (connections, or seconds of load per
 // second), and the connections it may shed.
 type shedInput struct {
-	now   time.Time
-	own   float64
-	mean  float64
+	now  time.Time
+	own  float64
+	mean float64
+	// rest is the mean of the loads that mean averages besides own (the
+	// peers' loads and their estimates: see estimate), in the same unit;
+	// 0 when none.
+	rest  float64
 	pods  int        // the fleet's size, this pod included
 	conns []connLoad // client connections old enough to move, not draining
 	// returning counts the connections left out of own because their rate
@@ -82,17 +86,24 @@ type shedInput struct {
 	meanErr float64
 }
 
-// measured returns in with own and mean in the unit of cfg's Measure,
-// perConn, and with MeasureLoad meanErr, from the pod's own load and client
-// connections, the fleet's means of both, and the loads the peers reported
-// that the means were estimated from, of a fleet of peers peers besides
-// this pod (everyone: every peer was asked).
-func (in shedInput) measured(cfg FairShare, ownLoad float64, ownConns int, meanLoad, meanConns float64,
+// measured returns in with own, mean and rest in the unit of cfg's
+// Measure, perConn, and with MeasureLoad meanErr, from the pod's own load
+// and client connections, the fleet's means of both and how many values
+// each averages (n, own included: see estimate), and the loads the peers
+// reported that the means were estimated from, of a fleet of peers peers
+// besides this pod (everyone: every peer was asked).
+func (in shedInput) measured(cfg FairShare, ownLoad float64, ownConns int, meanLoad, meanConns, n float64,
 	reported []float64, everyone bool, peers int) shedInput {
 	in.own, in.mean = ownLoad, meanLoad
 	in.perConn = loadPerConn(meanLoad, meanConns)
 	if cfg.Measure == MeasureConnections {
 		in.own, in.mean = float64(ownConns), meanConns
+	}
+	in.rest = 0
+	if n > 1 {
+		in.rest = max(0, (in.mean*n-in.own)/(n-1))
+	}
+	if cfg.Measure == MeasureConnections {
 		return in
 	}
 	in.meanErr = estimateError(reported, everyone, peers, in.perConn)
@@ -169,17 +180,12 @@ type shedDecision struct {
 //     (1 + Hysteresis) × perConn only while c ≤ left·(1 + Hysteresis).
 //
 // A shed counts as futile (see futileShed) when it did not lower the pod's
-// load, as a share of the fleet mean, by half what it meant to move, while
-// at least half as many connections came from its addresses as it sent
-// away (cameBack): its clients came straight back, as a headless Service's
-// round_robin clients do (one such shed happens by chance on a ClusterIP,
-// when other pods' sheds land here; several in a row do not). The share,
-// not the load as it is: a load that rises or falls across the fleet (its
-// traffic, or handler time stretched while a busy host's pods wait for a
-// core) says nothing of the shed. In TestFairShareBacksOffWhenClientsComeBack
-// beside the example's lab tests, a pod whose handlers sleep 2 ms read its
-// load at 1.8–5.7 times that, and judged on the load alone a back-off
-// ended at such a dip in 3 of 16 runs. After futileSheds in a row the
+// load, against the rest of the fleet's, by half what it meant to move,
+// while at least half as many connections came from its addresses as it
+// sent away (cameBack): its clients came straight back, as a headless
+// Service's round_robin clients do (one such shed happens by chance on a
+// ClusterIP, when other pods' sheds land here; several in a row do not).
+// After futileSheds in a row the
 // cooldown doubles each time, up to maxFairShareCooldown. Within
 // growthGrace of the peer set growing no shed is judged, nor one that
 // began before it grew. A pod at or below its share for overRounds rounds
@@ -229,54 +235,52 @@ func decideShed(in shedInput, cfg FairShare, st shedState) shedDecision {
 	for _, id := range want {
 		size += loadOf(in.conns, id, cfg.Measure)
 	}
-	d.next.lastShed, d.next.shedOwn, d.next.shedMean, d.next.shedSize, d.next.shedN = in.now, in.own, in.mean, size, len(want)
+	d.next.lastShed, d.next.shedOwn, d.next.shedRest, d.next.shedSize, d.next.shedN = in.now, in.own, in.rest, size, len(want)
 	return d
 }
 
 // futileShed reports whether the last shed (in st) was futile: at least
 // half as many connections came from its addresses as it sent away
-// (cameBack), and the pod's load, as a share of the fleet mean, did not
-// drop by half what the shed meant to move:
+// (cameBack), and the pod's load did not drop by half what the shed meant
+// to move, scaled by how the rest of the fleet's load moved since:
 //
-//	back/mean > (shedOwn − shedSize/2)/shedMean
+//	back > (shedOwn − shedSize/2) × rest/shedRest
 //
 // back is the pod's load with the shed's clients that came back and do
 // not count yet (returning, no more than it sent GOAWAY to: other clients
 // on the same addresses are not its) at the shed's mean load per
-// connection; the mean counts them too (their load over the pods). With
-// MeasureConnections a connection counts from its first call, and none is
-// returning.
+// connection. With MeasureConnections a connection counts from its first
+// call, and none is returning. Where the rest's mean is not known (0, at
+// the shed or now) the load as it is decides.
 //
-// The shed's clients that landed on other pods count there only once
-// their rates do (conn.rateKnown), and the peers' reports lag a round: for
-// cameBackWindow and a round after the shed, the mean counts the
-// connections it sent away that did not come back (from its addresses:
-// cameBack), at its mean load per connection, over the pods. Those that
-// came back count here already, young (returning) or not: counting the
-// whole shed instead counted them twice, and the pod of
-// TestFairShareBacksOffWhenClientsComeBack, whose clients' rates count
-// within 0.2 s, never backed off. Where many clients share one address
-// (SNAT), cameBack cannot tell who came back and the mean still reads low
-// that round, by up to the shed's load over the pods: a shed that worked
-// is then judged futile when its pod's share of the mean, less half the
-// shed, was above half the pods (pods/2 × the mean): in a fleet of 2
-// always, in larger ones when one pod held most of the load.
+// The scale: a load that rises or falls across the fleet (its traffic, or
+// handler time stretched while a busy host's pods wait for a core) says
+// nothing of the shed. In TestFairShareBacksOffWhenClientsComeBack beside
+// the example's lab tests, a pod whose handlers sleep 2 ms read its load at
+// 1.8–5.7 times that, and judged on the load alone a back-off ended at such
+// a dip in 3 of 16 runs.
+//
+// The rest of the fleet, not the whole: the pod's own drop is what is
+// judged, and the clients it sent away count where they land only once
+// their rates do (conn.rateKnown). Judged by its share of a mean with its
+// own load in it, a shed that worked left the mean
+// low by the shed over the pods until then, and in a fleet of 2 the share
+// hardly fell: where clients share one address (SNAT, or one client pod
+// with many connections, as in TestRealCluster) cameBack cannot tell them
+// from others, and a pod backed off in its 2-pod rollout (CI run 56).
 func futileShed(in shedInput, cfg FairShare, st shedState) bool {
 	if 2*in.cameBack < st.shedN {
 		return false
 	}
-	back, uncounted := in.own, 0.0
+	back := in.own
 	if st.shedN > 0 {
-		perConn := st.shedSize / float64(st.shedN)
-		returning := float64(min(in.returning, st.shedN)) * perConn
-		back += returning
-		uncounted = returning
-		if cfg.Measure == MeasureLoad && in.now.Sub(st.lastShed) <= cameBackWindow(cfg)+cfg.Interval {
-			uncounted += float64(st.shedN-min(in.cameBack, st.shedN)) * perConn
-		}
+		back += float64(min(in.returning, st.shedN)) * st.shedSize / float64(st.shedN)
 	}
-	mean := in.mean + uncounted/float64(max(in.pods, 1))
-	return back*st.shedMean > (st.shedOwn-st.shedSize/2)*mean
+	want := st.shedOwn - st.shedSize/2
+	if st.shedRest > 0 && in.rest > 0 {
+		want *= in.rest / st.shedRest
+	}
+	return back > want
 }
 
 // cameBackWindow is how soon after a shed's round began a connection from
@@ -294,7 +298,7 @@ func (d shedDecision) reset(cfg FairShare) shedDecision {
 	d.next.under++
 	if d.next.under >= overRounds {
 		d.ended = d.next.futile >= futileSheds
-		d.next.shedOwn, d.next.shedMean, d.next.shedSize, d.next.shedN, d.next.futile, d.next.cooldown = 0, 0, 0, 0, 0, cfg.Cooldown
+		d.next.shedOwn, d.next.shedRest, d.next.shedSize, d.next.shedN, d.next.futile, d.next.cooldown = 0, 0, 0, 0, 0, cfg.Cooldown
 	}
 	return d
 }

@@ -102,41 +102,44 @@ func TestDecideShed(t *testing.T) {
 	}
 }
 
-// A round hands decideShed its load and the fleet's in the unit of the
-// measure, the fleet's mean load per connection, the unit of room, and
-// with MeasureLoad the standard error of a sample's mean, in that unit.
+// A round hands decideShed its load, the fleet's, and the rest of the
+// fleet's (its own left out) in the unit of the measure, the fleet's mean
+// load per connection, the unit of room, and with MeasureLoad the standard
+// error of a sample's mean, in that unit.
 func TestShedInputMeasured(t *testing.T) {
 	load := FairShare{}.withDefaults()
 	byConns := FairShare{Measure: MeasureConnections}.withDefaults()
-	if in := (shedInput{pods: 5}).measured(load, 0.3, 6, 0.2, 4, nil, true, 4); in.own != 0.3 || in.mean != 0.2 || in.perConn != 0.05 || in.pods != 5 || in.meanErr != 0 {
-		t.Errorf("by load: %+v, want own 0.3, mean 0.2, perConn 0.05 (0.2 over 4 connections), pods kept, meanErr 0", in)
+	// Means over 5 pods: the other 4 average (5 × 0.2 − 0.3)/4 = 0.175
+	// load and (5 × 4 − 6)/4 = 3.5 connections.
+	if in := (shedInput{pods: 5}).measured(load, 0.3, 6, 0.2, 4, 5, nil, true, 4); in.own != 0.3 || in.mean != 0.2 || math.Abs(in.rest-0.175) > 1e-9 || in.perConn != 0.05 || in.pods != 5 || in.meanErr != 0 {
+		t.Errorf("by load: %+v, want own 0.3, mean 0.2, rest 0.175, perConn 0.05 (0.2 over 4 connections), pods kept, meanErr 0", in)
 	}
-	if in := (shedInput{}).measured(byConns, 0.3, 6, 0.2, 4, nil, true, 4); in.own != 6 || in.mean != 4 || in.perConn != 0.05 {
-		t.Errorf("by connections: %+v, want own 6, mean 4, perConn 0.05", in)
+	if in := (shedInput{}).measured(byConns, 0.3, 6, 0.2, 4, 5, nil, true, 4); in.own != 6 || in.mean != 4 || in.rest != 3.5 || in.perConn != 0.05 {
+		t.Errorf("by connections: %+v, want own 6, mean 4, rest 3.5, perConn 0.05", in)
 	}
-	if in := (shedInput{perConn: 1}).measured(load, 0, 0, 0, 0, nil, true, 4); in.perConn != 0 {
-		t.Errorf("an idle fleet without connections: perConn %v, want 0 (not known)", in.perConn)
+	if in := (shedInput{perConn: 1, rest: 1}).measured(load, 0, 0, 0, 0, 1, nil, true, 4); in.perConn != 0 || in.rest != 0 {
+		t.Errorf("an idle fleet without connections, no reports: perConn %v, rest %v, want 0 (not known)", in.perConn, in.rest)
 	}
 	// A sample of 4 of 59 peers whose loads spread by 0.04 (a fifth of
 	// the 0.2 per connection of a fleet at 4 connections a pod).
 	sample := []float64{0.76, 0.8, 0.84, 0.8}
 	want := estimateError(sample, false, 59, 0.2)
-	if in := (shedInput{}).measured(load, 1, 5, 0.8, 4, sample, false, 59); want <= 0 || in.meanErr != want {
+	if in := (shedInput{}).measured(load, 1, 5, 0.8, 4, 5, sample, false, 59); want <= 0 || in.meanErr != want {
 		t.Errorf("by load, a sample: meanErr %v, want %v from the sample with perConn 0.2", in.meanErr, want)
 	}
-	if in := (shedInput{}).measured(byConns, 1, 5, 0.8, 4, sample, false, 59); in.meanErr != 0 {
+	if in := (shedInput{}).measured(byConns, 1, 5, 0.8, 4, 5, sample, false, 59); in.meanErr != 0 {
 		t.Errorf("by connections, a sample: meanErr %v, want 0 (the margin is for loads)", in.meanErr)
 	}
 }
 
-// Sheds that do not lower the load's share of the mean (clients come
+// Sheds that do not lower the load against the rest of the fleet's (clients come
 // back) back off: after
 // three in a row the cooldown doubles each time; within growthGrace of the
 // peer set growing they do not count.
 func TestDecideShedBacksOffFutileSheds(t *testing.T) {
 	cfg := FairShare{Cooldown: time.Second}.withDefaults()
 	// Every shed's clients come back (cameBack).
-	in := shedInput{own: 2, mean: 1, pods: 5, conns: []connLoad{{id: 0, load: 0.5}, {id: 1, load: 0.5}, {id: 2, load: 1}}, cameBack: 3}
+	in := shedInput{own: 2, mean: 1, rest: 0.75, pods: 5, conns: []connLoad{{id: 0, load: 0.5}, {id: 1, load: 0.5}, {id: 2, load: 1}}, cameBack: 3}
 	play := func(st shedState, start time.Time, rounds int) (shedState, []time.Duration) {
 		now := start
 		var cooldowns []time.Duration
@@ -167,7 +170,7 @@ func TestDecideShedBacksOffFutileSheds(t *testing.T) {
 	// A shed that worked resets the back-off.
 	st, _ := play(shedState{cooldown: cfg.Cooldown}, t0, 40)
 	in.own = 1.05
-	within := shedInput{now: t0.Add(time.Hour), own: 1.05, mean: 1, pods: 5, conns: in.conns}
+	within := shedInput{now: t0.Add(time.Hour), own: 1.05, mean: 1, rest: 0.99, pods: 5, conns: in.conns}
 	d := decideShed(within, cfg, st)
 	if d.next.cooldown == cfg.Cooldown {
 		t.Error("one round within its share reset the back-off; a dip between a shed and the clients' return must not")
@@ -186,8 +189,9 @@ func TestDecideShedBacksOffFutileSheds(t *testing.T) {
 	}
 	// A shed that lowered the load ends the back-off too: the pod is
 	// still above its share, and sheds again.
-	// The last shed moved 1 from 2 at a mean of 1; now 1.4 of 1 < (2 − 1/2)/1,
-	// with a client of the shed's address back and lighter connections left.
+	// The last shed moved 1 from 2 while the rest averaged 0.75; now 1.4 <
+	// 2 − 1/2 as the rest still does, with a client of the shed's address
+	// back and lighter connections left.
 	worked := in
 	worked.now, worked.own, worked.cameBack = t0.Add(time.Hour), 1.4, 1
 	worked.conns = []connLoad{{id: 0, load: 0.2}, {id: 1, load: 0.2}}
@@ -210,8 +214,8 @@ func TestDecideShedBacksOffFutileSheds(t *testing.T) {
 	}
 	// A shed judged futile, and one judged to have worked (futileShed has
 	// the cases), as decideShed counts them.
-	judged := shedState{cooldown: cfg.Cooldown, over: 1, futile: 1, lastShed: t0, shedOwn: 2, shedMean: 0.8, shedSize: 1, shedN: 2}
-	came := shedInput{now: t0.Add(time.Hour), own: 1.2, mean: 0.6, pods: 5, conns: in.conns, returning: 2, cameBack: 2}
+	judged := shedState{cooldown: cfg.Cooldown, over: 1, futile: 1, lastShed: t0, shedOwn: 2, shedRest: 0.5, shedSize: 1, shedN: 2}
+	came := shedInput{now: t0.Add(time.Hour), own: 1.2, mean: 0.6, rest: 0.45, pods: 5, conns: in.conns, returning: 2, cameBack: 2}
 	if d := decideShed(came, cfg, judged); len(d.shed) == 0 || d.next.futile != 2 {
 		t.Errorf("shed %v, futile %d after the shed's clients came back; want a shed judged futile (2)", d.shed, d.next.futile)
 	}
@@ -229,7 +233,7 @@ func TestDecideShedBacksOffFutileSheds(t *testing.T) {
 	// clients arrived (in TestRealCluster, a rollout's old pods ending;
 	// once the pod backed off before the scale-up and ended at 1.60). Not
 	// futile. Half of the shed's clients back is.
-	rollout := shedInput{now: t0.Add(time.Hour), own: 2.2, mean: 0.8, pods: 5, conns: in.conns}
+	rollout := shedInput{now: t0.Add(time.Hour), own: 2.2, mean: 0.8, rest: 0.45, pods: 5, conns: in.conns}
 	if d := decideShed(rollout, cfg, judged); len(d.shed) == 0 || d.next.futile != 0 {
 		t.Errorf("shed %v, futile %d with the load up but none of the shed's 2 clients back; want a shed judged to have worked (0)", d.shed, d.next.futile)
 	}
@@ -239,56 +243,69 @@ func TestDecideShedBacksOffFutileSheds(t *testing.T) {
 	}
 }
 
-// futileShed judges a shed by the pod's load as a share of the fleet
-// mean. Each case: a fleet of 5 pods at a mean load of 0.8, and a pod at 2
-// that shed 2 connections, 1 in all; futile when back/mean >
-// (2 − 1/2)/0.8 = 1.875 and at least 1 connection came back from the
-// shed's addresses.
+// futileShed judges a shed by the pod's load against the rest of the
+// fleet's. Each case: a fleet of 5 pods, the other 4 at a mean load of 0.5
+// (0.8 for all 5), and a pod at 2 that shed 2 connections, 1 in all;
+// futile when at least 1 connection came back from the shed's addresses
+// and back > (2 − 1/2) × rest/0.5.
 func TestFutileShed(t *testing.T) {
 	cfg := FairShare{}.withDefaults()
 	t0 := time.Unix(1000, 0)
-	st := shedState{lastShed: t0, shedOwn: 2, shedMean: 0.8, shedSize: 1, shedN: 2}
-	later := t0.Add(time.Minute) // past cameBackWindow and a round
+	st := shedState{lastShed: t0, shedOwn: 2, shedRest: 0.5, shedSize: 1, shedN: 2}
+	soon := t0.Add(cfg.Interval) // the next round: moved clients still young where they landed
+	later := t0.Add(time.Minute)
 	for _, tc := range []struct {
 		name string
 		in   shedInput
 		want bool
 	}{
-		// Both clients back, young: the pod reads 1 and the mean 0.6,
-		// with them (0.5 each) 2 of 0.8.
-		{"both back, not counted yet", shedInput{now: later, own: 1, mean: 0.6, returning: 2, cameBack: 2}, true},
-		{"both back, counted", shedInput{now: later, own: 2, mean: 0.8, cameBack: 2}, true},
-		// Gone to other pods and counted there: 1 of 0.8.
-		{"both gone", shedInput{now: later, own: 1, mean: 0.8}, false},
+		// Both back, young: 1, and 0.5 each for them, > 1.5.
+		{"both back, not counted yet", shedInput{now: soon, own: 1, rest: 0.5, returning: 2, cameBack: 2}, true},
+		{"both back, counted", shedInput{now: later, own: 2, rest: 0.5, cameBack: 2}, true},
+		// Gone to other pods, young there: 1 ≤ 1.5; counted there, the
+		// rest at 0.75: 1 ≤ 2.25.
+		{"both gone, young where they landed", shedInput{now: soon, own: 1, rest: 0.5}, false},
+		{"both gone, counted where they landed", shedInput{now: later, own: 1, rest: 0.75}, false},
 		// Behind one address (SNAT), the clients gone but others from it
 		// arrived: the load decides.
-		{"gone, their address back", shedInput{now: later, own: 1, mean: 0.8, cameBack: 2}, false},
+		{"gone, their address back", shedInput{now: soon, own: 1, rest: 0.5, cameBack: 2}, false},
 		// Both back and counted, the whole fleet's load down by a third
 		// (a busy host's handler time back to normal, less traffic):
-		// 4/3 of 1.6/3, the share it held.
-		{"back, the fleet's load down a third", shedInput{now: later, own: 2 * 2.0 / 3, mean: 0.8 * 2 / 3, cameBack: 2}, true},
-		// The lighter of the two (0.2 of the 1) back, the fleet's load
-		// up by half: 1.5 + 0.3 of 1.2, a share of 1.5.
-		{"one back, the fleet's load up by half", shedInput{now: later, own: 1.8, mean: 1.2, cameBack: 1}, false},
-		// The lighter (0.3) back and counted, the other (0.7) young on
-		// the pod it landed on, the round after the shed: 1.3 of a mean
-		// that reads 0.66. The one that did not come back counts in the
-		// mean at the shed's 0.5: 1.3 of 0.76, it worked.
-		{"one back, the other young where it landed", shedInput{now: t0.Add(cfg.Interval), own: 1.3, mean: 0.66, cameBack: 1}, false},
-		// The same read once it could count there: futile by 1.3 of 0.66.
-		{"one back, the mean low past the window", shedInput{now: later, own: 1.3, mean: 0.66, cameBack: 1}, true},
+		// 4/3 > 1.5 × 2/3.
+		{"back, the fleet's load down a third", shedInput{now: later, own: 2 * 2.0 / 3, rest: 0.5 * 2 / 3, cameBack: 2}, true},
+		// The lighter of the two (0.2 of the 1) back, the fleet's load up
+		// by half: 1.5 + 0.3 ≤ 1.5 × 1.5, even before the heavier counts
+		// where it landed.
+		{"one back, the fleet's load up by half", shedInput{now: later, own: 1.8, rest: 0.75, cameBack: 1}, false},
+		// The lighter (0.3) back, the other (0.7) gone: 1.3 ≤ 1.5. The
+		// heavier back and the lighter gone: 1.7 > 1.5.
+		{"the lighter back", shedInput{now: soon, own: 1.3, rest: 0.5, cameBack: 1}, false},
+		{"the heavier back", shedInput{now: soon, own: 1.7, rest: 0.5, cameBack: 1}, true},
+		// Nothing known of the rest: the load as it is.
+		{"both back, the rest not known", shedInput{now: later, own: 2, cameBack: 2}, true},
+		{"both gone, the rest not known", shedInput{now: later, own: 1, cameBack: 2}, false},
 	} {
 		tc.in.pods = 5
 		if got := futileShed(tc.in, cfg, st); got != tc.want {
 			t.Errorf("%s: futile %v, want %v", tc.name, got, tc.want)
 		}
 	}
-	// A shed of 1 (load 1) from 4 at a mean of 1.2 whose client's address
-	// opened 3 young connections: no more than 1 of them counts, 3.2 of
-	// 1.2 ≤ 3.5/1.2.
-	one := shedState{lastShed: t0, shedOwn: 4, shedMean: 1.2, shedSize: 1, shedN: 1}
-	if futileShed(shedInput{now: later, own: 2.2, mean: 1, pods: 5, returning: 3, cameBack: 3}, cfg, one) {
+	// A shed of 1 (load 1) from 4 while the rest averaged 1, whose
+	// client's address opened 3 young connections: no more than 1 of them
+	// counts, 2.2 + 1 ≤ 3.5.
+	one := shedState{lastShed: t0, shedOwn: 4, shedRest: 1, shedSize: 1, shedN: 1}
+	if futileShed(shedInput{now: later, own: 2.2, rest: 1, pods: 5, returning: 3, cameBack: 3}, cfg, one) {
 		t.Error("a shed of 1 whose address opened 3 young connections: futile, want worked (only 1 of them counts)")
+	}
+	// A fleet of 2 (TestRealCluster's before its scale-up, CI run 56): a
+	// pod at 6 against 4 moved a connection of 1, and one client pod's
+	// address (all clients' one) came back with another client. The moved
+	// client is young on the other pod: the fleet mean reads 4.5 for 5,
+	// a share of 5/4.5 > (6 − 1/2)/5, which judged it futile. Against the
+	// rest: 5 ≤ 5.5, it worked.
+	two := shedState{lastShed: t0, shedOwn: 6, shedRest: 4, shedSize: 1, shedN: 1}
+	if futileShed(shedInput{now: soon, own: 5, mean: 4.5, rest: 4, pods: 2, cameBack: 1}, cfg, two) {
+		t.Error("a fleet of 2, the moved client young on the other pod: futile, want worked")
 	}
 }
 
@@ -545,14 +562,14 @@ func TestReportsCountAskers(t *testing.T) {
 		t.Fatalf("sampling: %d reports, want 2 answers and 1 asker", len(got))
 	}
 	// Own 0 conns/0 load; b 2, c 4 (and its estimate 3), d 6: (0+2+4+3+6)/5.
-	load, conns := estimate(0, 0, got, false)
-	if conns != 3 || math.Abs(load-0.3) > 1e-9 {
-		t.Errorf("estimate = %v load, %v conns; want 0.3, 3", load, conns)
+	load, conns, n := estimate(0, 0, got, false)
+	if conns != 3 || math.Abs(load-0.3) > 1e-9 || n != 5 {
+		t.Errorf("estimate = %v load, %v conns over %v; want 0.3, 3 over 5", load, conns, n)
 	}
 	// Exact when every peer answered: estimates second hand are ignored.
-	load, conns = estimate(0, 0, reports(answers, heard(), true), true)
-	if conns != 2 || math.Abs(load-0.2) > 1e-9 {
-		t.Errorf("exact estimate = %v load, %v conns; want 0.2, 2", load, conns)
+	load, conns, n = estimate(0, 0, reports(answers, heard(), true), true)
+	if conns != 2 || math.Abs(load-0.2) > 1e-9 || n != 3 {
+		t.Errorf("exact estimate = %v load, %v conns over %v; want 0.2, 2 over 3", load, conns, n)
 	}
 }
 
