@@ -132,10 +132,9 @@ func TestShedInputMeasured(t *testing.T) {
 	}
 }
 
-// Sheds that do not lower the load against the rest of the fleet's (clients come
-// back) back off: after
-// three in a row the cooldown doubles each time; within growthGrace of the
-// peer set growing they do not count.
+// Sheds that do not lower the load against the rest of the fleet's
+// (clients come back) back off: after three in a row the cooldown doubles
+// each time; within growthGrace of the peer set growing they do not count.
 func TestDecideShedBacksOffFutileSheds(t *testing.T) {
 	cfg := FairShare{Cooldown: time.Second}.withDefaults()
 	// Every shed's clients come back (cameBack).
