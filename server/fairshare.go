@@ -92,7 +92,7 @@ import (
 // Fair share is for ClusterIP Services, where a shed client's reconnect is
 // a fresh random pick. A headless Service's round_robin clients reconnect
 // to the pod that shed them; a pod notices when three sheds in a row did
-// not lower its load, against the rest of the fleet's, while their
+// not lower its connections, against the rest of the fleet's, while their
 // clients' addresses came back, and from then on doubles its cooldown
 // each time (up to a minute; two rounds within its share end it; the log
 // says when a back-off begins and ends). For
@@ -700,8 +700,8 @@ func (f *fairShare) round(ctx context.Context) {
 		f.shedFrom, f.shedNoAddr = nil, 0 // no shed pends: nobody can come back from it
 	}
 	if d.backOff {
-		f.s.log.Warn("fair share: shedding did not lower this pod's load against the rest of the fleet's (clients return to the same pod, as headless round_robin clients do); backing off",
-			"own", in.own, "mean", in.mean, "measure", f.cfg.Measure.String(), "next_try_in", d.next.cooldown)
+		f.s.log.Warn("fair share: the clients of this pod's sheds came back (its connections did not drop against the rest of the fleet's, as with headless round_robin clients); backing off",
+			"own", in.own, "mean", in.mean, "measure", f.cfg.Measure.String(), "connections", in.ownConns, "rest_connections", in.restConns, "next_try_in", d.next.cooldown)
 	}
 	if d.ended {
 		f.s.log.Info("fair share: back-off ended; this pod's sheds work again or it is within its share",

@@ -102,23 +102,24 @@ func TestDecideShed(t *testing.T) {
 	}
 }
 
-// A round hands decideShed its load, the fleet's, and the rest of the
-// fleet's (its own left out) in the unit of the measure, the fleet's mean
-// load per connection, the unit of room, and with MeasureLoad the standard
-// error of a sample's mean, in that unit.
+// A round hands decideShed its load and the fleet's in the unit of the
+// measure, its connections and the rest of the fleet's mean connections
+// (its own left out), the fleet's mean load per connection, the unit of
+// room, and with MeasureLoad the standard error of a sample's mean, in
+// that unit.
 func TestShedInputMeasured(t *testing.T) {
 	load := FairShare{}.withDefaults()
 	byConns := FairShare{Measure: MeasureConnections}.withDefaults()
-	// Means over 5 pods: the other 4 average (5 × 0.2 − 0.3)/4 = 0.175
-	// load and (5 × 4 − 6)/4 = 3.5 connections.
-	if in := (shedInput{pods: 5}).measured(load, 0.3, 6, 0.2, 4, 5, nil, true, 4); in.own != 0.3 || in.mean != 0.2 || math.Abs(in.rest-0.175) > 1e-9 || in.perConn != 0.05 || in.pods != 5 || in.meanErr != 0 {
-		t.Errorf("by load: %+v, want own 0.3, mean 0.2, rest 0.175, perConn 0.05 (0.2 over 4 connections), pods kept, meanErr 0", in)
+	// Means over 5 pods: the other 4 average (5 × 4 − 6)/4 = 3.5
+	// connections.
+	if in := (shedInput{pods: 5}).measured(load, 0.3, 6, 0.2, 4, 5, nil, true, 4); in.own != 0.3 || in.mean != 0.2 || in.ownConns != 6 || in.restConns != 3.5 || in.perConn != 0.05 || in.pods != 5 || in.meanErr != 0 {
+		t.Errorf("by load: %+v, want own 0.3, mean 0.2, ownConns 6, restConns 3.5, perConn 0.05 (0.2 over 4 connections), pods kept, meanErr 0", in)
 	}
-	if in := (shedInput{}).measured(byConns, 0.3, 6, 0.2, 4, 5, nil, true, 4); in.own != 6 || in.mean != 4 || in.rest != 3.5 || in.perConn != 0.05 {
-		t.Errorf("by connections: %+v, want own 6, mean 4, rest 3.5, perConn 0.05", in)
+	if in := (shedInput{}).measured(byConns, 0.3, 6, 0.2, 4, 5, nil, true, 4); in.own != 6 || in.mean != 4 || in.ownConns != 6 || in.restConns != 3.5 || in.perConn != 0.05 {
+		t.Errorf("by connections: %+v, want own 6, mean 4, ownConns 6, restConns 3.5, perConn 0.05", in)
 	}
-	if in := (shedInput{perConn: 1, rest: 1}).measured(load, 0, 0, 0, 0, 1, nil, true, 4); in.perConn != 0 || in.rest != 0 {
-		t.Errorf("an idle fleet without connections, no reports: perConn %v, rest %v, want 0 (not known)", in.perConn, in.rest)
+	if in := (shedInput{perConn: 1, restConns: 1}).measured(load, 0, 0, 0, 0, 1, nil, true, 4); in.perConn != 0 || in.restConns != 0 {
+		t.Errorf("an idle fleet without connections, no reports: perConn %v, restConns %v, want 0 (not known)", in.perConn, in.restConns)
 	}
 	// A sample of 4 of 59 peers whose loads spread by 0.04 (a fifth of
 	// the 0.2 per connection of a fleet at 4 connections a pod).
@@ -138,7 +139,7 @@ func TestShedInputMeasured(t *testing.T) {
 func TestDecideShedBacksOffFutileSheds(t *testing.T) {
 	cfg := FairShare{Cooldown: time.Second}.withDefaults()
 	// Every shed's clients come back (cameBack).
-	in := shedInput{own: 2, mean: 1, rest: 0.75, pods: 5, conns: []connLoad{{id: 0, load: 0.5}, {id: 1, load: 0.5}, {id: 2, load: 1}}, cameBack: 3}
+	in := shedInput{own: 2, mean: 1, ownConns: 3, restConns: 2, pods: 5, conns: []connLoad{{id: 0, load: 0.5}, {id: 1, load: 0.5}, {id: 2, load: 1}}, cameBack: 3}
 	play := func(st shedState, start time.Time, rounds int) (shedState, []time.Duration) {
 		now := start
 		var cooldowns []time.Duration
@@ -169,7 +170,7 @@ func TestDecideShedBacksOffFutileSheds(t *testing.T) {
 	// A shed that worked resets the back-off.
 	st, _ := play(shedState{cooldown: cfg.Cooldown}, t0, 40)
 	in.own = 1.05
-	within := shedInput{now: t0.Add(time.Hour), own: 1.05, mean: 1, rest: 0.99, pods: 5, conns: in.conns}
+	within := shedInput{now: t0.Add(time.Hour), own: 1.05, mean: 1, ownConns: 3, restConns: 2, pods: 5, conns: in.conns}
 	d := decideShed(within, cfg, st)
 	if d.next.cooldown == cfg.Cooldown {
 		t.Error("one round within its share reset the back-off; a dip between a shed and the clients' return must not")
@@ -188,11 +189,11 @@ func TestDecideShedBacksOffFutileSheds(t *testing.T) {
 	}
 	// A shed that lowered the load ends the back-off too: the pod is
 	// still above its share, and sheds again.
-	// The last shed moved 1 from 2 while the rest averaged 0.75; now 1.4 <
-	// 2 − 1/2 as the rest still does, with a client of the shed's address
-	// back and lighter connections left.
+	// The last shed sent GOAWAY to 1 or 2 of the pod's 3 connections while
+	// the rest averaged 2; now it has 2 as the rest still does, with a
+	// client of the shed's address back and lighter connections left.
 	worked := in
-	worked.now, worked.own, worked.cameBack = t0.Add(time.Hour), 1.4, 1
+	worked.now, worked.own, worked.ownConns, worked.cameBack = t0.Add(time.Hour), 1.4, 2, 1
 	worked.conns = []connLoad{{id: 0, load: 0.2}, {id: 1, load: 0.2}}
 	if d := decideShed(worked, cfg, st); len(d.shed) == 0 || !d.ended || d.next.futile != 0 {
 		t.Errorf("a shed after one that worked: shed %v ended %v futile %d, want a shed, the back-off ended", d.shed, d.ended, d.next.futile)
@@ -213,8 +214,8 @@ func TestDecideShedBacksOffFutileSheds(t *testing.T) {
 	}
 	// A shed judged futile, and one judged to have worked (futileShed has
 	// the cases), as decideShed counts them.
-	judged := shedState{cooldown: cfg.Cooldown, over: 1, futile: 1, lastShed: t0, shedOwn: 2, shedRest: 0.5, shedSize: 1, shedN: 2}
-	came := shedInput{now: t0.Add(time.Hour), own: 1.2, mean: 0.6, rest: 0.45, pods: 5, conns: in.conns, returning: 2, cameBack: 2}
+	judged := shedState{cooldown: cfg.Cooldown, over: 1, futile: 1, lastShed: t0, shedN: 2, shedConns: 6, shedRest: 4}
+	came := shedInput{now: t0.Add(time.Hour), own: 1.2, mean: 0.6, ownConns: 6, restConns: 4, pods: 5, conns: in.conns, returning: 2, cameBack: 2}
 	if d := decideShed(came, cfg, judged); len(d.shed) == 0 || d.next.futile != 2 {
 		t.Errorf("shed %v, futile %d after the shed's clients came back; want a shed judged futile (2)", d.shed, d.next.futile)
 	}
@@ -232,7 +233,7 @@ func TestDecideShedBacksOffFutileSheds(t *testing.T) {
 	// clients arrived (in TestRealCluster, a rollout's old pods ending;
 	// once the pod backed off before the scale-up and ended at 1.60). Not
 	// futile. Half of the shed's clients back is.
-	rollout := shedInput{now: t0.Add(time.Hour), own: 2.2, mean: 0.8, rest: 0.45, pods: 5, conns: in.conns}
+	rollout := shedInput{now: t0.Add(time.Hour), own: 2.2, mean: 0.8, ownConns: 7, restConns: 4, pods: 5, conns: in.conns}
 	if d := decideShed(rollout, cfg, judged); len(d.shed) == 0 || d.next.futile != 0 {
 		t.Errorf("shed %v, futile %d with the load up but none of the shed's 2 clients back; want a shed judged to have worked (0)", d.shed, d.next.futile)
 	}
@@ -242,69 +243,48 @@ func TestDecideShedBacksOffFutileSheds(t *testing.T) {
 	}
 }
 
-// futileShed judges a shed by the pod's load against the rest of the
-// fleet's. Each case: a fleet of 5 pods, the other 4 at a mean load of 0.5
-// (0.8 for all 5), and a pod at 2 that shed 2 connections, 1 in all;
-// futile when at least 1 connection came back from the shed's addresses
-// and back > (2 − 1/2) × rest/0.5.
+// futileShed judges a shed by the pod's connections against the rest of
+// the fleet's. Each case: a fleet of 5 pods, the other 4 at a mean of 4
+// connections, and a pod at 8 that sent GOAWAY to 2; futile when at least
+// 1 connection came back from the shed's addresses and ownConns > (8 − 1)
+// × restConns/4.
 func TestFutileShed(t *testing.T) {
-	cfg := FairShare{}.withDefaults()
-	t0 := time.Unix(1000, 0)
-	st := shedState{lastShed: t0, shedOwn: 2, shedRest: 0.5, shedSize: 1, shedN: 2}
-	soon := t0.Add(cfg.Interval) // the next round: moved clients still young where they landed
-	later := t0.Add(time.Minute)
+	st := shedState{lastShed: time.Unix(1000, 0), shedN: 2, shedConns: 8, shedRest: 4}
 	for _, tc := range []struct {
 		name string
 		in   shedInput
 		want bool
 	}{
-		// Both back, young: 1, and 0.5 each for them, > 1.5.
-		{"both back, not counted yet", shedInput{now: soon, own: 1, rest: 0.5, returning: 2, cameBack: 2}, true},
-		{"both back, counted", shedInput{now: later, own: 2, rest: 0.5, cameBack: 2}, true},
-		// Gone to other pods, young there: 1 ≤ 1.5; counted there, the
-		// rest at 0.75: 1 ≤ 2.25.
-		{"both gone, young where they landed", shedInput{now: soon, own: 1, rest: 0.5}, false},
-		{"both gone, counted where they landed", shedInput{now: later, own: 1, rest: 0.75}, false},
+		// Connections count from their first call, young or not.
+		{"both back", shedInput{ownConns: 8, restConns: 4, cameBack: 2}, true},
+		{"both gone", shedInput{ownConns: 6, restConns: 4.5}, false},
+		{"one of the two back", shedInput{ownConns: 7, restConns: 4.25, cameBack: 1}, false},
 		// Behind one address (SNAT), the clients gone but others from it
-		// arrived: the load decides.
-		{"gone, their address back", shedInput{now: soon, own: 1, rest: 0.5, cameBack: 2}, false},
-		// Both back and counted, the whole fleet's load down by a third
-		// (a busy host's handler time back to normal, less traffic):
-		// 4/3 > 1.5 × 2/3.
-		{"back, the fleet's load down a third", shedInput{now: later, own: 2 * 2.0 / 3, rest: 0.5 * 2 / 3, cameBack: 2}, true},
-		// The lighter of the two (0.2 of the 1) back, the fleet's load up
-		// by half: 1.5 + 0.3 ≤ 1.5 × 1.5, even before the heavier counts
-		// where it landed.
-		{"one back, the fleet's load up by half", shedInput{now: later, own: 1.8, rest: 0.75, cameBack: 1}, false},
-		// The lighter (0.3) back, the other (0.7) gone: 1.3 ≤ 1.5. The
-		// heavier back and the lighter gone: 1.7 > 1.5.
-		{"the lighter back", shedInput{now: soon, own: 1.3, rest: 0.5, cameBack: 1}, false},
-		{"the heavier back", shedInput{now: soon, own: 1.7, rest: 0.5, cameBack: 1}, true},
-		// Nothing known of the rest: the load as it is.
-		{"both back, the rest not known", shedInput{now: later, own: 2, cameBack: 2}, true},
-		{"both gone, the rest not known", shedInput{now: later, own: 1, cameBack: 2}, false},
+		// arrived.
+		{"gone, their address back", shedInput{ownConns: 6, restConns: 4.5, cameBack: 2}, false},
+		// Both gone behind one address while a rollout's clients arrive
+		// on every pod, 3 each: 9 ≤ 7 × 7.5/4.
+		{"gone, a rollout arriving", shedInput{ownConns: 9, restConns: 7.5, cameBack: 5}, false},
+		// Both back while every pod lost a quarter of its clients: 6 >
+		// 7 × 3/4.
+		{"back, clients leaving every pod", shedInput{ownConns: 6, restConns: 3, cameBack: 2}, true},
+		// Nothing known of the rest: the count as it is.
+		{"both back, the rest not known", shedInput{ownConns: 8, cameBack: 2}, true},
+		{"both gone, the rest not known", shedInput{ownConns: 6, cameBack: 2}, false},
 	} {
 		tc.in.pods = 5
-		if got := futileShed(tc.in, cfg, st); got != tc.want {
+		if got := futileShed(tc.in, st); got != tc.want {
 			t.Errorf("%s: futile %v, want %v", tc.name, got, tc.want)
 		}
 	}
-	// A shed of 1 (load 1) from 4 while the rest averaged 1, whose
-	// client's address opened 3 young connections: no more than 1 of them
-	// counts, 2.2 + 1 ≤ 3.5.
-	one := shedState{lastShed: t0, shedOwn: 4, shedRest: 1, shedSize: 1, shedN: 1}
-	if futileShed(shedInput{now: later, own: 2.2, rest: 1, pods: 5, returning: 3, cameBack: 3}, cfg, one) {
-		t.Error("a shed of 1 whose address opened 3 young connections: futile, want worked (only 1 of them counts)")
-	}
-	// A fleet of 2 (TestRealCluster's before its scale-up, CI run 56): a
-	// pod at 6 against 4 moved a connection of 1, and one client pod's
-	// address (all clients' one) came back with another client. The moved
-	// client is young on the other pod: the fleet mean reads 4.5 for 5,
-	// a share of 5/4.5 > (6 − 1/2)/5, which judged it futile. Against the
-	// rest: 5 ≤ 5.5, it worked.
-	two := shedState{lastShed: t0, shedOwn: 6, shedRest: 4, shedSize: 1, shedN: 1}
-	if futileShed(shedInput{now: soon, own: 5, mean: 4.5, rest: 4, pods: 2, cameBack: 1}, cfg, two) {
-		t.Error("a fleet of 2, the moved client young on the other pod: futile, want worked")
+	// A fleet of 2 at 10 connections each (TestRealCluster's before its
+	// scale-up, CI run 56, where a pod's share of the fleet mean load
+	// judged such sheds futile and it backed off): one client pod's
+	// address came back with 2 of a rollout's clients while the shed one
+	// landed on the other pod with 2 more: 11 ≤ 9.5 × 13/10.
+	two := shedState{lastShed: time.Unix(1000, 0), shedN: 1, shedConns: 10, shedRest: 10}
+	if futileShed(shedInput{ownConns: 11, restConns: 13, pods: 2, cameBack: 2}, two) {
+		t.Error("a fleet of 2, a rollout's clients arriving on both pods: futile, want worked")
 	}
 }
 
