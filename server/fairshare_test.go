@@ -327,9 +327,8 @@ func TestFairShareBacksOffWhenClientsComeBack(t *testing.T) {
 			f := startFleet(t, []string{"127.0.0.1", "127.0.0.2"}, sheds,
 				server.FairShare{Measure: tc.measure, Interval: 200 * time.Millisecond, Cooldown: 400 * time.Millisecond}, tc.cost)
 			// Six clients always reconnect to pod 0. One more stays on
-			// pod 1: a shed is judged against the rest of the fleet's
-			// load, which then moves as pod 0's does when the host is
-			// busy.
+			// pod 1, whose connections a shed is judged against (see
+			// futileShed).
 			clients := append(f.clients(t, 6, func() int { return 0 }), f.clients(t, 1, func() int { return 1 })...)
 			if tc.cost == 0 {
 				l := startLoad(clients)

@@ -47,10 +47,9 @@ type shedInput struct {
 	own  float64
 	mean float64
 	// ownConns is the pod's client connections, young ones included (see
-	// fairShare.measureConns), and restConns the mean of the connections
-	// that the fleet's mean averages besides ownConns (the peers' and their
-	// estimates: see estimate); 0 when none. With either measure: they
-	// judge whether a shed's clients came back (see futileShed).
+	// fairShare.measureConns), and restConns the peers' mean when every
+	// peer was asked, 0 otherwise (see restConns). With either measure:
+	// they judge whether a shed's clients came back (see futileShed).
 	ownConns  int
 	restConns float64
 	pods      int        // the fleet's size, this pod included
@@ -65,7 +64,7 @@ type shedInput struct {
 	// cameBack counts the connections opened since the last shed began,
 	// at any age, from the addresses it sent GOAWAY to (see
 	// fairShare.cameBackAll). A shed is futile only when at least half as
-	// many came back as it sent away: a load that did not drop because
+	// many came back as it sent away: a count that did not drop because
 	// other clients arrived (a rollout's old pods ending, other pods'
 	// sheds) is no sign that its clients return.
 	cameBack int
@@ -89,19 +88,15 @@ type shedInput struct {
 }
 
 // measured returns in with own and mean in the unit of cfg's Measure,
-// ownConns, restConns, perConn, and with MeasureLoad meanErr, from the
-// pod's own load and client connections, the fleet's means of both and how
-// many values each averages (n, own included: see estimate), and the loads
-// the peers reported that the means were estimated from, of a fleet of
-// peers peers besides this pod (everyone: every peer was asked).
-func (in shedInput) measured(cfg FairShare, ownLoad float64, ownConns int, meanLoad, meanConns, n float64,
+// ownConns, perConn, and with MeasureLoad meanErr, from the pod's own load
+// and client connections, the fleet's means of both, and the loads the
+// peers reported that the means were estimated from, of a fleet of peers
+// peers besides this pod (everyone: every peer was asked).
+func (in shedInput) measured(cfg FairShare, ownLoad float64, ownConns int, meanLoad, meanConns float64,
 	reported []float64, everyone bool, peers int) shedInput {
 	in.own, in.mean = ownLoad, meanLoad
 	in.perConn = loadPerConn(meanLoad, meanConns)
-	in.ownConns, in.restConns = ownConns, 0
-	if n > 1 {
-		in.restConns = max(0, (meanConns*n-float64(ownConns))/(n-1))
-	}
+	in.ownConns = ownConns
 	if cfg.Measure == MeasureConnections {
 		in.own, in.mean = float64(ownConns), meanConns
 		return in
@@ -243,27 +238,25 @@ func decideShed(in shedInput, cfg FairShare, st shedState) shedDecision {
 //
 //	ownConns > (shedConns − shedN/2) × restConns/shedRest
 //
-// Where the rest's mean is not known (0, at the shed or now) the count as
-// it is decides.
+// Where the rest's mean is not known (0, at the shed or now: in fleets
+// larger than Sample + 1 pods, whose means are estimated) the count as it
+// is decides.
 //
 // Connections, with either Measure: whether clients came back is a matter
 // of connections, which count from their first call, while a connection's
 // load counts only once its rate can be read (conn.rateKnown) and reads
-// as the host lets handlers run. Judged by load,
-// TestFairShareBacksOffWhenClientsComeBack beside the example's lab tests
-// failed in 3 of 16 runs (the load as it was: a back-off ended at a dip
-// across the fleet, its 2 ms handlers read at 1.8–5.7 times that) and in 4
-// of 44 (the load against the rest of the fleet's: the pod's own load
-// swung by more than a shed from round to round, and 27 of 304 judgements
-// read a futile shed as worked). Judged by its share of the fleet mean, a
-// shed that worked hardly lowered the share of a pod in a fleet of 2 while
-// its clients were young where they landed, and a pod in TestRealCluster's
-// 2-pod rollout backed off (CI run 56).
+// as the host lets handlers run. Judged by load in three ways (as it was,
+// as a share of the fleet mean, against the rest's mean load), either
+// TestFairShareBacksOffWhenClientsComeBack failed beside the example's lab
+// tests, or a pod of TestRealCluster's 2-pod rollout backed off (README.md
+// has the runs).
 //
 // The rest's scale is for clients that share one address (SNAT, one
 // client pod with many connections, as in TestRealCluster): cameBack then
 // cannot tell a shed's clients from others, such as a rollout's, which
-// land on every pod.
+// land on every pod. As a ratio it also keeps clients leaving every pod
+// from reading as a shed that worked; a pod above the rest's mean is
+// credited a little more than its even part of such arrivals.
 func futileShed(in shedInput, st shedState) bool {
 	if 2*in.cameBack < st.shedN {
 		return false

@@ -103,38 +103,35 @@ func TestDecideShed(t *testing.T) {
 }
 
 // A round hands decideShed its load and the fleet's in the unit of the
-// measure, its connections and the rest of the fleet's mean connections
-// (its own left out), the fleet's mean load per connection, the unit of
-// room, and with MeasureLoad the standard error of a sample's mean, in
+// measure, its connections, the fleet's mean load per connection, the unit
+// of room, and with MeasureLoad the standard error of a sample's mean, in
 // that unit.
 func TestShedInputMeasured(t *testing.T) {
 	load := FairShare{}.withDefaults()
 	byConns := FairShare{Measure: MeasureConnections}.withDefaults()
-	// Means over 5 pods: the other 4 average (5 × 4 − 6)/4 = 3.5
-	// connections.
-	if in := (shedInput{pods: 5}).measured(load, 0.3, 6, 0.2, 4, 5, nil, true, 4); in.own != 0.3 || in.mean != 0.2 || in.ownConns != 6 || in.restConns != 3.5 || in.perConn != 0.05 || in.pods != 5 || in.meanErr != 0 {
-		t.Errorf("by load: %+v, want own 0.3, mean 0.2, ownConns 6, restConns 3.5, perConn 0.05 (0.2 over 4 connections), pods kept, meanErr 0", in)
+	if in := (shedInput{pods: 5}).measured(load, 0.3, 6, 0.2, 4, nil, true, 4); in.own != 0.3 || in.mean != 0.2 || in.ownConns != 6 || in.perConn != 0.05 || in.pods != 5 || in.meanErr != 0 {
+		t.Errorf("by load: %+v, want own 0.3, mean 0.2, ownConns 6, perConn 0.05 (0.2 over 4 connections), pods kept, meanErr 0", in)
 	}
-	if in := (shedInput{}).measured(byConns, 0.3, 6, 0.2, 4, 5, nil, true, 4); in.own != 6 || in.mean != 4 || in.ownConns != 6 || in.restConns != 3.5 || in.perConn != 0.05 {
-		t.Errorf("by connections: %+v, want own 6, mean 4, ownConns 6, restConns 3.5, perConn 0.05", in)
+	if in := (shedInput{}).measured(byConns, 0.3, 6, 0.2, 4, nil, true, 4); in.own != 6 || in.mean != 4 || in.ownConns != 6 || in.perConn != 0.05 {
+		t.Errorf("by connections: %+v, want own 6, mean 4, ownConns 6, perConn 0.05", in)
 	}
-	if in := (shedInput{perConn: 1, restConns: 1}).measured(load, 0, 0, 0, 0, 1, nil, true, 4); in.perConn != 0 || in.restConns != 0 {
-		t.Errorf("an idle fleet without connections, no reports: perConn %v, restConns %v, want 0 (not known)", in.perConn, in.restConns)
+	if in := (shedInput{perConn: 1}).measured(load, 0, 0, 0, 0, nil, true, 4); in.perConn != 0 {
+		t.Errorf("an idle fleet without connections: perConn %v, want 0 (not known)", in.perConn)
 	}
 	// A sample of 4 of 59 peers whose loads spread by 0.04 (a fifth of
 	// the 0.2 per connection of a fleet at 4 connections a pod).
 	sample := []float64{0.76, 0.8, 0.84, 0.8}
 	want := estimateError(sample, false, 59, 0.2)
-	if in := (shedInput{}).measured(load, 1, 5, 0.8, 4, 5, sample, false, 59); want <= 0 || in.meanErr != want {
+	if in := (shedInput{}).measured(load, 1, 5, 0.8, 4, sample, false, 59); want <= 0 || in.meanErr != want {
 		t.Errorf("by load, a sample: meanErr %v, want %v from the sample with perConn 0.2", in.meanErr, want)
 	}
-	if in := (shedInput{}).measured(byConns, 1, 5, 0.8, 4, 5, sample, false, 59); in.meanErr != 0 {
+	if in := (shedInput{}).measured(byConns, 1, 5, 0.8, 4, sample, false, 59); in.meanErr != 0 {
 		t.Errorf("by connections, a sample: meanErr %v, want 0 (the margin is for loads)", in.meanErr)
 	}
 }
 
-// Sheds that do not lower the load against the rest of the fleet's
-// (clients come back) back off: after three in a row the cooldown doubles
+// Sheds whose clients come back (the pod's connections do not drop against
+// the rest of the fleet's) back off: after three in a row the cooldown doubles
 // each time; within growthGrace of the peer set growing they do not count.
 func TestDecideShedBacksOffFutileSheds(t *testing.T) {
 	cfg := FairShare{Cooldown: time.Second}.withDefaults()
@@ -187,8 +184,8 @@ func TestDecideShedBacksOffFutileSheds(t *testing.T) {
 	if d := decideShed(within, cfg, decideShed(within, cfg, shedState{cooldown: cfg.Cooldown}).next); d.ended {
 		t.Error("two rounds within its share, without a back-off, reported one ended")
 	}
-	// A shed that lowered the load ends the back-off too: the pod is
-	// still above its share, and sheds again.
+	// A shed whose clients did not come back ends the back-off too: the
+	// pod is still above its share, and sheds again.
 	// The last shed sent GOAWAY to 1 or 2 of the pod's 3 connections while
 	// the rest averaged 2; now it has 2 as the rest still does, with a
 	// client of the shed's address back and lighter connections left.
@@ -259,6 +256,7 @@ func TestFutileShed(t *testing.T) {
 		{"both back", shedInput{ownConns: 8, restConns: 4, cameBack: 2}, true},
 		{"both gone", shedInput{ownConns: 6, restConns: 4.5}, false},
 		{"one of the two back", shedInput{ownConns: 7, restConns: 4.25, cameBack: 1}, false},
+		{"one of the two back, the rest as it was", shedInput{ownConns: 7, restConns: 4, cameBack: 1}, false},
 		// Behind one address (SNAT), the clients gone but others from it
 		// arrived.
 		{"gone, their address back", shedInput{ownConns: 6, restConns: 4.5, cameBack: 2}, false},
@@ -541,14 +539,20 @@ func TestReportsCountAskers(t *testing.T) {
 		t.Fatalf("sampling: %d reports, want 2 answers and 1 asker", len(got))
 	}
 	// Own 0 conns/0 load; b 2, c 4 (and its estimate 3), d 6: (0+2+4+3+6)/5.
-	load, conns, n := estimate(0, 0, got, false)
-	if conns != 3 || math.Abs(load-0.3) > 1e-9 || n != 5 {
-		t.Errorf("estimate = %v load, %v conns over %v; want 0.3, 3 over 5", load, conns, n)
+	load, conns := estimate(0, 0, got, false)
+	if conns != 3 || math.Abs(load-0.3) > 1e-9 {
+		t.Errorf("estimate = %v load, %v conns; want 0.3, 3", load, conns)
+	}
+	if rest := restConns(got, false); rest != 0 {
+		t.Errorf("restConns of a sample = %v, want 0 (not known)", rest)
 	}
 	// Exact when every peer answered: estimates second hand are ignored.
-	load, conns, n = estimate(0, 0, reports(answers, heard(), true), true)
-	if conns != 2 || math.Abs(load-0.2) > 1e-9 || n != 3 {
-		t.Errorf("exact estimate = %v load, %v conns over %v; want 0.2, 2 over 3", load, conns, n)
+	load, conns = estimate(0, 0, reports(answers, heard(), true), true)
+	if conns != 2 || math.Abs(load-0.2) > 1e-9 {
+		t.Errorf("exact estimate = %v load, %v conns; want 0.2, 2", load, conns)
+	}
+	if rest := restConns(reports(answers, heard(), true), true); rest != 3 {
+		t.Errorf("restConns when every peer answered = %v, want 3 (b 2, c 4)", rest)
 	}
 }
 
