@@ -324,12 +324,13 @@ func TestFairShareBacksOffWhenClientsComeBack(t *testing.T) {
 	} {
 		t.Run(tc.measure.String(), func(t *testing.T) {
 			sheds := &shedTimes{events: newEvents()}
-			f := startFleet(t, []string{"127.0.0.1", "127.0.0.2"}, sheds,
+			f := startFleet(t, []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"}, sheds,
 				server.FairShare{Measure: tc.measure, Interval: 200 * time.Millisecond, Cooldown: 400 * time.Millisecond}, tc.cost)
 			// Six clients always reconnect to pod 0. One more stays on
-			// pod 1, whose connections a shed is judged against (see
-			// futileShed).
+			// each of pods 1 and 2, whose connections a shed is judged
+			// against (see futileShed).
 			clients := append(f.clients(t, 6, func() int { return 0 }), f.clients(t, 1, func() int { return 1 })...)
+			clients = append(clients, f.clients(t, 1, func() int { return 2 })...)
 			if tc.cost == 0 {
 				l := startLoad(clients)
 				time.Sleep(9 * time.Second)
@@ -345,7 +346,8 @@ func TestFairShareBacksOffWhenClientsComeBack(t *testing.T) {
 			}
 			// Without the back-off pod 0 sheds every time its connections
 			// are 1 s old and the 0.4 s cooldown has passed; with it, after
-			// three futile sheds, the waits double: 0.8, 1.6, 3.2 s.
+			// four futile sheds (futileSheds for 3 pods), the waits
+			// double: 0.8, 1.6, 3.2 s.
 			gaps := sheds.gaps()
 			if len(gaps) < 4 {
 				t.Fatalf("only %d sheds in 9 s (gaps %v); want at least 5", len(gaps)+1, gaps)

@@ -6,18 +6,33 @@ import (
 	"time"
 )
 
-// maxFairShareCooldown bounds the back-off after futile sheds, futileSheds
-// is how many in a row start it, and growthGrace is how long after the peer
-// set grew no shed is judged futile (nor, later, one that began before it
-// grew): a new pod is in the fleet mean as soon
-// as it announces itself, but kube-proxy sends it connections only once its
+// maxFairShareCooldown bounds the back-off after futile sheds (see
+// futileSheds for how many in a row start it), and growthGrace is how long
+// after the peer set grew no shed is judged futile (nor, later, one that
+// began before it grew): a new pod is in the fleet mean as soon as it
+// announces itself, but kube-proxy sends it connections only once its
 // endpoint is ready, and until then shed clients land on the old pods.
 // example/balance's fleet table copies growthGrace (fleetGrowthGrace).
 const (
 	maxFairShareCooldown = time.Minute
-	futileSheds          = 3
 	growthGrace          = 30 * time.Second
 )
+
+// futileSheds is how many futile sheds in a row begin a back-off in a
+// fleet of pods pods: the fewest, at least 3, that sheds of one connection
+// each fill by chance at most once in 64 when their clients land on a pod
+// at random, as a ClusterIP Service's do ((1/pods)^k ≤ 1/64, what 3 give
+// at 4 pods): 6 for 2 pods, 4 for 3, and 3 from 4 pods on. Headless
+// round_robin clients, which always come back, fill any of them.
+func futileSheds(pods int) int {
+	switch {
+	case pods <= 2:
+		return 6
+	case pods == 3:
+		return 4
+	}
+	return 3
+}
 
 // shedState is what a pod remembers between fair-share rounds.
 type shedState struct {
@@ -27,6 +42,7 @@ type shedState struct {
 	shedRest  float64       // the rest of the fleet's mean connections then (see shedInput.restConns); 0 when not known
 	cooldown  time.Duration // FairShare.Cooldown, doubled after futile sheds
 	futile    int           // sheds in a row whose clients came back (see futileShed)
+	backOff   bool          // futile reached futileSheds: the cooldown doubles
 	grewAt    time.Time     // when the peer set last grew
 	over      int           // rounds in a row above its share
 	under     int           // rounds in a row within its share
@@ -180,7 +196,7 @@ type shedDecision struct {
 // the rest of the fleet's, while at least half as many came from its
 // addresses (cameBack). One such shed happens by chance on a ClusterIP,
 // when other pods' sheds land here; several in a row do not.
-// After futileSheds in a row the
+// After futileSheds(pods) in a row the
 // cooldown doubles each time, up to maxFairShareCooldown. Within
 // growthGrace of the peer set growing no shed is judged, nor one that
 // began before it grew. A pod at or below its share for overRounds rounds
@@ -217,12 +233,12 @@ func decideShed(in shedInput, cfg FairShare, st shedState) shedDecision {
 		if futileShed(in, st) {
 			d.next.futile++
 		} else {
-			d.ended = st.futile >= futileSheds
-			d.next.futile, d.next.cooldown = 0, cfg.Cooldown
+			d.ended = st.backOff
+			d.next.futile, d.next.cooldown, d.next.backOff = 0, cfg.Cooldown, false
 		}
-		if d.next.futile >= futileSheds {
+		if d.next.futile >= futileSheds(in.pods) {
 			d.next.cooldown = min(2*d.next.cooldown, maxFairShareCooldown)
-			d.backOff = true
+			d.backOff, d.next.backOff = true, true
 		}
 	}
 	d.shed = want
@@ -245,17 +261,16 @@ func decideShed(in shedInput, cfg FairShare, st shedState) shedDecision {
 // Connections, with either Measure: whether clients came back is a matter
 // of connections, which count from their first call, while a connection's
 // load counts only once its rate can be read (conn.rateKnown) and reads
-// as the host lets handlers run. Judged by load in three ways (as it was,
-// as a share of the fleet mean, against the rest's mean load), either
-// TestFairShareBacksOffWhenClientsComeBack failed beside the example's lab
-// tests, or a pod of TestRealCluster's 2-pod rollout backed off (README.md
-// has the runs).
+// as the host lets handlers run. Judged by the load as it was or against
+// the rest's mean load, TestFairShareBacksOffWhenClientsComeBack failed
+// beside the example's lab tests (README.md has the runs); judged by its
+// share of the fleet mean load, a pod of 2 that shed hardly lowered its
+// share while the clients it moved were young where they landed.
 //
-// The rest's scale is for clients that share one address (SNAT, one
-// client pod with many connections, as in TestRealCluster): cameBack then
-// cannot tell a shed's clients from others, such as a rollout's, which
-// land on every pod. As a ratio it also keeps clients leaving every pod
-// from reading as a shed that worked; a pod above the rest's mean is
+// The rest's scale is for clients that share one address (SNAT): cameBack
+// then cannot tell a shed's clients from others, such as a rollout's,
+// which land on every pod. As a ratio it also keeps clients leaving every
+// pod from reading as a shed that worked; a pod above the rest's mean is
 // credited a little more than its even part of such arrivals.
 func futileShed(in shedInput, st shedState) bool {
 	if 2*in.cameBack < st.shedN {
@@ -282,8 +297,8 @@ func (d shedDecision) reset(cfg FairShare) shedDecision {
 	d.next.over = 0
 	d.next.under++
 	if d.next.under >= overRounds {
-		d.ended = d.next.futile >= futileSheds
-		d.next.shedN, d.next.shedConns, d.next.shedRest, d.next.futile, d.next.cooldown = 0, 0, 0, 0, cfg.Cooldown
+		d.ended = d.next.backOff
+		d.next.shedN, d.next.shedConns, d.next.shedRest, d.next.futile, d.next.cooldown, d.next.backOff = 0, 0, 0, 0, cfg.Cooldown, false
 	}
 	return d
 }

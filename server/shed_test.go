@@ -158,6 +158,17 @@ func TestDecideShedBacksOffFutileSheds(t *testing.T) {
 	if len(got) < len(want) || !slices.Equal(got[:len(want)], want) {
 		t.Errorf("cooldowns after each shed %v, want them to start %v", got, want)
 	}
+	// In a fleet of 2, six futile sheds begin it, and four in one of 3:
+	// ClusterIP clients land back by chance half and a third of the time.
+	for pods, futile := range map[int]int{2: 6, 3: 4} {
+		in.pods = pods
+		_, got = play(shedState{cooldown: cfg.Cooldown}, t0, 60)
+		want := append(slices.Repeat([]time.Duration{time.Second}, futile), 2*time.Second, 4*time.Second)
+		if len(got) < len(want) || !slices.Equal(got[:len(want)], want) {
+			t.Errorf("%d pods: cooldowns after each shed %v, want them to start %v", pods, got, want)
+		}
+	}
+	in.pods = 5
 	_, got = play(shedState{cooldown: cfg.Cooldown, grewAt: t0}, t0, 40)
 	for _, c := range got {
 		if c != time.Second {
@@ -275,11 +286,9 @@ func TestFutileShed(t *testing.T) {
 			t.Errorf("%s: futile %v, want %v", tc.name, got, tc.want)
 		}
 	}
-	// A fleet of 2 at 10 connections each (TestRealCluster's before its
-	// scale-up, CI run 56, where a pod's share of the fleet mean load
-	// judged such sheds futile and it backed off): one client pod's
-	// address came back with 2 of a rollout's clients while the shed one
-	// landed on the other pod with 2 more: 11 ≤ 9.5 × 13/10.
+	// A fleet of 2 at 10 connections each, its clients behind one address:
+	// 2 of a rollout's clients came from it while the shed one landed on
+	// the other pod with 2 more: 11 ≤ 9.5 × 13/10.
 	two := shedState{lastShed: time.Unix(1000, 0), shedN: 1, shedConns: 10, shedRest: 10}
 	if futileShed(shedInput{ownConns: 11, restConns: 13, pods: 2, cameBack: 2}, two) {
 		t.Error("a fleet of 2, a rollout's clients arriving on both pods: futile, want worked")
