@@ -324,13 +324,16 @@ func TestFairShareBacksOffWhenClientsComeBack(t *testing.T) {
 	} {
 		t.Run(tc.measure.String(), func(t *testing.T) {
 			sheds := &shedTimes{events: newEvents()}
-			f := startFleet(t, []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"}, sheds,
+			f := startFleet(t, []string{"127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"}, sheds,
 				server.FairShare{Measure: tc.measure, Interval: 200 * time.Millisecond, Cooldown: 400 * time.Millisecond}, tc.cost)
 			// Six clients always reconnect to pod 0. One more stays on
-			// each of pods 1 and 2, whose connections a shed is judged
-			// against (see futileShed).
-			clients := append(f.clients(t, 6, func() int { return 0 }), f.clients(t, 1, func() int { return 1 })...)
-			clients = append(clients, f.clients(t, 1, func() int { return 2 })...)
+			// each of pods 1 to 3, whose connections a shed is judged
+			// against (see futileShed). With 4 pods, three futile sheds
+			// begin the back-off (futileSheds).
+			clients := f.clients(t, 6, func() int { return 0 })
+			for pod := 1; pod <= 3; pod++ {
+				clients = append(clients, f.clients(t, 1, func() int { return pod })...)
+			}
 			if tc.cost == 0 {
 				l := startLoad(clients)
 				time.Sleep(9 * time.Second)
@@ -346,8 +349,7 @@ func TestFairShareBacksOffWhenClientsComeBack(t *testing.T) {
 			}
 			// Without the back-off pod 0 sheds every time its connections
 			// are 1 s old and the 0.4 s cooldown has passed; with it, after
-			// four futile sheds (futileSheds for 3 pods), the waits
-			// double: 0.8, 1.6, 3.2 s.
+			// three futile sheds, the waits double: 0.8, 1.6, 3.2 s.
 			gaps := sheds.gaps()
 			if len(gaps) < 4 {
 				t.Fatalf("only %d sheds in 9 s (gaps %v); want at least 5", len(gaps)+1, gaps)
