@@ -180,7 +180,7 @@ func (f *fairShare) admit(c *conn, method string, now time.Time) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	in := admitInput{
-		now: now, estimated: f.estimated, alone: f.alone, backOff: f.shed.backOff, growing: f.growingLocked(now),
+		now: now, estimated: f.estimated, alone: f.alone, backOff: f.shed.futile >= futileSheds, growing: f.growingLocked(now),
 		ownLoad: f.ownLoad, ownConns: f.ownConns, young: f.young, admitted: f.admitted,
 		meanLoad: f.meanLoad, meanConns: f.meanConns, room: f.room,
 	}

@@ -91,12 +91,11 @@ import (
 //
 // Fair share is for ClusterIP Services, where a shed client's reconnect is
 // a fresh random pick. A headless Service's round_robin clients reconnect
-// to the pod that shed them; a pod notices when three sheds in a row (six
-// in a fleet of 2 pods, four in one of 3, where ClusterIP clients land back
-// by chance more often) did not lower its connections, against the rest of
-// the fleet's, while their clients' addresses came back, and from then on
-// doubles its cooldown each time (up to a minute; two rounds within its
-// share end it; the log says when a back-off begins and ends). For
+// to the pod that shed them; a pod notices when three sheds in a row did
+// not lower its connections, against the rest of the fleet's, while their
+// clients' addresses came back, and from then on doubles its cooldown
+// each time (up to a minute; two rounds within its share end it; the log
+// says when a back-off begins and ends). For
 // 30 s after the peer set grows (a pod it did not know announces itself,
 // is passed on by a peer, or the peer watcher finds it, from 5 s after
 // this pod's first round on) no shed is judged futile, nor later one

@@ -6,33 +6,18 @@ import (
 	"time"
 )
 
-// maxFairShareCooldown bounds the back-off after futile sheds (see
-// futileSheds for how many in a row start it), and growthGrace is how long
-// after the peer set grew no shed is judged futile (nor, later, one that
-// began before it grew): a new pod is in the fleet mean as soon as it
-// announces itself, but kube-proxy sends it connections only once its
-// endpoint is ready, and until then shed clients land on the old pods.
+// maxFairShareCooldown bounds the back-off after futile sheds, futileSheds
+// is how many in a row start it, and growthGrace is how long after the peer
+// set grew no shed is judged futile (nor, later, one that began before it
+// grew): a new pod is in the fleet mean as soon as it announces itself,
+// but kube-proxy sends it connections only once its endpoint is ready, and
+// until then shed clients land on the old pods.
 // example/balance's fleet table copies growthGrace (fleetGrowthGrace).
 const (
 	maxFairShareCooldown = time.Minute
+	futileSheds          = 3
 	growthGrace          = 30 * time.Second
 )
-
-// futileSheds is how many futile sheds in a row begin a back-off in a
-// fleet of pods pods: the fewest, at least 3, that sheds of one connection
-// each fill by chance at most once in 64 when their clients land on a pod
-// at random, as a ClusterIP Service's do ((1/pods)^k ≤ 1/64, what 3 give
-// at 4 pods): 6 for 2 pods, 4 for 3, and 3 from 4 pods on. Headless
-// round_robin clients, which always come back, fill any of them.
-func futileSheds(pods int) int {
-	switch {
-	case pods <= 2:
-		return 6
-	case pods == 3:
-		return 4
-	}
-	return 3
-}
 
 // shedState is what a pod remembers between fair-share rounds.
 type shedState struct {
@@ -42,7 +27,6 @@ type shedState struct {
 	shedRest  float64       // the rest of the fleet's mean connections then (see shedInput.restConns); 0 when not known
 	cooldown  time.Duration // FairShare.Cooldown, doubled after futile sheds
 	futile    int           // sheds in a row whose clients came back (see futileShed)
-	backOff   bool          // futile reached futileSheds: the cooldown doubles
 	grewAt    time.Time     // when the peer set last grew
 	over      int           // rounds in a row above its share
 	under     int           // rounds in a row within its share
@@ -196,7 +180,7 @@ type shedDecision struct {
 // the rest of the fleet's, while at least half as many came from its
 // addresses (cameBack). One such shed happens by chance on a ClusterIP,
 // when other pods' sheds land here; several in a row do not.
-// After futileSheds(pods) in a row the
+// After futileSheds in a row the
 // cooldown doubles each time, up to maxFairShareCooldown. Within
 // growthGrace of the peer set growing no shed is judged, nor one that
 // began before it grew. A pod at or below its share for overRounds rounds
@@ -233,12 +217,12 @@ func decideShed(in shedInput, cfg FairShare, st shedState) shedDecision {
 		if futileShed(in, st) {
 			d.next.futile++
 		} else {
-			d.ended = st.backOff
-			d.next.futile, d.next.cooldown, d.next.backOff = 0, cfg.Cooldown, false
+			d.ended = st.futile >= futileSheds
+			d.next.futile, d.next.cooldown = 0, cfg.Cooldown
 		}
-		if d.next.futile >= futileSheds(in.pods) {
+		if d.next.futile >= futileSheds {
 			d.next.cooldown = min(2*d.next.cooldown, maxFairShareCooldown)
-			d.backOff, d.next.backOff = true, true
+			d.backOff = true
 		}
 	}
 	d.shed = want
@@ -297,8 +281,8 @@ func (d shedDecision) reset(cfg FairShare) shedDecision {
 	d.next.over = 0
 	d.next.under++
 	if d.next.under >= overRounds {
-		d.ended = d.next.backOff
-		d.next.shedN, d.next.shedConns, d.next.shedRest, d.next.futile, d.next.cooldown, d.next.backOff = 0, 0, 0, 0, cfg.Cooldown, false
+		d.ended = d.next.futile >= futileSheds
+		d.next.shedN, d.next.shedConns, d.next.shedRest, d.next.futile, d.next.cooldown = 0, 0, 0, 0, cfg.Cooldown
 	}
 	return d
 }

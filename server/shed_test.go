@@ -158,17 +158,6 @@ func TestDecideShedBacksOffFutileSheds(t *testing.T) {
 	if len(got) < len(want) || !slices.Equal(got[:len(want)], want) {
 		t.Errorf("cooldowns after each shed %v, want them to start %v", got, want)
 	}
-	// In a fleet of 2, six futile sheds begin it, and four in one of 3:
-	// ClusterIP clients land back by chance half and a third of the time.
-	for pods, futile := range map[int]int{2: 6, 3: 4} {
-		in.pods = pods
-		_, got = play(shedState{cooldown: cfg.Cooldown}, t0, 60)
-		want := append(slices.Repeat([]time.Duration{time.Second}, futile), 2*time.Second, 4*time.Second)
-		if len(got) < len(want) || !slices.Equal(got[:len(want)], want) {
-			t.Errorf("%d pods: cooldowns after each shed %v, want them to start %v", pods, got, want)
-		}
-	}
-	in.pods = 5
 	_, got = play(shedState{cooldown: cfg.Cooldown, grewAt: t0}, t0, 40)
 	for _, c := range got {
 		if c != time.Second {
