@@ -179,9 +179,10 @@ type shedDecision struct {
 // connections did not drop by half as many as it sent GOAWAY to, against
 // the rest of the fleet's, while at least half as many came from its
 // addresses (cameBack). One such shed happens by chance on a ClusterIP,
-// when other pods' sheds land here; several in a row do not.
-// After futileSheds in a row the
-// cooldown doubles each time, up to maxFairShareCooldown. Within
+// when its clients or other pods' land here; several in a row seldom do,
+// but in a fleet of 2, where a client lands back half the time, three in
+// a row come about once in eight (README.md). After futileSheds in a row
+// the cooldown doubles each time, up to maxFairShareCooldown. Within
 // growthGrace of the peer set growing no shed is judged, nor one that
 // began before it grew. A pod at or below its share for overRounds rounds
 // resets everything, but for a round in which clients of its last shed
