@@ -427,7 +427,27 @@ func (f *fairShare) measureConns(now time.Time) (cands []connLoad, byID map[int]
 		// may be a peer's, which its first load query marks (a client's
 		// calls follow its connection at once). One from the pod itself
 		// (its REST gateway, a sidecar) can go nowhere else.
-		if c.internal.Load() || c.isDraining() || c.calls.Load() == 0 || c.fromSelf() {
+		if c.internal.Load() || c.isDraining() || c.fromSelf() {
+			continue
+		}
+		if c.calls.Load() == 0 {
+			// But one older than an Interval is a client's (a peer's
+			// first load query follows its dial, and gives up after an
+			// Interval), and so is one from the last shed's addresses
+			// that came straight back: a headless Service's round_robin
+			// client reconnects at once and calls this pod when its turn
+			// comes, seconds later for a slow one spread over many pods.
+			// Left out, a pod whose shed clients came back read as within
+			// its share, or as a shed that worked, and never backed off.
+			if now.Sub(c.opened) > f.cfg.Interval || f.cameBack(c, lastShed) {
+				n++
+				if f.cfg.Measure == MeasureLoad {
+					young++
+					if f.cameBack(c, lastShed) {
+						returning++
+					}
+				}
+			}
 			continue
 		}
 		n++
@@ -464,8 +484,9 @@ func (f *fairShare) cameBack(c *conn, lastShed time.Time) bool {
 	return ip != "" && f.shedFrom[ip] && c.opened.After(lastShed) && c.opened.Sub(lastShed) <= cameBackWindow(f.cfg)
 }
 
-// cameBackAll counts the client connections opened, at any age, from an
-// address the last shed sent GOAWAY to since that shed began: the evidence
+// cameBackAll counts the client connections opened, at any age and
+// whether they have called yet or not, from an address the last shed sent
+// GOAWAY to since that shed began: the evidence
 // that its clients came back (see shedInput.cameBack). The shed's
 // connections that had no TCP address count as come back, since nothing
 // can tell: so a pod whose clients dial over a Unix socket or a pipe backs
@@ -479,7 +500,7 @@ func (f *fairShare) cameBackAll() int {
 	lastShed := f.shed.lastShed
 	f.mu.Unlock()
 	for _, c := range f.s.snapshot() {
-		if !c.internal.Load() && !c.isDraining() && c.calls.Load() > 0 && !c.fromSelf() &&
+		if !c.internal.Load() && !c.isDraining() && !c.fromSelf() &&
 			c.opened.After(lastShed) && f.shedFrom[remoteIP(c)] {
 			n++
 		}

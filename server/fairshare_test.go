@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -106,6 +107,7 @@ type fleet struct {
 	// cost, when set, is how long each call's handler takes (a sleep, so
 	// that a call's load is exact and costs no CPU).
 	cost time.Duration
+	log  *slog.Logger // the pods'; quietLog unless startFleetLogging
 }
 
 // service is the Hello a pod of the fleet serves.
@@ -129,11 +131,17 @@ func (s *slow) Hi(ctx context.Context, req *hellov1.HiRequest) (*hellov1.HiRespo
 
 func startFleet(t *testing.T, ips []string, obs server.Observer, fs server.FairShare, cost ...time.Duration) *fleet {
 	t.Helper()
+	return startFleetLogging(t, ips, obs, fs, quietLog, cost...)
+}
+
+// startFleetLogging is startFleet with the pods logging to log.
+func startFleetLogging(t *testing.T, ips []string, obs server.Observer, fs server.FairShare, log *slog.Logger, cost ...time.Duration) *fleet {
+	t.Helper()
 	probe, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fleet{ips: ips, port: probe.Addr().(*net.TCPAddr).Port}
+	f := &fleet{ips: ips, port: probe.Addr().(*net.TCPAddr).Port, log: log}
 	if len(cost) > 0 {
 		f.cost = cost[0]
 	}
@@ -154,7 +162,7 @@ func (f *fleet) start(t *testing.T, i int, obs server.Observer, fs server.FairSh
 	fs.DialOptions = append(fs.DialOptions, grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
 		return from.DialContext(ctx, "tcp", addr)
 	}))
-	srv, err := server.New(server.WithConfig(noAge()), server.WithShutdownDelay(server.Off), server.WithObserver(obs), server.WithLogger(quietLog),
+	srv, err := server.New(server.WithConfig(noAge()), server.WithShutdownDelay(server.Off), server.WithObserver(obs), server.WithLogger(f.log),
 		server.WithPeerDNS("dns://"+f.dns.addr()+"/pods.test", 100*time.Millisecond), server.WithFairShare(fs))
 	if err != nil {
 		t.Fatal(err)
@@ -186,13 +194,14 @@ func (f *fleet) clients(t *testing.T, n int, pick func() int) []hellov1.HelloCli
 }
 
 // client opens one client connection as clients does, and returns it too.
-func (f *fleet) client(t *testing.T, pick func() int) (*grpc.ClientConn, hellov1.HelloClient) {
+// opts add to the dial options.
+func (f *fleet) client(t *testing.T, pick func() int, opts ...grpc.DialOption) (*grpc.ClientConn, hellov1.HelloClient) {
 	t.Helper()
 	dialer := func(ctx context.Context, _ string) (net.Conn, error) {
 		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 9, 1)}}
 		return d.DialContext(ctx, "tcp", f.addr(pick()))
 	}
-	opts := append(noAge().DialOptions(), grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithContextDialer(dialer))
+	opts = append(append(noAge().DialOptions(), grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithContextDialer(dialer)), opts...)
 	cc, err := grpc.NewClient("passthrough:///hello", opts...)
 	if err != nil {
 		t.Fatal(err)
@@ -281,7 +290,7 @@ func TestFairShareWarnsOfAShortAge(t *testing.T) {
 		{server.Off, false},
 	} {
 		var logged strings.Builder
-		srv, err := server.New(server.WithLogger(slog.New(slog.NewTextHandler(&logged, nil))),
+		srv, err := server.New(server.WithLogger(slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelDebug}))),
 			server.WithMaxConnectionAge(c.age), server.WithPeerDNS("pods", 0), server.WithFairShare(server.FairShare{}))
 		if err != nil {
 			t.Fatal(err)
@@ -355,6 +364,65 @@ func TestFairShareBacksOffWhenClientsComeBack(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Slow round_robin clients that come straight back to the pod that shed
+// them, and call it only seconds later, make it back off too: counted only
+// from their first call, they left the pod looking within its share after
+// each shed, and it forgot the shed before they called again.
+func TestFairShareBacksOffWhenSlowClientsComeBack(t *testing.T) {
+	var logged syncBuffer
+	f := startFleetLogging(t, []string{"127.0.0.1", "127.0.0.2"}, newEvents(),
+		server.FairShare{Measure: server.MeasureConnections, Interval: 200 * time.Millisecond, Cooldown: 400 * time.Millisecond},
+		slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	// round_robin, as over a headless Service: a client whose connection
+	// gets a GOAWAY reconnects at once, before it has a call to make.
+	rr := grpc.WithDefaultServiceConfig(`{"loadBalancingConfig": [{"round_robin": {}}]}`)
+	var clients []hellov1.HelloClient
+	for i := range 7 {
+		pod := 0 // six on pod 0, where they always come back
+		if i == 6 {
+			pod = 1 // one on pod 1, whose connections the sheds are judged against
+		}
+		_, c := f.client(t, func() int { return pod }, rr)
+		if _, err := c.Hi(context.Background(), &hellov1.HiRequest{}); err != nil {
+			t.Fatal(err)
+		}
+		clients = append(clients, c)
+	}
+	every := make([]time.Duration, len(clients))
+	for i := range every {
+		every[i] = 3 * time.Second // one call per pod every 3 s: 6 pods at 2 calls/s
+	}
+	l := startPaced(clients, every)
+	defer l.stopPaced(t)
+	// With the back-off: sheds at about 1, 1.6 and 2.2 s, the third judged
+	// futile. Without it the pod sheds whenever the clients have called.
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logged.String(), "backing off") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no back-off in 10 s; log:\n%s", logged.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// syncBuffer is a bytes.Buffer that pods may log to while a test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // shedTimes records when fair share sheds (one shed is one or more GOAWAYs

@@ -46,8 +46,9 @@ type shedInput struct {
 	now  time.Time
 	own  float64
 	mean float64
-	// ownConns is the pod's client connections, young ones included (see
-	// fairShare.measureConns), and restConns the peers' mean when every
+	// ownConns is the pod's client connections, young ones included, and
+	// those without a call yet that are an Interval old or came back from
+	// the last shed (see fairShare.measureConns), and restConns the peers' mean when every
 	// peer was asked, 0 otherwise (see restConns). With either measure:
 	// they judge whether a shed's clients came back (see futileShed).
 	ownConns  int
@@ -244,9 +245,10 @@ func decideShed(in shedInput, cfg FairShare, st shedState) shedDecision {
 // is decides.
 //
 // Connections, with either Measure: whether clients came back is a matter
-// of connections, which count from their first call, while a connection's
-// load counts only once its rate can be read (conn.rateKnown) and reads
-// as the host lets handlers run. Judged by the load as it was or against
+// of connections, which count from their first call or sooner (see
+// fairShare.measureConns), while a connection's load counts only once its
+// rate can be read (conn.rateKnown) and reads as the host lets handlers
+// run. Judged by the load as it was or against
 // the rest's mean load, TestFairShareBacksOffWhenClientsComeBack failed
 // beside the example's lab tests (README.md has the runs); judged by its
 // share of the fleet mean load, a pod of 2 that shed hardly lowered its

@@ -394,6 +394,49 @@ func TestMeasureConnsWaitsForARate(t *testing.T) {
 	}
 }
 
+// A client of the last shed that came straight back counts before its
+// first call, as a connection, as come back, and with MeasureLoad as
+// returning: a slow round_robin client reconnects at once and calls when
+// its turn comes. Any other connection without a call counts once it is
+// older than an Interval: until then it may be a peer's before its first
+// load query.
+func TestMeasureConnsCountsShedClientsBeforeTheirFirstCall(t *testing.T) {
+	now := time.Now()
+	s := tcpConns(t, now) // young from .2 and .3, old from .2, each with a call
+	for c := range s.conns {
+		if now.Sub(c.opened) < time.Second {
+			c.calls.Store(0) // the young ones have not called yet
+		}
+	}
+	for _, m := range []Measure{MeasureLoad, MeasureConnections} {
+		f := newFairShare(s, FairShare{Measure: m, MinAge: Off}.withDefaults())
+		wantReturning := 0
+		if m == MeasureLoad {
+			wantReturning = 1
+		}
+		if _, _, _, n, r, _ := f.measureConns(now); n != 1 || r != 0 || f.cameBackAll() != 0 {
+			t.Errorf("%v, no shed pends: %d connections, %d returning, %d came back; want 1 (the old one), 0, 0", m, n, r, f.cameBackAll())
+		}
+		f.shedFrom = map[string]bool{"127.0.0.2": true}
+		f.shed.lastShed = now.Add(-900 * time.Millisecond)
+		if cands, _, _, n, r, _ := f.measureConns(now); n != 2 || r != wantReturning || len(cands) != 1 || f.cameBackAll() != 1 {
+			t.Errorf("%v, a shed from 127.0.0.2 0.9 s ago: %d connections (%d candidates), %d returning, %d came back; want 2 (1), %d, 1: the young one from .2 came back before its first call",
+				m, n, len(cands), r, f.cameBackAll(), wantReturning)
+		}
+		f.shed.lastShed = now.Add(-10 * time.Millisecond)
+		if _, _, _, n, r, _ := f.measureConns(now); n != 1 || r != 0 || f.cameBackAll() != 0 {
+			t.Errorf("%v, a shed 10 ms ago: %d connections, %d returning, %d came back; want 1, 0, 0: the young ones opened before it", m, n, r, f.cameBackAll())
+		}
+	}
+	for c := range s.conns {
+		c.calls.Store(0) // the old one too: 2 s without a call
+	}
+	f := newFairShare(s, FairShare{MinAge: Off}.withDefaults())
+	if cands, _, load, n, r, y := f.measureConns(now); n != 1 || y != 1 || r != 0 || len(cands) != 0 || load != 0 {
+		t.Errorf("a connection 2 s old without a call: %d connections (%d young, %d returning, %d candidates, load %v); want 1 (1, 0, 0, 0)", n, y, r, len(cands), load)
+	}
+}
+
 // tcpConns returns a server holding three client connections over real
 // TCP on loopback: a young one (20 ms) from 127.0.0.2, a young one from
 // 127.0.0.3, and an old one (2 s) from 127.0.0.2, each with calls made.
