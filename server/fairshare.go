@@ -332,6 +332,11 @@ type fairShare struct {
 	// shedNoAddr counts the last shed's connections without a TCP
 	// address; the round goroutine's.
 	shedNoAddr int
+	// sinceFrom holds the client addresses of every shed since the pod
+	// was last at its share (shedState.shedN 0), and since when; the
+	// round goroutine's. See cameBackAll.
+	sinceFrom map[string]bool
+	since     time.Time
 
 	mu                sync.Mutex
 	shed              shedState
@@ -427,27 +432,7 @@ func (f *fairShare) measureConns(now time.Time) (cands []connLoad, byID map[int]
 		// may be a peer's, which its first load query marks (a client's
 		// calls follow its connection at once). One from the pod itself
 		// (its REST gateway, a sidecar) can go nowhere else.
-		if c.internal.Load() || c.isDraining() || c.fromSelf() {
-			continue
-		}
-		if c.calls.Load() == 0 {
-			// But one older than an Interval is a client's (a peer's
-			// first load query follows its dial, and gives up after an
-			// Interval), and so is one from the last shed's addresses
-			// that came straight back: a headless Service's round_robin
-			// client reconnects at once and calls this pod when its turn
-			// comes, seconds later for a slow one spread over many pods.
-			// Left out, a pod whose shed clients came back read as within
-			// its share, or as a shed that worked, and never backed off.
-			if now.Sub(c.opened) > f.cfg.Interval || f.cameBack(c, lastShed) {
-				n++
-				if f.cfg.Measure == MeasureLoad {
-					young++
-					if f.cameBack(c, lastShed) {
-						returning++
-					}
-				}
-			}
+		if c.internal.Load() || c.isDraining() || c.calls.Load() == 0 || c.fromSelf() {
 			continue
 		}
 		n++
@@ -484,28 +469,44 @@ func (f *fairShare) cameBack(c *conn, lastShed time.Time) bool {
 	return ip != "" && f.shedFrom[ip] && c.opened.After(lastShed) && c.opened.Sub(lastShed) <= cameBackWindow(f.cfg)
 }
 
-// cameBackAll counts the client connections opened, at any age and
-// whether they have called yet or not, from an address the last shed sent
-// GOAWAY to since that shed began: the evidence
+// cameBackAll counts the client connections opened, at any age, from an
+// address the last shed sent GOAWAY to since that shed began: the evidence
 // that its clients came back (see shedInput.cameBack). The shed's
 // connections that had no TCP address count as come back, since nothing
 // can tell: so a pod whose clients dial over a Unix socket or a pipe backs
 // off on its connections alone, as before the rule. 0 when no shed pends.
-func (f *fairShare) cameBackAll() int {
-	n := f.shedNoAddr
-	if len(f.shedFrom) == 0 {
-		return n
+//
+// waiting counts the client connections that have not called yet, opened
+// from an address that any shed since the pod was last at its share sent
+// GOAWAY to, since the first of them: they are in neither the pod's
+// connections nor its load (see measureConns). A headless Service's
+// round_robin client reconnects at once and calls this pod only when its
+// turn comes, seconds later for a slow one spread over many pods; left
+// out, a pod whose shed clients came back read as within its share after
+// each shed, or as a shed that worked, and never backed off. Every shed
+// since, not only the last: a pod still above its share sheds again
+// before the clients of its last shed have called.
+func (f *fairShare) cameBackAll() (all, waiting int) {
+	all = f.shedNoAddr
+	if len(f.sinceFrom) == 0 {
+		return all, 0
 	}
 	f.mu.Lock()
 	lastShed := f.shed.lastShed
 	f.mu.Unlock()
 	for _, c := range f.s.snapshot() {
-		if !c.internal.Load() && !c.isDraining() && !c.fromSelf() &&
-			c.opened.After(lastShed) && f.shedFrom[remoteIP(c)] {
-			n++
+		if c.internal.Load() || c.isDraining() || c.fromSelf() {
+			continue
+		}
+		ip := remoteIP(c)
+		if f.shedFrom[ip] && c.opened.After(lastShed) {
+			all++
+		}
+		if f.sinceFrom[ip] && c.opened.After(f.since) && c.calls.Load() == 0 {
+			waiting++
 		}
 	}
-	return n
+	return all, waiting
 }
 
 // remoteIP is the address a connection comes from, without its port, or ""
@@ -703,8 +704,10 @@ func (f *fairShare) round(ctx context.Context) {
 		f.s.log.Info("fair share: peers answer again", "peers", len(answers))
 	}
 
-	in := shedInput{now: now, pods: len(peers) + 1, conns: cands, returning: returning, cameBack: f.cameBackAll()}
+	cameBack, waiting := f.cameBackAll()
+	in := shedInput{now: now, pods: len(peers) + 1, conns: cands, returning: returning + waiting, cameBack: cameBack}
 	in = in.measured(f.cfg, ownLoad, ownConns, meanLoad, meanConns, loadsOf(reps), everyone, len(peers))
+	in.ownConns += waiting // for the judgement only: the peers count theirs from the first call
 	in.restConns = restConns(reps, everyone)
 	if !f.cfg.AdmissionOff {
 		// Room counts, as in admission, while new pods wait to be filled.
@@ -719,7 +722,8 @@ func (f *fairShare) round(ctx context.Context) {
 	f.shed = d.next
 	f.mu.Unlock()
 	if d.next.shedN == 0 {
-		f.shedFrom, f.shedNoAddr = nil, 0 // no shed pends: nobody can come back from it
+		// No shed pends: nobody can come back from it.
+		f.shedFrom, f.shedNoAddr, f.sinceFrom = nil, 0, nil
 	}
 	if d.backOff {
 		f.s.log.Warn("fair share: the clients of this pod's sheds came back (its connections did not drop against the rest of the fleet's, as with headless round_robin clients); backing off",
@@ -742,10 +746,13 @@ func (f *fairShare) round(ctx context.Context) {
 	}
 	conns := make([]*conn, 0, len(d.shed))
 	f.shedFrom, f.shedNoAddr = map[string]bool{}, 0
+	if f.sinceFrom == nil {
+		f.sinceFrom, f.since = map[string]bool{}, now
+	}
 	for _, id := range d.shed {
 		conns = append(conns, byID[id])
 		if ip := remoteIP(byID[id]); ip != "" {
-			f.shedFrom[ip] = true
+			f.shedFrom[ip], f.sinceFrom[ip] = true, true
 		} else {
 			f.shedNoAddr++
 		}

@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -290,7 +289,7 @@ func TestFairShareWarnsOfAShortAge(t *testing.T) {
 		{server.Off, false},
 	} {
 		var logged strings.Builder
-		srv, err := server.New(server.WithLogger(slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelDebug}))),
+		srv, err := server.New(server.WithLogger(slog.New(slog.NewTextHandler(&logged, nil))),
 			server.WithMaxConnectionAge(c.age), server.WithPeerDNS("pods", 0), server.WithFairShare(server.FairShare{}))
 		if err != nil {
 			t.Fatal(err)
@@ -371,58 +370,80 @@ func TestFairShareBacksOffWhenClientsComeBack(t *testing.T) {
 // from their first call, they left the pod looking within its share after
 // each shed, and it forgot the shed before they called again.
 func TestFairShareBacksOffWhenSlowClientsComeBack(t *testing.T) {
-	var logged syncBuffer
-	f := startFleetLogging(t, []string{"127.0.0.1", "127.0.0.2"}, newEvents(),
-		server.FairShare{Measure: server.MeasureConnections, Interval: 200 * time.Millisecond, Cooldown: 400 * time.Millisecond},
-		slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelDebug})))
-	// round_robin, as over a headless Service: a client whose connection
-	// gets a GOAWAY reconnects at once, before it has a call to make.
-	rr := grpc.WithDefaultServiceConfig(`{"loadBalancingConfig": [{"round_robin": {}}]}`)
-	var clients []hellov1.HelloClient
-	for i := range 7 {
-		pod := 0 // six on pod 0, where they always come back
-		if i == 6 {
-			pod = 1 // one on pod 1, whose connections the sheds are judged against
-		}
-		_, c := f.client(t, func() int { return pod }, rr)
-		if _, err := c.Hi(context.Background(), &hellov1.HiRequest{}); err != nil {
-			t.Fatal(err)
-		}
-		clients = append(clients, c)
-	}
-	every := make([]time.Duration, len(clients))
-	for i := range every {
-		every[i] = 3 * time.Second // one call per pod every 3 s: 6 pods at 2 calls/s
-	}
-	l := startPaced(clients, every)
-	defer l.stopPaced(t)
-	// With the back-off: sheds at about 1, 1.6 and 2.2 s, the third judged
-	// futile. Without it the pod sheds whenever the clients have called.
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(logged.String(), "backing off") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no back-off in 10 s; log:\n%s", logged.String())
-		}
-		time.Sleep(100 * time.Millisecond)
+	for _, tc := range []struct {
+		measure server.Measure
+		cost    time.Duration // a handler's time
+	}{
+		{server.MeasureConnections, 0},
+		{server.MeasureLoad, 2 * time.Millisecond},
+	} {
+		t.Run(tc.measure.String(), func(t *testing.T) {
+			var logged testkit.Buffer
+			backOff := &signalOn{Handler: slog.NewTextHandler(&logged, nil), msg: "backing off", seen: make(chan struct{}), once: new(sync.Once)}
+			f := startFleetLogging(t, []string{"127.0.0.1", "127.0.0.2"}, nil,
+				server.FairShare{Measure: tc.measure, Interval: 200 * time.Millisecond, Cooldown: 400 * time.Millisecond}, slog.New(backOff), tc.cost)
+			// round_robin, as over a headless Service: a client whose
+			// connection gets a GOAWAY reconnects at once, before it has
+			// a call to make.
+			rr := grpc.WithDefaultServiceConfig(`{"loadBalancingConfig": [{"round_robin": {}}]}`)
+			var clients []hellov1.HelloClient
+			for i := range 7 {
+				pod := 0 // six on pod 0, where they always come back
+				if i == 6 {
+					pod = 1 // one on pod 1, whose connections the sheds are judged against
+				}
+				_, c := f.client(t, func() int { return pod }, rr)
+				if _, err := c.Hi(context.Background(), &hellov1.HiRequest{}); err != nil {
+					t.Fatal(err)
+				}
+				clients = append(clients, c)
+			}
+			every := make([]time.Duration, len(clients))
+			for i := range every {
+				every[i] = 2 * time.Second // a client of 6 pods at 3 calls/s
+			}
+			l := startPaced(clients, every)
+			defer l.stopPaced(t)
+			// A shed at about 1 s, and then one per cooldown while the
+			// pod is above its share, each judged futile: the fourth
+			// begins the back-off, about 2 s in. Without counting the
+			// clients back but not called yet, the pod read each shed as
+			// one that worked, or forgot it within its share.
+			select {
+			case <-backOff.seen:
+			case <-time.After(15 * time.Second):
+				t.Fatalf("no back-off in 15 s; log:\n%s", logged.String())
+			}
+		})
 	}
 }
 
-// syncBuffer is a bytes.Buffer that pods may log to while a test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+// signalOn is a slog.Handler that closes seen at the first record whose
+// message holds msg.
+type signalOn struct {
+	slog.Handler
+	msg  string
+	seen chan struct{}
+	once *sync.Once
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
+func (h *signalOn) Handle(ctx context.Context, r slog.Record) error {
+	if strings.Contains(r.Message, h.msg) {
+		h.once.Do(func() { close(h.seen) })
+	}
+	return h.Handler.Handle(ctx, r)
 }
 
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+func (h *signalOn) WithAttrs(attrs []slog.Attr) slog.Handler {
+	c := *h
+	c.Handler = h.Handler.WithAttrs(attrs)
+	return &c
+}
+
+func (h *signalOn) WithGroup(name string) slog.Handler {
+	c := *h
+	c.Handler = h.Handler.WithGroup(name)
+	return &c
 }
 
 // shedTimes records when fair share sheds (one shed is one or more GOAWAYs

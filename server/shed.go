@@ -46,21 +46,23 @@ type shedInput struct {
 	now  time.Time
 	own  float64
 	mean float64
-	// ownConns is the pod's client connections, young ones included, and
-	// those without a call yet that are an Interval old or came back from
-	// the last shed (see fairShare.measureConns), and restConns the peers' mean when every
-	// peer was asked, 0 otherwise (see restConns). With either measure:
-	// they judge whether a shed's clients came back (see futileShed).
+	// ownConns is the pod's client connections, young ones included (see
+	// fairShare.measureConns), and the clients of the last shed that came
+	// back and have not called yet (see fairShare.cameBackAll); restConns
+	// is the peers' mean when every peer was asked, 0 otherwise (see
+	// restConns). With either measure: they judge whether a shed's clients
+	// came back (see futileShed).
 	ownConns  int
 	restConns float64
 	pods      int        // the fleet's size, this pod included
 	conns     []connLoad // client connections old enough to move, not draining
-	// returning counts the connections left out of own because their rate
-	// is not known yet (MeasureLoad: see conn.rateKnown) that were opened
-	// from a TCP address the last shed sent GOAWAY to, soon after it (see
-	// fairShare.cameBack): clients of that shed that came straight back, as
-	// headless round_robin clients do. A round with any is not a round
-	// within the pod's share (see decideShed).
+	// returning counts the clients of the last shed that came straight
+	// back, as headless round_robin clients do, and are left out of own:
+	// those that have not called yet (see fairShare.cameBackAll), and with
+	// MeasureLoad those whose rate is not known yet (see conn.rateKnown)
+	// that were opened from a TCP address the last shed sent GOAWAY to,
+	// soon after it (see fairShare.cameBack). A round with any is not a
+	// round within the pod's share (see decideShed).
 	returning int
 	// cameBack counts the connections opened since the last shed began,
 	// at any age, from the addresses it sent GOAWAY to (see
@@ -195,6 +197,10 @@ func decideShed(in shedInput, cfg FairShare, st shedState) shedDecision {
 	if cfg.Measure == MeasureConnections {
 		target := math.Ceil(in.mean-1e-9) + float64(cfg.Tolerance)
 		if in.own <= target {
+			if in.returning > 0 && st.shedN > 0 {
+				d.next.over = 0
+				return d
+			}
 			return d.reset(cfg)
 		}
 		want = oldest(in.conns, int(in.own-target))
@@ -245,14 +251,15 @@ func decideShed(in shedInput, cfg FairShare, st shedState) shedDecision {
 // is decides.
 //
 // Connections, with either Measure: whether clients came back is a matter
-// of connections, which count from their first call or sooner (see
-// fairShare.measureConns), while a connection's load counts only once its
-// rate can be read (conn.rateKnown) and reads as the host lets handlers
-// run. Judged by the load as it was or against
-// the rest's mean load, TestFairShareBacksOffWhenClientsComeBack failed
-// beside the example's lab tests (README.md has the runs); judged by its
-// share of the fleet mean load, a pod of 2 that shed hardly lowered its
-// share while the clients it moved were young where they landed.
+// of connections, which count from their first call (the shed's own
+// clients come back sooner: see fairShare.cameBackAll), while a
+// connection's load counts only once its rate can be read
+// (conn.rateKnown) and reads as the host lets handlers run. Judged by the
+// load as it was or against the rest's mean load,
+// TestFairShareBacksOffWhenClientsComeBack failed beside the example's lab
+// tests (README.md has the runs); judged by its share of the fleet mean
+// load, a pod of 2 that shed hardly lowered its share while the clients it
+// moved were young where they landed.
 //
 // The rest's scale is for clients that share one address (SNAT): cameBack
 // then cannot tell a shed's clients from others, such as a rollout's,

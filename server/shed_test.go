@@ -209,6 +209,22 @@ func TestDecideShedBacksOffFutileSheds(t *testing.T) {
 	if d = decideShed(within, cfg, decideShed(within, cfg, d.next).next); d.next.cooldown != cfg.Cooldown {
 		t.Errorf("two rounds within the share once the clients count: cooldown %v, want reset", d.next.cooldown)
 	}
+	// So too by connections, for clients of the shed that came back and
+	// have not called yet (slow round_robin clients): 4 connections for a
+	// mean of 3.5 are within the share, and the 2 back do not count yet.
+	byConns := FairShare{Measure: MeasureConnections, Cooldown: time.Second}.withDefaults()
+	waiting := shedInput{now: t0.Add(time.Hour), own: 4, mean: 3.5, ownConns: 6, restConns: 1, pods: 2, conns: in.conns, returning: 2, cameBack: 2}
+	d = decideShed(waiting, byConns, st)
+	for range 4 {
+		d = decideShed(waiting, byConns, d.next)
+	}
+	if d.next.cooldown == byConns.Cooldown || d.next.futile == 0 {
+		t.Errorf("by connections, rounds within the share with the shed's clients back and not called yet reset the back-off (cooldown %v, futile %d); they must not", d.next.cooldown, d.next.futile)
+	}
+	waiting.returning = 0
+	if d = decideShed(waiting, byConns, decideShed(waiting, byConns, d.next).next); d.next.cooldown != byConns.Cooldown {
+		t.Errorf("by connections, two rounds within the share once the clients count: cooldown %v, want reset", d.next.cooldown)
+	}
 	// A shed judged futile, and one judged to have worked (futileShed has
 	// the cases), as decideShed counts them.
 	judged := shedState{cooldown: cfg.Cooldown, over: 1, futile: 1, lastShed: t0, shedN: 2, shedConns: 6, shedRest: 4}
@@ -394,46 +410,58 @@ func TestMeasureConnsWaitsForARate(t *testing.T) {
 	}
 }
 
-// A client of the last shed that came straight back counts before its
-// first call, as a connection, as come back, and with MeasureLoad as
-// returning: a slow round_robin client reconnects at once and calls when
-// its turn comes. Any other connection without a call counts once it is
-// older than an Interval: until then it may be a peer's before its first
-// load query.
-func TestMeasureConnsCountsShedClientsBeforeTheirFirstCall(t *testing.T) {
+// The clients of the last shed that came straight back count as come back
+// before their first call, and as waiting (in neither the pod's
+// connections nor its load), as do those of earlier sheds since the pod
+// was last at its share: a slow round_robin client reconnects at once
+// and calls when its turn comes. The pod's connections, which it reports
+// to its peers, still count from the first call.
+func TestCameBackCountsClientsBeforeTheirFirstCall(t *testing.T) {
 	now := time.Now()
 	s := tcpConns(t, now) // young from .2 and .3, old from .2, each with a call
+	var back *conn
 	for c := range s.conns {
 		if now.Sub(c.opened) < time.Second {
 			c.calls.Store(0) // the young ones have not called yet
+			if remoteIP(c) == "127.0.0.2" {
+				back = c
+			}
 		}
-	}
-	for _, m := range []Measure{MeasureLoad, MeasureConnections} {
-		f := newFairShare(s, FairShare{Measure: m, MinAge: Off}.withDefaults())
-		wantReturning := 0
-		if m == MeasureLoad {
-			wantReturning = 1
-		}
-		if _, _, _, n, r, _ := f.measureConns(now); n != 1 || r != 0 || f.cameBackAll() != 0 {
-			t.Errorf("%v, no shed pends: %d connections, %d returning, %d came back; want 1 (the old one), 0, 0", m, n, r, f.cameBackAll())
-		}
-		f.shedFrom = map[string]bool{"127.0.0.2": true}
-		f.shed.lastShed = now.Add(-900 * time.Millisecond)
-		if cands, _, _, n, r, _ := f.measureConns(now); n != 2 || r != wantReturning || len(cands) != 1 || f.cameBackAll() != 1 {
-			t.Errorf("%v, a shed from 127.0.0.2 0.9 s ago: %d connections (%d candidates), %d returning, %d came back; want 2 (1), %d, 1: the young one from .2 came back before its first call",
-				m, n, len(cands), r, f.cameBackAll(), wantReturning)
-		}
-		f.shed.lastShed = now.Add(-10 * time.Millisecond)
-		if _, _, _, n, r, _ := f.measureConns(now); n != 1 || r != 0 || f.cameBackAll() != 0 {
-			t.Errorf("%v, a shed 10 ms ago: %d connections, %d returning, %d came back; want 1, 0, 0: the young ones opened before it", m, n, r, f.cameBackAll())
-		}
-	}
-	for c := range s.conns {
-		c.calls.Store(0) // the old one too: 2 s without a call
 	}
 	f := newFairShare(s, FairShare{MinAge: Off}.withDefaults())
-	if cands, _, load, n, r, y := f.measureConns(now); n != 1 || y != 1 || r != 0 || len(cands) != 0 || load != 0 {
-		t.Errorf("a connection 2 s old without a call: %d connections (%d young, %d returning, %d candidates, load %v); want 1 (1, 0, 0, 0)", n, y, r, len(cands), load)
+	for _, tc := range []struct {
+		name          string
+		shedFrom      string
+		shedAgo       time.Duration
+		calls         uint64 // of the young connection from .2
+		back, waiting int
+	}{
+		{"no shed pends", "", 0, 0, 0, 0},
+		{"a shed from .2 0.9 s ago", "127.0.0.2", 900 * time.Millisecond, 0, 1, 1},
+		{"the same, and its client has called", "127.0.0.2", 900 * time.Millisecond, 1, 1, 0},
+		{"a shed from .2 10 ms ago, after the young ones opened", "127.0.0.2", 10 * time.Millisecond, 0, 0, 0},
+		{"a shed from .4 0.9 s ago", "127.0.0.4", 900 * time.Millisecond, 0, 0, 0},
+	} {
+		f.shedFrom, f.sinceFrom = nil, nil
+		if tc.shedFrom != "" {
+			f.shedFrom, f.sinceFrom = map[string]bool{tc.shedFrom: true}, map[string]bool{tc.shedFrom: true}
+		}
+		f.shed.lastShed, f.since = now.Add(-tc.shedAgo), now.Add(-tc.shedAgo)
+		back.calls.Store(tc.calls)
+		if b, w := f.cameBackAll(); b != tc.back || w != tc.waiting {
+			t.Errorf("%s: %d came back, %d waiting; want %d and %d", tc.name, b, w, tc.back, tc.waiting)
+		}
+		back.calls.Store(0)
+		if _, _, _, n, _, _ := f.measureConns(now); n != 1 {
+			t.Errorf("%s: %d connections, want 1: the old one (connections count from their first call)", tc.name, n)
+		}
+	}
+	// A shed from .2 0.9 s ago, and since then one from .4: the client of
+	// the first is still waiting, and not back from the last.
+	f.shedFrom, f.sinceFrom = map[string]bool{"127.0.0.4": true}, map[string]bool{"127.0.0.2": true, "127.0.0.4": true}
+	f.since, f.shed.lastShed = now.Add(-900*time.Millisecond), now.Add(-10*time.Millisecond)
+	if b, w := f.cameBackAll(); b != 0 || w != 1 {
+		t.Errorf("an earlier shed's client not called yet: %d came back, %d waiting; want 0 and 1", b, w)
 	}
 }
 
@@ -751,11 +779,11 @@ func TestRoomIn(t *testing.T) {
 // pipe) count as come back: nothing can tell, and the load decides alone.
 func TestCameBackCountsShedsWithoutAddress(t *testing.T) {
 	f := newFairShare(&Server{conns: map[*conn]struct{}{}}, FairShare{}.withDefaults())
-	if n := f.cameBackAll(); n != 0 {
+	if n, _ := f.cameBackAll(); n != 0 {
 		t.Errorf("no shed pends: %d came back, want 0", n)
 	}
 	f.shedNoAddr = 2
-	if n := f.cameBackAll(); n != 2 {
+	if n, _ := f.cameBackAll(); n != 2 {
 		t.Errorf("a shed of 2 connections without an address: %d came back, want 2", n)
 	}
 }
