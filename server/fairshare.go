@@ -94,8 +94,9 @@ import (
 // to the pod that shed them; a pod notices when three sheds in a row did
 // not lower its connections, against the rest of the fleet's, while their
 // clients' addresses came back, and from then on doubles its cooldown
-// each time (up to a minute; two rounds within its share end it; the log
-// says when a back-off begins and ends). For
+// each time (up to a minute; two rounds within its share, with none of
+// its shed clients back and not called yet, end it; the log says when a
+// back-off begins and ends). For
 // 30 s after the peer set grows (a pod it did not know announces itself,
 // is passed on by a peer, or the peer watcher finds it, from 5 s after
 // this pod's first round on) no shed is judged futile, nor later one
@@ -333,10 +334,12 @@ type fairShare struct {
 	// address; the round goroutine's.
 	shedNoAddr int
 	// sinceFrom holds the client addresses of every shed since the pod
-	// was last at its share (shedState.shedN 0), and since when; the
-	// round goroutine's. See cameBackAll.
+	// was last at its share (shedState.shedN 0), since when, and how many
+	// connections with an address those sheds sent GOAWAY to; the round
+	// goroutine's. See cameBackAll.
 	sinceFrom map[string]bool
 	since     time.Time
+	sinceN    int
 
 	mu                sync.Mutex
 	shed              shedState
@@ -469,24 +472,57 @@ func (f *fairShare) cameBack(c *conn, lastShed time.Time) bool {
 	return ip != "" && f.shedFrom[ip] && c.opened.After(lastShed) && c.opened.Sub(lastShed) <= cameBackWindow(f.cfg)
 }
 
-// cameBackAll counts the client connections opened, at any age, from an
-// address the last shed sent GOAWAY to since that shed began: the evidence
-// that its clients came back (see shedInput.cameBack). The shed's
+// noteShed remembers the addresses of a shed's connections, begun at now:
+// the last shed's (shedFrom, shedNoAddr), and every shed's since the pod
+// was last at its share (sinceFrom, since, sinceN).
+func (f *fairShare) noteShed(now time.Time, conns []*conn) {
+	f.shedFrom, f.shedNoAddr = map[string]bool{}, 0
+	if f.sinceFrom == nil {
+		f.sinceFrom, f.since, f.sinceN = map[string]bool{}, now, 0
+	}
+	for _, c := range conns {
+		if ip := remoteIP(c); ip != "" {
+			f.shedFrom[ip], f.sinceFrom[ip] = true, true
+			f.sinceN++
+		} else {
+			f.shedNoAddr++
+		}
+	}
+}
+
+// forgetSheds forgets the sheds' addresses once no shed pends: nobody can
+// come back from them.
+func (f *fairShare) forgetSheds() {
+	f.shedFrom, f.shedNoAddr, f.sinceFrom, f.sinceN = nil, 0, nil, 0
+}
+
+// waitFor is how long a client connection back from a shed counts as
+// waiting without a call (see cameBackAll): long enough for a round_robin
+// client of 60 pods at 2 calls/s to reach this pod again, short enough
+// that an idle connection does not keep a pod's sheds pending for good.
+const waitFor = 30 * time.Second
+
+// cameBackAll counts the client connections opened, at any age and
+// whether they have called yet or not, from an address the last shed sent
+// GOAWAY to since that shed began: the evidence that its clients came back
+// (see shedInput.cameBack). One that has not called yet may in principle
+// be a peer's from an address a client shares with it. The shed's
 // connections that had no TCP address count as come back, since nothing
 // can tell: so a pod whose clients dial over a Unix socket or a pipe backs
 // off on its connections alone, as before the rule. 0 when no shed pends.
 //
 // waiting counts the client connections that have not called yet, opened
-// from an address that any shed since the pod was last at its share sent
-// GOAWAY to, since the first of them: they are in neither the pod's
+// in the last waitFor from an address that any shed since the pod was last
+// at its share sent GOAWAY to, since the first of them, and at most as
+// many as those sheds sent GOAWAY to: they are in neither the pod's
 // connections nor its load (see measureConns). A headless Service's
 // round_robin client reconnects at once and calls this pod only when its
 // turn comes, seconds later for a slow one spread over many pods; left
 // out, a pod whose shed clients came back read as within its share after
-// each shed, or as a shed that worked, and never backed off. Every shed
-// since, not only the last: a pod still above its share sheds again
-// before the clients of its last shed have called.
-func (f *fairShare) cameBackAll() (all, waiting int) {
+// each shed and forgot it, or read a shed as one that worked, and never
+// backed off. Every shed since, not only the last: a pod still above its
+// share sheds again before the clients of its last shed have called.
+func (f *fairShare) cameBackAll(now time.Time) (all, waiting int) {
 	all = f.shedNoAddr
 	if len(f.sinceFrom) == 0 {
 		return all, 0
@@ -502,11 +538,11 @@ func (f *fairShare) cameBackAll() (all, waiting int) {
 		if f.shedFrom[ip] && c.opened.After(lastShed) {
 			all++
 		}
-		if f.sinceFrom[ip] && c.opened.After(f.since) && c.calls.Load() == 0 {
+		if f.sinceFrom[ip] && c.opened.After(f.since) && now.Sub(c.opened) <= waitFor && c.calls.Load() == 0 {
 			waiting++
 		}
 	}
-	return all, waiting
+	return all, min(waiting, f.sinceN)
 }
 
 // remoteIP is the address a connection comes from, without its port, or ""
@@ -704,10 +740,15 @@ func (f *fairShare) round(ctx context.Context) {
 		f.s.log.Info("fair share: peers answer again", "peers", len(answers))
 	}
 
-	cameBack, waiting := f.cameBackAll()
+	cameBack, waiting := f.cameBackAll(now)
 	in := shedInput{now: now, pods: len(peers) + 1, conns: cands, returning: returning + waiting, cameBack: cameBack}
 	in = in.measured(f.cfg, ownLoad, ownConns, meanLoad, meanConns, loadsOf(reps), everyone, len(peers))
-	in.ownConns += waiting // for the judgement only: the peers count theirs from the first call
+	// For the judgement only: the peers, and the pod's reports, count
+	// connections from their first call. A client already waiting when a
+	// later shed began counts in that shed's shedConns too; one that
+	// opened from that shed's addresses before it, and had not called,
+	// counts only now, which leans towards futile.
+	in.ownConns += waiting
 	in.restConns = restConns(reps, everyone)
 	if !f.cfg.AdmissionOff {
 		// Room counts, as in admission, while new pods wait to be filled.
@@ -722,12 +763,12 @@ func (f *fairShare) round(ctx context.Context) {
 	f.shed = d.next
 	f.mu.Unlock()
 	if d.next.shedN == 0 {
-		// No shed pends: nobody can come back from it.
-		f.shedFrom, f.shedNoAddr, f.sinceFrom = nil, 0, nil
+		f.forgetSheds()
 	}
 	if d.backOff {
 		f.s.log.Warn("fair share: the clients of this pod's sheds came back (its connections did not drop against the rest of the fleet's, as with headless round_robin clients); backing off",
-			"own", in.own, "mean", in.mean, "measure", f.cfg.Measure.String(), "connections", in.ownConns, "rest_connections", in.restConns, "next_try_in", d.next.cooldown)
+			"own", in.own, "mean", in.mean, "measure", f.cfg.Measure.String(), "connections", in.ownConns, "of_them_not_called_yet", waiting,
+			"rest_connections", in.restConns, "next_try_in", d.next.cooldown)
 	}
 	if d.ended {
 		f.s.log.Info("fair share: back-off ended; this pod's sheds work again or it is within its share",
@@ -745,18 +786,10 @@ func (f *fairShare) round(ctx context.Context) {
 		f.mu.Unlock()
 	}
 	conns := make([]*conn, 0, len(d.shed))
-	f.shedFrom, f.shedNoAddr = map[string]bool{}, 0
-	if f.sinceFrom == nil {
-		f.sinceFrom, f.since = map[string]bool{}, now
-	}
 	for _, id := range d.shed {
 		conns = append(conns, byID[id])
-		if ip := remoteIP(byID[id]); ip != "" {
-			f.shedFrom[ip], f.sinceFrom[ip] = true, true
-		} else {
-			f.shedNoAddr++
-		}
 	}
+	f.noteShed(now, conns)
 	// In the background work: Shutdown and Close stop the spread (the
 	// drain, or Close, ends every connection anyway) and wait for it.
 	f.s.bg.Go(func() {

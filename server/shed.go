@@ -47,8 +47,9 @@ type shedInput struct {
 	own  float64
 	mean float64
 	// ownConns is the pod's client connections, young ones included (see
-	// fairShare.measureConns), and the clients of the last shed that came
-	// back and have not called yet (see fairShare.cameBackAll); restConns
+	// fairShare.measureConns), and the clients back from its sheds since
+	// it was last at its share that have not called yet (see
+	// fairShare.cameBackAll); restConns
 	// is the peers' mean when every peer was asked, 0 otherwise (see
 	// restConns). With either measure: they judge whether a shed's clients
 	// came back (see futileShed).
@@ -56,13 +57,14 @@ type shedInput struct {
 	restConns float64
 	pods      int        // the fleet's size, this pod included
 	conns     []connLoad // client connections old enough to move, not draining
-	// returning counts the clients of the last shed that came straight
-	// back, as headless round_robin clients do, and are left out of own:
-	// those that have not called yet (see fairShare.cameBackAll), and with
-	// MeasureLoad those whose rate is not known yet (see conn.rateKnown)
-	// that were opened from a TCP address the last shed sent GOAWAY to,
-	// soon after it (see fairShare.cameBack). A round with any is not a
-	// round within the pod's share (see decideShed).
+	// returning counts the clients of the pod's sheds that came back, as
+	// headless round_robin clients do, and are left out of own: those
+	// back from its sheds since it was last at its share that have not
+	// called yet (see fairShare.cameBackAll), and with MeasureLoad those
+	// whose rate is not known yet (see conn.rateKnown) that were opened
+	// from a TCP address the last shed sent GOAWAY to, soon after it (see
+	// fairShare.cameBack). A round with any is not a round within the
+	// pod's share (see decideShed).
 	returning int
 	// cameBack counts the connections opened since the last shed began,
 	// at any age, from the addresses it sent GOAWAY to (see
@@ -188,8 +190,8 @@ type shedDecision struct {
 // the cooldown doubles each time, up to maxFairShareCooldown. Within
 // growthGrace of the peer set growing no shed is judged, nor one that
 // began before it grew. A pod at or below its share for overRounds rounds
-// resets everything, but for a round in which clients of its last shed
-// have come back and do not count yet (returning): that round cannot tell
+// resets everything, but for a round in which clients of its sheds have
+// come back and do not count yet (returning): that round cannot tell
 // whether the shed worked.
 func decideShed(in shedInput, cfg FairShare, st shedState) shedDecision {
 	d := shedDecision{next: st}
@@ -251,11 +253,11 @@ func decideShed(in shedInput, cfg FairShare, st shedState) shedDecision {
 // is decides.
 //
 // Connections, with either Measure: whether clients came back is a matter
-// of connections, which count from their first call (the shed's own
-// clients come back sooner: see fairShare.cameBackAll), while a
-// connection's load counts only once its rate can be read
-// (conn.rateKnown) and reads as the host lets handlers run. Judged by the
-// load as it was or against the rest's mean load,
+// of connections, which count from their first call (for this judgement
+// only, the sheds' clients count once they are back: see
+// fairShare.cameBackAll), while a connection's load counts only once its
+// rate can be read (conn.rateKnown) and reads as the host lets handlers
+// run. Judged by the load as it was or against the rest's mean load,
 // TestFairShareBacksOffWhenClientsComeBack failed beside the example's lab
 // tests (README.md has the runs); judged by its share of the fleet mean
 // load, a pod of 2 that shed hardly lowered its share while the clients it

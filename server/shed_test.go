@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"net"
 	"slices"
@@ -442,13 +443,13 @@ func TestCameBackCountsClientsBeforeTheirFirstCall(t *testing.T) {
 		{"a shed from .2 10 ms ago, after the young ones opened", "127.0.0.2", 10 * time.Millisecond, 0, 0, 0},
 		{"a shed from .4 0.9 s ago", "127.0.0.4", 900 * time.Millisecond, 0, 0, 0},
 	} {
-		f.shedFrom, f.sinceFrom = nil, nil
+		f.forgetSheds()
 		if tc.shedFrom != "" {
-			f.shedFrom, f.sinceFrom = map[string]bool{tc.shedFrom: true}, map[string]bool{tc.shedFrom: true}
+			f.shedFrom, f.sinceFrom, f.sinceN = map[string]bool{tc.shedFrom: true}, map[string]bool{tc.shedFrom: true}, 1
 		}
 		f.shed.lastShed, f.since = now.Add(-tc.shedAgo), now.Add(-tc.shedAgo)
 		back.calls.Store(tc.calls)
-		if b, w := f.cameBackAll(); b != tc.back || w != tc.waiting {
+		if b, w := f.cameBackAll(now); b != tc.back || w != tc.waiting {
 			t.Errorf("%s: %d came back, %d waiting; want %d and %d", tc.name, b, w, tc.back, tc.waiting)
 		}
 		back.calls.Store(0)
@@ -458,10 +459,47 @@ func TestCameBackCountsClientsBeforeTheirFirstCall(t *testing.T) {
 	}
 	// A shed from .2 0.9 s ago, and since then one from .4: the client of
 	// the first is still waiting, and not back from the last.
-	f.shedFrom, f.sinceFrom = map[string]bool{"127.0.0.4": true}, map[string]bool{"127.0.0.2": true, "127.0.0.4": true}
+	f.shedFrom, f.sinceFrom, f.sinceN = map[string]bool{"127.0.0.4": true}, map[string]bool{"127.0.0.2": true, "127.0.0.4": true}, 2
 	f.since, f.shed.lastShed = now.Add(-900*time.Millisecond), now.Add(-10*time.Millisecond)
-	if b, w := f.cameBackAll(); b != 0 || w != 1 {
+	if b, w := f.cameBackAll(now); b != 0 || w != 1 {
 		t.Errorf("an earlier shed's client not called yet: %d came back, %d waiting; want 0 and 1", b, w)
+	}
+	// Waiting is for a while, and for no more clients than the sheds sent
+	// GOAWAY to: an idle connection must not keep the sheds pending for
+	// good.
+	if _, w := f.cameBackAll(now.Add(waitFor)); w != 0 {
+		t.Errorf("%v later: %d waiting, want 0", waitFor, w)
+	}
+	f.sinceFrom["127.0.0.3"], f.sinceN = true, 1
+	if _, w := f.cameBackAll(now); w != 1 {
+		t.Errorf("two back and not called yet, from sheds of one connection: %d waiting, want 1", w)
+	}
+}
+
+// noteShed keeps the addresses of every shed, and when the first began,
+// until forgetSheds; shedFrom holds the last shed's only.
+func TestNoteShedKeepsEveryShedsAddresses(t *testing.T) {
+	now := time.Now()
+	s := tcpConns(t, now)
+	byIP := map[string]*conn{}
+	for c := range s.conns {
+		byIP[remoteIP(c)] = c
+	}
+	a, _ := net.Pipe()
+	t.Cleanup(func() { a.Close() })
+	f := newFairShare(s, FairShare{}.withDefaults())
+	f.noteShed(now, []*conn{byIP["127.0.0.2"]})
+	f.noteShed(now.Add(time.Second), []*conn{byIP["127.0.0.3"], {raw: a}})
+	if !maps.Equal(f.shedFrom, map[string]bool{"127.0.0.3": true}) || f.shedNoAddr != 1 {
+		t.Errorf("last shed: addresses %v, %d without; want 127.0.0.3 and 1", f.shedFrom, f.shedNoAddr)
+	}
+	if !maps.Equal(f.sinceFrom, map[string]bool{"127.0.0.2": true, "127.0.0.3": true}) || !f.since.Equal(now) || f.sinceN != 2 {
+		t.Errorf("since the pod was at its share: addresses %v since %v, %d sent GOAWAY; want .2 and .3, %v, 2", f.sinceFrom, f.since, f.sinceN, now)
+	}
+	f.forgetSheds()
+	f.noteShed(now.Add(2*time.Second), []*conn{byIP["127.0.0.2"]})
+	if len(f.sinceFrom) != 1 || !f.since.Equal(now.Add(2*time.Second)) || f.sinceN != 1 {
+		t.Errorf("after forgetSheds: addresses %v since %v, %d sent GOAWAY; want .2 alone, from the new shed, 1", f.sinceFrom, f.since, f.sinceN)
 	}
 }
 
@@ -779,11 +817,11 @@ func TestRoomIn(t *testing.T) {
 // pipe) count as come back: nothing can tell, and the load decides alone.
 func TestCameBackCountsShedsWithoutAddress(t *testing.T) {
 	f := newFairShare(&Server{conns: map[*conn]struct{}{}}, FairShare{}.withDefaults())
-	if n, _ := f.cameBackAll(); n != 0 {
+	if n, _ := f.cameBackAll(time.Now()); n != 0 {
 		t.Errorf("no shed pends: %d came back, want 0", n)
 	}
 	f.shedNoAddr = 2
-	if n, _ := f.cameBackAll(); n != 2 {
+	if n, _ := f.cameBackAll(time.Now()); n != 2 {
 		t.Errorf("a shed of 2 connections without an address: %d came back, want 2", n)
 	}
 }
