@@ -49,10 +49,9 @@ type shedInput struct {
 	// ownConns is the pod's client connections, young ones included (see
 	// fairShare.measureConns), and the clients back from its sheds since
 	// it was last at its share that have not called yet (see
-	// fairShare.cameBackAll); restConns
-	// is the peers' mean when every peer was asked, 0 otherwise (see
-	// restConns). With either measure: they judge whether a shed's clients
-	// came back (see futileShed).
+	// fairShare.cameBackAll); restConns is the peers' mean when every peer
+	// was asked, 0 otherwise (see restConns). With either measure: they
+	// judge whether a shed's clients came back (see futileShed).
 	ownConns  int
 	restConns float64
 	pods      int        // the fleet's size, this pod included
@@ -195,25 +194,22 @@ type shedDecision struct {
 // whether the shed worked.
 func decideShed(in shedInput, cfg FairShare, st shedState) shedDecision {
 	d := shedDecision{next: st}
+	target := math.Ceil(in.mean-1e-9) + float64(cfg.Tolerance) // by connections
+	within := in.own <= target
+	if cfg.Measure == MeasureLoad {
+		within = in.mean <= 0 || in.own <= in.mean*(1+cfg.Hysteresis)
+	}
+	if within {
+		if in.returning > 0 && st.shedN > 0 {
+			d.next.over = 0
+			return d
+		}
+		return d.reset(cfg)
+	}
 	var want []int
 	if cfg.Measure == MeasureConnections {
-		target := math.Ceil(in.mean-1e-9) + float64(cfg.Tolerance)
-		if in.own <= target {
-			if in.returning > 0 && st.shedN > 0 {
-				d.next.over = 0
-				return d
-			}
-			return d.reset(cfg)
-		}
 		want = oldest(in.conns, int(in.own-target))
 	} else {
-		if in.mean <= 0 || in.own <= in.mean*(1+cfg.Hysteresis) {
-			if in.returning > 0 && st.shedN > 0 {
-				d.next.over = 0
-				return d
-			}
-			return d.reset(cfg)
-		}
 		want = heaviest(in, cfg.Hysteresis)
 	}
 	d.next.over++
