@@ -62,6 +62,14 @@ import (
 // that is costly and rare among cheap ones on its connection looks the
 // same and counts in part only (README.md has the figures).
 //
+// Logs: each shed is one Info line, "fair share: shedding", with the
+// pod's load and the fleet mean in the measure's unit (own, mean; with
+// MeasureLoad also mean_err, the estimate's margin), the pod's client
+// connections (connections), and in seconds per second the loads of the
+// connections it sheds (shed_loads) and the fleet's mean load per
+// connection (per_conn): enough to tell a shed the fleet needed from one
+// the noise of the measure set off.
+//
 // Churn bound: a pod sheds at most once per Cooldown and only its excess;
 // within 30 s of growth it also sends on at most the room it heard of per
 // round.
@@ -789,6 +797,13 @@ func (f *fairShare) round(ctx context.Context) {
 	for _, id := range d.shed {
 		conns = append(conns, byID[id])
 	}
+	// For the log line (see FairShare: Logs).
+	shedLoads := make([]float64, 0, len(d.shed))
+	for _, id := range d.shed {
+		if i := slices.IndexFunc(cands, func(c connLoad) bool { return c.id == id }); i >= 0 {
+			shedLoads = append(shedLoads, cands[i].load)
+		}
+	}
 	f.noteShed(now, conns)
 	// In the background work: Shutdown and Close stop the spread (the
 	// drain, or Close, ends every connection anyway) and wait for it.
@@ -796,7 +811,8 @@ func (f *fairShare) round(ctx context.Context) {
 		if ctx.Err() != nil {
 			return // stopped since the decision
 		}
-		f.s.log.Info("fair share: shedding", "conns", len(conns), "own", in.own, "mean", in.mean, "mean_err", in.meanErr, "measure", f.cfg.Measure.String())
+		f.s.log.Info("fair share: shedding", "conns", len(conns), "own", in.own, "mean", in.mean, "mean_err", in.meanErr, "measure", f.cfg.Measure.String(),
+			"connections", ownConns, "shed_loads", shedLoads, "per_conn", in.perConn)
 		if ro, ok := f.s.obs.(RotationObserver); ok {
 			ro.Rotated(string(ReasonFairShare), len(conns))
 		}

@@ -419,6 +419,80 @@ func TestFairShareBacksOffWhenSlowClientsComeBack(t *testing.T) {
 	}
 }
 
+// A shed's log line says what it moved and why: the pod's client
+// connections and, in seconds per second, the loads of the connections it
+// shed and the fleet's mean load per connection. Four clients, each at 20
+// calls/s of 2 ms, all on pod 0 of 2: each connection's load is about
+// 0.042, and so is the fleet's mean per connection.
+func TestFairShareLogsWhatItSheds(t *testing.T) {
+	shed := &recordsOf{msg: "fair share: shedding", records: make(chan map[string]slog.Value, 16)}
+	f := startFleetLogging(t, []string{"127.0.0.1", "127.0.0.2"}, nil,
+		server.FairShare{Interval: 200 * time.Millisecond, Cooldown: 400 * time.Millisecond}, slog.New(shed), 2*time.Millisecond)
+	var dials atomic.Int64
+	clients := f.clients(t, 4, func() int {
+		if dials.Add(1) > 4 {
+			return rand.IntN(len(f.ips))
+		}
+		return 0
+	})
+	every := make([]time.Duration, len(clients))
+	for i := range every {
+		every[i] = 50 * time.Millisecond
+	}
+	l := startPaced(clients, every)
+	defer l.stopPaced(t)
+	var rec map[string]slog.Value
+	select {
+	case rec = <-shed.records:
+	case <-time.After(15 * time.Second):
+		t.Fatal("no shed in 15 s")
+	}
+	if got := rec["connections"].Int64(); got != 4 {
+		t.Errorf("connections = %d, want 4 (every client on the pod that shed)", got)
+	}
+	loads, _ := rec["shed_loads"].Any().([]float64)
+	if n := rec["conns"].Int64(); n < 1 || int64(len(loads)) != n {
+		t.Fatalf("shed_loads = %v for conns = %d; want one load per connection shed", rec["shed_loads"], n)
+	}
+	perConn := rec["per_conn"].Float64()
+	if perConn < 0.021 || perConn > 0.084 {
+		t.Errorf("per_conn = %.4f s/s, want about 0.042 (20 calls/s of 2 ms)", perConn)
+	}
+	for _, load := range loads {
+		if load < perConn/2 || load > 2*perConn {
+			t.Errorf("shed_loads %v: %.4f is not within 2× of per_conn %.4f, though every client calls alike", loads, load, perConn)
+		}
+	}
+}
+
+// recordsOf is a slog.Handler that sends the attributes of each record
+// whose message is msg on records, while it has room.
+type recordsOf struct {
+	msg     string
+	records chan map[string]slog.Value
+}
+
+func (h *recordsOf) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h *recordsOf) Handle(_ context.Context, r slog.Record) error {
+	if r.Message != h.msg {
+		return nil
+	}
+	attrs := map[string]slog.Value{}
+	r.Attrs(func(a slog.Attr) bool {
+		attrs[a.Key] = a.Value
+		return true
+	})
+	select {
+	case h.records <- attrs:
+	default:
+	}
+	return nil
+}
+
+func (h *recordsOf) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *recordsOf) WithGroup(string) slog.Handler      { return h }
+
 // signalOn is a slog.Handler that closes seen at the first record whose
 // message holds msg.
 type signalOn struct {
