@@ -62,13 +62,17 @@ import (
 // that is costly and rare among cheap ones on its connection looks the
 // same and counts in part only (README.md has the figures).
 //
-// Logs: each shed is one Info line, "fair share: shedding", with the
-// pod's load and the fleet mean in the measure's unit (own, mean; with
-// MeasureLoad also mean_err, the estimate's margin), the pod's client
-// connections (connections), and in seconds per second the loads of the
-// connections it sheds (shed_loads) and the fleet's mean load per
-// connection (per_conn): enough to tell a shed the fleet needed from one
-// the noise of the measure set off.
+// Logs: each shed is one Info line, "fair share: shedding", with how
+// many connections it sheds (conns), the measure (measure), the pod's load
+// and the fleet mean in the measure's unit (own, mean; with MeasureLoad
+// also mean_err, the estimate's margin), the pod's client connections that
+// have called (connections) and, with MeasureLoad, how many of them are
+// too young for their load to count in own (young), and in seconds per
+// second the loads of the connections it sheds (shed_loads) and the
+// fleet's mean load per connection (per_conn; 0 when not known): enough
+// to tell a shed the fleet needed from one the noise of the measure set
+// off. By load, own / (connections − young) is the pod's load per
+// connection.
 //
 // Churn bound: a pod sheds at most once per Cooldown and only its excess;
 // within 30 s of growth it also sends on at most the room it heard of per
@@ -797,12 +801,11 @@ func (f *fairShare) round(ctx context.Context) {
 	for _, id := range d.shed {
 		conns = append(conns, byID[id])
 	}
-	// For the log line (see FairShare: Logs).
+	// For the log line (see FairShare: Logs). A candidate's id is its
+	// index in cands (see measureConns).
 	shedLoads := make([]float64, 0, len(d.shed))
 	for _, id := range d.shed {
-		if i := slices.IndexFunc(cands, func(c connLoad) bool { return c.id == id }); i >= 0 {
-			shedLoads = append(shedLoads, cands[i].load)
-		}
+		shedLoads = append(shedLoads, cands[id].load)
 	}
 	f.noteShed(now, conns)
 	// In the background work: Shutdown and Close stop the spread (the
@@ -812,7 +815,7 @@ func (f *fairShare) round(ctx context.Context) {
 			return // stopped since the decision
 		}
 		f.s.log.Info("fair share: shedding", "conns", len(conns), "own", in.own, "mean", in.mean, "mean_err", in.meanErr, "measure", f.cfg.Measure.String(),
-			"connections", ownConns, "shed_loads", shedLoads, "per_conn", in.perConn)
+			"connections", ownConns, "young", young, "shed_loads", shedLoads, "per_conn", in.perConn)
 		if ro, ok := f.s.obs.(RotationObserver); ok {
 			ro.Rotated(string(ReasonFairShare), len(conns))
 		}

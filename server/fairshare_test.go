@@ -422,10 +422,12 @@ func TestFairShareBacksOffWhenSlowClientsComeBack(t *testing.T) {
 // A shed's log line says what it moved and why: the pod's client
 // connections and, in seconds per second, the loads of the connections it
 // shed and the fleet's mean load per connection. Four clients, each at 20
-// calls/s of 2 ms, all on pod 0 of 2: each connection's load is about
-// 0.042, and so is the fleet's mean per connection.
+// calls/s of 2 ms (and CallCost's 0.1 ms), all on pod 0 of 2: each
+// connection's load is about 0.042, and so is the fleet's mean per
+// connection (its mean per pod is twice that).
 func TestFairShareLogsWhatItSheds(t *testing.T) {
-	shed := &recordsOf{msg: "fair share: shedding", records: make(chan map[string]slog.Value, 16)}
+	var logged testkit.Buffer
+	shed := &recordsOf{Handler: slog.NewTextHandler(&logged, nil), msg: "fair share: shedding", records: make(chan map[string]slog.Value, 16)}
 	f := startFleetLogging(t, []string{"127.0.0.1", "127.0.0.2"}, nil,
 		server.FairShare{Interval: 200 * time.Millisecond, Cooldown: 400 * time.Millisecond}, slog.New(shed), 2*time.Millisecond)
 	var dials atomic.Int64
@@ -445,53 +447,75 @@ func TestFairShareLogsWhatItSheds(t *testing.T) {
 	select {
 	case rec = <-shed.records:
 	case <-time.After(15 * time.Second):
-		t.Fatal("no shed in 15 s")
+		t.Fatalf("no shed in 15 s; log:\n%s", logged.String())
 	}
-	if got := rec["connections"].Int64(); got != 4 {
+	attr := func(key string, kind slog.Kind) slog.Value {
+		t.Helper()
+		v, ok := rec[key]
+		if !ok || v.Kind() != kind {
+			t.Fatalf("shed line %v: want %s of kind %s; log:\n%s", rec, key, kind, logged.String())
+		}
+		return v
+	}
+	if got := attr("connections", slog.KindInt64).Int64(); got != 4 {
 		t.Errorf("connections = %d, want 4 (every client on the pod that shed)", got)
 	}
-	loads, _ := rec["shed_loads"].Any().([]float64)
-	if n := rec["conns"].Int64(); n < 1 || int64(len(loads)) != n {
+	if got := attr("young", slog.KindInt64).Int64(); got != 0 {
+		t.Errorf("young = %d, want 0 (no client had moved yet)", got)
+	}
+	loads, _ := attr("shed_loads", slog.KindAny).Any().([]float64)
+	if n := attr("conns", slog.KindInt64).Int64(); n < 1 || int64(len(loads)) != n {
 		t.Fatalf("shed_loads = %v for conns = %d; want one load per connection shed", rec["shed_loads"], n)
 	}
-	perConn := rec["per_conn"].Float64()
-	if perConn < 0.021 || perConn > 0.084 {
-		t.Errorf("per_conn = %.4f s/s, want about 0.042 (20 calls/s of 2 ms)", perConn)
+	// A sleep overshoots, more so on a busy host (0.076 beside two busy
+	// loops, under the race detector), and a steady client's first rate
+	// reads low (see rates): the bounds catch another unit; the mean per
+	// pod, twice per_conn, fails the check of the shed loads against it.
+	perConn := attr("per_conn", slog.KindFloat64).Float64()
+	if perConn < 0.02 || perConn > 0.2 {
+		t.Errorf("per_conn = %.4f s/s, want about 0.042 (20 calls/s of 2.1 ms)", perConn)
 	}
 	for _, load := range loads {
-		if load < perConn/2 || load > 2*perConn {
-			t.Errorf("shed_loads %v: %.4f is not within 2× of per_conn %.4f, though every client calls alike", loads, load, perConn)
+		if load < 0.6*perConn || load > 1.6*perConn {
+			t.Errorf("shed_loads %v: %.4f is not within 0.6 to 1.6 times per_conn %.4f, though every client calls alike", loads, load, perConn)
 		}
 	}
 }
 
-// recordsOf is a slog.Handler that sends the attributes of each record
-// whose message is msg on records, while it has room.
+// recordsOf is a slog.Handler that also sends the attributes of each
+// record whose message is msg on records, while it has room.
 type recordsOf struct {
+	slog.Handler
 	msg     string
 	records chan map[string]slog.Value
 }
 
-func (h *recordsOf) Enabled(context.Context, slog.Level) bool { return true }
-
-func (h *recordsOf) Handle(_ context.Context, r slog.Record) error {
-	if r.Message != h.msg {
-		return nil
+func (h *recordsOf) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		attrs := map[string]slog.Value{}
+		r.Attrs(func(a slog.Attr) bool {
+			attrs[a.Key] = a.Value
+			return true
+		})
+		select {
+		case h.records <- attrs:
+		default:
+		}
 	}
-	attrs := map[string]slog.Value{}
-	r.Attrs(func(a slog.Attr) bool {
-		attrs[a.Key] = a.Value
-		return true
-	})
-	select {
-	case h.records <- attrs:
-	default:
-	}
-	return nil
+	return h.Handler.Handle(ctx, r)
 }
 
-func (h *recordsOf) WithAttrs([]slog.Attr) slog.Handler { return h }
-func (h *recordsOf) WithGroup(string) slog.Handler      { return h }
+func (h *recordsOf) WithAttrs(attrs []slog.Attr) slog.Handler {
+	c := *h
+	c.Handler = h.Handler.WithAttrs(attrs)
+	return &c
+}
+
+func (h *recordsOf) WithGroup(name string) slog.Handler {
+	c := *h
+	c.Handler = h.Handler.WithGroup(name)
+	return &c
+}
 
 // signalOn is a slog.Handler that closes seen at the first record whose
 // message holds msg.
