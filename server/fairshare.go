@@ -463,7 +463,7 @@ func (f *fairShare) measureConns(now time.Time) (cands []connLoad, byID map[int]
 		l := calls*perCall + busy
 		load += l
 		if f.cfg.MinAge == Off || now.Sub(c.opened) >= f.cfg.MinAge {
-			id := len(byID)
+			id := len(byID) // its index in cands too (round relies on it)
 			byID[id] = c
 			cands = append(cands, connLoad{id: id, load: l, opened: c.opened})
 		}
@@ -798,14 +798,10 @@ func (f *fairShare) round(ctx context.Context) {
 		f.mu.Unlock()
 	}
 	conns := make([]*conn, 0, len(d.shed))
+	shedLoads := make([]float64, 0, len(d.shed)) // for the log line (see FairShare: Logs)
 	for _, id := range d.shed {
 		conns = append(conns, byID[id])
-	}
-	// For the log line (see FairShare: Logs). A candidate's id is its
-	// index in cands (see measureConns).
-	shedLoads := make([]float64, 0, len(d.shed))
-	for _, id := range d.shed {
-		shedLoads = append(shedLoads, cands[id].load)
+		shedLoads = append(shedLoads, cands[id].load) // an id is its index in cands
 	}
 	f.noteShed(now, conns)
 	// In the background work: Shutdown and Close stop the spread (the

@@ -379,7 +379,7 @@ func TestFairShareBacksOffWhenSlowClientsComeBack(t *testing.T) {
 	} {
 		t.Run(tc.measure.String(), func(t *testing.T) {
 			var logged testkit.Buffer
-			backOff := &signalOn{Handler: slog.NewTextHandler(&logged, nil), msg: "backing off", seen: make(chan struct{}), once: new(sync.Once)}
+			backOff := &recordsOf{Handler: slog.NewTextHandler(&logged, nil), msg: "backing off", records: make(chan map[string]slog.Value, 1)}
 			f := startFleetLogging(t, []string{"127.0.0.1", "127.0.0.2"}, nil,
 				server.FairShare{Measure: tc.measure, Interval: 200 * time.Millisecond, Cooldown: 400 * time.Millisecond}, slog.New(backOff), tc.cost)
 			// round_robin, as over a headless Service: a client whose
@@ -411,7 +411,7 @@ func TestFairShareBacksOffWhenSlowClientsComeBack(t *testing.T) {
 			// back but not called yet, the pod read each shed as one that
 			// worked, or forgot it within its share: none in 15 s.
 			select {
-			case <-backOff.seen:
+			case <-backOff.records:
 			case <-time.After(15 * time.Second):
 				t.Fatalf("no back-off in 15 s; log:\n%s", logged.String())
 			}
@@ -483,7 +483,7 @@ func TestFairShareLogsWhatItSheds(t *testing.T) {
 }
 
 // recordsOf is a slog.Handler that also sends the attributes of each
-// record whose message is msg on records, while it has room.
+// record whose message holds msg on records, while it has room.
 type recordsOf struct {
 	slog.Handler
 	msg     string
@@ -491,7 +491,7 @@ type recordsOf struct {
 }
 
 func (h *recordsOf) Handle(ctx context.Context, r slog.Record) error {
-	if r.Message == h.msg {
+	if strings.Contains(r.Message, h.msg) {
 		attrs := map[string]slog.Value{}
 		r.Attrs(func(a slog.Attr) bool {
 			attrs[a.Key] = a.Value
@@ -512,34 +512,6 @@ func (h *recordsOf) WithAttrs(attrs []slog.Attr) slog.Handler {
 }
 
 func (h *recordsOf) WithGroup(name string) slog.Handler {
-	c := *h
-	c.Handler = h.Handler.WithGroup(name)
-	return &c
-}
-
-// signalOn is a slog.Handler that closes seen at the first record whose
-// message holds msg.
-type signalOn struct {
-	slog.Handler
-	msg  string
-	seen chan struct{}
-	once *sync.Once
-}
-
-func (h *signalOn) Handle(ctx context.Context, r slog.Record) error {
-	if strings.Contains(r.Message, h.msg) {
-		h.once.Do(func() { close(h.seen) })
-	}
-	return h.Handler.Handle(ctx, r)
-}
-
-func (h *signalOn) WithAttrs(attrs []slog.Attr) slog.Handler {
-	c := *h
-	c.Handler = h.Handler.WithAttrs(attrs)
-	return &c
-}
-
-func (h *signalOn) WithGroup(name string) slog.Handler {
 	c := *h
 	c.Handler = h.Handler.WithGroup(name)
 	return &c
