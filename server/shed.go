@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"math"
 	"slices"
 	"time"
@@ -30,6 +31,7 @@ type shedState struct {
 	grewAt    time.Time     // when the peer set last grew
 	over      int           // rounds in a row above its share
 	under     int           // rounds in a row within its share
+	wantSince time.Time     // since when every round has wanted a shed that waits for steadyWant; zero when none does
 }
 
 // overRounds is how many rounds in a row a pod must be above its share
@@ -38,6 +40,22 @@ type shedState struct {
 // moment between a shed and the clients' return), and a balanced fleet must
 // not move.
 const overRounds = 2
+
+// steadyWant is how long a shed that counts on a random landing, in a
+// fleet whose mean is a sample's estimate (shedInput.meanErr above 0),
+// must have been wanted in every round before the pod makes it: the load
+// measure's time constant, loadWindow. There a landing helps little
+// (pods/(pods − 1) is near 1) and the rule's edge is thin (see heaviest):
+// in the emulated lab, 50 → 60 pods at 4 connections each, 31 of the 35
+// sheds past the scale-up's growth came from pods at 5 whose connections
+// read a few per cent costlier than the fleet's, about as much as the
+// host's CPU moves a load from moment to moment. A slower node, which a
+// shed should answer, reads costlier for longer than that. The sheds past
+// growth fell from 14–29 connections in 55 s to 3 and 4 (README.md has the
+// runs). Not within growthGrace of the peer set growing, nor with room: a
+// scale-up's imbalance is not noise, and its new pods must fill within
+// seconds.
+const steadyWant = loadWindow
 
 // shedInput is what one round knows: this pod's load and the fleet mean,
 // in the unit of the measure (connections, or seconds of load per
@@ -176,7 +194,9 @@ type shedDecision struct {
 //     is one that carries no load (moving it changes nothing); with room
 //     (admission, within growthGrace), down to within Hysteresis of the
 //     mean, no more connections than the room, those heavier than
-//     (1 + Hysteresis) × perConn only while c ≤ left·(1 + Hysteresis).
+//     (1 + Hysteresis) × perConn only while c ≤ left·(1 + Hysteresis);
+//     without room, in a fleet whose mean is estimated, once past
+//     growthGrace, only a shed wanted in every round for steadyWant.
 //
 // A shed counts as futile (see futileShed) when its clients came straight
 // back, as a headless Service's round_robin clients do: the pod's
@@ -194,6 +214,8 @@ type shedDecision struct {
 // whether the shed worked.
 func decideShed(in shedInput, cfg FairShare, st shedState) shedDecision {
 	d := shedDecision{next: st}
+	// Only a round that wants a shed that waits keeps wantSince (below).
+	d.next.wantSince = time.Time{}
 	target := math.Ceil(in.mean-1e-9) + float64(cfg.Tolerance) // by connections
 	within := in.own <= target
 	if cfg.Measure == MeasureLoad {
@@ -214,6 +236,12 @@ func decideShed(in shedInput, cfg FairShare, st shedState) shedDecision {
 	}
 	d.next.over++
 	d.next.under = 0
+	if len(want) > 0 && waitsSteady(in, cfg, st) {
+		d.next.wantSince = cmp.Or(st.wantSince, in.now)
+		if in.now.Sub(d.next.wantSince) < steadyWant {
+			return d
+		}
+	}
 	if d.next.over < overRounds || in.now.Sub(st.lastShed) < st.cooldown || len(want) == 0 {
 		return d
 	}
@@ -232,8 +260,17 @@ func decideShed(in shedInput, cfg FairShare, st shedState) shedDecision {
 		}
 	}
 	d.shed = want
+	d.next.wantSince = time.Time{}
 	d.next.lastShed, d.next.shedN, d.next.shedConns, d.next.shedRest = in.now, len(want), in.ownConns, in.restConns
 	return d
+}
+
+// waitsSteady reports whether a shed this round would count on a random
+// landing in a fleet whose mean is estimated, past growthGrace of the peer
+// set growing: one that must be wanted for steadyWant first.
+func waitsSteady(in shedInput, cfg FairShare, st shedState) bool {
+	growing := !st.grewAt.IsZero() && in.now.Sub(st.grewAt) < growthGrace
+	return cfg.Measure == MeasureLoad && in.room == 0 && in.meanErr > 0 && !growing
 }
 
 // futileShed reports whether the last shed (in st) was futile, its

@@ -26,6 +26,9 @@ func TestDecideShed(t *testing.T) {
 	byConns := FairShare{Measure: MeasureConnections}.withDefaults()
 	// A pod that was above its share last round too (overRounds).
 	fresh := shedState{cooldown: load.Cooldown, over: 1}
+	// One that has also wanted a shed for steadyWant, which a shed that
+	// counts on a random landing with an estimated mean waits for.
+	steady := shedState{cooldown: load.Cooldown, over: 1, wantSince: t0.Add(-steadyWant)}
 	tests := []struct {
 		name string
 		in   shedInput
@@ -67,12 +70,14 @@ func TestDecideShed(t *testing.T) {
 			shedInput{now: t0, own: 5, mean: 4, pods: 60, conns: conns(1, 1, 1, 1, 1)}, load, fresh, nil},
 		{"an estimate a standard error low is no excess: 5.1 of an estimated 3.9 ± 0.2 in a fleet of 60 stays",
 			shedInput{now: t0, own: 5.1, mean: 3.9, meanErr: 0.2, pods: 60, conns: conns(1.02, 1.02, 1.02, 1.02, 1.02)}, load, fresh, nil},
-		{"the same reading with a smaller error, ± 0.05: it moves",
-			shedInput{now: t0, own: 5.1, mean: 3.9, meanErr: 0.05, pods: 60, conns: conns(1.02, 1.02, 1.02, 1.02, 1.02)}, load, fresh, []int{0}},
+		{"the same reading with a smaller error, ± 0.05, wanted for steadyWant: it moves",
+			shedInput{now: t0, own: 5.1, mean: 3.9, meanErr: 0.05, pods: 60, conns: conns(1.02, 1.02, 1.02, 1.02, 1.02)}, load, steady, []int{0}},
+		{"the same, wanted for less than steadyWant: it waits",
+			shedInput{now: t0, own: 5.1, mean: 3.9, meanErr: 0.05, pods: 60, conns: conns(1.02, 1.02, 1.02, 1.02, 1.02)}, load, fresh, nil},
 		{"the same reading against an exact mean of 3.9: it moves",
 			shedInput{now: t0, own: 5.1, mean: 3.9, pods: 60, conns: conns(1.02, 1.02, 1.02, 1.02, 1.02)}, load, fresh, []int{0}},
 		{"an excess clear of the estimate's error moves: 6 of an estimated 4 ± 0.2 sheds one",
-			shedInput{now: t0, own: 6, mean: 4, meanErr: 0.2, pods: 60, conns: conns(1, 1, 1, 1, 1, 1)}, load, fresh, []int{0}},
+			shedInput{now: t0, own: 6, mean: 4, meanErr: 0.2, pods: 60, conns: conns(1, 1, 1, 1, 1, 1)}, load, steady, []int{0}},
 		{"the same with room, where admission sends it: it moves",
 			shedInput{now: t0, own: 5, mean: 4, pods: 60, room: 3, conns: conns(1, 1, 1, 1, 1)}, load, fresh, []int{0}},
 		{"with room the estimate's error does not count: it moves",
@@ -100,6 +105,73 @@ func TestDecideShed(t *testing.T) {
 				t.Errorf("shed %v, want %v", d.shed, tt.want)
 			}
 		})
+	}
+}
+
+// A shed that counts on a random landing in a fleet whose mean is
+// estimated is made only once every round has wanted it for steadyWant: a
+// round that does not want it starts the wait again, and so does a shed.
+// With an exact mean, with room, or within growthGrace of the peer set
+// growing it is made after overRounds, as before.
+func TestDecideShedWaitsForASteadyWant(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	cfg := FairShare{}.withDefaults()
+	var conns []connLoad
+	for i := range 5 {
+		conns = append(conns, connLoad{id: i, load: 1.02, opened: t0.Add(-time.Minute)})
+	}
+	// 5.1 of an estimated 3.9 ± 0.05 in a fleet of 60: each round wants
+	// the pod's first connection gone (see TestDecideShed).
+	over := shedInput{own: 5.1, mean: 3.9, meanErr: 0.05, pods: 60, conns: conns}
+	// The same pod reading 5.0: still above its share, but no shed helps.
+	edge := over
+	edge.own = 5.0
+	// sheds plays 30 s of rounds every Interval and returns when each shed
+	// came, after t0; at dip, one round reads edge.
+	sheds := func(in shedInput, st shedState, dip time.Duration) []time.Duration {
+		var at []time.Duration
+		for now := t0; now.Before(t0.Add(30 * time.Second)); now = now.Add(cfg.Interval) {
+			round := in
+			if dip > 0 && now.Equal(t0.Add(dip)) {
+				round = edge
+			}
+			round.now = now
+			d := decideShed(round, cfg, st)
+			if len(d.shed) > 0 {
+				at = append(at, now.Sub(t0))
+			}
+			st = d.next
+		}
+		return at
+	}
+	st := shedState{cooldown: cfg.Cooldown}
+	if got := sheds(over, st, 0); len(got) < 2 || got[0] != steadyWant || got[1] < got[0]+steadyWant {
+		t.Errorf("estimated mean, no room: sheds at %v, want the first at %v and the next %v or more after it", got, steadyWant, steadyWant)
+	}
+	if got := sheds(over, st, 3*time.Second); len(got) == 0 || got[0] != 3*time.Second+cfg.Interval+steadyWant {
+		t.Errorf("one round without a shed to want at 3 s: sheds at %v, want the first at %v", got, 3*time.Second+cfg.Interval+steadyWant)
+	}
+	after := cfg.Interval // overRounds rounds, the first at t0
+	exact := over
+	exact.meanErr = 0
+	withRoom := over
+	withRoom.room, withRoom.perConn = 3, 1
+	grown := shedState{cooldown: cfg.Cooldown, grewAt: t0.Add(-10 * time.Second)}
+	for _, tc := range []struct {
+		name string
+		in   shedInput
+		st   shedState
+	}{
+		{"an exact mean", exact, st},
+		{"room", withRoom, st},
+		{"within growthGrace of growth", over, grown},
+	} {
+		if got := sheds(tc.in, tc.st, 0); len(got) == 0 || got[0] != after {
+			t.Errorf("%s: sheds at %v, want the first at %v (overRounds)", tc.name, got, after)
+		}
+	}
+	if got := sheds(edge, st, 0); len(got) != 0 {
+		t.Errorf("5.0 of an estimated 3.9 ± 0.05 in a fleet of 60: sheds at %v, want none", got)
 	}
 }
 
@@ -719,7 +791,8 @@ func TestEstimateErrorLetsImbalanceShed(t *testing.T) {
 	}
 	reported := []float64{12, 12, 12, 0, 12, 12, 12, 8}
 	in := shedInput{now: t0, own: 12, mean: 10, pods: 60, conns: conns, meanErr: estimateError(reported, false, 59, 1)}
-	d := decideShed(in, FairShare{}.withDefaults(), shedState{cooldown: time.Second, over: 1})
+	// Wanted for steadyWant, as a lasting imbalance is.
+	d := decideShed(in, FairShare{}.withDefaults(), shedState{cooldown: time.Second, over: 1, wantSince: t0.Add(-steadyWant)})
 	if len(d.shed) == 0 {
 		t.Errorf("a pod at 12 of a mean of 10, error %.3f: shed nothing, want a connection", in.meanErr)
 	}
