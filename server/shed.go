@@ -364,8 +364,9 @@ func oldest(conns []connLoad, n int) []int {
 // a connection together shed its fifth connection, which made the pod it
 // landed on, at 4, the next at 5. The margin takes out about one standard
 // error of that (there about 4 % of the mean), not all of it (README.md
-// has the runs). A connection heavier than the mean makes whichever pod
-// holds it the busiest, so it moves only when as much load stays behind (a
+// has the runs); such a shed also waits for steadyWant (see decideShed).
+// A connection heavier than the mean makes whichever pod holds it the
+// busiest, so it moves only when as much load stays behind (a
 // pod that holds two of a few heavy clients sheds one); otherwise the pod
 // sheds lighter ones and keeps it. Connections without load are not
 // candidates.
