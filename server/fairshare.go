@@ -55,12 +55,12 @@ import (
 // and the excess shrinks geometrically; pods within their share shed
 // nothing. A fleet balanced within Hysteresis moves few connections: the
 // noise of the measure and of the estimate still moves some (README.md
-// has the figures). In fleets whose mean is estimated (more than about
-// 2 × Sample + 1 pods), past 30 s of growth and without room, a pod sheds
-// only once every round has wanted the shed for 5 s, the load's time
-// constant: a landing at random there helps little, and a moment of the
-// host's CPU noise read as load no longer moves a connection (see
-// steadyWant). A handler's time includes its waits for a CPU,
+// has the figures). In fleets whose mean is estimated (more than Sample +
+// 1 pods), more than 30 s after the peer set last grew, a pod sheds only
+// once every round has wanted the shed for 5 s, the load's time constant:
+// a landing at random there helps little, and a moment of the host's CPU
+// read as load no longer moves a connection (see steadyWant). A handler's
+// time includes its waits for a CPU,
 // which spike on a busy host or in a pod at its CPU limit, so a round
 // counts a connection's handler time up to 4 times its average per
 // handler, or CallCost if that is more, per handler that returned. A call
@@ -745,6 +745,9 @@ func (f *fairShare) round(ctx context.Context) {
 	f.mu.Unlock()
 	obs, _ := f.s.obs.(FairShareObserver)
 	if len(answers) == 0 {
+		f.mu.Lock()
+		f.shed.wantSince = time.Time{} // no decision: a shed waits for steadyWant again
+		f.mu.Unlock()
 		if !wasAlone {
 			f.s.log.Warn("fair share: no peer answered; relying on age rotation", "peers_known", len(peers))
 		}

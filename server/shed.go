@@ -31,7 +31,7 @@ type shedState struct {
 	grewAt    time.Time     // when the peer set last grew
 	over      int           // rounds in a row above its share
 	under     int           // rounds in a row within its share
-	wantSince time.Time     // since when every round has wanted a shed that waits for steadyWant; zero when none does
+	wantSince time.Time     // the first of the rounds in a row that wanted a shed that waits (see steadyWant); zero when the last round did not
 }
 
 // overRounds is how many rounds in a row a pod must be above its share
@@ -41,20 +41,28 @@ type shedState struct {
 // not move.
 const overRounds = 2
 
-// steadyWant is how long a shed that counts on a random landing, in a
-// fleet whose mean is a sample's estimate (shedInput.meanErr above 0),
-// must have been wanted in every round before the pod makes it: the load
-// measure's time constant, loadWindow. There a landing helps little
-// (pods/(pods − 1) is near 1) and the rule's edge is thin (see heaviest):
+// steadyWant is how long a shed by load must have been wanted in every
+// round before the pod makes it, in a round whose mean is estimated (a
+// fleet of more than Sample + 1 pods: shedInput.estimated) more than
+// growthGrace after the peer set last grew, or when it never grew: the
+// load measure's time constant, loadWindow. A round that does not want a
+// shed, or in which it would not wait, starts the wait again, and so does
+// a shed; a round in which no peer answered makes no decision and also
+// starts it again.
+//
+// In such a fleet a shed counts on a random landing, which helps little
+// (pods/(pods − 1) is near 1), so the rule's edge is thin (see heaviest):
 // in the emulated lab, 50 → 60 pods at 4 connections each, 31 of the 35
 // sheds past the scale-up's growth came from pods at 5 whose connections
 // read a few per cent costlier than the fleet's, about as much as the
 // host's CPU moves a load from moment to moment. A slower node, which a
-// shed should answer, reads costlier for longer than that. The sheds past
-// growth fell from 14–29 connections in 55 s to 3 and 4 (README.md has the
-// runs). Not within growthGrace of the peer set growing, nor with room: a
-// scale-up's imbalance is not noise, and its new pods must fill within
-// seconds.
+// shed should answer, reads costlier for longer than that. In runs
+// interleaved with the server before, the connections moved past growth
+// fell from 17 and 31 in 55 s to 4 and 5, with time to fair unchanged
+// (README.md has the runs). Within growthGrace of growth a scale-up's
+// imbalance is no noise, its new pods must fill within seconds, and
+// admission's room (roomIn) sends a shed where it helps: no wait. A
+// scale-down is no growth: its sheds wait.
 const steadyWant = loadWindow
 
 // shedInput is what one round knows: this pod's load and the fleet mean,
@@ -107,10 +115,14 @@ type shedInput struct {
 	// fewer than two reports, when perConn is 0, and with
 	// MeasureConnections.
 	meanErr float64
+	// estimated: the mean is a sample's estimate, not every peer was asked
+	// (fleets of more than Sample + 1 pods). With MeasureLoad a shed then
+	// waits for steadyWant past growth.
+	estimated bool
 }
 
 // measured returns in with own and mean in the unit of cfg's Measure,
-// ownConns, perConn, and with MeasureLoad meanErr, from the pod's own load
+// ownConns, perConn, estimated, and with MeasureLoad meanErr, from the pod's own load
 // and client connections, the fleet's means of both, and the loads the
 // peers reported that the means were estimated from, of a fleet of peers
 // peers besides this pod (everyone: every peer was asked).
@@ -119,6 +131,7 @@ func (in shedInput) measured(cfg FairShare, ownLoad float64, ownConns int, meanL
 	in.own, in.mean = ownLoad, meanLoad
 	in.perConn = loadPerConn(meanLoad, meanConns)
 	in.ownConns = ownConns
+	in.estimated = !everyone
 	if cfg.Measure == MeasureConnections {
 		in.own, in.mean = float64(ownConns), meanConns
 		return in
@@ -195,8 +208,9 @@ type shedDecision struct {
 //     (admission, within growthGrace), down to within Hysteresis of the
 //     mean, no more connections than the room, those heavier than
 //     (1 + Hysteresis) × perConn only while c ≤ left·(1 + Hysteresis);
-//     without room, in a fleet whose mean is estimated, once past
-//     growthGrace, only a shed wanted in every round for steadyWant.
+//     in a round whose mean is estimated, more than growthGrace after the
+//     peer set last grew (or when it never grew), only a shed that every
+//     round has wanted for steadyWant.
 //
 // A shed counts as futile (see futileShed) when its clients came straight
 // back, as a headless Service's round_robin clients do: the pod's
@@ -265,12 +279,12 @@ func decideShed(in shedInput, cfg FairShare, st shedState) shedDecision {
 	return d
 }
 
-// waitsSteady reports whether a shed this round would count on a random
-// landing in a fleet whose mean is estimated, past growthGrace of the peer
-// set growing: one that must be wanted for steadyWant first.
+// waitsSteady reports whether a shed this round must first have been
+// wanted for steadyWant: by load, with an estimated mean, and more than
+// growthGrace after the peer set last grew or when it never grew.
 func waitsSteady(in shedInput, cfg FairShare, st shedState) bool {
 	growing := !st.grewAt.IsZero() && in.now.Sub(st.grewAt) < growthGrace
-	return cfg.Measure == MeasureLoad && in.room == 0 && in.meanErr > 0 && !growing
+	return cfg.Measure == MeasureLoad && in.estimated && !growing
 }
 
 // futileShed reports whether the last shed (in st) was futile, its

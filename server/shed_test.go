@@ -69,15 +69,15 @@ func TestDecideShed(t *testing.T) {
 		{"one connection over the mean in a fleet of 60, landing at random: stays (the pod it lands on, at 4, would be at 5)",
 			shedInput{now: t0, own: 5, mean: 4, pods: 60, conns: conns(1, 1, 1, 1, 1)}, load, fresh, nil},
 		{"an estimate a standard error low is no excess: 5.1 of an estimated 3.9 ± 0.2 in a fleet of 60 stays",
-			shedInput{now: t0, own: 5.1, mean: 3.9, meanErr: 0.2, pods: 60, conns: conns(1.02, 1.02, 1.02, 1.02, 1.02)}, load, fresh, nil},
+			shedInput{now: t0, own: 5.1, mean: 3.9, meanErr: 0.2, estimated: true, pods: 60, conns: conns(1.02, 1.02, 1.02, 1.02, 1.02)}, load, steady, nil},
 		{"the same reading with a smaller error, ± 0.05, wanted for steadyWant: it moves",
-			shedInput{now: t0, own: 5.1, mean: 3.9, meanErr: 0.05, pods: 60, conns: conns(1.02, 1.02, 1.02, 1.02, 1.02)}, load, steady, []int{0}},
+			shedInput{now: t0, own: 5.1, mean: 3.9, meanErr: 0.05, estimated: true, pods: 60, conns: conns(1.02, 1.02, 1.02, 1.02, 1.02)}, load, steady, []int{0}},
 		{"the same, wanted for less than steadyWant: it waits",
-			shedInput{now: t0, own: 5.1, mean: 3.9, meanErr: 0.05, pods: 60, conns: conns(1.02, 1.02, 1.02, 1.02, 1.02)}, load, fresh, nil},
+			shedInput{now: t0, own: 5.1, mean: 3.9, meanErr: 0.05, estimated: true, pods: 60, conns: conns(1.02, 1.02, 1.02, 1.02, 1.02)}, load, fresh, nil},
 		{"the same reading against an exact mean of 3.9: it moves",
 			shedInput{now: t0, own: 5.1, mean: 3.9, pods: 60, conns: conns(1.02, 1.02, 1.02, 1.02, 1.02)}, load, fresh, []int{0}},
 		{"an excess clear of the estimate's error moves: 6 of an estimated 4 ± 0.2 sheds one",
-			shedInput{now: t0, own: 6, mean: 4, meanErr: 0.2, pods: 60, conns: conns(1, 1, 1, 1, 1, 1)}, load, steady, []int{0}},
+			shedInput{now: t0, own: 6, mean: 4, meanErr: 0.2, estimated: true, pods: 60, conns: conns(1, 1, 1, 1, 1, 1)}, load, steady, []int{0}},
 		{"the same with room, where admission sends it: it moves",
 			shedInput{now: t0, own: 5, mean: 4, pods: 60, room: 3, conns: conns(1, 1, 1, 1, 1)}, load, fresh, []int{0}},
 		{"with room the estimate's error does not count: it moves",
@@ -108,11 +108,11 @@ func TestDecideShed(t *testing.T) {
 	}
 }
 
-// A shed that counts on a random landing in a fleet whose mean is
-// estimated is made only once every round has wanted it for steadyWant: a
-// round that does not want it starts the wait again, and so does a shed.
-// With an exact mean, with room, or within growthGrace of the peer set
-// growing it is made after overRounds, as before.
+// In a fleet whose mean is estimated, past growth, a shed by load is made
+// only once every round has wanted it for steadyWant: a round that does
+// not want it (over its share or within it) starts the wait again, and so
+// does a shed. With an exact mean, or within growthGrace of the peer set
+// growing, it is made after overRounds, as before.
 func TestDecideShedWaitsForASteadyWant(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	cfg := FairShare{}.withDefaults()
@@ -122,18 +122,21 @@ func TestDecideShedWaitsForASteadyWant(t *testing.T) {
 	}
 	// 5.1 of an estimated 3.9 ± 0.05 in a fleet of 60: each round wants
 	// the pod's first connection gone (see TestDecideShed).
-	over := shedInput{own: 5.1, mean: 3.9, meanErr: 0.05, pods: 60, conns: conns}
+	over := shedInput{own: 5.1, mean: 3.9, meanErr: 0.05, estimated: true, pods: 60, conns: conns}
 	// The same pod reading 5.0: still above its share, but no shed helps.
 	edge := over
 	edge.own = 5.0
+	// Reading 4.2: within its share.
+	within := over
+	within.own = 4.2
 	// sheds plays 30 s of rounds every Interval and returns when each shed
-	// came, after t0; at dip, one round reads edge.
-	sheds := func(in shedInput, st shedState, dip time.Duration) []time.Duration {
+	// came, after t0; the round at dip reads dipIn.
+	sheds := func(in shedInput, st shedState, dip time.Duration, dipIn shedInput) []time.Duration {
 		var at []time.Duration
 		for now := t0; now.Before(t0.Add(30 * time.Second)); now = now.Add(cfg.Interval) {
 			round := in
 			if dip > 0 && now.Equal(t0.Add(dip)) {
-				round = edge
+				round = dipIn
 			}
 			round.now = now
 			d := decideShed(round, cfg, st)
@@ -145,33 +148,41 @@ func TestDecideShedWaitsForASteadyWant(t *testing.T) {
 		return at
 	}
 	st := shedState{cooldown: cfg.Cooldown}
-	if got := sheds(over, st, 0); len(got) < 2 || got[0] != steadyWant || got[1] < got[0]+steadyWant {
-		t.Errorf("estimated mean, no room: sheds at %v, want the first at %v and the next %v or more after it", got, steadyWant, steadyWant)
+	if got := sheds(over, st, 0, over); len(got) < 2 || got[0] != steadyWant || got[1] < got[0]+steadyWant {
+		t.Errorf("estimated mean: sheds at %v, want the first at %v and the next %v or more after it", got, steadyWant, steadyWant)
 	}
-	if got := sheds(over, st, 3*time.Second); len(got) == 0 || got[0] != 3*time.Second+cfg.Interval+steadyWant {
-		t.Errorf("one round without a shed to want at 3 s: sheds at %v, want the first at %v", got, 3*time.Second+cfg.Interval+steadyWant)
+	for _, dip := range []struct {
+		name string
+		in   shedInput
+	}{{"over its share, no shed helps", edge}, {"within its share", within}} {
+		if got := sheds(over, st, 3*time.Second, dip.in); len(got) == 0 || got[0] != 3*time.Second+cfg.Interval+steadyWant {
+			t.Errorf("one round at 3 s %s: sheds at %v, want the first at %v", dip.name, got, 3*time.Second+cfg.Interval+steadyWant)
+		}
 	}
-	after := cfg.Interval // overRounds rounds, the first at t0
+	after := time.Duration(overRounds-1) * cfg.Interval // the first round at t0
 	exact := over
-	exact.meanErr = 0
-	withRoom := over
-	withRoom.room, withRoom.perConn = 3, 1
+	exact.meanErr, exact.estimated = 0, false
 	grown := shedState{cooldown: cfg.Cooldown, grewAt: t0.Add(-10 * time.Second)}
+	byConns := FairShare{Measure: MeasureConnections}.withDefaults()
 	for _, tc := range []struct {
 		name string
 		in   shedInput
 		st   shedState
 	}{
 		{"an exact mean", exact, st},
-		{"room", withRoom, st},
 		{"within growthGrace of growth", over, grown},
 	} {
-		if got := sheds(tc.in, tc.st, 0); len(got) == 0 || got[0] != after {
+		if got := sheds(tc.in, tc.st, 0, tc.in); len(got) == 0 || got[0] != after {
 			t.Errorf("%s: sheds at %v, want the first at %v (overRounds)", tc.name, got, after)
 		}
 	}
-	if got := sheds(edge, st, 0); len(got) != 0 {
+	if got := sheds(edge, st, 0, edge); len(got) != 0 {
 		t.Errorf("5.0 of an estimated 3.9 ± 0.05 in a fleet of 60: sheds at %v, want none", got)
+	}
+	// By connections nothing waits: 6 of an estimated 4.
+	conn := shedInput{now: t0, own: 6, mean: 4, estimated: true, pods: 60, conns: conns}
+	if d := decideShed(conn, byConns, shedState{cooldown: byConns.Cooldown, over: 1}); len(d.shed) == 0 {
+		t.Error("by connections, 6 of an estimated 4: shed nothing, want the excess at once")
 	}
 }
 
@@ -182,8 +193,8 @@ func TestDecideShedWaitsForASteadyWant(t *testing.T) {
 func TestShedInputMeasured(t *testing.T) {
 	load := FairShare{}.withDefaults()
 	byConns := FairShare{Measure: MeasureConnections}.withDefaults()
-	if in := (shedInput{pods: 5}).measured(load, 0.3, 6, 0.2, 4, nil, true, 4); in.own != 0.3 || in.mean != 0.2 || in.ownConns != 6 || in.perConn != 0.05 || in.pods != 5 || in.meanErr != 0 {
-		t.Errorf("by load: %+v, want own 0.3, mean 0.2, ownConns 6, perConn 0.05 (0.2 over 4 connections), pods kept, meanErr 0", in)
+	if in := (shedInput{pods: 5}).measured(load, 0.3, 6, 0.2, 4, nil, true, 4); in.own != 0.3 || in.mean != 0.2 || in.ownConns != 6 || in.perConn != 0.05 || in.pods != 5 || in.meanErr != 0 || in.estimated {
+		t.Errorf("by load: %+v, want own 0.3, mean 0.2, ownConns 6, perConn 0.05 (0.2 over 4 connections), pods kept, meanErr 0, not estimated (every peer asked)", in)
 	}
 	if in := (shedInput{}).measured(byConns, 0.3, 6, 0.2, 4, nil, true, 4); in.own != 6 || in.mean != 4 || in.ownConns != 6 || in.perConn != 0.05 {
 		t.Errorf("by connections: %+v, want own 6, mean 4, ownConns 6, perConn 0.05", in)
@@ -195,8 +206,8 @@ func TestShedInputMeasured(t *testing.T) {
 	// the 0.2 per connection of a fleet at 4 connections a pod).
 	sample := []float64{0.76, 0.8, 0.84, 0.8}
 	want := estimateError(sample, false, 59, 0.2)
-	if in := (shedInput{}).measured(load, 1, 5, 0.8, 4, sample, false, 59); want <= 0 || in.meanErr != want {
-		t.Errorf("by load, a sample: meanErr %v, want %v from the sample with perConn 0.2", in.meanErr, want)
+	if in := (shedInput{}).measured(load, 1, 5, 0.8, 4, sample, false, 59); want <= 0 || in.meanErr != want || !in.estimated {
+		t.Errorf("by load, a sample: meanErr %v, estimated %v; want %v from the sample with perConn 0.2, estimated", in.meanErr, in.estimated, want)
 	}
 	if in := (shedInput{}).measured(byConns, 1, 5, 0.8, 4, sample, false, 59); in.meanErr != 0 {
 		t.Errorf("by connections, a sample: meanErr %v, want 0 (the margin is for loads)", in.meanErr)
@@ -790,7 +801,7 @@ func TestEstimateErrorLetsImbalanceShed(t *testing.T) {
 		conns = append(conns, connLoad{id: i, load: 1, opened: t0})
 	}
 	reported := []float64{12, 12, 12, 0, 12, 12, 12, 8}
-	in := shedInput{now: t0, own: 12, mean: 10, pods: 60, conns: conns, meanErr: estimateError(reported, false, 59, 1)}
+	in := shedInput{now: t0, own: 12, mean: 10, pods: 60, conns: conns, meanErr: estimateError(reported, false, 59, 1), estimated: true}
 	// Wanted for steadyWant, as a lasting imbalance is.
 	d := decideShed(in, FairShare{}.withDefaults(), shedState{cooldown: time.Second, over: 1, wantSince: t0.Add(-steadyWant)})
 	if len(d.shed) == 0 {
