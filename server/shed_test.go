@@ -76,8 +76,8 @@ func TestDecideShed(t *testing.T) {
 			shedInput{now: t0, own: 5.1, mean: 3.9, meanErr: 0.05, estimated: true, pods: 60, conns: conns(1.02, 1.02, 1.02, 1.02, 1.02)}, load, fresh, nil},
 		{"the same reading against an exact mean of 3.9: it moves",
 			shedInput{now: t0, own: 5.1, mean: 3.9, pods: 60, conns: conns(1.02, 1.02, 1.02, 1.02, 1.02)}, load, fresh, []int{0}},
-		{"an excess clear of the estimate's error moves: 6 of an estimated 4 ± 0.2 sheds one",
-			shedInput{now: t0, own: 6, mean: 4, meanErr: 0.2, estimated: true, pods: 60, conns: conns(1, 1, 1, 1, 1, 1)}, load, steady, []int{0}},
+		{"an excess clear of the estimate's error moves, without waiting for steadyWant: 6 of an estimated 4 ± 0.2 sheds one",
+			shedInput{now: t0, own: 6, mean: 4, meanErr: 0.2, estimated: true, pods: 60, conns: conns(1, 1, 1, 1, 1, 1)}, load, fresh, []int{0}},
 		{"the same with room, where admission sends it: it moves",
 			shedInput{now: t0, own: 5, mean: 4, pods: 60, room: 3, conns: conns(1, 1, 1, 1, 1)}, load, fresh, []int{0}},
 		{"with room the estimate's error does not count: it moves",
@@ -108,11 +108,12 @@ func TestDecideShed(t *testing.T) {
 	}
 }
 
-// In a fleet whose mean is estimated, past growth, a shed by load is made
-// only once every round has wanted it for steadyWant: a round that does
-// not want it (over its share or within it) starts the wait again, and so
-// does a shed. With an exact mean, or within growthGrace of the peer set
-// growing, it is made after overRounds, as before.
+// In a fleet whose mean is estimated, past growth, a shed by load whose
+// excess is not clear of the noise is made only once every round has
+// wanted it for steadyWant: a round that does not want it (over its share
+// or within it) starts the wait again, and so does a shed. With an exact
+// mean, within growthGrace of the peer set growing, or two connections
+// above the mean, it is made after overRounds, as before.
 func TestDecideShedWaitsForASteadyWant(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	cfg := FairShare{}.withDefaults()
@@ -162,6 +163,11 @@ func TestDecideShedWaitsForASteadyWant(t *testing.T) {
 	after := time.Duration(overRounds-1) * cfg.Interval // the first round at t0
 	exact := over
 	exact.meanErr, exact.estimated = 0, false
+	// Two shed clients landed at once: 6 connections, 6.1 of an
+	// estimated 3.9 ± 0.05.
+	two := over
+	two.own = 6.1
+	two.conns = append(slices.Clone(conns), connLoad{id: 5, load: 1.02, opened: t0.Add(-time.Minute)})
 	grown := shedState{cooldown: cfg.Cooldown, grewAt: t0.Add(-10 * time.Second)}
 	byConns := FairShare{Measure: MeasureConnections}.withDefaults()
 	for _, tc := range []struct {
@@ -171,6 +177,7 @@ func TestDecideShedWaitsForASteadyWant(t *testing.T) {
 	}{
 		{"an exact mean", exact, st},
 		{"within growthGrace of growth", over, grown},
+		{"two connections above the mean", two, st},
 	} {
 		if got := sheds(tc.in, tc.st, 0, tc.in); len(got) == 0 || got[0] != after {
 			t.Errorf("%s: sheds at %v, want the first at %v (overRounds)", tc.name, got, after)
