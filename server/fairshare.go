@@ -56,16 +56,17 @@ import (
 // nothing. A fleet balanced within Hysteresis moves few connections: the
 // noise of the measure and of the estimate still moves some (README.md
 // has the figures). In fleets whose mean is estimated (more than Sample +
-// 1 pods), more than 30 s after the peer set last grew, a pod sheds only
-// once every round has wanted the shed for 5 s, the load's time constant:
-// a landing at random there helps little, and a moment of the host's CPU
-// read as load no longer moves a connection (see steadyWant). A handler's
-// time includes its waits for a CPU,
-// which spike on a busy host or in a pod at its CPU limit, so a round
-// counts a connection's handler time up to 4 times its average per
-// handler, or CallCost if that is more, per handler that returned. A call
-// that is costly and rare among cheap ones on its connection looks the
-// same and counts in part only (README.md has the figures).
+// 1 pods), more than 30 s after the peer set last grew, a pod about a
+// connection above its share sheds only once every round has wanted the
+// shed for 5 s, the load's time constant: a landing at random there
+// helps little, and a moment of the host's CPU read as load no longer
+// moves a connection (see steadyWant and clearExcess). A handler's time
+// includes its waits for a CPU, which spike on a busy host or in a pod at
+// its CPU limit, so a round counts a connection's handler time up to 4
+// times its average per handler, or CallCost if that is more, per handler
+// that returned. A call that is costly and rare among cheap ones on its
+// connection looks the same and counts in part only (README.md has the
+// figures).
 //
 // Logs: each shed is one Info line, "fair share: shedding", with how
 // many connections it sheds (conns), the measure (measure), the pod's load

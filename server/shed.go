@@ -50,22 +50,22 @@ const overRounds = 2
 // a shed; a round in which no peer answered makes no decision and also
 // starts it again.
 //
-// A shed whose excess is clear of the noise does not wait (clearExcess):
-// a pod two connections above a mean of 4 sheds at once, as before.
-//
 // In such a fleet a shed counts on a random landing, which helps little
 // (pods/(pods − 1) is near 1), so the rule's edge is thin (see heaviest):
 // in the emulated lab, 50 → 60 pods at 4 connections each, 31 of the 35
 // sheds past the scale-up's growth came from pods at 5 whose connections
 // read a few per cent costlier than the fleet's, about as much as the
 // host's CPU moves a load from moment to moment. A slower node, which a
-// shed should answer, reads costlier for longer than that. In runs
-// interleaved with the server before, the connections moved past growth
-// fell from 17 and 31 in 55 s to 4 and 5, with time to fair unchanged
-// (README.md has the runs). Within growthGrace of growth a scale-up's
-// imbalance is no noise, its new pods must fill within seconds, and
-// admission's room (roomIn) sends a shed where it helps: no wait. A
-// scale-down is no growth: its sheds wait.
+// shed should answer, reads costlier for longer than that. A shed whose
+// excess is clear of such noise does not wait (clearExcess): a pod two
+// connections above a mean of 4, where two shed clients landed at once,
+// sheds at once, as before; when it waited, one held 7 connections for
+// 7 s. In runs interleaved with the server before, the connections moved
+// past growth fell from 17–31 in 55 s to 1 and 3, with time to fair
+// unchanged (README.md has the runs). Within growthGrace of growth a
+// scale-up's imbalance is no noise, its new pods must fill within
+// seconds, and admission's room (roomIn) sends a shed where it helps: no
+// wait. A scale-down is no growth: its sheds wait.
 const steadyWant = loadWindow
 
 // shedInput is what one round knows: this pod's load and the fleet mean,
@@ -299,9 +299,10 @@ func waitsSteady(in shedInput, cfg FairShare, st shedState) bool {
 //	c + hysteresis·mean < (own − mean − meanErr)·pods/(pods−1)
 //
 // A pod two connections or more above a mean of a few (6 or 7 for 4,
-// where two shed clients landed at once) is clear of it; one a connection
-// above (5 for 4) is not, whatever the noise read in the lab's runs
-// (README.md): all 35 of its sheds past growth failed this margin.
+// where two shed clients landed at once) clears it; one a connection
+// above (5 for 4) does not at the noise the lab read: the 35 sheds past
+// growth in two 50 → 60 runs of the server before all failed it
+// (README.md).
 func clearExcess(in shedInput, want []int, hysteresis float64) bool {
 	if in.pods < 2 {
 		return false
