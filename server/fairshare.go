@@ -56,11 +56,12 @@ import (
 // nothing. A fleet balanced within Hysteresis moves few connections: the
 // noise of the measure and of the estimate still moves some (README.md
 // has the figures). In fleets whose mean is estimated (more than Sample +
-// 1 pods), more than 30 s after the peer set last grew, a pod about a
-// connection above its share sheds only once every round has wanted the
-// shed for 5 s, the load's time constant: a landing at random there
-// helps little, and a moment of the host's CPU read as load no longer
-// moves a connection (see steadyWant and clearExcess). A handler's time
+// 1 pods), more than 30 s after the peer set last grew, a pod whose shed
+// is not clear of the noise, such as one at 5 connections for a mean of
+// 4, sheds only once every round has wanted the shed for 5 s, the load's
+// time constant: a landing at random there helps little, and a moment of
+// the host's CPU read as load no longer moves a connection (see
+// steadyWant and clearExcess). A handler's time
 // includes its waits for a CPU, which spike on a busy host or in a pod at
 // its CPU limit, so a round counts a connection's handler time up to 4
 // times its average per handler, or CallCost if that is more, per handler

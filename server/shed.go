@@ -60,9 +60,9 @@ const overRounds = 2
 // excess is clear of such noise does not wait (clearExcess): a pod two
 // connections above a mean of 4, where two shed clients landed at once,
 // sheds at once, as before; when it waited, one held 7 connections for
-// 7 s. In runs interleaved with the server before, the connections moved
-// past growth fell from 17–31 in 55 s to 1 and 3, with time to fair
-// unchanged (README.md has the runs). Within growthGrace of growth a
+// 7 s. In one sequence of 50 → 60 runs with three of the server before,
+// the connections moved past growth (in 54–55 s) fell from 17–31 to 1 and
+// 3, with time to fair unchanged (README.md has the runs). Within growthGrace of growth a
 // scale-up's imbalance is no noise, its new pods must fill within
 // seconds, and admission's room (roomIn) sends a shed where it helps: no
 // wait. A scale-down is no growth: its sheds wait.
@@ -292,29 +292,35 @@ func waitsSteady(in shedInput, cfg FairShare, st shedState) bool {
 	return cfg.Measure == MeasureLoad && in.estimated && !growing
 }
 
-// clearExcess reports whether the lightest of the connections to shed
-// (want, ids from in.conns) helps with a margin of hysteresis × mean in
-// place of heaviest's hysteresis × its load:
+// clearExcess reports whether the heaviest of the connections to shed
+// (want, ids from in.conns), which heaviest picked first, helps with a
+// margin of hysteresis × mean in place of heaviest's hysteresis × its
+// load:
 //
 //	c + hysteresis·mean < (own − mean − meanErr)·pods/(pods−1)
 //
-// A pod two connections or more above a mean of a few (6 or 7 for 4,
-// where two shed clients landed at once) clears it; one a connection
-// above (5 for 4) does not at the noise the lab read: the 35 sheds past
-// growth in two 50 → 60 runs of the server before all failed it
-// (README.md).
+// With connections at the fleet's mean load per connection and a mean of
+// M connections, the excess must be more than 1 + hysteresis·M
+// connections, and meanErr: a pod at 6 or 7 for a mean of 4, where two
+// shed clients landed at once, clears it; a pod at 5 clears it only once
+// its connections read about 9 % costlier than the fleet's (with an exact
+// mean, in a large fleet). The 35 one-connection sheds past growth of runs
+// b and d in
+// example/balance/testdata/runs-2026-12-03/fleet-50-60-what-still-moves.txt
+// (79f9aa1 and 1f49d05), 31 of them by pods at 5 whose connections read
+// 0.98–1.09 times the fleet's, all failed it.
 func clearExcess(in shedInput, want []int, hysteresis float64) bool {
 	if in.pods < 2 {
 		return false
 	}
-	lightest := math.Inf(1)
+	heaviestLoad := math.Inf(-1)
 	for _, c := range in.conns {
 		if slices.Contains(want, c.id) {
-			lightest = min(lightest, c.load)
+			heaviestLoad = max(heaviestLoad, c.load)
 		}
 	}
 	spread := float64(in.pods) / float64(in.pods-1)
-	return lightest+hysteresis*in.mean < (in.own-in.mean-in.meanErr)*spread
+	return heaviestLoad+hysteresis*in.mean < (in.own-in.mean-in.meanErr)*spread
 }
 
 // futileShed reports whether the last shed (in st) was futile, its
