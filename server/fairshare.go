@@ -61,13 +61,14 @@ import (
 // 4, sheds only once every round has wanted the shed for 5 s, the load's
 // time constant: a landing at random there helps little, and a moment of
 // the host's CPU read as load no longer moves a connection (see
-// steadyWant and clearExcess). A handler's time
-// includes its waits for a CPU, which spike on a busy host or in a pod at
-// its CPU limit, so a round counts a connection's handler time up to 4
-// times its average per handler, or CallCost if that is more, per handler
-// that returned. A call that is costly and rare among cheap ones on its
-// connection looks the same and counts in part only (README.md has the
-// figures).
+// steadyWant and clearExcess).
+//
+// A handler's time includes its waits for a CPU, which spike on a busy
+// host or in a pod at its CPU limit, so a round counts a connection's
+// handler time up to 4 times its average per handler, or CallCost if that
+// is more, per handler that returned. A call that is costly and rare among
+// cheap ones on its connection looks the same and counts in part only
+// (README.md has the figures).
 //
 // Logs: each shed is one Info line, "fair share: shedding", with how
 // many connections it sheds (conns), the measure (measure), the pod's load

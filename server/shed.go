@@ -62,10 +62,11 @@ const overRounds = 2
 // sheds at once, as before; when it waited, one held 7 connections for
 // 7 s. In one sequence of 50 → 60 runs with three of the server before,
 // the connections moved past growth (in 54–55 s) fell from 17–31 to 1 and
-// 3, with time to fair unchanged (README.md has the runs). Within growthGrace of growth a
-// scale-up's imbalance is no noise, its new pods must fill within
-// seconds, and admission's room (roomIn) sends a shed where it helps: no
-// wait. A scale-down is no growth: its sheds wait.
+// 3, with time to fair unchanged (README.md has the runs).
+//
+// Within growthGrace of growth a scale-up's imbalance is no noise, its new
+// pods must fill within seconds, and admission's room (roomIn) sends a
+// shed where it helps: no wait. A scale-down is no growth: its sheds wait.
 const steadyWant = loadWindow
 
 // shedInput is what one round knows: this pod's load and the fleet mean,

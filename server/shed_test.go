@@ -189,6 +189,14 @@ func TestDecideShedWaitsForASteadyWant(t *testing.T) {
 			t.Errorf("%s: sheds at %v, want the first at %v (overRounds)", tc.name, got, after)
 		}
 	}
+	// A clear round in the cooldown after a shed sheds nothing and
+	// starts the wait again.
+	cooling := shedState{cooldown: time.Second, over: 3, lastShed: t0.Add(-cfg.Interval), wantSince: t0.Add(-time.Second)}
+	clearNow := two
+	clearNow.now = t0
+	if d := decideShed(clearNow, cfg, cooling); len(d.shed) != 0 || !d.next.wantSince.IsZero() {
+		t.Errorf("a clear round within the cooldown: shed %v, wantSince %v; want nothing shed and the wait started again", d.shed, d.next.wantSince)
+	}
 	if got := sheds(edge, st, 0, edge); len(got) != 0 {
 		t.Errorf("5.0 of an estimated 3.9 ± 0.05 in a fleet of 60: sheds at %v, want none", got)
 	}
@@ -920,5 +928,18 @@ func TestCameBackCountsShedsWithoutAddress(t *testing.T) {
 	f.shedNoAddr = 2
 	if n, _ := f.cameBackAll(time.Now()); n != 2 {
 		t.Errorf("a shed of 2 connections without an address: %d came back, want 2", n)
+	}
+}
+
+// A round in which no peer answered decides nothing, and a shed that waits
+// for steadyWant starts its wait again: rounds without a mean are not
+// rounds that wanted it.
+func TestRoundWithoutAnswersRestartsTheWait(t *testing.T) {
+	s := &Server{conns: map[*conn]struct{}{}, log: slog.New(slog.DiscardHandler)}
+	f := newFairShare(s, FairShare{}.withDefaults())
+	f.shed.wantSince = time.Now().Add(-time.Second)
+	f.round(t.Context())
+	if !f.shed.wantSince.IsZero() {
+		t.Errorf("after a round no peer answered: wantSince %v, want zero (the wait starts again)", f.shed.wantSince)
 	}
 }
