@@ -57,8 +57,9 @@ import (
 // noise of the measure and of the estimate still moves some (README.md
 // has the figures). In fleets whose mean is estimated (more than Sample +
 // 1 pods), more than 30 s after the peer set last grew, a pod whose shed
-// is not clear of the noise, such as one at 5 connections for a mean of
-// 4, sheds only once every round has wanted the shed for 5 s, the load's
+// is not clear of the noise by load and by its count of connections, such
+// as one at 5 connections for a mean of 4 whatever its load reads, sheds
+// only once every round has wanted the shed for 5 s, the load's
 // time constant: a landing at random there helps little, and a moment of
 // the host's CPU read as load no longer moves a connection (see
 // steadyWant and clearExcess).
@@ -68,7 +69,7 @@ import (
 // handler time up to 4 times its average per handler, or CallCost if that
 // is more, per handler that returned. A call that is costly and rare among
 // cheap ones on its connection looks the same and counts in part only
-// (README.md has the figures).
+// (example/balance/fair-share-runs.md has the figures).
 //
 // Logs: each shed is one Info line, "fair share: shedding", with how
 // many connections it sheds (conns), the measure (measure), the pod's load
@@ -181,7 +182,8 @@ type FairShare struct {
 	// (see heaviest) removed much of the noise that moved connections, 50
 	// → 60 without it did not fill within the run's 90 s (one run): a pod
 	// at 5 connections for a mean of 4 moves its fifth only into room, and
-	// fewer sheds now do by chance. README.md has the runs.
+	// fewer sheds now do by chance. example/balance/fair-share-runs.md has
+	// the runs.
 	AdmissionOff bool
 	// DialOptions for the load queries. Default: plaintext. When the server
 	// serves TLS, set transport credentials here (ClientTLS: the CA of the
@@ -849,7 +851,7 @@ const sampleSwapRounds = 10
 // scale-up holds none of the new pods, which hold none of the load yet,
 // and the mean it estimates would stay high for as long as the swaps take
 // to reach them, while the old pods wait for it to drop before they shed
-// (README.md has the lab's figures).
+// (example/balance/fair-share-runs.md has the lab's figures).
 func (f *fairShare) nextSample(peers []string) []string {
 	joined := newPeers(f.known, peers)
 	f.known = peers

@@ -57,12 +57,13 @@ const overRounds = 2
 // read a few per cent costlier than the fleet's, about as much as the
 // host's CPU moves a load from moment to moment. A slower node, which a
 // shed should answer, reads costlier for longer than that. A shed whose
-// excess is clear of such noise does not wait (clearExcess): a pod two
-// connections above a mean of 4, where two shed clients landed at once,
-// sheds at once, as before; when it waited, one held 7 connections for
-// 7 s. In one sequence of 50 → 60 runs with three of the server before,
+// excess is clear of such noise, by load and by the pod's count of
+// connections, does not wait (clearExcess): a pod two connections above a
+// mean of 4, where two shed clients landed at once, sheds at once, as
+// before; when it waited, one held 7 connections for 7 s. In one sequence of 50 → 60 runs with three of the server before,
 // the connections moved past growth (in 54–55 s) fell from 17–31 to 1 and
-// 3, with time to fair unchanged (README.md has the runs).
+// 3, with time to fair unchanged (example/balance/fair-share-runs.md has
+// the runs).
 //
 // Within growthGrace of growth a scale-up's imbalance is no noise, its new
 // pods must fill within seconds, and admission's room (roomIn) sends a
@@ -293,25 +294,42 @@ func waitsSteady(in shedInput, cfg FairShare, st shedState) bool {
 	return cfg.Measure == MeasureLoad && in.estimated && !growing
 }
 
-// clearExcess reports whether the heaviest of the connections to shed
-// (want, ids from in.conns), which heaviest picked first, helps with a
-// margin of hysteresis × mean in place of heaviest's hysteresis × its
-// load:
+// clearExcess reports whether a shed's excess is clear of the noise, so
+// that it need not wait for steadyWant. It must be clear by load: the
+// heaviest of the connections to shed (want, ids from in.conns), which
+// heaviest picked first, helps with a margin of hysteresis × mean in
+// place of heaviest's hysteresis × its load,
 //
 //	c + hysteresis·mean < (own − mean − meanErr)·pods/(pods−1)
 //
-// With connections at the fleet's mean load per connection and a mean of
-// M connections, the excess must be more than 1 + hysteresis·M
-// connections, and meanErr: a pod at 6 or 7 for a mean of 4, where two
-// shed clients landed at once, clears it; a pod at 5 clears it only once
-// its connections read about 9 % costlier than the fleet's (with an exact
-// mean, in a large fleet). The 35 one-connection sheds past growth of runs
-// b and d in
+// and by connections, the same with the pod's connections counted at the
+// fleet's mean load per connection (left out while perConn is not known):
+//
+//	perConn + hysteresis·mean < (ownConns·perConn − mean − meanErr)·pods/(pods−1)
+//
+// With a mean of M connections the pod must hold more than
+// 1 + hysteresis·M connections above it, and meanErr: a pod at 6 or 7 for
+// a mean of 4, where two shed clients landed at once, clears it; a pod at
+// 5 never does, whatever its load reads, and waits. The count is what the
+// noise of a busy host cannot move. By load alone a pod at 5 cleared it
+// once its connections read about 9 % costlier than the fleet's: at
+// 50 → 60 pods none of the 35 sheds past growth in
 // example/balance/testdata/runs-2026-12-03/fleet-50-60-what-still-moves.txt
-// (79f9aa1 and 1f49d05), 31 of them by pods at 5 whose connections read
-// 0.98–1.09 times the fleet's, all failed it.
+// did, but at 100 → 110, with the host's 2 cores 1.4–1.8 busy, 44 of the
+// 82 sheds past growth in the logs of seven runs cleared it by load and
+// not by connections: 37 by pods at 5 whose connections read 1.07–1.32
+// times the fleet's, 5 by pods at 4 at 1.36–1.63 times, 2 at 6. Those
+// runs moved 4–26 connections past growth; with the count, five runs
+// interleaved with them moved 2–8
+// (example/balance/testdata/runs-2026-12-03/fleet-100-110.txt). A load
+// that stays high, a heavy client or a slower node, still moves after
+// steadyWant.
 func clearExcess(in shedInput, want []int, hysteresis float64) bool {
 	if in.pods < 2 {
+		return false
+	}
+	spread := float64(in.pods) / float64(in.pods-1)
+	if in.perConn > 0 && in.perConn+hysteresis*in.mean >= (float64(in.ownConns)*in.perConn-in.mean-in.meanErr)*spread {
 		return false
 	}
 	heaviestLoad := math.Inf(-1)
@@ -320,7 +338,6 @@ func clearExcess(in shedInput, want []int, hysteresis float64) bool {
 			heaviestLoad = max(heaviestLoad, c.load)
 		}
 	}
-	spread := float64(in.pods) / float64(in.pods-1)
 	return heaviestLoad+hysteresis*in.mean < (in.own-in.mean-in.meanErr)*spread
 }
 
@@ -343,9 +360,9 @@ func clearExcess(in shedInput, want []int, hysteresis float64) bool {
 // rate can be read (conn.rateKnown) and reads as the host lets handlers
 // run. Judged by the load as it was or against the rest's mean load,
 // TestFairShareBacksOffWhenClientsComeBack failed beside the example's lab
-// tests (README.md has the runs); judged by its share of the fleet mean
-// load, a pod of 2 that shed hardly lowered its share while the clients it
-// moved were young where they landed.
+// tests (example/balance/fair-share-runs.md has the runs); judged by its
+// share of the fleet mean load, a pod of 2 that shed hardly lowered its
+// share while the clients it moved were young where they landed.
 //
 // The rest's scale is for clients that share one address (SNAT): cameBack
 // then cannot tell a shed's clients from others, such as a rollout's,
@@ -414,13 +431,13 @@ func oldest(conns []connLoad, n int) []int {
 // 5 whose estimate read low and whose load read high by more than 0.08 of
 // a connection together shed its fifth connection, which made the pod it
 // landed on, at 4, the next at 5. The margin takes out about one standard
-// error of that (there about 4 % of the mean), not all of it (README.md
-// has the runs); such a shed also waits for steadyWant (see decideShed).
-// A connection heavier than the mean makes whichever pod holds it the
-// busiest, so it moves only when as much load stays behind (a
-// pod that holds two of a few heavy clients sheds one); otherwise the pod
-// sheds lighter ones and keeps it. Connections without load are not
-// candidates.
+// error of that (there about 4 % of the mean), not all of it
+// (example/balance/fair-share-runs.md has the runs); such a shed also
+// waits for steadyWant (see decideShed). A connection heavier than the
+// mean makes whichever pod holds it the busiest, so it moves only when as
+// much load stays behind (a pod that holds two of a few heavy clients
+// sheds one); otherwise the pod sheds lighter ones and keeps it.
+// Connections without load are not candidates.
 //
 // With room (admission on, and peers below their share by whole
 // connections: see roomIn), a shed connection does not stay on the pod it
