@@ -13,7 +13,7 @@ import (
 // of 50 → 60 pods a shed connection lands on a new pod one time in six,
 // and on an old pod, already at its share, the other five: sheds alone
 // filled the new pods in 35–65 s in the lab's runs (example/balance
-// -scenario fleet; README.md has the tables).
+// -scenario fleet; example/balance/fair-share-runs.md has the tables).
 // With admission, a pod that would be above its share with a new client
 // connection, while the peers it heard from in the last round have room,
 // sends the connection on once its first call, if unary, is served; the

@@ -80,3 +80,20 @@ func TestEveryConfigFieldIsWired(t *testing.T) {
 		t.Errorf("appliedBy has %d fields, Config %d", len(appliedBy), n)
 	}
 }
+
+// Every FairShare field has a row in the README's fair-share table, whose
+// first cell names it: a new field must be documented for users there.
+func TestEveryFairShareFieldIsInTheREADME(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range reflect.VisibleFields(reflect.TypeFor[server.FairShare]()) {
+		if !f.IsExported() {
+			continue
+		}
+		if !regexp.MustCompile("(?m)^\\| `" + f.Name + "`[ |]").Match(readme) {
+			t.Errorf("README.md's FairShare table has no row for %s", f.Name)
+		}
+	}
+}
