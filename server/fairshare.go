@@ -768,7 +768,8 @@ func (f *fairShare) round(ctx context.Context) {
 	cameBack, waiting := f.cameBackAll(now)
 	in := shedInput{now: now, pods: len(peers) + 1, conns: cands, returning: returning + waiting, cameBack: cameBack}
 	in = in.measured(f.cfg, ownLoad, ownConns, meanLoad, meanConns, loadsOf(reps), everyone, len(peers))
-	// For the judgement only: the peers, and the pod's reports, count
+	// For the futility judgement only (clearExcess counts in.called, which
+	// leaves them out): the peers, and the pod's reports, count
 	// connections from their first call. A client already waiting when a
 	// later shed began counts in that shed's shedConns too; one that
 	// opened from that shed's addresses before it, and had not called,

@@ -60,10 +60,9 @@ const overRounds = 2
 // excess is clear of such noise, by load and by the pod's count of
 // connections, does not wait (clearExcess): a pod two connections above a
 // mean of 4, where two shed clients landed at once, sheds at once, as
-// before; when it waited, one held 7 connections for 7 s. In one sequence of 50 → 60 runs with three of the server before,
-// the connections moved past growth (in 54–55 s) fell from 17–31 to 1 and
-// 3, with time to fair unchanged (example/balance/fair-share-runs.md has
-// the runs).
+// before; when it waited, one held 7 connections for 7 s. The wait cut
+// the connections a fair fleet moves past growth several fold, with time
+// to fair unchanged (example/balance/fair-share-runs.md has the runs).
 //
 // Within growthGrace of growth a scale-up's imbalance is no noise, its new
 // pods must fill within seconds, and admission's room (roomIn) sends a
@@ -85,8 +84,12 @@ type shedInput struct {
 	// judge whether a shed's clients came back (see futileShed).
 	ownConns  int
 	restConns float64
-	pods      int        // the fleet's size, this pod included
-	conns     []connLoad // client connections old enough to move, not draining
+	// called is the pod's client connections that have called, counted as
+	// the peers count theirs: ownConns without the clients back from its
+	// sheds that have not called yet. clearExcess counts it.
+	called int
+	pods   int        // the fleet's size, this pod included
+	conns  []connLoad // client connections old enough to move, not draining
 	// returning counts the clients of the pod's sheds that came back, as
 	// headless round_robin clients do, and are left out of own: those
 	// back from its sheds since it was last at its share that have not
@@ -127,15 +130,16 @@ type shedInput struct {
 }
 
 // measured returns in with own and mean in the unit of cfg's Measure,
-// ownConns, perConn, estimated, and with MeasureLoad meanErr, from the pod's own load
-// and client connections, the fleet's means of both, and the loads the
+// ownConns, called, perConn, estimated, and with MeasureLoad meanErr, from
+// the pod's own load and client connections (those that have called), the
+// fleet's means of both, and the loads the
 // peers reported that the means were estimated from, of a fleet of peers
 // peers besides this pod (everyone: every peer was asked).
 func (in shedInput) measured(cfg FairShare, ownLoad float64, ownConns int, meanLoad, meanConns float64,
 	reported []float64, everyone bool, peers int) shedInput {
 	in.own, in.mean = ownLoad, meanLoad
 	in.perConn = loadPerConn(meanLoad, meanConns)
-	in.ownConns = ownConns
+	in.ownConns, in.called = ownConns, ownConns
 	in.estimated = !everyone
 	if cfg.Measure == MeasureConnections {
 		in.own, in.mean = float64(ownConns), meanConns
@@ -302,34 +306,30 @@ func waitsSteady(in shedInput, cfg FairShare, st shedState) bool {
 //
 //	c + hysteresis·mean < (own − mean − meanErr)·pods/(pods−1)
 //
-// and by connections, the same with the pod's connections counted at the
-// fleet's mean load per connection (left out while perConn is not known):
+// and by connections: the same with one connection, and the pod's
+// connections that have called (in.called, as the peers count theirs),
+// at the fleet's mean load per connection (left out while perConn is not
+// known, 0):
 //
-//	perConn + hysteresis·mean < (ownConns·perConn − mean − meanErr)·pods/(pods−1)
+//	perConn + hysteresis·mean < (called·perConn − mean − meanErr)·pods/(pods−1)
 //
-// With a mean of M connections the pod must hold more than
-// 1 + hysteresis·M connections above it, and meanErr: a pod at 6 or 7 for
-// a mean of 4, where two shed clients landed at once, clears it; a pod at
-// 5 never does, whatever its load reads, and waits. The count is what the
-// noise of a busy host cannot move. By load alone a pod at 5 cleared it
-// once its connections read about 9 % costlier than the fleet's: at
-// 50 → 60 pods none of the 35 sheds past growth in
-// example/balance/testdata/runs-2026-12-03/fleet-50-60-what-still-moves.txt
-// did, but at 100 → 110, with the host's 2 cores 1.4–1.8 busy, 44 of the
-// 82 sheds past growth in the logs of seven runs cleared it by load and
-// not by connections: 37 by pods at 5 whose connections read 1.07–1.32
-// times the fleet's, 5 by pods at 4 at 1.36–1.63 times, 2 at 6. Those
-// runs moved 4–26 connections past growth; with the count, five runs
-// interleaved with them moved 2–8
-// (example/balance/testdata/runs-2026-12-03/fleet-100-110.txt). A load
-// that stays high, a heavy client or a slower node, still moves after
-// steadyWant.
+// In connections, for a mean of M: called − M − meanErr/perConn must be
+// more than (1 + hysteresis·M)·(pods−1)/pods. With the default Hysteresis
+// (0.1) in a fleet of tens of pods, a pod at 6 or 7 for a mean of 4, where
+// two shed clients landed at once, clears it; a pod at 5 does not,
+// whatever its load reads, and waits. In small fleets or with a smaller
+// Hysteresis it can (5 of 4 clears it with Hysteresis 0.01 in a fleet of
+// 6). The count is what a busy host's noise cannot move: by load alone a
+// pod at 5 cleared it once its connections read about 9 % costlier than
+// the fleet's, which on a busy host many did, and shed at once
+// (example/balance/fair-share-runs.md has the runs). A load that stays
+// high, a heavy client or a slower node, still moves after steadyWant.
 func clearExcess(in shedInput, want []int, hysteresis float64) bool {
 	if in.pods < 2 {
 		return false
 	}
 	spread := float64(in.pods) / float64(in.pods-1)
-	if in.perConn > 0 && in.perConn+hysteresis*in.mean >= (float64(in.ownConns)*in.perConn-in.mean-in.meanErr)*spread {
+	if in.perConn > 0 && in.perConn+hysteresis*in.mean >= (float64(in.called)*in.perConn-in.mean-in.meanErr)*spread {
 		return false
 	}
 	heaviestLoad := math.Inf(-1)

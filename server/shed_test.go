@@ -77,25 +77,29 @@ func TestDecideShed(t *testing.T) {
 		{"the same reading against an exact mean of 3.9: it moves",
 			shedInput{now: t0, own: 5.1, mean: 3.9, pods: 60, conns: conns(1.02, 1.02, 1.02, 1.02, 1.02)}, load, fresh, []int{0}},
 		{"an excess clear of the estimate's error moves, without waiting for steadyWant: 6 of an estimated 4 ± 0.2 sheds one",
-			shedInput{now: t0, own: 6, mean: 4, meanErr: 0.2, estimated: true, pods: 60, ownConns: 6, perConn: 1, conns: conns(1, 1, 1, 1, 1, 1)}, load, fresh, []int{0}},
+			shedInput{now: t0, own: 6, mean: 4, meanErr: 0.2, estimated: true, pods: 60, called: 6, perConn: 1, conns: conns(1, 1, 1, 1, 1, 1)}, load, fresh, []int{0}},
 		{"not clear with a larger error, 6 of an estimated 4 ± 0.7: it waits for steadyWant",
 			shedInput{now: t0, own: 6, mean: 4, meanErr: 0.7, estimated: true, pods: 60, conns: conns(1, 1, 1, 1, 1, 1)}, load, fresh, nil},
-		{"a pod at 5 whose connections read 10 % costlier than the fleet's, 5.5 of an estimated 4, without the fleet's load per connection: clear by load, it moves at once",
-			shedInput{now: t0, own: 5.5, mean: 4, estimated: true, pods: 60, ownConns: 5, conns: conns(1.1, 1.1, 1.1, 1.1, 1.1)}, load, fresh, []int{0}},
+		{"a pod at 5 whose connections read 10 % costlier than the fleet's, 5.5 of an estimated 4, without the fleet's load per connection (perConn not known): clear by load, it moves at once",
+			shedInput{now: t0, own: 5.5, mean: 4, estimated: true, pods: 60, called: 5, conns: conns(1.1, 1.1, 1.1, 1.1, 1.1)}, load, fresh, []int{0}},
 		{"the same with the fleet's load per connection: one connection above the mean is not clear, it waits for steadyWant",
-			shedInput{now: t0, own: 5.5, mean: 4, estimated: true, pods: 60, ownConns: 5, perConn: 1, conns: conns(1.1, 1.1, 1.1, 1.1, 1.1)}, load, fresh, nil},
+			shedInput{now: t0, own: 5.5, mean: 4, estimated: true, pods: 60, called: 5, perConn: 1, conns: conns(1.1, 1.1, 1.1, 1.1, 1.1)}, load, fresh, nil},
 		{"the same, wanted for steadyWant: it moves",
-			shedInput{now: t0, own: 5.5, mean: 4, estimated: true, pods: 60, ownConns: 5, perConn: 1, conns: conns(1.1, 1.1, 1.1, 1.1, 1.1)}, load, steady, []int{0}},
+			shedInput{now: t0, own: 5.5, mean: 4, estimated: true, pods: 60, called: 5, perConn: 1, conns: conns(1.1, 1.1, 1.1, 1.1, 1.1)}, load, steady, []int{0}},
 		{"a pod at the mean by connections whose calls read 50 % costlier, 6 of an estimated 4: it waits for steadyWant",
-			shedInput{now: t0, own: 6, mean: 4, estimated: true, pods: 60, ownConns: 4, perConn: 1, conns: conns(1.5, 1.5, 1.5, 1.5)}, load, fresh, nil},
+			shedInput{now: t0, own: 6, mean: 4, estimated: true, pods: 60, called: 4, perConn: 1, conns: conns(1.5, 1.5, 1.5, 1.5)}, load, fresh, nil},
 		{"the same, wanted for steadyWant: it moves",
-			shedInput{now: t0, own: 6, mean: 4, estimated: true, pods: 60, ownConns: 4, perConn: 1, conns: conns(1.5, 1.5, 1.5, 1.5)}, load, steady, []int{0}},
+			shedInput{now: t0, own: 6, mean: 4, estimated: true, pods: 60, called: 4, perConn: 1, conns: conns(1.5, 1.5, 1.5, 1.5)}, load, steady, []int{0}},
 		{"clear by connections but not by load: 6 connections reading 5.2 of an estimated 4 wait for steadyWant",
-			shedInput{now: t0, own: 5.2, mean: 4, estimated: true, pods: 60, ownConns: 6, perConn: 1, conns: conns(0.88, 0.88, 0.88, 0.88, 0.88, 0.8)}, load, fresh, nil},
+			shedInput{now: t0, own: 5.2, mean: 4, estimated: true, pods: 60, called: 6, perConn: 1, conns: conns(0.88, 0.88, 0.88, 0.88, 0.88, 0.8)}, load, fresh, nil},
 		{"the same, wanted for steadyWant: the heaviest moves",
-			shedInput{now: t0, own: 5.2, mean: 4, estimated: true, pods: 60, ownConns: 6, perConn: 1, conns: conns(0.88, 0.88, 0.88, 0.88, 0.88, 0.8)}, load, steady, []int{0}},
+			shedInput{now: t0, own: 5.2, mean: 4, estimated: true, pods: 60, called: 6, perConn: 1, conns: conns(0.88, 0.88, 0.88, 0.88, 0.88, 0.8)}, load, steady, []int{0}},
 		{"the count within the estimate's error: 6 connections of an estimated 4 ± 0.65, clear by load (6.5), wait for steadyWant",
-			shedInput{now: t0, own: 6.5, mean: 4, meanErr: 0.65, estimated: true, pods: 60, ownConns: 6, perConn: 1, conns: conns(1.1, 1.08, 1.08, 1.08, 1.08, 1.08)}, load, fresh, nil},
+			shedInput{now: t0, own: 6.5, mean: 4, meanErr: 0.65, estimated: true, pods: 60, called: 6, perConn: 1, conns: conns(1.1, 1.08, 1.08, 1.08, 1.08, 1.08)}, load, fresh, nil},
+		{"the same in a fleet of 6, where a landing helps more (6/5): clear, it moves at once",
+			shedInput{now: t0, own: 6.5, mean: 4, meanErr: 0.65, estimated: true, pods: 6, called: 6, perConn: 1, conns: conns(1.1, 1.08, 1.08, 1.08, 1.08, 1.08)}, load, fresh, []int{0}},
+		{"clients back from its sheds that have not called do not count: 7 connections, 5 that called, reading 5.5 of an estimated 4, wait for steadyWant",
+			shedInput{now: t0, own: 5.5, mean: 4, estimated: true, pods: 60, ownConns: 7, called: 5, perConn: 1, conns: conns(1.1, 1.1, 1.1, 1.1, 1.1)}, load, fresh, nil},
 		{"a whole connection with the thin edge is not made clear by small ones shed with it: 5.2 of an estimated 4 ± 0.05 waits",
 			shedInput{now: t0, own: 5.2, mean: 4, meanErr: 0.05, estimated: true, pods: 60, conns: conns(1, 1, 1, 1, 1, 0.05, 0.05, 0.05, 0.05)}, load, fresh, nil},
 		{"the same with room, where admission sends it: it moves",
@@ -143,7 +147,7 @@ func TestDecideShedWaitsForASteadyWant(t *testing.T) {
 	}
 	// 5.1 of an estimated 3.9 ± 0.05 in a fleet of 60: each round wants
 	// the pod's first connection gone (see TestDecideShed).
-	over := shedInput{own: 5.1, mean: 3.9, meanErr: 0.05, estimated: true, pods: 60, ownConns: 5, perConn: 3.9 / 4, conns: conns}
+	over := shedInput{own: 5.1, mean: 3.9, meanErr: 0.05, estimated: true, pods: 60, called: 5, perConn: 3.9 / 4, conns: conns}
 	// The same pod reading 5.0: still above its share, but no shed helps.
 	edge := over
 	edge.own = 5.0
@@ -186,7 +190,7 @@ func TestDecideShedWaitsForASteadyWant(t *testing.T) {
 	// Two shed clients landed at once: 6 connections, 6.1 of an
 	// estimated 3.9 ± 0.05.
 	two := over
-	two.own, two.ownConns = 6.1, 6
+	two.own, two.called = 6.1, 6
 	two.conns = append(slices.Clone(conns), connLoad{id: 5, load: 1.02, opened: t0.Add(-time.Minute)})
 	grown := shedState{cooldown: cfg.Cooldown, grewAt: t0.Add(-10 * time.Second)}
 	byConns := FairShare{Measure: MeasureConnections}.withDefaults()
@@ -228,8 +232,8 @@ func TestDecideShedWaitsForASteadyWant(t *testing.T) {
 func TestShedInputMeasured(t *testing.T) {
 	load := FairShare{}.withDefaults()
 	byConns := FairShare{Measure: MeasureConnections}.withDefaults()
-	if in := (shedInput{pods: 5}).measured(load, 0.3, 6, 0.2, 4, nil, true, 4); in.own != 0.3 || in.mean != 0.2 || in.ownConns != 6 || in.perConn != 0.05 || in.pods != 5 || in.meanErr != 0 || in.estimated {
-		t.Errorf("by load: %+v, want own 0.3, mean 0.2, ownConns 6, perConn 0.05 (0.2 over 4 connections), pods kept, meanErr 0, not estimated (every peer asked)", in)
+	if in := (shedInput{pods: 5}).measured(load, 0.3, 6, 0.2, 4, nil, true, 4); in.own != 0.3 || in.mean != 0.2 || in.ownConns != 6 || in.called != 6 || in.perConn != 0.05 || in.pods != 5 || in.meanErr != 0 || in.estimated {
+		t.Errorf("by load: %+v, want own 0.3, mean 0.2, ownConns and called 6, perConn 0.05 (0.2 over 4 connections), pods kept, meanErr 0, not estimated (every peer asked)", in)
 	}
 	if in := (shedInput{}).measured(byConns, 0.3, 6, 0.2, 4, nil, true, 4); in.own != 6 || in.mean != 4 || in.ownConns != 6 || in.perConn != 0.05 {
 		t.Errorf("by connections: %+v, want own 6, mean 4, ownConns 6, perConn 0.05", in)
