@@ -766,15 +766,8 @@ func (f *fairShare) round(ctx context.Context) {
 	}
 
 	cameBack, waiting := f.cameBackAll(now)
-	in := shedInput{now: now, pods: len(peers) + 1, conns: cands, returning: returning + waiting, cameBack: cameBack}
+	in := shedInput{now: now, pods: len(peers) + 1, conns: cands, returning: returning + waiting, waiting: waiting, cameBack: cameBack}
 	in = in.measured(f.cfg, ownLoad, ownConns, meanLoad, meanConns, loadsOf(reps), everyone, len(peers))
-	// For the futility judgement only (clearExcess counts in.called, which
-	// leaves them out): the peers, and the pod's reports, count
-	// connections from their first call. A client already waiting when a
-	// later shed began counts in that shed's shedConns too; one that
-	// opened from that shed's addresses before it, and had not called,
-	// counts only now, which leans towards futile.
-	in.ownConns += waiting
 	in.restConns = restConns(reps, everyone)
 	if !f.cfg.AdmissionOff {
 		// Room counts, as in admission, while new pods wait to be filled.
@@ -793,7 +786,7 @@ func (f *fairShare) round(ctx context.Context) {
 	}
 	if d.backOff {
 		f.s.log.Warn("fair share: the clients of this pod's sheds came back (its connections did not drop against the rest of the fleet's, as with headless round_robin clients); backing off",
-			"own", in.own, "mean", in.mean, "measure", f.cfg.Measure.String(), "connections", in.ownConns, "of_them_not_called_yet", waiting,
+			"own", in.own, "mean", in.mean, "measure", f.cfg.Measure.String(), "connections", in.judgedConns(), "of_them_not_called_yet", waiting,
 			"rest_connections", in.restConns, "next_try_in", d.next.cooldown)
 	}
 	if d.ended {

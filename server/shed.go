@@ -76,20 +76,19 @@ type shedInput struct {
 	now  time.Time
 	own  float64
 	mean float64
-	// ownConns is the pod's client connections, young ones included (see
-	// fairShare.measureConns), and the clients back from its sheds since
-	// it was last at its share that have not called yet (see
-	// fairShare.cameBackAll); restConns is the peers' mean when every peer
-	// was asked, 0 otherwise (see restConns). With either measure: they
-	// judge whether a shed's clients came back (see futileShed).
+	// ownConns is the pod's client connections that have called, young
+	// ones included (see fairShare.measureConns), counted as the peers
+	// count theirs; clearExcess counts it. waiting is the clients back from
+	// its sheds since it was last at its share that have not called yet
+	// (see fairShare.cameBackAll). restConns is the peers' mean when every
+	// peer was asked, 0 otherwise (see restConns). With either measure,
+	// judgedConns (ownConns and waiting) and restConns judge whether a
+	// shed's clients came back (see futileShed).
 	ownConns  int
+	waiting   int
 	restConns float64
-	// called is the pod's client connections that have called, counted as
-	// the peers count theirs: ownConns without the clients back from its
-	// sheds that have not called yet. clearExcess counts it.
-	called int
-	pods   int        // the fleet's size, this pod included
-	conns  []connLoad // client connections old enough to move, not draining
+	pods      int        // the fleet's size, this pod included
+	conns     []connLoad // client connections old enough to move, not draining
 	// returning counts the clients of the pod's sheds that came back, as
 	// headless round_robin clients do, and are left out of own: those
 	// back from its sheds since it was last at its share that have not
@@ -130,7 +129,7 @@ type shedInput struct {
 }
 
 // measured returns in with own and mean in the unit of cfg's Measure,
-// ownConns, called, perConn, estimated, and with MeasureLoad meanErr, from
+// ownConns, perConn, estimated, and with MeasureLoad meanErr, from
 // the pod's own load and client connections (those that have called), the
 // fleet's means of both, and the loads the
 // peers reported that the means were estimated from, of a fleet of peers
@@ -139,7 +138,7 @@ func (in shedInput) measured(cfg FairShare, ownLoad float64, ownConns int, meanL
 	reported []float64, everyone bool, peers int) shedInput {
 	in.own, in.mean = ownLoad, meanLoad
 	in.perConn = loadPerConn(meanLoad, meanConns)
-	in.ownConns, in.called = ownConns, ownConns
+	in.ownConns = ownConns
 	in.estimated = !everyone
 	if cfg.Measure == MeasureConnections {
 		in.own, in.mean = float64(ownConns), meanConns
@@ -148,6 +147,15 @@ func (in shedInput) measured(cfg FairShare, ownLoad float64, ownConns int, meanL
 	in.meanErr = estimateError(reported, everyone, peers, in.perConn)
 	return in
 }
+
+// judgedConns is the count futileShed judges a shed by: the pod's client
+// connections that have called and its shed clients back that have not
+// called yet. The peers, and the pod's reports, count connections from
+// their first call; a client already waiting when a later shed began
+// counts in that shed's shedConns too, while one that opened from that
+// shed's addresses before it, and had not called, counts only after it,
+// which leans towards futile.
+func (in shedInput) judgedConns() int { return in.ownConns + in.waiting }
 
 // estimateError returns the standard error of the fleet's mean load that
 // estimate takes from a sample of peers peers: the standard deviation of
@@ -285,7 +293,7 @@ func decideShed(in shedInput, cfg FairShare, st shedState) shedDecision {
 	}
 	d.shed = want
 	d.next.wantSince = time.Time{}
-	d.next.lastShed, d.next.shedN, d.next.shedConns, d.next.shedRest = in.now, len(want), in.ownConns, in.restConns
+	d.next.lastShed, d.next.shedN, d.next.shedConns, d.next.shedRest = in.now, len(want), in.judgedConns(), in.restConns
 	return d
 }
 
@@ -307,13 +315,13 @@ func waitsSteady(in shedInput, cfg FairShare, st shedState) bool {
 //	c + hysteresis·mean < (own − mean − meanErr)·pods/(pods−1)
 //
 // and by connections: the same with one connection, and the pod's
-// connections that have called (in.called, as the peers count theirs),
+// connections that have called (in.ownConns, as the peers count theirs),
 // at the fleet's mean load per connection (left out while perConn is not
 // known, 0):
 //
-//	perConn + hysteresis·mean < (called·perConn − mean − meanErr)·pods/(pods−1)
+//	perConn + hysteresis·mean < (ownConns·perConn − mean − meanErr)·pods/(pods−1)
 //
-// In connections, for a mean of M: called − M − meanErr/perConn must be
+// In connections, for a mean of M: ownConns − M − meanErr/perConn must be
 // more than (1 + hysteresis·M)·(pods−1)/pods. With the default Hysteresis
 // (0.1) in a fleet of tens of pods, a pod at 6 or 7 for a mean of 4, where
 // two shed clients landed at once, clears it; a pod at 5 does not,
@@ -329,7 +337,7 @@ func clearExcess(in shedInput, want []int, hysteresis float64) bool {
 		return false
 	}
 	spread := float64(in.pods) / float64(in.pods-1)
-	if in.perConn > 0 && in.perConn+hysteresis*in.mean >= (float64(in.called)*in.perConn-in.mean-in.meanErr)*spread {
+	if in.perConn > 0 && in.perConn+hysteresis*in.mean >= (float64(in.ownConns)*in.perConn-in.mean-in.meanErr)*spread {
 		return false
 	}
 	heaviestLoad := math.Inf(-1)
@@ -347,7 +355,7 @@ func clearExcess(in shedInput, want []int, hysteresis float64) bool {
 // did not drop by half as many as it sent GOAWAY to, scaled by how the rest
 // of the fleet's moved since:
 //
-//	ownConns > (shedConns − shedN/2) × restConns/shedRest
+//	judgedConns > (shedConns − shedN/2) × restConns/shedRest
 //
 // Where the rest's mean is not known (0, at the shed or now: in fleets
 // larger than Sample + 1 pods, whose means are estimated) the count as it
@@ -377,7 +385,7 @@ func futileShed(in shedInput, st shedState) bool {
 	if st.shedRest > 0 && in.restConns > 0 {
 		want *= in.restConns / st.shedRest
 	}
-	return float64(in.ownConns) > want
+	return float64(in.judgedConns()) > want
 }
 
 // cameBackWindow is how soon after a shed's round began a connection from

@@ -77,29 +77,29 @@ func TestDecideShed(t *testing.T) {
 		{"the same reading against an exact mean of 3.9: it moves",
 			shedInput{now: t0, own: 5.1, mean: 3.9, pods: 60, conns: conns(1.02, 1.02, 1.02, 1.02, 1.02)}, load, fresh, []int{0}},
 		{"an excess clear of the estimate's error moves, without waiting for steadyWant: 6 of an estimated 4 ± 0.2 sheds one",
-			shedInput{now: t0, own: 6, mean: 4, meanErr: 0.2, estimated: true, pods: 60, called: 6, perConn: 1, conns: conns(1, 1, 1, 1, 1, 1)}, load, fresh, []int{0}},
+			shedInput{now: t0, own: 6, mean: 4, meanErr: 0.2, estimated: true, pods: 60, ownConns: 6, perConn: 1, conns: conns(1, 1, 1, 1, 1, 1)}, load, fresh, []int{0}},
 		{"not clear with a larger error, 6 of an estimated 4 ± 0.7: it waits for steadyWant",
 			shedInput{now: t0, own: 6, mean: 4, meanErr: 0.7, estimated: true, pods: 60, conns: conns(1, 1, 1, 1, 1, 1)}, load, fresh, nil},
 		{"a pod at 5 whose connections read 10 % costlier than the fleet's, 5.5 of an estimated 4, without the fleet's load per connection (perConn not known): clear by load, it moves at once",
-			shedInput{now: t0, own: 5.5, mean: 4, estimated: true, pods: 60, called: 5, conns: conns(1.1, 1.1, 1.1, 1.1, 1.1)}, load, fresh, []int{0}},
+			shedInput{now: t0, own: 5.5, mean: 4, estimated: true, pods: 60, ownConns: 5, conns: conns(1.1, 1.1, 1.1, 1.1, 1.1)}, load, fresh, []int{0}},
 		{"the same with the fleet's load per connection: one connection above the mean is not clear, it waits for steadyWant",
-			shedInput{now: t0, own: 5.5, mean: 4, estimated: true, pods: 60, called: 5, perConn: 1, conns: conns(1.1, 1.1, 1.1, 1.1, 1.1)}, load, fresh, nil},
+			shedInput{now: t0, own: 5.5, mean: 4, estimated: true, pods: 60, ownConns: 5, perConn: 1, conns: conns(1.1, 1.1, 1.1, 1.1, 1.1)}, load, fresh, nil},
 		{"the same, wanted for steadyWant: it moves",
-			shedInput{now: t0, own: 5.5, mean: 4, estimated: true, pods: 60, called: 5, perConn: 1, conns: conns(1.1, 1.1, 1.1, 1.1, 1.1)}, load, steady, []int{0}},
+			shedInput{now: t0, own: 5.5, mean: 4, estimated: true, pods: 60, ownConns: 5, perConn: 1, conns: conns(1.1, 1.1, 1.1, 1.1, 1.1)}, load, steady, []int{0}},
 		{"a pod at the mean by connections whose calls read 50 % costlier, 6 of an estimated 4: it waits for steadyWant",
-			shedInput{now: t0, own: 6, mean: 4, estimated: true, pods: 60, called: 4, perConn: 1, conns: conns(1.5, 1.5, 1.5, 1.5)}, load, fresh, nil},
+			shedInput{now: t0, own: 6, mean: 4, estimated: true, pods: 60, ownConns: 4, perConn: 1, conns: conns(1.5, 1.5, 1.5, 1.5)}, load, fresh, nil},
 		{"the same, wanted for steadyWant: it moves",
-			shedInput{now: t0, own: 6, mean: 4, estimated: true, pods: 60, called: 4, perConn: 1, conns: conns(1.5, 1.5, 1.5, 1.5)}, load, steady, []int{0}},
+			shedInput{now: t0, own: 6, mean: 4, estimated: true, pods: 60, ownConns: 4, perConn: 1, conns: conns(1.5, 1.5, 1.5, 1.5)}, load, steady, []int{0}},
 		{"clear by connections but not by load: 6 connections reading 5.2 of an estimated 4 wait for steadyWant",
-			shedInput{now: t0, own: 5.2, mean: 4, estimated: true, pods: 60, called: 6, perConn: 1, conns: conns(0.88, 0.88, 0.88, 0.88, 0.88, 0.8)}, load, fresh, nil},
+			shedInput{now: t0, own: 5.2, mean: 4, estimated: true, pods: 60, ownConns: 6, perConn: 1, conns: conns(0.88, 0.88, 0.88, 0.88, 0.88, 0.8)}, load, fresh, nil},
 		{"the same, wanted for steadyWant: the heaviest moves",
-			shedInput{now: t0, own: 5.2, mean: 4, estimated: true, pods: 60, called: 6, perConn: 1, conns: conns(0.88, 0.88, 0.88, 0.88, 0.88, 0.8)}, load, steady, []int{0}},
+			shedInput{now: t0, own: 5.2, mean: 4, estimated: true, pods: 60, ownConns: 6, perConn: 1, conns: conns(0.88, 0.88, 0.88, 0.88, 0.88, 0.8)}, load, steady, []int{0}},
 		{"the count within the estimate's error: 6 connections of an estimated 4 ± 0.65, clear by load (6.5), wait for steadyWant",
-			shedInput{now: t0, own: 6.5, mean: 4, meanErr: 0.65, estimated: true, pods: 60, called: 6, perConn: 1, conns: conns(1.1, 1.08, 1.08, 1.08, 1.08, 1.08)}, load, fresh, nil},
+			shedInput{now: t0, own: 6.5, mean: 4, meanErr: 0.65, estimated: true, pods: 60, ownConns: 6, perConn: 1, conns: conns(1.1, 1.08, 1.08, 1.08, 1.08, 1.08)}, load, fresh, nil},
 		{"the same in a fleet of 6, where a landing helps more (6/5): clear, it moves at once",
-			shedInput{now: t0, own: 6.5, mean: 4, meanErr: 0.65, estimated: true, pods: 6, called: 6, perConn: 1, conns: conns(1.1, 1.08, 1.08, 1.08, 1.08, 1.08)}, load, fresh, []int{0}},
+			shedInput{now: t0, own: 6.5, mean: 4, meanErr: 0.65, estimated: true, pods: 6, ownConns: 6, perConn: 1, conns: conns(1.1, 1.08, 1.08, 1.08, 1.08, 1.08)}, load, fresh, []int{0}},
 		{"clients back from its sheds that have not called do not count: 7 connections, 5 that called, reading 5.5 of an estimated 4, wait for steadyWant",
-			shedInput{now: t0, own: 5.5, mean: 4, estimated: true, pods: 60, ownConns: 7, called: 5, perConn: 1, conns: conns(1.1, 1.1, 1.1, 1.1, 1.1)}, load, fresh, nil},
+			shedInput{now: t0, own: 5.5, mean: 4, estimated: true, pods: 60, ownConns: 5, waiting: 2, perConn: 1, conns: conns(1.1, 1.1, 1.1, 1.1, 1.1)}, load, fresh, nil},
 		{"a whole connection with the thin edge is not made clear by small ones shed with it: 5.2 of an estimated 4 ± 0.05 waits",
 			shedInput{now: t0, own: 5.2, mean: 4, meanErr: 0.05, estimated: true, pods: 60, conns: conns(1, 1, 1, 1, 1, 0.05, 0.05, 0.05, 0.05)}, load, fresh, nil},
 		{"the same with room, where admission sends it: it moves",
@@ -147,7 +147,7 @@ func TestDecideShedWaitsForASteadyWant(t *testing.T) {
 	}
 	// 5.1 of an estimated 3.9 ± 0.05 in a fleet of 60: each round wants
 	// the pod's first connection gone (see TestDecideShed).
-	over := shedInput{own: 5.1, mean: 3.9, meanErr: 0.05, estimated: true, pods: 60, called: 5, perConn: 3.9 / 4, conns: conns}
+	over := shedInput{own: 5.1, mean: 3.9, meanErr: 0.05, estimated: true, pods: 60, ownConns: 5, perConn: 3.9 / 4, conns: conns}
 	// The same pod reading 5.0: still above its share, but no shed helps.
 	edge := over
 	edge.own = 5.0
@@ -190,7 +190,7 @@ func TestDecideShedWaitsForASteadyWant(t *testing.T) {
 	// Two shed clients landed at once: 6 connections, 6.1 of an
 	// estimated 3.9 ± 0.05.
 	two := over
-	two.own, two.called = 6.1, 6
+	two.own, two.ownConns = 6.1, 6
 	two.conns = append(slices.Clone(conns), connLoad{id: 5, load: 1.02, opened: t0.Add(-time.Minute)})
 	grown := shedState{cooldown: cfg.Cooldown, grewAt: t0.Add(-10 * time.Second)}
 	byConns := FairShare{Measure: MeasureConnections}.withDefaults()
@@ -232,8 +232,8 @@ func TestDecideShedWaitsForASteadyWant(t *testing.T) {
 func TestShedInputMeasured(t *testing.T) {
 	load := FairShare{}.withDefaults()
 	byConns := FairShare{Measure: MeasureConnections}.withDefaults()
-	if in := (shedInput{pods: 5}).measured(load, 0.3, 6, 0.2, 4, nil, true, 4); in.own != 0.3 || in.mean != 0.2 || in.ownConns != 6 || in.called != 6 || in.perConn != 0.05 || in.pods != 5 || in.meanErr != 0 || in.estimated {
-		t.Errorf("by load: %+v, want own 0.3, mean 0.2, ownConns and called 6, perConn 0.05 (0.2 over 4 connections), pods kept, meanErr 0, not estimated (every peer asked)", in)
+	if in := (shedInput{pods: 5}).measured(load, 0.3, 6, 0.2, 4, nil, true, 4); in.own != 0.3 || in.mean != 0.2 || in.ownConns != 6 || in.waiting != 0 || in.perConn != 0.05 || in.pods != 5 || in.meanErr != 0 || in.estimated {
+		t.Errorf("by load: %+v, want own 0.3, mean 0.2, ownConns 6, waiting 0, perConn 0.05 (0.2 over 4 connections), pods kept, meanErr 0, not estimated (every peer asked)", in)
 	}
 	if in := (shedInput{}).measured(byConns, 0.3, 6, 0.2, 4, nil, true, 4); in.own != 6 || in.mean != 4 || in.ownConns != 6 || in.perConn != 0.05 {
 		t.Errorf("by connections: %+v, want own 6, mean 4, ownConns 6, perConn 0.05", in)
@@ -250,6 +250,38 @@ func TestShedInputMeasured(t *testing.T) {
 	}
 	if in := (shedInput{}).measured(byConns, 1, 5, 0.8, 4, sample, false, 59); in.meanErr != 0 {
 		t.Errorf("by connections, a sample: meanErr %v, want 0 (the margin is for loads)", in.meanErr)
+	}
+}
+
+// A shed counts the clients back from earlier sheds that have not called
+// yet (waiting) in the connections it is later judged against: when they
+// call, the pod's count rises by them, and the shed, whose own client did
+// leave, worked.
+func TestDecideShedJudgesWaitingClients(t *testing.T) {
+	cfg := FairShare{Measure: MeasureConnections, Cooldown: time.Second}.withDefaults()
+	conns := []connLoad{{id: 0, load: 1}, {id: 1, load: 1}, {id: 2, load: 1}, {id: 3, load: 1}}
+	// 4 that called and 2 back, not called yet, for a mean of 3.
+	in := shedInput{now: time.Unix(1000, 0), own: 4, mean: 3, ownConns: 4, waiting: 2, returning: 2, pods: 5, conns: conns}
+	st := shedState{cooldown: cfg.Cooldown}
+	shedAt := func(in shedInput) shedDecision {
+		t.Helper()
+		for range 20 {
+			d := decideShed(in, cfg, st)
+			st = d.next
+			if len(d.shed) > 0 {
+				return d
+			}
+			in.now = in.now.Add(500 * time.Millisecond)
+		}
+		t.Fatalf("%+v: no shed in 20 rounds", in)
+		return shedDecision{}
+	}
+	first := shedAt(in)
+	// The shed's client is gone and the 2 waiting have called: 5 connections,
+	// against the 6 the shed began with; one came from the shed's address.
+	later := shedInput{now: first.next.lastShed.Add(time.Minute), own: 5, mean: 3, ownConns: 5, pods: 5, conns: conns, cameBack: 1}
+	if d := shedAt(later); d.next.futile != 0 {
+		t.Errorf("5 connections after a shed of 1 from 4 called and 2 waiting: judged futile (%d in a row); the shed worked", d.next.futile)
 	}
 }
 
@@ -336,7 +368,7 @@ func TestDecideShedBacksOffFutileSheds(t *testing.T) {
 	// have not called yet (slow round_robin clients): 4 connections for a
 	// mean of 3.5 are within the share, and the 2 back do not count yet.
 	byConns := FairShare{Measure: MeasureConnections, Cooldown: time.Second}.withDefaults()
-	waiting := shedInput{now: t0.Add(time.Hour), own: 4, mean: 3.5, ownConns: 6, restConns: 1, pods: 2, conns: in.conns, returning: 2, cameBack: 2}
+	waiting := shedInput{now: t0.Add(time.Hour), own: 4, mean: 3.5, ownConns: 4, waiting: 2, restConns: 1, pods: 2, conns: in.conns, returning: 2, cameBack: 2}
 	d = decideShed(waiting, byConns, st)
 	for range 4 {
 		d = decideShed(waiting, byConns, d.next)
@@ -382,8 +414,8 @@ func TestDecideShedBacksOffFutileSheds(t *testing.T) {
 // futileShed judges a shed by the pod's connections against the rest of
 // the fleet's. Each case: a fleet of 5 pods, the other 4 at a mean of 4
 // connections, and a pod at 8 that sent GOAWAY to 2; futile when at least
-// 1 connection came back from the shed's addresses and ownConns > (8 − 1)
-// × restConns/4.
+// 1 connection came back from the shed's addresses and judgedConns > (8 −
+// 1) × restConns/4.
 func TestFutileShed(t *testing.T) {
 	st := shedState{lastShed: time.Unix(1000, 0), shedN: 2, shedConns: 8, shedRest: 4}
 	for _, tc := range []struct {
@@ -393,6 +425,8 @@ func TestFutileShed(t *testing.T) {
 	}{
 		// Connections count from their first call, young or not.
 		{"both back", shedInput{ownConns: 8, restConns: 4, cameBack: 2}, true},
+		// A client back and not called yet counts for this judgement.
+		{"both back, one not called yet", shedInput{ownConns: 7, waiting: 1, restConns: 4, cameBack: 2}, true},
 		{"both gone", shedInput{ownConns: 6, restConns: 4.5}, false},
 		{"one of the two back", shedInput{ownConns: 7, restConns: 4.25, cameBack: 1}, false},
 		{"one of the two back, the rest as it was", shedInput{ownConns: 7, restConns: 4, cameBack: 1}, false},
