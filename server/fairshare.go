@@ -56,13 +56,16 @@ import (
 // nothing. A fleet balanced within Hysteresis moves few connections: the
 // noise of the measure and of the estimate still moves some (README.md
 // has the figures). In fleets whose mean is estimated (more than Sample +
-// 1 pods), more than 30 s after the peer set last grew, a pod whose shed
-// is not clear of the noise by load and by its count of connections, such
-// as one at 5 connections for a mean of 4 whatever its load reads, sheds
-// only once every round has wanted the shed for 5 s, the load's
-// time constant: a landing at random there helps little, and a moment of
-// the host's CPU read as load no longer moves a connection (see
-// steadyWant and clearExcess).
+// 1 pods), more than 30 s after the peer set last grew, a landing at
+// random helps little: a pod whose load its count of connections explains
+// (within Hysteresis) is judged by that count and sheds only two or more
+// connections above the mean, never one, which a landing on a pod at the
+// mean would only move there (see countExplains); a pod whose connections
+// read costlier (a heavy client, a slower node) sheds, unless its excess
+// is clear of the noise by load and by count, only once every round has
+// wanted the shed for 5 s, the load's time constant, so that a moment of
+// the host's CPU read as load does not move a connection (see steadyWant
+// and clearExcess).
 //
 // A handler's time includes its waits for a CPU, which spike on a busy
 // host or in a pod at its CPU limit, so a round counts a connection's

@@ -226,9 +226,10 @@ type shedDecision struct {
 //     mean, no more connections than the room, those heavier than
 //     (1 + Hysteresis) × perConn only while c ≤ left·(1 + Hysteresis);
 //     in a round whose mean is estimated, more than growthGrace after the
-//     peer set last grew (or when it never grew), a shed whose excess is
-//     not clear of the noise (clearExcess) only once every round has
-//     wanted it for steadyWant.
+//     peer set last grew (or when it never grew), none while the pod's
+//     count of connections explains its load and is not clear of the mean
+//     (countExplains), and a shed whose excess is not clear of the noise
+//     (clearExcess) only once every round has wanted it for steadyWant.
 //
 // A shed counts as futile (see futileShed) when its clients came straight
 // back, as a headless Service's round_robin clients do: the pod's
@@ -266,9 +267,15 @@ func decideShed(in shedInput, cfg FairShare, st shedState) shedDecision {
 	} else {
 		want = heaviest(in, cfg.Hysteresis)
 	}
+	steady := waitsSteady(in, cfg, st)
+	if steady && len(want) > 0 && countExplains(in, cfg.Hysteresis) && !clearByCount(in, cfg.Hysteresis) {
+		// Judged by its count, which no random landing evens out (see
+		// countExplains).
+		want = nil
+	}
 	d.next.over++
 	d.next.under = 0
-	if len(want) > 0 && waitsSteady(in, cfg, st) && !clearExcess(in, want, cfg.Hysteresis) {
+	if len(want) > 0 && steady && !clearExcess(in, want, cfg.Hysteresis) {
 		d.next.wantSince = cmp.Or(st.wantSince, in.now)
 		if in.now.Sub(d.next.wantSince) < steadyWant {
 			return d
@@ -337,7 +344,7 @@ func clearExcess(in shedInput, want []int, hysteresis float64) bool {
 		return false
 	}
 	spread := float64(in.pods) / float64(in.pods-1)
-	if in.perConn > 0 && in.perConn+hysteresis*in.mean >= (float64(in.ownConns)*in.perConn-in.mean-in.meanErr)*spread {
+	if in.perConn > 0 && !clearByCount(in, hysteresis) {
 		return false
 	}
 	heaviestLoad := math.Inf(-1)
@@ -347,6 +354,34 @@ func clearExcess(in shedInput, want []int, hysteresis float64) bool {
 		}
 	}
 	return heaviestLoad+hysteresis*in.mean < (in.own-in.mean-in.meanErr)*spread
+}
+
+// clearByCount reports whether the pod's connections that have called,
+// at the fleet's mean load per connection (perConn, which must be known),
+// are clear of the mean by one connection and the margin (see
+// clearExcess): with the default Hysteresis in a fleet of tens of pods, 6
+// or more for a mean of 4.
+func clearByCount(in shedInput, hysteresis float64) bool {
+	spread := float64(in.pods) / float64(in.pods-1)
+	return in.perConn+hysteresis*in.mean < (float64(in.ownConns)*in.perConn-in.mean-in.meanErr)*spread
+}
+
+// countExplains reports whether the pod's load is what its count of
+// connections explains: at most ownConns × perConn × (1 + hysteresis).
+// False while perConn is not known (0).
+//
+// Past growth, with an estimated mean (see waitsSteady), such a pod is
+// judged by its count: it sheds only when clearByCount, two or more
+// connections above the mean. A pod at ceil(mean) + 1 holds one
+// connection above it, and a random landing cannot even that out: its
+// connection lands, most likely, on a pod at the mean, which then holds
+// the one above. By load, a pod at 5 for a mean of 4 whose connections
+// read a few per cent high for steadyWant moved one; its connections
+// read so by the host's CPU from moment to moment, not by what its
+// clients cost. A pod whose connections stay costlier than Hysteresis
+// over the fleet's, a heavy client or a slower node, is judged by load.
+func countExplains(in shedInput, hysteresis float64) bool {
+	return in.perConn > 0 && in.own <= float64(in.ownConns)*in.perConn*(1+hysteresis)
 }
 
 // futileShed reports whether the last shed (in st) was futile, its

@@ -29,6 +29,8 @@ func TestDecideShed(t *testing.T) {
 	// One that has also wanted a shed for steadyWant, which a shed that
 	// counts on a random landing with an estimated mean waits for.
 	steady := shedState{cooldown: load.Cooldown, over: 1, wantSince: t0.Add(-steadyWant)}
+	// One whose peer set grew 10 s ago (growthGrace).
+	grown := shedState{cooldown: load.Cooldown, over: 1, grewAt: t0.Add(-10 * time.Second)}
 	tests := []struct {
 		name string
 		in   shedInput
@@ -84,8 +86,16 @@ func TestDecideShed(t *testing.T) {
 			shedInput{now: t0, own: 5.5, mean: 4, estimated: true, pods: 60, ownConns: 5, conns: conns(1.1, 1.1, 1.1, 1.1, 1.1)}, load, fresh, []int{0}},
 		{"the same with the fleet's load per connection: one connection above the mean is not clear, it waits for steadyWant",
 			shedInput{now: t0, own: 5.5, mean: 4, estimated: true, pods: 60, ownConns: 5, perConn: 1, conns: conns(1.1, 1.1, 1.1, 1.1, 1.1)}, load, fresh, nil},
-		{"the same, wanted for steadyWant: it moves",
-			shedInput{now: t0, own: 5.5, mean: 4, estimated: true, pods: 60, ownConns: 5, perConn: 1, conns: conns(1.1, 1.1, 1.1, 1.1, 1.1)}, load, steady, []int{0}},
+		{"the same, wanted for steadyWant: its count explains its load (within Hysteresis), and one connection over the mean cannot be evened out by a random landing: it stays",
+			shedInput{now: t0, own: 5.5, mean: 4, estimated: true, pods: 60, ownConns: 5, perConn: 1, conns: conns(1.1, 1.1, 1.1, 1.1, 1.1)}, load, steady, nil},
+		{"the same within growthGrace of growth: judged by load, it moves",
+			shedInput{now: t0, own: 5.5, mean: 4, estimated: true, pods: 60, ownConns: 5, perConn: 1, conns: conns(1.1, 1.1, 1.1, 1.1, 1.1)}, load, grown, []int{0}},
+		{"a pod at 5 whose connections read 20 % costlier (a slower node), wanted for steadyWant: it moves",
+			shedInput{now: t0, own: 6, mean: 4, estimated: true, pods: 60, ownConns: 5, perConn: 1, conns: conns(1.2, 1.2, 1.2, 1.2, 1.2)}, load, steady, []int{0}},
+		{"a pod at 5 with a heavy client, 7 of an estimated 4, wanted for steadyWant: light ones move, the heavy one stays",
+			shedInput{now: t0, own: 7, mean: 4, estimated: true, pods: 60, ownConns: 5, perConn: 1, conns: conns(3, 1, 1, 1, 1)}, load, steady, []int{1, 2}},
+		{"a pod at 6, by count clear of the mean, its load explained by it: judged by load, it moves at once",
+			shedInput{now: t0, own: 6, mean: 4, estimated: true, pods: 60, ownConns: 6, perConn: 1, conns: conns(1, 1, 1, 1, 1, 1)}, load, fresh, []int{0}},
 		{"a pod at the mean by connections whose calls read 50 % costlier, 6 of an estimated 4: it waits for steadyWant",
 			shedInput{now: t0, own: 6, mean: 4, estimated: true, pods: 60, ownConns: 4, perConn: 1, conns: conns(1.5, 1.5, 1.5, 1.5)}, load, fresh, nil},
 		{"the same, wanted for steadyWant: it moves",
@@ -143,12 +153,15 @@ func TestDecideShedWaitsForASteadyWant(t *testing.T) {
 	cfg := FairShare{}.withDefaults()
 	var conns []connLoad
 	for i := range 5 {
-		conns = append(conns, connLoad{id: i, load: 1.02, opened: t0.Add(-time.Minute)})
+		conns = append(conns, connLoad{id: i, load: 1.2, opened: t0.Add(-time.Minute)})
 	}
-	// 5.1 of an estimated 3.9 ± 0.05 in a fleet of 60: each round wants
-	// the pod's first connection gone (see TestDecideShed).
-	over := shedInput{own: 5.1, mean: 3.9, meanErr: 0.05, estimated: true, pods: 60, ownConns: 5, perConn: 3.9 / 4, conns: conns}
-	// The same pod reading 5.0: still above its share, but no shed helps.
+	// 5 connections reading 20 % costlier than the fleet's (a slower node),
+	// 6.0 of an estimated 3.9 ± 0.05 in a fleet of 60: each round wants the
+	// pod's first connection gone (see TestDecideShed), and its count
+	// alone does not clear the mean.
+	over := shedInput{own: 6, mean: 3.9, meanErr: 0.05, estimated: true, pods: 60, ownConns: 5, perConn: 3.9 / 4, conns: conns}
+	// The same pod reading 5.0, as its count explains: still above its
+	// share, but no shed helps.
 	edge := over
 	edge.own = 5.0
 	// Reading 4.2: within its share.
@@ -187,11 +200,11 @@ func TestDecideShedWaitsForASteadyWant(t *testing.T) {
 	after := time.Duration(overRounds-1) * cfg.Interval // the first round at t0
 	exact := over
 	exact.meanErr, exact.estimated = 0, false
-	// Two shed clients landed at once: 6 connections, 6.1 of an
+	// Two shed clients landed at once: 6 connections, 7.0 of an
 	// estimated 3.9 ± 0.05.
 	two := over
-	two.own, two.ownConns = 6.1, 6
-	two.conns = append(slices.Clone(conns), connLoad{id: 5, load: 1.02, opened: t0.Add(-time.Minute)})
+	two.own, two.ownConns = 7.0, 6
+	two.conns = append(slices.Clone(conns), connLoad{id: 5, load: 1.0, opened: t0.Add(-time.Minute)})
 	grown := shedState{cooldown: cfg.Cooldown, grewAt: t0.Add(-10 * time.Second)}
 	byConns := FairShare{Measure: MeasureConnections}.withDefaults()
 	for _, tc := range []struct {
@@ -216,7 +229,7 @@ func TestDecideShedWaitsForASteadyWant(t *testing.T) {
 		t.Errorf("a clear round within the cooldown: shed %v, wantSince %v; want nothing shed and the wait started again", d.shed, d.next.wantSince)
 	}
 	if got := sheds(edge, st, 0, edge); len(got) != 0 {
-		t.Errorf("5.0 of an estimated 3.9 ± 0.05 in a fleet of 60: sheds at %v, want none", got)
+		t.Errorf("5 connections reading 5.0 of an estimated 3.9 ± 0.05 in a fleet of 60: sheds at %v, want none", got)
 	}
 	// By connections nothing waits: 6 of an estimated 4.
 	conn := shedInput{now: t0, own: 6, mean: 4, estimated: true, pods: 60, conns: conns}
