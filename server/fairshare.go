@@ -54,18 +54,20 @@ import (
 // every pod alike, so the pods above it keep a part a < 1 of it each round
 // and the excess shrinks geometrically; pods within their share shed
 // nothing. A fleet balanced within Hysteresis moves few connections: the
-// noise of the measure and of the estimate still moves some (README.md
-// has the figures). In fleets whose mean is estimated (more than Sample +
-// 1 pods), more than 30 s after the peer set last grew, a landing at
-// random helps little: a pod whose load its count of connections explains
-// (within Hysteresis) is judged by that count and sheds only two or more
-// connections above the mean, never one, which a landing on a pod at the
-// mean would only move there (see countExplains); a pod whose connections
-// read costlier (a heavy client, a slower node) sheds, unless its excess
-// is clear of the noise by load and by count, only once every round has
-// wanted the shed for 5 s, the load's time constant, so that a moment of
-// the host's CPU read as load does not move a connection (see steadyWant
-// and clearExcess).
+// noise of the measure and of the estimate still moves some (README.md has
+// the figures). In fleets whose mean is estimated (more than Sample + 1
+// pods), more than 30 s after the peer set last grew, a landing at random
+// helps little. A pod whose load its count of connections explains (within
+// Hysteresis) is judged by that count: it sheds only while the count is
+// more than 1 + Hysteresis connections above the mean, the mean's error
+// included, never from ceil(mean) + 1 for a whole mean, where its
+// connection would most likely land on a pod at the mean and only move the
+// excess there (see countExplains and countHelps). A pod whose connections
+// read costlier (a heavy client, a slower node) sheds, unless its excess is
+// clear of the noise by load and by count, only once every round has wanted
+// the shed for 5 s, the load's time constant, so that a moment of the
+// host's CPU read as load does not move a connection (see steadyWant and
+// clearExcess).
 //
 // A handler's time includes its waits for a CPU, which spike on a busy
 // host or in a pod at its CPU limit, so a round counts a connection's

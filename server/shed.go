@@ -24,7 +24,7 @@ const (
 type shedState struct {
 	lastShed  time.Time
 	shedN     int           // how many connections the last shed sent GOAWAY to; 0 when none pends
-	shedConns int           // the pod's client connections when it began
+	shedConns int           // the pod's client connections when it began (shedInput.judgedConns)
 	shedRest  float64       // the rest of the fleet's mean connections then (see shedInput.restConns); 0 when not known
 	cooldown  time.Duration // FairShare.Cooldown, doubled after futile sheds
 	futile    int           // sheds in a row whose clients came back (see futileShed)
@@ -63,6 +63,9 @@ const overRounds = 2
 // before; when it waited, one held 7 connections for 7 s. The wait cut
 // the connections a fair fleet moves past growth several fold, with time
 // to fair unchanged (example/balance/fair-share-runs.md has the runs).
+// Since then a pod whose count of connections explains its load no longer
+// waits for a shed by load at all (countExplains): the wait is for pods
+// whose connections read costlier than their count.
 //
 // Within growthGrace of growth a scale-up's imbalance is no noise, its new
 // pods must fill within seconds, and admission's room (roomIn) sends a
@@ -227,9 +230,10 @@ type shedDecision struct {
 //     (1 + Hysteresis) × perConn only while c ≤ left·(1 + Hysteresis);
 //     in a round whose mean is estimated, more than growthGrace after the
 //     peer set last grew (or when it never grew), none while the pod's
-//     count of connections explains its load and is not clear of the mean
-//     (countExplains), and a shed whose excess is not clear of the noise
-//     (clearExcess) only once every round has wanted it for steadyWant.
+//     count of connections explains its load and a shed would not help by
+//     count (countExplains: the pod is then within its share), and a shed
+//     whose excess is not clear of the noise (clearExcess) only once every
+//     round has wanted it for steadyWant.
 //
 // A shed counts as futile (see futileShed) when its clients came straight
 // back, as a headless Service's round_robin clients do: the pod's
@@ -251,8 +255,12 @@ func decideShed(in shedInput, cfg FairShare, st shedState) shedDecision {
 	d.next.wantSince = time.Time{}
 	target := math.Ceil(in.mean-1e-9) + float64(cfg.Tolerance) // by connections
 	within := in.own <= target
+	steady := waitsSteady(in, cfg, st)
 	if cfg.Measure == MeasureLoad {
-		within = in.mean <= 0 || in.own <= in.mean*(1+cfg.Hysteresis)
+		// Past growth, a pod whose count explains its load is judged by
+		// that count (see countExplains).
+		within = in.mean <= 0 || in.own <= in.mean*(1+cfg.Hysteresis) ||
+			steady && countExplains(in, cfg.Hysteresis) && !countHelps(in, cfg.Hysteresis)
 	}
 	if within {
 		if in.returning > 0 && st.shedN > 0 {
@@ -266,12 +274,6 @@ func decideShed(in shedInput, cfg FairShare, st shedState) shedDecision {
 		want = oldest(in.conns, int(in.own-target))
 	} else {
 		want = heaviest(in, cfg.Hysteresis)
-	}
-	steady := waitsSteady(in, cfg, st)
-	if steady && len(want) > 0 && countExplains(in, cfg.Hysteresis) && !clearByCount(in, cfg.Hysteresis) {
-		// Judged by its count, which no random landing evens out (see
-		// countExplains).
-		want = nil
 	}
 	d.next.over++
 	d.next.under = 0
@@ -332,13 +334,15 @@ func waitsSteady(in shedInput, cfg FairShare, st shedState) bool {
 // more than (1 + hysteresis·M)·(pods−1)/pods. With the default Hysteresis
 // (0.1) in a fleet of tens of pods, a pod at 6 or 7 for a mean of 4, where
 // two shed clients landed at once, clears it; a pod at 5 does not,
-// whatever its load reads, and waits. In small fleets or with a smaller
-// Hysteresis it can (5 of 4 clears it with Hysteresis 0.01 in a fleet of
-// 6). The count is what a busy host's noise cannot move: by load alone a
-// pod at 5 cleared it once its connections read about 9 % costlier than
-// the fleet's, which on a busy host many did, and shed at once
-// (example/balance/fair-share-runs.md has the runs). A load that stays
-// high, a heavy client or a slower node, still moves after steadyWant.
+// whatever its load reads: it waits, and past growth, while its count
+// explains its load, sheds nothing (countExplains). In small fleets or
+// with a smaller Hysteresis it can (5 of 4 clears it with Hysteresis 0.01
+// in a fleet of 6). The count is what a busy host's noise cannot move: by
+// load alone a pod at 5 cleared it once its connections read about 9 %
+// costlier than the fleet's, which on a busy host many did, and shed at
+// once (example/balance/fair-share-runs.md has the runs). A load that
+// stays high, a heavy client or a slower node, still moves after
+// steadyWant.
 func clearExcess(in shedInput, want []int, hysteresis float64) bool {
 	if in.pods < 2 {
 		return false
@@ -358,12 +362,35 @@ func clearExcess(in shedInput, want []int, hysteresis float64) bool {
 
 // clearByCount reports whether the pod's connections that have called,
 // at the fleet's mean load per connection (perConn, which must be known),
-// are clear of the mean by one connection and the margin (see
-// clearExcess): with the default Hysteresis in a fleet of tens of pods, 6
-// or more for a mean of 4.
+// are clear of the mean by one connection and the margin clearExcess
+// asks, hysteresis × mean: with the default Hysteresis in a fleet of tens
+// of pods, 6 or more for a mean of 4. False for a fleet of one.
 func clearByCount(in shedInput, hysteresis float64) bool {
+	if in.pods < 2 {
+		return false
+	}
 	spread := float64(in.pods) / float64(in.pods-1)
 	return in.perConn+hysteresis*in.mean < (float64(in.ownConns)*in.perConn-in.mean-in.meanErr)*spread
+}
+
+// countHelps reports whether a shed helps by count: a connection at the
+// fleet's mean load per connection (perConn, which must be known) that
+// lands on a pod at the mean leaves that pod below this one, counted at
+// perConn, by the margin heaviest asks of a connection and the mean's
+// error:
+//
+//	(1 + hysteresis)·perConn < (ownConns·perConn − mean − meanErr)·pods/(pods−1)
+//
+// In connections, for a mean of M: ownConns − M − meanErr/perConn must be
+// more than (1 + hysteresis)·(pods−1)/pods. With the default Hysteresis in
+// a fleet of tens of pods that is 6 for a mean of 4 or 4.5, 12 for 10, and
+// never ceil(M) + 1 for a whole M. False for a fleet of one.
+func countHelps(in shedInput, hysteresis float64) bool {
+	if in.pods < 2 {
+		return false
+	}
+	spread := float64(in.pods) / float64(in.pods-1)
+	return (1+hysteresis)*in.perConn < (float64(in.ownConns)*in.perConn-in.mean-in.meanErr)*spread
 }
 
 // countExplains reports whether the pod's load is what its count of
@@ -371,15 +398,17 @@ func clearByCount(in shedInput, hysteresis float64) bool {
 // False while perConn is not known (0).
 //
 // Past growth, with an estimated mean (see waitsSteady), such a pod is
-// judged by its count: it sheds only when clearByCount, two or more
-// connections above the mean. A pod at ceil(mean) + 1 holds one
-// connection above it, and a random landing cannot even that out: its
-// connection lands, most likely, on a pod at the mean, which then holds
-// the one above. By load, a pod at 5 for a mean of 4 whose connections
-// read a few per cent high for steadyWant moved one; its connections
-// read so by the host's CPU from moment to moment, not by what its
-// clients cost. A pod whose connections stay costlier than Hysteresis
-// over the fleet's, a heavy client or a slower node, is judged by load.
+// judged by its count: unless a shed helps by count (countHelps), it is
+// within its share, sheds nothing, and its back-off and pending shed are
+// forgotten as for any pod within its share. A pod at ceil(mean) + 1 for
+// a whole mean holds one connection above it, and a random landing cannot
+// even that out: its connection lands, most likely, on a pod at the mean,
+// which then holds the one above. By load, a pod at 5 for a mean of 4
+// whose connections read a few per cent high for steadyWant moved one;
+// its connections read so by the host's CPU from moment to moment, not by
+// what its clients cost. A pod whose connections stay costlier than
+// Hysteresis over the fleet's, a heavy client or a slower node, is judged
+// by load.
 func countExplains(in shedInput, hysteresis float64) bool {
 	return in.perConn > 0 && in.own <= float64(in.ownConns)*in.perConn*(1+hysteresis)
 }

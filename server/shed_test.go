@@ -86,10 +86,20 @@ func TestDecideShed(t *testing.T) {
 			shedInput{now: t0, own: 5.5, mean: 4, estimated: true, pods: 60, ownConns: 5, conns: conns(1.1, 1.1, 1.1, 1.1, 1.1)}, load, fresh, []int{0}},
 		{"the same with the fleet's load per connection: one connection above the mean is not clear, it waits for steadyWant",
 			shedInput{now: t0, own: 5.5, mean: 4, estimated: true, pods: 60, ownConns: 5, perConn: 1, conns: conns(1.1, 1.1, 1.1, 1.1, 1.1)}, load, fresh, nil},
-		{"the same, wanted for steadyWant: its count explains its load (within Hysteresis), and one connection over the mean cannot be evened out by a random landing: it stays",
-			shedInput{now: t0, own: 5.5, mean: 4, estimated: true, pods: 60, ownConns: 5, perConn: 1, conns: conns(1.1, 1.1, 1.1, 1.1, 1.1)}, load, steady, nil},
+		{"5 connections reading 5 % costlier, 5.25 of an estimated 4, wanted for steadyWant: its count explains its load (within Hysteresis), and one connection over the mean cannot be evened out by a random landing: it stays",
+			shedInput{now: t0, own: 5.25, mean: 4, estimated: true, pods: 60, ownConns: 5, perConn: 1, conns: conns(1.05, 1.05, 1.05, 1.05, 1.05)}, load, steady, nil},
 		{"the same within growthGrace of growth: judged by load, it moves",
-			shedInput{now: t0, own: 5.5, mean: 4, estimated: true, pods: 60, ownConns: 5, perConn: 1, conns: conns(1.1, 1.1, 1.1, 1.1, 1.1)}, load, grown, []int{0}},
+			shedInput{now: t0, own: 5.25, mean: 4, estimated: true, pods: 60, ownConns: 5, perConn: 1, conns: conns(1.05, 1.05, 1.05, 1.05, 1.05)}, load, grown, []int{0}},
+		{"the same against an exact mean (a fleet of up to Sample + 1 pods): judged by load, it moves",
+			shedInput{now: t0, own: 5.25, mean: 4, pods: 60, ownConns: 5, perConn: 1, conns: conns(1.05, 1.05, 1.05, 1.05, 1.05)}, load, fresh, []int{0}},
+		{"5 that called and 1 back from a shed, not called yet, reading 5.9 of an estimated 4: the count of those that called does not explain it, wanted for steadyWant: it moves",
+			shedInput{now: t0, own: 5.9, mean: 4, estimated: true, pods: 60, ownConns: 5, waiting: 1, perConn: 1, conns: conns(1.18, 1.18, 1.18, 1.18, 1.18)}, load, steady, []int{0}},
+		{"a pod at 6 for a mean of 4.5 ± 0.13, explained by its count: half its landings help, it moves",
+			shedInput{now: t0, own: 6, mean: 4.5, meanErr: 0.13, estimated: true, pods: 60, ownConns: 6, perConn: 1, conns: conns(1, 1, 1, 1, 1, 1)}, load, steady, []int{0}},
+		{"a pod at 12 for a mean of 10 ± 0.13, explained by its count: it moves",
+			shedInput{now: t0, own: 12, mean: 10, meanErr: 0.13, estimated: true, pods: 60, ownConns: 12, perConn: 1, conns: conns(1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1)}, load, steady, []int{0}},
+		{"a pod at 23 for a mean of 20 ± 0.13, explained by its count: it moves",
+			shedInput{now: t0, own: 23, mean: 20, meanErr: 0.13, estimated: true, pods: 60, ownConns: 23, perConn: 1, conns: conns(1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1)}, load, steady, []int{0, 1}},
 		{"a pod at 5 whose connections read 20 % costlier (a slower node), wanted for steadyWant: it moves",
 			shedInput{now: t0, own: 6, mean: 4, estimated: true, pods: 60, ownConns: 5, perConn: 1, conns: conns(1.2, 1.2, 1.2, 1.2, 1.2)}, load, steady, []int{0}},
 		{"a pod at 5 with a heavy client, 7 of an estimated 4, wanted for steadyWant: light ones move, the heavy one stays",
@@ -160,10 +170,14 @@ func TestDecideShedWaitsForASteadyWant(t *testing.T) {
 	// pod's first connection gone (see TestDecideShed), and its count
 	// alone does not clear the mean.
 	over := shedInput{own: 6, mean: 3.9, meanErr: 0.05, estimated: true, pods: 60, ownConns: 5, perConn: 3.9 / 4, conns: conns}
-	// The same pod reading 5.0, as its count explains: still above its
-	// share, but no shed helps.
+	// The same pod with its connections reading 1.0, 5.0 in all: still
+	// above its share by load, but no shed helps.
 	edge := over
 	edge.own = 5.0
+	edge.conns = nil
+	for i := range 5 {
+		edge.conns = append(edge.conns, connLoad{id: i, load: 1.0, opened: t0.Add(-time.Minute)})
+	}
 	// Reading 4.2: within its share.
 	within := over
 	within.own = 4.2
@@ -295,6 +309,44 @@ func TestDecideShedJudgesWaitingClients(t *testing.T) {
 	later := shedInput{now: first.next.lastShed.Add(time.Minute), own: 5, mean: 3, ownConns: 5, pods: 5, conns: conns, cameBack: 1}
 	if d := shedAt(later); d.next.futile != 0 {
 		t.Errorf("5 connections after a shed of 1 from 4 called and 2 waiting: judged futile (%d in a row); the shed worked", d.next.futile)
+	}
+}
+
+// countExplains holds up to ownConns × perConn × (1 + Hysteresis), and
+// not while perConn is not known.
+func TestCountExplains(t *testing.T) {
+	for _, tc := range []struct {
+		in   shedInput
+		want bool
+	}{
+		{shedInput{own: 5.49, ownConns: 5, perConn: 1}, true},
+		{shedInput{own: 5.51, ownConns: 5, perConn: 1}, false},
+		{shedInput{own: 5.49, ownConns: 5, waiting: 1, perConn: 1}, true},
+		{shedInput{own: 5.6, ownConns: 5, waiting: 1, perConn: 1}, false},
+		{shedInput{own: 1, ownConns: 5}, false},
+		{shedInput{own: 0.1, perConn: 1}, false},
+	} {
+		if got := countExplains(tc.in, 0.1); got != tc.want {
+			t.Errorf("%+v: %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}
+
+// A pod judged by its count, within its share, forgets its back-off and
+// its last shed as any pod within its share does: a shed long after is not
+// judged against it.
+func TestDecideShedByCountForgetsTheBackOff(t *testing.T) {
+	cfg := FairShare{Cooldown: time.Second}.withDefaults()
+	t0 := time.Unix(1000, 0)
+	st := shedState{cooldown: 8 * time.Second, futile: futileSheds, lastShed: t0.Add(-time.Minute), shedN: 1, shedConns: 6, shedRest: 4}
+	// 5 connections reading 5.2 of an estimated 4, past growth.
+	in := shedInput{now: t0, own: 5.2, mean: 4, meanErr: 0.1, estimated: true, pods: 60, ownConns: 5, perConn: 1, conns: []connLoad{{id: 0, load: 1.04}, {id: 1, load: 1.04}, {id: 2, load: 1.04}, {id: 3, load: 1.04}, {id: 4, load: 1.04}}}
+	d := decideShed(in, cfg, st)
+	in.now = t0.Add(cfg.Interval)
+	d = decideShed(in, cfg, d.next)
+	if len(d.shed) != 0 || d.next.cooldown != cfg.Cooldown || d.next.futile != 0 || d.next.shedN != 0 || !d.ended {
+		t.Errorf("two rounds at 5 for a mean of 4, explained by the count: shed %v, cooldown %v, futile %d, pending shed of %d, ended %v; want nothing shed, the back-off ended and forgotten",
+			d.shed, d.next.cooldown, d.next.futile, d.next.shedN, d.ended)
 	}
 }
 
