@@ -59,15 +59,16 @@ import (
 // pods), more than 30 s after the peer set last grew, a landing at random
 // helps little. A pod whose load its count of connections explains (within
 // Hysteresis) is judged by that count: it sheds only while the count is
-// more than 1 + Hysteresis connections above the mean, the mean's error
-// included, never from ceil(mean) + 1 for a whole mean, where its
+// more than (1 + Hysteresis)·(pods − 1)/pods connections above the mean,
+// the mean's error included; so, in a fleet of tens of pods with the
+// default Hysteresis, never from ceil(mean) + 1 for a whole mean, where its
 // connection would most likely land on a pod at the mean and only move the
-// excess there (see countExplains and countHelps). A pod whose connections
-// read costlier (a heavy client, a slower node) sheds, unless its excess is
-// clear of the noise by load and by count, only once every round has wanted
-// the shed for 5 s, the load's time constant, so that a moment of the
-// host's CPU read as load does not move a connection (see steadyWant and
-// clearExcess).
+// excess there (see countExplains and countHelps). Any other shed past
+// growth (a pod whose connections read costlier, a heavy client or a slower
+// node, or one whose count helps) is made, unless its excess is clear of
+// the noise by load and by count, only once every round has wanted it for 5
+// s, the load's time constant, so that a moment of the host's CPU read as
+// load does not move a connection (see steadyWant and clearExcess).
 //
 // A handler's time includes its waits for a CPU, which spike on a busy
 // host or in a pod at its CPU limit, so a round counts a connection's
@@ -795,8 +796,8 @@ func (f *fairShare) round(ctx context.Context) {
 			"rest_connections", in.restConns, "next_try_in", d.next.cooldown)
 	}
 	if d.ended {
-		f.s.log.Info("fair share: back-off ended; this pod's sheds work again or it is within its share",
-			"own", in.own, "mean", in.mean, "measure", f.cfg.Measure.String())
+		f.s.log.Info("fair share: back-off ended; this pod's sheds work again or it is within its share (past growth, by its count of connections where that explains its load)",
+			"own", in.own, "mean", in.mean, "measure", f.cfg.Measure.String(), "connections", in.ownConns, "per_conn", in.perConn)
 	}
 	if obs != nil {
 		obs.FairShareRound(len(answers), ownConns, meanConns, ownLoad, meanLoad, len(d.shed))

@@ -63,9 +63,9 @@ const overRounds = 2
 // before; when it waited, one held 7 connections for 7 s. The wait cut
 // the connections a fair fleet moves past growth several fold, with time
 // to fair unchanged (example/balance/fair-share-runs.md has the runs).
-// Since then a pod whose count of connections explains its load no longer
-// waits for a shed by load at all (countExplains): the wait is for pods
-// whose connections read costlier than their count.
+// Since then a pod whose count of connections explains its load sheds
+// past growth only when a shed helps by count (countExplains,
+// countHelps), and then, unless its excess is clear, after the wait too.
 //
 // Within growthGrace of growth a scale-up's imbalance is no noise, its new
 // pods must fill within seconds, and admission's room (roomIn) sends a
@@ -256,14 +256,18 @@ func decideShed(in shedInput, cfg FairShare, st shedState) shedDecision {
 	target := math.Ceil(in.mean-1e-9) + float64(cfg.Tolerance) // by connections
 	within := in.own <= target
 	steady := waitsSteady(in, cfg, st)
+	byCount := false
 	if cfg.Measure == MeasureLoad {
+		within = in.mean <= 0 || in.own <= in.mean*(1+cfg.Hysteresis)
 		// Past growth, a pod whose count explains its load is judged by
 		// that count (see countExplains).
-		within = in.mean <= 0 || in.own <= in.mean*(1+cfg.Hysteresis) ||
-			steady && countExplains(in, cfg.Hysteresis) && !countHelps(in, cfg.Hysteresis)
+		byCount = !within && steady && countExplains(in, cfg.Hysteresis) && !countHelps(in, cfg.Hysteresis)
 	}
-	if within {
-		if in.returning > 0 && st.shedN > 0 {
+	if within || byCount {
+		// A pod judged by its count may be where its last shed left it
+		// while that shed's clients are on their way back: it keeps the
+		// shed to judge until they had the time (cameBackWindow).
+		if st.shedN > 0 && (in.returning > 0 || byCount && in.now.Sub(st.lastShed) < cameBackWindow(cfg)) {
 			d.next.over = 0
 			return d
 		}
@@ -399,16 +403,18 @@ func countHelps(in shedInput, hysteresis float64) bool {
 //
 // Past growth, with an estimated mean (see waitsSteady), such a pod is
 // judged by its count: unless a shed helps by count (countHelps), it is
-// within its share, sheds nothing, and its back-off and pending shed are
-// forgotten as for any pod within its share. A pod at ceil(mean) + 1 for
-// a whole mean holds one connection above it, and a random landing cannot
-// even that out: its connection lands, most likely, on a pod at the mean,
-// which then holds the one above. By load, a pod at 5 for a mean of 4
-// whose connections read a few per cent high for steadyWant moved one;
-// its connections read so by the host's CPU from moment to moment, not by
-// what its clients cost. A pod whose connections stay costlier than
-// Hysteresis over the fleet's, a heavy client or a slower node, is judged
-// by load.
+// within its share and sheds nothing; its back-off and pending shed are
+// forgotten as for any pod within its share, once the clients of that shed
+// had the time to come back (cameBackWindow). A shed that helps by count
+// waits for steadyWant unless its excess is clear (clearExcess). A pod at
+// ceil(mean) + 1 for a whole mean, in a fleet of tens of pods with the
+// default Hysteresis, holds one connection above it, and a random landing
+// cannot even that out: its connection lands, most likely, on a pod at the
+// mean, which then holds the one above. By load, a pod at 5 for a mean of 4
+// whose connections read a few per cent high for steadyWant moved one; its
+// connections read so by the host's CPU from moment to moment, not by what
+// its clients cost. A pod whose connections stay costlier than Hysteresis
+// over the fleet's, a heavy client or a slower node, is judged by load.
 func countExplains(in shedInput, hysteresis float64) bool {
 	return in.perConn > 0 && in.own <= float64(in.ownConns)*in.perConn*(1+hysteresis)
 }
@@ -504,11 +510,12 @@ func oldest(conns []connLoad, n int) []int {
 // a connection together shed its fifth connection, which made the pod it
 // landed on, at 4, the next at 5. The margin takes out about one standard
 // error of that (there about 4 % of the mean), not all of it
-// (example/balance/fair-share-runs.md has the runs); such a shed also
-// waits for steadyWant (see decideShed). A connection heavier than the
-// mean makes whichever pod holds it the busiest, so it moves only when as
-// much load stays behind (a pod that holds two of a few heavy clients
-// sheds one); otherwise the pod sheds lighter ones and keeps it.
+// (example/balance/fair-share-runs.md has the runs); such a shed also waits
+// for steadyWant, and past growth a pod whose count explains its load makes
+// it only when it helps by count (see decideShed). A connection heavier
+// than the mean makes whichever pod holds it the busiest, so it moves only
+// when as much load stays behind (a pod that holds two of a few heavy
+// clients sheds one); otherwise the pod sheds lighter ones and keeps it.
 // Connections without load are not candidates.
 //
 // With room (admission on, and peers below their share by whole

@@ -82,10 +82,10 @@ func TestDecideShed(t *testing.T) {
 			shedInput{now: t0, own: 6, mean: 4, meanErr: 0.2, estimated: true, pods: 60, ownConns: 6, perConn: 1, conns: conns(1, 1, 1, 1, 1, 1)}, load, fresh, []int{0}},
 		{"not clear with a larger error, 6 of an estimated 4 ± 0.7: it waits for steadyWant",
 			shedInput{now: t0, own: 6, mean: 4, meanErr: 0.7, estimated: true, pods: 60, conns: conns(1, 1, 1, 1, 1, 1)}, load, fresh, nil},
-		{"a pod at 5 whose connections read 10 % costlier than the fleet's, 5.5 of an estimated 4, without the fleet's load per connection (perConn not known): clear by load, it moves at once",
-			shedInput{now: t0, own: 5.5, mean: 4, estimated: true, pods: 60, ownConns: 5, conns: conns(1.1, 1.1, 1.1, 1.1, 1.1)}, load, fresh, []int{0}},
+		{"a pod at 5 whose connections read 12 % costlier than the fleet's, 5.6 of an estimated 4, without the fleet's load per connection (perConn not known): clear by load, it moves at once",
+			shedInput{now: t0, own: 5.6, mean: 4, estimated: true, pods: 60, ownConns: 5, conns: conns(1.12, 1.12, 1.12, 1.12, 1.12)}, load, fresh, []int{0}},
 		{"the same with the fleet's load per connection: one connection above the mean is not clear, it waits for steadyWant",
-			shedInput{now: t0, own: 5.5, mean: 4, estimated: true, pods: 60, ownConns: 5, perConn: 1, conns: conns(1.1, 1.1, 1.1, 1.1, 1.1)}, load, fresh, nil},
+			shedInput{now: t0, own: 5.6, mean: 4, estimated: true, pods: 60, ownConns: 5, perConn: 1, conns: conns(1.12, 1.12, 1.12, 1.12, 1.12)}, load, fresh, nil},
 		{"5 connections reading 5 % costlier, 5.25 of an estimated 4, wanted for steadyWant: its count explains its load (within Hysteresis), and one connection over the mean cannot be evened out by a random landing: it stays",
 			shedInput{now: t0, own: 5.25, mean: 4, estimated: true, pods: 60, ownConns: 5, perConn: 1, conns: conns(1.05, 1.05, 1.05, 1.05, 1.05)}, load, steady, nil},
 		{"the same within growthGrace of growth: judged by load, it moves",
@@ -94,8 +94,10 @@ func TestDecideShed(t *testing.T) {
 			shedInput{now: t0, own: 5.25, mean: 4, pods: 60, ownConns: 5, perConn: 1, conns: conns(1.05, 1.05, 1.05, 1.05, 1.05)}, load, fresh, []int{0}},
 		{"5 that called and 1 back from a shed, not called yet, reading 5.9 of an estimated 4: the count of those that called does not explain it, wanted for steadyWant: it moves",
 			shedInput{now: t0, own: 5.9, mean: 4, estimated: true, pods: 60, ownConns: 5, waiting: 1, perConn: 1, conns: conns(1.18, 1.18, 1.18, 1.18, 1.18)}, load, steady, []int{0}},
-		{"a pod at 6 for a mean of 4.5 ± 0.13, explained by its count: half its landings help, it moves",
+		{"a pod at 6 for a mean of 4.5 ± 0.13, explained by its count, wanted for steadyWant: half its landings help, it moves",
 			shedInput{now: t0, own: 6, mean: 4.5, meanErr: 0.13, estimated: true, pods: 60, ownConns: 6, perConn: 1, conns: conns(1, 1, 1, 1, 1, 1)}, load, steady, []int{0}},
+		{"the same, wanted for less than steadyWant: its excess is not clear (clearExcess), it waits",
+			shedInput{now: t0, own: 6, mean: 4.5, meanErr: 0.13, estimated: true, pods: 60, ownConns: 6, perConn: 1, conns: conns(1, 1, 1, 1, 1, 1)}, load, fresh, nil},
 		{"a pod at 12 for a mean of 10 ± 0.13, explained by its count: it moves",
 			shedInput{now: t0, own: 12, mean: 10, meanErr: 0.13, estimated: true, pods: 60, ownConns: 12, perConn: 1, conns: conns(1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1)}, load, steady, []int{0}},
 		{"a pod at 23 for a mean of 20 ± 0.13, explained by its count: it moves",
@@ -119,7 +121,7 @@ func TestDecideShed(t *testing.T) {
 		{"the same in a fleet of 6, where a landing helps more (6/5): clear, it moves at once",
 			shedInput{now: t0, own: 6.5, mean: 4, meanErr: 0.65, estimated: true, pods: 6, ownConns: 6, perConn: 1, conns: conns(1.1, 1.08, 1.08, 1.08, 1.08, 1.08)}, load, fresh, []int{0}},
 		{"clients back from its sheds that have not called do not count: 7 connections, 5 that called, reading 5.5 of an estimated 4, wait for steadyWant",
-			shedInput{now: t0, own: 5.5, mean: 4, estimated: true, pods: 60, ownConns: 5, waiting: 2, perConn: 1, conns: conns(1.1, 1.1, 1.1, 1.1, 1.1)}, load, fresh, nil},
+			shedInput{now: t0, own: 5.6, mean: 4, estimated: true, pods: 60, ownConns: 5, waiting: 2, perConn: 1, conns: conns(1.12, 1.12, 1.12, 1.12, 1.12)}, load, fresh, nil},
 		{"a whole connection with the thin edge is not made clear by small ones shed with it: 5.2 of an estimated 4 ± 0.05 waits",
 			shedInput{now: t0, own: 5.2, mean: 4, meanErr: 0.05, estimated: true, pods: 60, conns: conns(1, 1, 1, 1, 1, 0.05, 0.05, 0.05, 0.05)}, load, fresh, nil},
 		{"the same with room, where admission sends it: it moves",
@@ -170,13 +172,13 @@ func TestDecideShedWaitsForASteadyWant(t *testing.T) {
 	// pod's first connection gone (see TestDecideShed), and its count
 	// alone does not clear the mean.
 	over := shedInput{own: 6, mean: 3.9, meanErr: 0.05, estimated: true, pods: 60, ownConns: 5, perConn: 3.9 / 4, conns: conns}
-	// The same pod with its connections reading 1.0, 5.0 in all: still
-	// above its share by load, but no shed helps.
+	// 4 connections reading 1.25, 5.0 in all: above its share by load,
+	// not explained by its count, but no shed helps.
 	edge := over
-	edge.own = 5.0
+	edge.own, edge.ownConns = 5.0, 4
 	edge.conns = nil
-	for i := range 5 {
-		edge.conns = append(edge.conns, connLoad{id: i, load: 1.0, opened: t0.Add(-time.Minute)})
+	for i := range 4 {
+		edge.conns = append(edge.conns, connLoad{id: i, load: 1.25, opened: t0.Add(-time.Minute)})
 	}
 	// Reading 4.2: within its share.
 	within := over
@@ -243,7 +245,7 @@ func TestDecideShedWaitsForASteadyWant(t *testing.T) {
 		t.Errorf("a clear round within the cooldown: shed %v, wantSince %v; want nothing shed and the wait started again", d.shed, d.next.wantSince)
 	}
 	if got := sheds(edge, st, 0, edge); len(got) != 0 {
-		t.Errorf("5 connections reading 5.0 of an estimated 3.9 ± 0.05 in a fleet of 60: sheds at %v, want none", got)
+		t.Errorf("4 connections reading 5.0 of an estimated 3.9 ± 0.05 in a fleet of 60: sheds at %v, want none", got)
 	}
 	// By connections nothing waits: 6 of an estimated 4.
 	conn := shedInput{now: t0, own: 6, mean: 4, estimated: true, pods: 60, conns: conns}
@@ -347,6 +349,17 @@ func TestDecideShedByCountForgetsTheBackOff(t *testing.T) {
 	if len(d.shed) != 0 || d.next.cooldown != cfg.Cooldown || d.next.futile != 0 || d.next.shedN != 0 || !d.ended {
 		t.Errorf("two rounds at 5 for a mean of 4, explained by the count: shed %v, cooldown %v, futile %d, pending shed of %d, ended %v; want nothing shed, the back-off ended and forgotten",
 			d.shed, d.next.cooldown, d.next.futile, d.next.shedN, d.ended)
+	}
+	// Within cameBackWindow of its shed, the shed's clients may be on
+	// their way back: the pod keeps it to judge.
+	st.lastShed = t0.Add(-cfg.Interval)
+	in.now = t0
+	d = decideShed(in, cfg, st)
+	in.now = t0.Add(cfg.Interval)
+	d = decideShed(in, cfg, d.next)
+	if d.next.futile != futileSheds || d.next.shedN != 1 || d.ended {
+		t.Errorf("two rounds at 5 for a mean of 4 within %v of a shed: futile %d, pending shed of %d, ended %v; want the shed kept (%d, 1, false)",
+			cameBackWindow(cfg), d.next.futile, d.next.shedN, d.ended, futileSheds)
 	}
 }
 
