@@ -66,9 +66,9 @@ import (
 // excess there (see countExplains and countHelps). Any other shed past
 // growth (a pod whose connections read costlier, a heavy client or a slower
 // node, or one whose count helps) is made, unless its excess is clear of
-// the noise by load and by count, only once every round has wanted it for 5
-// s, the load's time constant, so that a moment of the host's CPU read as
-// load does not move a connection (see steadyWant and clearExcess).
+// the noise by load and by count, only once every round has wanted it for
+// 5 s, the load's time constant, so that a moment of the host's CPU read
+// as load does not move a connection (see steadyWant and clearExcess).
 //
 // A handler's time includes its waits for a CPU, which spike on a busy
 // host or in a pod at its CPU limit, so a round counts a connection's

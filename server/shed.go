@@ -370,11 +370,7 @@ func clearExcess(in shedInput, want []int, hysteresis float64) bool {
 // asks, hysteresis × mean: with the default Hysteresis in a fleet of tens
 // of pods, 6 or more for a mean of 4. False for a fleet of one.
 func clearByCount(in shedInput, hysteresis float64) bool {
-	if in.pods < 2 {
-		return false
-	}
-	spread := float64(in.pods) / float64(in.pods-1)
-	return in.perConn+hysteresis*in.mean < (float64(in.ownConns)*in.perConn-in.mean-in.meanErr)*spread
+	return countClears(in, hysteresis*in.mean)
 }
 
 // countHelps reports whether a shed helps by count: a connection at the
@@ -390,11 +386,25 @@ func clearByCount(in shedInput, hysteresis float64) bool {
 // a fleet of tens of pods that is 6 for a mean of 4 or 4.5, 12 for 10, and
 // never ceil(M) + 1 for a whole M. False for a fleet of one.
 func countHelps(in shedInput, hysteresis float64) bool {
+	return countClears(in, hysteresis*in.perConn)
+}
+
+// countClears reports whether the pod's connections that have called
+// (in.ownConns, as the peers count theirs), each at the fleet's mean load
+// per connection (perConn, which must be known), less the mean and its
+// error, scaled by pods/(pods−1) as heaviest scales a pod's excess, are
+// more than one connection and margin:
+//
+//	perConn + margin < (ownConns·perConn − mean − meanErr)·pods/(pods−1)
+//
+// clearByCount and countHelps differ only in margin. False for a fleet of
+// one.
+func countClears(in shedInput, margin float64) bool {
 	if in.pods < 2 {
 		return false
 	}
 	spread := float64(in.pods) / float64(in.pods-1)
-	return (1+hysteresis)*in.perConn < (float64(in.ownConns)*in.perConn-in.mean-in.meanErr)*spread
+	return in.perConn+margin < (float64(in.ownConns)*in.perConn-in.mean-in.meanErr)*spread
 }
 
 // countExplains reports whether the pod's load is what its count of
