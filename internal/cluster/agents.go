@@ -102,5 +102,6 @@ func (c *Cluster) leaseRenewedSince(node string, t time.Time) func(context.Conte
 // PodLogDir returns where node agents write their containers' output,
 // laid out as a kubelet's /var/log/pods:
 // PodLogDir()/NAMESPACE_POD_UID/CONTAINER/RESTARTS.log. The files stay
-// after their pods are gone, until Close.
-func (c *Cluster) PodLogDir() string { return filepath.Join(c.dir, "pods") }
+// after their pods are gone, until Close; with Config.KeepLogs, under Dir
+// after it too.
+func (c *Cluster) PodLogDir() string { return filepath.Join(c.Dir(), "pods") }

@@ -19,7 +19,8 @@ func Leftovers() ([]string, error) { return labs.Leftovers() }
 // Leftovers): it kills what still runs in their namespaces (the components
 // normally died with their owner), deletes the namespaces and their
 // /etc/netns entries, and removes their directories under os.TempDir()
-// (not under another Config.TempDir). Clusters of running processes,
+// (not under another Config.TempDir), but not the logs Config.KeepLogs
+// kept (their names end in "-logs"). Clusters of running processes,
 // this one's included, are left alone. It returns the names removed and
 // the directories' paths. Owners are looked up by PID, so clusters made in
 // another PID namespace sharing /run/netns would look stale: do not share

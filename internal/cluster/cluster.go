@@ -60,6 +60,7 @@ type Cluster struct {
 	nodeProcs  []*component // started by StartNodeProcess
 	podNets    map[string]podnet.Pod
 	podIPs     map[netip.Addr]bool
+	keptDir    string // where Close kept the directory (Config.KeepLogs)
 }
 
 // New starts a cluster: etcd, kube-apiserver, kube-controller-manager,
@@ -387,7 +388,9 @@ func (c *Cluster) startCoreDNS(ctx context.Context) (*component, error) {
 // (Prefix), those a node agent made included, which takes the veths,
 // routes, kube-proxy's iptables or nftables rules and conntrack entries
 // with them, their /etc/netns entries, and the cluster's directory unless
-// Config.KeepLogs. Close is idempotent and safe after a failed New.
+// Config.KeepLogs, which renames it, adding "-logs" to its name, so that
+// the next cluster's CleanStale keeps it (see Dir). Close is idempotent and safe after a
+// failed New.
 func (c *Cluster) Close() error {
 	c.mu.Lock()
 	if c.closed {
@@ -430,7 +433,18 @@ func (c *Cluster) Close() error {
 		if err := os.RemoveAll(c.dir); err != nil {
 			errs = append(errs, fmt.Errorf("cluster: %w", err))
 		}
+		return errors.Join(errs...)
 	}
+	// The kept directory takes the role "-logs", which CleanStale leaves
+	// alone: under its own name, the next cluster's New would remove it as
+	// a stale cluster's, its owner being gone.
+	kept := c.dir + "-logs"
+	if err := os.Rename(c.dir, kept); err != nil {
+		return errors.Join(append(errs, fmt.Errorf("cluster: keeping the logs: %w", err))...)
+	}
+	c.mu.Lock()
+	c.keptDir = kept
+	c.mu.Unlock()
 	return errors.Join(errs...)
 }
 
@@ -499,8 +513,17 @@ func (c *Cluster) NodeNetns() string { return c.nodeNS }
 func (c *Cluster) Prefix() string { return c.prefix }
 
 // Dir returns the cluster's directory: certificates, kubeconfigs, the
-// Corefile, etcd's data and a log per component (NAME.log).
-func (c *Cluster) Dir() string { return c.dir }
+// Corefile, etcd's data and a log per component (NAME.log). After Close
+// with Config.KeepLogs, it returns where the directory was kept: its path
+// with "-logs" added, a name CleanStale leaves alone.
+func (c *Cluster) Dir() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.keptDir != "" {
+		return c.keptDir
+	}
+	return c.dir
+}
 
 // PodNetwork returns the node side of the pod network, for making pod
 // namespaces the way AddPod does.

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -196,8 +197,19 @@ func testCluster(t *testing.T, mode ProxyMode) {
 		return
 	}
 	if !t.Failed() {
-		// What KeepLogs kept; Close removes it when KeepLogs is false.
-		if err := os.RemoveAll(c.Dir()); err != nil {
+		// What KeepLogs kept, under a name the next cluster's CleanStale
+		// leaves alone; Close removes it when KeepLogs is false.
+		kept := c.Dir()
+		if _, _, role, ok := labs.Parse(filepath.Base(kept)); !ok || role != "-logs" {
+			t.Errorf("Close kept the logs in %s; want the cluster's directory with the role -logs, which CleanStale keeps", kept)
+		}
+		if _, err := os.Stat(filepath.Join(kept, "kube-apiserver.log")); err != nil {
+			t.Errorf("the kept directory has no kube-apiserver.log: %v", err)
+		}
+		if filepath.Dir(c.PodLogDir()) != kept {
+			t.Errorf("PodLogDir() = %s after Close; want it under %s", c.PodLogDir(), kept)
+		}
+		if err := os.RemoveAll(kept); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -112,7 +112,9 @@ type Config struct {
 	// etcd's data, logs) is made. Empty means os.TempDir().
 	TempDir string
 	// KeepLogs keeps the cluster's directory after Close, for a look at the
-	// components' logs; its path is [Cluster.Dir]. False removes it.
+	// components' logs, under its name with "-logs" added, which the next
+	// cluster's CleanStale leaves alone; [Cluster.Dir] returns its path.
+	// Nothing removes it then. False removes it.
 	KeepLogs bool
 }
 

@@ -96,8 +96,9 @@ func (ls *Labs) Leftovers() ([]string, error) {
 // CleanStale removes the labs whose owner process is gone (see
 // [Labs.Leftovers]): it kills what still runs in their namespaces, deletes
 // the namespaces and their ConfigDir entries, and removes their directories
-// under os.TempDir(). Labs of running processes, this one's included, are
-// left alone. It returns the names of the namespaces and entries removed
+// under os.TempDir(), those named as the lab itself; a directory whose name
+// adds a role, such as the logs a cluster kept ("-logs"), stays. Labs of
+// running processes, this one's included, are left alone. It returns the names of the namespaces and entries removed
 // and the paths of the directories.
 func (ls *Labs) CleanStale(ctx context.Context) ([]string, error) {
 	stale, err := ls.Leftovers()

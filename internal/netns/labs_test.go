@@ -69,7 +69,8 @@ func needRoot(t *testing.T) {
 
 // CleanStale removes the namespace, ConfigDir entry and directory of a lab
 // whose owner is gone, with the process inside, and leaves a live owner's
-// lab alone; Remove then removes that one.
+// lab alone, and a directory of a stale lab with a role, such as the logs a
+// cluster kept ("-logs"); Remove then removes the live lab.
 func TestLabsCleanStaleAndRemove(t *testing.T) {
 	needRoot(t)
 	labs := NewLabs("rotornetnstest-")
@@ -85,6 +86,7 @@ func TestLabsCleanStaleAndRemove(t *testing.T) {
 			_ = Delete(context.Background(), name)
 		}
 		_ = os.RemoveAll(filepath.Join(os.TempDir(), stale))
+		_ = os.RemoveAll(filepath.Join(os.TempDir(), stale+"-logs"))
 	})
 	for _, name := range []string{stale + "-node", live + "-node"} {
 		if err := Add(ctx, name); err != nil {
@@ -100,8 +102,10 @@ func TestLabsCleanStaleAndRemove(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(ConfigDir, stale+"-pod-x"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.MkdirAll(filepath.Join(os.TempDir(), stale), 0o700); err != nil {
-		t.Fatal(err)
+	for _, dir := range []string{stale, stale + "-logs"} {
+		if err := os.MkdirAll(filepath.Join(os.TempDir(), dir), 0o700); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	removed, err := labs.CleanStale(ctx)
@@ -112,6 +116,9 @@ func TestLabsCleanStaleAndRemove(t *testing.T) {
 		if !slices.Contains(removed, want) {
 			t.Errorf("CleanStale removed %v; want %s among them", removed, want)
 		}
+	}
+	if _, err := os.Stat(filepath.Join(os.TempDir(), stale+"-logs")); err != nil {
+		t.Errorf("CleanStale removed the kept logs of a stale lab (stat: %v); want them left", err)
 	}
 	testkit.Receive(t, exited, 10*time.Second, "the process in the stale namespace to be killed")
 	if Exists(stale+"-node") || !Exists(live+"-node") {
