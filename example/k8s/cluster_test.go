@@ -69,7 +69,7 @@ const (
 //   - ScaleUp: the headless clients scaled to 0 (fair share is for
 //     ClusterIP fleets), fair share turned on (kubectl set env
 //     ROTOR_FAIR_SHARE=true, a rollout that loses no call either), then
-//     2 → 5 replicas; over the last 30 s of the minute after it, max/mean
+//     2 → 5 replicas; over the last 30 s of the 90 s after it, max/mean
 //     calls per pod ≤ 1.15.
 //
 // It runs in kube-proxy's iptables and nftables modes; -short runs the
@@ -336,7 +336,7 @@ func (rc *realCluster) testCrash(t *testing.T) {
 // scales 2 → 5 and measures how the ClusterIP clients' calls spread: the
 // new pods' time to fair (their trailing 5 s share stays ≥ 0.8 of their
 // fair 3/5) and the imbalance (max/mean calls per pod) over the last 30 s
-// of the minute after the scale-up, which must be ≤ 1.15. The headless
+// of the 90 s after the scale-up, which must be ≤ 1.15. The headless
 // clients come back at the end.
 func (rc *realCluster) testScaleUp(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -378,8 +378,19 @@ func (rc *realCluster) testScaleUp(t *testing.T) {
 	d.wantNoFailures(t, calling...)
 	rc.waitCalls(ctx, t, 10*time.Second) // fair share settles over 2 pods
 
+	// The imbalance is that of the last 30 s of the 90 s after the scale.
+	// A fleet of 5 often ends its first moves one connection off, a pod at 5
+	// and one at 3 for a mean of 4. A shed of the pod at 5 lands, kube-proxy
+	// picking at random, on the pod at 3 one time in five; otherwise it
+	// moves the excess to another pod, which sheds about 2 s later: a random
+	// walk of 5 steps on average. In 19 runs on 2026-12-03 the last shed
+	// came 4-21 s after the new pods' first round in 18; in one the fleet
+	// was still a connection off 60 s after the scale (1.21 over its last
+	// 30 s, as CI once saw with 1.19). A walk begun 10 s after the scale
+	// misses 25 times in a row, 0.8^25 = 0.4 %, to be still going at 60 s.
+	// (example/balance/testdata/runs-2026-12-03/real-cluster-scale-up-settle.txt)
 	const (
-		measure = time.Minute
+		measure = 90 * time.Second
 		tail    = 30 * time.Second
 		window  = 5 * time.Second
 	)
