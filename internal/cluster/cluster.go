@@ -99,7 +99,12 @@ func New(ctx context.Context, cfg Config) (*Cluster, error) {
 	}
 	c.pods = podnet.Network{NodeNetns: c.nodeNS, Gateway: NodeIP, DNS: DNSServiceIP, ClusterDomain: ClusterDomain}
 	if err := c.start(ctx); err != nil {
-		return nil, errors.Join(err, c.Close())
+		err = errors.Join(err, c.Close())
+		if cfg.KeepLogs {
+			// The error may name logs under the directory Close renamed.
+			err = fmt.Errorf("%w (the logs are kept in %s)", err, c.Dir())
+		}
+		return nil, err
 	}
 	return c, nil
 }
@@ -388,9 +393,10 @@ func (c *Cluster) startCoreDNS(ctx context.Context) (*component, error) {
 // (Prefix), those a node agent made included, which takes the veths,
 // routes, kube-proxy's iptables or nftables rules and conntrack entries
 // with them, their /etc/netns entries, and the cluster's directory unless
-// Config.KeepLogs, which renames it, adding "-logs" to its name, so that
-// the next cluster's CleanStale keeps it (see Dir). Close is idempotent and safe after a
-// failed New.
+// Config.KeepLogs, which removes etcd's data and the node agents' image
+// copies from it and renames it, adding "-logs" to its name, so that the
+// next cluster's CleanStale keeps it (see Dir). Close is idempotent and
+// safe after a failed New.
 func (c *Cluster) Close() error {
 	c.mu.Lock()
 	if c.closed {
@@ -437,14 +443,21 @@ func (c *Cluster) Close() error {
 	}
 	// The kept directory takes the role "-logs", which CleanStale leaves
 	// alone: under its own name, the next cluster's New would remove it as
-	// a stale cluster's, its owner being gone.
+	// a stale cluster's, its owner being gone. etcd's data (its write-ahead
+	// log preallocates 64 MB) and the images (copies of the binaries) go,
+	// so that kept directories do not fill the disk.
+	for _, big := range []string{"etcd", "images"} {
+		if err := os.RemoveAll(filepath.Join(c.dir, big)); err != nil {
+			errs = append(errs, fmt.Errorf("cluster: %w", err))
+		}
+	}
 	kept := c.dir + "-logs"
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if err := os.Rename(c.dir, kept); err != nil {
 		return errors.Join(append(errs, fmt.Errorf("cluster: keeping the logs: %w", err))...)
 	}
-	c.mu.Lock()
 	c.keptDir = kept
-	c.mu.Unlock()
 	return errors.Join(errs...)
 }
 
@@ -515,7 +528,9 @@ func (c *Cluster) Prefix() string { return c.prefix }
 // Dir returns the cluster's directory: certificates, kubeconfigs, the
 // Corefile, etcd's data and a log per component (NAME.log). After Close
 // with Config.KeepLogs, it returns where the directory was kept: its path
-// with "-logs" added, a name CleanStale leaves alone.
+// with "-logs" added, a name CleanStale leaves alone. The other paths the
+// Cluster returns (kubeconfigs) are not updated. Dir takes the Cluster's
+// lock: do not call it with the lock held.
 func (c *Cluster) Dir() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()

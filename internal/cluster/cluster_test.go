@@ -206,6 +206,9 @@ func testCluster(t *testing.T, mode ProxyMode) {
 		if _, err := os.Stat(filepath.Join(kept, "kube-apiserver.log")); err != nil {
 			t.Errorf("the kept directory has no kube-apiserver.log: %v", err)
 		}
+		if _, err := os.Stat(filepath.Join(kept, "etcd")); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("the kept directory still has etcd's data (stat: %v); want it removed", err)
+		}
 		if filepath.Dir(c.PodLogDir()) != kept {
 			t.Errorf("PodLogDir() = %s after Close; want it under %s", c.PodLogDir(), kept)
 		}

@@ -112,9 +112,12 @@ type Config struct {
 	// etcd's data, logs) is made. Empty means os.TempDir().
 	TempDir string
 	// KeepLogs keeps the cluster's directory after Close, for a look at the
-	// components' logs, under its name with "-logs" added, which the next
-	// cluster's CleanStale leaves alone; [Cluster.Dir] returns its path.
-	// Nothing removes it then. False removes it.
+	// components' and pods' logs, without etcd's data and the images,
+	// under its name with "-logs" added, which the next cluster's
+	// CleanStale leaves alone; [Cluster.Dir] returns its path. Nothing
+	// removes it then (rm -r /tmp/rotorkube-*-logs). A process killed
+	// before Close keeps nothing: the next New removes its directory as a
+	// stale cluster's. False removes the directory at Close.
 	KeepLogs bool
 }
 

@@ -62,4 +62,20 @@ func TestNewReportsFailedComponent(t *testing.T) {
 	if entries, _ := os.ReadDir(tmp); len(entries) != 0 {
 		t.Errorf("the failed New left %v in its TempDir", entries)
 	}
+
+	// With KeepLogs the error says where the logs are, and they are there:
+	// the log it quotes was under the directory Close renamed.
+	c, err = New(ctx, Config{BinDir: bin, TempDir: tmp, KeepLogs: true})
+	if err == nil {
+		c.Close()
+		t.Fatal("New succeeded with a kube-apiserver that exits at once")
+	}
+	_, kept, ok := strings.Cut(err.Error(), "(the logs are kept in ")
+	kept, _, _ = strings.Cut(kept, ")")
+	if !ok || filepath.Dir(kept) != tmp || !strings.HasSuffix(kept, "-logs") {
+		t.Fatalf("New's error with KeepLogs does not say where the logs are kept (under %s, ending in -logs):\n%v", tmp, err)
+	}
+	if log, err := os.ReadFile(filepath.Join(kept, "kube-apiserver.log")); err != nil || !strings.Contains(string(log), "--rotor-test-bad-flag") {
+		t.Errorf("the kept kube-apiserver.log (error %v) lacks the component's output:\n%s", err, log)
+	}
 }

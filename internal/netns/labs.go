@@ -98,8 +98,9 @@ func (ls *Labs) Leftovers() ([]string, error) {
 // the namespaces and their ConfigDir entries, and removes their directories
 // under os.TempDir(), those named as the lab itself; a directory whose name
 // adds a role, such as the logs a cluster kept ("-logs"), stays. Labs of
-// running processes, this one's included, are left alone. It returns the names of the namespaces and entries removed
-// and the paths of the directories.
+// running processes, this one's included, are left alone. It returns the
+// names of the namespaces and entries removed and the paths of the
+// directories.
 func (ls *Labs) CleanStale(ctx context.Context) ([]string, error) {
 	stale, err := ls.Leftovers()
 	if err != nil {
