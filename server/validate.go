@@ -82,7 +82,7 @@ func (c Config) validate(p *problems) {
 	if c.MinPingInterval < time.Second || c.MinPingInterval > time.Hour {
 		p.add(field("MinPingInterval"), c.MinPingInterval, "between 1s and 1h, or 0 for the default 10s")
 	}
-	if c.MaxConcurrentStreams != Off && (c.MaxConcurrentStreams < 1 || c.MaxConcurrentStreams > math.MaxUint32) {
+	if c.MaxConcurrentStreams != Off && (c.MaxConcurrentStreams < 1 || int64(c.MaxConcurrentStreams) > math.MaxUint32) {
 		p.add(field("MaxConcurrentStreams"), c.MaxConcurrentStreams, "1 to 4294967295, or server.Off (the default) for no cap")
 	}
 	if c.MaxRecvMsgSize < 1 {

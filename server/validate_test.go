@@ -2,6 +2,8 @@ package server_test
 
 import (
 	"errors"
+	"math"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -34,7 +36,6 @@ func TestConfigValidate(t *testing.T) {
 		{"min ping interval off", func(c *server.Config) { c.MinPingInterval = server.Off }, "MinPingInterval", "between 1s and 1h"},
 		{"streams capped", func(c *server.Config) { c.MaxConcurrentStreams = 100 }, "", ""},
 		{"streams negative", func(c *server.Config) { c.MaxConcurrentStreams = -5 }, "MaxConcurrentStreams", "1 to 4294967295"},
-		{"streams over uint32", func(c *server.Config) { c.MaxConcurrentStreams = 1 << 33 }, "MaxConcurrentStreams", "1 to 4294967295"},
 		{"recv size negative", func(c *server.Config) { c.MaxRecvMsgSize = -1 }, "MaxRecvMsgSize", "at least 1 byte"},
 		{"send size negative", func(c *server.Config) { c.MaxSendMsgSize = -5 }, "MaxSendMsgSize", "at least 1 byte"},
 		{"handshake timeout off", func(c *server.Config) { c.HandshakeTimeout = server.Off }, "HandshakeTimeout", "cannot be turned off"},
@@ -52,6 +53,16 @@ func TestConfigValidate(t *testing.T) {
 		}, "", ""},
 		{"spread off", func(c *server.Config) { c.RotateSpread = server.Off }, "", ""},
 		{"spread an hour", func(c *server.Config) { c.RotateSpread = time.Hour }, "RotateSpread", "at most 10m"},
+	}
+	if strconv.IntSize == 64 { // a 32-bit int cannot go past a uint32
+		wide := uint64(math.MaxUint32)
+		over := int(wide + 1)
+		tests = append(tests, struct {
+			name   string
+			change func(*server.Config)
+			field  string
+			want   string
+		}{"streams over uint32", func(c *server.Config) { c.MaxConcurrentStreams = over }, "MaxConcurrentStreams", "1 to 4294967295"})
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
