@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/rotorkit/rotor/gateway"
+	"github.com/rotorkit/rotor/internal/cputime"
 	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
 	"github.com/rotorkit/rotor/server"
 )
@@ -56,7 +57,7 @@ func BenchmarkGateway(b *testing.B) {
 			defer c.CloseIdleConnections()
 			const body = `{"to_who":"bench","message":"hi"}`
 			b.ReportAllocs()
-			cpu := processCPU()
+			cpu := cputime.Process()
 			for b.Loop() {
 				resp, err := c.Post(url, "application/json", strings.NewReader(body))
 				if err != nil {
@@ -70,7 +71,7 @@ func BenchmarkGateway(b *testing.B) {
 			}
 			if cpu > 0 {
 				// Client, gateway and gRPC server together, per call.
-				b.ReportMetric(float64(processCPU()-cpu)/float64(b.N), "cpu-ns/op")
+				b.ReportMetric(float64(cputime.Process()-cpu)/float64(b.N), "cpu-ns/op")
 			}
 		})
 	}

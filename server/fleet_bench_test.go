@@ -8,12 +8,12 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
 
+	"github.com/rotorkit/rotor/internal/cputime"
 	"github.com/rotorkit/rotor/internal/testkit"
 	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
 	"github.com/rotorkit/rotor/server"
@@ -111,9 +111,9 @@ func benchExchange(b *testing.B, n, pace int) {
 
 	time.Sleep(10 * interval) // every pod resolves, and its estimate settles
 	window := 20 * interval
-	cpu0, wire0, t0 := rusageCPU(), wire.Load(), time.Now()
+	cpu0, wire0, t0 := cputime.Process(), wire.Load(), time.Now()
 	time.Sleep(window)
-	cpu, bytes, took := rusageCPU()-cpu0, wire.Load()-wire0, time.Since(t0)
+	cpu, bytes, took := cputime.Process()-cpu0, wire.Load()-wire0, time.Since(t0)
 	var errSum float64
 	for i := range est {
 		errSum += math.Abs(math.Float64frombits(est[i].Load())-1.5) / 1.5
@@ -181,11 +181,4 @@ type estimateRecorder struct {
 
 func (e estimateRecorder) FairShareRound(_, _ int, meanConns, _, _ float64, _ int) {
 	e.last.Store(math.Float64bits(meanConns))
-}
-
-// rusageCPU is the CPU time this process has used, user and system.
-func rusageCPU() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

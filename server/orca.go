@@ -3,12 +3,12 @@ package server
 import (
 	"context"
 	"runtime"
-	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/orca"
 
+	"github.com/rotorkit/rotor/internal/cputime"
 	"github.com/rotorkit/rotor/internal/lifecycle"
 )
 
@@ -29,7 +29,9 @@ type ORCA struct {
 //
 //   - cpu_utilization: the process's CPU time (user and system) per second
 //     of wall time, over GOMAXPROCS (container-aware since Go 1.25): 1 means
-//     every core the process may use is busy;
+//     every core the process may use is busy. Taken from getrusage on Unix
+//     and GetProcessTimes on Windows; elsewhere (js, wasip1, plan9) it is
+//     left out of the reports, as ORCA leaves out a zero;
 //   - application_utilization: the time this server's handlers ran per
 //     second, over GOMAXPROCS, the same measure as fair share's load; it
 //     follows what the calls of this server cost, also when other servers or
@@ -65,10 +67,10 @@ func newORCAReporter(s *Server, cfg ORCA) *orcaReporter {
 
 // run samples every Interval until ctx ends.
 func (r *orcaReporter) run(ctx context.Context) {
-	lastCPU, lastBusy, lastCalls, last := processCPU(), r.s.busy.Load(), r.s.calls.Load(), time.Now()
+	lastCPU, lastBusy, lastCalls, last := cputime.Process(), r.s.busy.Load(), r.s.calls.Load(), time.Now()
 	lifecycle.Every(ctx, r.cfg.Interval, func() {
 		now := time.Now()
-		cpu, busy, calls := processCPU(), r.s.busy.Load(), r.s.calls.Load()
+		cpu, busy, calls := cputime.Process(), r.s.busy.Load(), r.s.calls.Load()
 		wall := now.Sub(last).Seconds()
 		procs := float64(runtime.GOMAXPROCS(0))
 		if wall > 0 {
@@ -95,15 +97,6 @@ func (r *orcaReporter) record(cpu, app, qps float64) {
 	set(cpu, r.rec.SetCPUUtilization, r.rec.DeleteCPUUtilization)
 	set(app, r.rec.SetApplicationUtilization, r.rec.DeleteApplicationUtilization)
 	set(qps, r.rec.SetQPS, r.rec.DeleteQPS)
-}
-
-// processCPU is the CPU time the process has used, user and system.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // touchORCA asks for the call's ORCA recorder: grpc-go's interceptor

@@ -9,7 +9,6 @@ import (
 	"runtime"
 	"slices"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/rotorkit/rotor/example/hello"
 	"github.com/rotorkit/rotor/interceptors"
+	"github.com/rotorkit/rotor/internal/cputime"
 	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
 	"github.com/rotorkit/rotor/server"
 )
@@ -228,7 +228,7 @@ func measure(ctx context.Context, clients []hellov1.HelloClient, concurrency int
 	req := &hellov1.HiRequest{ToWho: "bench", Message: "hi"}
 	hists := make([]hist, concurrency)
 	errs := make([]error, concurrency)
-	cpu0 := cpuTime()
+	cpu0 := cputime.Process()
 	start := time.Now()
 	deadline := start.Add(d)
 	var wg sync.WaitGroup
@@ -247,7 +247,7 @@ func measure(ctx context.Context, clients []hellov1.HelloClient, concurrency int
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	cpu := cpuTime() - cpu0
+	cpu := cputime.Process() - cpu0
 	var all hist
 	for g := range hists {
 		if errs[g] != nil {
@@ -261,15 +261,6 @@ func measure(ctx context.Context, clients []hellov1.HelloClient, concurrency int
 		P99Ms:        ms(all.quantile(0.99)),
 		CPUPerCallUs: float64(cpu) / 1e3 / float64(max(all.n, 1)),
 	}, nil
-}
-
-// cpuTime is the CPU time this process has used, user and system.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func median(xs []float64) float64 {

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/rotorkit/rotor/internal/cputime"
 	"github.com/rotorkit/rotor/internal/lifecycle"
 	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
 	"github.com/rotorkit/rotor/server"
@@ -261,7 +262,7 @@ func (c *clientChild) snapshot() callCounts {
 	defer c.mu.Unlock()
 	s := c.counts
 	s.Dials = c.dials.Load()
-	s.CPU = cpuTime()
+	s.CPU = cputime.Process()
 	s.Codes = maps.Clone(s.Codes)
 	s.Samples = append([]string(nil), s.Samples...)
 	return s

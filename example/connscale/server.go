@@ -14,12 +14,12 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
 
 	"github.com/rotorkit/rotor/example/hello"
+	"github.com/rotorkit/rotor/internal/cputime"
 	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
 	"github.com/rotorkit/rotor/server"
 )
@@ -134,7 +134,7 @@ func startServer(spec childSpec) (func(request) any, any, error) {
 			m.Conns = conns()
 			return serverReply{childErr: errOf(err), Mem: m}
 		case "stats":
-			r := serverReply{CPU: cpuTime(), Opened: obs.opened.Load(), Draining: obs.draining.Load()}
+			r := serverReply{CPU: cputime.Process(), Opened: obs.opened.Load(), Draining: obs.draining.Load()}
 			if srv != nil {
 				r.Stats = srv.Stats()
 			}
@@ -186,15 +186,6 @@ func vmRSS() (int64, error) {
 		return kb << 10, err
 	}
 	return 0, fmt.Errorf("/proc/self/status has no VmRSS")
-}
-
-// cpuTime returns the user and system CPU time the process has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return -1
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // openSockets counts the process's open sockets: one readlink per open

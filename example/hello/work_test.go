@@ -3,7 +3,6 @@ package hello
 import (
 	"context"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -11,6 +10,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/rotorkit/rotor/internal/cputime"
 	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
 )
 
@@ -58,16 +58,6 @@ func TestWorkUnits(t *testing.T) {
 	}
 }
 
-// cpuTime is the CPU time, user and system, this process has used.
-func cpuTime(t *testing.T) time.Duration {
-	t.Helper()
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		t.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // cpuPerCall is the process CPU time per Hi call with the given metadata
 // values, over calls calls.
 func cpuPerCall(t *testing.T, calls int, values ...string) time.Duration {
@@ -78,13 +68,13 @@ func cpuPerCall(t *testing.T, calls int, values ...string) time.Duration {
 		ctx = withWork(values...)
 	}
 	req := &hellov1.HiRequest{ToWho: "x"}
-	start := cpuTime(t)
+	start := cputime.Process()
 	for range calls {
 		if _, err := s.Hi(ctx, req); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return (cpuTime(t) - start) / time.Duration(calls)
+	return (cputime.Process() - start) / time.Duration(calls)
 }
 
 // TestHiWorkCostsCPU checks that rotor-work costs what it says: a call with
@@ -117,9 +107,9 @@ func TestHiWorkStopsWhenCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(withWork(strconv.Itoa(MaxWork)))
 	cancel()
 	s := &Service{Name: "test"}
-	start := cpuTime(t)
+	start := cputime.Process()
 	_, err := s.Hi(ctx, &hellov1.HiRequest{})
-	used := cpuTime(t) - start
+	used := cputime.Process() - start
 	if status.Code(err) != codes.Canceled {
 		t.Errorf("a cancelled call with work returned %v, want Canceled", err)
 	}
