@@ -112,7 +112,9 @@ func SignalContext(parent context.Context) (ctx context.Context, stop context.Ca
 
 // RotateOnSignal rotates every client connection, spread over RotateSpread,
 // each time the process receives one of sigs (SIGHUP when none is given),
-// until ctx ends. Call it in its own goroutine.
+// until ctx ends. Call it in its own goroutine. Windows sends a process no
+// SIGHUP: there, pass the signals to watch, or rotate with POST /rotate on
+// the admin endpoints (WithAdminAddr) or Rotate.
 func (s *Server) RotateOnSignal(ctx context.Context, sigs ...os.Signal) {
 	if len(sigs) == 0 {
 		sigs = []os.Signal{syscall.SIGHUP}

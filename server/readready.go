@@ -1,11 +1,8 @@
 package server
 
 import (
-	"io"
 	"net"
 	"syscall"
-
-	"google.golang.org/grpc/mem"
 )
 
 // tcpFrameWriter is the frameWriter of a plaintext TCP connection. It also
@@ -21,49 +18,16 @@ type tcpFrameWriter struct {
 }
 
 // newConnWriter returns the frameWriter for nc: the TCP kind when nc is a
-// plain TCP connection whose socket can be read directly.
+// plain TCP connection whose socket can be read directly (on Linux; see
+// readOnReady).
 func newConnWriter(nc net.Conn, c *conn) net.Conn {
 	fw := newFrameWriter(nc, c)
-	if tc, ok := nc.(*net.TCPConn); ok {
+	if tc, ok := nc.(*net.TCPConn); ok && readOnReady {
 		if raw, err := tc.SyscallConn(); err == nil {
 			return &tcpFrameWriter{frameWriter: fw, raw: raw}
 		}
 	}
 	return fw
-}
-
-// ReadOnReady waits until the socket has data, then reads up to bufSize
-// bytes into a buffer from pool, and returns it with the count. The caller
-// returns the buffer to pool. A closed peer is io.EOF.
-func (w *tcpFrameWriter) ReadOnReady(bufSize int, pool mem.BufferPool) (*[]byte, int, error) {
-	var (
-		buf  *[]byte
-		n    int
-		rerr error
-	)
-	err := w.raw.Read(func(fd uintptr) bool {
-		buf = pool.Get(bufSize)
-		n, rerr = syscall.Read(int(fd), *buf)
-		if rerr == syscall.EAGAIN || rerr == syscall.EWOULDBLOCK {
-			pool.Put(buf)
-			buf = nil
-			return false // not readable yet: the runtime poller waits
-		}
-		return true
-	})
-	switch {
-	case err != nil:
-		rerr = err
-	case rerr == nil && n == 0:
-		rerr = io.EOF
-	}
-	if rerr != nil {
-		if buf != nil {
-			pool.Put(buf)
-		}
-		return nil, 0, rerr
-	}
-	return buf, n, nil
 }
 
 // frameWriterOf returns the frameWriter of a connection newConnWriter made.
