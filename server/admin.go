@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"strconv"
@@ -48,7 +49,10 @@ func (s *Server) handleRotate(w http.ResponseWriter, r *http.Request) {
 	}
 	if v := r.FormValue("count"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil {
+		switch {
+		case errors.Is(err, strconv.ErrRange):
+			bad = append(bad, fmt.Sprintf("count=%q is out of range (at most %d)", v, math.MaxInt))
+		case err != nil:
 			bad = append(bad, fmt.Sprintf("count=%q is not a whole number", v))
 		}
 		ro.Count = n

@@ -1,8 +1,10 @@
 package server
 
 import (
+	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"reflect"
 	"strconv"
@@ -131,6 +133,9 @@ func (n *countFlag) Set(s string) error {
 		return nil
 	}
 	v, err := strconv.Atoi(s)
+	if errors.Is(err, strconv.ErrRange) {
+		return fmt.Errorf("%q is out of range: an int here holds ±%d; want e.g. 100, or \"off\"", s, math.MaxInt)
+	}
 	if err != nil {
 		return fmt.Errorf("%q is not a whole number: want e.g. 100, or \"off\"", s)
 	}

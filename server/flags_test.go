@@ -3,6 +3,7 @@ package server_test
 import (
 	"flag"
 	"io"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -78,7 +79,16 @@ func TestCountFlagsAreStrict(t *testing.T) {
 			t.Errorf("-max-concurrent-streams=%s: %v, %d; want %d", v, err, cfg.MaxConcurrentStreams, want)
 		}
 	}
+	if _, err := parse("99999999999999999999"); err == nil || !strings.Contains(err.Error(), "out of range") {
+		t.Errorf("-max-concurrent-streams=99999999999999999999: %v; want out of range", err)
+	}
 	cfg, err := parse("4294967296")
+	if strconv.IntSize == 32 { // the flag cannot hold it: it says so
+		if err == nil || !strings.Contains(err.Error(), "out of range") {
+			t.Errorf("-max-concurrent-streams=4294967296 with a 32-bit int: %v; want out of range", err)
+		}
+		return
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -192,6 +192,7 @@ func TestAdminEndpoints(t *testing.T) {
 		{"POST", "/rotate?fraction=2", "s3cret", 400},
 		{"POST", "/rotate?spread=soon", "s3cret", 400},
 		{"POST", "/rotate?count=-1", "s3cret", 400},
+		{"POST", "/rotate?count=99999999999999999999", "s3cret", 400},
 		{"POST", "/rotate?min_age=forever", "s3cret", 400},
 		{"POST", "/rotate?spread=off&min_age=off", "s3cret", 200},
 		{"GET", "/stats", "", 200},
