@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs every check rotor's CI runs: formatting, vet, tidy modules,
-# generated-code drift, buf lint, the whole test suite of every module of
-# the workspace (go.work) under the race detector, every benchmark once,
+# Runs every check rotor's CI runs: formatting, vet (also of the kit for
+# macOS, Windows and 32-bit ARM), tidy modules, generated-code drift, buf
+# lint, the whole test suite of every module of the workspace (go.work)
+# under the race detector, the kit's tests on 386, every benchmark once,
 # then 10 s of each fuzz target. The lab tests need root plus iptables,
 # conntrack, dnsmasq and nginx, and the cluster lab's Kubernetes components
 # (tools/kube-build.sh): as root this script installs and builds what is
@@ -77,6 +78,15 @@ other_pkgs=$(go list "${modules[@]}" | grep -v -e '/internal/cluster\(/\|$\)' -e
 real_backend='^TestRealClusterBackend$'
 step "go test -race"
 go test -race -count=1 -timeout 30m -skip "$real_backend" "$@" $other_pkgs
+# The kit's tests with a 32-bit int and pointers (GOARCH=386, without the
+# race detector, which 386 lacks; -short: about 90 s), where the kernel runs
+# 386 binaries.
+step "go test: the kit on 386"
+if GOARCH=386 go test -count=1 -run '^$' ./internal/jitter >/dev/null 2>&1; then
+	GOARCH=386 go test -short -count=1 "$@" $(echo "$kit_pkgs" | grep -v '/example/')
+else
+	echo "skipped: this kernel does not run 386 binaries"
+fi
 step "go test -race: the real-control-plane packages and tests, one at a time"
 go test -race -count=1 -timeout 30m -p 1 "$@" "${cluster_pkgs[@]}"
 go test -race -count=1 -timeout 30m -run "$real_backend" "$@" ./example/balance
