@@ -112,9 +112,10 @@ func SignalContext(parent context.Context) (ctx context.Context, stop context.Ca
 
 // RotateOnSignal rotates every client connection, spread over RotateSpread,
 // each time the process receives one of sigs (SIGHUP when none is given),
-// until ctx ends. Call it in its own goroutine. Windows sends a process no
-// SIGHUP: there, pass the signals to watch, or rotate with POST /rotate on
-// the admin endpoints (WithAdminAddr) or Rotate.
+// until ctx ends. Call it in its own goroutine. On Windows no signal is
+// free for it (Go delivers only interrupt and SIGTERM there, which
+// SignalContext takes for shutdown): rotate with POST /rotate on the admin
+// endpoints (WithAdminAddr) or Rotate.
 func (s *Server) RotateOnSignal(ctx context.Context, sigs ...os.Signal) {
 	if len(sigs) == 0 {
 		sigs = []os.Signal{syscall.SIGHUP}

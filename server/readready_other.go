@@ -1,8 +1,6 @@
-//go:build !linux
+//go:build !unix
 
 package server
 
-// readOnReady is false off Linux, where grpc-go (1.85) does not read a bare
-// *net.TCPConn by readiness either: each connection keeps a read buffer of
-// its own, as with plain grpc-go.
+// readOnReady: see tcpFrameWriter.
 const readOnReady = false

@@ -1,3 +1,5 @@
+//go:build unix
+
 package server
 
 import (
@@ -7,9 +9,7 @@ import (
 	"google.golang.org/grpc/mem"
 )
 
-// readOnReady reports whether tcpFrameWriter offers ReadOnReady: on Linux,
-// where grpc-go (1.85) reads a bare *net.TCPConn so too; elsewhere it gives
-// every connection a read buffer of its own, and so does the kit.
+// readOnReady: see tcpFrameWriter.
 const readOnReady = true
 
 // ReadOnReady waits until the socket has data, then reads up to bufSize
