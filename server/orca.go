@@ -30,8 +30,10 @@ type ORCA struct {
 //   - cpu_utilization: the process's CPU time (user and system) per second
 //     of wall time, over GOMAXPROCS (container-aware since Go 1.25): 1 means
 //     every core the process may use is busy. Taken from getrusage on Unix
-//     and GetProcessTimes on Windows; elsewhere (js, wasip1, plan9) it is
-//     left out of the reports, as ORCA leaves out a zero;
+//     and GetProcessTimes on Windows, which moves in clock ticks (about
+//     15.6 ms), so that an Interval under a second reads coarse there;
+//     elsewhere it is left out of the reports (ORCA refuses a zero, so the
+//     kit leaves one out);
 //   - application_utilization: the time this server's handlers ran per
 //     second, over GOMAXPROCS, the same measure as fair share's load; it
 //     follows what the calls of this server cost, also when other servers or

@@ -6,8 +6,8 @@ import (
 )
 
 // Process is the CPU time the process has used so far, user and system
-// (GetProcessTimes' kernel and user times, counted in 100 ns); 0 when a call
-// fails.
+// (GetProcessTimes' kernel and user times); 0 when a call fails. It moves
+// in clock ticks, about 15.6 ms by default.
 func Process() time.Duration {
 	self, err := syscall.GetCurrentProcess() // a pseudo handle: nothing to close
 	if err != nil {
@@ -17,6 +17,5 @@ func Process() time.Duration {
 	if err := syscall.GetProcessTimes(self, &created, &exited, &kernel, &user); err != nil {
 		return 0
 	}
-	ticks := func(t syscall.Filetime) int64 { return int64(t.HighDateTime)<<32 | int64(t.LowDateTime) }
-	return time.Duration(ticks(kernel)+ticks(user)) * 100
+	return filetimeSpan(kernel.HighDateTime, kernel.LowDateTime) + filetimeSpan(user.HighDateTime, user.LowDateTime)
 }
