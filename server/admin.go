@@ -51,7 +51,7 @@ func (s *Server) handleRotate(w http.ResponseWriter, r *http.Request) {
 		n, err := strconv.Atoi(v)
 		switch {
 		case errors.Is(err, strconv.ErrRange):
-			bad = append(bad, fmt.Sprintf("count=%q is out of range (at most %d)", v, math.MaxInt))
+			bad = append(bad, fmt.Sprintf("count=%q is out of range (%d to %d)", v, math.MinInt, math.MaxInt))
 		case err != nil:
 			bad = append(bad, fmt.Sprintf("count=%q is not a whole number", v))
 		}

@@ -80,7 +80,7 @@ type Config struct {
 
 	// MaxConcurrentStreams caps the calls open at once on one connection.
 	// Default Off, no cap beyond grpc-go's own. Allowed: Off, or 1 to
-	// 4294967295.
+	// 4294967295 (HTTP/2's limit; 2147483647 where an int has 32 bits).
 	MaxConcurrentStreams int
 
 	// MaxRecvMsgSize is the largest message, in bytes, the server accepts;

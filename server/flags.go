@@ -134,7 +134,7 @@ func (n *countFlag) Set(s string) error {
 	}
 	v, err := strconv.Atoi(s)
 	if errors.Is(err, strconv.ErrRange) {
-		return fmt.Errorf("%q is out of range: an int here holds ±%d; want e.g. 100, or \"off\"", s, math.MaxInt)
+		return fmt.Errorf("%q is out of range (%d to %d): want e.g. 100, or \"off\"", s, math.MinInt, math.MaxInt)
 	}
 	if err != nil {
 		return fmt.Errorf("%q is not a whole number: want e.g. 100, or \"off\"", s)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -169,6 +170,7 @@ func TestAdminEndpoints(t *testing.T) {
 	_, srv := start(t, svc("a"), server.WithAdminToken("s3cret"))
 	admin := httptest.NewServer(srv.AdminHandler())
 	defer admin.Close()
+	var body string // of the last request
 	do := func(method, path, token string) int {
 		req, _ := http.NewRequest(method, admin.URL+path, nil)
 		if token != "" {
@@ -178,7 +180,12 @@ func TestAdminEndpoints(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body = string(b)
 		return resp.StatusCode
 	}
 	cases := []struct {
@@ -201,6 +208,15 @@ func TestAdminEndpoints(t *testing.T) {
 	for _, c := range cases {
 		if got := do(c.method, c.path, c.token); got != c.want {
 			t.Errorf("%s %s (token %q) = %d, want %d", c.method, c.path, c.token, got, c.want)
+		}
+	}
+	// The 400s say what to change.
+	for path, want := range map[string]string{
+		"/rotate?count=99999999999999999999": "is out of range",
+		"/rotate?count=many":                 "is not a whole number",
+	} {
+		if got := do("POST", path, "s3cret"); got != 400 || !strings.Contains(body, want) {
+			t.Errorf("POST %s = %d %q; want 400 saying %q", path, got, body, want)
 		}
 	}
 }

@@ -82,8 +82,8 @@ func (c Config) validate(p *problems) {
 	if c.MinPingInterval < time.Second || c.MinPingInterval > time.Hour {
 		p.add(field("MinPingInterval"), c.MinPingInterval, "between 1s and 1h, or 0 for the default 10s")
 	}
-	if c.MaxConcurrentStreams != Off && (c.MaxConcurrentStreams < 1 || int64(c.MaxConcurrentStreams) > math.MaxUint32) {
-		p.add(field("MaxConcurrentStreams"), c.MaxConcurrentStreams, "1 to 4294967295, or server.Off (the default) for no cap")
+	if c.MaxConcurrentStreams != Off && (c.MaxConcurrentStreams < 1 || c.MaxConcurrentStreams > maxStreams) {
+		p.add(field("MaxConcurrentStreams"), c.MaxConcurrentStreams, fmt.Sprintf("1 to %d, or server.Off (the default) for no cap", maxStreams))
 	}
 	if c.MaxRecvMsgSize < 1 {
 		p.add(field("MaxRecvMsgSize"), c.MaxRecvMsgSize, "at least 1 byte, or 0 for the default 4 MiB")
@@ -111,6 +111,10 @@ func (c Config) validate(p *problems) {
 // covers seconds of endpoint propagation or reconnects, not hours, and a
 // pod's terminationGracePeriodSeconds must cover the first two.
 const maxShutdownStep = 10 * time.Minute
+
+// maxStreams bounds MaxConcurrentStreams: HTTP/2's SETTINGS value is a
+// uint32, and an int of 32 bits holds less.
+const maxStreams = min(math.MaxUint32, math.MaxInt)
 
 func offHint(offMeans string) string {
 	if offMeans == "" {

@@ -12,12 +12,13 @@ import (
 )
 
 func TestConfigValidate(t *testing.T) {
-	tests := []struct {
+	type validateCase struct {
 		name   string
 		change func(*server.Config)
 		field  string // "" means valid
 		want   string // part of the allowed range the error must name
-	}{
+	}
+	tests := []validateCase{
 		{"zero value is the defaults", func(*server.Config) {}, "", ""},
 		{"age off", func(c *server.Config) { c.MaxConnectionAge = server.Off }, "", ""},
 		{"age off with a grace", func(c *server.Config) { c.MaxConnectionAge = server.Off; c.MaxConnectionAgeGrace = time.Second }, "", ""},
@@ -35,7 +36,7 @@ func TestConfigValidate(t *testing.T) {
 		{"min ping interval too long", func(c *server.Config) { c.MinPingInterval = 2 * time.Hour }, "MinPingInterval", "between 1s and 1h"},
 		{"min ping interval off", func(c *server.Config) { c.MinPingInterval = server.Off }, "MinPingInterval", "between 1s and 1h"},
 		{"streams capped", func(c *server.Config) { c.MaxConcurrentStreams = 100 }, "", ""},
-		{"streams negative", func(c *server.Config) { c.MaxConcurrentStreams = -5 }, "MaxConcurrentStreams", "1 to 4294967295"},
+		{"streams negative", func(c *server.Config) { c.MaxConcurrentStreams = -5 }, "MaxConcurrentStreams", "1 to " + strconv.Itoa(min(math.MaxUint32, math.MaxInt))},
 		{"recv size negative", func(c *server.Config) { c.MaxRecvMsgSize = -1 }, "MaxRecvMsgSize", "at least 1 byte"},
 		{"send size negative", func(c *server.Config) { c.MaxSendMsgSize = -5 }, "MaxSendMsgSize", "at least 1 byte"},
 		{"handshake timeout off", func(c *server.Config) { c.HandshakeTimeout = server.Off }, "HandshakeTimeout", "cannot be turned off"},
@@ -57,12 +58,7 @@ func TestConfigValidate(t *testing.T) {
 	if strconv.IntSize == 64 { // a 32-bit int cannot go past a uint32
 		wide := uint64(math.MaxUint32)
 		over := int(wide + 1)
-		tests = append(tests, struct {
-			name   string
-			change func(*server.Config)
-			field  string
-			want   string
-		}{"streams over uint32", func(c *server.Config) { c.MaxConcurrentStreams = over }, "MaxConcurrentStreams", "1 to 4294967295"})
+		tests = append(tests, validateCase{"streams over uint32", func(c *server.Config) { c.MaxConcurrentStreams = over }, "MaxConcurrentStreams", "1 to 4294967295"})
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
