@@ -83,13 +83,17 @@ go test -race -count=1 -timeout 30m -skip "$real_backend" "$@" $other_pkgs
 # arguments: about 90 s), where the kernel runs 386 binaries.
 step "go test: the kit on 386"
 probe=$(mktemp)
+trap 'rm -f "$probe"' EXIT # also when a step below fails
 GOARCH=386 go test -c -o "$probe" ./internal/jitter
-if "$probe" -test.run '^$' >/dev/null 2>&1; then
+runs386=false
+if "$probe" -test.run '^$' >/dev/null 2>&1; then runs386=true; fi
+rm -f "$probe"
+trap - EXIT
+if $runs386; then
 	GOARCH=386 go test -short -count=1 $(echo "$kit_pkgs" | grep -v '/example/')
 else
 	echo "skipped: this kernel does not run 386 binaries"
 fi
-rm -f "$probe"
 step "go test -race: the real-control-plane packages and tests, one at a time"
 go test -race -count=1 -timeout 30m -p 1 "$@" "${cluster_pkgs[@]}"
 go test -race -count=1 -timeout 30m -run "$real_backend" "$@" ./example/balance
