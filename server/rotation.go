@@ -154,6 +154,11 @@ func paced(ctx context.Context, n int, spread time.Duration, now func() time.Tim
 }
 
 // Stats is a snapshot of the server's connections.
+//
+// A fair-share peer's connection is known as one by its first load query:
+// from its dial to that query, at most about one FairShare.Interval, it
+// counts in Clients. Fair share itself counts a connection from its first
+// call, so its rounds never count a peer's.
 type Stats struct {
 	Open     int `json:"open"`     // connections open, draining or not
 	Draining int `json:"draining"` // connections sent GOAWAY whose calls still run
