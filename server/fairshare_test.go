@@ -31,22 +31,21 @@ import (
 // connections must bring every pod to exactly its share of 4 without losing
 // a call, and then stop moving connections.
 //
-// Balanced is what a user reads (Stats: 4 4 4) and what each pod's last
-// round counted (4 of a mean of 4). Stats alone can read 4 4 4 while a
-// client is on its way between pods, as a peer's connection counts as a
-// client until its first load query (see Stats.Clients); the fleet then
-// still has a shed or two to make. A CI run that took Stats' 4 4 4 alone
-// for balanced failed here, with 2 connections moved after it. By
-// connections, in a fleet whose every pod is asked, a pod at 4 of 12 on 3
-// pods cannot shed: the peers' counts it hears would have to add up to 5 or less.
+// Balanced is what a user reads (Stats: 4 4 4) and what fair share counts:
+// every pod's last round heard both peers, counted 4 of a mean of 4 and
+// shed nothing. Stats can read 4 4 4 before fair share does: a peer's new
+// connection counts in Clients until its first load query (see Stats), and
+// the counts a pod hears are its peers' last rounds'. A CI run that took
+// Stats' 4 4 4 alone for balanced saw 2 connections move after it.
 func TestFairShareBalancesAClusterIPFleet(t *testing.T) {
+	ips := []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"}
 	ev := newEvents()
-	rounds := make([]*lastRound, 3)
-	f := startFleetObserved(t, []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"}, func(i int) server.Observer {
+	rounds := make([]*lastRound, len(ips))
+	for i := range rounds {
 		rounds[i] = &lastRound{events: ev}
-		return rounds[i]
-	},
-		server.FairShare{Measure: server.MeasureConnections, Interval: 200 * time.Millisecond, Cooldown: 600 * time.Millisecond, Spread: 100 * time.Millisecond})
+	}
+	fs := server.FairShare{Measure: server.MeasureConnections, Interval: 200 * time.Millisecond, Cooldown: 600 * time.Millisecond, Spread: 100 * time.Millisecond}
+	f := startFleetWith(t, ips, func(i int) server.Observer { return rounds[i] }, fs, quietLog)
 	pods := f.pods
 	// The "ClusterIP": the first 12 dials reach pod 0, later ones a random pod.
 	var dials atomic.Int64
@@ -65,19 +64,24 @@ func TestFairShareBalancesAClusterIPFleet(t *testing.T) {
 		}
 		return strings.TrimSpace(b.String())
 	}
-	// What each pod's last round counted: its own connections, the mean.
+	// What each pod's last round counted.
 	saw := func() string {
 		var b strings.Builder
 		for _, r := range rounds {
-			own, mean := r.saw()
-			fmt.Fprintf(&b, "%d/%g ", own, mean)
+			b.WriteString(r.String() + "; ")
 		}
-		return strings.TrimSpace(b.String())
+		return strings.TrimSuffix(b.String(), "; ")
 	}
+	const balanced = "4/4 from 2 peers, shed 0"
+	want := strings.Repeat(balanced+"; ", len(ips)-1) + balanced
 	deadline := time.Now().Add(30 * time.Second)
-	for shares() != "4 4 4" || saw() != "4/4 4/4 4/4" {
+	for {
+		byStats, byRounds := shares(), saw()
+		if byStats == "4 4 4" && byRounds == want {
+			break
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("client connections per pod = %s, pods' last rounds (own/mean) = %s after 30 s, want 4 4 4 and 4/4 each", shares(), saw())
+			t.Fatalf("after 30 s: client connections per pod = %s, want 4 4 4; pods' last rounds (own/mean) = %s, want %s each", byStats, byRounds, balanced)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -128,7 +132,7 @@ type fleet struct {
 	// cost, when set, is how long each call's handler takes (a sleep, so
 	// that a call's load is exact and costs no CPU).
 	cost time.Duration
-	log  *slog.Logger // the pods'; quietLog unless startFleetLogging
+	log  *slog.Logger // the pods'; quietLog unless started with another
 }
 
 // service is the Hello a pod of the fleet serves.
@@ -161,12 +165,7 @@ func startFleetLogging(t *testing.T, ips []string, obs server.Observer, fs serve
 	return startFleetWith(t, ips, func(int) server.Observer { return obs }, fs, log, cost...)
 }
 
-// startFleetObserved is startFleet with pod i observed by obs(i).
-func startFleetObserved(t *testing.T, ips []string, obs func(i int) server.Observer, fs server.FairShare) *fleet {
-	t.Helper()
-	return startFleetWith(t, ips, obs, fs, quietLog)
-}
-
+// startFleetWith is startFleetLogging with pod i observed by obs(i).
 func startFleetWith(t *testing.T, ips []string, obs func(i int) server.Observer, fs server.FairShare, log *slog.Logger, cost ...time.Duration) *fleet {
 	t.Helper()
 	probe, err := net.Listen("tcp", "127.0.0.1:0")
@@ -189,23 +188,30 @@ func startFleetWith(t *testing.T, ips []string, obs func(i int) server.Observer,
 // pod's last fair-share round counted.
 type lastRound struct {
 	*events
-	mu   sync.Mutex
-	own  int
-	mean float64
+	roundMu sync.Mutex
+	peers   int     // the peers that answered
+	own     int     // the pod's client connections that have called
+	mean    float64 // the fleet's mean of them
+	shed    int     // the connections the round shed
+	rounds  int
 }
 
-func (r *lastRound) FairShareRound(_, own int, mean, _, _ float64, _ int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.own, r.mean = own, mean
+func (r *lastRound) FairShareRound(peers, own int, mean, _, _ float64, shed int) {
+	r.roundMu.Lock()
+	defer r.roundMu.Unlock()
+	r.peers, r.own, r.mean, r.shed = peers, own, mean, shed
+	r.rounds++
 }
 
-// saw returns the pod's client connections that have called and the
-// fleet's mean of them, as its last round counted; 0, 0 before its first.
-func (r *lastRound) saw() (own int, mean float64) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.own, r.mean
+// String gives the last round as "own/mean from peers peers, shed n", or
+// "no round yet".
+func (r *lastRound) String() string {
+	r.roundMu.Lock()
+	defer r.roundMu.Unlock()
+	if r.rounds == 0 {
+		return "no round yet"
+	}
+	return fmt.Sprintf("%d/%g from %d peers, shed %d", r.own, r.mean, r.peers, r.shed)
 }
 
 // start starts pod i of f.ips, which the fleet's DNS may or may not list.

@@ -154,15 +154,16 @@ func paced(ctx context.Context, n int, spread time.Duration, now func() time.Tim
 }
 
 // Stats is a snapshot of the server's connections.
-//
-// A fair-share peer's connection is known as one by its first load query:
-// from its dial to that query, at most about one FairShare.Interval, it
-// counts in Clients. Fair share itself counts a connection from its first
-// call, so its rounds never count a peer's.
 type Stats struct {
 	Open     int `json:"open"`     // connections open, draining or not
 	Draining int `json:"draining"` // connections sent GOAWAY whose calls still run
-	Clients  int `json:"clients"`  // open, not draining, not a peer's load queries
+	// Clients is the connections open, not draining, and not a fair-share
+	// peer's load queries. A peer's connection is known as one by its first
+	// query: it counts here from its accept to that query, usually one
+	// handshake, up to about the asking pod's FairShare.Interval when
+	// grpc-go connects between its rounds (a reconnect after a refused
+	// dial). Fair share's own count starts at a connection's first call.
+	Clients int `json:"clients"`
 }
 
 // Stats returns the current connection counts.
