@@ -193,7 +193,7 @@ type lastRound struct {
 	own     int     // the pod's client connections that have called
 	mean    float64 // the fleet's mean of them
 	shed    int     // the connections the round shed
-	rounds  int
+	rounds  int     // the rounds seen; 0: none yet
 }
 
 func (r *lastRound) FairShareRound(peers, own int, mean, _, _ float64, shed int) {
