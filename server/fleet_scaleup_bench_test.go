@@ -1,0 +1,382 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"math"
+	"math/rand/v2"
+	"net"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/rotorkit/rotor/internal/cputime"
+	"github.com/rotorkit/rotor/internal/testkit"
+	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
+	"github.com/rotorkit/rotor/server"
+)
+
+// BenchmarkFairShareScaleUp runs issue 16's scale-up in one process, where
+// the emulated lab (example/balance -scenario fleet), a process and a
+// network namespace per pod, cannot hold 200 pods on the lab machine's two
+// cores: pods rotor servers with the fair share the example server's
+// -fair-share gives (FairShare's defaults, MaxConnectionAge 5 min, peers
+// polled through DNS every second, as the lab's pods), on loopback
+// addresses (127.k.x.y, one port), talking real gRPC; 4 client connections
+// per pod of the scaled fleet, calling at 2 calls/s each from one address,
+// as the lab's load generator; and a "ClusterIP" that sends every dial to a
+// Ready pod picked at random, as kube-proxy does. After scaleAt, add pods
+// start and are Ready: in the endpoints and the headless Service's DNS
+// answer at once. The run ends 90 s later.
+//
+// It reports, as the lab's fleet rows do (example/balance README, Fleet):
+//   - s-to-fair: seconds after the new pods are Ready until their share of
+//     the calls over the trailing 5 s reaches 0.8 of their fair share and
+//     stays there to the end (s-to-fair-1s: over 1 s); -1 when it never
+//     does;
+//   - imbalance: the busiest pod's calls over the mean pod's, in the last
+//     30 s;
+//   - conns-max and conns-mean: client connections per pod at the end
+//     (Stats.Clients);
+//   - moved-past-growth: connections dialled from the fleet's growth grace
+//     on (30 s, plus the DNS poll that lists the new pods, 50 ms × pods,
+//     plus 2 s) to the end: what a balanced fleet still moves;
+//   - failed: calls that failed; missed%: call slots skipped because the
+//     caller was more than 1 s late, and p99-ms: the calls' 99th
+//     percentile, which together say whether the host kept up (the lab's
+//     200 → 220 did not: a sixth of its slots missed);
+//   - cores: the CPU the whole process used over the run.
+//
+// One process is not the lab: no kube-proxy, no namespaces, one Go runtime
+// for every pod. Its 50 → 60 and 100 → 110 are there to compare with the
+// lab's figures in the README.
+// Under -short only pods=8+4 runs, in 24 s.
+//
+//	go test -run '^$' -bench FairShareScaleUp -benchtime 1x -timeout 30m ./server/
+func BenchmarkFairShareScaleUp(b *testing.B) {
+	for _, c := range []struct {
+		pods, add int
+		short     bool
+	}{
+		{8, 4, true},
+		{50, 10, false},
+		{100, 10, false},
+		{200, 20, false},
+	} {
+		b.Run(fmt.Sprintf("pods=%d+%d", c.pods, c.add), func(b *testing.B) {
+			scaleAt, after := 30*time.Second, 90*time.Second
+			switch {
+			case testing.Short() && !c.short:
+				b.Skip("fleets of 50 pods and more take minutes; run without -short")
+			case testing.Short():
+				scaleAt, after = 12*time.Second, 12*time.Second
+			}
+			for range b.N {
+				benchScaleUp(b, c.pods, c.add, scaleAt, after)
+			}
+		})
+	}
+}
+
+// scaleUp's settings, the lab's fleet scenario's (example/balance/fleet.go).
+const (
+	scaleUpConnsPerPod = 4               // per pod of the scaled fleet: its fair share
+	scaleUpRate        = 2.0             // calls per second per client connection
+	scaleUpFairAt      = 0.8             // of their fair share, the new pods' share counts as fair
+	scaleUpLate        = time.Second     // a caller this late skips the slots it missed
+	scaleUpTimeout     = 5 * time.Second // per call
+)
+
+func benchScaleUp(b *testing.B, pods, add int, scaleAt, after time.Duration) {
+	n := pods + add
+	fleet := fleetRuns.Add(1)
+	ips := make([]string, n)
+	for i := range ips {
+		ips[i] = fmt.Sprintf("127.%d.%d.%d", 1+fleet%200, i/250, i%250+1)
+	}
+	lis, port := listenAll(b, ips)
+	b.Cleanup(func() { // the new pods' too, should the run end before they start
+		for _, l := range lis {
+			l.Close()
+		}
+	})
+	dns := startDNS(b, "pods.test", ips[:pods]...)
+	calls := make([]atomic.Int64, n)
+	srvs := make([]*server.Server, n)
+	var serving sync.WaitGroup
+	b.Cleanup(serving.Wait) // after the servers' Close, which cleanups run first
+	startPod := func(i int) {
+		from := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ips[i])}}
+		dial := grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+			return from.DialContext(ctx, "tcp", addr)
+		})
+		srv, err := server.New(server.WithLogger(quietLog), server.WithShutdownDelay(server.Off),
+			server.WithMaxConnectionAge(5*time.Minute),
+			server.WithPeerDNS("dns://"+dns.addr()+"/pods.test", time.Second),
+			server.WithFairShare(server.FairShare{DialOptions: []grpc.DialOption{dial}}))
+		if err != nil {
+			b.Fatal(err)
+		}
+		hellov1.RegisterHelloServer(srv, &countedHello{Hello: testkit.Hello{Name: ips[i]}, calls: &calls[i]})
+		srvs[i] = srv
+		serving.Go(func() { _ = srv.Serve(lis[i]) })
+		b.Cleanup(func() { srv.Close() })
+	}
+	for i := range pods {
+		startPod(i)
+	}
+
+	// The ClusterIP: each dial goes to a Ready pod picked at random.
+	var ready atomic.Pointer[[]string]
+	setReady := func(k int) {
+		addrs := make([]string, k)
+		for i := range addrs {
+			addrs[i] = net.JoinHostPort(ips[i], strconv.Itoa(port))
+		}
+		ready.Store(&addrs)
+	}
+	setReady(pods)
+	var dials atomic.Int64
+	client := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 9, 1)}}
+	clusterIP := func(ctx context.Context, _ string) (net.Conn, error) {
+		addrs := *ready.Load()
+		dials.Add(1)
+		return client.DialContext(ctx, "tcp", addrs[rand.IntN(len(addrs))])
+	}
+	conns := scaleUpConnsPerPod * n
+	hellos := make([]hellov1.HelloClient, conns)
+	for i := range hellos {
+		cc, err := grpc.NewClient("passthrough:///hello", append(server.Config{}.DialOptions(),
+			grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithContextDialer(clusterIP))...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { cc.Close() })
+		cc.Connect()
+		hellos[i] = hellov1.NewHelloClient(cc)
+	}
+
+	// The load: every connection calls once a slot, at a random point of
+	// its first half, the connections' slots spread over the interval.
+	origin := time.Now().Add(200 * time.Millisecond)
+	end := origin.Add(scaleAt + after)
+	ctx, cancel := context.WithDeadline(context.Background(), end)
+	defer cancel()
+	var failed, missed atomic.Int64
+	var errs errorsSeen
+	lat := newLatencies()
+	interval := time.Duration(float64(time.Second) / scaleUpRate)
+	var callers sync.WaitGroup
+	for i, hello := range hellos {
+		start := origin.Add(time.Duration(float64(i) / float64(conns) * float64(interval)))
+		jitter := rand.New(rand.NewPCG(uint64(fleet), uint64(i)))
+		callers.Go(func() {
+			req := &hellov1.HiRequest{ToWho: "scale-up"}
+			for k := 0; ; k++ {
+				at := start.Add(time.Duration(k)*interval + time.Duration(jitter.Float64()*float64(interval)/2))
+				if !at.Before(end) {
+					return
+				}
+				if late := time.Since(at); late > scaleUpLate {
+					skip := int(late / interval)
+					missed.Add(int64(skip))
+					k += skip - 1
+					continue
+				}
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(time.Until(at)):
+				}
+				// Not ctx's child: a call begun before the end runs its course.
+				callCtx, done := context.WithTimeout(context.Background(), scaleUpTimeout)
+				t0 := time.Now()
+				_, err := hello.Hi(callCtx, req)
+				done()
+				if err != nil {
+					failed.Add(1)
+					errs.add(err)
+					continue
+				}
+				lat.add(time.Since(t0))
+			}
+		})
+	}
+
+	// Every second: the calls each pod has answered, and the dials.
+	secs := int((scaleAt + after) / time.Second)
+	perPod := make([][]int64, secs+1)
+	dialed := make([]int64, secs+1)
+	cpu0 := cputime.Process()
+	var event float64 // seconds after origin at which the new pods were Ready
+	for k := 0; k <= secs; k++ {
+		time.Sleep(time.Until(origin.Add(time.Duration(k) * time.Second)))
+		row := make([]int64, n)
+		for i := range row {
+			row[i] = calls[i].Load()
+		}
+		perPod[k], dialed[k] = row, dials.Load()
+		if k == int(scaleAt/time.Second) {
+			for i := pods; i < n; i++ {
+				startPod(i)
+			}
+			setReady(n)
+			dns.set(ips...)
+			event = time.Since(origin).Seconds()
+		}
+	}
+	cores := (cputime.Process() - cpu0).Seconds() / time.Since(origin).Seconds()
+	cancel()
+	callers.Wait()
+
+	// The figures.
+	newShare := make([]float64, secs) // of second k's calls, the new pods'
+	all := make([]float64, secs)
+	for k := range secs {
+		for i := range n {
+			c := float64(perPod[k+1][i] - perPod[k][i])
+			all[k] += c
+			if i >= pods {
+				newShare[k] += c
+			}
+		}
+	}
+	fair := scaleUpFairAt * float64(add) / float64(n)
+	conn := make([]float64, n)
+	for i, srv := range srvs {
+		conn[i] = float64(srv.Stats().Clients)
+	}
+	tail := max(secs-30, int(math.Ceil(event)))
+	load := make([]float64, n)
+	for i := range n {
+		load[i] = float64(perPod[secs][i] - perPod[tail][i])
+	}
+	grown := int(math.Ceil(event + (30*time.Second + 50*time.Millisecond*time.Duration(pods) + 2*time.Second).Seconds()))
+	moved := int64(0)
+	if grown < secs {
+		moved = dialed[secs] - dialed[grown]
+	}
+	b.ReportMetric(settledAt(newShare, all, event, fair, 5), "s-to-fair")
+	b.ReportMetric(settledAt(newShare, all, event, fair, 1), "s-to-fair-1s")
+	b.ReportMetric(maxOverMean(load), "imbalance")
+	b.ReportMetric(slices.Max(conn), "conns-max")
+	b.ReportMetric(mean(conn), "conns-mean")
+	b.ReportMetric(float64(moved), "moved-past-growth")
+	b.ReportMetric(float64(failed.Load()), "failed")
+	errs.log(b)
+	slots := float64(lat.count()) + float64(failed.Load()) + float64(missed.Load())
+	b.ReportMetric(100*float64(missed.Load())/max(slots, 1), "missed%")
+	b.ReportMetric(lat.quantile(0.99).Seconds()*1000, "p99-ms")
+	b.ReportMetric(cores, "cores")
+}
+
+// countedHello is a Hello that counts the calls it answers.
+type countedHello struct {
+	testkit.Hello
+	calls *atomic.Int64
+}
+
+func (c *countedHello) Hi(ctx context.Context, req *hellov1.HiRequest) (*hellov1.HiResponse, error) {
+	c.calls.Add(1)
+	return c.Hello.Hi(ctx, req)
+}
+
+// settledAt returns the seconds after event at which part's share of all
+// over the trailing width seconds (second k holds [k, k+1) after the
+// origin) reached at least share and kept it to the last second, counted
+// to the end of that first window; -1 when the last window is below it.
+func settledAt(part, all []float64, event, share float64, width int) float64 {
+	from := max(int(math.Floor(event)), 0)
+	settled := -1
+	for k := len(all) - 1; k >= from; k-- {
+		var p, a float64
+		for j := max(k-width+1, 0); j <= k; j++ {
+			p, a = p+part[j], a+all[j]
+		}
+		if a == 0 || p/a < share {
+			break
+		}
+		settled = k
+	}
+	if settled < 0 {
+		return -1
+	}
+	return math.Round((float64(settled+1)-event)*10) / 10
+}
+
+func mean(xs []float64) float64 {
+	var s float64
+	for _, x := range xs {
+		s += x
+	}
+	return s / float64(len(xs))
+}
+
+// latencies is a histogram of call times in 100 µs steps up to 10 s.
+type latencies struct {
+	mu      sync.Mutex
+	buckets [100_001]int
+	n       int
+}
+
+func newLatencies() *latencies { return &latencies{} }
+
+func (l *latencies) add(d time.Duration) {
+	k := min(int(d/(100*time.Microsecond)), len(l.buckets)-1)
+	l.mu.Lock()
+	l.buckets[k]++
+	l.n++
+	l.mu.Unlock()
+}
+
+func (l *latencies) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.n
+}
+
+// quantile returns the upper edge of the bucket that holds quantile q.
+func (l *latencies) quantile(q float64) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	want := int(math.Ceil(q * float64(l.n)))
+	seen := 0
+	for k, c := range l.buckets {
+		seen += c
+		if seen >= want && seen > 0 {
+			return time.Duration(k+1) * 100 * time.Microsecond
+		}
+	}
+	return 0
+}
+
+// errorsSeen counts the calls' errors by their text.
+type errorsSeen struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (e *errorsSeen) add(err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.n == nil {
+		e.n = map[string]int{}
+	}
+	e.n[err.Error()]++
+}
+
+// log logs each error seen with its count.
+func (e *errorsSeen) log(b *testing.B) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, msg := range slices.Sorted(maps.Keys(e.n)) {
+		b.Logf("%d calls failed: %s", e.n[msg], msg)
+	}
+}
