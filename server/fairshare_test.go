@@ -219,10 +219,7 @@ func (r *lastRound) String() string {
 // peers it asks learn of it from them.
 func (f *fleet) start(t *testing.T, i int, obs server.Observer, fs server.FairShare) {
 	t.Helper()
-	from := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(f.ips[i])}}
-	fs.DialOptions = append(fs.DialOptions, grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
-		return from.DialContext(ctx, "tcp", addr)
-	}))
+	fs.DialOptions = append(fs.DialOptions, dialFrom(f.ips[i]))
 	srv, err := server.New(server.WithConfig(noAge()), server.WithShutdownDelay(server.Off), server.WithObserver(obs), server.WithLogger(f.log),
 		server.WithPeerDNS("dns://"+f.dns.addr()+"/pods.test", 100*time.Millisecond), server.WithFairShare(fs))
 	if err != nil {
@@ -707,10 +704,7 @@ func TestNewPodAnnouncesItself(t *testing.T) {
 	allDNS := startDNS(t, "pods.test", ips...)
 	start := func(ip string, dns *testDNS, seen *peersSeen) {
 		// A pod's queries leave from its own address, as pod IPs do.
-		from := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
-		dial := grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
-			return from.DialContext(ctx, "tcp", addr)
-		})
+		dial := dialFrom(ip)
 		srv, err := server.New(server.WithConfig(noAge()), server.WithShutdownDelay(server.Off), server.WithLogger(quietLog), server.WithObserver(seen),
 			server.WithPeerDNS("dns://"+dns.addr()+"/pods.test", time.Hour),
 			server.WithFairShare(server.FairShare{Interval: 200 * time.Millisecond, Sample: 1, DialOptions: []grpc.DialOption{dial}}))

@@ -65,13 +65,7 @@ func BenchmarkFairShareExchange(b *testing.B) {
 
 func benchExchange(b *testing.B, n, pace int) {
 	interval := time.Duration(pace) * 500 * time.Millisecond // FairShare's default Interval, slowed
-	// Each run takes addresses of its own: the connections of the last
-	// linger in TIME_WAIT on theirs, on ports a listener would need.
-	fleet := fleetRuns.Add(1)
-	ips := make([]string, n)
-	for i := range ips {
-		ips[i] = fmt.Sprintf("127.%d.%d.%d", 1+fleet%200, i/250, i%250+1)
-	}
+	ips := fleetIPs(n)
 	// Every pod listens on one port, bound for all of them before any
 	// starts: a pod's outgoing connections take ephemeral ports on its
 	// address, and could take the port a later pod needs.
@@ -125,6 +119,18 @@ func benchExchange(b *testing.B, n, pace int) {
 
 // fleetRuns counts the fleets benchmarked, for their addresses.
 var fleetRuns atomic.Int64
+
+// fleetIPs returns n loopback addresses for the pods of a new fleet,
+// 127.k.x.y with k of its own: the connections of the last fleet linger in
+// TIME_WAIT on theirs, on ports a listener would need.
+func fleetIPs(n int) []string {
+	fleet := fleetRuns.Add(1)
+	ips := make([]string, n)
+	for i := range ips {
+		ips[i] = fmt.Sprintf("127.%d.%d.%d", 1+fleet%200, i/250, i%250+1)
+	}
+	return ips
+}
 
 // listenAll listens on one port on every address of ips, trying a few
 // ports, and returns the listeners and the port.

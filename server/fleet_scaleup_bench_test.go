@@ -45,18 +45,19 @@ import (
 //     30 s;
 //   - conns-max and conns-mean: client connections per pod at the end
 //     (Stats.Clients);
-//   - moved-past-growth: connections dialled from the fleet's growth grace
-//     on (30 s, plus the DNS poll that lists the new pods, 50 ms × pods,
-//     plus 2 s) to the end: what a balanced fleet still moves;
+//   - moved-past-growth: connections dialled from the end of the fleet's
+//     growth (the 30 s growth grace from the DNS poll that lists the new
+//     pods, and 2 s) to the end of the run, in all: what a balanced fleet
+//     still moves; -1 when the run ends first, as under -short;
 //   - failed: calls that failed; missed%: call slots skipped because the
 //     caller was more than 1 s late, and p99-ms: the calls' 99th
-//     percentile, which together say whether the host kept up (the lab's
-//     200 → 220 did not: a sixth of its slots missed);
+//     percentile, which together say whether the host kept up;
 //   - cores: the CPU the whole process used over the run.
 //
 // One process is not the lab: no kube-proxy, no namespaces, one Go runtime
-// for every pod. Its 50 → 60 and 100 → 110 are there to compare with the
-// lab's figures in the README.
+// and heap for every pod. The pods start spread over 500 ms, so that their
+// fair-share rounds do not run in step. Its 50 → 60 and 100 → 110 are there
+// to compare with the lab's figures in the README.
 // Under -short only pods=8+4 runs, in 24 s.
 //
 //	go test -run '^$' -bench FairShareScaleUp -benchtime 1x -timeout 30m ./server/
@@ -87,20 +88,18 @@ func BenchmarkFairShareScaleUp(b *testing.B) {
 
 // scaleUp's settings, the lab's fleet scenario's (example/balance/fleet.go).
 const (
-	scaleUpConnsPerPod = 4               // per pod of the scaled fleet: its fair share
-	scaleUpRate        = 2.0             // calls per second per client connection
-	scaleUpFairAt      = 0.8             // of their fair share, the new pods' share counts as fair
-	scaleUpLate        = time.Second     // a caller this late skips the slots it missed
-	scaleUpTimeout     = 5 * time.Second // per call
+	scaleUpConnsPerPod = 4                      // per pod of the scaled fleet: its fair share
+	scaleUpRate        = 2.0                    // calls per second per client connection
+	scaleUpFairAt      = 0.8                    // of their fair share, the new pods' share counts as fair
+	scaleUpLate        = time.Second            // a caller this late skips the slots it missed
+	scaleUpTimeout     = 5 * time.Second        // per call
+	scaleUpInterval    = 500 * time.Millisecond // FairShare's default Interval
+	scaleUpPeerPoll    = time.Second            // the pods' DNS poll, the lab's -peer-interval
 )
 
 func benchScaleUp(b *testing.B, pods, add int, scaleAt, after time.Duration) {
 	n := pods + add
-	fleet := fleetRuns.Add(1)
-	ips := make([]string, n)
-	for i := range ips {
-		ips[i] = fmt.Sprintf("127.%d.%d.%d", 1+fleet%200, i/250, i%250+1)
-	}
+	ips := fleetIPs(n)
 	lis, port := listenAll(b, ips)
 	b.Cleanup(func() { // the new pods' too, should the run end before they start
 		for _, l := range lis {
@@ -113,14 +112,10 @@ func benchScaleUp(b *testing.B, pods, add int, scaleAt, after time.Duration) {
 	var serving sync.WaitGroup
 	b.Cleanup(serving.Wait) // after the servers' Close, which cleanups run first
 	startPod := func(i int) {
-		from := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ips[i])}}
-		dial := grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
-			return from.DialContext(ctx, "tcp", addr)
-		})
 		srv, err := server.New(server.WithLogger(quietLog), server.WithShutdownDelay(server.Off),
 			server.WithMaxConnectionAge(5*time.Minute),
-			server.WithPeerDNS("dns://"+dns.addr()+"/pods.test", time.Second),
-			server.WithFairShare(server.FairShare{DialOptions: []grpc.DialOption{dial}}))
+			server.WithPeerDNS("dns://"+dns.addr()+"/pods.test", scaleUpPeerPoll),
+			server.WithFairShare(server.FairShare{DialOptions: []grpc.DialOption{dialFrom(ips[i])}}))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -129,9 +124,16 @@ func benchScaleUp(b *testing.B, pods, add int, scaleAt, after time.Duration) {
 		serving.Go(func() { _ = srv.Serve(lis[i]) })
 		b.Cleanup(func() { srv.Close() })
 	}
-	for i := range pods {
-		startPod(i)
+	// The pods start spread over a round's Interval, so that their rounds
+	// are too: pods on their own nodes do not play them in step, and in one
+	// process rounds in step would stall every pod and call at once.
+	startPods := func(from, to int) {
+		for i := from; i < to; i++ {
+			startPod(i)
+			time.Sleep(scaleUpInterval / time.Duration(to-from))
+		}
 	}
+	startPods(0, pods)
 
 	// The ClusterIP: each dial goes to a Ready pod picked at random.
 	var ready atomic.Pointer[[]string]
@@ -147,8 +149,11 @@ func benchScaleUp(b *testing.B, pods, add int, scaleAt, after time.Duration) {
 	client := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 9, 1)}}
 	clusterIP := func(ctx context.Context, _ string) (net.Conn, error) {
 		addrs := *ready.Load()
-		dials.Add(1)
-		return client.DialContext(ctx, "tcp", addrs[rand.IntN(len(addrs))])
+		c, err := client.DialContext(ctx, "tcp", addrs[rand.IntN(len(addrs))])
+		if err == nil {
+			dials.Add(1)
+		}
+		return c, err
 	}
 	conns := scaleUpConnsPerPod * n
 	hellos := make([]hellov1.HelloClient, conns)
@@ -168,24 +173,27 @@ func benchScaleUp(b *testing.B, pods, add int, scaleAt, after time.Duration) {
 	origin := time.Now().Add(200 * time.Millisecond)
 	end := origin.Add(scaleAt + after)
 	ctx, cancel := context.WithDeadline(context.Background(), end)
-	defer cancel()
+	var callers sync.WaitGroup
+	defer func() { // also when the run fails: no caller outlives it
+		cancel()
+		callers.Wait()
+	}()
 	var failed, missed atomic.Int64
 	var errs errorsSeen
 	lat := newLatencies()
 	interval := time.Duration(float64(time.Second) / scaleUpRate)
-	var callers sync.WaitGroup
 	for i, hello := range hellos {
 		start := origin.Add(time.Duration(float64(i) / float64(conns) * float64(interval)))
-		jitter := rand.New(rand.NewPCG(uint64(fleet), uint64(i)))
+		jitter := rand.New(rand.NewPCG(uint64(n), uint64(i)))
 		callers.Go(func() {
 			req := &hellov1.HiRequest{ToWho: "scale-up"}
 			for k := 0; ; k++ {
 				at := start.Add(time.Duration(k)*interval + time.Duration(jitter.Float64()*float64(interval)/2))
-				if !at.Before(end) {
+				if !at.Before(end) || !time.Now().Before(end) {
 					return
 				}
 				if late := time.Since(at); late > scaleUpLate {
-					skip := int(late / interval)
+					skip := max(int(late/interval), 1)
 					missed.Add(int64(skip))
 					k += skip - 1
 					continue
@@ -195,7 +203,11 @@ func benchScaleUp(b *testing.B, pods, add int, scaleAt, after time.Duration) {
 					return
 				case <-time.After(time.Until(at)):
 				}
-				// Not ctx's child: a call begun before the end runs its course.
+				if !time.Now().Before(end) {
+					return // the wait ran past the end
+				}
+				// Not ctx's child: a call begun before the end runs its
+				// course, and fails only on its own deadline.
 				callCtx, done := context.WithTimeout(context.Background(), scaleUpTimeout)
 				t0 := time.Now()
 				_, err := hello.Hi(callCtx, req)
@@ -224,9 +236,7 @@ func benchScaleUp(b *testing.B, pods, add int, scaleAt, after time.Duration) {
 		}
 		perPod[k], dialed[k] = row, dials.Load()
 		if k == int(scaleAt/time.Second) {
-			for i := pods; i < n; i++ {
-				startPod(i)
-			}
+			startPods(pods, n)
 			setReady(n)
 			dns.set(ips...)
 			event = time.Since(origin).Seconds()
@@ -258,8 +268,11 @@ func benchScaleUp(b *testing.B, pods, add int, scaleAt, after time.Duration) {
 	for i := range n {
 		load[i] = float64(perPod[secs][i] - perPod[tail][i])
 	}
-	grown := int(math.Ceil(event + (30*time.Second + 50*time.Millisecond*time.Duration(pods) + 2*time.Second).Seconds()))
-	moved := int64(0)
+	// Past growth, as example/balance's pastGrowth counts it: the growth
+	// grace (30 s) from the DNS poll that lists the new pods (the peer
+	// watcher's interval, stretched by 50 ms a peer), and 2 s.
+	grown := int(math.Ceil(event + (30*time.Second + max(scaleUpPeerPoll, 50*time.Millisecond*time.Duration(pods)) + 2*time.Second).Seconds()))
+	moved := int64(-1) // the run ends before
 	if grown < secs {
 		moved = dialed[secs] - dialed[grown]
 	}
@@ -288,10 +301,11 @@ func (c *countedHello) Hi(ctx context.Context, req *hellov1.HiRequest) (*hellov1
 	return c.Hello.Hi(ctx, req)
 }
 
-// settledAt returns the seconds after event at which part's share of all
-// over the trailing width seconds (second k holds [k, k+1) after the
-// origin) reached at least share and kept it to the last second, counted
-// to the end of that first window; -1 when the last window is below it.
+// settledAt is example/balance's timeToFair (keep the two in step): the
+// seconds after event at which part's share of all over the trailing width
+// seconds (second k holds [k, k+1) after the origin) reached at least share
+// and kept it to the last second, counted to the end of that first window;
+// -1 when the last window is below it.
 func settledAt(part, all []float64, event, share float64, width int) float64 {
 	from := max(int(math.Floor(event)), 0)
 	settled := -1

@@ -15,6 +15,15 @@ import (
 	"github.com/rotorkit/rotor/server"
 )
 
+// dialFrom makes a client's connections leave from ip, as a pod's load
+// queries leave from its pod IP: the peers it asks learn of it from them.
+func dialFrom(ip string) grpc.DialOption {
+	from := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	return grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+		return from.DialContext(ctx, "tcp", addr)
+	})
+}
+
 // peers records the distinct client addresses (so TCP connections) that
 // carried calls.
 type peers struct {
