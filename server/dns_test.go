@@ -26,14 +26,24 @@ type testDNS struct {
 
 func startDNS(t testing.TB, name string, ips ...string) *testDNS {
 	t.Helper()
-	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tcp, err := net.Listen("tcp", conn.LocalAddr().String())
-	if err != nil {
-		conn.Close()
-		t.Skipf("the DNS port is taken for TCP: %v", err)
+	// The kernel picks a UDP port free for UDP; the same port may be taken
+	// for TCP (a connection's local port): then another. A fleet benchmark
+	// run after another once found it taken, and skipped.
+	var conn *net.UDPConn
+	var tcp net.Listener
+	for try := 0; tcp == nil; try++ {
+		var err error
+		conn, err = net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tcp, err = net.Listen("tcp", conn.LocalAddr().String())
+		if err != nil {
+			conn.Close()
+			if try == 19 {
+				t.Fatalf("found no port free for both UDP and TCP in 20 tries: %v", err)
+			}
+		}
 	}
 	d := &testDNS{name: strings.TrimSuffix(name, ".") + ".", conn: conn, tcp: tcp}
 	d.set(ips...)
