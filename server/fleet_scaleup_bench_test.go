@@ -58,7 +58,8 @@ import (
 // and heap for every pod. The pods start spread over 500 ms, so that their
 // fair-share rounds do not run in step. Its 50 → 60 and 100 → 110 are there
 // to compare with the lab's figures in the README.
-// Under -short only pods=8+4 runs, in 24 s.
+// Under -short only pods=8+4 runs, in 24 s. Under -v it also logs the
+// fill second by second (see logScaleUp).
 //
 //	go test -run '^$' -bench FairShareScaleUp -benchtime 1x -timeout 30m ./server/
 func BenchmarkFairShareScaleUp(b *testing.B) {
@@ -109,10 +110,20 @@ func benchScaleUp(b *testing.B, pods, add int, scaleAt, after time.Duration) {
 	dns := startDNS(b, "pods.test", ips[:pods]...)
 	calls := make([]atomic.Int64, n)
 	srvs := make([]*server.Server, n)
+	// What the pods' rounds did, for the table under -v: the fair-share
+	// GOAWAYs of the old pods and of the new, and each pod's last
+	// estimate of the fleet's mean connections.
+	oldEv, newEv := newEvents(), newEvents()
+	estimates := make([]atomic.Uint64, n)
 	var serving sync.WaitGroup
 	b.Cleanup(serving.Wait) // after the servers' Close, which cleanups run first
 	startPod := func(i int) {
+		ev := oldEv
+		if i >= pods {
+			ev = newEv
+		}
 		srv, err := server.New(server.WithLogger(quietLog), server.WithShutdownDelay(server.Off),
+			server.WithObserver(estimateRecorder{events: ev, last: &estimates[i]}),
 			server.WithMaxConnectionAge(5*time.Minute),
 			server.WithPeerDNS("dns://"+dns.addr()+"/pods.test", scaleUpPeerPoll),
 			server.WithFairShare(server.FairShare{DialOptions: []grpc.DialOption{dialFrom(ips[i])}}))
@@ -226,6 +237,7 @@ func benchScaleUp(b *testing.B, pods, add int, scaleAt, after time.Duration) {
 	secs := int((scaleAt + after) / time.Second)
 	perPod := make([][]int64, secs+1)
 	dialed := make([]int64, secs+1)
+	var rows []scaleUpRow // from the second before the event, under -v
 	cpu0 := cputime.Process()
 	var event float64 // seconds after origin at which the new pods were Ready
 	for k := 0; k <= secs; k++ {
@@ -235,6 +247,9 @@ func benchScaleUp(b *testing.B, pods, add int, scaleAt, after time.Duration) {
 			row[i] = calls[i].Load()
 		}
 		perPod[k], dialed[k] = row, dials.Load()
+		if testing.Verbose() && k >= int(scaleAt/time.Second) {
+			rows = append(rows, scaleUpNow(k, srvs, estimates, pods, oldEv, newEv))
+		}
 		if k == int(scaleAt/time.Second) {
 			startPods(pods, n)
 			setReady(n)
@@ -276,6 +291,9 @@ func benchScaleUp(b *testing.B, pods, add int, scaleAt, after time.Duration) {
 	if grown < secs {
 		moved = dialed[secs] - dialed[grown]
 	}
+	if testing.Verbose() {
+		logScaleUp(b, rows, newShare, all, dialed, event, add, n)
+	}
 	b.ReportMetric(settledAt(newShare, all, event, fair, 5), "s-to-fair")
 	b.ReportMetric(settledAt(newShare, all, event, fair, 1), "s-to-fair-1s")
 	b.ReportMetric(maxOverMean(load), "imbalance")
@@ -288,6 +306,58 @@ func benchScaleUp(b *testing.B, pods, add int, scaleAt, after time.Duration) {
 	b.ReportMetric(100*float64(missed.Load())/max(slots, 1), "missed%")
 	b.ReportMetric(lat.quantile(0.99).Seconds()*1000, "p99-ms")
 	b.ReportMetric(cores, "cores")
+}
+
+// scaleUpRow is the fleet at one second of a scale-up, for the table
+// under -v.
+type scaleUpRow struct {
+	sec                  int
+	newConns, newEmpty   int     // the new pods' client connections (Stats.Clients), and the new pods with none
+	goAwayOld, goAwayNew int     // fair-share GOAWAYs so far, by the old pods and by the new
+	meanOld, meanNew     float64 // the pods' last estimates of the fleet's mean connections, averaged
+}
+
+func scaleUpNow(sec int, srvs []*server.Server, estimates []atomic.Uint64, pods int, oldEv, newEv *events) scaleUpRow {
+	r := scaleUpRow{sec: sec, goAwayOld: oldEv.drained(string(server.ReasonFairShare)), goAwayNew: newEv.drained(string(server.ReasonFairShare))}
+	for i, srv := range srvs {
+		m := math.Float64frombits(estimates[i].Load())
+		if i < pods {
+			r.meanOld += m / float64(pods)
+			continue
+		}
+		r.meanNew += m / float64(len(srvs)-pods)
+		if srv == nil { // not started yet
+			r.newEmpty++
+		} else if c := srv.Stats().Clients; c > 0 {
+			r.newConns += c
+		} else {
+			r.newEmpty++
+		}
+	}
+	return r
+}
+
+// logScaleUp logs, for the 30 s from the second before the new pods are
+// Ready, what decides the time to fair: how fast the new pods fill (their
+// connections, and their share of each second's calls against fair), the
+// ClusterIP's dials, the fair-share GOAWAYs, and the pods' estimates of
+// the fleet's mean connections (example/balance/testdata/runs-2026-12-04
+// has runs).
+func logScaleUp(b *testing.B, rows []scaleUpRow, newShare, all []float64, dialed []int64, event float64, add, n int) {
+	out := fmt.Sprintf("new pods Ready at %.1f s; fair: %d connections, a share of %.3f\n", event, scaleUpConnsPerPod*add, float64(add)/float64(n))
+	out += "   s  new-conns  empty  share  dials  fs-goaway-old  fs-goaway-new  mean-est-old  mean-est-new\n"
+	for _, r := range rows {
+		if r.sec >= len(all) || r.sec > int(event)+30 {
+			break
+		}
+		share := 0.0
+		if all[r.sec] > 0 {
+			share = newShare[r.sec] / all[r.sec]
+		}
+		out += fmt.Sprintf("%4d  %9d  %5d  %.3f  %5d  %13d  %13d  %12.2f  %12.2f\n",
+			r.sec, r.newConns, r.newEmpty, share, dialed[r.sec], r.goAwayOld, r.goAwayNew, r.meanOld, r.meanNew)
+	}
+	b.Log(out)
 }
 
 // countedHello is a Hello that counts the calls it answers.
