@@ -2,11 +2,13 @@ package server_test
 
 import (
 	"encoding/binary"
+	"errors"
 	"io"
 	"net"
 	"net/netip"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"golang.org/x/net/dns/dnsmessage"
@@ -31,18 +33,19 @@ func startDNS(t testing.TB, name string, ips ...string) *testDNS {
 	// run after another once found it taken, and skipped.
 	var conn *net.UDPConn
 	var tcp net.Listener
-	for try := 0; tcp == nil; try++ {
+	for try := 1; ; try++ {
 		var err error
 		conn, err = net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 		if err != nil {
 			t.Fatal(err)
 		}
 		tcp, err = net.Listen("tcp", conn.LocalAddr().String())
-		if err != nil {
-			conn.Close()
-			if try == 19 {
-				t.Fatalf("found no port free for both UDP and TCP in 20 tries: %v", err)
-			}
+		if err == nil {
+			break
+		}
+		conn.Close()
+		if !errors.Is(err, syscall.EADDRINUSE) || try == 20 {
+			t.Fatalf("no TCP listener on the DNS server's UDP port (try %d of 20): %v", try, err)
 		}
 	}
 	d := &testDNS{name: strings.TrimSuffix(name, ".") + ".", conn: conn, tcp: tcp}

@@ -58,8 +58,10 @@ import (
 // and heap for every pod. The pods start spread over 500 ms, so that their
 // fair-share rounds do not run in step. Its 50 → 60 and 100 → 110 are there
 // to compare with the lab's figures in the README.
-// Under -short only pods=8+4 runs, in 24 s. Under -v it also logs the
-// fill second by second (see logScaleUp).
+// Under -short only pods=8+4 runs, in 24 s. Every pod has an observer
+// (podRounds) that counts its fair-share GOAWAYs and sheds and keeps its
+// last estimate of the mean; under -v the benchmark also logs them, with
+// the fill, second by second (see logScaleUp).
 //
 //	go test -run '^$' -bench FairShareScaleUp -benchtime 1x -timeout 30m ./server/
 func BenchmarkFairShareScaleUp(b *testing.B) {
@@ -110,20 +112,16 @@ func benchScaleUp(b *testing.B, pods, add int, scaleAt, after time.Duration) {
 	dns := startDNS(b, "pods.test", ips[:pods]...)
 	calls := make([]atomic.Int64, n)
 	srvs := make([]*server.Server, n)
-	// What the pods' rounds did, for the table under -v: the fair-share
-	// GOAWAYs of the old pods and of the new, and each pod's last
-	// estimate of the fleet's mean connections.
-	oldEv, newEv := newEvents(), newEvents()
-	estimates := make([]atomic.Uint64, n)
+	// What each pod's rounds did, for the table under -v.
+	rounds := make([]podRounds, n)
+	for i := range rounds {
+		rounds[i].events = newEvents()
+	}
 	var serving sync.WaitGroup
 	b.Cleanup(serving.Wait) // after the servers' Close, which cleanups run first
 	startPod := func(i int) {
-		ev := oldEv
-		if i >= pods {
-			ev = newEv
-		}
 		srv, err := server.New(server.WithLogger(quietLog), server.WithShutdownDelay(server.Off),
-			server.WithObserver(estimateRecorder{events: ev, last: &estimates[i]}),
+			server.WithObserver(&rounds[i]),
 			server.WithMaxConnectionAge(5*time.Minute),
 			server.WithPeerDNS("dns://"+dns.addr()+"/pods.test", scaleUpPeerPoll),
 			server.WithFairShare(server.FairShare{DialOptions: []grpc.DialOption{dialFrom(ips[i])}}))
@@ -248,7 +246,7 @@ func benchScaleUp(b *testing.B, pods, add int, scaleAt, after time.Duration) {
 		}
 		perPod[k], dialed[k] = row, dials.Load()
 		if testing.Verbose() && k >= int(scaleAt/time.Second) {
-			rows = append(rows, scaleUpNow(k, srvs, estimates, pods, oldEv, newEv))
+			rows = append(rows, scaleUpNow(k, srvs, rounds, pods))
 		}
 		if k == int(scaleAt/time.Second) {
 			startPods(pods, n)
@@ -308,44 +306,95 @@ func benchScaleUp(b *testing.B, pods, add int, scaleAt, after time.Duration) {
 	b.ReportMetric(cores, "cores")
 }
 
-// scaleUpRow is the fleet at one second of a scale-up, for the table
-// under -v.
-type scaleUpRow struct {
-	sec                  int
-	newConns, newEmpty   int     // the new pods' client connections (Stats.Clients), and the new pods with none
-	goAwayOld, goAwayNew int     // fair-share GOAWAYs so far, by the old pods and by the new
-	meanOld, meanNew     float64 // the pods' last estimates of the fleet's mean connections, averaged
+// podRounds observes one pod of a scale-up: its connections' events, and
+// what its fair-share rounds did.
+type podRounds struct {
+	*events
+	mean   atomic.Uint64 // the last estimate of the fleet's mean connections, as float64 bits; 0 before a round with answers
+	sheds  atomic.Int64  // connections its rounds shed
+	atFair atomic.Int64  // of them, those shed at the fleet's fair share or less (scaleUpConnsPerPod connections that have called)
 }
 
-func scaleUpNow(sec int, srvs []*server.Server, estimates []atomic.Uint64, pods int, oldEv, newEv *events) scaleUpRow {
-	r := scaleUpRow{sec: sec, goAwayOld: oldEv.drained(string(server.ReasonFairShare)), goAwayNew: newEv.drained(string(server.ReasonFairShare))}
-	for i, srv := range srvs {
-		m := math.Float64frombits(estimates[i].Load())
-		if i < pods {
-			r.meanOld += m / float64(pods)
+func (p *podRounds) FairShareRound(peers, ownConns int, meanConns, _, _ float64, shed int) {
+	if peers > 0 {
+		p.mean.Store(math.Float64bits(meanConns))
+	}
+	p.sheds.Add(int64(shed))
+	if ownConns <= scaleUpConnsPerPod {
+		p.atFair.Add(int64(shed))
+	}
+}
+
+// scaleUpRow is the fleet at one second of a scale-up, for the table
+// under -v: readings at that second, by the old pods and by the new.
+type scaleUpRow struct {
+	sec                int
+	newConns, newEmpty int // the new pods' client connections (Stats.Clients), and the new pods with none
+	// Fair-share GOAWAYs so far (sheds and admission's send-ons), and the
+	// connections shed so far, in all and at the fair share or less.
+	goAway, sheds, atFair [2]int
+	// The mean of the pods' last estimates of the fleet's mean
+	// connections, over the pods that have made one (n).
+	mean  [2]float64
+	means [2]int
+}
+
+// scaleUpNow reads the fleet at second sec: index 0 of a row's pairs is
+// the old pods' (the first pods of srvs), 1 the new pods'.
+func scaleUpNow(sec int, srvs []*server.Server, rounds []podRounds, pods int) scaleUpRow {
+	r := scaleUpRow{sec: sec}
+	for i := range srvs {
+		g := 0
+		if i >= pods {
+			g = 1
+		}
+		r.goAway[g] += rounds[i].drained(string(server.ReasonFairShare))
+		r.sheds[g] += int(rounds[i].sheds.Load())
+		r.atFair[g] += int(rounds[i].atFair.Load())
+		if m := math.Float64frombits(rounds[i].mean.Load()); m > 0 {
+			r.mean[g] += m
+			r.means[g]++
+		}
+		if g == 0 {
 			continue
 		}
-		r.meanNew += m / float64(len(srvs)-pods)
-		if srv == nil { // not started yet
+		if srvs[i] == nil { // not started yet
 			r.newEmpty++
-		} else if c := srv.Stats().Clients; c > 0 {
+		} else if c := srvs[i].Stats().Clients; c > 0 {
 			r.newConns += c
 		} else {
 			r.newEmpty++
+		}
+	}
+	for g := range r.mean {
+		if r.means[g] > 0 {
+			r.mean[g] /= float64(r.means[g])
 		}
 	}
 	return r
 }
 
 // logScaleUp logs, for the 30 s from the second before the new pods are
-// Ready, what decides the time to fair: how fast the new pods fill (their
-// connections, and their share of each second's calls against fair), the
-// ClusterIP's dials, the fair-share GOAWAYs, and the pods' estimates of
-// the fleet's mean connections (example/balance/testdata/runs-2026-12-04
-// has runs).
+// Ready, what decides the time to fair. Per second k: the new pods'
+// connections and how many hold none; the new pods' share of the calls of
+// second k (from k to k+1); the ClusterIP's dials; the fair-share GOAWAYs
+// and sheds of the old pods and of the new (a GOAWAY that is no shed is
+// admission's; a shed at the fair share or less is by a pod holding
+// scaleUpConnsPerPod connections or fewer); and the pods' estimates of the
+// fleet's mean connections ("-" before any). Example runs:
+// example/balance/testdata/runs-2026-12-04/fleet-one-process-fill.txt.
 func logScaleUp(b *testing.B, rows []scaleUpRow, newShare, all []float64, dialed []int64, event float64, add, n int) {
-	out := fmt.Sprintf("new pods Ready at %.1f s; fair: %d connections, a share of %.3f\n", event, scaleUpConnsPerPod*add, float64(add)/float64(n))
-	out += "   s  new-conns  empty  share  dials  fs-goaway-old  fs-goaway-new  mean-est-old  mean-est-new\n"
+	fair := float64(add) / float64(n)
+	out := fmt.Sprintf("new pods Ready at %.1f s; fair: %d connections, a share of %.3f; to fair (%.1f of it): %.0f connections, %.3f\n",
+		event, scaleUpConnsPerPod*add, fair, scaleUpFairAt, scaleUpFairAt*float64(scaleUpConnsPerPod*add), scaleUpFairAt*fair)
+	out += "                                       old pods               new pods               mean estimate\n"
+	out += "   s  new-conns  empty  share  dials   goaway  sheds  at-fair  goaway  sheds  at-fair  old    new\n"
+	est := func(r scaleUpRow, g int) string {
+		if r.means[g] == 0 {
+			return "   -"
+		}
+		return fmt.Sprintf("%.2f", r.mean[g])
+	}
 	for _, r := range rows {
 		if r.sec >= len(all) || r.sec > int(event)+30 {
 			break
@@ -354,8 +403,8 @@ func logScaleUp(b *testing.B, rows []scaleUpRow, newShare, all []float64, dialed
 		if all[r.sec] > 0 {
 			share = newShare[r.sec] / all[r.sec]
 		}
-		out += fmt.Sprintf("%4d  %9d  %5d  %.3f  %5d  %13d  %13d  %12.2f  %12.2f\n",
-			r.sec, r.newConns, r.newEmpty, share, dialed[r.sec], r.goAwayOld, r.goAwayNew, r.meanOld, r.meanNew)
+		out += fmt.Sprintf("%4d  %9d  %5d  %.3f  %5d   %6d  %5d  %7d  %6d  %5d  %7d  %s   %s\n",
+			r.sec, r.newConns, r.newEmpty, share, dialed[r.sec], r.goAway[0], r.sheds[0], r.atFair[0], r.goAway[1], r.sheds[1], r.atFair[1], est(r, 0), est(r, 1))
 	}
 	b.Log(out)
 }
