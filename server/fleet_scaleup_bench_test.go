@@ -19,6 +19,7 @@ import (
 
 	"github.com/rotorkit/rotor/internal/cputime"
 	"github.com/rotorkit/rotor/internal/testkit"
+	"github.com/rotorkit/rotor/internal/tofair"
 	hellov1 "github.com/rotorkit/rotor/proto/gen/hello/v1"
 	"github.com/rotorkit/rotor/server"
 )
@@ -40,7 +41,7 @@ import (
 //   - s-to-fair: seconds after the new pods are Ready until their share of
 //     the calls over the trailing 5 s reaches 0.8 of their fair share and
 //     stays there to the end (s-to-fair-1s: over 1 s); -1 when it never
-//     does;
+//     does (internal/tofair, which the lab's reports use too);
 //   - imbalance: the busiest pod's calls over the mean pod's, in the last
 //     30 s;
 //   - conns-max and conns-mean: client connections per pod at the end
@@ -292,8 +293,8 @@ func benchScaleUp(b *testing.B, pods, add int, scaleAt, after time.Duration) {
 	if testing.Verbose() {
 		logScaleUp(b, rows, newShare, all, dialed, event, add, n)
 	}
-	b.ReportMetric(settledAt(newShare, all, event, fair, 5), "s-to-fair")
-	b.ReportMetric(settledAt(newShare, all, event, fair, 1), "s-to-fair-1s")
+	b.ReportMetric(toFair(newShare, all, event, fair, 5), "s-to-fair")
+	b.ReportMetric(toFair(newShare, all, event, fair, 1), "s-to-fair-1s")
 	b.ReportMetric(maxOverMean(load), "imbalance")
 	b.ReportMetric(slices.Max(conn), "conns-max")
 	b.ReportMetric(mean(conn), "conns-mean")
@@ -420,28 +421,13 @@ func (c *countedHello) Hi(ctx context.Context, req *hellov1.HiRequest) (*hellov1
 	return c.Hello.Hi(ctx, req)
 }
 
-// settledAt is example/balance's timeToFair (keep the two in step): the
-// seconds after event at which part's share of all over the trailing width
-// seconds (second k holds [k, k+1) after the origin) reached at least share
-// and kept it to the last second, counted to the end of that first window;
-// -1 when the last window is below it.
-func settledAt(part, all []float64, event, share float64, width int) float64 {
-	from := max(int(math.Floor(event)), 0)
-	settled := -1
-	for k := len(all) - 1; k >= from; k-- {
-		var p, a float64
-		for j := max(k-width+1, 0); j <= k; j++ {
-			p, a = p+part[j], a+all[j]
-		}
-		if a == 0 || p/a < share {
-			break
-		}
-		settled = k
+// toFair is tofair.Seconds, the lab's time to fair, or -1 when the share
+// did not get there for good.
+func toFair(part, all []float64, event, share float64, width int) float64 {
+	if t, ok := tofair.Seconds(part, all, event, share, width); ok {
+		return t
 	}
-	if settled < 0 {
-		return -1
-	}
-	return math.Round((float64(settled+1)-event)*10) / 10
+	return -1
 }
 
 func mean(xs []float64) float64 {

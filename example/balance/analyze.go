@@ -4,6 +4,8 @@ import (
 	"math"
 	"slices"
 	"time"
+
+	"github.com/rotorkit/rotor/internal/tofair"
 )
 
 // fairFraction is how close to their fair share the new pods must come:
@@ -325,30 +327,13 @@ func (r *run) analyze() summary {
 	return s
 }
 
-// timeToFair returns the time after ev (seconds since the origin) at which
-// the share fresh/all over the trailing width seconds reached threshold
-// and never fell below it again, or nil. The time is that of the end of the
-// first such window, so a width of 5 adds up to 5 s of lag by design: it is
-// what a dashboard showing a 5 s rate would show.
+// timeToFair returns tofair.Seconds, or nil when the share did not get
+// there for good.
 func timeToFair(fresh, all []float64, ev, threshold float64, width int) *float64 {
-	n := len(all)
-	start := max(int(math.Floor(ev)), 0)
-	if n == 0 || start >= n || threshold <= 0 {
-		return nil
+	if t, ok := tofair.Seconds(fresh, all, ev, threshold, width); ok {
+		return &t
 	}
-	found := -1
-	for k := n - 1; k >= start; k-- {
-		lo := max(k-width+1, 0)
-		if ratio(sum(fresh[lo:k+1]), sum(all[lo:k+1])) < threshold {
-			break
-		}
-		found = k
-	}
-	if found < 0 {
-		return nil
-	}
-	t := math.Round((float64(found+1)-ev)*10) / 10
-	return &t
+	return nil
 }
 
 func sum(xs []float64) float64 {

@@ -39,48 +39,6 @@ func TestHistQuantile(t *testing.T) {
 	}
 }
 
-func ptr(f float64) *float64 { return &f }
-
-func TestTimeToFair(t *testing.T) {
-	// 20 calls a second; the new pods get share[k] of second k.
-	series := func(shares ...float64) (fresh, all []float64) {
-		for _, s := range shares {
-			fresh, all = append(fresh, 20*s), append(all, 20)
-		}
-		return
-	}
-	const thr = 0.8 * 0.6
-	for _, tc := range []struct {
-		name   string
-		shares []float64
-		ev     float64
-		width  int
-		want   *float64
-	}{
-		// A step to the fair share at second 3: the 1 s share is there at
-		// the end of second 3; the trailing 5 s share once 4 of its 5
-		// seconds are at 0.6 (4 × 0.6 / 5 = 0.48), at the end of second 6.
-		{"step 1s", []float64{0, 0, 0, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6}, 2.5, 1, ptr(1.5)},
-		{"step 5s", []float64{0, 0, 0, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6}, 2.5, 5, ptr(4.5)},
-		{"never", []float64{0, 0, 0, 0, 0, 0}, 1, 5, nil},
-		// A dip at the end means the share did not stay.
-		{"dip at the end", []float64{0, 0.6, 0.6, 0.6, 0.6, 0.6, 0, 0, 0}, 0.5, 1, nil},
-		// A dip in the middle moves the time past it.
-		{"dip in the middle", []float64{0, 0.6, 0.6, 0.2, 0.6, 0.6}, 0.5, 1, ptr(4.5)},
-		{"event after the data", []float64{0.6, 0.6}, 5, 1, nil},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			fresh, all := series(tc.shares...)
-			got := timeToFair(fresh, all, tc.ev, thr, tc.width)
-			switch {
-			case got == nil && tc.want == nil:
-			case got == nil || tc.want == nil || math.Abs(*got-*tc.want) > 1e-9:
-				t.Errorf("timeToFair = %v, want %v", fmtSecs(got), fmtSecs(tc.want))
-			}
-		})
-	}
-}
-
 func TestAnalyze(t *testing.T) {
 	r := run{
 		Scenario: "seed", Mode: "m",
