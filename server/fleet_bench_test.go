@@ -179,12 +179,15 @@ func (c *countingConn) Write(p []byte) (int, error) {
 }
 
 // estimateRecorder keeps a pod's last estimate of the fleet's mean
-// connections.
+// connections. A round that heard no peer reports the pod's own count as
+// the mean, and is left out.
 type estimateRecorder struct {
 	*events
 	last *atomic.Uint64
 }
 
-func (e estimateRecorder) FairShareRound(_, _ int, meanConns, _, _ float64, _ int) {
-	e.last.Store(math.Float64bits(meanConns))
+func (e estimateRecorder) FairShareRound(peers, _ int, meanConns, _, _ float64, _ int) {
+	if peers > 0 {
+		e.last.Store(math.Float64bits(meanConns))
+	}
 }

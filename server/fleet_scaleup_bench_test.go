@@ -378,16 +378,18 @@ func scaleUpNow(sec int, srvs []*server.Server, rounds []podRounds, pods int) sc
 // logScaleUp logs, for the 30 s from the second before the new pods are
 // Ready, what decides the time to fair. Per second k: the new pods'
 // connections and how many hold none; the new pods' share of the calls of
-// second k (from k to k+1); the ClusterIP's dials; the fair-share GOAWAYs
-// and sheds of the old pods and of the new (a GOAWAY that is no shed is
-// admission's; a shed at the fair share or less is by a pod holding
-// scaleUpConnsPerPod connections or fewer); and the pods' estimates of the
-// fleet's mean connections ("-" before any). Example runs:
+// second k (from k to k+1); the ClusterIP's dials so far; the fair-share
+// GOAWAYs and sheds so far of the old pods and of the new (a shed counts
+// when its round decides it and its GOAWAYs follow over FairShare.Spread,
+// so GOAWAYs less sheds is admission's send-ons only approximately; a shed
+// at the fair share or less is by a pod holding scaleUpConnsPerPod
+// connections or fewer); and the pods' estimates of the fleet's mean
+// connections ("-" before any). Example runs:
 // example/balance/testdata/runs-2026-12-04/fleet-one-process-fill.txt.
 func logScaleUp(b *testing.B, rows []scaleUpRow, newShare, all []float64, dialed []int64, event float64, add, n int) {
 	fair := float64(add) / float64(n)
-	out := fmt.Sprintf("new pods Ready at %.1f s; fair: %d connections, a share of %.3f; to fair (%.1f of it): %.0f connections, %.3f\n",
-		event, scaleUpConnsPerPod*add, fair, scaleUpFairAt, scaleUpFairAt*float64(scaleUpConnsPerPod*add), scaleUpFairAt*fair)
+	out := fmt.Sprintf("new pods Ready at %.1f s; fair: %d connections, a share of the calls of %.3f; s-to-fair counts from a 5 s share of %.3f (%.1f of fair)\n",
+		event, scaleUpConnsPerPod*add, fair, scaleUpFairAt*fair, scaleUpFairAt)
 	out += "                                       old pods               new pods               mean estimate\n"
 	out += "   s  new-conns  empty  share  dials   goaway  sheds  at-fair  goaway  sheds  at-fair  old    new\n"
 	est := func(r scaleUpRow, g int) string {
