@@ -335,7 +335,7 @@ type scaleUpRow struct {
 	// connections shed so far, in all and at the fair share or less.
 	goAway, sheds, atFair [2]int
 	// The mean of the pods' last estimates of the fleet's mean
-	// connections, over the pods that have made one (n).
+	// connections, over the pods that have made one (means of them).
 	mean  [2]float64
 	means [2]int
 }

@@ -12,8 +12,9 @@ import "math"
 // below it again, to the last second. The time counts to the end of the
 // first such window, so a width of 5 adds up to 5 s of lag by design: it
 // is what a dashboard showing a 5 s rate shows. ok is false when the last
-// window is below threshold, when event is at or past the last second,
-// with no counts, with a threshold of 0 or less, or a width below 1. A
+// window is below threshold, when event falls past the counts
+// (floor(event) ≥ their length), with a threshold of 0 or less, or with a
+// width below 1. Counts beyond the shorter of fresh and all are not read. A
 // window with no calls at all reads as a share of 0. The result is rounded
 // to 0.1 s.
 func Seconds(fresh, all []float64, event, threshold float64, width int) (secs float64, ok bool) {
