@@ -49,13 +49,28 @@ func (s *Server) admit(raw net.Conn) net.Conn {
 	}
 	if s.tlsOn {
 		s.obs.ConnOpened()
+		s.sendOnAtAccept(c)
 		// kitCreds attaches the frameWriter after the handshake.
 		return &handshakeConn{Conn: raw, c: c}
 	}
 	nc := newConnWriter(raw, c)
 	s.attach(c, frameWriterOf(nc))
 	s.obs.ConnOpened()
+	s.sendOnAtAccept(c)
 	return nc
+}
+
+// sendOnAtAccept sends c on at once when fair share's admission says so
+// (see admission.go): its GOAWAY follows the server's SETTINGS (under TLS,
+// the handshake), before the client's first call.
+func (s *Server) sendOnAtAccept(c *conn) {
+	if s.fair == nil || !s.fair.admit(c, time.Now()) {
+		return
+	}
+	c.mu.Lock()
+	c.sentOn = true
+	c.mu.Unlock()
+	c.goAway(ReasonFairShare, on(s.cfg.MaxConnectionAgeGrace))
 }
 
 // register adds c to the open connections unless MaxConnections are open;

@@ -2,7 +2,6 @@ package server
 
 import (
 	"math"
-	"strings"
 	"time"
 
 	fairsharev1 "github.com/rotorkit/rotor/proto/gen/rotor/fairshare/v1"
@@ -16,9 +15,21 @@ import (
 // -scenario fleet; example/balance/fair-share-runs.md has the tables).
 // With admission, a pod that would be above its share with a new client
 // connection, while the peers it heard from in the last round have room,
-// sends the connection on once its first call, if unary, is served; the
-// client picks again, until it lands where there is room. A connection
-// whose first call is a stream or a health check is never sent on.
+// sends the connection on as it accepts it: its GOAWAY follows the
+// server's SETTINGS (under TLS, the handshake), before the client's first
+// call. The client picks again at once: gRPC clients dial a new
+// connection for the calls a GOAWAY'd one did not carry (grpc-go's
+// round_robin, which Config.DialOptions selects, on the spot; pick_first at
+// its next call, which waits for it), until it lands where there is room.
+// So a hop of the walk costs a dial, not a call interval: in
+// BenchmarkFairShareScaleUp (200 → 220 pods, 2 calls/s per connection)
+// judging at accept rather than after the first call took the time to
+// fair from a median 10 s (6 runs) to 6.5–8.2 s (3 runs), at the price of
+// a higher p99 call while clients walk (example/balance/testdata/
+// runs-2026-12-04/fleet-one-process-accept.txt). A call
+// the client made before it read the GOAWAY is served as on any draining
+// connection; a stream that is such a connection's first call is not cut
+// at MaxConnectionAgeGrace (spareStream), though it sees Draining.
 //
 // Bounds, so that a client is not sent round for long and a balanced fleet
 // moves nothing:
@@ -38,16 +49,18 @@ import (
 //     the lab's load generator) still move. A client that comes straight
 //     back (session affinity, a sidecar that dials for every client) can
 //     so be sent on up to admitBurst times per admitAgain for the 30 s,
-//     each time after one served call: a cost, not a failure. A pod cannot
-//     tell it from another client behind the same address;
+//     a dial each time: a cost, not a failure. A pod cannot tell it from
+//     another client behind the same address;
 //   - never while the pod backs off from futile sheds, while it shuts
-//     down, when MaxConnectionAgeGrace is Off (its other calls would be
-//     cut), for the pod's own connections (its REST gateway) or for
-//     connections without a TCP address.
+//     down, when MaxConnectionAgeGrace is Off, for the pod's own
+//     connections (its REST gateway), for connections from a peer's
+//     address (fair share's load queries: the peer set, and the pods that
+//     announced themselves) or for connections without a TCP address.
 //
-// A connection sent on counts as a fair-share GOAWAY (ReasonFairShare). A
-// stream its client opens on it after the first call is cut at
-// MaxConnectionAgeGrace, as on a connection that age rotation sends away.
+// A kubelet's gRPC probe dials the pod itself, so a probe that lands on a
+// pod above its share within growth is sent on up to admitBurst times and
+// then let in: a few dials more, answered all the same. A connection sent
+// on counts as a fair-share GOAWAY (ReasonFairShare).
 
 // growingLocked reports whether the peer set grew within growthGrace; f.mu
 // held.
@@ -57,7 +70,7 @@ func (f *fairShare) growingLocked(now time.Time) bool {
 
 // admitAgain and admitBurst bound the connections a pod sends on from one
 // address (see above). The window is long enough for a client that comes
-// straight back to reconnect (at its next call).
+// straight back to reconnect, even one that redials only at its next call.
 func admitAgain(cfg FairShare) time.Duration { return max(2*time.Second, 2*cfg.Interval) }
 
 const admitBurst = 4
@@ -69,8 +82,7 @@ type sentOnFrom struct {
 	n     int
 }
 
-// admitInput is what the admission decision knows of one connection's
-// first call.
+// admitInput is what the admission decision knows of one new connection.
 type admitInput struct {
 	now       time.Time
 	estimated bool // a round has estimated the fleet's mean
@@ -160,21 +172,27 @@ func roomIn(reports []*fairsharev1.LoadReport, cfg FairShare, meanLoad, meanConn
 	return firstHand, max(firstHand, secondHand)
 }
 
-// healthPrefix is the method prefix of grpc.health.v1, whose calls
-// admission leaves alone: a kubelet gRPC probe opens a connection per
-// probe.
-const healthPrefix = "/grpc.health.v1.Health/"
-
-// admit runs at a client connection's first call and reports whether the
-// caller should send the connection on (GOAWAY with
-// MaxConnectionAgeGrace) once the call is served: see sendOn and the
-// bounds above.
-func (f *fairShare) admit(c *conn, method string, now time.Time) bool {
-	if strings.HasPrefix(method, healthPrefix) || f.s.cfg.MaxConnectionAgeGrace == Off || c.fromSelf() || f.s.isShuttingDown() {
+// admit runs when a client connection is accepted and reports whether the
+// caller should send it on at once (GOAWAY with MaxConnectionAgeGrace,
+// before any call is served): see sendOn and the bounds above. A peer's
+// connection (its address is in the peer set or announced itself) is
+// neither sent on nor counted as admitted.
+func (f *fairShare) admit(c *conn, now time.Time) bool {
+	if f.s.cfg.MaxConnectionAgeGrace == Off || c.fromSelf() || f.s.isShuttingDown() {
 		return false
 	}
 	ip := remoteIP(c)
 	if ip == "" {
+		return false
+	}
+	f.mu.Lock()
+	_, announced := f.announced[ip]
+	growing := f.growingLocked(now)
+	f.mu.Unlock()
+	// Only within growth can a connection be sent on (sendOn), and only
+	// a round's worth of admitted clients counts: the peer check, a scan
+	// of the peer set, runs only then.
+	if !growing || announced || f.s.isPeer(ip) {
 		return false
 	}
 	f.mu.Lock()

@@ -73,6 +73,8 @@ type conn struct {
 	// early is a GOAWAY asked for before the connection had a frameWriter
 	// (in its TLS handshake): attach sends it.
 	early []byte
+	// sentOn marks a connection admission sent on at accept.
+	sentOn bool
 }
 
 type connState uint8
@@ -136,6 +138,18 @@ func (c *conn) goAway(reason Reason, grace time.Duration) bool {
 	c.grace = time.AfterFunc(grace, func() { _ = c.raw.Close() })
 	c.srv.obs.ConnDraining(string(reason))
 	return true
+}
+
+// spareStream keeps a stream that is the first call of a connection sent on
+// at accept from the grace's cut: the client opened it before it read the
+// GOAWAY. Like any stream on a draining connection it sees Draining; one
+// that ignores it runs its course, and the client opens nothing new there.
+func (c *conn) spareStream() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sentOn && c.grace != nil {
+		c.grace.Stop()
+	}
 }
 
 // closed moves c to gone, once, whatever closed the connection.

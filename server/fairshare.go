@@ -39,9 +39,9 @@ import (
 // Admission: a shed client lands on a random pod, in a large fleet mostly
 // on an old one already at its share. So for 30 s after the peer set grows
 // a pod that would be above its share with a new client connection sends
-// it on once its first call, if unary, is served, while peers have room
+// it on as it accepts it, before its first call, while peers have room
 // (pods tell each other the room they know of, LoadReport.room); the
-// client picks again. A pod sends on no more than that room per round and
+// client dials again. A pod sends on no more than that room per round and
 // at most 4 connections per client address per max(2 s, 2 × Interval),
 // and while there is room an over-share pod sheds (by load) down to within
 // Hysteresis of the mean, not only what a random landing would help, with
@@ -171,7 +171,7 @@ type FairShare struct {
 	// Interval/2. Allowed: Off (at once), or up to Cooldown.
 	Spread time.Duration
 	// MinAge leaves connections younger than this alone when shedding
-	// (admission acts on a connection at its first call). Default
+	// (admission acts on a connection as it is accepted). Default
 	// DefaultRotateMinAge. Allowed: Off (any age), or up to 1 min.
 	MinAge time.Duration
 	// Port is the peers' gRPC port. Default: the port this server listens
@@ -180,8 +180,8 @@ type FairShare struct {
 	// AdmissionOff turns admission off: every new client connection stays
 	// where kube-proxy sent it, and only sheds move connections. Default
 	// false: for 30 s after the peer set grows, a pod at its share sends a
-	// new client connection on after its first call, if unary, while pods
-	// have room (see admission.go). In the emulated lab (example/balance
+	// new client connection on as it accepts it, while pods have room (see
+	// admission.go). In the emulated lab (example/balance
 	// -scenario fleet -modes fair-share,fair-share-sheds) it filled the
 	// new pods of 50 → 60 and 100 → 110 two to four times as fast; and
 	// since the first rates and the margin of the mean's standard error

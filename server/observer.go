@@ -25,7 +25,7 @@ const (
 	// ReasonPeers: the peer watcher saw the set of pods grow.
 	ReasonPeers Reason = reasons.Peers
 	// ReasonFairShare: fair-share balancing shed the connection, or sent
-	// a new one on at its first call (admission, see FairShare).
+	// a new one on as it was accepted (admission, see FairShare).
 	ReasonFairShare Reason = reasons.FairShare
 	// ReasonShutdown: the server began its drain.
 	ReasonShutdown Reason = reasons.Shutdown

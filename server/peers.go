@@ -160,6 +160,16 @@ func (s *Server) Peers() []string {
 	return slices.Clone(s.peers.peers)
 }
 
+// isPeer reports whether ip is one of the peers the watcher resolved.
+func (s *Server) isPeer(ip string) bool {
+	if s.peers == nil {
+		return false
+	}
+	s.peers.mu.Lock()
+	defer s.peers.mu.Unlock()
+	return slices.Contains(s.peers.peers, ip)
+}
+
 // startPeers runs the peer watcher, if configured, until ctx ends.
 func (s *Server) startPeers(ctx context.Context) {
 	w := s.peers

@@ -220,18 +220,11 @@ func (s *Server) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 		}
 		return h(ctx, req)
 	}
-	// One clock read per call: the count, and on a connection's first
-	// call the admission check (a few microseconds), count as handler
-	// time.
+	// One clock read per call; the count counts as handler time.
 	now := time.Now()
-	sendOn := c.countCall(now) && s.fair != nil && s.fair.admit(c, info.FullMethod, now)
+	c.countCall(now)
 	resp, err := h(context.WithValue(ctx, connKey{}, c), req)
 	c.addBusy(time.Since(now))
-	if sendOn {
-		// After the handler, so that Draining does not end it early; the
-		// GOAWAY lets grpc-go still send its response.
-		go c.goAway(ReasonFairShare, on(s.cfg.MaxConnectionAgeGrace))
-	}
 	return resp, err
 }
 
@@ -240,7 +233,9 @@ func (s *Server) stream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo,
 	if c == nil {
 		return h(srv, ss)
 	}
-	c.countCall(time.Now())
+	if c.countCall(time.Now()) {
+		c.spareStream()
+	}
 	return h(srv, &connStream{ServerStream: ss, ctx: context.WithValue(ss.Context(), connKey{}, c)})
 }
 

@@ -62,7 +62,7 @@ func run(args []string) error {
 	peerInterval := fs.Duration("peer-interval", server.DefaultPeerInterval, "how often to resolve -peer-dns")
 	httpMaxAge := fs.String("http-max-connection-age", gateway.DefaultMaxConnectionAge.String(), `REST keep-alive connections get "Connection: close" after this long, ±10% (a Go duration, or "off")`)
 	fairShare := fs.Bool("fair-share", false, "balance a ClusterIP fleet: pods above their share shed the excess (needs -peer-dns)")
-	fairAdmission := fs.Bool("fair-share-admission", true, "with -fair-share: a pod at its share sends a new client connection on at its first call while peers have room (false: only sheds move connections)")
+	fairAdmission := fs.Bool("fair-share-admission", true, "with -fair-share: a pod at its share sends a new client connection on as it accepts it while peers have room (false: only sheds move connections)")
 	fairMeasure := fs.String("fair-share-measure", "load", "what -fair-share balances: load (calls and handler time) or connections")
 	orcaOn := fs.Bool("orca", false, "report load to clients as ORCA backend metrics (CPU and application utilization, QPS), for weighted_round_robin clients of the headless Service")
 	tlsCert := fs.String("tls-cert", "", "serve gRPC over TLS with this PEM certificate (chain); reloaded when the file changes")
