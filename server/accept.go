@@ -67,10 +67,11 @@ func (s *Server) sendOnAtAccept(c *conn) {
 	if s.fair == nil || !s.fair.admit(c, time.Now()) {
 		return
 	}
-	c.mu.Lock()
-	c.sentOn = true
-	c.mu.Unlock()
-	c.goAway(ReasonFairShare, on(s.cfg.MaxConnectionAgeGrace))
+	if c.goAway(ReasonFairShare, on(s.cfg.MaxConnectionAgeGrace)) {
+		c.mu.Lock()
+		c.sentOn = true
+		c.mu.Unlock()
+	}
 }
 
 // register adds c to the open connections unless MaxConnections are open;

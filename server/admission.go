@@ -24,7 +24,7 @@ import (
 // So a hop of the walk costs a dial, not a call interval: in
 // BenchmarkFairShareScaleUp (200 → 220 pods, 2 calls/s per connection)
 // judging at accept rather than after the first call took the time to
-// fair from a median 10 s (6 runs) to 6.5–8.2 s (3 runs), at the price of
+// fair from a median 10 s (6 runs) to 6.5–7.5 s (3 runs), at the price of
 // a higher p99 call while clients walk (example/balance/testdata/
 // runs-2026-12-04/fleet-one-process-accept.txt). A call
 // the client made before it read the GOAWAY is served as on any draining
@@ -57,10 +57,16 @@ import (
 //     address (fair share's load queries: the peer set, and the pods that
 //     announced themselves) or for connections without a TCP address.
 //
-// A kubelet's gRPC probe dials the pod itself, so a probe that lands on a
-// pod above its share within growth is sent on up to admitBurst times and
-// then let in: a few dials more, answered all the same. A connection sent
-// on counts as a fair-share GOAWAY (ReasonFairShare).
+// A pod cannot tell a client from other connections at accept, so within
+// growth a pod above its share also sends on, and spends room on, a
+// kubelet's gRPC probe (it dials the pod itself: sent on up to admitBurst
+// times, then let in, a few dials more, answered all the same), a TCP
+// health check, and a new pod's first load query before the pod knows of
+// it (retried on the next dial, within the round). A unary call the client
+// sent before it read the GOAWAY is cut, as on any draining connection, if
+// it runs past MaxConnectionAgeGrace; a stream opened on the connection
+// after its first call is cut then too. A connection sent on counts as a
+// fair-share GOAWAY (ReasonFairShare).
 
 // growingLocked reports whether the peer set grew within growthGrace; f.mu
 // held.
@@ -210,6 +216,7 @@ func (f *fairShare) admit(c *conn, now time.Time) bool {
 	}
 	if !sendOn(in, f.cfg) {
 		f.admitted++
+		c.letIn.Store(true)
 		return false
 	}
 	f.room--

@@ -81,8 +81,9 @@ func TestFairShareSendsANewClientToRoom(t *testing.T) {
 	// whose query to pod 2 timed out on a busy machine leaves pod 0 without
 	// room until the next: then the newcomer stays, and the test closes it
 	// and tries again.
-	sentOn := false
+	sentOn, tries := false, 0
 	for try := 0; try < 5 && !sentOn; try++ {
+		tries++
 		var newDials atomic.Int64
 		cc, newcomer := f.client(t, func() int {
 			if newDials.Add(1) == 1 {
@@ -111,8 +112,10 @@ func TestFairShareSendsANewClientToRoom(t *testing.T) {
 			t.Errorf("client %d moved to %s; want it left on %s (the new client was the one to move)", i, got, want)
 		}
 	}
-	if n := obs.drained("fairshare"); n != 1 {
-		t.Errorf("%d fair-share GOAWAYs; want 1, the new client's", n)
+	// A try whose first call went out before the client read the GOAWAY
+	// was served by pod 0 and counts one too.
+	if n := obs.drained("fairshare"); n < 1 || n > tries {
+		t.Errorf("%d fair-share GOAWAYs in %d tries; want 1 to %d, the new client's", n, tries, tries)
 	}
 	// A probe dials pod 0 itself each time, as the kubelet's gRPC probe
 	// does: sent on or not (up to admitBurst times within admitAgain, then

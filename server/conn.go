@@ -59,6 +59,9 @@ type conn struct {
 	// internal marks a connection that carries only peers' fair-share
 	// load queries: it is neither a client nor rotated.
 	internal atomic.Bool
+	// letIn marks a connection admission let in within growth: until its
+	// first call it counts in the pod's admitted connections.
+	letIn atomic.Bool
 	// fw is where GOAWAY frames go: set at accept for plaintext, after the
 	// handshake under TLS (kitCreds). nil until then.
 	fw atomic.Pointer[frameWriter]
@@ -142,12 +145,29 @@ func (c *conn) goAway(reason Reason, grace time.Duration) bool {
 
 // spareStream keeps a stream that is the first call of a connection sent on
 // at accept from the grace's cut: the client opened it before it read the
-// GOAWAY. Like any stream on a draining connection it sees Draining; one
-// that ignores it runs its course, and the client opens nothing new there.
+// GOAWAY. Like any stream on a draining connection it sees Draining, and
+// the client opens nothing new there; one that ignores Draining is cut as
+// on a connection rotated by age, at MaxConnectionAge after the accept
+// plus MaxConnectionAgeGrace (never with MaxConnectionAge Off). The
+// connection, draining, counts in neither Stats nor fair share's load.
 func (c *conn) spareStream() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.sentOn && c.grace != nil {
+	if !c.sentOn || c.grace == nil {
+		return
+	}
+	c.grace.Stop()
+	if age := c.srv.cfg.MaxConnectionAge; age != Off {
+		c.grace = time.AfterFunc(time.Until(c.opened.Add(age))+on(c.srv.cfg.MaxConnectionAgeGrace), func() { _ = c.raw.Close() })
+	}
+}
+
+// keepOpen stops the grace of a GOAWAY that was never written (the
+// connection's bytes turned out not to be HTTP/2): its calls are not cut.
+func (c *conn) keepOpen() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.grace != nil {
 		c.grace.Stop()
 	}
 }

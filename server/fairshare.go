@@ -387,6 +387,7 @@ type fairShare struct {
 	reportRoom        int                                // the room this pod tells its peers: its own and first hand
 	admitted          int                                // client connections admitted since the last measure (admit)
 	admittedAtMeasure int                                // admitted when measureConns ran
+	letInWaiting      int                                // of the connections admission let in, those without a call at measureConns
 	sentOn            map[string]sentOnFrom              // client IP → its connections admit sent on
 }
 
@@ -458,12 +459,19 @@ func (f *fairShare) measureConns(now time.Time) (cands []connLoad, byID map[int]
 	lastShed := f.shed.lastShed
 	f.admittedAtMeasure = f.admitted
 	f.mu.Unlock()
+	waiting := 0
 	for _, c := range f.s.snapshot() {
 		// A connection counts from its first client call: until then it
-		// may be a peer's, which its first load query marks (a client's
-		// calls follow its connection at once). One from the pod itself
-		// (its REST gateway, a sidecar) can go nowhere else.
+		// may be a peer's, which its first load query marks (a client
+		// calls as soon as it has a call to make; one that redialled
+		// after a GOAWAY, up to a call interval later). One from the
+		// pod itself (its REST gateway, a sidecar) can go nowhere else.
+		// One admission let in (at accept) counts as admitted until its
+		// first call.
 		if c.internal.Load() || c.isDraining() || c.calls.Load() == 0 || c.fromSelf() {
+			if c.letIn.Load() && c.calls.Load() == 0 && !c.internal.Load() && !c.isDraining() {
+				waiting++
+			}
 			continue
 		}
 		n++
@@ -484,6 +492,9 @@ func (f *fairShare) measureConns(now time.Time) (cands []connLoad, byID map[int]
 			cands = append(cands, connLoad{id: id, load: l, opened: c.opened})
 		}
 	}
+	f.mu.Lock()
+	f.letInWaiting = waiting
+	f.mu.Unlock()
 	return cands, byID, load, n, returning, young
 }
 
@@ -732,7 +743,8 @@ func (f *fairShare) round(ctx context.Context) {
 	meanLoad, meanConns := estimate(ownLoad, ownConns, reps, everyone)
 	f.mu.Lock()
 	// The connections admitted since the measure are in neither.
-	f.ownLoad, f.ownConns, f.young, f.admitted = ownLoad, ownConns, young, f.admitted-f.admittedAtMeasure
+	f.ownLoad, f.ownConns, f.young = ownLoad, ownConns, young
+	f.admitted = f.admitted - f.admittedAtMeasure + f.letInWaiting
 	for ip, from := range f.sentOn {
 		if now.Sub(from.since) >= admitAgain(f.cfg) {
 			delete(f.sentOn, ip)

@@ -153,7 +153,12 @@ func (w *frameWriter) step(p []byte) int {
 			// anything else (a TLS record under foreign credentials) is
 			// not a stream the kit may write into.
 			w.opaque = true
-			w.pending = nil
+			if w.pending != nil {
+				// The GOAWAY asked for cannot go out: its grace must not
+				// cut the calls (after w.mu, which goAway takes after c.mu).
+				w.pending = nil
+				go w.c.keepOpen()
+			}
 			w.c.srv.warnOpaque(w.c)
 			return n
 		}

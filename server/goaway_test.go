@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"testing"
+	"time"
 )
 
 // recordConn is a net.Conn that keeps what is written to it.
@@ -166,5 +167,43 @@ func TestGoAwayWaitsForSettings(t *testing.T) {
 	}
 	if fw.goAway(goaway) {
 		t.Error("a second goAway was accepted")
+	}
+}
+
+// closeConn records that it was closed.
+type closeConn struct {
+	recordConn
+	closed chan struct{}
+}
+
+func (c *closeConn) Close() error { close(c.closed); return nil }
+
+// A GOAWAY asked for before the first frame of a connection whose bytes turn
+// out not to be HTTP/2 (TLS given as grpc.Creds, which the kit cannot write
+// into) never goes out, and its grace must not close the connection under
+// calls the client was never told to move.
+func TestGoAwayNeverWrittenDoesNotCut(t *testing.T) {
+	s, err := New(WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := &closeConn{recordConn: recordConn{Conn: fakeConn{}}, closed: make(chan struct{})}
+	c := &conn{srv: s, raw: rc, opened: time.Now(), draining: make(chan struct{})}
+	fw := newFrameWriter(rc, c)
+	c.fw.Store(fw)
+	if !c.goAway(ReasonFairShare, 100*time.Millisecond) {
+		t.Fatal("goAway refused before the first frame")
+	}
+	record := []byte{0x16, 0x03, 0x03, 0x00, 0x06, 1, 2, 3, 4, 5, 6} // a TLS handshake record
+	if _, err := fw.Write(record); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-rc.closed:
+		t.Fatal("the connection was closed by the grace of a GOAWAY that was never written")
+	case <-time.After(500 * time.Millisecond):
+	}
+	if !bytes.Equal(rc.out.Bytes(), record) {
+		t.Fatalf("wrote % x, want the record alone", rc.out.Bytes())
 	}
 }
