@@ -153,10 +153,11 @@ func (c *conn) goAway(reason Reason, grace time.Duration) bool {
 func (c *conn) spareStream() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.sentOn || c.grace == nil {
+	// A grace already stopped (keepOpen: the GOAWAY was never written) or
+	// fired stays so.
+	if !c.sentOn || c.grace == nil || !c.grace.Stop() {
 		return
 	}
-	c.grace.Stop()
 	if age := c.srv.cfg.MaxConnectionAge; age != Off {
 		c.grace = time.AfterFunc(time.Until(c.opened.Add(age))+on(c.srv.cfg.MaxConnectionAgeGrace), func() { _ = c.raw.Close() })
 	}

@@ -469,7 +469,9 @@ func (f *fairShare) measureConns(now time.Time) (cands []connLoad, byID map[int]
 		// One admission let in (at accept) counts as admitted until its
 		// first call.
 		if c.internal.Load() || c.isDraining() || c.calls.Load() == 0 || c.fromSelf() {
-			if c.letIn.Load() && c.calls.Load() == 0 && !c.internal.Load() && !c.isDraining() {
+			// One let in after admitted was read above is in admitted
+			// since: only one accepted before now counts here.
+			if c.letIn.Load() && c.opened.Before(now) && c.calls.Load() == 0 && !c.internal.Load() && !c.isDraining() {
 				waiting++
 			}
 			continue

@@ -191,7 +191,7 @@ func TestGoAwayNeverWrittenDoesNotCut(t *testing.T) {
 	c := &conn{srv: s, raw: rc, opened: time.Now(), draining: make(chan struct{})}
 	fw := newFrameWriter(rc, c)
 	c.fw.Store(fw)
-	if !c.goAway(ReasonFairShare, 100*time.Millisecond) {
+	if !c.goAway(ReasonFairShare, time.Second) {
 		t.Fatal("goAway refused before the first frame")
 	}
 	record := []byte{0x16, 0x03, 0x03, 0x00, 0x06, 1, 2, 3, 4, 5, 6} // a TLS handshake record
@@ -201,7 +201,7 @@ func TestGoAwayNeverWrittenDoesNotCut(t *testing.T) {
 	select {
 	case <-rc.closed:
 		t.Fatal("the connection was closed by the grace of a GOAWAY that was never written")
-	case <-time.After(500 * time.Millisecond):
+	case <-time.After(1500 * time.Millisecond):
 	}
 	if !bytes.Equal(rc.out.Bytes(), record) {
 		t.Fatalf("wrote % x, want the record alone", rc.out.Bytes())
