@@ -69,7 +69,7 @@ func (s *Server) sendOnAtAccept(c *conn) {
 	}
 	if c.goAway(ReasonFairShare, on(s.cfg.MaxConnectionAgeGrace)) {
 		c.mu.Lock()
-		c.sentOn = true
+		c.sentAtAccept = true
 		c.mu.Unlock()
 	}
 }

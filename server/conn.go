@@ -13,7 +13,9 @@ import (
 // conn is the kit's record of one accepted connection. grpc-go's one
 // server serves it; the kit decides when it is sent GOAWAY.
 //
-// Its life has three states, and moves only forward:
+// Its life has three states, and moves forward but for one step back
+// (keepOpen: a GOAWAY asked for that could never be written, the
+// connection not being HTTP/2, returns it to serving):
 //
 //		serving ──goAway──▶ draining ──closed──▶ gone
 //		   └──────────────closed───────────────────┘
@@ -29,7 +31,7 @@ import (
 //	    by the grace timer (closed, once): it leaves Server.conns and the
 //	    observer is told.
 //
-// mu guards the state and the timers; draining is closed under it.
+// mu guards the state, the timers and draining, which is closed under it.
 type conn struct {
 	srv      *Server
 	raw      net.Conn // as accepted
@@ -76,8 +78,8 @@ type conn struct {
 	// early is a GOAWAY asked for before the connection had a frameWriter
 	// (in its TLS handshake): attach sends it.
 	early []byte
-	// sentOn marks a connection admission sent on at accept.
-	sentOn bool
+	// sentAtAccept marks a connection admission sent on at accept.
+	sentAtAccept bool
 }
 
 type connState uint8
@@ -101,6 +103,8 @@ type connKey = conninfo.Key
 // returns nil, a channel that never closes.
 func Draining(ctx context.Context) <-chan struct{} {
 	if c, ok := ctx.Value(connKey{}).(*conn); ok {
+		c.mu.Lock()
+		defer c.mu.Unlock()
 		return c.draining
 	}
 	return nil
@@ -155,7 +159,7 @@ func (c *conn) spareStream() {
 	defer c.mu.Unlock()
 	// A grace already stopped (keepOpen: the GOAWAY was never written) or
 	// fired stays so.
-	if !c.sentOn || c.grace == nil || !c.grace.Stop() {
+	if !c.sentAtAccept || c.grace == nil || !c.grace.Stop() {
 		return
 	}
 	if age := c.srv.cfg.MaxConnectionAge; age != Off {
@@ -163,14 +167,25 @@ func (c *conn) spareStream() {
 	}
 }
 
-// keepOpen stops the grace of a GOAWAY that was never written (the
-// connection's bytes turned out not to be HTTP/2): its calls are not cut.
+// keepOpen undoes a GOAWAY that was never written (the connection's bytes
+// turned out not to be HTTP/2, see frameWriter.step): c is serving again,
+// its grace stopped, so its calls are not cut, and the calls that ask
+// Draining from now on get a channel that stays open, so that a stream
+// which ends on Draining is not reopened into a closed one over and over.
+// Like any connection the kit cannot write into, it is never sent GOAWAY
+// again (goAway reports false). ConnDraining was told of the GOAWAY.
 func (c *conn) keepOpen() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.state != connDraining {
+		return
+	}
 	if c.grace != nil {
 		c.grace.Stop()
+		c.grace = nil
 	}
+	c.state, c.reason, c.goAwayAt, c.sentAtAccept = connServing, "", time.Time{}, false
+	c.draining = make(chan struct{})
 }
 
 // closed moves c to gone, once, whatever closed the connection.

@@ -369,26 +369,29 @@ type fairShare struct {
 	since     time.Time
 	sinceN    int
 
-	mu                sync.Mutex
-	shed              shedState
-	alone             bool // no peer answered in the last round
-	lastRate          float64
-	ownLoad           float64
-	ownConns          int
-	meanLoad          float64 // estimates; estimated is false before the first answers
-	meanConns         float64
-	estimated         bool
-	heard             map[string]*fairsharev1.LoadReport // asker's instance → its report, since the last round
-	announced         map[string]time.Time               // peer IP → when it last announced itself
-	firstHeard        map[string]time.Time               // announced peer IP → when first heard
-	startedAt         time.Time                          // the first round
-	young             int                                // client connections whose rate is not known yet (MeasureLoad), last round
-	room              int                                // connections the last round heard peers could take (roomIn), less those sent since
-	reportRoom        int                                // the room this pod tells its peers: its own and first hand
-	admitted          int                                // client connections admitted since the last measure (admit)
-	admittedAtMeasure int                                // admitted when measureConns ran
-	letInWaiting      int                                // of the connections admission let in, those without a call at measureConns
-	sentOn            map[string]sentOnFrom              // client IP → its connections admit sent on
+	mu         sync.Mutex
+	shed       shedState
+	alone      bool // no peer answered in the last round
+	lastRate   float64
+	ownLoad    float64
+	ownConns   int
+	meanLoad   float64 // estimates; estimated is false before the first answers
+	meanConns  float64
+	estimated  bool
+	heard      map[string]*fairsharev1.LoadReport // asker's instance → its report, since the last round
+	announced  map[string]time.Time               // peer IP → when it last announced itself
+	firstHeard map[string]time.Time               // announced peer IP → when first heard
+	startedAt  time.Time                          // the first round
+	young      int                                // client connections whose rate is not known yet (MeasureLoad), last round
+	room       int                                // connections the last round heard peers could take (roomIn), less those sent since
+	reportRoom int                                // the room this pod tells its peers: its own and first hand
+	// admitted is the client connections admit let in that ownConns
+	// leaves out: those since the last measure, and those before it that
+	// had made no call at it (letInWaiting).
+	admitted          int
+	admittedAtMeasure int                   // admitted when measureConns ran
+	letInWaiting      int                   // of the connections admission let in, those without a call at measureConns
+	sentOn            map[string]sentOnFrom // client IP → its connections admit sent on
 }
 
 func newFairShare(s *Server, cfg FairShare) *fairShare {
@@ -706,6 +709,13 @@ const spikeFactor = 4
 // does not lift it past the next.
 const refFactor = 8
 
+// settleAdmittedLocked counts, at the end of a round, the connections
+// admit let in that ownConns leaves out: those let in since the measure,
+// and those let in before it that had made no call at it; f.mu held.
+func (f *fairShare) settleAdmittedLocked() {
+	f.admitted = f.admitted - f.admittedAtMeasure + f.letInWaiting
+}
+
 // round exchanges loads once and sheds the excess, if any.
 func (f *fairShare) round(ctx context.Context) {
 	now := time.Now()
@@ -746,7 +756,7 @@ func (f *fairShare) round(ctx context.Context) {
 	f.mu.Lock()
 	// The connections admitted since the measure are in neither.
 	f.ownLoad, f.ownConns, f.young = ownLoad, ownConns, young
-	f.admitted = f.admitted - f.admittedAtMeasure + f.letInWaiting
+	f.settleAdmittedLocked()
 	for ip, from := range f.sentOn {
 		if now.Sub(from.since) >= admitAgain(f.cfg) {
 			delete(f.sentOn, ip)

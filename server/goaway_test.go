@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"log/slog"
 	"math/rand/v2"
@@ -181,7 +182,10 @@ func (c *closeConn) Close() error { close(c.closed); return nil }
 // A GOAWAY asked for before the first frame of a connection whose bytes turn
 // out not to be HTTP/2 (TLS given as grpc.Creds, which the kit cannot write
 // into) never goes out, and its grace must not close the connection under
-// calls the client was never told to move.
+// calls the client was never told to move. The connection is serving again:
+// Stats and fair share count it, and a stream that asks Draining from then
+// on is not told to end (it would be reopened on the same connection, and
+// told again, over and over).
 func TestGoAwayNeverWrittenDoesNotCut(t *testing.T) {
 	s, err := New(WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
@@ -205,5 +209,58 @@ func TestGoAwayNeverWrittenDoesNotCut(t *testing.T) {
 	}
 	if !bytes.Equal(rc.out.Bytes(), record) {
 		t.Fatalf("wrote % x, want the record alone", rc.out.Bytes())
+	}
+	if c.isDraining() {
+		t.Error("the connection still reads as draining after its GOAWAY could not be written")
+	}
+	select {
+	case <-Draining(context.WithValue(context.Background(), connKey{}, c)):
+		t.Error("Draining fires for a stream opened after the GOAWAY was found unwritable")
+	default:
+	}
+	if c.goAway(ReasonAge, time.Millisecond) {
+		t.Error("goAway reports a GOAWAY sent on a connection it cannot write into")
+	}
+}
+
+// A connection sent on at accept whose first call is a stream keeps it past
+// MaxConnectionAgeGrace (the client opened it before it read the GOAWAY) and
+// cuts it as age rotation would, at MaxConnectionAge after the accept plus
+// MaxConnectionAgeGrace; any other GOAWAY's grace is left as it is.
+func TestSpareStreamIsCutAsByAge(t *testing.T) {
+	const age, grace = 3 * time.Second, 100 * time.Millisecond
+	s, err := New(WithLogger(slog.New(slog.DiscardHandler)), WithMaxConnectionAge(age), WithMaxConnectionAgeGrace(grace))
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := func(atAccept bool) (*conn, chan struct{}) {
+		rc := &closeConn{recordConn: recordConn{Conn: fakeConn{}}, closed: make(chan struct{})}
+		c := &conn{srv: s, raw: rc, opened: time.Now(), draining: make(chan struct{})}
+		if !c.goAway(ReasonFairShare, grace) {
+			t.Fatal("goAway refused on a serving connection")
+		}
+		c.sentAtAccept = atAccept
+		c.spareStream()
+		return c, rc.closed
+	}
+	spared, sparedClosed := open(true)
+	_, cut := open(false)
+	select {
+	case <-cut:
+	case <-time.After(age - time.Second):
+		t.Error("a GOAWAY not sent at accept: its grace did not close the connection by 2 s, with a grace of 100 ms")
+	}
+	select {
+	case <-sparedClosed:
+		t.Fatal("the stream of a connection sent on at accept was cut at MaxConnectionAgeGrace")
+	default:
+	}
+	select {
+	case <-sparedClosed:
+		if early := spared.opened.Add(age); time.Now().Before(early) {
+			t.Errorf("cut %v before MaxConnectionAge after the accept", early.Sub(time.Now()))
+		}
+	case <-time.After(time.Until(spared.opened.Add(age+grace)) + 5*time.Second):
+		t.Error("the spared stream was not cut by 5 s past MaxConnectionAge + MaxConnectionAgeGrace after the accept")
 	}
 }

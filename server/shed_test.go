@@ -645,6 +645,57 @@ func TestMeasureConnsWaitsForARate(t *testing.T) {
 	}
 }
 
+// Admission counts a connection it let in as the pod's from the accept on,
+// and once: as admitted until the measure of the first round after its
+// first call, in ownConns from then. One let in before a round's measure
+// that has not called by then counts again in the admitted of the next
+// round; one let in while the round runs counts there once; those sent
+// on, peers' and the gone do not count.
+func TestAdmittedCountsALetInConnectionOnce(t *testing.T) {
+	now := time.Now()
+	open := func(age time.Duration, calls uint64) *conn {
+		a, b := net.Pipe()
+		t.Cleanup(func() { a.Close(); b.Close() })
+		c := &conn{raw: a, opened: now.Add(-age)}
+		c.letIn.Store(true)
+		if calls > 0 {
+			c.calls.Store(calls)
+			c.setFirstCall(c.opened)
+		}
+		return c
+	}
+	waiting, called := open(time.Second, 0), open(time.Second, 1)
+	peer, sentOn, other := open(time.Second, 0), open(time.Second, 0), open(time.Second, 0)
+	peer.internal.Store(true)
+	sentOn.state = connDraining
+	other.letIn.Store(false)
+	s := &Server{conns: map[*conn]struct{}{waiting: {}, called: {}, peer: {}, sentOn: {}, other: {}}}
+	f := newFairShare(s, FairShare{Measure: MeasureConnections, MinAge: Off}.withDefaults())
+	f.admitted = 2 // waiting and called, let in since the last round
+	if _, _, _, n, _, _ := f.measureConns(now); n != 1 || f.letInWaiting != 1 {
+		t.Fatalf("measured %d connections and %d let in without a call; want 1 (the one that called) and 1", n, f.letInWaiting)
+	}
+	late := open(-10*time.Millisecond, 0) // let in while the round asks its peers
+	s.conns[late] = struct{}{}
+	f.admitted++
+	f.settleAdmittedLocked()
+	if f.admitted != 2 {
+		t.Errorf("admitted %d after the round; want 2: the one still without a call and the one let in since the measure", f.admitted)
+	}
+	// The next round: both have called.
+	for _, c := range []*conn{waiting, late} {
+		c.calls.Store(1)
+		c.setFirstCall(now.Add(500 * time.Millisecond))
+	}
+	if _, _, _, n, _, _ := f.measureConns(now.Add(time.Second)); n != 3 || f.letInWaiting != 0 {
+		t.Errorf("measured %d connections and %d let in without a call; want 3 and 0", n, f.letInWaiting)
+	}
+	f.settleAdmittedLocked()
+	if f.admitted != 0 {
+		t.Errorf("admitted %d once every connection let in has called; want 0", f.admitted)
+	}
+}
+
 // The clients of the last shed that came straight back count as come back
 // before their first call, and as waiting (in neither the pod's
 // connections nor its load), as do those of earlier sheds since the pod
