@@ -173,7 +173,9 @@ func (c *conn) spareStream() {
 // Draining from now on get a channel that stays open, so that a stream
 // which ends on Draining is not reopened into a closed one over and over.
 // Like any connection the kit cannot write into, it is never sent GOAWAY
-// again (goAway reports false). ConnDraining was told of the GOAWAY.
+// again (goAway reports false). ConnDraining was told of the GOAWAY. One
+// admission sent on keeps the room it spent until the next round, and
+// counts in the pod's connections from its first call, as any does.
 func (c *conn) keepOpen() {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -228,39 +228,42 @@ func TestGoAwayNeverWrittenDoesNotCut(t *testing.T) {
 // cuts it as age rotation would, at MaxConnectionAge after the accept plus
 // MaxConnectionAgeGrace; any other GOAWAY's grace is left as it is.
 func TestSpareStreamIsCutAsByAge(t *testing.T) {
-	const age, grace = 3 * time.Second, 100 * time.Millisecond
+	const age, grace = 5 * time.Second, 300 * time.Millisecond
 	s, err := New(WithLogger(slog.New(slog.DiscardHandler)), WithMaxConnectionAge(age), WithMaxConnectionAgeGrace(grace))
 	if err != nil {
 		t.Fatal(err)
 	}
-	open := func(atAccept bool) (*conn, chan struct{}) {
+	// Accepted age - 1.2 s ago: by age, the cut is due 1.5 s from now; 5.3 s
+	// from now if spareStream counted the age from its own call.
+	accepted := time.Now().Add(-age + 1200*time.Millisecond)
+	open := func(atAccept bool) chan struct{} {
 		rc := &closeConn{recordConn: recordConn{Conn: fakeConn{}}, closed: make(chan struct{})}
-		c := &conn{srv: s, raw: rc, opened: time.Now(), draining: make(chan struct{})}
+		c := &conn{srv: s, raw: rc, opened: accepted, draining: make(chan struct{})}
 		if !c.goAway(ReasonFairShare, grace) {
 			t.Fatal("goAway refused on a serving connection")
 		}
 		c.sentAtAccept = atAccept
 		c.spareStream()
-		return c, rc.closed
+		return rc.closed
 	}
-	spared, sparedClosed := open(true)
-	_, cut := open(false)
+	spared := open(true)
+	cut := open(false)
 	select {
 	case <-cut:
-	case <-time.After(age - time.Second):
-		t.Error("a GOAWAY not sent at accept: its grace did not close the connection by 2 s, with a grace of 100 ms")
+	case <-time.After(1200 * time.Millisecond):
+		t.Error("a GOAWAY not sent at accept: its grace of 300 ms did not close the connection in 1.2 s")
 	}
 	select {
-	case <-sparedClosed:
+	case <-spared:
 		t.Fatal("the stream of a connection sent on at accept was cut at MaxConnectionAgeGrace")
 	default:
 	}
 	select {
-	case <-sparedClosed:
-		if early := spared.opened.Add(age); time.Now().Before(early) {
-			t.Errorf("cut %v before MaxConnectionAge after the accept", early.Sub(time.Now()))
+	case <-spared:
+		if due := accepted.Add(age); time.Now().Before(due) {
+			t.Errorf("cut %v before MaxConnectionAge after the accept", due.Sub(time.Now()))
 		}
-	case <-time.After(time.Until(spared.opened.Add(age+grace)) + 5*time.Second):
-		t.Error("the spared stream was not cut by 5 s past MaxConnectionAge + MaxConnectionAgeGrace after the accept")
+	case <-time.After(time.Until(accepted.Add(age+grace)) + 2500*time.Millisecond):
+		t.Error("the spared stream was not cut by 2.5 s past MaxConnectionAge + MaxConnectionAgeGrace after the accept")
 	}
 }

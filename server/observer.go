@@ -52,7 +52,10 @@ const (
 type Observer interface {
 	// ConnOpened is called when a connection is accepted.
 	ConnOpened()
-	// ConnDraining is called when the kit sends a connection GOAWAY.
+	// ConnDraining is called when the kit sends a connection GOAWAY. On a
+	// connection it cannot write into (TLS given as grpc.Creds, which New's
+	// log names) a GOAWAY asked for before the first frame is dropped: the
+	// connection serves on, and its ConnClosed says ReasonClient.
 	ConnDraining(reason string)
 	// ConnClosed is called once a connection is closed, with the reason it
 	// was sent GOAWAY for (ReasonClient when it was not), how long it lived
