@@ -577,14 +577,7 @@ func TestLearnedPeersCountAsGrowth(t *testing.T) {
 // MeasureConnections every connection counts at once.
 func TestMeasureConnsWaitsForARate(t *testing.T) {
 	now := time.Now()
-	open := func(age time.Duration, calls uint64) *conn {
-		a, b := net.Pipe()
-		t.Cleanup(func() { a.Close(); b.Close() })
-		c := &conn{raw: a, opened: now.Add(-age)}
-		c.calls.Store(calls)
-		c.setFirstCall(c.opened) // a client dials with a call to make
-		return c
-	}
+	open := func(age time.Duration, calls uint64) *conn { return pipeConn(t, now.Add(-age), calls) }
 	young, old := open(20*time.Millisecond, 1), open(2*time.Second, 10)
 	s := &Server{conns: map[*conn]struct{}{young: {}, old: {}}}
 	f := newFairShare(s, FairShare{MinAge: Off}.withDefaults())
@@ -645,23 +638,32 @@ func TestMeasureConnsWaitsForARate(t *testing.T) {
 	}
 }
 
+// pipeConn returns a connection record over a pipe, opened at opened, that
+// has made calls calls, the first at the dial (a client dials with a call
+// to make).
+func pipeConn(t *testing.T, opened time.Time, calls uint64) *conn {
+	t.Helper()
+	a, b := net.Pipe()
+	t.Cleanup(func() { a.Close(); b.Close() })
+	c := &conn{raw: a, opened: opened}
+	if calls > 0 {
+		c.calls.Store(calls)
+		c.setFirstCall(opened)
+	}
+	return c
+}
+
 // Admission counts a connection it let in as the pod's from the accept on,
 // and once: as admitted until the measure of the first round after its
 // first call, in ownConns from then. One let in before a round's measure
 // that has not called by then counts again in the admitted of the next
 // round; one let in while the round runs counts there once; those sent
-// on, peers' and the gone do not count.
+// on (draining), peers' and those admission did not let in do not count.
 func TestAdmittedCountsALetInConnectionOnce(t *testing.T) {
 	now := time.Now()
 	open := func(age time.Duration, calls uint64) *conn {
-		a, b := net.Pipe()
-		t.Cleanup(func() { a.Close(); b.Close() })
-		c := &conn{raw: a, opened: now.Add(-age)}
+		c := pipeConn(t, now.Add(-age), calls)
 		c.letIn.Store(true)
-		if calls > 0 {
-			c.calls.Store(calls)
-			c.setFirstCall(c.opened)
-		}
 		return c
 	}
 	waiting, called := open(time.Second, 0), open(time.Second, 1)
