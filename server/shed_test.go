@@ -254,6 +254,64 @@ func TestDecideShedWaitsForASteadyWant(t *testing.T) {
 	}
 }
 
+// Within growthGrace of growth, with an estimated mean, a shed by load goes
+// at once down to the fleet's mean count of connections rounded down; below
+// it only a load reading explains it, and it waits for steadyWant: in the
+// lab one connection that read several times the others' (a CPU wait) made
+// a pod at 4 for a mean of 4 shed the rest. With an exact mean (a small
+// fleet) nothing waits within growth.
+func TestDecideShedWithinGrowthWaitsBelowTheMeanCount(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	cfg := FairShare{}.withDefaults()
+	grown := shedState{cooldown: cfg.Cooldown, over: 1, grewAt: t0.Add(-10 * time.Second)}
+	conns := func(loads ...float64) []connLoad {
+		var cs []connLoad
+		for i, l := range loads {
+			cs = append(cs, connLoad{id: i, load: l, opened: t0.Add(-time.Minute + time.Duration(i)*time.Second)})
+		}
+		return cs
+	}
+	// 110 pods, 10 of them new: a mean of 3.64 connections, each at a load
+	// of 1, and room on the new pods. This pod holds 4, one of them read
+	// at 3: 6.0 in all.
+	in := shedInput{now: t0, own: 6, mean: 3.64, meanConns: 3.64, perConn: 1, meanErr: 0.05, estimated: true, pods: 110,
+		ownConns: 4, room: 3, conns: conns(3, 1, 1, 1)}
+	if d := decideShed(in, cfg, grown); !slices.Equal(d.shed, []int{1}) {
+		t.Errorf("4 connections for a mean of 3.64, one read at 3: shed %v, want [1] (down to 3 at once)", d.shed)
+	}
+	exact := in
+	exact.estimated, exact.meanErr = false, 0
+	if d := decideShed(exact, cfg, grown); !slices.Equal(d.shed, []int{1, 2}) {
+		t.Errorf("the same with an exact mean: shed %v, want [1 2] (nothing waits)", d.shed)
+	}
+	// At 3, the mean rounded down, the rest waits for steadyWant, and
+	// goes when every round wanted it that long (a heavy client).
+	at3 := in
+	at3.own, at3.ownConns, at3.conns = 5, 3, conns(3, 1, 1)
+	st := grown
+	var at []time.Duration
+	for now := t0; now.Before(t0.Add(15 * time.Second)); now = now.Add(cfg.Interval) {
+		at3.now = now
+		d := decideShed(at3, cfg, st)
+		if len(d.shed) > 0 {
+			at = append(at, now.Sub(t0))
+			if !slices.Equal(d.shed, []int{1}) {
+				t.Errorf("at 3 after the wait: shed %v, want [1]", d.shed)
+			}
+		}
+		st = d.next
+	}
+	if len(at) == 0 || at[0] != steadyWant {
+		t.Errorf("3 connections for a mean of 3.64, one read at 3, within growth: sheds at %v, want the first at %v", at, steadyWant)
+	}
+	// Not known (0): as before, at once.
+	unknown := at3
+	unknown.now, unknown.meanConns = t0, 0
+	if d := decideShed(unknown, cfg, grown); len(d.shed) == 0 {
+		t.Error("the mean count not known: shed nothing, want a shed at once")
+	}
+}
+
 // A round hands decideShed its load and the fleet's in the unit of the
 // measure, its connections, the fleet's mean load per connection, the unit
 // of room, and with MeasureLoad the standard error of a sample's mean, in
