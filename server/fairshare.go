@@ -44,7 +44,8 @@ import (
 // client dials again. A pod sends on no more than that room per round and
 // at most 4 connections per client address per max(2 s, 2 × Interval),
 // and while there is room an over-share pod sheds (by load) down to within
-// Hysteresis of the mean, not only what a random landing would help, with
+// Hysteresis of the mean (at once only down to the mean count: see
+// growthShed), not only what a random landing would help, with
 // connections up to (1 + Hysteresis) times the fleet's mean load per
 // connection, the unit room is counted in; a heavier one c moves only
 // while c ≤ (own − mean) × (1 + Hysteresis) (see admission.go and

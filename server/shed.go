@@ -44,7 +44,8 @@ const overRounds = 2
 // steadyWant is how long a shed by load must have been wanted in every
 // round before the pod makes it, in a round whose mean is estimated (a
 // fleet of more than Sample + 1 pods: shedInput.estimated) more than
-// growthGrace after the peer set last grew, or when it never grew: the
+// growthGrace after the peer set last grew, or when it never grew, and
+// within growthGrace for a shed below the mean count (growthShed): the
 // load measure's time constant, loadWindow. A round that does not want a
 // shed, or in which it would not wait, starts the wait again, and so does
 // a shed; a round in which no peer answered makes no decision and also
@@ -69,10 +70,9 @@ const overRounds = 2
 //
 // Within growthGrace of growth a scale-up's imbalance is no noise, its new
 // pods must fill within seconds, and admission's room (roomIn) sends a
-// shed where it helps: no wait, down to the fleet's mean count of
-// connections, rounded down; below it a shed waits as past growth, unless
-// its excess is clear (see growthShed). A scale-down is no growth: its
-// sheds wait.
+// shed where it helps: no wait, down to the fleet's estimated mean count
+// of connections, rounded down; below it a shed waits as past growth (see
+// growthShed). A scale-down is no growth: its sheds wait.
 const steadyWant = loadWindow
 
 // shedInput is what one round knows: this pod's load and the fleet mean,
@@ -133,7 +133,8 @@ type shedInput struct {
 	meanErr float64
 	// estimated: the mean is a sample's estimate, not every peer was asked
 	// (fleets of more than Sample + 1 pods). With MeasureLoad a shed then
-	// waits for steadyWant past growth.
+	// waits for steadyWant past growth, and within growth below the mean
+	// count (growthShed).
 	estimated bool
 }
 
@@ -326,29 +327,39 @@ func decideShed(in shedInput, cfg FairShare, st shedState) shedDecision {
 // waitsSteady reports whether a shed this round must first have been
 // wanted for steadyWant, unless its excess is clear (clearExcess): by
 // load, with an estimated mean, and more than growthGrace after the peer
-// set last grew or when it never grew.
+// set last grew or when it never grew (past growth). Within growth,
+// growthShed decides whether a shed below the mean count waits.
 func waitsSteady(in shedInput, cfg FairShare, st shedState) bool {
 	growing := !st.grewAt.IsZero() && in.now.Sub(st.grewAt) < growthGrace
 	return cfg.Measure == MeasureLoad && in.estimated && !growing
 }
 
 // growthShed returns, for a round within growthGrace of growth whose mean
-// is estimated, the part of want (ids heaviest first, from heaviest) that
-// a shed makes at once, and whether the rest waits for steadyWant like a
-// shed past growth (and clearExcess). At once it goes down to the fleet's
-// mean count of connections rounded down, counted as the peers count
-// theirs (ownConns, meanConns): that much a scale-up's imbalance explains.
-// Below it only the load reading does, and within growth, where every
-// moved client's connection is young, a load reading is at its least
-// sure: a connection's first reading is not capped (see conn.rates), and
-// on a busy host one that waited for a CPU read several times the
-// others'. In the emulated lab of 100 → 110 pods, without this wait, 0–3
-// sheds a run kept such a connection and shed the rest, down to 1 or 2 for
-// a mean of 4, and past growth nothing refilled the pod. A heavy client's
-// neighbours, which do have to go, go after the wait (its reading stays);
-// one that waited for a CPU reads about a third of its excess 5 s later.
-// want unchanged, waiting, when the pod is at or below that count; want
+// is estimated, with MeasureLoad, what the round may shed at once: want
+// (ids heaviest first, from heaviest) cut to the connections above the
+// fleet's estimated mean count of connections rounded down, counted as
+// the peers count theirs (ownConns, meanConns); that much a scale-up's
+// imbalance explains. The connections cut off are not shed this round; a
+// later round, at that count, wants them again. waits is true only when
+// nothing goes at once, the pod being at or below that count: then all of
+// want waits for steadyWant, like a shed past growth (clearExcess cannot
+// let it go sooner: such a pod is not clear of the mean by count). want
 // unchanged, not waiting, when meanConns is not known (0).
+//
+// Below that count only the load reading explains a shed, and within
+// growth, where every moved client's connection is young, a load reading
+// is at its least sure: a connection's first reading is not capped (see
+// conn.rates), and on a busy host one that waited for a CPU read several
+// times the others'. In the emulated lab of 100 → 110 pods, without this
+// wait, 0–3 sheds a run kept such a connection and shed the rest, down to
+// 1 or 2 for a mean of 4, and past growth nothing refilled the pod. A
+// heavy client's neighbours, which do have to go, go after the wait (its
+// reading stays); a reading one CPU wait lifted keeps about a third of its
+// excess 5 s later (the moving average's e⁻¹).
+//
+// The mean count is a sample's estimate (about 10 % off, and low while
+// connections move: see FairShare), so for a whole mean of 4 it rounds
+// down to 3 or 4 from round to round, and a pod at 4 may go to 3 at once.
 func growthShed(in shedInput, want []int) (now []int, waits bool) {
 	if in.meanConns <= 0 {
 		return want, false

@@ -304,9 +304,27 @@ func TestDecideShedWithinGrowthWaitsBelowTheMeanCount(t *testing.T) {
 	if len(at) == 0 || at[0] != steadyWant {
 		t.Errorf("3 connections for a mean of 3.64, one read at 3, within growth: sheds at %v, want the first at %v", at, steadyWant)
 	}
+	// A whole mean: 4 connections for a mean of 4.0 (or one a rounding
+	// below it) are at the mean count; all five read 1.5, 6.0 in all.
+	for _, mean := range []float64{4, 4 - 1e-12} {
+		whole := in
+		whole.own, whole.mean, whole.meanConns, whole.perConn = 6, mean, mean, 1
+		whole.conns = conns(1.5, 1.5, 1.5, 1.5)
+		if d := decideShed(whole, cfg, grown); len(d.shed) != 0 || d.next.wantSince.IsZero() {
+			t.Errorf("4 connections for a whole mean of %v: shed %v, wantSince %v; want nothing at once and the wait begun", mean, d.shed, d.next.wantSince)
+		}
+	}
+	// A pod of 5 whose every connection reads 2 (10.0 for 3.64) wants 3
+	// gone; 2 go at once, down to 3.
+	starved := in
+	starved.own, starved.ownConns, starved.room = 10, 5, 5
+	starved.conns = conns(2, 2, 2, 2, 2)
+	if d := decideShed(starved, cfg, grown); !slices.Equal(d.shed, []int{0, 1}) {
+		t.Errorf("5 connections reading 2 each for a mean of 3.64: shed %v, want [0 1] (the oldest two, down to 3)", d.shed)
+	}
 	// Not known (0): as before, at once.
 	unknown := at3
-	unknown.now, unknown.meanConns = t0, 0
+	unknown.now, unknown.meanConns, unknown.perConn = t0, 0, 0
 	if d := decideShed(unknown, cfg, grown); len(d.shed) == 0 {
 		t.Error("the mean count not known: shed nothing, want a shed at once")
 	}
