@@ -305,7 +305,7 @@ func TestDecideShedWithinGrowthWaitsBelowTheMeanCount(t *testing.T) {
 		t.Errorf("3 connections for a mean of 3.64, one read at 3, within growth: sheds at %v, want the first at %v", at, steadyWant)
 	}
 	// A whole mean: 4 connections for a mean of 4.0 (or one a rounding
-	// below it) are at the mean count; all five read 1.5, 6.0 in all.
+	// below it) are at the mean count; all four read 1.5, 6.0 in all.
 	for _, mean := range []float64{4, 4 - 1e-12} {
 		whole := in
 		whole.own, whole.mean, whole.meanConns, whole.perConn = 6, mean, mean, 1
