@@ -391,10 +391,9 @@ type fairShare struct {
 	reportRoom int                                // the room this pod tells its peers: its own and first hand
 	// admitted is the client connections admit let in that ownConns
 	// leaves out: those since the last measure, and those before it that
-	// had made no call at it (letInWaiting).
+	// had made no call at it (connsMeasure.letInWaiting).
 	admitted          int
 	admittedAtMeasure int                   // admitted when measureConns ran
-	letInWaiting      int                   // of the connections admission let in, those without a call at measureConns
 	sentOn            map[string]sentOnFrom // client IP → its connections admit sent on
 }
 
@@ -447,10 +446,26 @@ func (f *fairShare) run(ctx context.Context) {
 	}
 }
 
+// connsMeasure is what a round measures of the pod's client connections
+// (measureConns).
+type connsMeasure struct {
+	cands []connLoad    // the connections old enough to shed (MinAge) whose load is known
+	byID  map[int]*conn // cands' connections; an id is its index in cands
+	load  float64       // the pod's load, seconds per second: its connections' whose rate is known
+	conns int           // client connections that have called
+	young int           // of conns, those whose rate is not known yet (MeasureLoad)
+	// returning counts the young connections that are clients of the
+	// last shed come back (see shedInput.returning).
+	returning int
+	// letInWaiting counts the connections admission let in before the
+	// measure that have made no call at it: in neither conns nor load
+	// (see settleAdmittedLocked).
+	letInWaiting int
+}
+
 // measureConns updates each client connection's smoothed rates and returns
-// the candidates to shed, the pod's load and its client connections, and
-// how many of those connections are clients of the last shed that came
-// back (see shedInput.returning).
+// what the round measured of them (connsMeasure): the candidates to shed,
+// the pod's load and its client connections.
 //
 // A connection's load is what its calls cost the pod, in seconds per
 // second: its calls per second times CallCost, plus the time its unary
@@ -459,52 +474,52 @@ func (f *fairShare) run(ctx context.Context) {
 // handler's time. The pod's own CPU is no measure of this: at the call
 // rates of most pods it is mostly the runtime's wake-ups and background
 // work, which differ from pod to pod and no shed can move.
-func (f *fairShare) measureConns(now time.Time) (cands []connLoad, byID map[int]*conn, load float64, n, returning, young int) {
+func (f *fairShare) measureConns(now time.Time) connsMeasure {
 	perCall := on(f.cfg.CallCost).Seconds()
-	byID = map[int]*conn{}
+	m := connsMeasure{byID: map[int]*conn{}}
 	f.mu.Lock()
 	lastShed := f.shed.lastShed
 	f.admittedAtMeasure = f.admitted
 	f.mu.Unlock()
-	waiting := 0
 	for _, c := range f.s.snapshot() {
+		// A peer's connection, one draining (sent on, shed, rotated) and
+		// one from the pod itself (its REST gateway, a sidecar: it can go
+		// nowhere else) never count.
+		if c.internal.Load() || c.isDraining() || c.fromSelf() {
+			continue
+		}
 		// A connection counts from its first client call: until then it
 		// may be a peer's, which its first load query marks (a client
 		// calls as soon as it has a call to make; one that redialled
-		// after a GOAWAY, up to a call interval later). One from the
-		// pod itself (its REST gateway, a sidecar) can go nowhere else.
-		// One admission let in (at accept) counts as admitted until its
-		// first call.
-		if c.internal.Load() || c.isDraining() || c.calls.Load() == 0 || c.fromSelf() {
-			// One let in after admitted was read above is in admitted
-			// since: only one accepted before now counts here.
-			if c.letIn.Load() && c.opened.Before(now) && c.calls.Load() == 0 && !c.internal.Load() && !c.isDraining() {
-				waiting++
+		// after a GOAWAY, up to a call interval later). One admission
+		// let in (at accept) before now counts as admitted until its
+		// first call; one let in after admitted was read above is in
+		// admitted since.
+		if c.calls.Load() == 0 {
+			if c.letIn.Load() && c.opened.Before(now) {
+				m.letInWaiting++
 			}
 			continue
 		}
-		n++
+		m.conns++
 		if f.cfg.Measure == MeasureLoad && !c.rateKnown(now) {
 			// Its rate is not known yet (see rateKnown).
-			young++
+			m.young++
 			if f.cameBack(c, lastShed) {
-				returning++
+				m.returning++
 			}
 			continue
 		}
 		calls, busy := c.rates(now, perCall)
 		l := calls*perCall + busy
-		load += l
+		m.load += l
 		if f.cfg.MinAge == Off || now.Sub(c.opened) >= f.cfg.MinAge {
-			id := len(byID) // its index in cands too (round relies on it)
-			byID[id] = c
-			cands = append(cands, connLoad{id: id, load: l, opened: c.opened})
+			id := len(m.byID) // its index in cands too (round relies on it)
+			m.byID[id] = c
+			m.cands = append(m.cands, connLoad{id: id, load: l, opened: c.opened})
 		}
 	}
-	f.mu.Lock()
-	f.letInWaiting = waiting
-	f.mu.Unlock()
-	return cands, byID, load, n, returning, young
+	return m
 }
 
 // cameBack reports whether c is a client of the last shed (at lastShed)
@@ -715,15 +730,17 @@ const refFactor = 8
 
 // settleAdmittedLocked counts, at the end of a round, the connections
 // admit let in that ownConns leaves out: those let in since the measure,
-// and those let in before it that had made no call at it; f.mu held.
-func (f *fairShare) settleAdmittedLocked() {
-	f.admitted = f.admitted - f.admittedAtMeasure + f.letInWaiting
+// and those let in before it that had made no call at it (letInWaiting,
+// from the measure); f.mu held.
+func (f *fairShare) settleAdmittedLocked(letInWaiting int) {
+	f.admitted = f.admitted - f.admittedAtMeasure + letInWaiting
 }
 
 // round exchanges loads once and sheds the excess, if any.
 func (f *fairShare) round(ctx context.Context) {
 	now := time.Now()
-	cands, byID, ownLoad, ownConns, returning, young := f.measureConns(now)
+	m := f.measureConns(now)
+	cands, ownLoad, ownConns, young := m.cands, m.load, m.conns, m.young
 	peers := f.peerSet(now)
 	sample := f.nextSample(peers)
 	everyone := len(sample) == len(peers)
@@ -760,7 +777,7 @@ func (f *fairShare) round(ctx context.Context) {
 	f.mu.Lock()
 	// The connections admitted since the measure are in neither.
 	f.ownLoad, f.ownConns, f.young = ownLoad, ownConns, young
-	f.settleAdmittedLocked()
+	f.settleAdmittedLocked(m.letInWaiting)
 	for ip, from := range f.sentOn {
 		if now.Sub(from.since) >= admitAgain(f.cfg) {
 			delete(f.sentOn, ip)
@@ -800,7 +817,7 @@ func (f *fairShare) round(ctx context.Context) {
 	}
 
 	cameBack, waiting := f.cameBackAll(now)
-	in := shedInput{now: now, pods: len(peers) + 1, conns: cands, returning: returning + waiting, waiting: waiting, cameBack: cameBack}
+	in := shedInput{now: now, pods: len(peers) + 1, conns: cands, returning: m.returning + waiting, waiting: waiting, cameBack: cameBack}
 	in = in.measured(f.cfg, ownLoad, ownConns, meanLoad, meanConns, loadsOf(reps), everyone, len(peers))
 	in.restConns = restConns(reps, everyone)
 	if !f.cfg.AdmissionOff {
@@ -841,7 +858,7 @@ func (f *fairShare) round(ctx context.Context) {
 	conns := make([]*conn, 0, len(d.shed))
 	shedLoads := make([]float64, 0, len(d.shed)) // for the log line (see FairShare: Logs)
 	for _, id := range d.shed {
-		conns = append(conns, byID[id])
+		conns = append(conns, m.byID[id])
 		shedLoads = append(shedLoads, cands[id].load) // an id is its index in cands
 	}
 	f.noteShed(now, conns)

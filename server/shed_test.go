@@ -657,28 +657,28 @@ func TestMeasureConnsWaitsForARate(t *testing.T) {
 	young, old := open(20*time.Millisecond, 1), open(2*time.Second, 10)
 	s := &Server{conns: map[*conn]struct{}{young: {}, old: {}}}
 	f := newFairShare(s, FairShare{MinAge: Off}.withDefaults())
-	cands, _, load, n, _, y := f.measureConns(now)
+	m := f.measureConns(now)
 	perCall := f.cfg.CallCost.Seconds()
-	if n != 2 || len(cands) != 1 || y != 1 || math.Abs(load-4.5*perCall) > 1e-12 {
-		t.Errorf("load %v of %d connections, %d candidates, %d young; want %v (4.5 calls/s of the 2 s old one) of 2, 1, 1", load, n, len(cands), y, 4.5*perCall)
+	if m.conns != 2 || len(m.cands) != 1 || m.young != 1 || math.Abs(m.load-4.5*perCall) > 1e-12 {
+		t.Errorf("load %v of %d connections, %d candidates, %d young; want %v (4.5 calls/s of the 2 s old one) of 2, 1, 1", m.load, m.conns, len(m.cands), m.young, 4.5*perCall)
 	}
 	busy := open(200*time.Millisecond, rateMinCalls)
 	s.conns[busy] = struct{}{}
-	if _, _, load, n, _, _ := f.measureConns(now); n != 3 || math.Abs(load-(4.5+(rateMinCalls-1)/0.2)*perCall) > 1e-9 {
-		t.Errorf("load %v of %d connections; want %v: the 0.2 s old one with %d calls counts at its rate", load, n, (4.5+(rateMinCalls-1)/0.2)*perCall, rateMinCalls)
+	if m := f.measureConns(now); m.conns != 3 || math.Abs(m.load-(4.5+(rateMinCalls-1)/0.2)*perCall) > 1e-9 {
+		t.Errorf("load %v of %d connections; want %v: the 0.2 s old one with %d calls counts at its rate", m.load, m.conns, (4.5+(rateMinCalls-1)/0.2)*perCall, rateMinCalls)
 	}
 	delete(s.conns, busy)
 	burst := open(100*time.Millisecond, 2*rateMinCalls)
 	s.conns[burst] = struct{}{}
-	if _, _, load, n, _, _ := f.measureConns(now); n != 3 || math.Abs(load-4.5*perCall) > 1e-9 {
-		t.Errorf("load %v of %d connections; want %v: 20 calls in 0.1 s are a burst, not a rate yet", load, n, 4.5*perCall)
+	if m := f.measureConns(now); m.conns != 3 || math.Abs(m.load-4.5*perCall) > 1e-9 {
+		t.Errorf("load %v of %d connections; want %v: 20 calls in 0.1 s are a burst, not a rate yet", m.load, m.conns, 4.5*perCall)
 	}
 	delete(s.conns, burst)
 	idle := open(5*time.Second, 1)
 	idle.setFirstCall(now.Add(-20 * time.Millisecond))
 	s.conns[idle] = struct{}{}
-	if _, _, load, n, _, y := f.measureConns(now); n != 3 || y != 2 || math.Abs(load-4.5*perCall) > 1e-9 {
-		t.Errorf("load %v of %d connections, %d young; want %v of 3, 2: open 5 s, its first call 20 ms ago, it is young", load, n, y, 4.5*perCall)
+	if m := f.measureConns(now); m.conns != 3 || m.young != 2 || math.Abs(m.load-4.5*perCall) > 1e-9 {
+		t.Errorf("load %v of %d connections, %d young; want %v of 3, 2: open 5 s, its first call 20 ms ago, it is young", m.load, m.conns, m.young, 4.5*perCall)
 	}
 	delete(s.conns, idle)
 	// A young connection is a client of the last shed come back when it
@@ -687,30 +687,30 @@ func TestMeasureConnsWaitsForARate(t *testing.T) {
 	// address that is not TCP (this pipe) never tells.
 	f.shedFrom = map[string]bool{"": true}
 	f.shed.lastShed = now.Add(-time.Second)
-	if _, _, _, _, r, _ := f.measureConns(now); r != 0 {
+	if r := f.measureConns(now).returning; r != 0 {
 		t.Errorf("%d returning, want 0: a pipe has no address to tell", r)
 	}
 	f = newFairShare(tcpConns(t, now), FairShare{MinAge: Off}.withDefaults())
 	f.shedFrom = map[string]bool{"127.0.0.2": true}
 	f.shed.lastShed = now.Add(-900 * time.Millisecond)
-	if _, _, _, _, r, _ := f.measureConns(now); r != 1 {
+	if r := f.measureConns(now).returning; r != 1 {
 		t.Errorf("%d returning, want 1: one young connection from 127.0.0.2 opened after the shed", r)
 	}
 	f.shed.lastShed = now.Add(-1200 * time.Millisecond)
-	if _, _, _, _, r, _ := f.measureConns(now); r != 1 {
+	if r := f.measureConns(now).returning; r != 1 {
 		t.Errorf("%d returning, want 1: opened 1.18 s after the shed, within its queries, spread and rateMinAge", r)
 	}
 	f.shed.lastShed = now.Add(-10 * time.Millisecond)
-	if _, _, _, _, r, _ := f.measureConns(now); r != 0 {
+	if r := f.measureConns(now).returning; r != 0 {
 		t.Errorf("%d returning, want 0: the young connections opened before the shed", r)
 	}
 	f.shed.lastShed = now.Add(-5 * time.Second)
-	if _, _, _, _, r, _ := f.measureConns(now); r != 0 {
+	if r := f.measureConns(now).returning; r != 0 {
 		t.Errorf("%d returning, want 0: the young connections opened long after the shed's GOAWAYs", r)
 	}
 	f = newFairShare(s, FairShare{Measure: MeasureConnections, MinAge: Off}.withDefaults())
-	if cands, _, _, n, _, _ := f.measureConns(now); n != 2 || len(cands) != 2 {
-		t.Errorf("by connections: %d connections, %d candidates; want 2 and 2", n, len(cands))
+	if m := f.measureConns(now); m.conns != 2 || len(m.cands) != 2 {
+		t.Errorf("by connections: %d connections, %d candidates; want 2 and 2", m.conns, len(m.cands))
 	}
 }
 
@@ -753,11 +753,12 @@ func TestAdmittedCountsALetInConnectionOnce(t *testing.T) {
 	s := &Server{conns: map[*conn]struct{}{waiting: {}, called: {}, peer: {}, sentOn: {}, other: {}, late: {}}}
 	f := newFairShare(s, FairShare{Measure: MeasureConnections, MinAge: Off}.withDefaults())
 	f.admitted = 2 // waiting and called, let in since the last round
-	if _, _, _, n, _, _ := f.measureConns(now); n != 1 || f.letInWaiting != 1 {
-		t.Fatalf("measured %d connections and %d let in without a call; want 1 (the one that called) and 1 (not the one let in after the measure began)", n, f.letInWaiting)
+	m := f.measureConns(now)
+	if m.conns != 1 || m.letInWaiting != 1 {
+		t.Fatalf("measured %d connections and %d let in without a call; want 1 (the one that called) and 1 (not the one let in after the measure began)", m.conns, m.letInWaiting)
 	}
 	f.admitted++ // late
-	f.settleAdmittedLocked()
+	f.settleAdmittedLocked(m.letInWaiting)
 	if f.admitted != 2 {
 		t.Errorf("admitted %d after the round; want 2: the one still without a call and the one let in since the measure", f.admitted)
 	}
@@ -766,10 +767,11 @@ func TestAdmittedCountsALetInConnectionOnce(t *testing.T) {
 		c.calls.Store(1)
 		c.setFirstCall(now.Add(500 * time.Millisecond))
 	}
-	if _, _, _, n, _, _ := f.measureConns(now.Add(time.Second)); n != 3 || f.letInWaiting != 0 {
-		t.Errorf("measured %d connections and %d let in without a call; want 3 and 0", n, f.letInWaiting)
+	m = f.measureConns(now.Add(time.Second))
+	if m.conns != 3 || m.letInWaiting != 0 {
+		t.Errorf("measured %d connections and %d let in without a call; want 3 and 0", m.conns, m.letInWaiting)
 	}
-	f.settleAdmittedLocked()
+	f.settleAdmittedLocked(m.letInWaiting)
 	if f.admitted != 0 {
 		t.Errorf("admitted %d once every connection let in has called; want 0", f.admitted)
 	}
@@ -817,7 +819,7 @@ func TestCameBackCountsClientsBeforeTheirFirstCall(t *testing.T) {
 			t.Errorf("%s: %d came back, %d waiting; want %d and %d", tc.name, b, w, tc.back, tc.waiting)
 		}
 		back.calls.Store(0)
-		if _, _, _, n, _, _ := f.measureConns(now); n != 1 {
+		if n := f.measureConns(now).conns; n != 1 {
 			t.Errorf("%s: %d connections, want 1: the old one (connections count from their first call)", tc.name, n)
 		}
 	}
