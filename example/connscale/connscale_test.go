@@ -69,8 +69,10 @@ func TestReport(t *testing.T) {
 				t.Errorf("%s: mass reconnect %d: %d of %d connections Ready (rate %.0f/s)", s.mode, i+1, b.ready, cfg.N, b.rate())
 			}
 		}
-		if _, err := os.Stat(cfg.Profiles + "/" + s.mode + "-idle.pprof"); err != nil {
-			t.Errorf("%s: no heap profile: %v", s.mode, err)
+		for _, at := range []string{"idle", "active"} {
+			if _, err := os.Stat(cfg.Profiles + "/" + s.mode + "-" + at + ".pprof"); err != nil {
+				t.Errorf("%s: no %s heap profile: %v", s.mode, at, err)
+			}
 		}
 	}
 	if r := rep.servers[1].rotate; r == nil {

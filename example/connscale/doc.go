@@ -73,6 +73,7 @@
 // Each CPU window also shows the clients' CPU and the rest of the host's
 // (from /proc/stat), to tell a quiet run from a disturbed one.
 // -heap-profiles DIR writes a heap profile of each memory server at the
-// idle measurement, and -cpu-profiles DIR CPU profiles of the servers over
+// idle and at the 1 call/s measurement (MODE-idle.pprof, MODE-active.pprof),
+// and -cpu-profiles DIR CPU profiles of the servers over
 // their windows, for go tool pprof (profiling costs CPU itself).
 package main

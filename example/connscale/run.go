@@ -227,15 +227,8 @@ func measureServer(ctx context.Context, cfg config, lg *logger, mode string) (*s
 	if res.idle, err = f.memAfter(ctx, cfg.Settle, mode+": idle"); err != nil {
 		return nil, err
 	}
-	if cfg.Profiles != "" {
-		path, err := filepath.Abs(filepath.Join(cfg.Profiles, mode+"-idle.pprof"))
-		if err != nil {
-			return nil, err
-		}
-		if err := f.srv.call(ctx, request{Cmd: "heap", Path: path}, nil); err != nil {
-			return nil, err
-		}
-		lg.printf("%s: heap profile in %s", mode, path)
+	if err := f.heapProfile(ctx, lg, mode+"-idle"); err != nil {
+		return nil, err
 	}
 
 	if res.idleCPU, err = f.cpuWindow(ctx, cfg.CPUWindow/3); err != nil {
@@ -248,6 +241,9 @@ func measureServer(ctx context.Context, cfg config, lg *logger, mode string) (*s
 		return nil, err
 	}
 	if res.active, err = f.memAfter(ctx, cfg.Warm, mode+": 1 call/s"); err != nil {
+		return nil, err
+	}
+	if err := f.heapProfile(ctx, lg, mode+"-active"); err != nil {
 		return nil, err
 	}
 	// Pages debug.FreeOSMemory gave back fault in again for a moment.
@@ -316,6 +312,23 @@ func measureAge(ctx context.Context, cfg config, lg *logger, mode string, age ti
 	lg.printf("%s, age %v: server CPU %.1f %% of a core, %.0f calls/s, %d rotations in %v, %d of %d calls failed",
 		mode, age, 100*res.cpu.core, res.cpu.callRate(), res.cpu.rotations, res.cpu.window.Round(time.Second), res.calls.Failed, res.calls.OK+res.calls.Failed)
 	return res, nil
+}
+
+// heapProfile writes the server's heap profile to name.pprof in
+// f.cfg.Profiles, if that is set.
+func (f *fleet) heapProfile(ctx context.Context, lg *logger, name string) error {
+	if f.cfg.Profiles == "" {
+		return nil
+	}
+	path, err := filepath.Abs(filepath.Join(f.cfg.Profiles, name+".pprof"))
+	if err != nil {
+		return err
+	}
+	if err := f.srv.call(ctx, request{Cmd: "heap", Path: path}, nil); err != nil {
+		return err
+	}
+	lg.printf("%s: heap profile in %s", name, path)
+	return nil
 }
 
 // profiled runs fn under a CPU profile of the server, name.cpu.pprof in
