@@ -99,9 +99,9 @@ import (
 //
 // Cost: each pod sends at most Sample small calls per Interval and answers
 // about as many, whatever the size of the fleet: BenchmarkFairShareExchange
-// measured 0.30 % of one core and about 2.2 KB/s per pod in a fleet of
-// 1,000 pods (real gRPC on loopback; README.md has the table for 50, 200
-// and 1,000). The exchange is rotor's own gRPC service rather than a gossip
+// measured 0.29–0.30 % of one core and 2.0–2.2 KB/s per pod in a fleet of
+// 1,000 pods (two runs; real gRPC on loopback; README.md has the table for
+// 50, 200 and 1,000). The exchange is rotor's own gRPC service rather than a gossip
 // library such as memberlist, because it then needs no port, protocol or
 // firewall rule beyond the one the pods already serve (and its TLS), and a
 // sample of 4 already makes the per-pod cost flat. The estimate of the
