@@ -99,18 +99,18 @@ import (
 //
 // Cost: each pod sends at most Sample small calls per Interval and answers
 // about as many, whatever the size of the fleet: BenchmarkFairShareExchange
-// measured 0.29–0.30 % of one core and 2.0–2.2 KB/s per pod in a fleet of
-// 1,000 pods (two runs; real gRPC on loopback; README.md has the table for
-// 50, 200 and 1,000). The exchange is rotor's own gRPC service rather than a gossip
-// library such as memberlist, because it then needs no port, protocol or
-// firewall rule beyond the one the pods already serve (and its TLS), and a
-// sample of 4 already makes the per-pod cost flat. The estimate of the
-// mean is exact when a pod asks every peer (fleets of up to Sample + 1
-// pods); in larger fleets it averages the sample's loads and estimates,
-// smoothed over rounds (9–13 % from the true mean at 50 to 1,000 pods in
-// the benchmark); Hysteresis, and for sheds that count on a random landing
-// a margin of about one standard error of the estimate (see heaviest),
-// keep much of that error from moving connections.
+// measured 0.29–0.30 % of one core and 2.0–2.2 KB/s per pod in a fleet
+// of 1,000 pods (two runs; real gRPC on loopback; README.md has the table
+// for 50, 200 and 1,000). The exchange is rotor's own gRPC service rather
+// than a gossip library such as memberlist, because it then needs no port,
+// protocol or firewall rule beyond the one the pods already serve (and its
+// TLS), and a sample of 4 already makes the per-pod cost flat. The
+// estimate of the mean is exact when a pod asks every peer (fleets of up
+// to Sample + 1 pods); in larger fleets it averages the sample's loads and
+// estimates, smoothed over rounds (9–13 % from the true mean at 50 to 1,000
+// pods in the benchmark); Hysteresis, and for sheds that count on a random
+// landing a margin of about one standard error of the estimate (see
+// heaviest), keep much of that error from moving connections.
 //
 // Discovery: a pod announces itself to the peers it asks (GetLoadRequest),
 // and their answers pass news of recent announcements on, so that a new pod
@@ -449,9 +449,9 @@ func (f *fairShare) run(ctx context.Context) {
 // connsMeasure is what a round measures of the pod's client connections
 // (measureConns).
 type connsMeasure struct {
-	cands []connLoad    // the connections old enough to shed (MinAge) whose load is known
+	cands []connLoad    // the connections old enough to shed (MinAge) and, with MeasureLoad, whose rate is known
 	byID  map[int]*conn // cands' connections; an id is its index in cands
-	load  float64       // the pod's load, seconds per second: its connections' whose rate is known
+	load  float64       // the pod's load, seconds per second: its connections' (with MeasureLoad, whose rate is known)
 	conns int           // client connections that have called
 	young int           // of conns, those whose rate is not known yet (MeasureLoad)
 	// returning counts the young connections that are clients of the
@@ -465,7 +465,9 @@ type connsMeasure struct {
 
 // measureConns updates each client connection's smoothed rates and returns
 // what the round measured of them (connsMeasure): the candidates to shed,
-// the pod's load and its client connections.
+// the pod's load and its client connections, of them the young ones and
+// the clients of the last shed come back, and the connections admission
+// let in that have not called yet.
 //
 // A connection's load is what its calls cost the pod, in seconds per
 // second: its calls per second times CallCost, plus the time its unary
@@ -484,7 +486,8 @@ func (f *fairShare) measureConns(now time.Time) connsMeasure {
 	for _, c := range f.s.snapshot() {
 		// A peer's connection, one draining (sent on, shed, rotated) and
 		// one from the pod itself (its REST gateway, a sidecar: it can go
-		// nowhere else) never count.
+		// nowhere else) never count, nor count as let in (admit lets in
+		// none from the pod itself).
 		if c.internal.Load() || c.isDraining() || c.fromSelf() {
 			continue
 		}

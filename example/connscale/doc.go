@@ -74,6 +74,6 @@
 // (from /proc/stat), to tell a quiet run from a disturbed one.
 // -heap-profiles DIR writes a heap profile of each memory server at the
 // idle and at the 1 call/s measurement (MODE-idle.pprof, MODE-active.pprof),
-// and -cpu-profiles DIR CPU profiles of the servers over
-// their windows, for go tool pprof (profiling costs CPU itself).
+// and -cpu-profiles DIR CPU profiles of the servers over their windows, for
+// go tool pprof (profiling costs CPU itself).
 package main
