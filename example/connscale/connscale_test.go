@@ -37,6 +37,7 @@ func TestReport(t *testing.T) {
 		Ages:      []time.Duration{2 * time.Second},
 		PlainAges: []time.Duration{2 * time.Second},
 		Bursts:    2,
+		Readings:  3,
 		Profiles:  t.TempDir(),
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -63,6 +64,9 @@ func TestReport(t *testing.T) {
 		}
 		if len(s.bursts) != cfg.Bursts {
 			t.Errorf("%s: %d mass reconnects, want %d", s.mode, len(s.bursts), cfg.Bursts)
+		}
+		if len(s.idleReadings) != cfg.Readings || len(s.activeReadings) != cfg.Readings {
+			t.Errorf("%s: %d idle and %d active memory readings, want %d each", s.mode, len(s.idleReadings), len(s.activeReadings), cfg.Readings)
 		}
 		for i, b := range s.bursts {
 			if b.ready != cfg.N || b.rate() <= 0 || b.rate90() <= 0 {
@@ -166,5 +170,44 @@ func TestSplit(t *testing.T) {
 		if !slices.Equal(got, c.want) {
 			t.Errorf("split(%d, %d) = %v, want %v", c.n, c.per, got, c.want)
 		}
+	}
+}
+
+// A memory figure is the median of its readings, field by field: one
+// reading taken while buffers were held, high or low, does not decide it.
+func TestMedianSample(t *testing.T) {
+	r := func(rss int64, heap uint64, g int) memSample {
+		return memSample{RSS: rss, HeapInuse: heap, StackInuse: heap / 2, Goroutines: g, Conns: 10}
+	}
+	got := medianSample([]memSample{r(500, 90, 3), r(100, 10, 1), r(300, 50, 2)})
+	if want := (memSample{RSS: 300, HeapInuse: 50, StackInuse: 25, Goroutines: 2, Conns: 10}); got != want {
+		t.Errorf("median of three: %+v, want %+v", got, want)
+	}
+	// Field by field: the median RSS and the median heap may come from
+	// different readings.
+	got = medianSample([]memSample{r(100, 90, 1), r(300, 10, 2), r(200, 50, 3)})
+	if got.RSS != 200 || got.HeapInuse != 50 || got.Goroutines != 2 {
+		t.Errorf("field by field: %+v, want RSS 200, heap 50, 2 goroutines", got)
+	}
+	// An even count takes the upper of the two middle readings.
+	if got = medianSample([]memSample{r(100, 10, 1), r(200, 20, 2)}); got.RSS != 200 || got.HeapInuse != 20 {
+		t.Errorf("median of two: %+v, want the upper one", got)
+	}
+	if got = medianSample([]memSample{r(7, 8, 9)}); got != r(7, 8, 9) {
+		t.Errorf("one reading: %+v, want it as it is", got)
+	}
+}
+
+// -readings outside 1 to 60 fails, naming the flag and the range.
+func TestReadingsRange(t *testing.T) {
+	for _, n := range []int{0, -1, 61} {
+		cfg := defaultConfig()
+		cfg.Readings = n
+		if err := cfg.validate(); err == nil || !strings.Contains(err.Error(), "-readings") || !strings.Contains(err.Error(), "1 to 60") {
+			t.Errorf("-readings %d: %v, want an error naming -readings and 1 to 60", n, err)
+		}
+	}
+	if err := defaultConfig().validate(); err != nil {
+		t.Errorf("the defaults: %v", err)
 	}
 }

@@ -37,9 +37,12 @@
 //  1. Idle: N connections, each having made one Hello.Hi call. The server
 //     child collects garbage, returns free memory to the OS
 //     (debug.FreeOSMemory) and reads VmRSS, MemStats.HeapInuse and
-//     StackInuse, and the goroutine count; the figures before any client
-//     connected are subtracted and the rest divided by N. The server's idle
-//     CPU (keepalive pings) over a third of -cpu-window.
+//     StackInuse, and the goroutine count, -readings times (5) 1 s apart;
+//     each figure is the median of its readings, their range beside it
+//     (with one reading, plain's heap at 1 call/s read 11.6 to 13.2 KiB a
+//     connection in three runs). The figures before any client connected
+//     are subtracted and the rest divided by N. The server's idle CPU
+//     (keepalive pings) over a third of -cpu-window.
 //  2. Active: the same with every connection calling Hi once a second,
 //     connection i at i/N of each second, so the load is even, not bursts,
 //     and the server's CPU over -cpu-window (getrusage), with the calls the

@@ -41,6 +41,7 @@ func connscale(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.Func("ages", "comma-separated MaxConnectionAge of each age-rotation run of rotor; empty for none (default 30s,5m)", durations(&cfg.Ages))
 	fs.Func("plain-ages", "the same for plain grpc-go's own MaxConnectionAge, for reference (default 30s)", durations(&cfg.PlainAges))
 	fs.IntVar(&cfg.Bursts, "bursts", cfg.Bursts, "mass reconnect rounds per server; the median counts")
+	fs.IntVar(&cfg.Readings, "readings", cfg.Readings, "memory readings per measurement, 1 s apart (each after runtime.GC and debug.FreeOSMemory); the median counts")
 	fs.StringVar(&cfg.Profiles, "heap-profiles", "", "write each memory server's heap profiles at the idle and the 1 call/s measurement to this directory")
 	fs.StringVar(&cfg.CPUProfiles, "cpu-profiles", "", "write CPU profiles of the servers over their CPU windows and first mass reconnect to this directory (profiling costs CPU: not for a run whose figures count)")
 	if err := fs.Parse(args); err != nil {

@@ -99,13 +99,16 @@ func (r *report) write(w io.Writer) {
 		n, r.clients, r.cfg.Sources, runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), r.took.Round(time.Second))
 	fmt.Fprintf(w, "plain: grpc.NewServer(server.DefaultConfig() with MaxConnectionAge Off, .ServerOptions()...); Hello\n")
 	fmt.Fprintf(w, "rotor: server.New(WithMaxConnectionAge(Off), WithObserver(a counter)); health, reflection, Hello\n")
-	fmt.Fprintf(w, "per connection: (server process at N − before any client) / N, after runtime.GC and debug.FreeOSMemory\n\n")
+	fmt.Fprintf(w, "per connection: (server process at N − before any client) / N, after runtime.GC and debug.FreeOSMemory;\n")
+	fmt.Fprintf(w, "  the median of %d readings 1 s apart, field by field (RSS and heap: their range in brackets)\n\n", r.cfg.Readings)
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "item\tmeasure\tplain\trotor\trotor/plain\ttarget\t")
-	memRows := func(item, phase string, p, q perConn, cpuP, cpuQ cpuWindow) {
-		fmt.Fprintf(tw, "%s\t%s: RSS per conn\t%s\t%s\t%s\t≤%.2f×\t%s\n", item, phase, kib(p.rss), kib(q.rss), ratio(q.rss, p.rss), targetMemRatio, verdict(q.rss <= targetMemRatio*p.rss))
-		fmt.Fprintf(tw, "%s\t%s: Go heap in use per conn\t%s\t%s\t%s\t≤%.2f×\t%s\n", item, phase, kib(p.heap), kib(q.heap), ratio(q.heap, p.heap), targetMemRatio, verdict(q.heap <= targetMemRatio*p.heap))
+	memRows := func(item, phase string, p, q perConn, rangeP, rangeQ func(func(perConn) float64) string, cpuP, cpuQ cpuWindow) {
+		rss := func(c perConn) float64 { return c.rss }
+		heap := func(c perConn) float64 { return c.heap }
+		fmt.Fprintf(tw, "%s\t%s: RSS per conn\t%s%s\t%s%s\t%s\t≤%.2f×\t%s\n", item, phase, kib(p.rss), rangeP(rss), kib(q.rss), rangeQ(rss), ratio(q.rss, p.rss), targetMemRatio, verdict(q.rss <= targetMemRatio*p.rss))
+		fmt.Fprintf(tw, "%s\t%s: Go heap in use per conn\t%s%s\t%s%s\t%s\t≤%.2f×\t%s\n", item, phase, kib(p.heap), rangeP(heap), kib(q.heap), rangeQ(heap), ratio(q.heap, p.heap), targetMemRatio, verdict(q.heap <= targetMemRatio*p.heap))
 		fmt.Fprintf(tw, "%s\t%s: goroutine stacks per conn\t%s\t%s\t%s\t\t\n", item, phase, kib(p.stack), kib(q.stack), ratio(q.stack, p.stack))
 		same := math.Abs(q.goroutines-p.goroutines) < 0.005
 		gr := fmt.Sprintf("%+.2f", q.goroutines-p.goroutines)
@@ -119,8 +122,10 @@ func (r *report) write(w io.Writer) {
 		}
 		fmt.Fprintf(tw, "%s\t%s: server CPU (%v%s)\t%s\t%s\t%s\t\t\n", item, phase, roundDur(cpuP.window), calls, pct(cpuP.core, cpuP.se), pct(cpuQ.core, cpuQ.se), ratio(cpuQ.core, cpuP.core))
 	}
-	memRows("1", "idle", perConnOf(plain.idle, plain.base, n), perConnOf(rotor.idle, rotor.base, n), plain.idleCPU, rotor.idleCPU)
-	memRows("2", "1 call/s", perConnOf(plain.active, plain.base, n), perConnOf(rotor.active, rotor.base, n), plain.cpu, rotor.cpu)
+	memRows("1", "idle", perConnOf(plain.idle, plain.base, n), perConnOf(rotor.idle, rotor.base, n),
+		spread(plain.idleReadings, plain.base, n), spread(rotor.idleReadings, rotor.base, n), plain.idleCPU, rotor.idleCPU)
+	memRows("2", "1 call/s", perConnOf(plain.active, plain.base, n), perConnOf(rotor.active, rotor.base, n),
+		spread(plain.activeReadings, plain.base, n), spread(rotor.activeReadings, rotor.base, n), plain.cpu, rotor.cpu)
 	rp, rq := median(plain.bursts, burstStats.rate90), median(rotor.bursts, burstStats.rate90)
 	fmt.Fprintf(tw, "3\tmass reconnect: conns/s, first 90 %% Ready (median of %d)\t%.0f\t%.0f\t%s\t≥%.2f×\t%s\n",
 		len(plain.bursts), rp, rq, ratio(rq, rp), targetAcceptRatio, verdict(rq >= targetAcceptRatio*rp))
@@ -190,6 +195,22 @@ func (r *report) write(w io.Writer) {
 			fmt.Fprintf(w, "  %s: mass reconnect %d: %d of %d Ready; half after %v, 90 %% after %v, 99 %% after %v, all after %v: %.0f conns/s to 90 %%, %.0f to all\n",
 				s.mode, i+1, b.ready, n, b.p50.Round(time.Millisecond), b.p90.Round(time.Millisecond), b.p99.Round(time.Millisecond), b.last.Round(time.Millisecond), b.rate90(), b.rate())
 		}
+	}
+}
+
+// spread returns a function that gives the range, per connection, of one
+// field of readings (" (min–max)", in KiB), or "" for fewer than two.
+func spread(readings []memSample, base memSample, n int) func(func(perConn) float64) string {
+	return func(field func(perConn) float64) string {
+		if len(readings) < 2 {
+			return ""
+		}
+		lo, hi := math.Inf(1), math.Inf(-1)
+		for _, m := range readings {
+			v := field(perConnOf(m, base, n))
+			lo, hi = min(lo, v), max(hi, v)
+		}
+		return fmt.Sprintf(" (%.1f–%.1f)", lo/1024, hi/1024)
 	}
 }
 

@@ -32,7 +32,11 @@ type config struct {
 	Ages      []time.Duration // MaxConnectionAge of each age-rotation run of rotor
 	PlainAges []time.Duration // the same for plain grpc-go's own MaxConnectionAge
 	Bursts    int             // mass reconnect rounds per server
-	Profiles  string          // directory for the servers' heap profiles; "" none
+	// Readings is how many times each memory measurement reads the
+	// server, 1 s apart; the report gives their median, field by field,
+	// and their range.
+	Readings int
+	Profiles string // directory for the servers' heap profiles; "" none
 	// CPUProfiles is a directory for CPU profiles of the servers over
 	// their CPU windows and first mass reconnect; "" none. Profiling costs
 	// CPU itself: keep it out of a run whose figures count.
@@ -51,6 +55,7 @@ func defaultConfig() config {
 		Ages:      []time.Duration{30 * time.Second, 5 * time.Minute},
 		PlainAges: []time.Duration{30 * time.Second},
 		Bursts:    3,
+		Readings:  5,
 	}
 }
 
@@ -78,6 +83,9 @@ func (c config) validate() error {
 	if c.Bursts < 1 {
 		errs = append(errs, fmt.Errorf("-bursts %d: want at least 1", c.Bursts))
 	}
+	if c.Readings < 1 || c.Readings > 60 {
+		errs = append(errs, fmt.Errorf("-readings %d: want 1 to 60", c.Readings))
+	}
 	for _, a := range slices.Concat(c.Ages, c.PlainAges) {
 		if a < time.Second {
 			errs = append(errs, fmt.Errorf("-ages: %v: want at least 1s (MaxConnectionAge's floor)", a))
@@ -98,12 +106,15 @@ type report struct {
 // serverResult is what one memory server (age Off) measured.
 type serverResult struct {
 	mode               string
-	base, idle, active memSample
-	idleCPU            cpuWindow    // idle, over a third of the CPU window
-	cpu                cpuWindow    // at 1 call/s each
-	calls              callCounts   // of the active phase, mass rotate included
-	bursts             []burstStats // mass reconnect rounds
-	rotate             *rotateStats // rotor only
+	base, idle, active memSample // idle and active: the median of their readings
+	// idleReadings and activeReadings are every reading of the idle and
+	// the 1 call/s measurement.
+	idleReadings, activeReadings []memSample
+	idleCPU                      cpuWindow    // idle, over a third of the CPU window
+	cpu                          cpuWindow    // at 1 call/s each
+	calls                        callCounts   // of the active phase, mass rotate included
+	bursts                       []burstStats // mass reconnect rounds
+	rotate                       *rotateStats // rotor only
 }
 
 // cpuWindow is the server's CPU over a window.
@@ -224,7 +235,7 @@ func measureServer(ctx context.Context, cfg config, lg *logger, mode string) (*s
 	if err := f.connect(ctx, request{Cmd: "connect"}); err != nil {
 		return nil, err
 	}
-	if res.idle, err = f.memAfter(ctx, cfg.Settle, mode+": idle"); err != nil {
+	if res.idle, res.idleReadings, err = f.memAfter(ctx, cfg.Settle, mode+": idle"); err != nil {
 		return nil, err
 	}
 	if err := f.heapProfile(ctx, lg, mode+"-idle"); err != nil {
@@ -240,7 +251,7 @@ func measureServer(ctx context.Context, cfg config, lg *logger, mode string) (*s
 	if err := f.each(ctx, func(c *child) error { return c.call(ctx, request{Cmd: "active", At: at}, nil) }); err != nil {
 		return nil, err
 	}
-	if res.active, err = f.memAfter(ctx, cfg.Warm, mode+": 1 call/s"); err != nil {
+	if res.active, res.activeReadings, err = f.memAfter(ctx, cfg.Warm, mode+": 1 call/s"); err != nil {
 		return nil, err
 	}
 	if err := f.heapProfile(ctx, lg, mode+"-active"); err != nil {
@@ -423,18 +434,52 @@ func (f *fleet) mem(ctx context.Context) (memSample, error) {
 	return r.Mem, err
 }
 
-// memAfter waits d, then measures the server's memory and logs it under
-// label.
-func (f *fleet) memAfter(ctx context.Context, d time.Duration, label string) (memSample, error) {
+// memAfter waits d, then reads the server's memory f.cfg.Readings times,
+// 1 s apart, logs each reading under label, and returns their median,
+// field by field (medianSample), and the readings.
+func (f *fleet) memAfter(ctx context.Context, d time.Duration, label string) (memSample, []memSample, error) {
 	if err := sleep(ctx, d); err != nil {
-		return memSample{}, err
+		return memSample{}, nil, err
 	}
-	m, err := f.mem(ctx)
-	if err != nil {
-		return m, err
+	var readings []memSample
+	for i := range f.cfg.Readings {
+		if i > 0 {
+			if err := sleep(ctx, time.Second); err != nil {
+				return memSample{}, nil, err
+			}
+		}
+		m, err := f.mem(ctx)
+		if err != nil {
+			return m, nil, err
+		}
+		f.lg.printf("%s: reading %d: %d connections, RSS %s, heap in use %s, %d goroutines", label, i+1, m.Conns, kib(float64(m.RSS)), kib(float64(m.HeapInuse)), m.Goroutines)
+		readings = append(readings, m)
 	}
-	f.lg.printf("%s: %d connections, RSS %s, %d goroutines", label, m.Conns, kib(float64(m.RSS)), m.Goroutines)
-	return m, nil
+	return medianSample(readings), readings, nil
+}
+
+// medianSample returns the median of each field of readings (the upper of
+// the two middle ones for an even count), so that one reading taken while
+// buffers were held does not decide a figure.
+func medianSample(readings []memSample) memSample {
+	mid := func(v []int64) int64 {
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	field := func(get func(memSample) int64) int64 {
+		v := make([]int64, len(readings))
+		for i, m := range readings {
+			v[i] = get(m)
+		}
+		return mid(v)
+	}
+	return memSample{
+		RSS:        field(func(m memSample) int64 { return m.RSS }),
+		HeapInuse:  uint64(field(func(m memSample) int64 { return int64(m.HeapInuse) })),
+		StackInuse: uint64(field(func(m memSample) int64 { return int64(m.StackInuse) })),
+		Goroutines: int(field(func(m memSample) int64 { return int64(m.Goroutines) })),
+		Conns:      int(field(func(m memSample) int64 { return int64(m.Conns) })),
+	}
 }
 
 func (f *fleet) stats(ctx context.Context) (serverReply, error) {
