@@ -53,8 +53,13 @@ func TestReport(t *testing.T) {
 		t.Fatalf("servers %v, want plain and rotor", rep.servers)
 	}
 	for _, s := range rep.servers {
-		if s.idle.Conns != cfg.N || s.active.Conns != cfg.N {
-			t.Errorf("%s: the server held %d connections idle and %d at 1 call/s, want %d", s.mode, s.idle.Conns, s.active.Conns, cfg.N)
+		for i, m := range slices.Concat(s.idleReadings, s.activeReadings) {
+			if m.Conns != cfg.N {
+				t.Errorf("%s: reading %d of %d (idle, then 1 call/s): the server held %d connections, want %d", s.mode, i+1, 2*cfg.Readings, m.Conns, cfg.N)
+			}
+		}
+		if s.idle != medianSample(s.idleReadings) || s.active != medianSample(s.activeReadings) {
+			t.Errorf("%s: the idle and 1 call/s figures are not the median of their readings", s.mode)
 		}
 		if s.idle.Goroutines <= s.base.Goroutines {
 			t.Errorf("%s: %d goroutines with %d connections, %d before: a connection costs none?", s.mode, s.idle.Goroutines, cfg.N, s.base.Goroutines)
@@ -195,6 +200,13 @@ func TestMedianSample(t *testing.T) {
 	}
 	if got = medianSample([]memSample{r(7, 8, 9)}); got != r(7, 8, 9) {
 		t.Errorf("one reading: %+v, want it as it is", got)
+	}
+	// The connections are the fewest any reading counted: a reading that
+	// lost some, or could not count them (-1), shows.
+	lost := r(300, 50, 2)
+	lost.Conns = 7
+	if got = medianSample([]memSample{r(100, 10, 1), lost, r(200, 20, 3)}); got.Conns != 7 {
+		t.Errorf("connections %d, want 7, the fewest", got.Conns)
 	}
 }
 

@@ -37,10 +37,13 @@
 //  1. Idle: N connections, each having made one Hello.Hi call. The server
 //     child collects garbage, returns free memory to the OS
 //     (debug.FreeOSMemory) and reads VmRSS, MemStats.HeapInuse and
-//     StackInuse, and the goroutine count, -readings times (5) 1 s apart;
-//     each figure is the median of its readings, their range beside it
-//     (with one reading, plain's heap at 1 call/s read 11.6 to 13.2 KiB a
-//     connection in three runs). The figures before any client connected
+//     StackInuse, and the goroutine count, -readings times (5) 1 s apart.
+//     Each figure is the median of its readings, RSS's and the heap's with
+//     their range beside them, and the connections the fewest any reading
+//     counted: with one reading, plain's heap at 1 call/s read 11.6 to 13.2
+//     KiB a connection in three runs, and five readings within one run
+//     spanned 1.9 to 3.2 KiB. The figures before any client connected (one
+//     reading)
 //     are subtracted and the rest divided by N. The server's idle CPU
 //     (keepalive pings) over a third of -cpu-window.
 //  2. Active: the same with every connection calling Hi once a second,

@@ -99,8 +99,11 @@ func (r *report) write(w io.Writer) {
 		n, r.clients, r.cfg.Sources, runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), r.took.Round(time.Second))
 	fmt.Fprintf(w, "plain: grpc.NewServer(server.DefaultConfig() with MaxConnectionAge Off, .ServerOptions()...); Hello\n")
 	fmt.Fprintf(w, "rotor: server.New(WithMaxConnectionAge(Off), WithObserver(a counter)); health, reflection, Hello\n")
-	fmt.Fprintf(w, "per connection: (server process at N − before any client) / N, after runtime.GC and debug.FreeOSMemory;\n")
-	fmt.Fprintf(w, "  the median of %d readings 1 s apart, field by field (RSS and heap: their range in brackets)\n\n", r.cfg.Readings)
+	fmt.Fprintf(w, "per connection: (server process at N − before any client) / N, after runtime.GC and debug.FreeOSMemory")
+	if r.cfg.Readings > 1 {
+		fmt.Fprintf(w, ";\n  idle and 1 call/s: the median of %d readings 1 s apart, field by field (RSS and heap: their range in brackets)", r.cfg.Readings)
+	}
+	fmt.Fprintf(w, "\n\n")
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "item\tmeasure\tplain\trotor\trotor/plain\ttarget\t")
@@ -177,7 +180,11 @@ func (r *report) write(w io.Writer) {
 			rs.sent.Round(time.Millisecond), rs.reconnected.Round(time.Millisecond), rs.clients)
 	}
 
-	fmt.Fprintf(w, "\nfigures\n")
+	fmt.Fprintf(w, "\nfigures")
+	if r.cfg.Readings > 1 {
+		fmt.Fprintf(w, " (before: one reading; idle and 1 call/s: the median of %d, field by field, and the fewest connections)", r.cfg.Readings)
+	}
+	fmt.Fprintf(w, "\n")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  server\tphase\tconns\tRSS\theap in use\tstacks\tgoroutines\t")
 	for _, s := range r.servers {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -460,7 +461,8 @@ func (f *fleet) memAfter(ctx context.Context, d time.Duration, label string) (me
 
 // medianSample returns the median of each field of readings (the upper of
 // the two middle ones for an even count), so that one reading taken while
-// buffers were held does not decide a figure.
+// buffers were held does not decide a figure; but for Conns, the fewest
+// connections any reading counted, so that one that lost some shows.
 func medianSample(readings []memSample) memSample {
 	mid := func(v []int64) int64 {
 		slices.Sort(v)
@@ -478,7 +480,9 @@ func medianSample(readings []memSample) memSample {
 		HeapInuse:  uint64(field(func(m memSample) int64 { return int64(m.HeapInuse) })),
 		StackInuse: uint64(field(func(m memSample) int64 { return int64(m.StackInuse) })),
 		Goroutines: int(field(func(m memSample) int64 { return int64(m.Goroutines) })),
-		Conns:      int(field(func(m memSample) int64 { return int64(m.Conns) })),
+		Conns: slices.MinFunc(readings, func(a, b memSample) int {
+			return cmp.Compare(a.Conns, b.Conns)
+		}).Conns,
 	}
 }
 
