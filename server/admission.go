@@ -216,7 +216,8 @@ func (f *fairShare) admit(c *conn, now time.Time) bool {
 	}
 	if !sendOn(in, f.cfg) {
 		f.admitted++
-		c.letIn.Store(true)
+		f.letIns++
+		c.letIn.Store(f.letIns)
 		return false
 	}
 	f.room--

@@ -38,6 +38,9 @@ type conn struct {
 	opened   time.Time
 	key      string // connKeyOf(raw), how TagConn finds the record
 	lameDuck bool   // accepted after the server began draining
+	// internal marks a connection that carries only peers' fair-share
+	// load queries: it is neither a client nor rotated.
+	internal atomic.Bool
 	calls    atomic.Uint64
 	busy     atomic.Int64  // nanoseconds its unary handlers ran
 	handled  atomic.Uint64 // unary handlers that returned, whose time is in busy
@@ -58,12 +61,10 @@ type conn struct {
 	lastBusy    int64
 	lastHandled uint64
 	ratesAt     time.Time
-	// internal marks a connection that carries only peers' fair-share
-	// load queries: it is neither a client nor rotated.
-	internal atomic.Bool
-	// letIn marks a connection admission let in within growth: until its
-	// first call it counts in the pod's admitted connections.
-	letIn atomic.Bool
+	// letIn is the number admission gave the connection when it let it in
+	// within growth (fairShare.letIns; 0: not let in): until its first
+	// call it counts in the pod's admitted connections.
+	letIn atomic.Uint64
 	// fw is where GOAWAY frames go: set at accept for plaintext, after the
 	// handshake under TLS (kitCreds). nil until then.
 	fw atomic.Pointer[frameWriter]

@@ -393,8 +393,12 @@ type fairShare struct {
 	// leaves out: those since the last measure, and those before it that
 	// had made no call at it (connsMeasure.letInWaiting).
 	admitted          int
-	admittedAtMeasure int                   // admitted when measureConns ran
-	sentOn            map[string]sentOnFrom // client IP → its connections admit sent on
+	admittedAtMeasure int // admitted when measureConns ran
+	// letIns counts the connections admit ever let in, and numbers them
+	// (conn.letIn): measureConns tells by the number whether one was let
+	// in before or after it read admitted.
+	letIns uint64
+	sentOn map[string]sentOnFrom // client IP → its connections admit sent on
 }
 
 func newFairShare(s *Server, cfg FairShare) *fairShare {
@@ -449,11 +453,11 @@ func (f *fairShare) run(ctx context.Context) {
 // connsMeasure is what a round measures of the pod's client connections
 // (measureConns).
 type connsMeasure struct {
-	cands []connLoad    // the connections old enough to shed (MinAge) and, with MeasureLoad, whose rate is known
-	byID  map[int]*conn // cands' connections; an id is its index in cands
-	load  float64       // the pod's load, seconds per second: its connections' (with MeasureLoad, whose rate is known)
-	conns int           // client connections that have called
-	young int           // of conns, those whose rate is not known yet (MeasureLoad)
+	cands     []connLoad // the connections old enough to shed (MinAge) and, with MeasureLoad, whose rate is known
+	candConns []*conn    // cands' connections: a candidate's id is its index in both
+	load      float64    // the pod's load, seconds per second: its connections' (with MeasureLoad, whose rate is known)
+	conns     int        // client connections that have called
+	young     int        // of conns, those whose rate is not known yet (MeasureLoad)
 	// returning counts the young connections that are clients of the
 	// last shed come back (see shedInput.returning).
 	returning int
@@ -478,10 +482,11 @@ type connsMeasure struct {
 // work, which differ from pod to pod and no shed can move.
 func (f *fairShare) measureConns(now time.Time) connsMeasure {
 	perCall := on(f.cfg.CallCost).Seconds()
-	m := connsMeasure{byID: map[int]*conn{}}
+	var m connsMeasure
 	f.mu.Lock()
 	lastShed := f.shed.lastShed
 	f.admittedAtMeasure = f.admitted
+	letInsAtMeasure := f.letIns
 	f.mu.Unlock()
 	for _, c := range f.s.snapshot() {
 		// A peer's connection, one draining (sent on, shed, rotated) and
@@ -495,11 +500,12 @@ func (f *fairShare) measureConns(now time.Time) connsMeasure {
 		// may be a peer's, which its first load query marks (a client
 		// calls as soon as it has a call to make; one that redialled
 		// after a GOAWAY, up to a call interval later). One admission
-		// let in (at accept) before now counts as admitted until its
-		// first call; one let in after admitted was read above is in
-		// admitted since.
+		// let in (at accept) before admitted was read above counts as
+		// admitted until its first call; one let in after it, numbered
+		// above letInsAtMeasure, is in admitted since, whenever it was
+		// opened.
 		if c.calls.Load() == 0 {
-			if c.letIn.Load() && c.opened.Before(now) {
+			if n := c.letIn.Load(); n != 0 && n <= letInsAtMeasure {
 				m.letInWaiting++
 			}
 			continue
@@ -517,9 +523,8 @@ func (f *fairShare) measureConns(now time.Time) connsMeasure {
 		l := calls*perCall + busy
 		m.load += l
 		if f.cfg.MinAge == Off || now.Sub(c.opened) >= f.cfg.MinAge {
-			id := len(m.byID) // its index in cands too (round relies on it)
-			m.byID[id] = c
-			m.cands = append(m.cands, connLoad{id: id, load: l, opened: c.opened})
+			m.cands = append(m.cands, connLoad{id: len(m.cands), load: l, opened: c.opened})
+			m.candConns = append(m.candConns, c)
 		}
 	}
 	return m
@@ -861,8 +866,8 @@ func (f *fairShare) round(ctx context.Context) {
 	conns := make([]*conn, 0, len(d.shed))
 	shedLoads := make([]float64, 0, len(d.shed)) // for the log line (see FairShare: Logs)
 	for _, id := range d.shed {
-		conns = append(conns, m.byID[id])
-		shedLoads = append(shedLoads, cands[id].load) // an id is its index in cands
+		conns = append(conns, m.candConns[id]) // an id is its index in candConns and cands
+		shedLoads = append(shedLoads, cands[id].load)
 	}
 	f.noteShed(now, conns)
 	// In the background work: Shutdown and Close stop the spread (the

@@ -733,31 +733,40 @@ func pipeConn(t *testing.T, opened time.Time, calls uint64) *conn {
 // and once: as admitted until the measure of the first round after its
 // first call, in ownConns from then. One let in before a round's measure
 // that has not called by then counts again in the admitted of the next
-// round; one let in while the round runs counts there once; those sent
-// on (draining), peers' and those admission did not let in do not count.
+// round; one let in while the round runs counts there once, even when it
+// was opened before the round began (accepted then, let in a moment later,
+// after the measure read admitted); those sent on (draining), peers' and
+// those admission did not let in do not count.
 func TestAdmittedCountsALetInConnectionOnce(t *testing.T) {
 	now := time.Now()
-	open := func(age time.Duration, calls uint64) *conn {
-		c := pipeConn(t, now.Add(-age), calls)
-		c.letIn.Store(true)
+	s := &Server{conns: map[*conn]struct{}{}}
+	f := newFairShare(s, FairShare{Measure: MeasureConnections, MinAge: Off}.withDefaults())
+	open := func(calls uint64) *conn {
+		c := pipeConn(t, now.Add(-time.Second), calls)
+		f.letIns++
+		c.letIn.Store(f.letIns)
+		s.conns[c] = struct{}{}
 		return c
 	}
-	waiting, called := open(time.Second, 0), open(time.Second, 1)
-	peer, sentOn, other := open(time.Second, 0), open(time.Second, 0), open(time.Second, 0)
+	waiting := open(0)
+	open(1) // one that has called
+	peer, sentOn, other := open(0), open(0), open(0)
 	peer.internal.Store(true)
 	sentOn.state = connDraining
-	other.letIn.Store(false)
-	// late is let in after the measure began (its admitted++ below comes
-	// after the measure read admitted), yet in the connections it scans.
-	late := open(-10*time.Millisecond, 0)
-	s := &Server{conns: map[*conn]struct{}{waiting: {}, called: {}, peer: {}, sentOn: {}, other: {}, late: {}}}
-	f := newFairShare(s, FairShare{Measure: MeasureConnections, MinAge: Off}.withDefaults())
+	other.letIn.Store(0)
+	// late is opened before now and let in after the measure read
+	// admitted: its number is above the measure's, yet it is in the
+	// connections the measure scans.
+	late := pipeConn(t, now.Add(-time.Millisecond), 0)
+	late.letIn.Store(f.letIns + 1)
+	s.conns[late] = struct{}{}
 	f.admitted = 2 // waiting and called, let in since the last round
 	m := f.measureConns(now)
 	if m.conns != 1 || m.letInWaiting != 1 {
 		t.Fatalf("measured %d connections and %d let in without a call; want 1 (the one that called) and 1 (not the one let in after the measure began)", m.conns, m.letInWaiting)
 	}
 	f.admitted++ // late
+	f.letIns++
 	f.settleAdmittedLocked(m.letInWaiting)
 	if f.admitted != 2 {
 		t.Errorf("admitted %d after the round; want 2: the one still without a call and the one let in since the measure", f.admitted)
