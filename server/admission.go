@@ -98,7 +98,7 @@ type admitInput struct {
 	ownLoad   float64
 	ownConns  int // client connections at the last round
 	young     int // of them, those whose rate was not known yet (MeasureLoad)
-	admitted  int // client connections let in since the last round
+	admitted  int // client connections let in that ownConns leaves out (fairShare.admitted)
 	meanLoad  float64
 	meanConns float64
 	room      int // connections the peers heard of can take (roomIn)

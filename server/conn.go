@@ -39,7 +39,8 @@ type conn struct {
 	key      string // connKeyOf(raw), how TagConn finds the record
 	lameDuck bool   // accepted after the server began draining
 	// internal marks a connection that carries only peers' fair-share
-	// load queries: it is neither a client nor rotated.
+	// load queries: it is neither a client nor rotated. (Here it fills
+	// the padding after lameDuck: the record is 312 B.)
 	internal atomic.Bool
 	calls    atomic.Uint64
 	busy     atomic.Int64  // nanoseconds its unary handlers ran

@@ -462,9 +462,13 @@ type connsMeasure struct {
 	// last shed come back (see shedInput.returning).
 	returning int
 	// letInWaiting counts the connections admission let in before the
-	// measure that have made no call at it: in neither conns nor load
-	// (see settleAdmittedLocked).
+	// measure read admitted (numbered up to letIns then) that have made
+	// no call at it: in neither conns nor load. letInCalled counts those
+	// let in after that read that have called by the time the measure
+	// reached them: in conns, and in admitted since the read (see
+	// settleAdmittedLocked).
 	letInWaiting int
+	letInCalled  int
 }
 
 // measureConns updates each client connection's smoothed rates and returns
@@ -503,12 +507,18 @@ func (f *fairShare) measureConns(now time.Time) connsMeasure {
 		// let in (at accept) before admitted was read above counts as
 		// admitted until its first call; one let in after it, numbered
 		// above letInsAtMeasure, is in admitted since, whenever it was
-		// opened.
+		// opened, and if it has called already, in conns too. (Its
+		// number is there to read: admit stored it before the accept
+		// returned the connection to grpc-go, which then served the call.)
+		n := c.letIn.Load()
 		if c.calls.Load() == 0 {
-			if n := c.letIn.Load(); n != 0 && n <= letInsAtMeasure {
+			if n != 0 && n <= letInsAtMeasure {
 				m.letInWaiting++
 			}
 			continue
+		}
+		if n > letInsAtMeasure {
+			m.letInCalled++
 		}
 		m.conns++
 		if f.cfg.Measure == MeasureLoad && !c.rateKnown(now) {
@@ -737,11 +747,12 @@ const spikeFactor = 4
 const refFactor = 8
 
 // settleAdmittedLocked counts, at the end of a round, the connections
-// admit let in that ownConns leaves out: those let in since the measure,
-// and those let in before it that had made no call at it (letInWaiting,
-// from the measure); f.mu held.
-func (f *fairShare) settleAdmittedLocked(letInWaiting int) {
-	f.admitted = f.admitted - f.admittedAtMeasure + letInWaiting
+// admit let in that ownConns (m.conns) leaves out: those let in since the
+// measure read admitted, less those of them the measure found had called
+// (m.letInCalled), and those let in before it that had made no call at it
+// (m.letInWaiting); f.mu held.
+func (f *fairShare) settleAdmittedLocked(m connsMeasure) {
+	f.admitted = f.admitted - f.admittedAtMeasure - m.letInCalled + m.letInWaiting
 }
 
 // round exchanges loads once and sheds the excess, if any.
@@ -783,9 +794,10 @@ func (f *fairShare) round(ctx context.Context) {
 	reps := reports(answers, heard, everyone)
 	meanLoad, meanConns := estimate(ownLoad, ownConns, reps, everyone)
 	f.mu.Lock()
-	// The connections admitted since the measure are in neither.
+	// admitted keeps what ownConns leaves out of the connections
+	// admission let in (settleAdmittedLocked).
 	f.ownLoad, f.ownConns, f.young = ownLoad, ownConns, young
-	f.settleAdmittedLocked(m.letInWaiting)
+	f.settleAdmittedLocked(m)
 	for ip, from := range f.sentOn {
 		if now.Sub(from.since) >= admitAgain(f.cfg) {
 			delete(f.sentOn, ip)

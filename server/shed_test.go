@@ -731,56 +731,67 @@ func pipeConn(t *testing.T, opened time.Time, calls uint64) *conn {
 
 // Admission counts a connection it let in as the pod's from the accept on,
 // and once: as admitted until the measure of the first round after its
-// first call, in ownConns from then. One let in before a round's measure
-// that has not called by then counts again in the admitted of the next
-// round; one let in while the round runs counts there once, even when it
-// was opened before the round began (accepted then, let in a moment later,
-// after the measure read admitted); those sent on (draining), peers' and
-// those admission did not let in do not count.
+// first call, in ownConns from then. The measure tells by the number admit
+// gave it whether it was let in before the measure read admitted (then
+// one without a call counts again in the next round's admitted, whenever
+// it was opened) or after (in admitted since, and if it has called, in
+// ownConns instead); those sent on (draining), peers' and those admission
+// did not let in do not count.
 func TestAdmittedCountsALetInConnectionOnce(t *testing.T) {
 	now := time.Now()
 	s := &Server{conns: map[*conn]struct{}{}}
 	f := newFairShare(s, FairShare{Measure: MeasureConnections, MinAge: Off}.withDefaults())
-	open := func(calls uint64) *conn {
-		c := pipeConn(t, now.Add(-time.Second), calls)
-		f.letIns++
-		c.letIn.Store(f.letIns)
+	add := func(opened time.Time, calls uint64) *conn {
+		c := pipeConn(t, opened, calls)
 		s.conns[c] = struct{}{}
 		return c
 	}
-	waiting := open(0)
-	open(1) // one that has called
-	peer, sentOn, other := open(0), open(0), open(0)
+	letIn := func(opened time.Time, calls uint64) *conn { // as admit does
+		c := add(opened, calls)
+		f.letIns++
+		c.letIn.Store(f.letIns)
+		return c
+	}
+	before := now.Add(-time.Second)
+	peer, sentOn := letIn(before, 0), letIn(before, 0)
 	peer.internal.Store(true)
 	sentOn.state = connDraining
-	other.letIn.Store(0)
-	// late is opened before now and let in after the measure read
-	// admitted: its number is above the measure's, yet it is in the
-	// connections the measure scans.
-	late := pipeConn(t, now.Add(-time.Millisecond), 0)
+	add(before, 0)   // not let in
+	letIn(before, 1) // let in, has called
+	// early was opened after the round's now and let in before the
+	// measure read admitted (the measure waited for f.mu); waiting is
+	// the last let in before that read: its number is letIns there.
+	early, waiting := letIn(now.Add(time.Millisecond), 0), letIn(before, 0)
+	f.admitted = 3 // the one that called, early and waiting: let in since the last round
+	// late, late2 and lateCalled are let in after the measure read
+	// admitted (numbered above it), yet in the connections it scans; the
+	// late ones were opened before the round's now, lateCalled has called
+	// already.
+	late, late2, lateCalled := add(now.Add(-time.Millisecond), 0), add(now.Add(-2*time.Millisecond), 0), add(before, 1)
 	late.letIn.Store(f.letIns + 1)
-	s.conns[late] = struct{}{}
-	f.admitted = 2 // waiting and called, let in since the last round
+	late2.letIn.Store(f.letIns + 2)
+	lateCalled.letIn.Store(f.letIns + 3)
 	m := f.measureConns(now)
-	if m.conns != 1 || m.letInWaiting != 1 {
-		t.Fatalf("measured %d connections and %d let in without a call; want 1 (the one that called) and 1 (not the one let in after the measure began)", m.conns, m.letInWaiting)
+	if m.conns != 2 || m.letInWaiting != 2 || m.letInCalled != 1 {
+		t.Fatalf("measured %d connections, %d let in before without a call, %d let in after that called; want 2 (the two that called), 2 (early and waiting, not the late ones) and 1 (lateCalled)",
+			m.conns, m.letInWaiting, m.letInCalled)
 	}
-	f.admitted++ // late
-	f.letIns++
-	f.settleAdmittedLocked(m.letInWaiting)
-	if f.admitted != 2 {
-		t.Errorf("admitted %d after the round; want 2: the one still without a call and the one let in since the measure", f.admitted)
+	f.admitted += 3 // late, late2 and lateCalled, as admit counted them
+	f.letIns += 3
+	f.settleAdmittedLocked(m)
+	if f.admitted != 4 {
+		t.Errorf("admitted %d after the round; want 4: early, waiting, late and late2 (lateCalled is in ownConns)", f.admitted)
 	}
-	// The next round: both have called.
-	for _, c := range []*conn{waiting, late} {
+	// The next round: all have called.
+	for _, c := range []*conn{early, waiting, late, late2} {
 		c.calls.Store(1)
 		c.setFirstCall(now.Add(500 * time.Millisecond))
 	}
 	m = f.measureConns(now.Add(time.Second))
-	if m.conns != 3 || m.letInWaiting != 0 {
-		t.Errorf("measured %d connections and %d let in without a call; want 3 and 0", m.conns, m.letInWaiting)
+	if m.conns != 6 || m.letInWaiting != 0 || m.letInCalled != 0 {
+		t.Errorf("measured %d connections, %d let in without a call, %d let in since that called; want 6, 0 and 0", m.conns, m.letInWaiting, m.letInCalled)
 	}
-	f.settleAdmittedLocked(m.letInWaiting)
+	f.settleAdmittedLocked(m)
 	if f.admitted != 0 {
 		t.Errorf("admitted %d once every connection let in has called; want 0", f.admitted)
 	}
