@@ -107,6 +107,12 @@ func (e *events) drained(reason string) int {
 	return e.draining[reason]
 }
 
+func (e *events) closedWith(reason string) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.closed[reason]
+}
+
 func (e *events) opens() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()

@@ -5,9 +5,12 @@ import (
 	"crypto/tls"
 	"errors"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -211,6 +214,128 @@ func TestTLSReload(t *testing.T) {
 	}
 	if got, want := newConnSerial(), third.Cert.SerialNumber.String(); got != want {
 		t.Errorf("once the key arrived, serial %s, want the third certificate's %s", got, want)
+	}
+}
+
+// TestTLSGoAway: under TLS (WithTLSFiles) the kit writes its GOAWAY into
+// the HTTP/2 stream beneath the credentials. A connection sent GOAWAY while
+// its handshake is still under way (admission at accept sends a client on
+// that early) gets it once the handshake is done; a connection that serves
+// gets it at once. Either way the client's calls all succeed, its next
+// call goes out on a new connection, and the old one closes as rotated.
+func TestTLSGoAway(t *testing.T) {
+	dir := t.TempDir()
+	ca := testcerts.NewCA(t, "rotor test CA")
+	caFile := ca.WriteFile(t, dir, "ca.crt")
+	certFile, keyFile := ca.Server(t, "server").WriteFiles(t, dir, "server")
+	ev := newEvents()
+	// A grace longer than the test: a connection whose GOAWAY did not
+	// reach its client is not closed under it.
+	cfg := noAge()
+	cfg.MaxConnectionAgeGrace = 30 * time.Second
+	addr, srv := start(t, svc("a"), server.WithConfig(cfg), server.WithTLSFiles(certFile, keyFile, ""), server.WithObserver(ev), server.WithLogger(quietLog))
+
+	// The dialer holds the first connection, accepted but before its
+	// handshake, until the test has sent it GOAWAY; it keeps the client's
+	// local address of each connection.
+	var mu sync.Mutex
+	var conns []string
+	dialled, release := make(chan struct{}), make(chan struct{})
+	dialer := func(ctx context.Context, a string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, "tcp", a)
+		if err != nil {
+			return nil, err
+		}
+		mu.Lock()
+		conns = append(conns, c.LocalAddr().String())
+		n := len(conns)
+		mu.Unlock()
+		if n > 1 {
+			return c, nil
+		}
+		close(dialled)
+		select {
+		case <-release:
+			return c, nil
+		case <-ctx.Done():
+			c.Close()
+			return nil, ctx.Err()
+		}
+	}
+	dialledConns := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(conns)
+	}
+	cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(clientTLS(t, caFile, "", "")), grpc.WithContextDialer(dialer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	hello := hellov1.NewHelloClient(cc)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	hi := func() (string, error) { // and the client's local address of the call's connection
+		var p peer.Peer
+		if _, err := hello.Hi(ctx, &hellov1.HiRequest{ToWho: "t"}, grpc.Peer(&p)); err != nil {
+			return "", err
+		}
+		return p.LocalAddr.String(), nil
+	}
+	rotate := func() {
+		t.Helper()
+		res, err := srv.Rotate(ctx, server.Rotation{MinAge: server.Off, Spread: server.Off})
+		if err != nil || res.Rotated != 1 {
+			t.Fatalf("Rotate: %+v, %v; want 1 connection rotated", res, err)
+		}
+	}
+
+	// In the handshake: the first call dials, the server accepts, the
+	// GOAWAY waits for the handshake. The call itself may be served on the
+	// first connection (it went out before the client read the GOAWAY,
+	// and the grace lets it finish) or on the next.
+	firstErr := make(chan error, 1)
+	go func() {
+		_, err := hi()
+		firstErr <- err
+	}()
+	<-dialled
+	ev.waitFor(t, 5*time.Second, "the server to accept the connection", func() bool { return ev.opens() == 1 })
+	rotate()
+	close(release)
+	if err := <-firstErr; err != nil {
+		t.Fatalf("the first call, on a connection sent GOAWAY in its handshake: %v", err)
+	}
+	second, err := hi()
+	if err != nil {
+		t.Fatalf("the call after it: %v", err)
+	}
+	if c := dialledConns(); len(c) != 2 || second != c[1] {
+		t.Fatalf("the call after the GOAWAY went out on %s, of the connections dialled %v; want the second: the GOAWAY sent in the handshake did not reach the client", second, c)
+	}
+	ev.waitFor(t, 5*time.Second, "the first connection to close as rotated", func() bool { return ev.closedWith("api") == 1 })
+
+	// Serving: the client's calls move to a new connection once it has
+	// read the GOAWAY (a call made before that is served on the old one).
+	rotate()
+	var third string
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if third, err = hi(); err != nil {
+			t.Fatalf("a call after the second Rotate: %v", err)
+		}
+		if third != second {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("5 s after Rotate the client still calls on the rotated connection %s: the GOAWAY did not reach it", second)
+		}
+	}
+	if c := dialledConns(); len(c) != 3 || third != c[2] {
+		t.Errorf("after the second Rotate the client calls on %s, of the connections dialled %v; want the third", third, c)
+	}
+	ev.waitFor(t, 5*time.Second, "the second connection to close as rotated", func() bool { return ev.closedWith("api") == 2 })
+	if n := ev.drained("api"); n != 2 {
+		t.Errorf("%d connections sent GOAWAY for Rotate; want 2", n)
 	}
 }
 
