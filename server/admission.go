@@ -178,6 +178,15 @@ func roomIn(reports []*fairsharev1.LoadReport, cfg FairShare, meanLoad, meanConn
 	return firstHand, max(firstHand, secondHand)
 }
 
+// letInLocked counts c, which admit lets in, in the pod's admitted
+// connections and gives it the next number (fairShare.letIns, from 1);
+// f.mu held.
+func (f *fairShare) letInLocked(c *conn) {
+	f.admitted++
+	f.letIns++
+	c.letIn.Store(f.letIns)
+}
+
 // admit runs when a client connection is accepted and reports whether the
 // caller should send it on at once (GOAWAY with MaxConnectionAgeGrace,
 // before any call is served): see sendOn and the bounds above. A peer's
@@ -215,9 +224,7 @@ func (f *fairShare) admit(c *conn, now time.Time) bool {
 		from = sentOnFrom{since: now}
 	}
 	if !sendOn(in, f.cfg) {
-		f.admitted++
-		f.letIns++
-		c.letIn.Store(f.letIns)
+		f.letInLocked(c)
 		return false
 	}
 	f.room--

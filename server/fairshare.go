@@ -390,8 +390,9 @@ type fairShare struct {
 	room       int                                // connections the last round heard peers could take (roomIn), less those sent since
 	reportRoom int                                // the room this pod tells its peers: its own and first hand
 	// admitted is the client connections admit let in that ownConns
-	// leaves out: those since the last measure, and those before it that
-	// had made no call at it (connsMeasure.letInWaiting).
+	// leaves out: those let in since the last measure read admitted, less
+	// those the measure found had called, and those let in before that
+	// read that had made no call at it (see settleAdmittedLocked).
 	admitted          int
 	admittedAtMeasure int // admitted when measureConns ran
 	// letIns counts the connections admit ever let in, and numbers them
@@ -507,11 +508,14 @@ func (f *fairShare) measureConns(now time.Time) connsMeasure {
 		// let in (at accept) before admitted was read above counts as
 		// admitted until its first call; one let in after it, numbered
 		// above letInsAtMeasure, is in admitted since, whenever it was
-		// opened, and if it has called already, in conns too. (Its
-		// number is there to read: admit stored it before the accept
-		// returned the connection to grpc-go, which then served the call.)
+		// opened, and if it has called already, in conns too. calls is
+		// read first: admit stored the number before the accept returned
+		// the connection to grpc-go, so a connection seen to have called
+		// shows its number; read the other way round, one let in between
+		// the two reads would show 0 and a call, and count twice.
+		called := c.calls.Load() != 0
 		n := c.letIn.Load()
-		if c.calls.Load() == 0 {
+		if !called {
 			if n != 0 && n <= letInsAtMeasure {
 				m.letInWaiting++
 			}

@@ -746,29 +746,25 @@ func TestAdmittedCountsALetInConnectionOnce(t *testing.T) {
 		s.conns[c] = struct{}{}
 		return c
 	}
-	letIn := func(opened time.Time, calls uint64) *conn { // as admit does
-		c := add(opened, calls)
-		f.letIns++
-		c.letIn.Store(f.letIns)
-		return c
-	}
 	before := now.Add(-time.Second)
-	peer, sentOn := letIn(before, 0), letIn(before, 0)
+	// Let in before the measure reads admitted, numbered by letInLocked
+	// as admit numbers them: early first (opened after the round's now:
+	// the measure waited for f.mu), then a peer's, one sent on, one that
+	// has called, and waiting last (its number is letIns at the read).
+	early, peer, sentOn := add(now.Add(time.Millisecond), 0), add(before, 0), add(before, 0)
+	called, waiting := add(before, 1), add(before, 0)
+	for _, c := range []*conn{early, peer, sentOn, called, waiting} {
+		f.letInLocked(c)
+	}
 	peer.internal.Store(true)
 	sentOn.state = connDraining
-	add(before, 0)   // not let in
-	letIn(before, 1) // let in, has called
-	// early was opened after the round's now and let in before the
-	// measure read admitted (the measure waited for f.mu); waiting is
-	// the last let in before that read: its number is letIns there.
-	early, waiting := letIn(now.Add(time.Millisecond), 0), letIn(before, 0)
-	f.admitted = 3 // the one that called, early and waiting: let in since the last round
+	add(before, 0) // not let in
 	// late, late2 and lateCalled are let in after the measure read
 	// admitted (numbered above it), yet in the connections it scans; the
 	// late ones were opened before the round's now, lateCalled has called
 	// already.
 	late, late2, lateCalled := add(now.Add(-time.Millisecond), 0), add(now.Add(-2*time.Millisecond), 0), add(before, 1)
-	late.letIn.Store(f.letIns + 1)
+	late.letIn.Store(f.letIns + 1) // as letInLocked will number them
 	late2.letIn.Store(f.letIns + 2)
 	lateCalled.letIn.Store(f.letIns + 3)
 	m := f.measureConns(now)
@@ -776,11 +772,11 @@ func TestAdmittedCountsALetInConnectionOnce(t *testing.T) {
 		t.Fatalf("measured %d connections, %d let in before without a call, %d let in after that called; want 2 (the two that called), 2 (early and waiting, not the late ones) and 1 (lateCalled)",
 			m.conns, m.letInWaiting, m.letInCalled)
 	}
-	f.admitted += 3 // late, late2 and lateCalled, as admit counted them
+	f.admitted += 3 // late, late2 and lateCalled, as letInLocked counts them
 	f.letIns += 3
 	f.settleAdmittedLocked(m)
 	if f.admitted != 4 {
-		t.Errorf("admitted %d after the round; want 4: early, waiting, late and late2 (lateCalled is in ownConns)", f.admitted)
+		t.Errorf("admitted %d after the round; want 4: early, waiting, late and late2 (lateCalled is in ownConns; the peer's and the one sent on count nowhere)", f.admitted)
 	}
 	// The next round: all have called.
 	for _, c := range []*conn{early, waiting, late, late2} {

@@ -17,6 +17,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/peer"
@@ -218,7 +219,8 @@ func TestTLSReload(t *testing.T) {
 }
 
 // TestTLSGoAway: under TLS (WithTLSFiles) the kit writes its GOAWAY into
-// the HTTP/2 stream beneath the credentials. A connection sent GOAWAY while
+// the HTTP/2 stream inside TLS (its frame writer sits above kitCreds). A
+// connection sent GOAWAY while
 // its handshake is still under way (admission at accept sends a client on
 // that early) gets it once the handshake is done; a connection that serves
 // gets it at once. Either way the client's calls all succeed, its next
@@ -315,20 +317,18 @@ func TestTLSGoAway(t *testing.T) {
 	}
 	ev.waitFor(t, 5*time.Second, "the first connection to close as rotated", func() bool { return ev.closedWith("api") == 1 })
 
-	// Serving: the client's calls move to a new connection once it has
-	// read the GOAWAY (a call made before that is served on the old one).
+	// Serving: the client leaves Ready once it has read the GOAWAY (a
+	// call made before that would be served on the old connection); its
+	// next call goes out on a new one.
 	rotate()
-	var third string
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if third, err = hi(); err != nil {
-			t.Fatalf("a call after the second Rotate: %v", err)
-		}
-		if third != second {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("5 s after Rotate the client still calls on the rotated connection %s: the GOAWAY did not reach it", second)
-		}
+	wctx, wcancel := context.WithTimeout(ctx, 5*time.Second)
+	defer wcancel()
+	if !cc.WaitForStateChange(wctx, connectivity.Ready) {
+		t.Fatalf("5 s after Rotate the client is still Ready on the rotated connection %s: the GOAWAY did not reach it", second)
+	}
+	third, err := hi()
+	if err != nil {
+		t.Fatalf("the call after the second Rotate: %v", err)
 	}
 	if c := dialledConns(); len(c) != 3 || third != c[2] {
 		t.Errorf("after the second Rotate the client calls on %s, of the connections dialled %v; want the third", third, c)
