@@ -23,15 +23,15 @@ import (
 //
 //	go test -run '^$' -bench ConnCost -benchtime 1x -count 10 ./server/
 //
-// As many connections to a plain server are opened and closed first: the
-// mode measured first otherwise carries the process's first 1,600
-// goroutines (8 a connection) alone, about 4 KB a connection more (plain
-// read 27.9 and 27.4 KB at its first count, 23.3-23.8 KB at the nine after
-// it, and a warm-up of one connection did not help; 2026-12-05, server/
-// testdata/bench-2026-12-05-conncost.txt). Most likely it is the
-// goroutines' records: the runtime keeps a goroutine's g, on the heap,
-// for the next goroutine once it ends and never frees it, so the first
-// goroutines of a process add to the heap and later ones do not.
+// As many connections to a plain server are opened and closed first, and
+// their goroutines waited out: without it the mode measured first (plain)
+// read about 4 KB a connection more at its first count than at the
+// others, and a warm-up of one connection did not remove that (server/
+// testdata/bench-2026-12-05-conncost.txt). A likely cause, not measured
+// directly: the runtime keeps a goroutine's record (its g, on the heap)
+// for the next goroutine once it ends and never frees it, so a process's
+// first goroutines add to the heap and later ones do not; at 8 goroutines
+// a connection and a g of about 480 B that is about 3.8 KB.
 func BenchmarkConnCost(b *testing.B) {
 	const conns = 200
 	warmUp(b, conns)
@@ -87,9 +87,11 @@ func BenchmarkConnCost(b *testing.B) {
 	}
 }
 
-// warmUp opens n connections to a plain grpc.Server, makes a call on each
-// and closes them all (see BenchmarkConnCost).
+// warmUp opens n connections to a plain grpc.Server, makes a call on each,
+// closes them all and waits until their goroutines have ended (see
+// BenchmarkConnCost).
 func warmUp(b *testing.B, n int) {
+	g0 := runtime.NumGoroutine()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -97,15 +99,24 @@ func warmUp(b *testing.B, n int) {
 	gs := grpc.NewServer()
 	hellov1.RegisterHelloServer(gs, svc("a"))
 	go gs.Serve(lis)
-	defer gs.Stop()
+	var ccs []*grpc.ClientConn
 	for range n {
 		cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 		if err != nil {
 			b.Fatal(err)
 		}
-		defer cc.Close()
+		ccs = append(ccs, cc)
 		if _, err := hellov1.NewHelloClient(cc).Hi(context.Background(), &hellov1.HiRequest{}); err != nil {
 			b.Fatal(err)
+		}
+	}
+	for _, cc := range ccs {
+		cc.Close()
+	}
+	gs.Stop()
+	for deadline := time.Now().Add(10 * time.Second); runtime.NumGoroutine() > g0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			b.Fatalf("the warm-up's goroutines have not ended 10 s after it closed: %d, %d before it", runtime.NumGoroutine(), g0)
 		}
 	}
 }
