@@ -31,7 +31,7 @@
 // calls keep working through the ShutdownDelay.
 //
 // Separate Deployment. The gateway runs in pods of its own and dials the gRPC
-// server's headless Service, GRPCEndpoint "dns:///hello-headless.ns.svc.cluster.local:50051".
+// server's headless Service, Config.Endpoint "dns:///hello-headless.ns.svc.cluster.local:50051".
 // The kit's dial options (server.Config.DialOptions) use round_robin, so
 // the gateway keeps one connection per gRPC pod (and one more for
 // readiness) and spreads calls over all of them; every rotor GOAWAY makes it

@@ -8,6 +8,21 @@
 // does. Every piece works with a plain grpc.NewServer as well as with rotor's
 // server package, and none of it imports that package.
 //
+// To start, on rotor's server (ExampleConnMetrics adds the connection
+// metrics, ExampleNewChain shows a plain grpc.Server and /metrics):
+//
+//	reg := interceptors.NewRegistry()
+//	chain, err := interceptors.NewChain(interceptors.WithRegisterer(reg))
+//	if err != nil {
+//		return err
+//	}
+//	srv, err := server.New(
+//		server.WithUnaryInterceptors(chain.Unary()...),
+//		server.WithStreamInterceptors(chain.Stream()...),
+//	)
+//
+// On a plain grpc.Server: grpc.NewServer(chain.ServerOptions()...).
+//
 // # The chain
 //
 // NewChain builds the chain; Chain.Unary and Chain.Stream return the

@@ -73,6 +73,11 @@ func run(args []string) error {
 	logCalls := fs.Bool("log-calls", true, "log one line per call to stderr (off for load tests, where the lines would swamp the output)")
 	ignoreDrain := fs.Bool("stream-ignore-drain", false, "demo: let HiStream ignore connection drains, so streams are cut at the grace")
 	tracing := bindTracingFlags(fs)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage of server:\n")
+		fs.PrintDefaults()
+		fmt.Fprintf(fs.Output(), "\nEvery flag can also be set in the environment: ROTOR_ and its name in upper case, - as _\n(-grpc-addr is ROTOR_GRPC_ADDR, -max-connection-age ROTOR_MAX_CONNECTION_AGE). Flags win.\n")
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -157,14 +157,20 @@ func TestHangupAndAdminRotate(t *testing.T) {
 	}
 }
 
-// -h prints the flags and exits 0, without an error line.
+// -h prints the flags and how to set them in the environment, and exits
+// 0, without an error line.
 func TestHelpExitsZero(t *testing.T) {
 	out, err := exec.Command(binary, "-h").CombinedOutput()
 	if err != nil {
 		t.Fatalf("server -h: %v\n%s", err, out)
 	}
-	if strings.Contains(string(out), "ERROR") || !strings.Contains(string(out), "-http-max-connection-age") || !strings.Contains(string(out), "-max-connection-age") {
-		t.Errorf("server -h printed %q; want the flags and no error", out)
+	for _, want := range []string{"-http-max-connection-age", "-max-connection-age", "ROTOR_GRPC_ADDR"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("server -h printed %q; want %s in it", out, want)
+		}
+	}
+	if strings.Contains(string(out), "ERROR") {
+		t.Errorf("server -h printed %q; want no error", out)
 	}
 }
 
