@@ -122,7 +122,7 @@
 // HTTP/1.1 keep-alive connections pin a client to one pod exactly as gRPC's
 // HTTP/2 connections do. The gateway records when each connection was accepted
 // (http.Server.ConnContext) and answers on a connection older than
-// ConnectionMaxAge with "Connection: close" (on HTTP/2, net/http sends GOAWAY
+// MaxConnectionAge with "Connection: close" (on HTTP/2, net/http sends GOAWAY
 // instead). The client learns it with the response, before it could send
 // another request on the connection, so no request fails; its next request
 // opens a new connection, which kube-proxy may send to another pod.

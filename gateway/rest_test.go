@@ -33,6 +33,7 @@ func TestREST(t *testing.T) {
 		{name: "trailing garbage", method: "POST", path: "/v1/hi", body: `{"toWho":"a"} ]`, status: 400, code: 3},
 		{name: "trailing on a stream", method: "POST", path: "/v1/hi/stream", body: `{"toWho":"a","count":1} 7`, status: 400, code: 3},
 		{name: "trailing white space", method: "POST", path: "/v1/hi", body: "{\"toWho\":\"a\"}  \r\n\t", status: 200},
+		{name: "unknown field ignored", method: "POST", path: "/v1/hi", body: `{"toWho":"a","nope":1}`, status: 200}, // grpc-gateway's default (README)
 		{name: "unknown path", method: "POST", path: "/v1/nope", body: `{}`, status: 404, code: 5},
 		{name: "wrong method", method: "GET", path: "/v1/hi", status: 405, code: 12},
 		{name: "body over limit", method: "POST", path: "/v1/hi", body: big, status: 413, code: 8},
@@ -79,6 +80,11 @@ func TestREST(t *testing.T) {
 				return
 			}
 			if tc.path == "/v1/hi" {
+				// The call's gRPC response headers, as grpc-gateway
+				// maps them by default (README).
+				if got := resp.Header.Get("Grpc-Metadata-Content-Type"); got != "application/grpc" {
+					t.Errorf("Grpc-Metadata-Content-Type %q, want application/grpc", got)
+				}
 				var hi struct{ FromWho string }
 				if err := json.Unmarshal([]byte(body), &hi); err != nil || hi.FromWho != "pod-a" {
 					t.Errorf("body %s does not name the instance pod-a (%v)", body, err)

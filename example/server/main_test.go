@@ -164,7 +164,7 @@ func TestHelpExitsZero(t *testing.T) {
 	if err != nil {
 		t.Fatalf("server -h: %v\n%s", err, out)
 	}
-	for _, want := range []string{"-http-max-connection-age", "-max-connection-age", "ROTOR_GRPC_ADDR"} {
+	for _, want := range []string{"\n  -http-max-connection-age ", "\n  -max-connection-age ", "ROTOR_GRPC_ADDR"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("server -h printed %q; want %s in it", out, want)
 		}
