@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -26,7 +27,12 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	err := run(os.Args[1:])
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		// -h: the flag package has printed the usage; exit 0, as the
+		// example server does.
+	case err != nil:
 		fmt.Fprintln(os.Stderr, "client:", err)
 		os.Exit(1)
 	}
