@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -291,6 +292,22 @@ func TestTLSGoAway(t *testing.T) {
 			t.Fatalf("Rotate: %+v, %v; want 1 connection rotated", res, err)
 		}
 	}
+	// callOnNewest makes a call, checks that it went out on the n-th
+	// connection dialled (the GOAWAY reached the client, which dialled
+	// again) and waits until the n−1 connections before it have closed as
+	// rotated.
+	callOnNewest := func(n int, what string) string {
+		t.Helper()
+		local, err := hi()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if c := dialledConns(); len(c) != n || local != c[n-1] {
+			t.Fatalf("%s went out on %s, of the connections dialled %v; want connection %d: the GOAWAY did not reach the client", what, local, c, n)
+		}
+		ev.waitFor(t, 5*time.Second, fmt.Sprintf("%d connections to close as rotated", n-1), func() bool { return ev.closedWith("api") == n-1 })
+		return local
+	}
 
 	// In the handshake: the first call dials, the server accepts, the
 	// GOAWAY waits for the handshake. The call itself may be served on the
@@ -308,14 +325,7 @@ func TestTLSGoAway(t *testing.T) {
 	if err := <-firstErr; err != nil {
 		t.Fatalf("the first call, on a connection sent GOAWAY in its handshake: %v", err)
 	}
-	second, err := hi()
-	if err != nil {
-		t.Fatalf("the call after it: %v", err)
-	}
-	if c := dialledConns(); len(c) != 2 || second != c[1] {
-		t.Fatalf("the call after the GOAWAY went out on %s, of the connections dialled %v; want the second: the GOAWAY sent in the handshake did not reach the client", second, c)
-	}
-	ev.waitFor(t, 5*time.Second, "the first connection to close as rotated", func() bool { return ev.closedWith("api") == 1 })
+	second := callOnNewest(2, "the call after the GOAWAY sent in the handshake")
 
 	// Serving: the client leaves Ready once it has read the GOAWAY (a
 	// call made before that would be served on the old connection); its
@@ -326,14 +336,7 @@ func TestTLSGoAway(t *testing.T) {
 	if !cc.WaitForStateChange(wctx, connectivity.Ready) {
 		t.Fatalf("5 s after Rotate the client is still Ready on the rotated connection %s: the GOAWAY did not reach it", second)
 	}
-	third, err := hi()
-	if err != nil {
-		t.Fatalf("the call after the second Rotate: %v", err)
-	}
-	if c := dialledConns(); len(c) != 3 || third != c[2] {
-		t.Errorf("after the second Rotate the client calls on %s, of the connections dialled %v; want the third", third, c)
-	}
-	ev.waitFor(t, 5*time.Second, "the second connection to close as rotated", func() bool { return ev.closedWith("api") == 2 })
+	callOnNewest(3, "the call after the second Rotate")
 	if n := ev.drained("api"); n != 2 {
 		t.Errorf("%d connections sent GOAWAY for Rotate; want 2", n)
 	}
