@@ -45,15 +45,19 @@ type Gateway struct {
 // before it is up fail with 503. Invalid settings are reported as
 // *server.ConfigError values, all at once.
 //
-// ctx is handed to the register functions, whose connections close when it
-// ends; Shutdown and Close end it too. Use a ctx that outlives serving, such
-// as context.Background().
+// ctx's values reach the register functions (grpc-gateway's
+// Register…FromEndpoint), but its end does not close their connections:
+// Shutdown and Close do, once the drain is over. So the context that Run
+// or the gRPC server's Run serves until (server.SignalContext's) may be
+// given, and REST calls made during ShutdownDelay still reach the gRPC
+// server. (Handed on as it was, a signal context closed them at SIGTERM,
+// and every REST call of the delay failed with HTTP 499.)
 func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	set, err := cfg.resolve()
 	if err != nil {
 		return nil, err
 	}
-	connCtx, stopConns := context.WithCancel(ctx)
+	connCtx, stopConns := context.WithCancel(context.WithoutCancel(ctx))
 	g := &Gateway{set: set, log: set.Logger.With("component", "rotor/gateway"), stopConns: stopConns}
 
 	opts := []runtime.ServeMuxOption{

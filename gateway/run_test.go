@@ -14,6 +14,8 @@ import (
 
 // TestRun serves with the one-call Run, then ends its ctx: /readyz turns 503
 // during the ShutdownDelay while requests still succeed, and Run returns nil.
+// New gets the same ctx, as a program that has one signal context gives
+// it: its end must not close the REST calls' gRPC connections.
 func TestRun(t *testing.T) {
 	t.Parallel()
 	b := startBackend(t, "pod-run")
@@ -29,7 +31,7 @@ func TestRun(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		gw, err := gateway.New(context.Background(), gateway.Config{
+		gw, err := gateway.New(ctx, gateway.Config{
 			Fn: hellov1.RegisterHelloHandlerFromEndpoint, Endpoint: b.addr, HTTPAddr: addr,
 			ShutdownDelay: 500 * time.Millisecond, Logger: quiet,
 		})
