@@ -30,3 +30,12 @@ func SetPeerPollPerPeer(d time.Duration) (restore func()) {
 	peerPollPerPeer = d
 	return func() { peerPollPerPeer = old }
 }
+
+// SetPeerNeverResolvedAfter replaces how long a peer watcher's name may stay
+// unresolved from the start before the server warns, until restore is
+// called.
+func SetPeerNeverResolvedAfter(d time.Duration) (restore func()) {
+	old := peerNeverResolvedAfter
+	peerNeverResolvedAfter = d
+	return func() { peerNeverResolvedAfter = old }
+}

@@ -30,12 +30,26 @@ type peerWatcher struct {
 	perPeer time.Duration
 	grow    func(added []string, peers int)
 	self    func(addr string) bool // reports the server's own addresses
-	failed  func(err error)        // called on the first failure after a success
+	// failed is called on the first failure after a success (since 0), and
+	// once when the name has not resolved since the watcher started, for
+	// peerNeverResolvedAfter or more (since: how long).
+	failed func(err error, since time.Duration)
 
-	mu    sync.Mutex
-	peers []string // sorted; nil before the first answer
-	ok    bool
+	mu          sync.Mutex
+	peers       []string // sorted; nil before the first answer
+	ok          bool
+	started     time.Time // the first poll
+	everOK      bool      // a poll has succeeded
+	warnedNever bool      // failed was called for a name never resolved
 }
+
+// peerNeverResolvedAfter is how long a peer watcher's name may stay
+// unresolved from the start before the server warns: a mistyped name, or a
+// headless Service that does not exist, would otherwise leave fair share
+// and the peer watcher idle without a word. A fleet's first pods wait for
+// their own readiness before the name has an address, which takes seconds,
+// so the warning waits longer than that.
+var peerNeverResolvedAfter = 30 * time.Second
 
 // parsePeerTarget splits "dns://SERVER/name", "dns:///name" or "name" into
 // the DNS server to ask ("" for the system resolver) and the name.
@@ -113,6 +127,12 @@ func (w *peerWatcher) wait() time.Duration {
 func (w *peerWatcher) poll(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, w.interval)
 	defer cancel()
+	now := time.Now()
+	w.mu.Lock()
+	if w.started.IsZero() {
+		w.started = now
+	}
+	w.mu.Unlock()
 	addrs, err := w.resolver.LookupHost(ctx, w.name)
 	if err != nil {
 		if ctx.Err() != nil && ctx.Err() != context.DeadlineExceeded {
@@ -121,9 +141,16 @@ func (w *peerWatcher) poll(ctx context.Context) {
 		w.mu.Lock()
 		wasOK := w.ok
 		w.ok = false
+		since := time.Since(w.started)
+		never := !w.everOK && !w.warnedNever && since >= peerNeverResolvedAfter
+		w.warnedNever = w.warnedNever || never
 		w.mu.Unlock()
-		if wasOK && w.failed != nil {
-			w.failed(err)
+		switch {
+		case w.failed == nil:
+		case wasOK:
+			w.failed(err, 0)
+		case never:
+			w.failed(err, since)
 		}
 		return
 	}
@@ -131,7 +158,7 @@ func (w *peerWatcher) poll(ctx context.Context) {
 	addrs = slices.Compact(addrs)
 	w.mu.Lock()
 	prev := w.peers
-	w.peers, w.ok = addrs, true
+	w.peers, w.ok, w.everOK = addrs, true, true
 	w.mu.Unlock()
 	if prev == nil {
 		return
@@ -192,7 +219,12 @@ func (s *Server) startPeers(ctx context.Context) {
 			}
 		})
 	}
-	w.failed = func(err error) {
+	w.failed = func(err error, since time.Duration) {
+		if since > 0 {
+			s.log.Warn("peer watcher has not resolved its name since the server started; relying on age rotation (check WithPeerDNS's name: the headless Service of these pods)",
+				"name", w.name, "for", since.Round(100*time.Millisecond).String(), "err", err)
+			return
+		}
 		s.log.Warn("peer watcher cannot resolve its name; relying on age rotation", "name", w.name, "err", err)
 	}
 	s.bg.Go(func() { w.run(ctx) })

@@ -2,6 +2,9 @@ package server_test
 
 import (
 	"context"
+	"io"
+	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
@@ -37,6 +40,52 @@ func TestPeerWatcherRotatesOnGrowth(t *testing.T) {
 	time.Sleep(server.DefaultRotateMinAge)               // rotations leave younger connections alone
 	dns.set("198.18.0.10", "198.18.0.12", "198.18.0.13") // scale-up
 	ev.waitFor(t, 5*time.Second, "3 connections rotated for reason peers", func() bool { return ev.drained("peers") == 3 })
+}
+
+// A peer name that never resolves (a typo, a headless Service that does not
+// exist) is logged once it has not resolved for the wait since the server
+// started, and only once, naming it; a name that resolves is not. Before,
+// only a name that had resolved and then failed was.
+func TestPeerWatcherWarnsOfANameThatNeverResolves(t *testing.T) {
+	const wait = 300 * time.Millisecond
+	t.Cleanup(server.SetPeerNeverResolvedAfter(wait))
+	dns := startDNS(t, "pods.test", "198.18.0.10")
+	for _, c := range []struct {
+		name string
+		warn bool
+	}{{"typo.test", true}, {"pods.test", false}} {
+		t.Run(c.name, func(t *testing.T) {
+			warned := &recordsOf{Handler: slog.NewTextHandler(io.Discard, nil), msg: "peer watcher has not resolved its name", records: make(chan map[string]slog.Value, 4)}
+			began := time.Now()
+			_, srv := start(t, svc("a"), server.WithConfig(noAge()), server.WithLogger(slog.New(warned)),
+				server.WithPeerDNS("dns://"+dns.addr()+"/"+c.name, 100*time.Millisecond))
+			if !c.warn {
+				time.Sleep(4 * wait)
+				if len(warned.records) != 0 {
+					t.Errorf("warned of %s, which resolves", c.name)
+				}
+				if got := srv.Peers(); !slices.Equal(got, []string{"198.18.0.10"}) {
+					t.Errorf("peers %v, want [198.18.0.10]", got)
+				}
+				return
+			}
+			select {
+			case attrs := <-warned.records:
+				if since := time.Since(began); since < wait {
+					t.Errorf("warned %v after the start, before the %v wait", since, wait)
+				}
+				if got := attrs["name"].String(); got != c.name {
+					t.Errorf("the warning names %q, want %q", got, c.name)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("no warning 5 s after the start for a peer name that never resolves")
+			}
+			time.Sleep(4 * wait)
+			if n := len(warned.records); n != 0 {
+				t.Errorf("warned %d more times; want once", n)
+			}
+		})
+	}
 }
 
 func TestPeerDNSValidation(t *testing.T) {
