@@ -75,7 +75,9 @@ func ExampleConnMetrics() {
 	}
 	hellov1.RegisterHelloServer(srv, helloService{})
 	chain.InitializeMetrics(srv)
-	log.Fatal(srv.Run(context.Background()))
+	if err := srv.Run(context.Background()); err != nil {
+		log.Fatal(err)
+	}
 }
 
 // Your own interceptors go around the chain (they see the Internal of a
