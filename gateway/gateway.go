@@ -110,7 +110,8 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 // Set its ConnContext to the Gateway's ConnContext for connection rotation,
 // and give it ReadHeaderTimeout, ReadTimeout, IdleTimeout and MaxHeaderBytes
 // of your own: of the limits, only MaxBodyBytes and the per-write
-// WriteTimeout travel with the handler.
+// WriteTimeout travel with the handler. Call Close (or Shutdown) when done:
+// it closes the Gateway's gRPC connections, which New's ctx does not.
 func (g *Gateway) Handler() http.Handler { return g }
 
 // Mux returns the grpc-gateway ServeMux the REST routes are registered on,

@@ -64,4 +64,9 @@ func TestRun(t *testing.T) {
 	if _, err := http.Get(base + "/healthz"); err == nil {
 		t.Error("the gateway still accepts connections after Run returned")
 	}
+	// Shutdown closes the gateway's gRPC connections (REST calls' and
+	// readiness'), which ctx's end no longer does.
+	testkit.Eventually(t, 2*time.Second, "the gateway's gRPC connections to close after Run returned", func() bool {
+		return b.srv.Stats().Open == 0
+	})
 }
