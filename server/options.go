@@ -203,9 +203,11 @@ func WithAdminHandler(pattern string, h http.Handler) Option {
 // "hello-headless.ns.svc.cluster.local", resolved by the system resolver)
 // or "dns://SERVER/name" to ask a given DNS server (port 53 unless given).
 // No Kubernetes API access is needed. The server logs a warning when the
-// name stops resolving, and once when it has not resolved in the 30 s
-// since the server started (a mistyped name, a Service that does not
-// exist): until it resolves, nothing but age rotation moves connections.
+// name stops resolving, and once when it has not resolved since the server
+// started, at the first failed poll 30 s or more after the first (30–35 s
+// with the default interval): a mistyped name, a Service that does not
+// exist, or pods none of which is ready yet. Until it resolves, nothing but
+// age rotation moves connections.
 func WithPeerDNS(target string, interval time.Duration) Option {
 	return func(s *settings) { s.peerTarget, s.peerInterval = target, interval }
 }

@@ -30,10 +30,10 @@ type peerWatcher struct {
 	perPeer time.Duration
 	grow    func(added []string, peers int)
 	self    func(addr string) bool // reports the server's own addresses
-	// failed is called on the first failure after a success (since 0), and
-	// once when the name has not resolved since the watcher started, for
-	// peerNeverResolvedAfter or more (since: how long).
-	failed func(err error, since time.Duration)
+	// failed is called on the first failure after a success, and once
+	// when the name has not resolved since the watcher started, for
+	// peerNeverResolvedAfter or more (never, since: how long).
+	failed func(err error, never bool, since time.Duration)
 
 	mu          sync.Mutex
 	peers       []string // sorted; nil before the first answer
@@ -145,12 +145,8 @@ func (w *peerWatcher) poll(ctx context.Context) {
 		never := !w.everOK && !w.warnedNever && since >= peerNeverResolvedAfter
 		w.warnedNever = w.warnedNever || never
 		w.mu.Unlock()
-		switch {
-		case w.failed == nil:
-		case wasOK:
-			w.failed(err, 0)
-		case never:
-			w.failed(err, since)
+		if w.failed != nil && (wasOK || never) {
+			w.failed(err, never, since)
 		}
 		return
 	}
@@ -219,9 +215,9 @@ func (s *Server) startPeers(ctx context.Context) {
 			}
 		})
 	}
-	w.failed = func(err error, since time.Duration) {
-		if since > 0 {
-			s.log.Warn("peer watcher has not resolved its name since the server started; relying on age rotation (check WithPeerDNS's name: the headless Service of these pods)",
+	w.failed = func(err error, never bool, since time.Duration) {
+		if never {
+			s.log.Warn("peer watcher has not resolved its name since the server started; relying on age rotation (check WithPeerDNS's name, the headless Service of these pods, or whether any of them is ready)",
 				"name", w.name, "for", since.Round(100*time.Millisecond).String(), "err", err)
 			return
 		}

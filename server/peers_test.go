@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"slices"
@@ -44,33 +45,49 @@ func TestPeerWatcherRotatesOnGrowth(t *testing.T) {
 
 // A peer name that never resolves (a typo, a headless Service that does not
 // exist) is logged once it has not resolved for the wait since the server
-// started, and only once, naming it; a name that resolves is not. Before,
-// only a name that had resolved and then failed was.
+// started, and only once, naming it; a name that resolves is not, nor one
+// that resolved and then stopped (that one has its own warning). Before,
+// only the last was logged. It swaps a package variable: it must not run
+// in parallel with another test.
 func TestPeerWatcherWarnsOfANameThatNeverResolves(t *testing.T) {
-	const wait = 300 * time.Millisecond
+	const wait = 500 * time.Millisecond
 	t.Cleanup(server.SetPeerNeverResolvedAfter(wait))
-	dns := startDNS(t, "pods.test", "198.18.0.10")
 	for _, c := range []struct {
-		name string
-		warn bool
-	}{{"typo.test", true}, {"pods.test", false}} {
-		t.Run(c.name, func(t *testing.T) {
-			warned := &recordsOf{Handler: slog.NewTextHandler(io.Discard, nil), msg: "peer watcher has not resolved its name", records: make(chan map[string]slog.Value, 4)}
+		name      string
+		gone      bool // the name resolves at first, then no longer
+		warnNever bool
+	}{{"typo.test", false, true}, {"pods.test", false, false}, {"pods.test", true, false}} {
+		t.Run(fmt.Sprintf("%s,gone=%v", c.name, c.gone), func(t *testing.T) {
+			dns := startDNS(t, "pods.test", "198.18.0.10")
+			stopped := &recordsOf{Handler: slog.NewTextHandler(io.Discard, nil), msg: "peer watcher cannot resolve its name", records: make(chan map[string]slog.Value, 4)}
+			never := &recordsOf{Handler: stopped, msg: "peer watcher has not resolved its name", records: make(chan map[string]slog.Value, 4)}
 			began := time.Now()
-			_, srv := start(t, svc("a"), server.WithConfig(noAge()), server.WithLogger(slog.New(warned)),
+			_, srv := start(t, svc("a"), server.WithConfig(noAge()), server.WithLogger(slog.New(never)),
 				server.WithPeerDNS("dns://"+dns.addr()+"/"+c.name, 100*time.Millisecond))
-			if !c.warn {
-				time.Sleep(4 * wait)
-				if len(warned.records) != 0 {
-					t.Errorf("warned of %s, which resolves", c.name)
+			if !c.warnNever {
+				deadline := time.Now().Add(5 * time.Second)
+				for !slices.Equal(srv.Peers(), []string{"198.18.0.10"}) {
+					if time.Now().After(deadline) {
+						t.Fatalf("peers %v 5 s after the start, want [198.18.0.10]", srv.Peers())
+					}
+					time.Sleep(20 * time.Millisecond)
 				}
-				if got := srv.Peers(); !slices.Equal(got, []string{"198.18.0.10"}) {
-					t.Errorf("peers %v, want [198.18.0.10]", got)
+				if c.gone {
+					dns.set() // resolves to no address: a failed lookup
+					select {
+					case <-stopped.records:
+					case <-time.After(5 * time.Second):
+						t.Errorf("no warning 5 s after the name stopped resolving")
+					}
+				}
+				time.Sleep(2 * wait)
+				if len(never.records) != 0 {
+					t.Errorf("warned that %s never resolved; it did", c.name)
 				}
 				return
 			}
 			select {
-			case attrs := <-warned.records:
+			case attrs := <-never.records:
 				if since := time.Since(began); since < wait {
 					t.Errorf("warned %v after the start, before the %v wait", since, wait)
 				}
@@ -80,8 +97,8 @@ func TestPeerWatcherWarnsOfANameThatNeverResolves(t *testing.T) {
 			case <-time.After(5 * time.Second):
 				t.Fatalf("no warning 5 s after the start for a peer name that never resolves")
 			}
-			time.Sleep(4 * wait)
-			if n := len(warned.records); n != 0 {
+			time.Sleep(2 * wait)
+			if n := len(never.records); n != 0 {
 				t.Errorf("warned %d more times; want once", n)
 			}
 		})
