@@ -39,7 +39,6 @@ type peerWatcher struct {
 	peers       []string // sorted; nil before the first answer
 	ok          bool
 	started     time.Time // the first poll
-	everOK      bool      // a poll has succeeded
 	warnedNever bool      // failed was called for a name never resolved
 }
 
@@ -142,7 +141,7 @@ func (w *peerWatcher) poll(ctx context.Context) {
 		wasOK := w.ok
 		w.ok = false
 		since := time.Since(w.started)
-		never := !w.everOK && !w.warnedNever && since >= peerNeverResolvedAfter
+		never := w.peers == nil && !w.warnedNever && since >= peerNeverResolvedAfter
 		w.warnedNever = w.warnedNever || never
 		w.mu.Unlock()
 		if w.failed != nil && (wasOK || never) {
@@ -154,7 +153,7 @@ func (w *peerWatcher) poll(ctx context.Context) {
 	addrs = slices.Compact(addrs)
 	w.mu.Lock()
 	prev := w.peers
-	w.peers, w.ok, w.everOK = addrs, true, true
+	w.peers, w.ok = addrs, true
 	w.mu.Unlock()
 	if prev == nil {
 		return
