@@ -123,8 +123,10 @@ func program(t *testing.T, snippets []snippet) []byte {
 		for _, name := range declared(file, fmt.Sprintf("snippet%d", i)) {
 			uses = append(uses, "\t_ = "+name)
 		}
-		fmt.Fprintf(&out, "\nfunc snippet%d() error {\n//line README.md:%d\n%s\n//line snippets.go:1\n%s\n\treturn nil\n}\n",
-			i, s.line, s.text, strings.Join(uses, "\n"))
+		fmt.Fprintf(&out, "\nfunc snippet%d() error {\n//line README.md:%d\n%s\n", i, s.line, s.text)
+		// Back to the program's own lines: the directive's next line is
+		// the one after the directive itself.
+		fmt.Fprintf(&out, "//line snippets.go:%d\n%s\n\treturn nil\n}\n", strings.Count(out.String(), "\n")+2, strings.Join(uses, "\n"))
 	}
 	out.WriteString("\nfunc main() {\n")
 	for i := range snippets {
@@ -211,7 +213,11 @@ func TestREADMESnippetsBuild(t *testing.T) {
 	if raceEnabled {
 		args = append(args, "-race")
 	}
-	cmd := exec.Command("go", append(args, "./testdata/snippets")...)
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skipf("no go command on PATH to build the snippets with: %v", err)
+	}
+	cmd := exec.CommandContext(t.Context(), goTool, append(args, "./testdata/snippets")...)
 	cmd.Env = append(os.Environ(), "GOWORK=off")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
