@@ -61,8 +61,7 @@ const overRounds = 2
 // excess is clear of such noise, by load and by the pod's count of
 // connections, does not wait (clearExcess): a pod two connections above a
 // mean of 4, where two shed clients landed at once, sheds at once, as
-// before (with meanErr up to 0.3 of a connection; three above, with any);
-// when it waited, one held 7 connections for 7 s. The wait cut
+// before; when it waited, one held 7 connections for 7 s. The wait cut
 // the connections a fair fleet moves past growth several fold, with time
 // to fair unchanged (example/balance/fair-share-runs.md has the runs).
 // Since then a pod whose count of connections explains its load sheds
@@ -385,17 +384,15 @@ func growthShed(in shedInput, want []int) (now []int, waits bool) {
 //
 // and by connections: the same with one connection, and the pod's
 // connections that have called (in.ownConns, as the peers count theirs),
-// at the fleet's mean load per connection, with countErrs of the mean's
-// errors as any judgement by count takes (left out while perConn is not
+// at the fleet's mean load per connection (left out while perConn is not
 // known, 0):
 //
-//	perConn + hysteresis·mean < (ownConns·perConn − mean − 2·meanErr)·pods/(pods−1)
+//	perConn + hysteresis·mean < (ownConns·perConn − mean − meanErr)·pods/(pods−1)
 //
-// In connections, for a mean of M: ownConns − M − 2·meanErr/perConn must
-// be more than (1 + hysteresis·M)·(pods−1)/pods. With the default
-// Hysteresis (0.1) in a fleet of tens of pods, a pod at 7 for a mean of 4,
-// or at 6 with meanErr up to 0.3 of a connection, where two shed clients
-// landed at once, clears it; a pod at 5 does not,
+// In connections, for a mean of M: ownConns − M − meanErr/perConn must be
+// more than (1 + hysteresis·M)·(pods−1)/pods. With the default Hysteresis
+// (0.1) in a fleet of tens of pods, a pod at 6 or 7 for a mean of 4, where
+// two shed clients landed at once, clears it; a pod at 5 does not,
 // whatever its load reads: it waits, and past growth, while its count
 // explains its load, sheds nothing (countExplains). In small fleets or
 // with a smaller Hysteresis it can (5 of 4 clears it with Hysteresis 0.01
@@ -426,10 +423,7 @@ func clearExcess(in shedInput, want []int, hysteresis float64) bool {
 // at the fleet's mean load per connection (perConn, which must be known),
 // are clear of the mean by one connection and the margin clearExcess
 // asks, hysteresis × mean: with the default Hysteresis in a fleet of tens
-// of pods, 6 or more for a mean of 4 (6 with meanErr up to 0.3 of a
-// connection). Its margin is at least countHelps' for a mean of a
-// connection or more, so a count clear of the noise is one a shed helps.
-// False for a fleet of one.
+// of pods, 6 or more for a mean of 4. False for a fleet of one.
 func clearByCount(in shedInput, hysteresis float64) bool {
 	return countClears(in, hysteresis*in.mean)
 }
@@ -437,41 +431,26 @@ func clearByCount(in shedInput, hysteresis float64) bool {
 // countHelps reports whether a shed helps by count: a connection at the
 // fleet's mean load per connection (perConn, which must be known) that
 // lands on a pod at the mean leaves that pod below this one, counted at
-// perConn, by the margin heaviest asks of a connection and countErrs of
-// the mean's errors:
+// perConn, by the margin heaviest asks of a connection and the mean's
+// error:
 //
-//	(1 + hysteresis)·perConn < (ownConns·perConn − mean − 2·meanErr)·pods/(pods−1)
+//	(1 + hysteresis)·perConn < (ownConns·perConn − mean − meanErr)·pods/(pods−1)
 //
-// In connections, for a mean of M: ownConns − M − 2·meanErr/perConn must
-// be more than (1 + hysteresis)·(pods−1)/pods. With the default Hysteresis
-// in a fleet of tens of pods that is 6 for a mean of 4 (with meanErr up to
-// 0.46 of a connection, more than estimateError gives with 3 or more
-// reports) or 4.5 (meanErr up to 0.2), 12 for 10, and never ceil(M) + 1
-// for a whole M. False for a fleet of one.
+// In connections, for a mean of M: ownConns − M − meanErr/perConn must be
+// more than (1 + hysteresis)·(pods−1)/pods. With the default Hysteresis in
+// a fleet of tens of pods that is 6 for a mean of 4 or 4.5, 12 for 10, and
+// never ceil(M) + 1 for a whole M. False for a fleet of one.
 func countHelps(in shedInput, hysteresis float64) bool {
 	return countClears(in, hysteresis*in.perConn)
 }
 
-// countErrs is how many of the estimated mean's standard errors (meanErr)
-// a judgement by count (countHelps, clearByCount) takes off a pod's excess.
-// Past growth every pod at ceil(mean) + 1 takes the chance of a low
-// estimate every round, and its estimate moves on from round to round.
-// With one, in two lab runs of 100 → 110 pods, pods at 5 for a mean of 4
-// shed by count 10 and 13 times after an age wave, on estimates of 3.2–3.6
-// with meanErr 0.2–0.4: 2 to 4 of its errors low, more than a normal error
-// gives that often, since the pods then spread from 0 to 8 connections and
-// estimateError caps the spread it takes at one connection (README.md's
-// known limits). A pod two connections above a whole mean still helps by
-// count with any meanErr estimateError gives from 3 reports.
-const countErrs = 2
-
 // countClears reports whether the pod's connections that have called
 // (in.ownConns, as the peers count theirs), each at the fleet's mean load
-// per connection (perConn, which must be known), less the mean and
-// countErrs times its error, scaled by pods/(pods−1) as heaviest scales a
-// pod's excess, are more than one connection and margin:
+// per connection (perConn, which must be known), less the mean and its
+// error, scaled by pods/(pods−1) as heaviest scales a pod's excess, are
+// more than one connection and margin:
 //
-//	perConn + margin < (ownConns·perConn − mean − 2·meanErr)·pods/(pods−1)
+//	perConn + margin < (ownConns·perConn − mean − meanErr)·pods/(pods−1)
 //
 // clearByCount and countHelps differ only in margin. False for a fleet of
 // one.
@@ -480,7 +459,7 @@ func countClears(in shedInput, margin float64) bool {
 		return false
 	}
 	spread := float64(in.pods) / float64(in.pods-1)
-	return in.perConn+margin < (float64(in.ownConns)*in.perConn-in.mean-countErrs*in.meanErr)*spread
+	return in.perConn+margin < (float64(in.ownConns)*in.perConn-in.mean-in.meanErr)*spread
 }
 
 // countExplains reports whether the pod's load is what its count of
