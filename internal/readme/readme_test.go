@@ -3,10 +3,12 @@ package readme
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -54,7 +56,9 @@ type snippet struct {
 	text string
 }
 
-// goSnippets returns the README's ```go blocks.
+// goSnippets returns the README's ```go blocks. A fence that names Go
+// another way (```Go, ```golang, ```go title=…) is an error, so that no Go
+// block is left out unseen.
 func goSnippets(t *testing.T, readme []byte) []snippet {
 	t.Helper()
 	var (
@@ -63,8 +67,15 @@ func goSnippets(t *testing.T, readme []byte) []snippet {
 		body []string
 	)
 	for i, line := range strings.Split(string(readme), "\n") {
+		info, fence := strings.CutPrefix(strings.TrimSpace(line), "```")
+		info = strings.TrimSpace(info)
+		lower := strings.ToLower(info)
+		isGo := fence && (lower == "go" || lower == "golang" || strings.HasPrefix(lower, "go ") || strings.HasPrefix(lower, "golang "))
 		switch {
-		case cur == nil && strings.TrimSpace(line) == "```go":
+		case cur == nil && isGo:
+			if info != "go" {
+				t.Errorf("README.md:%d: fence ```%s: write ```go, the fence this test builds, or ```text for a block that is not to build", i+1, info)
+			}
 			cur = &snippet{line: i + 2}
 			body = nil
 		case cur != nil && strings.TrimSpace(line) == "```":
@@ -186,6 +197,7 @@ func TestREADMESnippetsBuild(t *testing.T) {
 		t.Fatal("README.md has no ```go block: did the fences change?")
 	}
 	src := program(t, snippets)
+	openSources(t, filepath.Join("..", ".."))
 
 	// The program is built in place of a directory that does not exist
 	// (go build's -overlay), inside this module, so that it resolves the
@@ -222,8 +234,50 @@ func TestREADMESnippetsBuild(t *testing.T) {
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
-		t.Fatalf("the README's Go snippets (%d blocks) do not build: %v\n%s\nthe program built:\n%s",
+		t.Fatalf("the README's Go snippets (%d blocks) do not build: %v\n%s\n"+
+			"(a snippet that names another package needs it in snippetImports, and one that uses a name of the program "+
+			"around it needs that in snippetContext, both in internal/readme/readme_test.go)\nthe program built:\n%s",
 			len(snippets), err, stderr.String(), numbered(src))
+	}
+}
+
+// openSources opens the root module's Go files (tests and testdata left
+// out), go.mod and go.sum. go test reuses a cached pass until a file the
+// test opened changes; the build the test runs reads these, and the test
+// binary itself does not change with them (a blank import would not do:
+// the linker leaves out what only the snippets call, so an option renamed
+// left the cached pass standing). The other modules (a directory with a
+// go.mod of its own) are not the root module's.
+func openSources(t *testing.T, root string) {
+	t.Helper()
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		name := d.Name()
+		if d.IsDir() {
+			if path == root {
+				return nil
+			}
+			if name == "testdata" || strings.HasPrefix(name, ".") {
+				return filepath.SkipDir
+			}
+			if _, err := os.Stat(filepath.Join(path, "go.mod")); err == nil {
+				return filepath.SkipDir
+			} else if !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+			return nil
+		}
+		top := filepath.Dir(path) == root && (name == "go.mod" || name == "go.sum")
+		if top || strings.HasSuffix(name, ".go") && !strings.HasSuffix(name, "_test.go") {
+			_, err := os.ReadFile(path)
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 
