@@ -69,7 +69,8 @@ import (
 // connection at random and spreads the pods from 0 to 8 connections for a
 // mean of 4, some pods' samples put it at 3.2–3.6, beyond meanErr, and
 // pods at 5 shed by count (10 and 13 times in two lab runs of 100 → 110
-// pods; README.md's known limits). Any other shed past growth (a pod whose
+// pods; README.md's known limits; two of meanErr in place of one was tried
+// and not kept: example/balance/fair-share-runs.md). Any other shed past growth (a pod whose
 // connections read costlier, a heavy client or a slower node, or one whose
 // count helps) is made, unless its excess is clear of the noise by load
 // and by count, only once every round has wanted it for
