@@ -70,11 +70,11 @@ import (
 // mean of 4, some pods' samples put it at 3.2–3.6, beyond meanErr, and
 // pods at 5 shed by count (10 and 13 times in two lab runs of 100 → 110
 // pods; README.md's known limits; two of meanErr in place of one was tried
-// and not kept: example/balance/fair-share-runs.md). Any other shed past growth (a pod whose
-// connections read costlier, a heavy client or a slower node, or one whose
-// count helps) is made, unless its excess is clear of the noise by load
-// and by count, only once every round has wanted it for
-// 5 s, the load's time constant, so that a moment of the host's CPU read
+// and not kept: example/balance/fair-share-runs.md). Any other shed past
+// growth (a pod whose connections read costlier, a heavy client or a
+// slower node, or one whose count helps) is made, unless its excess is
+// clear of the noise by load and by count, only once every round has
+// wanted it for 5 s, the load's time constant, so that a moment of the host's CPU read
 // as load does not move a connection (see steadyWant and clearExcess).
 // Within 30 s of growth a shed by load goes at once down to the fleet's
 // mean count of connections rounded down, and below it, where only the
