@@ -74,8 +74,9 @@ import (
 // growth (a pod whose connections read costlier, a heavy client or a
 // slower node, or one whose count helps) is made, unless its excess is
 // clear of the noise by load and by count, only once every round has
-// wanted it for 5 s, the load's time constant, so that a moment of the host's CPU read
-// as load does not move a connection (see steadyWant and clearExcess).
+// wanted it for 5 s, the load's time constant, so that a moment of the
+// host's CPU read as load does not move a connection (see steadyWant and
+// clearExcess).
 // Within 30 s of growth a shed by load goes at once down to the fleet's
 // mean count of connections rounded down, and below it, where only the
 // load reading explains it, after the same wait (see growthShed).
