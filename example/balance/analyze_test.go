@@ -111,6 +111,28 @@ func TestCollectorEmitsEverySecondOnce(t *testing.T) {
 	}
 }
 
+func TestCollectorLateCallCountsInLastSecond(t *testing.T) {
+	// A 2 s run whose end has passed: a worker's call scheduled just
+	// before the end may start after it, and after a tick found the last
+	// second with nothing in flight. It must count in second 1, which a
+	// run's record keeps, not in a second 2 that it drops.
+	c := newCollector(time.Now().Add(-3*time.Second), 2*time.Second)
+	if lines := c.ready(time.Now(), false); len(lines) != 1 || lines[0].T != 0 {
+		t.Fatalf("ready before the end emitted %+v, want second 0 only (the last waits for the final flush)", lines)
+	}
+	st, started := c.begin()
+	c.end(st, started, callInfo{client: 0, conn: "127.0.0.1:5", pod: "pod-a"}, nil)
+	final := c.ready(time.Now(), true)
+	if len(final) != 1 || final[0].T != 1 || final[0].Calls["pod-a"] != 1 {
+		t.Fatalf("final lines %+v, want second 1 with the late call", final)
+	}
+	r := run{Duration: 2}
+	r.fill(final)
+	if len(r.Conns) != 1 || r.Summary.Calls != 1 {
+		t.Errorf("the run's record holds %d connections and %d calls, want the late call's 1 and 1", len(r.Conns), r.Summary.Calls)
+	}
+}
+
 func TestGenerateLoadAgainstNothing(t *testing.T) {
 	// Nothing listens on port 1: every call fails, and the generator still
 	// reports every second and finishes.

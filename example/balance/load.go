@@ -276,7 +276,8 @@ func (l *collector) end(st *secondStats, started time.Time, call callInfo, err e
 }
 
 // ready returns the seconds that can be emitted, in order: every second up
-// to now whose calls have finished, or, with final, every second left.
+// to now whose calls have finished but the run's last, or, with final,
+// every second left.
 func (l *collector) ready(now time.Time, final bool) []loadLine {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -285,7 +286,10 @@ func (l *collector) ready(now time.Time, final bool) []loadLine {
 		if final && s > l.last {
 			break
 		}
-		if !final && now.Before(l.origin.Add(time.Duration(s+1)*time.Second)) {
+		if !final && (s >= l.final || now.Before(l.origin.Add(time.Duration(s+1)*time.Second))) {
+			// The run's last second waits for the final flush: a call
+			// scheduled before the end may start after it, and at
+			// counts it there only while that second is still open.
 			break
 		}
 		st := l.secs[s]

@@ -164,8 +164,8 @@ func TestGenerateLoadShapes(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		if work["1:7"] != heavyByClient[0] || work["0:"] != perClient[0]+perClient[1]+perClient[2]-heavyByClient[0] {
-			t.Errorf("the server saw %v (metadata values: count and first), want %d calls with rotor-work 7 and the rest without",
-				work, heavyByClient[0])
+			t.Errorf("the server saw %v (metadata values: count and first), want %d calls with rotor-work 7 and the other %d without (the clients' calls: %v)",
+				work, heavyByClient[0], perClient[0]+perClient[1]+perClient[2]-heavyByClient[0], perClient)
 		}
 	})
 
