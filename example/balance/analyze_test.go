@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -235,9 +236,15 @@ func TestParseFlags(t *testing.T) {
 	if o.p.DrainTimeout < o.p.Grace {
 		t.Errorf("drain timeout %v below grace %v: the server would refuse the flags", o.p.DrainTimeout, o.p.Grace)
 	}
-	o, err = parseFlags([]string{"-spread-k", "1, 10", "-policy", "weighted_round_robin", "-heavy-work", "500"}, io.Discard)
+	if o.p.PeerAge != 5*time.Minute {
+		t.Errorf("default peer age %v, want 5m", o.p.PeerAge)
+	}
+	o, err = parseFlags([]string{"-spread-k", "1, 10", "-policy", "weighted_round_robin", "-heavy-work", "500", "-peer-age", "20m"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if args := modeArgs(t, "fair-share", o.p); !slices.Contains(args, "20m0s") {
+		t.Errorf("-peer-age 20m: fair-share's server flags %q, want -max-connection-age 20m0s", args)
 	}
 	if !reflect.DeepEqual(o.p.Spreads, []int{1, 10}) || !reflect.DeepEqual(o.p.Policies, []string{policyWRR}) || o.p.HeavyWork != 500 || !o.heavyWorkSet {
 		t.Errorf("spreads %v, policies %v, heavy work %d (set %v); want [1 10], [weighted_round_robin], 500 (set)", o.p.Spreads, o.p.Policies, o.p.HeavyWork, o.heavyWorkSet)
@@ -251,7 +258,8 @@ func TestParseFlags(t *testing.T) {
 	}
 	for _, bad := range [][]string{{"-scenario", "nope"}, {"-modes", "nope"}, {"extra"},
 		{"-cluster", "kind"}, {"-cluster", "real", "-proxy-mode", "ipvs"}, {"-proxy-mode", "nftables"}, {"-manifests", "k8s"},
-		{"-spread-k", "0"}, {"-spread-k", "x"}, {"-spread-k", "257"}, {"-policy", "pick_first"}, {"-heavy-work", "-1"}, {"-heavy-work", "1000001"}} {
+		{"-spread-k", "0"}, {"-spread-k", "x"}, {"-spread-k", "257"}, {"-policy", "pick_first"}, {"-heavy-work", "-1"}, {"-heavy-work", "1000001"},
+		{"-peer-age", "-1m"}, {"-peer-age", "500ms"}} {
 		if _, err := parseFlags(bad, io.Discard); err == nil {
 			t.Errorf("parseFlags(%q) accepted", bad)
 		}
@@ -260,6 +268,16 @@ func TestParseFlags(t *testing.T) {
 
 // TestOverheadRuns checks the overhead benchmark works end to end; the
 // numbers themselves are only meaningful from the command.
+// modeArgs returns the server flags of the named mode for p.
+func modeArgs(t *testing.T, name string, p params) []string {
+	t.Helper()
+	m, ok := findMode(name)
+	if !ok {
+		t.Fatalf("no mode %q", name)
+	}
+	return m.args(p, "hello-headless")
+}
+
 func TestOverheadRuns(t *testing.T) {
 	res, err := runOverhead(context.Background(), overheadConfig{Reps: 2, Duration: 100 * time.Millisecond, Conns: 2, Concurrency: 4}, nil)
 	if err != nil {

@@ -134,6 +134,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	conns := fs.Int("conns", 0, "client connections (default 20)")
 	age := fs.Duration("age", 0, "max connection age of mode age (default 10s, -short 2s)")
 	grace := fs.Duration("grace", 0, "max connection age grace (default 5s, -short 1s)")
+	peerAge := fs.Duration("peer-age", 0, "max connection age of modes peers, fair-share and fair-share-sheds (default 5m): long, so that the watcher or fair share moves the connections; at least 1s, longer than -duration for no age rotation in the run")
 	spread := fs.Duration("spread", 0, "rotate spread of mode peers (default 2s, -short 1s)")
 	reps := fs.Int("overhead-reps", 0, "overhead: repetitions per server (default 9, -short 3)")
 	odur := fs.Duration("overhead-duration", 0, "overhead: length of one measurement (default 2s, -short 300ms)")
@@ -164,6 +165,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	set(&o.p.ScaleAt, *scaleAt)
 	set(&o.p.Age, *age)
 	set(&o.p.Grace, *grace)
+	if *peerAge < 0 || (*peerAge > 0 && *peerAge < time.Second) {
+		return o, fmt.Errorf("-peer-age %v: want at least 1s (the server's shortest max connection age), or 0 for the default %v", *peerAge, o.p.PeerAge)
+	}
+	set(&o.p.PeerAge, *peerAge)
 	set(&o.p.Spread, *spread)
 	set(&o.overhead.Duration, *odur)
 	if err := fleet.apply(fs, &o.p); err != nil {
