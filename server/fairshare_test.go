@@ -297,7 +297,7 @@ func TestFairShareBalancesLoad(t *testing.T) {
 	quiet := ev.quietFor(t, "fairshare", 3*time.Second, 30*time.Second)
 	loads := l.podLoads(2*time.Second, 10*time.Millisecond)
 	bound := 1.15
-	if raceDetector {
+	if testkit.Race {
 		// Calls run several times slower and a handler's time swings with
 		// the detector's work: balance, yes, but not to the 10 % band.
 		bound = 1.3
@@ -306,7 +306,7 @@ func TestFairShareBalancesLoad(t *testing.T) {
 		t.Errorf("pod loads %.2f once the fleet stopped moving: max/mean %.2f, want at most %.2f", loads, r, bound)
 	}
 	time.Sleep(2 * time.Second)
-	if again := ev.drained("fairshare"); again != quiet && !raceDetector {
+	if again := ev.drained("fairshare"); again != quiet && !testkit.Race {
 		t.Errorf("a balanced fleet still moved %d connections in 3 s", again-quiet)
 	}
 	l.stopPaced(t)

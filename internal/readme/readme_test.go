@@ -16,6 +16,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/rotorkit/rotor/internal/testkit"
 )
 
 // snippetImports maps the package names the README's snippets use to the
@@ -222,7 +224,8 @@ func TestREADMESnippetsBuild(t *testing.T) {
 		t.Fatal(err)
 	}
 	args := []string{"build", "-overlay", filepath.Join(tmp, "overlay.json"), "-o", os.DevNull}
-	if raceEnabled {
+	if testkit.Race {
+		// Reuse the packages the race-enabled run has compiled.
 		args = append(args, "-race")
 	}
 	goTool, err := exec.LookPath("go")

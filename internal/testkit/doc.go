@@ -5,6 +5,7 @@
 // for tests that run real programs (the example server, clients in other
 // languages, kustomize), building a package, starting a process that ends
 // with the test, waiting for it to answer HTTP, a /metrics scrape and its
-// sums, the repository's root, and the rule for a missing tool: skip, or
-// fail where tools/install-deps.sh ran as root.
+// sums, the repository's root, the rule for a missing tool (skip, or fail
+// where tools/install-deps.sh ran as root), and whether the race detector is
+// on (Race).
 package testkit
