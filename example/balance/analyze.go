@@ -52,6 +52,10 @@ type run struct {
 	FinalPods []string  `json:"final_pods,omitempty"` // pods running at the end
 	Events    []event   `json:"events,omitempty"`
 	Seconds   []second  `json:"seconds,omitempty"`
+	// Origin is the load's t = 0 on the wall clock, which the seconds,
+	// events and conns count from: a pod's log line at time T (-logs)
+	// happened at t = T − Origin. Zero in files from before it was recorded.
+	Origin time.Time `json:"origin,omitzero"`
 	// Conns is every TCP connection the clients' successful calls used.
 	Conns   []connRecord `json:"conns,omitempty"`
 	Summary summary      `json:"summary"`
@@ -184,7 +188,7 @@ func (r *run) fill(lines []loadLine) {
 			continue
 		}
 		if r.Duration > 0 && float64(l.T) >= math.Ceil(r.Duration) {
-			continue // runs before the collector clamped late calls had a stray last second
+			continue // runs before the collector held its last second to the end had a stray second past it
 		}
 		h := hist{counts: l.Latency}
 		for _, c := range l.Latency {

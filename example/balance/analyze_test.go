@@ -243,8 +243,14 @@ func TestParseFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if args := modeArgs(t, "fair-share", o.p); !slices.Contains(args, "20m0s") {
-		t.Errorf("-peer-age 20m: fair-share's server flags %q, want -max-connection-age 20m0s", args)
+	for _, mode := range []string{"peers", "fair-share", "fair-share-sheds"} {
+		args := modeArgs(t, mode, o.p)
+		if i := slices.Index(args, "-max-connection-age"); i < 0 || i+1 == len(args) || args[i+1] != "20m0s" {
+			t.Errorf("-peer-age 20m: mode %s's server flags %q, want -max-connection-age 20m0s", mode, args)
+		}
+	}
+	if o, err := parseFlags([]string{"-peer-age", "1s"}, io.Discard); err != nil || o.p.PeerAge != time.Second {
+		t.Errorf("-peer-age 1s: peer age %v, %v; want 1s (the server's shortest)", o.p.PeerAge, err)
 	}
 	if !reflect.DeepEqual(o.p.Spreads, []int{1, 10}) || !reflect.DeepEqual(o.p.Policies, []string{policyWRR}) || o.p.HeavyWork != 500 || !o.heavyWorkSet {
 		t.Errorf("spreads %v, policies %v, heavy work %d (set %v); want [1 10], [weighted_round_robin], 500 (set)", o.p.Spreads, o.p.Policies, o.p.HeavyWork, o.heavyWorkSet)
@@ -266,8 +272,6 @@ func TestParseFlags(t *testing.T) {
 	}
 }
 
-// TestOverheadRuns checks the overhead benchmark works end to end; the
-// numbers themselves are only meaningful from the command.
 // modeArgs returns the server flags of the named mode for p.
 func modeArgs(t *testing.T, name string, p params) []string {
 	t.Helper()
@@ -278,6 +282,8 @@ func modeArgs(t *testing.T, name string, p params) []string {
 	return m.args(p, "hello-headless")
 }
 
+// TestOverheadRuns checks the overhead benchmark works end to end; the
+// numbers themselves are only meaningful from the command.
 func TestOverheadRuns(t *testing.T) {
 	res, err := runOverhead(context.Background(), overheadConfig{Reps: 2, Duration: 100 * time.Millisecond, Conns: 2, Concurrency: 4}, nil)
 	if err != nil {

@@ -81,12 +81,17 @@ func runShortIn(t *testing.T, sc scenario, m mode, p params, bins binaries) run 
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
+	begun := time.Now()
 	r, err := runScenario(ctx, sc, m, p, bins, func(s string) { t.Log(s) })
 	if r.LabPrefix != "" {
 		checkNoLeftovers(t, r)
 	}
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The origin aligns the pods' log lines with the run's seconds.
+	if end := begun.Add(time.Since(begun)); r.Origin.Before(begun) || r.Origin.Add(time.Duration(r.Duration*float64(time.Second))).After(end) {
+		t.Errorf("the run's origin is %v, want the load's start, between %v and %v less the run's %v s", r.Origin, begun, end, r.Duration)
 	}
 	t.Log(summaryLine(r))
 	return r

@@ -156,8 +156,9 @@ type loadLine struct {
 }
 
 // collector gathers calls and dials per second. A call counts in the second
-// it started; a second is emitted once it has passed and its last call has
-// finished, so every call is in exactly one line.
+// it started (a late one in the run's last); a second is emitted once it has
+// passed and its last call has finished, and the run's last second at the
+// final flush, so every call is in exactly one line.
 type collector struct {
 	mu     sync.Mutex
 	origin time.Time
@@ -288,7 +289,7 @@ func (l *collector) ready(now time.Time, final bool) []loadLine {
 		}
 		if !final && (s >= l.final || now.Before(l.origin.Add(time.Duration(s+1)*time.Second))) {
 			// The run's last second waits for the final flush: a call
-			// scheduled before the end may start after it, and at
+			// scheduled before the end may start after it, and l.at
 			// counts it there only while that second is still open.
 			break
 		}

@@ -134,7 +134,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	conns := fs.Int("conns", 0, "client connections (default 20)")
 	age := fs.Duration("age", 0, "max connection age of mode age (default 10s, -short 2s)")
 	grace := fs.Duration("grace", 0, "max connection age grace (default 5s, -short 1s)")
-	peerAge := fs.Duration("peer-age", 0, "max connection age of modes peers, fair-share and fair-share-sheds (default 5m): long, so that the watcher or fair share moves the connections; at least 1s, longer than -duration for no age rotation in the run")
+	peerAge := fs.Duration("peer-age", 0, "max connection age of modes peers, fair-share and fair-share-sheds (default 5m): long, so that the watcher or fair share moves the connections; at least 1s (under 1m fair-share servers warn); over -duration / 0.9 for no age rotation in the run (the age is jittered ±10 %)")
 	spread := fs.Duration("spread", 0, "rotate spread of mode peers (default 2s, -short 1s)")
 	reps := fs.Int("overhead-reps", 0, "overhead: repetitions per server (default 9, -short 3)")
 	odur := fs.Duration("overhead-duration", 0, "overhead: length of one measurement (default 2s, -short 300ms)")

@@ -37,7 +37,7 @@ type params struct {
 	// Server settings of the modes.
 	Age           time.Duration `json:"age"`            // mode age
 	Grace         time.Duration `json:"grace"`          // every mode
-	PeerAge       time.Duration `json:"peer_age"`       // mode peers: a long age, so only the watcher rotates
+	PeerAge       time.Duration `json:"peer_age"`       // modes peers and fair-share*: a long age, so that the watcher or fair share moves the connections
 	PeerInterval  time.Duration `json:"peer_interval"`  // mode peers
 	Spread        time.Duration `json:"spread"`         // mode peers
 	ShutdownDelay time.Duration `json:"shutdown_delay"` // every mode
@@ -492,6 +492,7 @@ func runScenario(ctx context.Context, sc scenario, m mode, p params, bins binari
 		return r, err
 	}
 	origin := load.origin
+	r.Origin = origin
 	// Per-pod CPU where the lab knows the pods' PIDs.
 	var cpu *cpuSampler
 	if e, ok := lab.(*emulatedLab); ok {

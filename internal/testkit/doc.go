@@ -7,5 +7,5 @@
 // with the test, waiting for it to answer HTTP, a /metrics scrape and its
 // sums, the repository's root, the rule for a missing tool (skip, or fail
 // where tools/install-deps.sh ran as root), and whether the race detector is
-// on (Race).
+// on ([Race]).
 package testkit
