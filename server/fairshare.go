@@ -76,7 +76,11 @@ import (
 // clear of the noise by load and by count, only once every round has
 // wanted it for 5 s, the load's time constant, so that a moment of the
 // host's CPU read as load does not move a connection (see steadyWant and
-// clearExcess).
+// clearExcess). In fleets whose mean is exact (up to Sample + 1 pods),
+// past growth, a shed that helps by count (a pod at 5 for a mean of 4 in a
+// fleet of 5) is made at once, and one only the load reading explains (a
+// pod at 4 whose connections read costlier) after the same wait (see
+// waitsSteady).
 // Within 30 s of growth a shed by load goes at once down to the fleet's
 // mean count of connections rounded down, and below it, where only the
 // load reading explains it, after the same wait (see growthShed).

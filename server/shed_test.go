@@ -90,8 +90,14 @@ func TestDecideShed(t *testing.T) {
 			shedInput{now: t0, own: 5.25, mean: 4, estimated: true, pods: 60, ownConns: 5, perConn: 1, conns: conns(1.05, 1.05, 1.05, 1.05, 1.05)}, load, steady, nil},
 		{"the same within growthGrace of growth: judged by load, it moves",
 			shedInput{now: t0, own: 5.25, mean: 4, estimated: true, pods: 60, ownConns: 5, perConn: 1, conns: conns(1.05, 1.05, 1.05, 1.05, 1.05)}, load, grown, []int{0}},
-		{"the same against an exact mean (a fleet of up to Sample + 1 pods): judged by load, it moves",
-			shedInput{now: t0, own: 5.25, mean: 4, pods: 60, ownConns: 5, perConn: 1, conns: conns(1.05, 1.05, 1.05, 1.05, 1.05)}, load, fresh, []int{0}},
+		{"the same against an exact mean (a fleet of up to Sample + 1 pods, here 5), where a shed helps by count: it moves at once",
+			shedInput{now: t0, own: 5.25, mean: 4, pods: 5, ownConns: 5, perConn: 1, conns: conns(1.05, 1.05, 1.05, 1.05, 1.05)}, load, fresh, []int{0}},
+		{"at the mean count of an exact mean, 4 connections reading 5.12 in all (TestRealCluster's walks began so): a shed would not help by count, it waits",
+			shedInput{now: t0, own: 5.12, mean: 4, pods: 5, ownConns: 4, perConn: 1, conns: conns(1.45, 1.3, 1.2, 1.17)}, load, fresh, nil},
+		{"the same, wanted for steadyWant: it moves",
+			shedInput{now: t0, own: 5.12, mean: 4, pods: 5, ownConns: 4, perConn: 1, conns: conns(1.45, 1.3, 1.2, 1.17)}, load, steady, []int{2}},
+		{"the same within growthGrace of growth: it moves at once",
+			shedInput{now: t0, own: 5.12, mean: 4, pods: 5, ownConns: 4, perConn: 1, conns: conns(1.45, 1.3, 1.2, 1.17)}, load, grown, []int{2}},
 		{"5 that called and 1 back from a shed, not called yet, reading 5.9 of an estimated 4: the count of those that called does not explain it, wanted for steadyWant: it moves",
 			shedInput{now: t0, own: 5.9, mean: 4, estimated: true, pods: 60, ownConns: 5, waiting: 1, perConn: 1, conns: conns(1.18, 1.18, 1.18, 1.18, 1.18)}, load, steady, []int{0}},
 		{"a pod at 6 for a mean of 4.5 ± 0.13, explained by its count, wanted for steadyWant: half its landings help, it moves",
@@ -125,17 +131,17 @@ func TestDecideShed(t *testing.T) {
 		{"a whole connection with the thin edge is not made clear by small ones shed with it: 5.2 of an estimated 4 ± 0.05 waits",
 			shedInput{now: t0, own: 5.2, mean: 4, meanErr: 0.05, estimated: true, pods: 60, conns: conns(1, 1, 1, 1, 1, 0.05, 0.05, 0.05, 0.05)}, load, fresh, nil},
 		{"the same with room, where admission sends it: it moves",
-			shedInput{now: t0, own: 5, mean: 4, pods: 60, room: 3, conns: conns(1, 1, 1, 1, 1)}, load, fresh, []int{0}},
+			shedInput{now: t0, own: 5, mean: 4, pods: 60, room: 3, conns: conns(1, 1, 1, 1, 1)}, load, grown, []int{0}},
 		{"with room the estimate's error does not count: it moves",
-			shedInput{now: t0, own: 5, mean: 4, meanErr: 0.5, pods: 60, room: 3, perConn: 1, conns: conns(1, 1, 1, 1, 1)}, load, fresh, []int{0}},
+			shedInput{now: t0, own: 5, mean: 4, meanErr: 0.5, pods: 60, room: 3, perConn: 1, conns: conns(1, 1, 1, 1, 1)}, load, grown, []int{0}},
 		{"with room: no more connections than the room",
-			shedInput{now: t0, own: 8, mean: 4, pods: 60, room: 2, conns: conns(1, 1, 1, 1, 1, 1, 1, 1)}, load, fresh, []int{0, 1}},
+			shedInput{now: t0, own: 8, mean: 4, pods: 60, room: 2, conns: conns(1, 1, 1, 1, 1, 1, 1, 1)}, load, grown, []int{0, 1}},
 		{"with room: down to within the hysteresis of the mean (5 → 4 for an estimate of 4.3)",
-			shedInput{now: t0, own: 5, mean: 4.3, pods: 60, room: 3, perConn: 1, conns: conns(1, 1, 1, 1, 1)}, load, fresh, []int{0}},
+			shedInput{now: t0, own: 5, mean: 4.3, pods: 60, room: 3, perConn: 1, conns: conns(1, 1, 1, 1, 1)}, load, grown, []int{0}},
 		{"with room: not below the mean by more than the hysteresis",
-			shedInput{now: t0, own: 6, mean: 5, pods: 60, room: 3, perConn: 2, conns: conns(2, 2, 2)}, load, fresh, nil},
+			shedInput{now: t0, own: 6, mean: 5, pods: 60, room: 3, perConn: 2, conns: conns(2, 2, 2)}, load, grown, nil},
 		{"with room: a connection heavier than the room's unit moves only as without the band (it could come back)",
-			shedInput{now: t0, own: 11.6, mean: 10, pods: 60, room: 3, perConn: 1, conns: conns(2.5, 1, 1, 1, 1, 1, 1, 1, 1, 1)}, load, fresh, []int{1, 2}},
+			shedInput{now: t0, own: 11.6, mean: 10, pods: 60, room: 3, perConn: 1, conns: conns(2.5, 1, 1, 1, 1, 1, 1, 1, 1, 1)}, load, grown, []int{1, 2}},
 		{"by connections: the excess over ceil(mean), oldest first",
 			shedInput{now: t0, own: 6, mean: 3.2, conns: conns(0, 0, 0, 0, 0, 0)}, byConns, fresh, []int{0, 1}},
 		{"by connections: at ceil(mean)",
@@ -157,9 +163,10 @@ func TestDecideShed(t *testing.T) {
 // In a fleet whose mean is estimated, past growth, a shed by load whose
 // excess is not clear of the noise is made only once every round has
 // wanted it for steadyWant: a round that does not want it (over its share
-// or within it) starts the wait again, and so does a shed. With an exact
-// mean, within growthGrace of the peer set growing, or two connections
-// above the mean, it is made after overRounds, as before.
+// or within it) starts the wait again, and so does a shed. So is one with
+// an exact mean that would not help by count. With an exact mean where it
+// helps by count, within growthGrace of the peer set growing, or two
+// connections above the mean, it is made after overRounds, as before.
 func TestDecideShedWaitsForASteadyWant(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	cfg := FairShare{}.withDefaults()
@@ -214,8 +221,10 @@ func TestDecideShedWaitsForASteadyWant(t *testing.T) {
 		}
 	}
 	after := time.Duration(overRounds-1) * cfg.Interval // the first round at t0
+	// An exact mean: every peer asked, a fleet of up to Sample + 1 pods.
+	// At 5 connections a shed helps by count (countHelps).
 	exact := over
-	exact.meanErr, exact.estimated = 0, false
+	exact.meanErr, exact.estimated, exact.pods = 0, false, 5
 	// Two shed clients landed at once: 6 connections, 7.0 of an
 	// estimated 3.9 ± 0.05.
 	two := over
@@ -243,6 +252,17 @@ func TestDecideShedWaitsForASteadyWant(t *testing.T) {
 	clearNow.now = t0
 	if d := decideShed(clearNow, cfg, cooling); len(d.shed) != 0 || !d.next.wantSince.IsZero() {
 		t.Errorf("a clear round within the cooldown: shed %v, wantSince %v; want nothing shed and the wait started again", d.shed, d.next.wantSince)
+	}
+	// At the mean count of an exact mean only the load reading is over:
+	// it waits as with an estimated one (see waitsSteady).
+	exactEdge := shedInput{own: 5.12, mean: 4, pods: 5, ownConns: 4, perConn: 1, conns: []connLoad{
+		{id: 0, load: 1.45, opened: t0.Add(-time.Minute)}, {id: 1, load: 1.3, opened: t0.Add(-time.Minute)},
+		{id: 2, load: 1.2, opened: t0.Add(-time.Minute)}, {id: 3, load: 1.17, opened: t0.Add(-time.Minute)}}}
+	if got := sheds(exactEdge, st, 0, exactEdge); len(got) == 0 || got[0] != steadyWant {
+		t.Errorf("exact mean, 4 connections reading 5.12 of 4: sheds at %v, want the first at %v", got, steadyWant)
+	}
+	if got := sheds(exactEdge, grown, 0, exactEdge); len(got) == 0 || got[0] != after {
+		t.Errorf("the same within growthGrace of growth: sheds at %v, want the first at %v (overRounds)", got, after)
 	}
 	if got := sheds(edge, st, 0, edge); len(got) != 0 {
 		t.Errorf("4 connections reading 5.0 of an estimated 3.9 ± 0.05 in a fleet of 60: sheds at %v, want none", got)

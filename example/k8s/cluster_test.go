@@ -462,8 +462,37 @@ func (rc *realCluster) testScaleUp(t *testing.T) {
 		t.Errorf("calls over the last 30 s reached %d pods, want 5: %v", len(perPod), perPod)
 	}
 	if imbalance > 1.15 {
-		t.Errorf("imbalance over the last %v is %.2f (calls per pod %v), want ≤ 1.15", tail, imbalance, perPod)
+		t.Errorf("imbalance over the last %v is %.2f (calls per pod %v), want ≤ 1.15; fair share read, on average over those seconds: %s",
+			tail, imbalance, perPod, fairShareReading(samples[i:]))
 	}
+}
+
+// fairShareReading sums up what fair share read over samples, by pod: its
+// client connections and its load per connection against the fleet's, on
+// average. A pod at more connections than the mean whose load per
+// connection reads low holds its excess as within its share; one at the
+// mean whose load per connection reads high sheds.
+func fairShareReading(samples []callSample) string {
+	conns, load := map[string]float64{}, map[string]float64{}
+	var sumConns, sumLoad float64
+	for _, s := range samples {
+		for pod, c := range s.fsConns {
+			conns[pod] += c / float64(len(samples))
+			load[pod] += s.fsLoad[pod] / float64(len(samples))
+			sumConns += c
+			sumLoad += s.fsLoad[pod]
+		}
+	}
+	pods := slices.Sorted(maps.Keys(conns))
+	var b strings.Builder
+	for _, pod := range pods {
+		perConn := 0.0
+		if conns[pod] > 0 && sumLoad > 0 {
+			perConn = load[pod] / conns[pod] / (sumLoad / sumConns)
+		}
+		fmt.Fprintf(&b, "%s %.1f connections, load per connection %.2f of the fleet's; ", pod, conns[pod], perConn)
+	}
+	return strings.TrimSuffix(b.String(), "; ")
 }
 
 // newShare is the share of the calls between two samples that went to pods
@@ -502,7 +531,10 @@ type callSample struct {
 	calls     map[string]float64 // by pod name
 	conns     map[string]float64
 	rotations map[string]float64 // by reason, every pod
-	ready     int
+	// Fair share's reading at its last round, by pod: client connections
+	// and load (rotor_fairshare_own_connections, rotor_fairshare_own_load).
+	fsConns, fsLoad map[string]float64
+	ready           int
 }
 
 func (s callSample) minus(earlier callSample) map[string]float64 {
@@ -517,7 +549,8 @@ func (s callSample) minus(earlier callSample) map[string]float64 {
 // for hello.v1.Hello/Hi, as Prometheus would from the pods' annotations.
 func (rc *realCluster) sampleCalls(ctx context.Context, t *testing.T) callSample {
 	t.Helper()
-	s := callSample{at: time.Now(), calls: map[string]float64{}, conns: map[string]float64{}, rotations: map[string]float64{}}
+	s := callSample{at: time.Now(), calls: map[string]float64{}, conns: map[string]float64{}, rotations: map[string]float64{},
+		fsConns: map[string]float64{}, fsLoad: map[string]float64{}}
 	for _, p := range rc.serverPods(ctx, t) {
 		if p.Status.PodIP == "" || p.DeletionTimestamp != nil {
 			continue
@@ -531,6 +564,8 @@ func (rc *realCluster) sampleCalls(ctx context.Context, t *testing.T) callSample
 		}
 		s.calls[p.Name] = m.sum("grpc_server_handled_total", map[string]string{"grpc_service": "hello.v1.Hello", "grpc_method": "Hi"})
 		s.conns[p.Name] = m.sum("rotor_connections_open", nil)
+		s.fsConns[p.Name] = m.sum("rotor_fairshare_own_connections", nil)
+		s.fsLoad[p.Name] = m.sum("rotor_fairshare_own_load", nil)
 		for _, reason := range m.values("rotor_rotations_total", "reason") {
 			s.rotations[reason] += m.sum("rotor_rotations_total", map[string]string{"reason": reason})
 		}
