@@ -97,6 +97,10 @@
 //	                                              exchange (0: fair share idle)
 //	rotor_fairshare_own_connections               gauge
 //	rotor_fairshare_fleet_mean_connections        gauge
+//	rotor_fairshare_own_load                      gauge, seconds per second (the
+//	                                              server.MeasureLoad load)
+//	rotor_fairshare_fleet_mean_load               gauge, seconds per second, as
+//	                                              this server estimates it
 //	rotor_fairshare_shed_connections_total        counter
 //
 // There is no instance or pod label: Prometheus adds the target's (instance

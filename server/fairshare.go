@@ -58,8 +58,9 @@ import (
 // noise of the measure and of the estimate still moves some (README.md has
 // the figures). In fleets whose mean is estimated (more than Sample + 1
 // pods), more than 30 s after the peer set last grew, a landing at random
-// helps little. A pod whose load its count of connections explains (within
-// Hysteresis) is judged by that count: it sheds only while the count is
+// helps little. There, and past growth in fleets whose mean is exact, a
+// pod whose load its count of connections explains (within Hysteresis) is
+// judged by that count: it sheds only while the count is
 // more than (1 + Hysteresis)·(pods − 1)/pods connections above the mean,
 // the mean's error included; so, in a fleet of tens of pods with the
 // default Hysteresis, never from ceil(mean) + 1 for a whole mean, where its
@@ -79,11 +80,14 @@ import (
 // clearExcess). In fleets whose mean is exact (up to Sample + 1 pods),
 // past growth, a shed that helps by count (a pod at 5 for a mean of 4 in a
 // fleet of 5) is made at once, and one only the load reading explains (a
-// pod at 4 whose connections read costlier) after the same wait (see
-// waitsSteady).
-// Within 30 s of growth a shed by load goes at once down to the fleet's
-// mean count of connections rounded down, and below it, where only the
-// load reading explains it, after the same wait (see growthShed).
+// pod at 4 whose connections read costlier) after the same wait; a pod
+// whose count explains its load is judged by that count there too (see
+// waitsSteady). A pod that joined the fleet counts as past growth from its
+// first round.
+// Within 30 s of growth, in a fleet whose mean is estimated, a shed by
+// load goes at once down to the fleet's mean count of connections rounded
+// down, and below it, where only the load reading explains it, after the
+// same wait (see growthShed); in one whose mean is exact, at once.
 //
 // A handler's time includes its waits for a CPU, which spike on a busy
 // host or in a pod at its CPU limit, so a round counts a connection's

@@ -47,13 +47,14 @@ const overRounds = 2
 // growthGrace after the peer set last grew, or when it never grew, and
 // within growthGrace for a shed below the mean count (growthShed); with
 // an exact mean, past growth, when a shed would not help by count (see
-// waitsSteady): the load measure's time constant, loadWindow. A round that does not want a
-// shed, or in which it would not wait, starts the wait again, and so does
-// a shed; a round in which no peer answered makes no decision and also
-// starts it again.
+// waitsSteady): the load measure's time constant, loadWindow. A round
+// that does not want a shed, or in which it would not wait, starts the
+// wait again, and so does a shed; a round in which no peer answered makes
+// no decision and also starts it again.
 //
-// In such a fleet a shed counts on a random landing, which helps little
-// (pods/(pods − 1) is near 1), so the rule's edge is thin (see heaviest):
+// In a fleet whose mean is estimated a shed counts on a random landing,
+// which helps little (pods/(pods − 1) is near 1), so the rule's edge is
+// thin (see heaviest):
 // in the emulated lab, 50 → 60 pods at 4 connections each, 31 of the 35
 // sheds past the scale-up's growth came from pods at 5 whose connections
 // read a few per cent costlier than the fleet's, about as much as the
@@ -331,19 +332,32 @@ func decideShed(in shedInput, cfg FairShare, st shedState) shedDecision {
 // load, more than growthGrace after the peer set last grew or when it
 // never grew (past growth), with an estimated mean, or with an exact one
 // (every peer asked: fleets of up to Sample + 1 pods) when a shed would
-// not help by count (countHelps; not while perConn is not known). Within growth, growthShed decides
-// whether a shed below the mean count waits.
+// not help by count (countHelps; not while perConn is not known). Within
+// growth, growthShed decides whether a shed below the mean count waits.
+// With an exact mean clearExcess never shortens the wait (a pod clear by
+// count is one whose shed helps by count). A pod that joined the fleet
+// counts as past growth from its first round, unless it learns of peers
+// joinWindow after it (see growLocked).
+//
+// So, with an exact mean past growth, as with an estimated one, a pod whose
+// count explains its load (countExplains) is judged by that count: unless
+// a shed helps by count it is within its share. A pod at ceil(mean) for a
+// mean that is not whole (21 connections on 5 pods: a pod at 5 for 4.2)
+// stays there even when its connections read a little costlier, where it
+// used to shed one and start a walk no placement ends; so a pod may hold
+// up to (1 + Hysteresis)·ceil(mean)/mean of the mean load.
 //
 // An exact mean is no estimate, but a pod's load per connection is a
 // reading: on the real control plane (TestRealCluster, 20 clients on 5
 // pods, every pod at 4 connections) a pod at 4 whose connections read
-// 25–28 % above the fleet's shed one, in 3 of 5 runs within a minute past
-// growth; the client landed on a pod at 4, and the walk of that fifth
-// connection from pod to pod (a pod at 3 to fill, one landing in five)
-// held the fleet at up to 1.11 in calls for the next 25 s, and once at
-// 1.20 in CI (example/balance/fair-share-runs.md has the runs). A pod
-// above the mean by count sheds at once, as before: its count is no
-// reading, and a random landing helps (pods/(pods − 1) in a small fleet).
+// 22–28 % above the fleet's per connection shed one, in 4 of 8 runs,
+// 57–84 s after growth; the client landed on a pod at 4, and the walk of
+// that fifth connection from pod to pod (a pod at 3 to fill, one landing
+// in five) held the fleet at up to 1.11 in calls for the next 25 s, and
+// once at 1.20 in CI (example/balance/fair-share-runs.md has the runs). A
+// pod whose shed helps by count (a pod at 5 for a mean of 4 in a fleet of
+// 5) sheds at once, as before: its count is no reading, and a random
+// landing helps (pods/(pods − 1) in a small fleet).
 func waitsSteady(in shedInput, cfg FairShare, st shedState) bool {
 	growing := !st.grewAt.IsZero() && in.now.Sub(st.grewAt) < growthGrace
 	if cfg.Measure != MeasureLoad || growing {

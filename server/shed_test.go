@@ -96,6 +96,8 @@ func TestDecideShed(t *testing.T) {
 			shedInput{now: t0, own: 5.12, mean: 4, pods: 5, ownConns: 4, perConn: 1, conns: conns(1.45, 1.3, 1.2, 1.17)}, load, fresh, nil},
 		{"the same, wanted for steadyWant: it moves",
 			shedInput{now: t0, own: 5.12, mean: 4, pods: 5, ownConns: 4, perConn: 1, conns: conns(1.45, 1.3, 1.2, 1.17)}, load, steady, []int{2}},
+		{"at ceil(mean) of an exact mean that is not whole (5 of 4.2: 21 connections on 5 pods), reading 1.06 each: its count explains its load and a shed would not help by count, it stays",
+			shedInput{now: t0, own: 5.3, mean: 4.2, pods: 5, ownConns: 5, perConn: 1, conns: conns(1.06, 1.06, 1.06, 1.06, 1.06)}, load, steady, nil},
 		{"the same within growthGrace of growth: it moves at once",
 			shedInput{now: t0, own: 5.12, mean: 4, pods: 5, ownConns: 4, perConn: 1, conns: conns(1.45, 1.3, 1.2, 1.17)}, load, grown, []int{2}},
 		{"5 that called and 1 back from a shed, not called yet, reading 5.9 of an estimated 4: the count of those that called does not explain it, wanted for steadyWant: it moves",

@@ -468,29 +468,32 @@ func (rc *realCluster) testScaleUp(t *testing.T) {
 }
 
 // fairShareReading sums up what fair share read over samples, by pod: its
-// client connections and its load per connection against the fleet's, on
-// average. A pod at more connections than the mean whose load per
-// connection reads low holds its excess as within its share; one at the
-// mean whose load per connection reads high sheds.
+// client connections and its load per connection against the fleet's,
+// averaged over the samples that scraped the pod. A pod at more
+// connections than the mean whose load per connection reads low holds its
+// excess as within its share; one at the mean whose load per connection
+// reads high sheds. As in fair share, a connection counts in the load only
+// a second after its first call, so a pod a client just moved to reads low
+// for that second.
 func fairShareReading(samples []callSample) string {
-	conns, load := map[string]float64{}, map[string]float64{}
+	conns, load, n := map[string]float64{}, map[string]float64{}, map[string]float64{}
 	var sumConns, sumLoad float64
 	for _, s := range samples {
 		for pod, c := range s.fsConns {
-			conns[pod] += c / float64(len(samples))
-			load[pod] += s.fsLoad[pod] / float64(len(samples))
+			conns[pod] += c
+			load[pod] += s.fsLoad[pod]
+			n[pod]++
 			sumConns += c
 			sumLoad += s.fsLoad[pod]
 		}
 	}
-	pods := slices.Sorted(maps.Keys(conns))
 	var b strings.Builder
-	for _, pod := range pods {
+	for _, pod := range slices.Sorted(maps.Keys(conns)) {
 		perConn := 0.0
 		if conns[pod] > 0 && sumLoad > 0 {
 			perConn = load[pod] / conns[pod] / (sumLoad / sumConns)
 		}
-		fmt.Fprintf(&b, "%s %.1f connections, load per connection %.2f of the fleet's; ", pod, conns[pod], perConn)
+		fmt.Fprintf(&b, "%s %.1f connections, load per connection %.2f of the fleet's; ", pod, conns[pod]/n[pod], perConn)
 	}
 	return strings.TrimSuffix(b.String(), "; ")
 }
