@@ -79,10 +79,10 @@ func TestCluster(t *testing.T) {
 // the controllers and scheduler through a Deployment, and that Close leaves
 // nothing behind.
 func testCluster(t *testing.T, mode ProxyMode) {
-	// Logs are kept until the test has passed, for a look when it fails,
-	// or always with ROTOR_CLUSTER_KEEP_LOGS=1 (see NewForTest).
+	// Close keeps the logs; NewForTest's cleanup removes them, or keeps
+	// them with ROTOR_CLUSTER_KEEP_LOGS=1 (KeepLogsEnv).
 	cfg := Config{ProxyMode: mode}
-	keepLogs := os.Getenv("ROTOR_CLUSTER_KEEP_LOGS") != ""
+	keepLogs := os.Getenv(KeepLogsEnv) != ""
 	if err := Available(cfg); err != nil {
 		t.Skip(err)
 	}

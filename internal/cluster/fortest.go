@@ -2,14 +2,29 @@ package cluster
 
 import (
 	"context"
+	"io/fs"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 )
 
+// KeepLogsEnv is the environment variable that, set to anything but "",
+// makes NewForTest keep the cluster's directory, its logs whole, after the
+// test: under Dir, /tmp/rotorkube-*-logs, which nothing removes then.
+const KeepLogsEnv = "ROTOR_CLUSTER_KEEP_LOGS"
+
+// failedLogLines is how many of a log's last lines NewForTest prints when
+// the test failed: enough for the error a component or pod ended with, few
+// enough that 20 logs stay readable in a CI log.
+const failedLogLines = 20
+
 // NewForTest starts a cluster as New does, failing t if it cannot, and
-// closes it when the test ends. It sets Config.KeepLogs: the components'
-// and pods' logs stay in Dir for a look when the test fails, or always with
-// ROTOR_CLUSTER_KEEP_LOGS set, and are removed when it passes.
+// closes it when the test ends. The test removes what it made, also when
+// it fails: when it failed it first logs the last failedLogLines lines of
+// every component's and pod's log (Dir's *.log files, PodLogDir's
+// included). With KeepLogsEnv set it keeps the directory instead and logs
+// where it is.
 func NewForTest(ctx context.Context, t testing.TB, cfg Config) *Cluster {
 	t.Helper()
 	cfg.KeepLogs = true
@@ -19,11 +34,36 @@ func NewForTest(ctx context.Context, t testing.TB, cfg Config) *Cluster {
 	}
 	t.Cleanup(func() {
 		_ = c.Close()
-		if t.Failed() || os.Getenv("ROTOR_CLUSTER_KEEP_LOGS") != "" {
-			t.Logf("the components' and pods' logs are in %s", c.Dir())
-		} else {
-			_ = os.RemoveAll(c.Dir())
-		}
+		finishLogs(t, c.Dir(), os.Getenv(KeepLogsEnv) != "")
 	})
 	return c
+}
+
+// finishLogs ends a test's cluster directory dir, which Close kept: with
+// keep it stays, and t logs where; otherwise, when t failed, t logs the
+// tail of each *.log file under dir, in path order, named relative to dir;
+// then dir is removed. A failure to remove it fails t.
+func finishLogs(t testing.TB, dir string, keep bool) {
+	if keep {
+		t.Logf("the components' and pods' logs are in %s (%s is set; rm -r it after)", dir, KeepLogsEnv)
+		return
+	}
+	if t.Failed() {
+		var b strings.Builder
+		_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !strings.HasSuffix(path, ".log") {
+				return nil
+			}
+			rel, _ := filepath.Rel(dir, path)
+			b.WriteString("--- last lines of " + rel + " ---\n" + tail(path, failedLogLines) + "\n")
+			return nil
+		})
+		if b.Len() == 0 {
+			b.WriteString("(no logs)\n")
+		}
+		t.Logf("the test failed; the cluster's logs, which are removed now (set %s=1 to keep them whole):\n%s", KeepLogsEnv, b.String())
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		t.Errorf("removing the cluster's directory: %v", err)
+	}
 }
