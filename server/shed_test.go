@@ -263,6 +263,15 @@ func TestDecideShedWaitsForASteadyWant(t *testing.T) {
 	if got := sheds(exactEdge, st, 0, exactEdge); len(got) == 0 || got[0] != steadyWant {
 		t.Errorf("exact mean, 4 connections reading 5.12 of 4: sheds at %v, want the first at %v", got, steadyWant)
 	}
+	// A round at 5 connections, where a shed helps by count, does not
+	// wait: it sheds at once, and the rounds after it wait again.
+	exactHelps := exactEdge
+	exactHelps.ownConns = 5
+	if got := sheds(exactEdge, st, 3*time.Second, exactHelps); len(got) < 2 || got[0] != 3*time.Second ||
+		got[1] != 3*time.Second+cfg.Interval+steadyWant {
+		t.Errorf("exact mean, one round at 3 s where a shed helps by count: sheds at %v, want the first at 3s and the next at %v",
+			got, 3*time.Second+cfg.Interval+steadyWant)
+	}
 	if got := sheds(exactEdge, grown, 0, exactEdge); len(got) == 0 || got[0] != after {
 		t.Errorf("the same within growthGrace of growth: sheds at %v, want the first at %v (overRounds)", got, after)
 	}
