@@ -77,13 +77,19 @@ import (
 // clear of the noise by load and by count, only once every round has
 // wanted it for 5 s, the load's time constant, so that a moment of the
 // host's CPU read as load does not move a connection (see steadyWant and
-// clearExcess). In fleets whose mean is exact (up to Sample + 1 pods),
-// past growth, a shed that helps by count (a pod at 5 for a mean of 4 in a
-// fleet of 5) is made at once, and one only the load reading explains (a
-// pod at 4 whose connections read costlier) after the same wait; a pod
-// whose count explains its load is judged by that count there too (see
-// waitsSteady). A pod that joined the fleet counts as past growth from its
-// first round.
+// clearExcess); one that would not help by count, which only the pod's
+// load reading explains (a pod at 5 for a mean of 4 whose connections
+// read costlier), only once every round has wanted it for 15 s: in the
+// emulated lab of 50 → 60 pods, left alone for 533 s past growth, pods at
+// 5 shed so 3 times in each of two runs with 5 s, and none in one with
+// 15 s (see loadOnlyWant). A heavy client's neighbours, past growth, move
+// 15 s after it began. In fleets whose mean is exact (up to Sample + 1
+// pods), past growth, a shed that helps by count (a pod at 5 for a mean of
+// 4 in a fleet of 5) is made at once, and one only the load reading
+// explains (a pod at 4 whose connections read costlier) after the same
+// 15 s; a pod whose count explains its load is judged by that count there
+// too (see waitsSteady). A pod that joined the fleet counts as past growth
+// from its first round.
 // Within 30 s of growth, in a fleet whose mean is estimated, a shed by
 // load goes at once down to the fleet's mean count of connections rounded
 // down, and below it, where only the load reading explains it, after the

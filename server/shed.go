@@ -68,7 +68,9 @@ const overRounds = 2
 // to fair unchanged (example/balance/fair-share-runs.md has the runs).
 // Since then a pod whose count of connections explains its load sheds
 // past growth only when a shed helps by count (countExplains,
-// countHelps), and then, unless its excess is clear, after the wait too.
+// countHelps), and then, unless its excess is clear, after the wait too;
+// past growth a shed that would not help by count waits three times as
+// long (loadOnlyWant).
 //
 // Within growthGrace of growth a scale-up's imbalance is no noise, its new
 // pods must fill within seconds, and admission's room (roomIn) sends a
@@ -243,7 +245,8 @@ type shedDecision struct {
 //     count of connections explains its load and a shed would not help by
 //     count (countExplains: the pod is then within its share), and a shed
 //     whose excess is not clear of the noise (clearExcess) only once every
-//     round has wanted it for steadyWant; within growthGrace, with an
+//     round has wanted it for steadyWant, or for loadOnlyWant when it
+//     would not help by count (steadyWantFor); within growthGrace, with an
 //     estimated mean, at once down to the fleet's mean count of
 //     connections rounded down, and below it after steadyWant
 //     (growthShed).
@@ -300,7 +303,7 @@ func decideShed(in shedInput, cfg FairShare, st shedState) shedDecision {
 	}
 	if len(want) > 0 && waits && !clearExcess(in, want, cfg.Hysteresis) {
 		d.next.wantSince = cmp.Or(st.wantSince, in.now)
-		if in.now.Sub(d.next.wantSince) < steadyWant {
+		if in.now.Sub(d.next.wantSince) < steadyWantFor(in, cfg, steady) {
 			return d
 		}
 	}
@@ -328,7 +331,8 @@ func decideShed(in shedInput, cfg FairShare, st shedState) shedDecision {
 }
 
 // waitsSteady reports whether a shed this round must first have been
-// wanted for steadyWant, unless its excess is clear (clearExcess): by
+// wanted for steadyWant (loadOnlyWant when it would not help by count:
+// steadyWantFor), unless its excess is clear (clearExcess): by
 // load, more than growthGrace after the peer set last grew or when it
 // never grew (past growth), with an estimated mean, or with an exact one
 // (every peer asked: fleets of up to Sample + 1 pods) when a shed would
@@ -364,6 +368,34 @@ func waitsSteady(in shedInput, cfg FairShare, st shedState) bool {
 		return false
 	}
 	return in.estimated || in.perConn > 0 && !countHelps(in, cfg.Hysteresis)
+}
+
+// loadOnlyWant is how long, past growth, a shed that would not help by
+// count (countHelps is false: in a fleet of tens of pods with the default
+// Hysteresis, a pod at ceil(mean) + 1 or less for a whole mean) must have
+// been wanted in every round before the pod makes it: three times
+// steadyWant, 15 s. Only the pod's load reading explains such a shed
+// (its connections read costlier than the fleet's), and a load reading
+// moves with the host: in the emulated lab of 50 → 60 pods, left alone
+// for 533 s past growth (no age wave), pods at 5 whose connections read
+// over Hysteresis above the fleet's for 5 s shed 3 times in each of two
+// runs, though nothing in the fleet had changed, and each shed only moved
+// the pod at 5 to where its client landed; with 15 s, none in a run beside
+// the second (example/balance/fair-share-runs.md). A load that stays high,
+// a heavy client or a slower node, moves 15 s after it began, 10 s later
+// than with steadyWant. Within growth such a shed waits steadyWant (see
+// growthShed); a shed that helps by count waits steadyWant at most.
+const loadOnlyWant = 3 * steadyWant
+
+// steadyWantFor returns how long a shed that waits (steady: see
+// waitsSteady) must have been wanted in every round: loadOnlyWant when it
+// would not help by count (countHelps; steadyWant while perConn is not
+// known), steadyWant otherwise.
+func steadyWantFor(in shedInput, cfg FairShare, steady bool) time.Duration {
+	if steady && in.perConn > 0 && !countHelps(in, cfg.Hysteresis) {
+		return loadOnlyWant
+	}
+	return steadyWant
 }
 
 // growthShed returns, for a round within growthGrace of growth whose mean
@@ -512,7 +544,8 @@ func countClears(in shedInput, margin float64) bool {
 // whose connections read a few per cent high for steadyWant moved one; its
 // connections read so by the host's CPU from moment to moment, not by what
 // its clients cost. A pod whose connections stay costlier than Hysteresis
-// over the fleet's, a heavy client or a slower node, is judged by load.
+// over the fleet's, a heavy client or a slower node, is judged by load,
+// and its shed, which would not help by count, waits for loadOnlyWant.
 func countExplains(in shedInput, hysteresis float64) bool {
 	return in.perConn > 0 && in.own <= float64(in.ownConns)*in.perConn*(1+hysteresis)
 }
@@ -608,12 +641,13 @@ func oldest(conns []connLoad, n int) []int {
 // a connection together shed its fifth connection, which made the pod it
 // landed on, at 4, the next at 5. The margin takes out about one standard
 // error of that (there about 4 % of the mean), not all of it
-// (example/balance/fair-share-runs.md has the runs); such a shed also waits
-// for steadyWant, and past growth a pod whose count explains its load makes
-// it only when it helps by count (see decideShed). A connection heavier
-// than the mean makes whichever pod holds it the busiest, so it moves only
-// when as much load stays behind (a pod that holds two of a few heavy
-// clients sheds one); otherwise the pod sheds lighter ones and keeps it.
+// (example/balance/fair-share-runs.md has the runs); such a shed also
+// waits for steadyWant, or loadOnlyWant (steadyWantFor), and past growth a
+// pod whose count explains its load makes it only when it helps by count
+// (see decideShed). A connection heavier than the mean makes whichever pod
+// holds it the busiest, so it moves only when as much load stays behind (a
+// pod that holds two of a few heavy clients sheds one); otherwise the pod
+// sheds lighter ones and keeps it.
 // Connections without load are not candidates.
 //
 // With room (admission on, and peers below their share by whole

@@ -29,6 +29,9 @@ func TestDecideShed(t *testing.T) {
 	// One that has also wanted a shed for steadyWant, which a shed that
 	// counts on a random landing with an estimated mean waits for.
 	steady := shedState{cooldown: load.Cooldown, over: 1, wantSince: t0.Add(-steadyWant)}
+	// One that has wanted it for loadOnlyWant, which past growth a shed
+	// that would not help by count waits for.
+	loadOnly := shedState{cooldown: load.Cooldown, over: 1, wantSince: t0.Add(-loadOnlyWant)}
 	// One whose peer set grew 10 s ago (growthGrace).
 	grown := shedState{cooldown: load.Cooldown, over: 1, grewAt: t0.Add(-10 * time.Second)}
 	tests := []struct {
@@ -94,14 +97,16 @@ func TestDecideShed(t *testing.T) {
 			shedInput{now: t0, own: 5.25, mean: 4, pods: 5, ownConns: 5, perConn: 1, conns: conns(1.05, 1.05, 1.05, 1.05, 1.05)}, load, fresh, []int{0}},
 		{"at the mean count of an exact mean, 4 connections reading 5.12 in all (TestRealCluster's walks began so): a shed would not help by count, it waits",
 			shedInput{now: t0, own: 5.12, mean: 4, pods: 5, ownConns: 4, perConn: 1, conns: conns(1.45, 1.3, 1.2, 1.17)}, load, fresh, nil},
-		{"the same, wanted for steadyWant: it moves",
-			shedInput{now: t0, own: 5.12, mean: 4, pods: 5, ownConns: 4, perConn: 1, conns: conns(1.45, 1.3, 1.2, 1.17)}, load, steady, []int{2}},
+		{"the same, wanted for steadyWant: it still waits (loadOnlyWant)",
+			shedInput{now: t0, own: 5.12, mean: 4, pods: 5, ownConns: 4, perConn: 1, conns: conns(1.45, 1.3, 1.2, 1.17)}, load, steady, nil},
+		{"the same, wanted for loadOnlyWant: it moves",
+			shedInput{now: t0, own: 5.12, mean: 4, pods: 5, ownConns: 4, perConn: 1, conns: conns(1.45, 1.3, 1.2, 1.17)}, load, loadOnly, []int{2}},
 		{"at ceil(mean) of an exact mean that is not whole (5 of 4.2: 21 connections on 5 pods), reading 1.06 each: its count explains its load and a shed would not help by count, it stays",
 			shedInput{now: t0, own: 5.3, mean: 4.2, pods: 5, ownConns: 5, perConn: 1, conns: conns(1.06, 1.06, 1.06, 1.06, 1.06)}, load, steady, nil},
 		{"the same within growthGrace of growth: it moves at once",
 			shedInput{now: t0, own: 5.12, mean: 4, pods: 5, ownConns: 4, perConn: 1, conns: conns(1.45, 1.3, 1.2, 1.17)}, load, grown, []int{2}},
-		{"5 that called and 1 back from a shed, not called yet, reading 5.9 of an estimated 4: the count of those that called does not explain it, wanted for steadyWant: it moves",
-			shedInput{now: t0, own: 5.9, mean: 4, estimated: true, pods: 60, ownConns: 5, waiting: 1, perConn: 1, conns: conns(1.18, 1.18, 1.18, 1.18, 1.18)}, load, steady, []int{0}},
+		{"5 that called and 1 back from a shed, not called yet, reading 5.9 of an estimated 4: the count of those that called does not explain it, wanted for loadOnlyWant: it moves",
+			shedInput{now: t0, own: 5.9, mean: 4, estimated: true, pods: 60, ownConns: 5, waiting: 1, perConn: 1, conns: conns(1.18, 1.18, 1.18, 1.18, 1.18)}, load, loadOnly, []int{0}},
 		{"a pod at 6 for a mean of 4.5 ± 0.13, explained by its count, wanted for steadyWant: half its landings help, it moves",
 			shedInput{now: t0, own: 6, mean: 4.5, meanErr: 0.13, estimated: true, pods: 60, ownConns: 6, perConn: 1, conns: conns(1, 1, 1, 1, 1, 1)}, load, steady, []int{0}},
 		{"the same, wanted for less than steadyWant: its excess is not clear (clearExcess), it waits",
@@ -110,16 +115,18 @@ func TestDecideShed(t *testing.T) {
 			shedInput{now: t0, own: 12, mean: 10, meanErr: 0.13, estimated: true, pods: 60, ownConns: 12, perConn: 1, conns: conns(1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1)}, load, steady, []int{0}},
 		{"a pod at 23 for a mean of 20 ± 0.13, explained by its count: it moves",
 			shedInput{now: t0, own: 23, mean: 20, meanErr: 0.13, estimated: true, pods: 60, ownConns: 23, perConn: 1, conns: conns(1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1)}, load, steady, []int{0, 1}},
-		{"a pod at 5 whose connections read 20 % costlier (a slower node), wanted for steadyWant: it moves",
-			shedInput{now: t0, own: 6, mean: 4, estimated: true, pods: 60, ownConns: 5, perConn: 1, conns: conns(1.2, 1.2, 1.2, 1.2, 1.2)}, load, steady, []int{0}},
-		{"a pod at 5 with a heavy client, 7 of an estimated 4, wanted for steadyWant: light ones move, the heavy one stays",
-			shedInput{now: t0, own: 7, mean: 4, estimated: true, pods: 60, ownConns: 5, perConn: 1, conns: conns(3, 1, 1, 1, 1)}, load, steady, []int{1, 2}},
+		{"a pod at 5 whose connections read 20 % costlier (a slower node), wanted for steadyWant: a shed would not help by count, it waits (loadOnlyWant)",
+			shedInput{now: t0, own: 6, mean: 4, estimated: true, pods: 60, ownConns: 5, perConn: 1, conns: conns(1.2, 1.2, 1.2, 1.2, 1.2)}, load, steady, nil},
+		{"the same, wanted for loadOnlyWant: it moves",
+			shedInput{now: t0, own: 6, mean: 4, estimated: true, pods: 60, ownConns: 5, perConn: 1, conns: conns(1.2, 1.2, 1.2, 1.2, 1.2)}, load, loadOnly, []int{0}},
+		{"a pod at 5 with a heavy client, 7 of an estimated 4, wanted for loadOnlyWant: light ones move, the heavy one stays",
+			shedInput{now: t0, own: 7, mean: 4, estimated: true, pods: 60, ownConns: 5, perConn: 1, conns: conns(3, 1, 1, 1, 1)}, load, loadOnly, []int{1, 2}},
 		{"a pod at 6, by count clear of the mean, its load explained by it: judged by load, it moves at once",
 			shedInput{now: t0, own: 6, mean: 4, estimated: true, pods: 60, ownConns: 6, perConn: 1, conns: conns(1, 1, 1, 1, 1, 1)}, load, fresh, []int{0}},
 		{"a pod at the mean by connections whose calls read 50 % costlier, 6 of an estimated 4: it waits for steadyWant",
 			shedInput{now: t0, own: 6, mean: 4, estimated: true, pods: 60, ownConns: 4, perConn: 1, conns: conns(1.5, 1.5, 1.5, 1.5)}, load, fresh, nil},
-		{"the same, wanted for steadyWant: it moves",
-			shedInput{now: t0, own: 6, mean: 4, estimated: true, pods: 60, ownConns: 4, perConn: 1, conns: conns(1.5, 1.5, 1.5, 1.5)}, load, steady, []int{0}},
+		{"the same, wanted for loadOnlyWant: it moves",
+			shedInput{now: t0, own: 6, mean: 4, estimated: true, pods: 60, ownConns: 4, perConn: 1, conns: conns(1.5, 1.5, 1.5, 1.5)}, load, loadOnly, []int{0}},
 		{"clear by connections but not by load: 6 connections reading 5.2 of an estimated 4 wait for steadyWant",
 			shedInput{now: t0, own: 5.2, mean: 4, estimated: true, pods: 60, ownConns: 6, perConn: 1, conns: conns(0.88, 0.88, 0.88, 0.88, 0.88, 0.8)}, load, fresh, nil},
 		{"the same, wanted for steadyWant: the heaviest moves",
@@ -192,11 +199,11 @@ func TestDecideShedWaitsForASteadyWant(t *testing.T) {
 	// Reading 4.2: within its share.
 	within := over
 	within.own = 4.2
-	// sheds plays 30 s of rounds every Interval and returns when each shed
+	// sheds plays 45 s of rounds every Interval and returns when each shed
 	// came, after t0; the round at dip reads dipIn.
 	sheds := func(in shedInput, st shedState, dip time.Duration, dipIn shedInput) []time.Duration {
 		var at []time.Duration
-		for now := t0; now.Before(t0.Add(30 * time.Second)); now = now.Add(cfg.Interval) {
+		for now := t0; now.Before(t0.Add(45 * time.Second)); now = now.Add(cfg.Interval) {
 			round := in
 			if dip > 0 && now.Equal(t0.Add(dip)) {
 				round = dipIn
@@ -211,15 +218,26 @@ func TestDecideShedWaitsForASteadyWant(t *testing.T) {
 		return at
 	}
 	st := shedState{cooldown: cfg.Cooldown}
-	if got := sheds(over, st, 0, over); len(got) < 2 || got[0] != steadyWant || got[1] < got[0]+steadyWant {
-		t.Errorf("estimated mean: sheds at %v, want the first at %v and the next %v or more after it", got, steadyWant, steadyWant)
+	// Its count would not help (5 of 3.9): only its load explains the
+	// shed, which waits for loadOnlyWant.
+	if got := sheds(over, st, 0, over); len(got) < 2 || got[0] != loadOnlyWant || got[1] < got[0]+loadOnlyWant {
+		t.Errorf("estimated mean: sheds at %v, want the first at %v and the next %v or more after it", got, loadOnlyWant, loadOnlyWant)
+	}
+	// At 6 for 4.5 ± 0.13 a shed helps by count, but it is not clear
+	// (clearExcess): it waits for steadyWant.
+	helps := shedInput{own: 6, mean: 4.5, meanErr: 0.13, estimated: true, pods: 60, ownConns: 6, perConn: 1}
+	for i := range 6 {
+		helps.conns = append(helps.conns, connLoad{id: i, load: 1, opened: t0.Add(-time.Minute)})
+	}
+	if got := sheds(helps, st, 0, helps); len(got) == 0 || got[0] != steadyWant {
+		t.Errorf("estimated mean, 6 of 4.5 ± 0.13: sheds at %v, want the first at %v", got, steadyWant)
 	}
 	for _, dip := range []struct {
 		name string
 		in   shedInput
 	}{{"over its share, no shed helps", edge}, {"within its share", within}} {
-		if got := sheds(over, st, 3*time.Second, dip.in); len(got) == 0 || got[0] != 3*time.Second+cfg.Interval+steadyWant {
-			t.Errorf("one round at 3 s %s: sheds at %v, want the first at %v", dip.name, got, 3*time.Second+cfg.Interval+steadyWant)
+		if got := sheds(over, st, 3*time.Second, dip.in); len(got) == 0 || got[0] != 3*time.Second+cfg.Interval+loadOnlyWant {
+			t.Errorf("one round at 3 s %s: sheds at %v, want the first at %v", dip.name, got, 3*time.Second+cfg.Interval+loadOnlyWant)
 		}
 	}
 	after := time.Duration(overRounds-1) * cfg.Interval // the first round at t0
@@ -260,17 +278,17 @@ func TestDecideShedWaitsForASteadyWant(t *testing.T) {
 	exactEdge := shedInput{own: 5.12, mean: 4, pods: 5, ownConns: 4, perConn: 1, conns: []connLoad{
 		{id: 0, load: 1.45, opened: t0.Add(-time.Minute)}, {id: 1, load: 1.3, opened: t0.Add(-time.Minute)},
 		{id: 2, load: 1.2, opened: t0.Add(-time.Minute)}, {id: 3, load: 1.17, opened: t0.Add(-time.Minute)}}}
-	if got := sheds(exactEdge, st, 0, exactEdge); len(got) == 0 || got[0] != steadyWant {
-		t.Errorf("exact mean, 4 connections reading 5.12 of 4: sheds at %v, want the first at %v", got, steadyWant)
+	if got := sheds(exactEdge, st, 0, exactEdge); len(got) == 0 || got[0] != loadOnlyWant {
+		t.Errorf("exact mean, 4 connections reading 5.12 of 4: sheds at %v, want the first at %v", got, loadOnlyWant)
 	}
 	// A round at 5 connections, where a shed helps by count, does not
 	// wait: it sheds at once, and the rounds after it wait again.
 	exactHelps := exactEdge
 	exactHelps.ownConns = 5
 	if got := sheds(exactEdge, st, 3*time.Second, exactHelps); len(got) < 2 || got[0] != 3*time.Second ||
-		got[1] != 3*time.Second+cfg.Interval+steadyWant {
+		got[1] != 3*time.Second+cfg.Interval+loadOnlyWant {
 		t.Errorf("exact mean, one round at 3 s where a shed helps by count: sheds at %v, want the first at 3s and the next at %v",
-			got, 3*time.Second+cfg.Interval+steadyWant)
+			got, 3*time.Second+cfg.Interval+loadOnlyWant)
 	}
 	if got := sheds(exactEdge, grown, 0, exactEdge); len(got) == 0 || got[0] != after {
 		t.Errorf("the same within growthGrace of growth: sheds at %v, want the first at %v (overRounds)", got, after)
