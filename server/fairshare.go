@@ -72,28 +72,27 @@ import (
 // pods at 5 shed by count (10 and 13 times in two lab runs of 100 → 110
 // pods; README.md's known limits; two of meanErr in place of one was tried
 // and not kept: example/balance/fair-share-runs.md). Any other shed past
-// growth (a pod whose connections read costlier, a heavy client or a
-// slower node, or one whose count helps) is made, unless its excess is
-// clear of the noise by load and by count, only once every round has
-// wanted it for 5 s, the load's time constant, so that a moment of the
-// host's CPU read as load does not move a connection (see steadyWant and
-// clearExcess); one that would not help by count, which only the pod's
-// load reading explains (a pod at 5 for a mean of 4 whose connections
-// read costlier), only once every round has wanted it for 15 s: in the
-// emulated lab of 50 → 60 pods, left alone for 533 s past growth, pods at
-// 5 shed so 3 times in each of two runs with 5 s, and none in one with
-// 15 s (see loadOnlyWant). A heavy client's neighbours, past growth, move
-// 15 s after it began. In fleets whose mean is exact (up to Sample + 1
-// pods), past growth, a shed that helps by count (a pod at 5 for a mean of
-// 4 in a fleet of 5) is made at once, and one only the load reading
-// explains (a pod at 4 whose connections read costlier) after the same
-// 15 s; a pod whose count explains its load is judged by that count there
-// too (see waitsSteady). A pod that joined the fleet counts as past growth
-// from its first round.
+// growth is made, unless its excess is clear of the noise by load and by
+// count, only once every round has wanted it for a while, so that a moment
+// of the host's CPU read as load does not move a connection (see
+// steadyWant, loadOnlyWant, waited and clearExcess): for 5 s, the load's
+// time constant, when it would help by count in every one of those rounds
+// (a pod at 6 for a mean of 4.5); for 15 s when only the pod's load
+// reading explains it (a pod at 5 for a mean of 4 whose connections read
+// costlier: a heavy client, a slower node, or the host's CPU), which in
+// the emulated lab moved a connection of a fleet left alone now and then
+// with 5 s, and a sixth as often with 15 s (see loadOnlyWant). So a heavy client's
+// neighbours, past growth, move 15 s after its load began. In fleets whose
+// mean is exact (up to Sample + 1 pods), past growth, a shed that helps by
+// count (a pod at 5 for a mean of 4 in a fleet of 5) is made at once, and
+// one only the load reading explains (a pod at 4 whose connections read
+// costlier) after 15 s; a pod whose count explains its load is judged by
+// that count there too (see waitsSteady). A pod that joined the fleet
+// counts as past growth from its first round.
 // Within 30 s of growth, in a fleet whose mean is estimated, a shed by
 // load goes at once down to the fleet's mean count of connections rounded
-// down, and below it, where only the load reading explains it, after the
-// same wait (see growthShed); in one whose mean is exact, at once.
+// down, and below it, where only the load reading explains it, after 5 s
+// (see growthShed); in one whose mean is exact, at once.
 //
 // A handler's time includes its waits for a CPU, which spike on a busy
 // host or in a pod at its CPU limit, so a round counts a connection's
@@ -847,7 +846,8 @@ func (f *fairShare) round(ctx context.Context) {
 	obs, _ := f.s.obs.(FairShareObserver)
 	if len(answers) == 0 {
 		f.mu.Lock()
-		f.shed.wantSince = time.Time{} // no decision: a shed waits for steadyWant again
+		// No decision: a shed waits from the start again.
+		f.shed.wantSince, f.shed.helpsSince = time.Time{}, time.Time{}
 		f.mu.Unlock()
 		if !wasAlone {
 			f.s.log.Warn("fair share: no peer answered; relying on age rotation", "peers_known", len(peers))

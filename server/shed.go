@@ -22,16 +22,17 @@ const (
 
 // shedState is what a pod remembers between fair-share rounds.
 type shedState struct {
-	lastShed  time.Time
-	shedN     int           // how many connections the last shed sent GOAWAY to; 0 when none pends
-	shedConns int           // the pod's client connections when it began (shedInput.judgedConns)
-	shedRest  float64       // the rest of the fleet's mean connections then (see shedInput.restConns); 0 when not known
-	cooldown  time.Duration // FairShare.Cooldown, doubled after futile sheds
-	futile    int           // sheds in a row whose clients came back (see futileShed)
-	grewAt    time.Time     // when the peer set last grew
-	over      int           // rounds in a row above its share
-	under     int           // rounds in a row within its share
-	wantSince time.Time     // the first of the rounds in a row that wanted a shed that waits (see steadyWant); zero when the last round did not
+	lastShed   time.Time
+	shedN      int           // how many connections the last shed sent GOAWAY to; 0 when none pends
+	shedConns  int           // the pod's client connections when it began (shedInput.judgedConns)
+	shedRest   float64       // the rest of the fleet's mean connections then (see shedInput.restConns); 0 when not known
+	cooldown   time.Duration // FairShare.Cooldown, doubled after futile sheds
+	futile     int           // sheds in a row whose clients came back (see futileShed)
+	grewAt     time.Time     // when the peer set last grew
+	over       int           // rounds in a row above its share
+	under      int           // rounds in a row within its share
+	wantSince  time.Time     // the first of the rounds in a row that wanted a shed that waits (see steadyWant); zero when the last round did not
+	helpsSince time.Time     // the first of those rounds in a row in which the shed would help by count (see waited); zero when the last did not
 }
 
 // overRounds is how many rounds in a row a pod must be above its share
@@ -44,10 +45,12 @@ const overRounds = 2
 // steadyWant is how long a shed by load must have been wanted in every
 // round before the pod makes it, in a round whose mean is estimated (a
 // fleet of more than Sample + 1 pods: shedInput.estimated) more than
-// growthGrace after the peer set last grew, or when it never grew, and
-// within growthGrace for a shed below the mean count (growthShed); with
-// an exact mean, past growth, when a shed would not help by count (see
-// waitsSteady): the load measure's time constant, loadWindow. A round
+// growthGrace after the peer set last grew, or when it never grew, when
+// the shed would help by count (in every one of those rounds: see
+// waited), and within growthGrace for a shed below the mean count
+// (growthShed): the load measure's time constant, loadWindow. Past growth
+// a shed that would not help by count, with an estimated mean or an exact
+// one (see waitsSteady), waits three times as long (loadOnlyWant). A round
 // that does not want a shed, or in which it would not wait, starts the
 // wait again, and so does a shed; a round in which no peer answered makes
 // no decision and also starts it again.
@@ -68,9 +71,7 @@ const overRounds = 2
 // to fair unchanged (example/balance/fair-share-runs.md has the runs).
 // Since then a pod whose count of connections explains its load sheds
 // past growth only when a shed helps by count (countExplains,
-// countHelps), and then, unless its excess is clear, after the wait too;
-// past growth a shed that would not help by count waits three times as
-// long (loadOnlyWant).
+// countHelps), and then, unless its excess is clear, after the wait too.
 //
 // Within growthGrace of growth a scale-up's imbalance is no noise, its new
 // pods must fill within seconds, and admission's room (roomIn) sends a
@@ -137,8 +138,8 @@ type shedInput struct {
 	meanErr float64
 	// estimated: the mean is a sample's estimate, not every peer was asked
 	// (fleets of more than Sample + 1 pods). With MeasureLoad a shed then
-	// waits for steadyWant past growth, and within growth below the mean
-	// count (growthShed).
+	// waits past growth (steadyWant, or loadOnlyWant: see waited), and
+	// within growth below the mean count (growthShed).
 	estimated bool
 }
 
@@ -246,7 +247,7 @@ type shedDecision struct {
 //     count (countExplains: the pod is then within its share), and a shed
 //     whose excess is not clear of the noise (clearExcess) only once every
 //     round has wanted it for steadyWant, or for loadOnlyWant when it
-//     would not help by count (steadyWantFor); within growthGrace, with an
+//     would not help by count (see waited); within growthGrace, with an
 //     estimated mean, at once down to the fleet's mean count of
 //     connections rounded down, and below it after steadyWant
 //     (growthShed).
@@ -267,8 +268,9 @@ type shedDecision struct {
 // whether the shed worked.
 func decideShed(in shedInput, cfg FairShare, st shedState) shedDecision {
 	d := shedDecision{next: st}
-	// Only a round that wants a shed that waits keeps wantSince (below).
-	d.next.wantSince = time.Time{}
+	// Only a round that wants a shed that waits keeps wantSince and
+	// helpsSince (below).
+	d.next.wantSince, d.next.helpsSince = time.Time{}, time.Time{}
 	target := math.Ceil(in.mean-1e-9) + float64(cfg.Tolerance) // by connections
 	within := in.own <= target
 	steady := waitsSteady(in, cfg, st)
@@ -303,7 +305,7 @@ func decideShed(in shedInput, cfg FairShare, st shedState) shedDecision {
 	}
 	if len(want) > 0 && waits && !clearExcess(in, want, cfg.Hysteresis) {
 		d.next.wantSince = cmp.Or(st.wantSince, in.now)
-		if in.now.Sub(d.next.wantSince) < steadyWantFor(in, cfg, steady) {
+		if !waited(in, cfg, steady, st, &d.next) {
 			return d
 		}
 	}
@@ -325,14 +327,14 @@ func decideShed(in shedInput, cfg FairShare, st shedState) shedDecision {
 		}
 	}
 	d.shed = want
-	d.next.wantSince = time.Time{}
+	d.next.wantSince, d.next.helpsSince = time.Time{}, time.Time{}
 	d.next.lastShed, d.next.shedN, d.next.shedConns, d.next.shedRest = in.now, len(want), in.judgedConns(), in.restConns
 	return d
 }
 
 // waitsSteady reports whether a shed this round must first have been
-// wanted for steadyWant (loadOnlyWant when it would not help by count:
-// steadyWantFor), unless its excess is clear (clearExcess): by
+// wanted for a while (steadyWant, or loadOnlyWant when it would not help
+// by count: see waited), unless its excess is clear (clearExcess): by
 // load, more than growthGrace after the peer set last grew or when it
 // never grew (past growth), with an estimated mean, or with an exact one
 // (every peer asked: fleets of up to Sample + 1 pods) when a shed would
@@ -380,22 +382,36 @@ func waitsSteady(in shedInput, cfg FairShare, st shedState) bool {
 // for 533 s past growth (no age wave), pods at 5 whose connections read
 // over Hysteresis above the fleet's for 5 s shed 3 times in each of two
 // runs, though nothing in the fleet had changed, and each shed only moved
-// the pod at 5 to where its client landed; with 15 s, none in a run beside
-// the second (example/balance/fair-share-runs.md). A load that stays high,
-// a heavy client or a slower node, moves 15 s after it began, 10 s later
+// the pod at 5 to where its client landed; with 15 s, in two runs beside
+// them, none and one, by a pod at 4 whose connections read 1.41 times the
+// fleet's (example/balance/fair-share-runs.md). A load that stays high, a
+// heavy client or a slower node, moves 15 s after it began, 10 s later
 // than with steadyWant. Within growth such a shed waits steadyWant (see
-// growthShed); a shed that helps by count waits steadyWant at most.
+// growthShed); a shed that helps by count waits steadyWant at most (see
+// waited).
 const loadOnlyWant = 3 * steadyWant
 
-// steadyWantFor returns how long a shed that waits (steady: see
-// waitsSteady) must have been wanted in every round: loadOnlyWant when it
-// would not help by count (countHelps; steadyWant while perConn is not
-// known), steadyWant otherwise.
-func steadyWantFor(in shedInput, cfg FairShare, steady bool) time.Duration {
-	if steady && in.perConn > 0 && !countHelps(in, cfg.Hysteresis) {
-		return loadOnlyWant
+// waited reports whether a shed that waits has been wanted long enough,
+// with next.wantSince set for this round: past growth (steady: see
+// waitsSteady), for loadOnlyWant, or for steadyWant of rounds in a row in
+// which it would help by count (countHelps; next.helpsSince, which it
+// sets); steadyWant in all while perConn is not known, and within growth
+// (growthShed). The rounds in which it helps must be in a row: with an
+// estimated mean whether it helps is itself a reading (a pod at 5 for a
+// mean of 4 helps by count when its sample reads the mean below about
+// 3.9), and one round's low estimate would otherwise cut a wait of 15 s
+// to 5 s.
+func waited(in shedInput, cfg FairShare, steady bool, st shedState, next *shedState) bool {
+	if !steady || in.perConn <= 0 {
+		return in.now.Sub(next.wantSince) >= steadyWant
 	}
-	return steadyWant
+	if countHelps(in, cfg.Hysteresis) {
+		next.helpsSince = cmp.Or(st.helpsSince, in.now)
+		if in.now.Sub(next.helpsSince) >= steadyWant {
+			return true
+		}
+	}
+	return in.now.Sub(next.wantSince) >= loadOnlyWant
 }
 
 // growthShed returns, for a round within growthGrace of growth whose mean
@@ -406,8 +422,9 @@ func steadyWantFor(in shedInput, cfg FairShare, steady bool) time.Duration {
 // imbalance explains. The connections cut off are not shed this round; a
 // later round, at that count, wants them again. waits is true only when
 // nothing goes at once, the pod being at or below that count: then all of
-// want waits for steadyWant, like a shed past growth (clearExcess cannot
-// let it go sooner: such a pod is not clear of the mean by count). want
+// want waits for steadyWant, not loadOnlyWant as past growth: growth's
+// imbalance is real, only this reading is unsure (clearExcess cannot let
+// it go sooner: such a pod is not clear of the mean by count). want
 // unchanged, not waiting, when meanConns is not known (0).
 //
 // Below that count only the load reading explains a shed, and within
@@ -465,7 +482,7 @@ func growthShed(in shedInput, want []int) (now []int, waits bool) {
 // costlier than the fleet's, which on a busy host many did, and shed at
 // once (example/balance/fair-share-runs.md has the runs). A load that
 // stays high, a heavy client or a slower node, still moves after
-// steadyWant.
+// loadOnlyWant.
 func clearExcess(in shedInput, want []int, hysteresis float64) bool {
 	if in.pods < 2 {
 		return false
@@ -642,7 +659,7 @@ func oldest(conns []connLoad, n int) []int {
 // landed on, at 4, the next at 5. The margin takes out about one standard
 // error of that (there about 4 % of the mean), not all of it
 // (example/balance/fair-share-runs.md has the runs); such a shed also
-// waits for steadyWant, or loadOnlyWant (steadyWantFor), and past growth a
+// waits for steadyWant, or loadOnlyWant (see waited), and past growth a
 // pod whose count explains its load makes it only when it helps by count
 // (see decideShed). A connection heavier than the mean makes whichever pod
 // holds it the busiest, so it moves only when as much load stays behind (a

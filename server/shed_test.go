@@ -26,9 +26,10 @@ func TestDecideShed(t *testing.T) {
 	byConns := FairShare{Measure: MeasureConnections}.withDefaults()
 	// A pod that was above its share last round too (overRounds).
 	fresh := shedState{cooldown: load.Cooldown, over: 1}
-	// One that has also wanted a shed for steadyWant, which a shed that
-	// counts on a random landing with an estimated mean waits for.
-	steady := shedState{cooldown: load.Cooldown, over: 1, wantSince: t0.Add(-steadyWant)}
+	// One that has also wanted a shed for steadyWant, in rounds in which
+	// it would help by count where it does now (see waited), which a shed
+	// that counts on a random landing with an estimated mean waits for.
+	steady := shedState{cooldown: load.Cooldown, over: 1, wantSince: t0.Add(-steadyWant), helpsSince: t0.Add(-steadyWant)}
 	// One that has wanted it for loadOnlyWant, which past growth a shed
 	// that would not help by count waits for.
 	loadOnly := shedState{cooldown: load.Cooldown, over: 1, wantSince: t0.Add(-loadOnlyWant)}
@@ -87,7 +88,7 @@ func TestDecideShed(t *testing.T) {
 			shedInput{now: t0, own: 6, mean: 4, meanErr: 0.7, estimated: true, pods: 60, conns: conns(1, 1, 1, 1, 1, 1)}, load, fresh, nil},
 		{"a pod at 5 whose connections read 12 % costlier than the fleet's, 5.6 of an estimated 4, without the fleet's load per connection (perConn not known): clear by load, it moves at once",
 			shedInput{now: t0, own: 5.6, mean: 4, estimated: true, pods: 60, ownConns: 5, conns: conns(1.12, 1.12, 1.12, 1.12, 1.12)}, load, fresh, []int{0}},
-		{"the same with the fleet's load per connection: one connection above the mean is not clear, it waits for steadyWant",
+		{"the same with the fleet's load per connection: one connection above the mean is not clear, and a shed would not help by count: it waits (loadOnlyWant)",
 			shedInput{now: t0, own: 5.6, mean: 4, estimated: true, pods: 60, ownConns: 5, perConn: 1, conns: conns(1.12, 1.12, 1.12, 1.12, 1.12)}, load, fresh, nil},
 		{"5 connections reading 5 % costlier, 5.25 of an estimated 4, wanted for steadyWant: its count explains its load (within Hysteresis), and one connection over the mean cannot be evened out by a random landing: it stays",
 			shedInput{now: t0, own: 5.25, mean: 4, estimated: true, pods: 60, ownConns: 5, perConn: 1, conns: conns(1.05, 1.05, 1.05, 1.05, 1.05)}, load, steady, nil},
@@ -123,7 +124,7 @@ func TestDecideShed(t *testing.T) {
 			shedInput{now: t0, own: 7, mean: 4, estimated: true, pods: 60, ownConns: 5, perConn: 1, conns: conns(3, 1, 1, 1, 1)}, load, loadOnly, []int{1, 2}},
 		{"a pod at 6, by count clear of the mean, its load explained by it: judged by load, it moves at once",
 			shedInput{now: t0, own: 6, mean: 4, estimated: true, pods: 60, ownConns: 6, perConn: 1, conns: conns(1, 1, 1, 1, 1, 1)}, load, fresh, []int{0}},
-		{"a pod at the mean by connections whose calls read 50 % costlier, 6 of an estimated 4: it waits for steadyWant",
+		{"a pod at the mean by connections whose calls read 50 % costlier, 6 of an estimated 4: it waits (loadOnlyWant)",
 			shedInput{now: t0, own: 6, mean: 4, estimated: true, pods: 60, ownConns: 4, perConn: 1, conns: conns(1.5, 1.5, 1.5, 1.5)}, load, fresh, nil},
 		{"the same, wanted for loadOnlyWant: it moves",
 			shedInput{now: t0, own: 6, mean: 4, estimated: true, pods: 60, ownConns: 4, perConn: 1, conns: conns(1.5, 1.5, 1.5, 1.5)}, load, loadOnly, []int{0}},
@@ -135,7 +136,7 @@ func TestDecideShed(t *testing.T) {
 			shedInput{now: t0, own: 6.5, mean: 4, meanErr: 0.65, estimated: true, pods: 60, ownConns: 6, perConn: 1, conns: conns(1.1, 1.08, 1.08, 1.08, 1.08, 1.08)}, load, fresh, nil},
 		{"the same in a fleet of 6, where a landing helps more (6/5): clear, it moves at once",
 			shedInput{now: t0, own: 6.5, mean: 4, meanErr: 0.65, estimated: true, pods: 6, ownConns: 6, perConn: 1, conns: conns(1.1, 1.08, 1.08, 1.08, 1.08, 1.08)}, load, fresh, []int{0}},
-		{"clients back from its sheds that have not called do not count: 7 connections, 5 that called, reading 5.5 of an estimated 4, wait for steadyWant",
+		{"clients back from its sheds that have not called do not count: 7 connections, 5 that called, reading 5.5 of an estimated 4, wait (loadOnlyWant)",
 			shedInput{now: t0, own: 5.6, mean: 4, estimated: true, pods: 60, ownConns: 5, waiting: 2, perConn: 1, conns: conns(1.12, 1.12, 1.12, 1.12, 1.12)}, load, fresh, nil},
 		{"a whole connection with the thin edge is not made clear by small ones shed with it: 5.2 of an estimated 4 ± 0.05 waits",
 			shedInput{now: t0, own: 5.2, mean: 4, meanErr: 0.05, estimated: true, pods: 60, conns: conns(1, 1, 1, 1, 1, 0.05, 0.05, 0.05, 0.05)}, load, fresh, nil},
@@ -171,11 +172,14 @@ func TestDecideShed(t *testing.T) {
 
 // In a fleet whose mean is estimated, past growth, a shed by load whose
 // excess is not clear of the noise is made only once every round has
-// wanted it for steadyWant: a round that does not want it (over its share
-// or within it) starts the wait again, and so does a shed. So is one with
-// an exact mean that would not help by count. With an exact mean where it
-// helps by count, within growthGrace of the peer set growing, or two
-// connections above the mean, it is made after overRounds, as before.
+// wanted it for loadOnlyWant when it would not help by count, or for
+// steadyWant of rounds in which it would: a round that does not want it
+// (over its share or within it) starts the wait again, and so does a
+// shed, while one round in which it would help does not cut the longer
+// wait. With an exact mean a shed that would not help by count waits for
+// loadOnlyWant too. With an exact mean where it helps by count, within
+// growthGrace of the peer set growing, or two connections above the mean,
+// it is made after overRounds, as before.
 func TestDecideShedWaitsForASteadyWant(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	cfg := FairShare{}.withDefaults()
@@ -231,6 +235,15 @@ func TestDecideShedWaitsForASteadyWant(t *testing.T) {
 	}
 	if got := sheds(helps, st, 0, helps); len(got) == 0 || got[0] != steadyWant {
 		t.Errorf("estimated mean, 6 of 4.5 ± 0.13: sheds at %v, want the first at %v", got, steadyWant)
+	}
+	// One round at 6 s whose sample reads the mean at 3.75 (perConn 1): a
+	// shed then helps by count but is not clear, and the rounds before it
+	// wanted one for more than steadyWant. The wait for loadOnlyWant goes
+	// on: the rounds in which it helps must be steadyWant in a row.
+	lowSample := over
+	lowSample.mean, lowSample.perConn = 3.75, 1
+	if got := sheds(over, st, 6*time.Second, lowSample); len(got) == 0 || got[0] != loadOnlyWant {
+		t.Errorf("estimated mean, one round at 6 s where a low sample lets a shed help by count: sheds at %v, want the first at %v", got, loadOnlyWant)
 	}
 	for _, dip := range []struct {
 		name string

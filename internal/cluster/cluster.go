@@ -73,6 +73,21 @@ type Cluster struct {
 // error names the component that failed, with the end of its log. Callers
 // must Close the cluster.
 func New(ctx context.Context, cfg Config) (*Cluster, error) {
+	c, err := newCluster(ctx, cfg)
+	if err != nil {
+		if c != nil && cfg.KeepLogs {
+			// The error may name logs under the directory Close renamed.
+			err = fmt.Errorf("%w (the logs are kept in %s)", err, c.Dir())
+		}
+		return nil, err
+	}
+	return c, nil
+}
+
+// newCluster is New, but for a cluster that failed to start it also
+// returns the Cluster, closed, whose Dir is where Config.KeepLogs kept its
+// logs (nil when it failed before it had a directory).
+func newCluster(ctx context.Context, cfg Config) (*Cluster, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
@@ -99,12 +114,7 @@ func New(ctx context.Context, cfg Config) (*Cluster, error) {
 	}
 	c.pods = podnet.Network{NodeNetns: c.nodeNS, Gateway: NodeIP, DNS: DNSServiceIP, ClusterDomain: ClusterDomain}
 	if err := c.start(ctx); err != nil {
-		err = errors.Join(err, c.Close())
-		if cfg.KeepLogs {
-			// The error may name logs under the directory Close renamed.
-			err = fmt.Errorf("%w (the logs are kept in %s)", err, c.Dir())
-		}
-		return nil, err
+		return c, errors.Join(err, c.Close())
 	}
 	return c, nil
 }

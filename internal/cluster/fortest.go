@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -15,21 +16,34 @@ import (
 const KeepLogsEnv = "ROTOR_CLUSTER_KEEP_LOGS"
 
 // failedLogLines is how many of a log's last lines NewForTest prints when
-// the test failed: enough for the error a component or pod ended with, few
-// enough that 20 logs stay readable in a CI log.
-const failedLogLines = 20
+// the test failed, enough for the error a component or pod ended with;
+// failedLogBytes bounds what it prints in all (TestRealCluster's cluster
+// has about 35 logs); the logs past it are named only.
+const (
+	failedLogLines = 20
+	failedLogBytes = 128 << 10
+)
 
 // NewForTest starts a cluster as New does, failing t if it cannot, and
 // closes it when the test ends. The test removes what it made, also when
 // it fails: when it failed it first logs the last failedLogLines lines of
 // every component's and pod's log (Dir's *.log files, PodLogDir's
 // included). With KeepLogsEnv set it keeps the directory instead and logs
-// where it is.
+// where it is. A cluster that fails to start fails t with New's error,
+// which ends with the failed component's log, and is removed too unless
+// KeepLogsEnv is set.
 func NewForTest(ctx context.Context, t testing.TB, cfg Config) *Cluster {
 	t.Helper()
 	cfg.KeepLogs = true
-	c, err := New(ctx, cfg)
+	c, err := newCluster(ctx, cfg)
 	if err != nil {
+		if c != nil {
+			if os.Getenv(KeepLogsEnv) != "" {
+				err = fmt.Errorf("%w (the logs are kept in %s)", err, c.Dir())
+			} else {
+				_ = os.RemoveAll(c.Dir())
+			}
+		}
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -50,14 +64,22 @@ func finishLogs(t testing.TB, dir string, keep bool) {
 	}
 	if t.Failed() {
 		var b strings.Builder
+		var unshown []string
 		_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 			if err != nil || d.IsDir() || !strings.HasSuffix(path, ".log") {
 				return nil
 			}
 			rel, _ := filepath.Rel(dir, path)
+			if b.Len() >= failedLogBytes {
+				unshown = append(unshown, rel)
+				return nil
+			}
 			b.WriteString("--- last lines of " + rel + " ---\n" + tail(path, failedLogLines) + "\n")
 			return nil
 		})
+		if len(unshown) > 0 {
+			fmt.Fprintf(&b, "--- %d more logs, past %d KiB: %s ---\n", len(unshown), failedLogBytes>>10, strings.Join(unshown, ", "))
+		}
 		if b.Len() == 0 {
 			b.WriteString("(no logs)\n")
 		}

@@ -92,6 +92,31 @@ func TestFinishLogs(t *testing.T) {
 			}
 		}
 	})
+	t.Run("failed, many logs", func(t *testing.T) {
+		dir, r := mkdir(t), &recordingTB{TB: t, failed: true}
+		line := strings.Repeat("x", 99) + "\n"
+		for i := range 200 { // 200 logs of 2 KB: more than failedLogBytes
+			pod := filepath.Join(dir, "pods", fmt.Sprintf("lab_client-%03d_uid", i), "client")
+			if err := os.MkdirAll(pod, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(pod, "0.log"), []byte(strings.Repeat(line, 20)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		finishLogs(r, dir, false)
+		gone(t, dir)
+		if len(r.logs) != 1 {
+			t.Fatalf("a failed test logged %d times; want once", len(r.logs))
+		}
+		log := r.logs[0]
+		if len(log) > failedLogBytes+8<<10 {
+			t.Errorf("a failed test logged %d bytes; want about %d at most", len(log), failedLogBytes)
+		}
+		if !strings.Contains(log, "more logs, past") || !strings.Contains(log, filepath.Join("pods", "lab_client-199_uid", "client", "0.log")) {
+			t.Errorf("the log past the cap does not name the logs it leaves out:\n%s", log[len(log)-min(len(log), 2000):])
+		}
+	})
 	t.Run("kept", func(t *testing.T) {
 		dir, r := mkdir(t), &recordingTB{TB: t, failed: true}
 		finishLogs(r, dir, true)
