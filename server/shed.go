@@ -76,8 +76,8 @@ const overRounds = 2
 // Within growthGrace of growth a scale-up's imbalance is no noise, its new
 // pods must fill within seconds, and admission's room (roomIn) sends a
 // shed where it helps: no wait, down to the fleet's estimated mean count
-// of connections, rounded down; below it a shed waits as past growth (see
-// growthShed). A scale-down is no growth: its sheds wait.
+// of connections, rounded down; below it a shed waits steadyWant (see
+// growthShed). A scale-down is no growth: its sheds wait as past growth.
 const steadyWant = loadWindow
 
 // shedInput is what one round knows: this pod's load and the fleet mean,

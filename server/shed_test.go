@@ -1272,14 +1272,16 @@ func TestCameBackCountsShedsWithoutAddress(t *testing.T) {
 }
 
 // A round in which no peer answered decides nothing, and a shed that waits
-// for steadyWant starts its wait again: rounds without a mean are not
-// rounds that wanted it.
+// starts its wait again, the rounds in which it helped by count too:
+// rounds without a mean are not rounds that wanted it.
 func TestRoundWithoutAnswersRestartsTheWait(t *testing.T) {
 	s := &Server{conns: map[*conn]struct{}{}, log: slog.New(slog.DiscardHandler)}
 	f := newFairShare(s, FairShare{}.withDefaults())
 	f.shed.wantSince = time.Now().Add(-time.Second)
+	f.shed.helpsSince = f.shed.wantSince
 	f.round(t.Context())
-	if !f.shed.wantSince.IsZero() {
-		t.Errorf("after a round no peer answered: wantSince %v, want zero (the wait starts again)", f.shed.wantSince)
+	if !f.shed.wantSince.IsZero() || !f.shed.helpsSince.IsZero() {
+		t.Errorf("after a round no peer answered: wantSince %v, helpsSince %v; want both zero (the wait starts again)",
+			f.shed.wantSince, f.shed.helpsSince)
 	}
 }

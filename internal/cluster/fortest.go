@@ -40,8 +40,8 @@ func NewForTest(ctx context.Context, t testing.TB, cfg Config) *Cluster {
 		if c != nil {
 			if os.Getenv(KeepLogsEnv) != "" {
 				err = fmt.Errorf("%w (the logs are kept in %s)", err, c.Dir())
-			} else {
-				_ = os.RemoveAll(c.Dir())
+			} else if rmErr := os.RemoveAll(c.Dir()); rmErr != nil {
+				err = fmt.Errorf("%w; removing the cluster's directory: %w", err, rmErr)
 			}
 		}
 		t.Fatal(err)
