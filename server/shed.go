@@ -273,13 +273,14 @@ func decideShed(in shedInput, cfg FairShare, st shedState) shedDecision {
 	d.next.wantSince, d.next.helpsSince = time.Time{}, time.Time{}
 	target := math.Ceil(in.mean-1e-9) + float64(cfg.Tolerance) // by connections
 	within := in.own <= target
-	steady := waitsSteady(in, cfg, st)
+	helps := countHelps(in, cfg.Hysteresis)
+	steady := waitsSteady(in, cfg, st, helps)
 	byCount := false
 	if cfg.Measure == MeasureLoad {
 		within = in.mean <= 0 || in.own <= in.mean*(1+cfg.Hysteresis)
 		// Past growth, a pod whose count explains its load is judged by
 		// that count (see countExplains).
-		byCount = !within && steady && countExplains(in, cfg.Hysteresis) && !countHelps(in, cfg.Hysteresis)
+		byCount = !within && steady && countExplains(in, cfg.Hysteresis) && !helps
 	}
 	if within || byCount {
 		// A pod judged by its count may be where its last shed left it
@@ -305,7 +306,9 @@ func decideShed(in shedInput, cfg FairShare, st shedState) shedDecision {
 	}
 	if len(want) > 0 && waits && !clearExcess(in, want, cfg.Hysteresis) {
 		d.next.wantSince = cmp.Or(st.wantSince, in.now)
-		if !waited(in, cfg, steady, st, &d.next) {
+		var ok bool
+		ok, d.next.helpsSince = waited(in, steady, helps, d.next.wantSince, st.helpsSince)
+		if !ok {
 			return d
 		}
 	}
@@ -338,7 +341,8 @@ func decideShed(in shedInput, cfg FairShare, st shedState) shedDecision {
 // load, more than growthGrace after the peer set last grew or when it
 // never grew (past growth), with an estimated mean, or with an exact one
 // (every peer asked: fleets of up to Sample + 1 pods) when a shed would
-// not help by count (countHelps; not while perConn is not known). Within
+// not help by count (helps, countHelps this round; not while perConn is
+// not known). Within
 // growth, growthShed decides whether a shed below the mean count waits.
 // With an exact mean clearExcess never shortens the wait (a pod clear by
 // count is one whose shed helps by count). A pod that joined the fleet
@@ -364,12 +368,12 @@ func decideShed(in shedInput, cfg FairShare, st shedState) shedDecision {
 // pod whose shed helps by count (a pod at 5 for a mean of 4 in a fleet of
 // 5) sheds at once, as before: its count is no reading, and a random
 // landing helps (pods/(pods − 1) in a small fleet).
-func waitsSteady(in shedInput, cfg FairShare, st shedState) bool {
+func waitsSteady(in shedInput, cfg FairShare, st shedState, helps bool) bool {
 	growing := !st.grewAt.IsZero() && in.now.Sub(st.grewAt) < growthGrace
 	if cfg.Measure != MeasureLoad || growing {
 		return false
 	}
-	return in.estimated || in.perConn > 0 && !countHelps(in, cfg.Hysteresis)
+	return in.estimated || in.perConn > 0 && !helps
 }
 
 // loadOnlyWant is how long, past growth, a shed that would not help by
@@ -391,27 +395,29 @@ func waitsSteady(in shedInput, cfg FairShare, st shedState) bool {
 // waited).
 const loadOnlyWant = 3 * steadyWant
 
-// waited reports whether a shed that waits has been wanted long enough,
-// with next.wantSince set for this round: past growth (steady: see
-// waitsSteady), for loadOnlyWant, or for steadyWant of rounds in a row in
-// which it would help by count (countHelps; next.helpsSince, which it
-// sets); steadyWant in all while perConn is not known, and within growth
-// (growthShed). The rounds in which it helps must be in a row: with an
-// estimated mean whether it helps is itself a reading (a pod at 5 for a
-// mean of 4 helps by count when its sample reads the mean below about
-// 3.9), and one round's low estimate would otherwise cut a wait of 15 s
-// to 5 s.
-func waited(in shedInput, cfg FairShare, steady bool, st shedState, next *shedState) bool {
+// waited reports whether a shed that waits, wanted in every round since
+// wantSince (this one included), has been wanted long enough: past growth
+// (steady: see waitsSteady), for loadOnlyWant, or for steadyWant of rounds
+// in a row in which it would help by count (helps: countHelps this round);
+// steadyWant in all while perConn is not known, and within growth
+// (growthShed). It also returns the first of the rounds in a row in which
+// the shed helps, this one included, from helpsSince, the last round's;
+// zero when it does not help or does not wait as past growth. The rounds
+// in which it helps must be in a row: with an estimated mean whether it
+// helps is itself a reading (a pod at 5 for a mean of 4 helps by count
+// when its sample reads the mean below about 3.9), and one round's low
+// estimate would otherwise cut a wait of 15 s to 5 s.
+func waited(in shedInput, steady, helps bool, wantSince, helpsSince time.Time) (ok bool, helpsFrom time.Time) {
 	if !steady || in.perConn <= 0 {
-		return in.now.Sub(next.wantSince) >= steadyWant
+		return in.now.Sub(wantSince) >= steadyWant, time.Time{}
 	}
-	if countHelps(in, cfg.Hysteresis) {
-		next.helpsSince = cmp.Or(st.helpsSince, in.now)
-		if in.now.Sub(next.helpsSince) >= steadyWant {
-			return true
+	if helps {
+		helpsFrom = cmp.Or(helpsSince, in.now)
+		if in.now.Sub(helpsFrom) >= steadyWant {
+			return true, helpsFrom
 		}
 	}
-	return in.now.Sub(next.wantSince) >= loadOnlyWant
+	return in.now.Sub(wantSince) >= loadOnlyWant, helpsFrom
 }
 
 // growthShed returns, for a round within growthGrace of growth whose mean
