@@ -77,11 +77,17 @@ func New(ctx context.Context, cfg Config) (*Cluster, error) {
 	if err != nil {
 		if c != nil && cfg.KeepLogs {
 			// The error may name logs under the directory Close renamed.
-			err = fmt.Errorf("%w (the logs are kept in %s)", err, c.Dir())
+			err = withKeptLogs(err, c.Dir())
 		}
 		return nil, err
 	}
 	return c, nil
+}
+
+// withKeptLogs adds to the error of a cluster that failed to start where
+// Config.KeepLogs kept its logs, dir.
+func withKeptLogs(err error, dir string) error {
+	return fmt.Errorf("%w (the logs are kept in %s)", err, dir)
 }
 
 // newCluster is New, but for a cluster that failed to start it also

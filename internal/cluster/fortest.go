@@ -34,16 +34,8 @@ const (
 // KeepLogsEnv is set.
 func NewForTest(ctx context.Context, t testing.TB, cfg Config) *Cluster {
 	t.Helper()
-	cfg.KeepLogs = true
-	c, err := newCluster(ctx, cfg)
+	c, err := newForTest(ctx, cfg, os.Getenv(KeepLogsEnv) != "")
 	if err != nil {
-		if c != nil {
-			if os.Getenv(KeepLogsEnv) != "" {
-				err = fmt.Errorf("%w (the logs are kept in %s)", err, c.Dir())
-			} else if rmErr := os.RemoveAll(c.Dir()); rmErr != nil {
-				err = fmt.Errorf("%w; removing the cluster's directory: %w", err, rmErr)
-			}
-		}
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -51,6 +43,24 @@ func NewForTest(ctx context.Context, t testing.TB, cfg Config) *Cluster {
 		finishLogs(t, c.Dir(), os.Getenv(KeepLogsEnv) != "")
 	})
 	return c
+}
+
+// newForTest starts NewForTest's cluster, its logs kept by Close. When it
+// fails to start, its directory is removed, unless keep (KeepLogsEnv),
+// and then the error says where it is.
+func newForTest(ctx context.Context, cfg Config, keep bool) (*Cluster, error) {
+	cfg.KeepLogs = true
+	c, err := newCluster(ctx, cfg)
+	if err == nil || c == nil {
+		return c, err
+	}
+	if keep {
+		return nil, withKeptLogs(err, c.Dir())
+	}
+	if rmErr := os.RemoveAll(c.Dir()); rmErr != nil {
+		err = fmt.Errorf("%w; removing the cluster's directory: %w", err, rmErr)
+	}
+	return nil, err
 }
 
 // finishLogs ends a test's cluster directory dir, which Close kept: with
