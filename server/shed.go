@@ -342,12 +342,11 @@ func decideShed(in shedInput, cfg FairShare, st shedState) shedDecision {
 // never grew (past growth), with an estimated mean, or with an exact one
 // (every peer asked: fleets of up to Sample + 1 pods) when a shed would
 // not help by count (helps, countHelps this round; not while perConn is
-// not known). Within
-// growth, growthShed decides whether a shed below the mean count waits.
-// With an exact mean clearExcess never shortens the wait (a pod clear by
-// count is one whose shed helps by count). A pod that joined the fleet
-// counts as past growth from its first round, unless it learns of peers
-// joinWindow after it (see growLocked).
+// not known). Within growth, growthShed decides whether a shed below the
+// mean count waits. With an exact mean clearExcess never shortens the
+// wait (a pod clear by count is one whose shed helps by count). A pod
+// that joined the fleet counts as past growth from its first round,
+// unless it learns of peers joinWindow after it (see growLocked).
 //
 // So, with an exact mean past growth, as with an estimated one, a pod whose
 // count explains its load (countExplains) is judged by that count: unless
@@ -402,7 +401,8 @@ const loadOnlyWant = 3 * steadyWant
 // steadyWant in all while perConn is not known, and within growth
 // (growthShed). It also returns the first of the rounds in a row in which
 // the shed helps, this one included, from helpsSince, the last round's;
-// zero when it does not help or does not wait as past growth. The rounds
+// zero when it does not help, does not wait as past growth, or perConn is
+// not known. The rounds
 // in which it helps must be in a row: with an estimated mean whether it
 // helps is itself a reading (a pod at 5 for a mean of 4 helps by count
 // when its sample reads the mean below about 3.9), and one round's low

@@ -245,6 +245,13 @@ func TestDecideShedWaitsForASteadyWant(t *testing.T) {
 	if got := sheds(over, st, 6*time.Second, lowSample); len(got) == 0 || got[0] != loadOnlyWant {
 		t.Errorf("estimated mean, one round at 6 s where a low sample lets a shed help by count: sheds at %v, want the first at %v", got, loadOnlyWant)
 	}
+	// One round at 3 s in which the shed is wanted but would not help by
+	// count: the steadyWant of rounds in which it helps starts again after
+	// it.
+	if got := sheds(helps, st, 3*time.Second, over); len(got) == 0 || got[0] != 3*time.Second+cfg.Interval+steadyWant {
+		t.Errorf("estimated mean, 6 of 4.5 ± 0.13, one round at 3 s in which a shed would not help by count: sheds at %v, want the first at %v",
+			got, 3*time.Second+cfg.Interval+steadyWant)
+	}
 	for _, dip := range []struct {
 		name string
 		in   shedInput

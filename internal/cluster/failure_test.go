@@ -119,8 +119,8 @@ func TestNewForTestRemovesAFailedCluster(t *testing.T) {
 	}
 	_, kept, ok := strings.Cut(err.Error(), "(the logs are kept in ")
 	kept, _, _ = strings.Cut(kept, ")")
-	if !ok || filepath.Dir(kept) != tmp {
-		t.Fatalf("with %s set, newForTest's error does not say where the logs are kept (under %s):\n%v", KeepLogsEnv, tmp, err)
+	if !ok || filepath.Dir(kept) != tmp || !strings.HasSuffix(kept, "-logs") {
+		t.Fatalf("newForTest's error with keep does not say where the logs are kept (under %s, ending in -logs):\n%v", tmp, err)
 	}
 	if log, err := os.ReadFile(filepath.Join(kept, "kube-apiserver.log")); err != nil || !strings.Contains(string(log), "--rotor-test-bad-flag") {
 		t.Errorf("the kept kube-apiserver.log (error %v) lacks the component's output:\n%s", err, log)

@@ -30,8 +30,8 @@ const (
 // every component's and pod's log (Dir's *.log files, PodLogDir's
 // included). With KeepLogsEnv set it keeps the directory instead and logs
 // where it is. A cluster that fails to start fails t with New's error,
-// which ends with the failed component's log, and is removed too unless
-// KeepLogsEnv is set.
+// which names the failed component and quotes the end of its log, and is
+// removed too; with KeepLogsEnv set it is kept, and the error says where.
 func NewForTest(ctx context.Context, t testing.TB, cfg Config) *Cluster {
 	t.Helper()
 	c, err := newForTest(ctx, cfg, os.Getenv(KeepLogsEnv) != "")
