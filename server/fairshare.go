@@ -82,8 +82,8 @@ import (
 // costlier: a heavy client, a slower node, or the host's CPU), which in
 // the emulated lab moved a connection of a fleet left alone now and then
 // with 5 s (6 times in two 600 s runs), and once in three runs with 15 s
-// (see loadOnlyWant). So a heavy client's
-// neighbours, past growth, move 15 s after its load began. In fleets whose
+// (see loadOnlyWant). So a heavy client's neighbours, past growth, move
+// 15 s after its load began. In fleets whose
 // mean is exact (up to Sample + 1 pods), past growth, a shed that helps by
 // count (a pod at 5 for a mean of 4 in a fleet of 5) is made at once, and
 // one only the load reading explains (a pod at 4 whose connections read

@@ -300,7 +300,8 @@ func TestFairShareBalancesLoad(t *testing.T) {
 	// apart or more: 25 s leaves room for a few such rounds. With -race a
 	// handler's time swings and pods at the mean count shed by load after
 	// that wait: in eight runs here (2 cores) the test took 32-128 s, its
-	// fleet moving 13-23 connections, hence 5 min.
+	// fleet moving 13-23 connections, which left 3 min under a minute of
+	// room; hence 5 min.
 	quiet := ev.quietFor(t, "fairshare", 25*time.Second, 5*time.Minute)
 	loads := l.podLoads(2*time.Second, 10*time.Millisecond)
 	bound := 1.15
