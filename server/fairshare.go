@@ -78,18 +78,19 @@ import (
 // steadyWant, loadOnlyWant, waited and clearExcess): for 5 s, the load's
 // time constant, when it would help by count in every one of those rounds
 // (a pod at 6 for a mean of 4.5); for 15 s when only the pod's load
-// reading explains it (a pod at 5 for a mean of 4 whose connections read
-// costlier: a heavy client, a slower node, or the host's CPU), which in
-// the emulated lab moved a connection of a fleet left alone now and then
-// with 5 s (6 times in two 600 s runs), and once in three runs with 15 s
-// (see loadOnlyWant). So a heavy client's neighbours, past growth, move
-// 15 s after its load began. In fleets whose
-// mean is exact (up to Sample + 1 pods), past growth, a shed that helps by
-// count (a pod at 5 for a mean of 4 in a fleet of 5) is made at once, and
-// one only the load reading explains (a pod at 4 whose connections read
-// costlier) after 15 s; a pod whose count explains its load is judged by
-// that count there too (see waitsSteady). A pod that joined the fleet
-// counts as past growth from its first round.
+// reading explains it (a pod at 4 or 5 for a mean of 4 whose connections
+// read costlier: a heavy client, a slower node, or the host's CPU), which
+// in the emulated lab moved a connection of a fleet left alone now and
+// then with 5 s (6 times in two 600 s runs), and once in three runs with
+// 15 s (a pod at 4 reading 1.41 times the fleet's load per connection; see
+// loadOnlyWant). So a heavy client's neighbours, past growth, move 15 s
+// after its load began. In fleets whose mean is exact (up to Sample + 1
+// pods), past growth, a shed that helps by count (a pod at 5 for a mean
+// of 4 in a fleet of 5) is made at once, and one only the load reading
+// explains (a pod at 4 whose connections read costlier) after 15 s; a pod
+// whose count explains its load is judged by that count there too (see
+// waitsSteady). A pod that joined the fleet counts as past growth from its
+// first round.
 // Within 30 s of growth, in a fleet whose mean is estimated, a shed by
 // load goes at once down to the fleet's mean count of connections rounded
 // down, and below it, where only the load reading explains it, after 5 s

@@ -403,11 +403,11 @@ const loadOnlyWant = 3 * steadyWant
 // (growthShed). It also returns the first of the rounds in a row in which
 // the shed helps, this one included, from helpsSince, the last round's;
 // zero when it does not help, does not wait as past growth, or perConn is
-// not known. The rounds
-// in which it helps must be in a row: with an estimated mean whether it
-// helps is itself a reading (a pod at 5 for a mean of 4 helps by count
-// when its sample reads the mean below about 3.9), and one round's low
-// estimate would otherwise cut a wait of 15 s to 5 s.
+// not known. The rounds in which it helps must be in a row: with an
+// estimated mean whether it helps is itself a reading (a pod at 5 for a
+// mean of 4 helps by count when its sample reads the mean below about
+// 3.9), and one round's low estimate would otherwise cut a wait of 15 s to
+// 5 s.
 func waited(in shedInput, steady, helps bool, wantSince, helpsSince time.Time) (ok bool, helpsFrom time.Time) {
 	if !steady || in.perConn <= 0 {
 		return in.now.Sub(wantSince) >= steadyWant, time.Time{}

@@ -82,7 +82,7 @@ func testCluster(t *testing.T, mode ProxyMode) {
 	// Close keeps the logs; NewForTest's cleanup removes them, or keeps
 	// them with ROTOR_CLUSTER_KEEP_LOGS=1 (KeepLogsEnv).
 	cfg := Config{ProxyMode: mode}
-	keepLogs := os.Getenv(KeepLogsEnv) != ""
+	keepLogs := keepLogsSet()
 	if err := Available(cfg); err != nil {
 		t.Skip(err)
 	}

@@ -47,10 +47,20 @@ func TestNewReportsFailedComponent(t *testing.T) {
 		c.Close()
 		t.Fatal("New succeeded with a kube-apiserver that exits at once")
 	}
+	checkKeptLogs(t, err, tmp, "New's error with KeepLogs")
+}
+
+// checkKeptLogs checks that err, from a cluster whose kube-apiserver
+// failed (failingAPIServerBin) and whose logs were kept, says where they
+// are, "(the logs are kept in DIR)", with DIR under tmp and ending in
+// -logs, and that DIR holds the kube-apiserver's log. what names err in
+// t's messages.
+func checkKeptLogs(t *testing.T, err error, tmp, what string) {
+	t.Helper()
 	_, kept, ok := strings.Cut(err.Error(), "(the logs are kept in ")
 	kept, _, _ = strings.Cut(kept, ")")
 	if !ok || filepath.Dir(kept) != tmp || !strings.HasSuffix(kept, "-logs") {
-		t.Fatalf("New's error with KeepLogs does not say where the logs are kept (under %s, ending in -logs):\n%v", tmp, err)
+		t.Fatalf("%s does not say where the logs are kept (under %s, ending in -logs):\n%v", what, tmp, err)
 	}
 	if log, err := os.ReadFile(filepath.Join(kept, "kube-apiserver.log")); err != nil || !strings.Contains(string(log), "--rotor-test-bad-flag") {
 		t.Errorf("the kept kube-apiserver.log (error %v) lacks the component's output:\n%s", err, log)
@@ -117,12 +127,5 @@ func TestNewForTestRemovesAFailedCluster(t *testing.T) {
 		c.Close()
 		t.Fatal("newForTest succeeded with a kube-apiserver that exits at once")
 	}
-	_, kept, ok := strings.Cut(err.Error(), "(the logs are kept in ")
-	kept, _, _ = strings.Cut(kept, ")")
-	if !ok || filepath.Dir(kept) != tmp || !strings.HasSuffix(kept, "-logs") {
-		t.Fatalf("newForTest's error with keep does not say where the logs are kept (under %s, ending in -logs):\n%v", tmp, err)
-	}
-	if log, err := os.ReadFile(filepath.Join(kept, "kube-apiserver.log")); err != nil || !strings.Contains(string(log), "--rotor-test-bad-flag") {
-		t.Errorf("the kept kube-apiserver.log (error %v) lacks the component's output:\n%s", err, log)
-	}
+	checkKeptLogs(t, err, tmp, "newForTest's error with keep")
 }

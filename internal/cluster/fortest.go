@@ -15,6 +15,9 @@ import (
 // test: under Dir, /tmp/rotorkube-*-logs, which nothing removes then.
 const KeepLogsEnv = "ROTOR_CLUSTER_KEEP_LOGS"
 
+// keepLogsSet reports whether KeepLogsEnv is set to anything but "".
+func keepLogsSet() bool { return os.Getenv(KeepLogsEnv) != "" }
+
 // failedLogLines is how many of a log's last lines NewForTest prints when
 // the test failed, enough for the error a component or pod ended with;
 // failedLogBytes bounds what it prints in all (TestRealCluster's cluster
@@ -34,13 +37,13 @@ const (
 // removed too; with KeepLogsEnv set it is kept, and the error says where.
 func NewForTest(ctx context.Context, t testing.TB, cfg Config) *Cluster {
 	t.Helper()
-	c, err := newForTest(ctx, cfg, os.Getenv(KeepLogsEnv) != "")
+	c, err := newForTest(ctx, cfg, keepLogsSet())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		_ = c.Close()
-		finishLogs(t, c.Dir(), os.Getenv(KeepLogsEnv) != "")
+		finishLogs(t, c.Dir(), keepLogsSet())
 	})
 	return c
 }

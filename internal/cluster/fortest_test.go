@@ -128,3 +128,21 @@ func TestFinishLogs(t *testing.T) {
 		}
 	})
 }
+
+// TestKeepLogsSet checks which values of KeepLogsEnv keep a test's
+// cluster directory: any but "" ("0" too), and not an unset variable.
+func TestKeepLogsSet(t *testing.T) {
+	for _, tc := range []struct {
+		value string
+		want  bool
+	}{{"", false}, {"1", true}, {"0", true}, {"yes", true}} {
+		t.Setenv(KeepLogsEnv, tc.value)
+		if got := keepLogsSet(); got != tc.want {
+			t.Errorf("%s=%q: keepLogsSet() = %v, want %v", KeepLogsEnv, tc.value, got, tc.want)
+		}
+	}
+	os.Unsetenv(KeepLogsEnv) // t.Setenv restores it after the test
+	if keepLogsSet() {
+		t.Errorf("%s unset: keepLogsSet() = true, want false", KeepLogsEnv)
+	}
+}
