@@ -174,6 +174,8 @@ type summary struct {
 
 	// Fleet holds a fleet run's own figures (see fleetSummary).
 	Fleet *fleetSummary `json:"fleet,omitempty"`
+	// Heavy holds a late-heavy-client run's own (see heavySummary).
+	Heavy *heavySummary `json:"heavy,omitempty"`
 }
 
 func ms(d time.Duration) float64 { return math.Round(float64(d)/1e3) / 1e3 }
@@ -328,6 +330,7 @@ func (r *run) analyze() summary {
 	}
 	r.analyzeLoad(&s, from, n)
 	s.Fleet = r.analyzeFleet(s)
+	s.Heavy = r.analyzeHeavy()
 	return s
 }
 

@@ -150,7 +150,7 @@ type podShare struct {
 
 // loadUnit is what the run's load counts: "cost" when it has heavy calls.
 func (r *run) loadUnit() string {
-	if r.Load == string(costLoad) {
+	if r.Load == string(costLoad) || r.Load == string(lateHeavyLoad) {
 		return "cost"
 	}
 	for _, s := range r.Seconds {

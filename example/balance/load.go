@@ -61,6 +61,10 @@ type loadConfig struct {
 	Heavy []float64 `json:"heavy,omitempty"`
 	// HeavyWork is the work units of a heavy call, 1 to hello.MaxWork.
 	HeavyWork int `json:"heavy_work,omitempty"`
+	// HeavyFrom, when positive, is when Heavy begins, from the load's
+	// origin: the calls due before it are all light (clients whose calls
+	// turn heavy then). 0: from the start. Less than Duration.
+	HeavyFrom time.Duration `json:"heavy_from,omitempty"`
 	// Spread is the TCP connections each client connection keeps per
 	// address (server.SpreadConnections); 0 or 1: one.
 	Spread int `json:"spread,omitempty"`
@@ -94,6 +98,8 @@ func (c loadConfig) validate() error {
 		return fmt.Errorf("load: %d heavy fractions for %d connections; want one per connection", len(c.Heavy), c.Conns)
 	case c.Heavy != nil && (c.HeavyWork < 1 || c.HeavyWork > hello.MaxWork):
 		return fmt.Errorf("load: heavy work %d units; want 1 to %d", c.HeavyWork, hello.MaxWork)
+	case c.HeavyFrom < 0 || c.HeavyFrom >= c.Duration:
+		return fmt.Errorf("load: heavy calls from %s; want 0 (from the start) up to the duration %s", c.HeavyFrom, c.Duration)
 	case c.Spread < 0 || c.Spread > 256:
 		return fmt.Errorf("load: spread %d; want 0 to 256 TCP connections per client connection", c.Spread)
 	case c.Policy != "" && c.Policy != policyRoundRobin && c.Policy != policyWRR:
@@ -399,7 +405,7 @@ func generateLoad(ctx context.Context, cfg loadConfig, emit func(loadLine) error
 		for w := range workers {
 			c := caller{
 				client: hellov1.NewHelloClient(cc), index: i, col: col, timeout: cfg.CallTimeout,
-				heavy: heavySequence(heavy, i, w), heavyWork: cfg.HeavyWork,
+				heavy: heavySequence(heavy, i, w), heavyWork: cfg.HeavyWork, heavyFrom: origin.Add(cfg.HeavyFrom),
 				jitter: rand.New(rand.NewPCG(uint64(i), uint64(w))),
 			}
 			phase := float64(w)/float64(workers) + float64(i)/float64(len(ccs)*workers)
@@ -469,6 +475,7 @@ type caller struct {
 	timeout   time.Duration
 	heavy     func() bool // reports whether the next call is heavy
 	heavyWork int
+	heavyFrom time.Time  // calls due before it are light
 	jitter    *rand.Rand // delays each call within its slot
 }
 
@@ -504,7 +511,7 @@ func (c caller) loop(ctx context.Context, start, end time.Time, interval time.Du
 			n += skip - 1
 			continue
 		}
-		call := callInfo{client: c.index, heavy: c.heavy()}
+		call := callInfo{client: c.index, heavy: !at.Before(c.heavyFrom) && c.heavy()}
 		st, started := c.col.begin()
 		callCtx, cancel := context.WithTimeout(ctx, c.timeout)
 		if call.heavy {

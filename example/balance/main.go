@@ -23,6 +23,7 @@
 //	skewed-cost-l7   the same behind nginx
 //	one-heavy-client 5 pods, ONE client connection making every call, over k = 1, 5, 10 TCP connections
 //	overhead         plain grpc.NewServer vs rotor vs rotor + default chain, loopback
+//	late-heavy-client  5 pods, 20 even connections at 40 % of -rate; at 60 s client 0's calls all turn heavy; 150 s; only when named
 //	fleet            50 → 60 pods (-fleet-pods, -fleet-add), 4 client connections per pod at 2 calls/s (-fleet-rate); only when named
 //
 //	default          the example server's defaults (age 30 s)
@@ -102,8 +103,9 @@ var allScenarios = []string{"seed-clusterip", "seed-headless", "rolling-restart"
 	"skewed-clients", "skewed-clients-l7", "call-cost", "skewed-cost", "skewed-cost-headless", "skewed-cost-l7", "one-heavy-client", "overhead"}
 
 // namedScenarios run only when -scenario names them: a fleet is hundreds
-// of processes, sized for the host by its own flags.
-var namedScenarios = []string{"fleet"}
+// of processes, sized for the host by its own flags; late-heavy-client
+// runs 150 s, to reach past fair share's growth.
+var namedScenarios = []string{"late-heavy-client", "fleet"}
 
 // options are the command line.
 type options struct {

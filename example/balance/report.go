@@ -30,6 +30,17 @@ func shortName(i int, p podInfo) string {
 	return fmt.Sprintf("p%d", i)
 }
 
+// podShortName is the pod's shortName in the run ("p2"), or name itself
+// when the run has no such pod.
+func (r run) podShortName(name string) string {
+	for i, p := range r.Pods {
+		if p.Name == name {
+			return shortName(i, p)
+		}
+	}
+	return name
+}
+
 func fmtSecs(p *float64) string {
 	if p == nil {
 		return "never"
@@ -41,10 +52,15 @@ func fmtSecs(p *float64) string {
 func writeTable(w io.Writer, res *result) {
 	if len(res.Runs) > 0 {
 		p := res.Params
+		heavyNote := ""
+		if slices.ContainsFunc(res.Runs, func(r run) bool { return r.Scenario == "late-heavy-client" }) {
+			heavyNote = fmt.Sprintf(" (late-heavy-client: 5 pods, %.0f calls/s, %s per run, no scale event, client 0's calls all heavy from %s)",
+				p.Rate*costRateShare, lateHeavyLength, lateHeavyAt)
+		}
 		if p.Cluster == clusterReal {
 			v := componentVersions()
-			fmt.Fprintf(w, "Balance on a real Kubernetes control plane (kube-apiserver, controllers, scheduler and kube-proxy %s in %s mode, CoreDNS %s, etcd %s; 2 Nodes; example/k8s applied): %d client connections, %.0f calls/s, %s per run, scale event at %s.\n",
-				v["kube-proxy"], p.ProxyMode, v["coredns"], v["etcd"], p.Conns, p.Rate, p.Duration, p.ScaleAt)
+			fmt.Fprintf(w, "Balance on a real Kubernetes control plane (kube-apiserver, controllers, scheduler and kube-proxy %s in %s mode, CoreDNS %s, etcd %s; 2 Nodes; example/k8s applied): %d client connections, %.0f calls/s, %s per run, scale event at %s%s.\n",
+				v["kube-proxy"], p.ProxyMode, v["coredns"], v["etcd"], p.Conns, p.Rate, p.Duration, p.ScaleAt, heavyNote)
 			fmt.Fprintf(w, "Modes: default = example/k8s's server flags; the others replace its rotation flags (-max-connection-age, -peer-*, -rotate-spread): none = no rotation; age = max-connection-age %s; peers = age %s + peer watcher (interval %s, spread %s). Every mode keeps the manifests' grace, shutdown delay and drain timeout (each run's server_args in result.json). A rollout is kubectl rollout restart, paced by the Deployment's strategy.\n",
 				p.Age, p.PeerAge, p.PeerInterval, p.Spread)
 		} else {
@@ -52,8 +68,8 @@ func writeTable(w io.Writer, res *result) {
 			if slices.ContainsFunc(res.Runs, func(r run) bool { return r.Fleet != nil }) {
 				fleetNote = " (the fleet scenario has its own sizes and timeline: see Fleet below)"
 			}
-			fmt.Fprintf(w, "Balance in the kube-proxy lab: %d client connections, %.0f calls/s, %s per run, scale event at %s%s.\n",
-				p.Conns, p.Rate, p.Duration, p.ScaleAt, fleetNote)
+			fmt.Fprintf(w, "Balance in the kube-proxy lab: %d client connections, %.0f calls/s, %s per run, scale event at %s%s%s.\n",
+				p.Conns, p.Rate, p.Duration, p.ScaleAt, fleetNote, heavyNote)
 			fmt.Fprintf(w, "Modes: none = no rotation; age = max-connection-age %s; peers = age %s + peer watcher (interval %s, spread %s). Grace %s, shutdown delay %s, drain timeout %s.\n",
 				p.Age, p.PeerAge, p.PeerInterval, p.Spread, p.Grace, p.ShutdownDelay, p.DrainTimeout)
 		}
@@ -160,6 +176,9 @@ func summaryLine(r run) string {
 			line += fmt.Sprintf(", %.0f%% of the calls %s after the scale event", 100*w.Share, w.label())
 		}
 		line += fmt.Sprintf(" (fair %.0f%%), fair share after %s", 100*s.FairShare, fmtSecs(s.TimeToFair))
+	}
+	if s.Heavy != nil {
+		line += "; " + s.Heavy.text(r.podShortName)
 	}
 	line += fmt.Sprintf("; imbalance %.2f over the last %d s", s.Imbalance, s.ImbalanceSeconds)
 	if s.LoadUnit == "cost" {

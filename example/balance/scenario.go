@@ -163,6 +163,16 @@ type scenario struct {
 // old pod's address longest.
 const headlessRolloutAt = 35 * time.Second
 
+// lateHeavyAt is when late-heavy-client's heavy calls begin: 60 s, past
+// fair share's growth (30 s after the last new peer; all 5 pods start
+// before the load) and after its first sheds have balanced the fleet by
+// count. lateHeavyLength leaves 90 s after it, for sheds that each wait
+// 15 s (server.FairShare's load-only wait) and a 30 s imbalance window.
+const (
+	lateHeavyAt     = 60 * time.Second
+	lateHeavyLength = 150 * time.Second
+)
+
 var scenarios = []scenario{
 	{name: "seed-clusterip", about: "2 → 5 pods, 20 client connections through the ClusterIP", via: viaClusterIP, replicas: 2, scaleTo: 5},
 	{name: "seed-headless", about: "2 → 5 pods, 20 dns:/// + round_robin clients of the headless Service", via: viaHeadless, replicas: 2, scaleTo: 5},
@@ -184,6 +194,8 @@ var scenarios = []scenario{
 		via: viaL7, replicas: 2, scaleTo: 5, load: costLoad, rateShare: costRateShare},
 	{name: "one-heavy-client", about: "5 pods, one client connection making every call, over k TCP connections (server.SpreadConnections)",
 		via: viaClusterIP, replicas: 5, conns: 1, spreads: []int{1, 5, 10}},
+	{name: "late-heavy-client", about: "5 pods through the ClusterIP, 20 even client connections; at 60 s, past growth, one's calls all turn heavy (20× as costly)",
+		via: viaClusterIP, replicas: 5, load: lateHeavyLoad, rateShare: costRateShare, eventAt: lateHeavyAt, length: lateHeavyLength},
 	{name: "fleet", about: "a big fleet scaled by about 10 % through the ClusterIP, 4 client connections per pod at a small call rate (-fleet-pods, -fleet-add, -fleet-rate)",
 		via: viaClusterIP, fleet: true},
 }
@@ -262,6 +274,8 @@ func (s scenario) loadConfig(p params, target string) loadConfig {
 		lc.Weights = zipfWeights(conns, zipfS)
 	case costLoad:
 		lc.Heavy, lc.HeavyWork = heavyFractions(conns), p.HeavyWork
+	case lateHeavyLoad:
+		lc.Heavy, lc.HeavyWork, lc.HeavyFrom = lateHeavyFractions(conns), p.HeavyWork, s.at(p)
 	}
 	return lc
 }
@@ -408,7 +422,7 @@ func serverHasFlag(bin, flag string) bool {
 // endpoints, a replaced pod had exited) at Done.
 type event struct {
 	Label string  `json:"label"`
-	Kind  string  `json:"kind"` // "scale" or "replace"
+	Kind  string  `json:"kind"` // "scale", "replace", or "heavy" (late-heavy-client's calls turned heavy)
 	At    float64 `json:"at"`
 	Done  float64 `json:"done"`
 }
@@ -424,7 +438,7 @@ func runScenario(ctx context.Context, sc scenario, m mode, p params, bins binari
 	if sc.policy != policyRoundRobin {
 		r.Policy = sc.policy
 	}
-	if sc.load == costLoad {
+	if sc.load == costLoad || sc.load == lateHeavyLoad {
 		r.HeavyWork = p.HeavyWork
 	}
 	if progress == nil {
@@ -500,8 +514,13 @@ func runScenario(ctx context.Context, sc scenario, m mode, p params, bins binari
 	}
 	fleet.sample(loadCtx, origin, int(math.Ceil(duration.Seconds())), load.pid())
 
-	// The scenario's changes run beside the load.
+	// The scenario's changes run beside the load; the load generator
+	// makes lateHeavyLoad's change itself, at the time it was given.
 	var events []event
+	if sc.load == lateHeavyLoad {
+		at := sc.at(p).Seconds()
+		events = append(events, event{Label: "client 0's calls heavy", Kind: "heavy", At: at, Done: at})
+	}
 	var evMu sync.Mutex
 	since := func(t time.Time) float64 { return t.Sub(origin).Seconds() }
 	actErr := make(chan error, 1)

@@ -20,6 +20,10 @@ const (
 	// heavyConnShare of the connections (heavyFractions), so that even
 	// connection counts are uneven load.
 	costLoad loadShape = "cost"
+	// lateHeavyLoad: even call rates and light calls, until the scenario's
+	// event, from which connection 0 makes every call heavy (a client whose
+	// calls turn costly in a balanced fleet; see lateHeavyFractions).
+	lateHeavyLoad loadShape = "late-heavy"
 )
 
 // zipfS is the exponent of zipfLoad.
@@ -57,6 +61,14 @@ func heavyFractions(n int) []float64 {
 	for i := range heavyConns {
 		out[i] = f
 	}
+	return out
+}
+
+// lateHeavyFractions returns lateHeavyLoad's heavy fractions for n
+// connections: 1 for connection 0, 0 for the others.
+func lateHeavyFractions(n int) []float64 {
+	out := make([]float64, n)
+	out[0] = 1
 	return out
 }
 

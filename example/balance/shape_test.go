@@ -169,6 +169,28 @@ func TestGenerateLoadShapes(t *testing.T) {
 		}
 	})
 
+	t.Run("heavy from", func(t *testing.T) {
+		// Client 0's calls are all heavy from 1 s: none before, all after.
+		r := run(t, loadConfig{Target: target, Conns: 2, Rate: 40, Duration: 2 * time.Second, CallTimeout: 5 * time.Second,
+			Heavy: []float64{1, 0}, HeavyWork: 1, HeavyFrom: time.Second})
+		calls, heavy := map[[2]int]int{}, map[[2]int]int{} // by client and second
+		for _, c := range r.Conns {
+			for k := range c.Calls {
+				calls[[2]int{c.Client, c.From + k}] += c.Calls[k]
+				heavy[[2]int{c.Client, c.From + k}] += c.Heavy.at(c.From, c.From+k)
+			}
+		}
+		for _, tc := range []struct{ client, second, wantHeavy int }{
+			{0, 0, 0}, {0, 1, calls[[2]int{0, 1}]}, {1, 0, 0}, {1, 1, 0},
+		} {
+			k := [2]int{tc.client, tc.second}
+			if calls[k] < 15 || heavy[k] != tc.wantHeavy {
+				t.Errorf("client %d, second %d: %d calls, %d heavy; want about 20 calls, %d heavy (client 0 heavy from 1 s)",
+					tc.client, tc.second, calls[k], heavy[k], tc.wantHeavy)
+			}
+		}
+	})
+
 	t.Run("spread", func(t *testing.T) {
 		r := run(t, loadConfig{Target: target, Conns: 1, Rate: 200, Duration: 1500 * time.Millisecond, CallTimeout: 5 * time.Second, Spread: 4})
 		if len(r.Conns) != 4 {
