@@ -390,11 +390,9 @@ func waitsSteady(in shedInput, cfg FairShare, st shedState, helps bool) bool {
 // fleet's, and none in a third run on the final code
 // (example/balance/fair-share-runs.md). A load that stays high, a
 // heavy client or a slower node, moves 15 s after it began, 10 s later
-// than with steadyWant: a heavy client's 3 neighbours on a pod at the
-// mean moved 16 s after its calls turned heavy in four runs of the lab's
-// late-heavy-client, and those whose clients landed back on the pod
-// 16–17 s later
-// (example/balance/testdata/runs-2026-12-05/late-heavy-client.txt).
+// than with steadyWant, and a connection whose client lands back on the
+// pod 15 s after that, as a shed restarts the wait (16 s, and 32–33 s, in
+// example/balance/testdata/runs-2026-12-05/late-heavy-client.txt).
 // Within growth such a shed waits steadyWant (see growthShed); a shed that
 // helps by count waits steadyWant at most (see waited).
 const loadOnlyWant = 3 * steadyWant

@@ -2,7 +2,9 @@ package main
 
 import (
 	"slices"
+	"strings"
 	"testing"
+	"time"
 )
 
 // steady returns n seconds of 2 calls each.
@@ -17,8 +19,21 @@ func steady(n int) series {
 func TestAnalyzeHeavy(t *testing.T) {
 	// Client 0's calls turn heavy at 10 s on p0, which it shares with
 	// clients 1, 2 and 3; 1 moves in second 14 and 3 in second 22, 2 stays.
-	// Client 4 is elsewhere; client 5 arrives on p0 after 10 s.
+	// Client 4 is elsewhere; client 5 arrives on p0 after 10 s. Client 6
+	// came to p0 from p1 before and stays; client 7 lands back on p0 in
+	// second 14 and leaves in 20; client 8 leaves in second 10, the first
+	// heavy one; client 9 moved to p0 within second 9, making more of its
+	// calls on p1 then, and stays.
 	conns := []connRecord{
+		{ID: "6/a", Client: 6, Pod: "p1", From: 0, Calls: steady(5)},
+		{ID: "6/b", Client: 6, Pod: "p0", From: 4, Calls: steady(26)},
+		{ID: "7/a", Client: 7, Pod: "p0", From: 0, Calls: steady(15)},
+		{ID: "7/b", Client: 7, Pod: "p0", From: 14, Calls: steady(6)},
+		{ID: "7/c", Client: 7, Pod: "p2", From: 20, Calls: steady(10)},
+		{ID: "8/a", Client: 8, Pod: "p0", From: 0, Calls: steady(11)},
+		{ID: "8/b", Client: 8, Pod: "p1", From: 10, Calls: steady(20)},
+		{ID: "9/a", Client: 9, Pod: "p1", From: 0, Calls: steady(10)},
+		{ID: "9/b", Client: 9, Pod: "p0", From: 9, Calls: append(series{1}, steady(20)...)},
 		{ID: "0/a", Client: 0, Pod: "p0", From: 0, Calls: steady(30)},
 		{ID: "1/a", Client: 1, Pod: "p0", From: 0, Calls: steady(15)},
 		{ID: "1/b", Client: 1, Pod: "p1", From: 14, Calls: steady(16)},
@@ -35,12 +50,32 @@ func TestAnalyzeHeavy(t *testing.T) {
 	if h == nil {
 		t.Fatal("no heavy summary for a run with a heavy event")
 	}
-	if h.Pod != "p0" || h.Neighbours != 3 || !slices.Equal(h.Moved, []float64{4, 13}) || h.HeavyMoved {
-		t.Errorf("got %+v, want pod p0, 3 neighbours, moved after [4 13] s, client 0 stayed", *h)
+	if h.Pod != "p0" || h.Neighbours != 7 || !slices.Equal(h.Moved, []float64{0, 4, 10, 13}) || h.HeavyMoved {
+		t.Errorf("got %+v, want pod p0, 7 neighbours (1, 2, 3, 6, 7, 8, 9), moved after [0 4 10 13] s (8, 1, 7, 3), client 0 stayed", *h)
 	}
-	want := "client 0's calls heavy at 10 s on p0 with 3 neighbours; they moved off after 4 s, 13 s; 1 stayed; client 0 stayed"
+	want := "client 0's calls heavy at 10 s on p0 with 7 neighbours; they moved off after 0 s, 4 s, 10 s, 13 s; 3 stayed; client 0 stayed"
 	if got := h.text(r.podShortName); got != want {
 		t.Errorf("text:\n got %s\nwant %s", got, want)
+	}
+	for _, tc := range []struct {
+		h    heavySummary
+		want string
+	}{
+		{heavySummary{At: 60, Pod: "p2", Neighbours: 1, Moved: []float64{16}},
+			"client 0's calls heavy at 60 s on p2 with 1 neighbour; they moved off after 16 s; none stayed; client 0 stayed"},
+		{heavySummary{At: 60, Pod: "p9", Neighbours: 2, HeavyMoved: true},
+			"client 0's calls heavy at 60 s on p9 with 2 neighbours; 2 stayed; client 0 moved too"},
+	} {
+		if got := tc.h.text(r.podShortName); got != tc.want {
+			t.Errorf("text:\n got %s\nwant %s", got, tc.want)
+		}
+	}
+
+	// Clients on several TCP connections each: no summary.
+	spread := r
+	spread.Spread = 2
+	if h := spread.analyzeHeavy(); h != nil {
+		t.Errorf("a run with 2 TCP connections per client has a heavy summary %+v", *h)
 	}
 
 	// Client 0 itself moves: the summary says so.
@@ -83,5 +118,41 @@ func TestLateHeavyClientLoad(t *testing.T) {
 	}
 	if sc.scaleTo != 0 || sc.rolling || sc.roll || sc.replicas != 5 {
 		t.Errorf("late-heavy-client changes the pods (%d → %d, rolling %v, roll %v); want 5 pods left alone", sc.replicas, sc.scaleTo, sc.rolling, sc.roll)
+	}
+	// Its run records the change, when the load generator makes it, for
+	// analyzeHeavy; no other scenario's does.
+	if ev := sc.loadEvents(p); len(ev) != 1 || ev[0].Kind != "heavy" || ev[0].At != lc.HeavyFrom.Seconds() || ev[0].Done != ev[0].At {
+		t.Errorf("late-heavy-client's load events %+v; want one of kind heavy at %v s", ev, lc.HeavyFrom.Seconds())
+	}
+	for _, other := range scenarios {
+		if other.name != sc.name && other.loadEvents(p) != nil {
+			t.Errorf("%s has load events %+v", other.name, other.loadEvents(p))
+		}
+	}
+}
+
+func TestLoadConfigHeavyFrom(t *testing.T) {
+	base := loadConfig{Target: "passthrough:///x", Conns: 2, Rate: 10, Duration: 10 * time.Second, CallTimeout: time.Second,
+		Heavy: []float64{1, 0}, HeavyWork: 1}
+	for _, tc := range []struct {
+		from    time.Duration
+		noHeavy bool
+		wantErr string
+	}{
+		{from: 0},
+		{from: 5 * time.Second},
+		{from: -time.Second, wantErr: "heavy calls from -1s; want 0 (from the start) to less than the duration, 10s"},
+		{from: 10 * time.Second, wantErr: "heavy calls from 10s; want 0 (from the start) to less than the duration, 10s"},
+		{from: 5 * time.Second, noHeavy: true, wantErr: "heavy calls from 5s, but no heavy fractions"},
+	} {
+		c := base
+		c.HeavyFrom = tc.from
+		if tc.noHeavy {
+			c.Heavy, c.HeavyWork = nil, 0
+		}
+		err := c.validate()
+		if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+			t.Errorf("HeavyFrom %s (Heavy %v): error %v, want %q", tc.from, c.Heavy, err, tc.wantErr)
+		}
 	}
 }

@@ -62,8 +62,9 @@ type loadConfig struct {
 	// HeavyWork is the work units of a heavy call, 1 to hello.MaxWork.
 	HeavyWork int `json:"heavy_work,omitempty"`
 	// HeavyFrom, when positive, is when Heavy begins, from the load's
-	// origin: the calls due before it are all light (clients whose calls
-	// turn heavy then). 0: from the start. Less than Duration.
+	// origin: the calls started before it are all light (clients whose
+	// calls turn heavy then). 0: from the start. Less than Duration, and
+	// only with Heavy.
 	HeavyFrom time.Duration `json:"heavy_from,omitempty"`
 	// Spread is the TCP connections each client connection keeps per
 	// address (server.SpreadConnections); 0 or 1: one.
@@ -99,7 +100,9 @@ func (c loadConfig) validate() error {
 	case c.Heavy != nil && (c.HeavyWork < 1 || c.HeavyWork > hello.MaxWork):
 		return fmt.Errorf("load: heavy work %d units; want 1 to %d", c.HeavyWork, hello.MaxWork)
 	case c.HeavyFrom < 0 || c.HeavyFrom >= c.Duration:
-		return fmt.Errorf("load: heavy calls from %s; want 0 (from the start) up to the duration %s", c.HeavyFrom, c.Duration)
+		return fmt.Errorf("load: heavy calls from %s; want 0 (from the start) to less than the duration, %s", c.HeavyFrom, c.Duration)
+	case c.HeavyFrom > 0 && c.Heavy == nil:
+		return fmt.Errorf("load: heavy calls from %s, but no heavy fractions; set Heavy, or HeavyFrom to 0", c.HeavyFrom)
 	case c.Spread < 0 || c.Spread > 256:
 		return fmt.Errorf("load: spread %d; want 0 to 256 TCP connections per client connection", c.Spread)
 	case c.Policy != "" && c.Policy != policyRoundRobin && c.Policy != policyWRR:
@@ -475,7 +478,7 @@ type caller struct {
 	timeout   time.Duration
 	heavy     func() bool // reports whether the next call is heavy
 	heavyWork int
-	heavyFrom time.Time  // calls due before it are light
+	heavyFrom time.Time  // calls started before it are light
 	jitter    *rand.Rand // delays each call within its slot
 }
 
@@ -511,8 +514,10 @@ func (c caller) loop(ctx context.Context, start, end time.Time, interval time.Du
 			n += skip - 1
 			continue
 		}
-		call := callInfo{client: c.index, heavy: !at.Before(c.heavyFrom) && c.heavy()}
 		st, started := c.col.begin()
+		// Heavy by when the call starts, the second the collector counts
+		// it in, so that no light call counts at or after heavyFrom.
+		call := callInfo{client: c.index, heavy: !started.Before(c.heavyFrom) && c.heavy()}
 		callCtx, cancel := context.WithTimeout(ctx, c.timeout)
 		if call.heavy {
 			callCtx = metadata.AppendToOutgoingContext(callCtx, hello.WorkKey, work)

@@ -54,7 +54,7 @@ func writeTable(w io.Writer, res *result) {
 		p := res.Params
 		heavyNote := ""
 		if slices.ContainsFunc(res.Runs, func(r run) bool { return r.Scenario == "late-heavy-client" }) {
-			heavyNote = fmt.Sprintf(" (late-heavy-client: 5 pods, %.0f calls/s, %s per run, no scale event, client 0's calls all heavy from %s)",
+			heavyNote = fmt.Sprintf(" (late-heavy-client has its own: 5 pods, %.0f calls/s, %s per run, no scale event, client 0's calls all heavy from %s)",
 				p.Rate*costRateShare, lateHeavyLength, lateHeavyAt)
 		}
 		if p.Cluster == clusterReal {

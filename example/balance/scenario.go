@@ -164,9 +164,9 @@ type scenario struct {
 const headlessRolloutAt = 35 * time.Second
 
 // lateHeavyAt is when late-heavy-client's heavy calls begin: 60 s, past
-// fair share's growth (30 s after the last new peer; all 5 pods start
-// before the load) and after its first sheds have balanced the fleet by
-// count. lateHeavyLength leaves 90 s after it, for sheds that each wait
+// fair share's growth (30 s after the last new peer: the 5 pods start
+// before the load, and in the lab's runs found each other about 1 s into
+// it) and after its first sheds have balanced the fleet by count. lateHeavyLength leaves 90 s after it, for sheds that each wait
 // 15 s (server.FairShare's load-only wait) and a 30 s imbalance window.
 const (
 	lateHeavyAt     = 60 * time.Second
@@ -286,6 +286,18 @@ func findScenario(name string) (scenario, bool) {
 		return scenario{}, false
 	}
 	return scenarios[i], true
+}
+
+// loadEvents are the changes the load generator makes itself in a run of
+// the scenario, at the times its loadConfig gives: lateHeavyLoad's client
+// 0 turning heavy (Kind "heavy", in seconds from the origin, a whole
+// second for lateHeavyAt); none for the other shapes.
+func (s scenario) loadEvents(p params) []event {
+	if s.load != lateHeavyLoad {
+		return nil
+	}
+	at := s.at(p).Seconds()
+	return []event{{Label: "client 0's calls heavy", Kind: "heavy", At: at, Done: at}}
 }
 
 // duration is how long the scenario's load runs.
@@ -515,12 +527,8 @@ func runScenario(ctx context.Context, sc scenario, m mode, p params, bins binari
 	fleet.sample(loadCtx, origin, int(math.Ceil(duration.Seconds())), load.pid())
 
 	// The scenario's changes run beside the load; the load generator
-	// makes lateHeavyLoad's change itself, at the time it was given.
-	var events []event
-	if sc.load == lateHeavyLoad {
-		at := sc.at(p).Seconds()
-		events = append(events, event{Label: "client 0's calls heavy", Kind: "heavy", At: at, Done: at})
-	}
+	// makes its own (loadEvents) itself.
+	events := sc.loadEvents(p)
 	var evMu sync.Mutex
 	since := func(t time.Time) float64 { return t.Sub(origin).Seconds() }
 	actErr := make(chan error, 1)
@@ -575,7 +583,7 @@ func runScenario(ctx context.Context, sc scenario, m mode, p params, bins binari
 	if err := <-actErr; err != nil {
 		return r, fmt.Errorf("%s: %w", sc.name, err)
 	}
-	if len(events) == 0 && (sc.scaleTo > 0 || sc.rolling || sc.roll) {
+	if !slices.ContainsFunc(events, func(e event) bool { return e.Kind == "scale" || e.Kind == "replace" }) && (sc.scaleTo > 0 || sc.rolling || sc.roll) {
 		return r, fmt.Errorf("%s: the run ended before its scale event; make -duration longer than -scale-at", sc.name)
 	}
 

@@ -37,13 +37,14 @@ const (
 // removed too; with KeepLogsEnv set it is kept, and the error says where.
 func NewForTest(ctx context.Context, t testing.TB, cfg Config) *Cluster {
 	t.Helper()
-	c, err := newForTest(ctx, cfg, keepLogsSet())
+	keep := keepLogsSet()
+	c, err := newForTest(ctx, cfg, keep)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		_ = c.Close()
-		finishLogs(t, c.Dir(), keepLogsSet())
+		finishLogs(t, c.Dir(), keep)
 	})
 	return c
 }
