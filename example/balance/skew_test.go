@@ -207,3 +207,29 @@ func TestCallCost(t *testing.T) {
 		t.Errorf("%d of %d mix calls heavy, want %.1f ± %d", c.MixHeavy, c.MixCalls, want, c.Conns+1)
 	}
 }
+
+// TestLateHeavyClient runs late-heavy-client with fair share: past growth,
+// a client's calls turn heavy on a pod of a balanced fleet, and its
+// neighbours must move off that pod while it stays. Only the pod's load
+// reading explains that shed, so it waits (loadOnlyWant): the first goes
+// no sooner than 5 s after the load began. Not all of them need to go
+// within the run: one whose client lands back on the pod (one time in five)
+// waits again.
+func TestLateHeavyClient(t *testing.T) {
+	r := runShortVariant(t, variant(t, "late-heavy-client", 1, policyRoundRobin), "fair-share")
+	checkLoadSummary(t, r, "cost")
+	h := r.Summary.Heavy
+	if h == nil {
+		t.Fatalf("no heavy summary; events %+v", r.Events)
+	}
+	t.Logf("%s", h.text(r.podShortName))
+	if h.Neighbours == 0 || len(h.Moved) == 0 {
+		t.Errorf("client 0's pod had %d neighbours when its calls turned heavy and %v moved off; want some, and one or more moved", h.Neighbours, h.Moved)
+	}
+	if len(h.Moved) > 0 && h.Moved[0] < 5 {
+		t.Errorf("a neighbour moved off %v s after the heavy calls began; a shed only the load explains waits past growth", h.Moved[0])
+	}
+	if h.HeavyMoved {
+		t.Error("client 0, whose connection alone is over the mean pod's load, moved; its pod should shed the light ones (a heavier connection moves only while it is at most the pod's excess)")
+	}
+}
