@@ -84,9 +84,9 @@ import (
 // then with 5 s (6 times in two 600 s runs), and once in three runs with
 // 15 s (a pod at 4 reading 1.41 times the fleet's load per connection; see
 // loadOnlyWant). So a heavy client's neighbours, past growth, move 15 s
-// after its load began (16 s in the lab's late-heavy-client), and one
-// whose client lands back on the pod (at random: admission is off past
-// growth) 15 s after that, as a shed restarts the wait. In fleets whose
+// after its load began, and one whose client lands back on the pod (at
+// random: admission is off past growth) 15 s after that, as a shed
+// restarts the wait (see loadOnlyWant). In fleets whose
 // mean is exact (up to Sample + 1 pods), past growth, a shed that helps
 // by count (a pod at 5 for a mean of 4 in a fleet of 5) is made at once,
 // and one only the load reading explains (a pod at 4 whose connections

@@ -391,8 +391,9 @@ func waitsSteady(in shedInput, cfg FairShare, st shedState, helps bool) bool {
 // (example/balance/fair-share-runs.md). A load that stays high, a
 // heavy client or a slower node, moves 15 s after it began, 10 s later
 // than with steadyWant, and a connection whose client lands back on the
-// pod 15 s after that, as a shed restarts the wait (16 s, and 32–33 s, in
-// example/balance/testdata/runs-2026-12-05/late-heavy-client.txt).
+// pod 15 s after that, as a shed restarts the wait
+// (example/balance/testdata/runs-2026-12-05/late-heavy-client.txt has
+// the lab's runs of a client that turns heavy).
 // Within growth such a shed waits steadyWant (see growthShed); a shed that
 // helps by count waits steadyWant at most (see waited).
 const loadOnlyWant = 3 * steadyWant

@@ -174,7 +174,7 @@ type summary struct {
 
 	// Fleet holds a fleet run's own figures (see fleetSummary).
 	Fleet *fleetSummary `json:"fleet,omitempty"`
-	// Heavy holds a late-heavy-client run's own (see heavySummary).
+	// Heavy holds a late-heavy-client run's own figures (see heavySummary).
 	Heavy *heavySummary `json:"heavy,omitempty"`
 }
 

@@ -79,10 +79,13 @@ func TestAnalyzeHeavy(t *testing.T) {
 	}
 
 	// Client 0 itself moves: the summary says so.
-	r.Conns = append(r.Conns, connRecord{ID: "0/b", Client: 0, Pod: "p2", From: 25, Calls: steady(5)})
-	r.Conns[0].Calls = steady(26)
-	if h := r.analyzeHeavy(); h == nil || !h.HeavyMoved {
-		t.Errorf("client 0 moved to p2 at 25 s, the summary has %+v", h)
+	moved := r
+	moved.Conns = slices.Clone(r.Conns)
+	i := slices.IndexFunc(moved.Conns, func(c connRecord) bool { return c.ID == "0/a" })
+	moved.Conns[i].Calls = steady(25)
+	moved.Conns = append(moved.Conns, connRecord{ID: "0/b", Client: 0, Pod: "p2", From: 25, Calls: steady(5)})
+	if h := moved.analyzeHeavy(); h == nil || !h.HeavyMoved || h.Neighbours != 7 {
+		t.Errorf("client 0 moved to p2 at 25 s, the summary has %+v; want HeavyMoved and the same 7 neighbours", h)
 	}
 
 	// No heavy event, or client 0 silent before it: no summary.
@@ -118,6 +121,9 @@ func TestLateHeavyClientLoad(t *testing.T) {
 	}
 	if sc.scaleTo != 0 || sc.rolling || sc.roll || sc.replicas != 5 {
 		t.Errorf("late-heavy-client changes the pods (%d → %d, rolling %v, roll %v); want 5 pods left alone", sc.replicas, sc.scaleTo, sc.rolling, sc.roll)
+	}
+	if why := p.unsupported(variant(t, "late-heavy-client", 2, policyRoundRobin)); !strings.Contains(why, "-spread-k") {
+		t.Errorf("late-heavy-client with 2 TCP connections per client: %q, want it skipped, naming -spread-k", why)
 	}
 	// Its run records the change, when the load generator makes it, for
 	// analyzeHeavy; no other scenario's does.

@@ -150,7 +150,7 @@ type podShare struct {
 
 // loadUnit is what the run's load counts: "cost" when it has heavy calls.
 func (r *run) loadUnit() string {
-	if r.Load == string(costLoad) || r.Load == string(lateHeavyLoad) {
+	if loadShape(r.Load).hasHeavy() {
 		return "cost"
 	}
 	for _, s := range r.Seconds {

@@ -23,7 +23,8 @@
 //	skewed-cost-l7   the same behind nginx
 //	one-heavy-client 5 pods, ONE client connection making every call, over k = 1, 5, 10 TCP connections
 //	overhead         plain grpc.NewServer vs rotor vs rotor + default chain, loopback
-//	late-heavy-client  5 pods, 20 even connections at 40 % of -rate; at 60 s client 0's calls all turn heavy; 150 s; only when named
+//	late-heavy-client
+//	                 5 pods, 20 even connections at 40 % of -rate; at 60 s client 0's calls all turn heavy; 150 s; only when named
 //	fleet            50 → 60 pods (-fleet-pods, -fleet-add), 4 client connections per pod at 2 calls/s (-fleet-rate); only when named
 //
 //	default          the example server's defaults (age 30 s)
@@ -130,8 +131,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	short := fs.Bool("short", false, "short runs for tests: 15 s (headless 36 s), scale at 5 s, age 2 s, 200 calls/s")
 	out := fs.String("out", "balance-out", "directory for table.txt, result.json and plot.svg; empty: print only")
 	serverBin := fs.String("server-bin", "", "example server binary to run in the pods; empty: go build ./example/server")
-	dur := fs.Duration("duration", 0, "length of each run (default 70s, -short 15s; late-heavy-client runs 150s)")
-	scaleAt := fs.Duration("scale-at", 0, "when the scale event (or the rolling restart) starts (default 15s, -short 5s; late-heavy-client's client turns heavy at 60s)")
+	dur := fs.Duration("duration", 0, fmt.Sprintf("length of each run (default 70s, -short 15s; late-heavy-client runs %s)", lateHeavyLength))
+	scaleAt := fs.Duration("scale-at", 0, fmt.Sprintf("when the scale event (or the rolling restart) starts (default 15s, -short 5s; late-heavy-client's client turns heavy at %s)", lateHeavyAt))
 	rate := fs.Float64("rate", 0, "calls per second, all connections together (default 1000, -short 200)")
 	conns := fs.Int("conns", 0, "client connections (default 20)")
 	age := fs.Duration("age", 0, "max connection age of mode age (default 10s, -short 2s)")

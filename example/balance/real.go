@@ -352,11 +352,14 @@ func checkReal(mode cluster.ProxyMode) error {
 	return cluster.Available(cluster.Config{ProxyMode: mode, Nodes: 2, NodeAgent: true})
 }
 
-// unsupported says why a scenario variant cannot run where p puts the pods,
-// or "".
+// unsupported says why a scenario variant cannot run where p puts the pods
+// or with its client variant, or "".
 func (p params) unsupported(sc scenario) string {
 	if p.Cluster == clusterReal && sc.via == viaL7 {
 		return "the real cluster has no L7 proxy (nginx is the emulated lab's): run it with -cluster emulated"
+	}
+	if sc.load == lateHeavyLoad && sc.spread > 1 {
+		return "late-heavy-client follows each client on one pod: run it without -spread-k"
 	}
 	return ""
 }

@@ -53,9 +53,10 @@ func writeTable(w io.Writer, res *result) {
 	if len(res.Runs) > 0 {
 		p := res.Params
 		heavyNote := ""
-		if slices.ContainsFunc(res.Runs, func(r run) bool { return r.Scenario == "late-heavy-client" }) {
-			heavyNote = fmt.Sprintf(" (late-heavy-client has its own: 5 pods, %.0f calls/s, %s per run, no scale event, client 0's calls all heavy from %s)",
-				p.Rate*costRateShare, lateHeavyLength, lateHeavyAt)
+		if i := slices.IndexFunc(res.Runs, func(r run) bool { return r.Summary.Heavy != nil }); i >= 0 {
+			r := res.Runs[i]
+			heavyNote = fmt.Sprintf(" (late-heavy-client has its own: %d pods, %.0f calls/s, %.0f s per run, no scale event, client 0's calls all heavy from %.0f s)",
+				len(r.Pods), r.Rate, r.Duration, r.Summary.Heavy.At)
 		}
 		if p.Cluster == clusterReal {
 			v := componentVersions()

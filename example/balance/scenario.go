@@ -122,9 +122,11 @@ type scenario struct {
 	// old pod terminates in the background), rollEvery apart.
 	roll      bool
 	rollEvery time.Duration
-	// eventAt, when set, replaces -scale-at: the rollouts of headless
-	// clients happen once the clients' first 30 s re-resolution window has
-	// passed and an age GOAWAY has started the next one.
+	// eventAt, when set, replaces -scale-at as the time of the scenario's
+	// event: the rollouts of headless clients happen once the clients'
+	// first 30 s re-resolution window has passed and an age GOAWAY has
+	// started the next one (headlessRolloutAt); late-heavy-client's client
+	// turns heavy past growth (lateHeavyAt).
 	eventAt time.Duration
 	// kitShutdown runs the servers with the kit's own shutdown timings
 	// (ShutdownDelay, DrainTimeout, MaxConnectionAgeGrace) and the pods
@@ -149,7 +151,8 @@ type scenario struct {
 	policy string
 	// fleet sizes the scenario from the -fleet flags (see sized): its
 	// pods, connections and timeline. connRate, when set, replaces -rate
-	// with calls per second per connection; length replaces -duration;
+	// with calls per second per connection; length, when set, replaces
+	// -duration (a fleet's, or late-heavy-client's lateHeavyLength);
 	// startBatch, when set, starts the initial pods that many at a time.
 	fleet      bool
 	connRate   float64
@@ -166,8 +169,9 @@ const headlessRolloutAt = 35 * time.Second
 // lateHeavyAt is when late-heavy-client's heavy calls begin: 60 s, past
 // fair share's growth (30 s after the last new peer: the 5 pods start
 // before the load, and in the lab's runs found each other about 1 s into
-// it) and after its first sheds have balanced the fleet by count. lateHeavyLength leaves 90 s after it, for sheds that each wait
-// 15 s (server.FairShare's load-only wait) and a 30 s imbalance window.
+// it) and after its first sheds have balanced the fleet by count.
+// lateHeavyLength leaves 90 s after it, for sheds that each wait 15 s
+// (server.FairShare's load-only wait) and a 30 s imbalance window.
 const (
 	lateHeavyAt     = 60 * time.Second
 	lateHeavyLength = 150 * time.Second
@@ -450,7 +454,7 @@ func runScenario(ctx context.Context, sc scenario, m mode, p params, bins binari
 	if sc.policy != policyRoundRobin {
 		r.Policy = sc.policy
 	}
-	if sc.load == costLoad || sc.load == lateHeavyLoad {
+	if sc.load.hasHeavy() {
 		r.HeavyWork = p.HeavyWork
 	}
 	if progress == nil {

@@ -26,6 +26,10 @@ const (
 	lateHeavyLoad loadShape = "late-heavy"
 )
 
+// hasHeavy reports whether the shape has heavy calls: its load counts in
+// cost units (a light call 1, a heavy one heavyCost).
+func (s loadShape) hasHeavy() bool { return s == costLoad || s == lateHeavyLoad }
+
 // zipfS is the exponent of zipfLoad.
 const zipfS = 1.0
 

@@ -184,8 +184,11 @@ func TestGenerateLoadShapes(t *testing.T) {
 			{0, 0, 0}, {0, 1, calls[[2]int{0, 1}]}, {1, 0, 0}, {1, 1, 0},
 		} {
 			k := [2]int{tc.client, tc.second}
-			if calls[k] < 15 || heavy[k] != tc.wantHeavy {
-				t.Errorf("client %d, second %d: %d calls, %d heavy; want about 20 calls, %d heavy (client 0 heavy from 1 s)",
+			// A stall across the second's boundary moves calls to the
+			// next second; whatever a second has, it is all light or
+			// all heavy.
+			if calls[k] < 5 || heavy[k] != tc.wantHeavy {
+				t.Errorf("client %d, second %d: %d calls, %d heavy; want 5 or more (20 on an idle host), %d heavy (client 0 heavy from 1 s)",
 					tc.client, tc.second, calls[k], heavy[k], tc.wantHeavy)
 			}
 		}

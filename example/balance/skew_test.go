@@ -211,23 +211,36 @@ func TestCallCost(t *testing.T) {
 // TestLateHeavyClient runs late-heavy-client with fair share: past growth,
 // a client's calls turn heavy on a pod of a balanced fleet, and its
 // neighbours must move off that pod while it stays. Only the pod's load
-// reading explains that shed, so it waits (loadOnlyWant): the first goes
-// no sooner than 5 s after the load began. Not all of them need to go
-// within the run: one whose client lands back on the pod (one time in five)
-// waits again.
+// reading explains that shed, so past growth it waits loadOnlyWant, 15 s,
+// once the reading has risen: the first neighbour goes no sooner than 10 s
+// after the load began (5 s, steadyWant, would be a shed that does not
+// wait as the rule says; 16 s in the recorded runs). Not all of them need
+// to go within the run: one whose client lands back on the pod (one time
+// in five) waits again. It runs 150 s, whatever -short says: skipped with
+// -short.
 func TestLateHeavyClient(t *testing.T) {
+	if testing.Short() {
+		t.Skip("late-heavy-client runs 150 s")
+	}
 	r := runShortVariant(t, variant(t, "late-heavy-client", 1, policyRoundRobin), "fair-share")
 	checkLoadSummary(t, r, "cost")
 	h := r.Summary.Heavy
 	if h == nil {
-		t.Fatalf("no heavy summary; events %+v", r.Events)
+		var calls int
+		for _, c := range r.Conns {
+			if c.Client == 0 {
+				calls += c.Calls.at(c.From, int(lateHeavyAt.Seconds())-1)
+			}
+		}
+		t.Fatalf("no heavy summary: events %+v (want one of kind heavy), spread %d (want 1), client 0's calls in the second before %s: %d (want some)",
+			r.Events, r.Spread, lateHeavyAt, calls)
 	}
 	t.Logf("%s", h.text(r.podShortName))
 	if h.Neighbours == 0 || len(h.Moved) == 0 {
 		t.Errorf("client 0's pod had %d neighbours when its calls turned heavy and %v moved off; want some, and one or more moved", h.Neighbours, h.Moved)
 	}
-	if len(h.Moved) > 0 && h.Moved[0] < 5 {
-		t.Errorf("a neighbour moved off %v s after the heavy calls began; a shed only the load explains waits past growth", h.Moved[0])
+	if len(h.Moved) > 0 && h.Moved[0] < 10 {
+		t.Errorf("a neighbour moved off %v s after the heavy calls began; want 10 s or more: a shed only the load explains waits 15 s past growth (loadOnlyWant)", h.Moved[0])
 	}
 	if h.HeavyMoved {
 		t.Error("client 0, whose connection alone is over the mean pod's load, moved; its pod should shed the light ones (a heavier connection moves only while it is at most the pod's excess)")
