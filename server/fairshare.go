@@ -86,13 +86,12 @@ import (
 // loadOnlyWant). So a heavy client's neighbours, past growth, move 15 s
 // after its load began, and one whose client lands back on the pod (at
 // random: admission is off past growth) 15 s after that, as a shed
-// restarts the wait (see loadOnlyWant). In fleets whose
-// mean is exact (up to Sample + 1 pods), past growth, a shed that helps
-// by count (a pod at 5 for a mean of 4 in a fleet of 5) is made at once,
-// and one only the load reading explains (a pod at 4 whose connections
-// read costlier) after 15 s; a pod whose count explains its load is
-// judged by that count there too (see waitsSteady). A pod that joined the
-// fleet counts as past growth from its first round.
+// restarts the wait. In fleets whose mean is exact (up to Sample + 1 pods),
+// past growth, a shed that helps by count (a pod at 5 for a mean of 4 in a
+// fleet of 5) is made at once, and one only the load reading explains (a pod
+// at 4 whose connections read costlier) after 15 s; a pod whose count
+// explains its load is judged by that count there too (see waitsSteady). A
+// pod that joined the fleet counts as past growth from its first round.
 // Within 30 s of growth, in a fleet whose mean is estimated, a shed by
 // load goes at once down to the fleet's mean count of connections rounded
 // down, and below it, where only the load reading explains it, after 5 s

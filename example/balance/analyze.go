@@ -247,12 +247,8 @@ func (r *run) refill() {
 
 // scaleEvent returns the completion time of the first scale event.
 func (r *run) scaleEvent() (float64, bool) {
-	for _, e := range r.Events {
-		if e.Kind == "scale" {
-			return e.Done, true
-		}
-	}
-	return 0, false
+	e, ok := r.firstEvent(eventScale)
+	return e.Done, ok
 }
 
 func (r *run) analyze() summary {

@@ -45,7 +45,7 @@ func TestAnalyze(t *testing.T) {
 		Scenario: "seed", Mode: "m",
 		Pods:      []podInfo{{Name: "a"}, {Name: "b"}, {Name: "c", New: true}},
 		FinalPods: []string{"a", "b", "c"},
-		Events:    []event{{Kind: "scale", At: 1.8, Done: 2.0}},
+		Events:    []event{{Kind: eventScale, At: 1.8, Done: 2.0}},
 	}
 	var lines []loadLine
 	for s := range 10 {
@@ -166,7 +166,7 @@ func TestPlotIsWellFormedSVG(t *testing.T) {
 	r := run{Scenario: "seed-clusterip", Mode: "age", Duration: 4,
 		Pods:      []podInfo{{Name: "a"}, {Name: "b", New: true}},
 		FinalPods: []string{"a", "b"},
-		Events:    []event{{Label: "scale 1→2", Kind: "scale", At: 1, Done: 1.2}},
+		Events:    []event{{Label: "scale 1→2", Kind: eventScale, At: 1, Done: 1.2}},
 	}
 	r.fill([]loadLine{
 		{Type: "second", T: 0, Calls: map[string]int{"a": 10}},
@@ -208,7 +208,7 @@ func TestPlotIsWellFormedSVG(t *testing.T) {
 
 func TestTable(t *testing.T) {
 	r := run{Scenario: "seed-clusterip", Mode: "none", Pods: []podInfo{{Name: "a"}, {Name: "b", New: true}}, FinalPods: []string{"a", "b"},
-		Events: []event{{Kind: "scale", Done: 0.5}}}
+		Events: []event{{Kind: eventScale, Done: 0.5}}}
 	r.fill([]loadLine{{Type: "second", T: 0, Calls: map[string]int{"a": 10}}, {Type: "second", T: 1, Calls: map[string]int{"a": 10}}})
 	loaded := synthRun([]string{"a", "b"}, nil, 4, []synthConn{
 		{pod: "a", calls: repeat(10, 4), heavy: repeat(1, 4)}, {client: 1, pod: "b", calls: repeat(10, 4)},
@@ -308,7 +308,7 @@ func TestRefillFromJSON(t *testing.T) {
 	r := run{Scenario: "s", Mode: "m", Duration: 3,
 		Pods:      []podInfo{{Name: "a"}, {Name: "b", New: true}},
 		FinalPods: []string{"a", "b"},
-		Events:    []event{{Kind: "scale", At: 0.5, Done: 0.6}},
+		Events:    []event{{Kind: eventScale, At: 0.5, Done: 0.6}},
 	}
 	lat := map[int]uint64{bucketOf(time.Millisecond): 8, bucketOf(3 * time.Millisecond): 2}
 	r.fill([]loadLine{

@@ -510,12 +510,9 @@ func (r *run) analyzeFleet(s summary) *fleetSummary {
 	}
 	fs.ConnsMax, fs.ConnsMean = connsPerPodAtEnd(r.Conns, r.FinalPods, n)
 
-	for _, e := range r.Events {
-		if e.Kind == "scale" {
-			at := int(math.Floor(e.At))
-			fs.MovedBefore = churnOver(r.Seconds, (at+1)/2, at, r.Fleet.Pods)
-			break
-		}
+	if e, ok := r.firstEvent(eventScale); ok {
+		at := int(math.Floor(e.At))
+		fs.MovedBefore = churnOver(r.Seconds, (at+1)/2, at, r.Fleet.Pods)
 	}
 	if ev, ok := r.scaleEvent(); ok {
 		if s.TimeToFair != nil {

@@ -115,7 +115,7 @@ func TestFleetAnalyze(t *testing.T) {
 		Scenario: "fleet", Mode: "fair-share", Duration: 40,
 		Pods:      []podInfo{{Name: "a"}, {Name: "b", Index: 1}, {Name: "c", Index: 2, New: true}},
 		FinalPods: []string{"a", "b", "c"},
-		Events:    []event{{Label: "scale 2→3", Kind: "scale", At: 9.5, Done: 10}},
+		Events:    []event{{Label: "scale 2→3", Kind: eventScale, At: 9.5, Done: 10}},
 		Fleet:     &fleetRun{Pods: 2, ScaledTo: 3, ConnRate: 2, CPUs: 2, PastGrowthS: pastGrowth(2, time.Second).Seconds()},
 	}
 	lines := secondsWithDials(40, map[int]int{0: 12, 6: 2, 12: 4, 20: 1, 30: 2}, func(l *loadLine) {
@@ -214,7 +214,7 @@ func TestFleetPastGrowth(t *testing.T) {
 		Scenario: "fleet", Mode: "fair-share", Duration: 60,
 		Pods:      []podInfo{{Name: "a"}, {Name: "b", Index: 1}, {Name: "c", Index: 2, New: true}},
 		FinalPods: []string{"a", "b", "c"},
-		Events:    []event{{Label: "scale 2→3", Kind: "scale", At: 9, Done: 9.2}},
+		Events:    []event{{Label: "scale 2→3", Kind: eventScale, At: 9, Done: 9.2}},
 		Fleet:     &fleetRun{Pods: 2, ScaledTo: 3, ConnRate: 2, CPUs: 2, PastGrowthS: 35},
 	}
 	lines := secondsWithDials(60, map[int]int{44: 5, 45: 3, 59: 1}, func(l *loadLine) {

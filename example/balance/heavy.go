@@ -27,15 +27,15 @@ type heavySummary struct {
 }
 
 // analyzeHeavy returns the run's heavySummary, or nil when it has no
-// "heavy" event, client 0 made no calls in the second before it, or the
+// eventHeavy event, client 0 made no calls in the second before it, or the
 // clients spread their calls over several TCP connections (-spread-k):
 // then a client is on several pods at once.
 func (r *run) analyzeHeavy() *heavySummary {
-	i := slices.IndexFunc(r.Events, func(e event) bool { return e.Kind == "heavy" })
-	if i < 0 || r.Spread > 1 {
+	ev, ok := r.firstEvent(eventHeavy)
+	if !ok || r.Spread > 1 {
 		return nil
 	}
-	at := r.Events[i].At
+	at := ev.At
 	first := int(math.Ceil(at)) // the first second of heavy calls
 	// Each client's pod in the second before: that of its newest
 	// connection with calls in it, should it have moved within the second.

@@ -44,7 +44,7 @@ func TestAnalyzeHeavy(t *testing.T) {
 		{ID: "5/a", Client: 5, Pod: "p1", From: 0, Calls: steady(13)},
 		{ID: "5/b", Client: 5, Pod: "p0", From: 12, Calls: steady(18)},
 	}
-	r := run{Events: []event{{Label: "client 0's calls heavy", Kind: "heavy", At: 10, Done: 10}}, Conns: conns,
+	r := run{Events: []event{{Label: "client 0's calls heavy", Kind: eventHeavy, At: 10, Done: 10}}, Conns: conns,
 		Pods: []podInfo{{Name: "p0"}, {Name: "p1", Index: 1}, {Name: "p2", Index: 2}}}
 	h := r.analyzeHeavy()
 	if h == nil {
@@ -127,7 +127,7 @@ func TestLateHeavyClientLoad(t *testing.T) {
 	}
 	// Its run records the change, when the load generator makes it, for
 	// analyzeHeavy; no other scenario's does.
-	if ev := sc.loadEvents(p); len(ev) != 1 || ev[0].Kind != "heavy" || ev[0].At != lc.HeavyFrom.Seconds() || ev[0].Done != ev[0].At {
+	if ev := sc.loadEvents(p); len(ev) != 1 || ev[0].Kind != eventHeavy || ev[0].At != lc.HeavyFrom.Seconds() || ev[0].Done != ev[0].At {
 		t.Errorf("late-heavy-client's load events %+v; want one of kind heavy at %v s", ev, lc.HeavyFrom.Seconds())
 	}
 	for _, other := range scenarios {

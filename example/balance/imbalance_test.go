@@ -125,7 +125,7 @@ func TestLowerBound(t *testing.T) {
 			// Only the window counts (here: since the scale event at 5 s):
 			// a connection that ended before it does not make the bound.
 			name: "connection before the window", n: 12,
-			events: []event{{Kind: "scale", At: 4.5, Done: 5}},
+			events: []event{{Kind: eventScale, At: 4.5, Done: 5}},
 			conns: []synthConn{
 				{pod: "a", calls: repeat(100, 4)},
 				{client: 1, pod: "a", from: 4, calls: repeat(20, 8)},
@@ -229,7 +229,7 @@ func TestCPUShares(t *testing.T) {
 		"x": {900, 900, 900, 900, 900, 900}, // not running at the end
 	}
 	conns := []synthConn{{pod: "a", calls: repeat(10, 6)}, {client: 1, pod: "b", calls: repeat(10, 6)}, {client: 2, pod: "c", calls: repeat(20, 6)}}
-	s := synthRun(pods, []event{{Kind: "scale", At: 1.5, Done: 2}}, 6, conns, cpu).Summary
+	s := synthRun(pods, []event{{Kind: eventScale, At: 1.5, Done: 2}}, 6, conns, cpu).Summary
 	// max/mean = 30 / 20.
 	if s.ImbalanceCPU != 1.5 {
 		t.Errorf("CPU imbalance %v, want 1.5", s.ImbalanceCPU)

@@ -187,13 +187,13 @@ func drawPanel(w *bufio.Writer, r run, ox, oy int) {
 	// Events.
 	for i, e := range r.Events {
 		t := e.Done
-		if e.Kind == "replace" {
+		if e.Kind == eventReplace {
 			t = e.At
 		}
 		x := xOf(t)
 		fmt.Fprintf(w, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#333" stroke-dasharray="2 2"><title>%s at %.1f s</title></line>`+"\n",
 			x, py-4, x, py+panelH, html.EscapeString(e.Label), t)
-		if e.Kind == "scale" || i == 0 {
+		if e.Kind == eventScale || i == 0 {
 			fmt.Fprintf(w, `<text x="%.1f" y="%.1f" font-size="10" fill="#333">%s</text>`+"\n", x+3, py+10, html.EscapeString(e.Label))
 		}
 	}

@@ -294,14 +294,14 @@ func findScenario(name string) (scenario, bool) {
 
 // loadEvents are the changes the load generator makes itself in a run of
 // the scenario, at the times its loadConfig gives: lateHeavyLoad's client
-// 0 turning heavy (Kind "heavy", in seconds from the origin, a whole
+// 0 turning heavy (eventHeavy, in seconds from the origin, a whole
 // second for lateHeavyAt); none for the other shapes.
 func (s scenario) loadEvents(p params) []event {
 	if s.load != lateHeavyLoad {
 		return nil
 	}
 	at := s.at(p).Seconds()
-	return []event{{Label: "client 0's calls heavy", Kind: "heavy", At: at, Done: at}}
+	return []event{{Label: "client 0's calls heavy", Kind: eventHeavy, At: at, Done: at}}
 }
 
 // duration is how long the scenario's load runs.
@@ -438,9 +438,25 @@ func serverHasFlag(bin, flag string) bool {
 // endpoints, a replaced pod had exited) at Done.
 type event struct {
 	Label string  `json:"label"`
-	Kind  string  `json:"kind"` // "scale", "replace", or "heavy" (late-heavy-client's calls turned heavy)
+	Kind  string  `json:"kind"` // eventScale, eventReplace or eventHeavy
 	At    float64 `json:"at"`
 	Done  float64 `json:"done"`
+}
+
+// The kinds of event, as result.json spells them.
+const (
+	eventScale   = "scale"   // the Deployment scaled up; Done when the new pods were endpoints
+	eventReplace = "replace" // one pod replaced (roll, rolling); Done when it had exited
+	eventHeavy   = "heavy"   // late-heavy-client's client 0 turned heavy; Done = At
+)
+
+// firstEvent returns the run's first event of the kind.
+func (r *run) firstEvent(kind string) (event, bool) {
+	i := slices.IndexFunc(r.Events, func(e event) bool { return e.Kind == kind })
+	if i < 0 {
+		return event{}, false
+	}
+	return r.Events[i], true
 }
 
 // runScenario runs one scenario in one mode in a new lab and returns what
@@ -554,14 +570,14 @@ func runScenario(ctx context.Context, sc scenario, m mode, p params, bins binari
 					return err
 				}
 				evMu.Lock()
-				events = append(events, event{Label: fmt.Sprintf("scale %d→%d", sc.replicas, sc.scaleTo), Kind: "scale", At: since(at), Done: since(time.Now())})
+				events = append(events, event{Label: fmt.Sprintf("scale %d→%d", sc.replicas, sc.scaleTo), Kind: eventScale, At: since(at), Done: since(time.Now())})
 				evMu.Unlock()
 				progress(fmt.Sprintf("%s/%s: scaled to %d pods", label(sc.name, sc.spread, sc.policy), m.name, sc.scaleTo))
 			}
 			if sc.roll || sc.rolling {
 				err := lab.replace(loadCtx, sc, initialPods, func(label string, at, done time.Time) {
 					evMu.Lock()
-					events = append(events, event{Label: label, Kind: "replace", At: since(at), Done: since(done)})
+					events = append(events, event{Label: label, Kind: eventReplace, At: since(at), Done: since(done)})
 					evMu.Unlock()
 				})
 				if err != nil {
@@ -587,7 +603,7 @@ func runScenario(ctx context.Context, sc scenario, m mode, p params, bins binari
 	if err := <-actErr; err != nil {
 		return r, fmt.Errorf("%s: %w", sc.name, err)
 	}
-	if !slices.ContainsFunc(events, func(e event) bool { return e.Kind == "scale" || e.Kind == "replace" }) && (sc.scaleTo > 0 || sc.rolling || sc.roll) {
+	if !slices.ContainsFunc(events, func(e event) bool { return e.Kind == eventScale || e.Kind == eventReplace }) && (sc.scaleTo > 0 || sc.rolling || sc.roll) {
 		return r, fmt.Errorf("%s: the run ended before its scale event; make -duration longer than -scale-at", sc.name)
 	}
 
