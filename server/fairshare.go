@@ -81,7 +81,7 @@ import (
 // reading explains it (a pod at 4 or 5 for a mean of 4 whose connections
 // read costlier: a heavy client, a slower node, or the host's CPU), which
 // in the emulated lab moved a connection of a fleet left alone now and
-// then with 5 s (6 times in two 600 s runs), and once in three runs with
+// then with 5 s (6 times in two 600 s runs), and once in five runs with
 // 15 s (a pod at 4 reading 1.41 times the fleet's load per connection; see
 // loadOnlyWant). So a heavy client's neighbours, past growth, move 15 s
 // after its load began, and one whose client lands back on the pod (at

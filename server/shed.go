@@ -387,7 +387,7 @@ func waitsSteady(in shedInput, cfg FairShare, st shedState, helps bool) bool {
 // runs, though nothing in the fleet had changed, and each shed only moved
 // the pod at 5 to where its client landed; with 15 s, in two runs beside
 // them, none and one, by a pod at 4 whose connections read 1.41 times the
-// fleet's, and none in a third run on the final code
+// fleet's, and none in each of three runs since
 // (example/balance/fair-share-runs.md). A load that stays high, a
 // heavy client or a slower node, moves 15 s after it began, 10 s later
 // than with steadyWant, and a connection whose client lands back on the
