@@ -295,9 +295,9 @@ func TestFairShareBalancesLoad(t *testing.T) {
 	// (a little more for what a second's count varies), and it must go on
 	// moving nothing. 25 s: a shed that only the load explains, by a pod at
 	// the mean count, waits for loadOnlyWant (15 s), and a round within the
-	// share starts that wait again, as one does while a shed client that
-	// landed back is young (rateMinAge), so two such sheds can come 16.5 s
-	// apart or more: 25 s leaves room for a few such rounds. With -race a
+	// share starts that wait again, so two such sheds can come 15.5 s apart
+	// or more (a client of one that came straight back goes again at once:
+	// see keptBack): 25 s leaves room for a few such rounds. With -race a
 	// handler's time swings and pods at the mean count shed by load after
 	// that wait: in eight runs here (2 cores) the test took 32-128 s, its
 	// fleet moving 13-23 connections, which left 3 min under a minute of

@@ -33,6 +33,7 @@ type shedState struct {
 	under      int           // rounds in a row within its share
 	wantSince  time.Time     // the first of the rounds in a row that wanted a shed that waits (see steadyWant); zero when the last round did not
 	helpsSince time.Time     // the first of those rounds in a row in which the shed would help by count (see waited); zero when the last did not
+	waitedShed bool          // the last shed waited (steadyWant or loadOnlyWant): its clients that came straight back go without a wait (see keptBack)
 }
 
 // overRounds is how many rounds in a row a pod must be above its share
@@ -52,8 +53,9 @@ const overRounds = 2
 // a shed that would not help by count, with an estimated mean or an exact
 // one (see waitsSteady), waits three times as long (loadOnlyWant). A round
 // that does not want a shed, or in which it would not wait, starts the
-// wait again, and so does a shed; a round in which no peer answered makes
-// no decision and also starts it again.
+// wait again, and so does a shed (but a client of a shed that waited that
+// came straight back goes again without one: see keptBack); a round in
+// which no peer answered makes no decision and also starts it again.
 //
 // In a fleet whose mean is estimated a shed counts on a random landing,
 // which helps little (pods/(pods − 1) is near 1), so the rule's edge is
@@ -215,6 +217,7 @@ type connLoad struct {
 	id     int // the caller's handle
 	load   float64
 	opened time.Time
+	back   bool // it came straight back from the pod's last shed (see fairShare.cameBack, keptBack)
 }
 
 // shedDecision is the outcome of one round.
@@ -304,13 +307,17 @@ func decideShed(in shedInput, cfg FairShare, st shedState) shedDecision {
 	if cfg.Measure == MeasureLoad && !steady && in.estimated {
 		want, waits = growthShed(in, want)
 	}
+	didWait := false
 	if len(want) > 0 && waits && !clearExcess(in, want, cfg.Hysteresis) {
 		d.next.wantSince = cmp.Or(st.wantSince, in.now)
 		var ok bool
 		ok, d.next.helpsSince = waited(in, steady, helps, d.next.wantSince, st.helpsSince)
 		if !ok {
-			return d
+			if want = keptBack(in, st, steady, want); len(want) == 0 {
+				return d
+			}
 		}
+		didWait = true
 	}
 	if d.next.over < overRounds || in.now.Sub(st.lastShed) < st.cooldown || len(want) == 0 {
 		return d
@@ -330,6 +337,7 @@ func decideShed(in shedInput, cfg FairShare, st shedState) shedDecision {
 		}
 	}
 	d.shed = want
+	d.next.waitedShed = didWait
 	d.next.wantSince, d.next.helpsSince = time.Time{}, time.Time{}
 	d.next.lastShed, d.next.shedN, d.next.shedConns, d.next.shedRest = in.now, len(want), in.judgedConns(), in.restConns
 	return d
@@ -391,9 +399,10 @@ func waitsSteady(in shedInput, cfg FairShare, st shedState, helps bool) bool {
 // (example/balance/fair-share-runs.md). A load that stays high, a
 // heavy client or a slower node, moves 15 s after it began, 10 s later
 // than with steadyWant, and a connection whose client lands back on the
-// pod 15 s after that, as a shed restarts the wait
-// (example/balance/testdata/runs-2026-12-05/late-heavy-client.txt has
-// the lab's runs of a client that turns heavy).
+// pod a second or two after that, once it has called, without a new wait
+// (keptBack; example/balance/testdata/runs-2026-12-05/late-heavy-client.txt
+// and runs-2026-12-06/late-heavy-client-kept-wait.txt have the lab's runs
+// of a client that turns heavy, before and with it).
 // Within growth such a shed waits steadyWant (see growthShed); a shed that
 // helps by count waits steadyWant at most (see waited).
 const loadOnlyWant = 3 * steadyWant
@@ -422,6 +431,35 @@ func waited(in shedInput, steady, helps bool, wantSince, helpsSince time.Time) (
 		}
 	}
 	return in.now.Sub(wantSince) >= loadOnlyWant, helpsFrom
+}
+
+// keptBack returns the connections of want that came straight back from
+// the pod's last shed (connLoad.back: opened from an address it sent
+// GOAWAY to, within cameBackWindow of it), when that shed waited
+// (waitedShed) and still pends, and this round waits as past growth
+// (steady); nil otherwise. They go without a new wait: the pod reads what
+// that shed waited for again, and past growth, with admission off, a shed
+// client lands back on its pod one time in pods at random, where a new
+// wait held it for another loadOnlyWant (a heavy client's neighbour moved
+// 32–33 s after the client's load began, in place of 16 s, in the lab's
+// late-heavy-client runs; with keptBack, 17 s). The other connections of
+// want wait as before. Clients that share one address (SNAT) cannot be
+// told apart: any connection from it opened within cameBackWindow of the
+// shed counts. A headless Service's round_robin clients, which come back
+// every time, so go again at the cooldown, and their pod backs off after
+// futileSheds of them (see futileShed), within seconds, where each waited
+// loadOnlyWant before.
+func keptBack(in shedInput, st shedState, steady bool, want []int) []int {
+	if !steady || !st.waitedShed || st.shedN == 0 {
+		return nil
+	}
+	var back []int
+	for _, id := range want {
+		if i := slices.IndexFunc(in.conns, func(c connLoad) bool { return c.id == id }); i >= 0 && in.conns[i].back {
+			back = append(back, id)
+		}
+	}
+	return back
 }
 
 // growthShed returns, for a round within growthGrace of growth whose mean

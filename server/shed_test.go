@@ -323,6 +323,70 @@ func TestDecideShedWaitsForASteadyWant(t *testing.T) {
 	}
 }
 
+// Past growth, a connection that came straight back from the pod's last
+// shed, which waited, goes again without a new wait (keptBack): a heavy
+// client's neighbour that landed back on its pod. One that did not come
+// back, or one back from a shed that did not wait (within growth), waits
+// loadOnlyWant again.
+func TestDecideShedSendsAConnectionBackFromAShedThatWaitedAtOnce(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	cfg := FairShare{}.withDefaults()
+	old := t0.Add(-time.Minute)
+	// A pod of an estimated fleet of 60 at 4 connections and 1.0 each, with
+	// a heavy client (2.0: too heavy to move, see heaviest) and 3 light
+	// neighbours: only its load explains a shed of the neighbours, which
+	// waits loadOnlyWant.
+	heavy := shedInput{own: 2.75, mean: 1.0, meanErr: 0.02, estimated: true, pods: 60, ownConns: 4, perConn: 0.25, conns: []connLoad{
+		{id: 0, load: 2.0, opened: old}, {id: 1, load: 0.25, opened: old}, {id: 2, load: 0.25, opened: old}, {id: 3, load: 0.25, opened: old}}}
+	// After the shed, one neighbour's client landed back (back) or another
+	// client landed on the pod.
+	landed := func(back bool) shedInput {
+		in := heavy
+		in.own, in.ownConns = 2.25, 2
+		in.conns = []connLoad{{id: 0, load: 2.0, opened: old}, {id: 1, load: 0.25, opened: t0.Add(10 * time.Second), back: back}}
+		return in
+	}
+	// sheds plays 40 s of rounds from st and returns when each shed came
+	// and what it shed: heavy until the first shed, then landed(back).
+	sheds := func(st shedState, back bool) (at []time.Duration, shed [][]int) {
+		for now := t0; now.Before(t0.Add(40 * time.Second)); now = now.Add(cfg.Interval) {
+			round := heavy
+			if len(at) > 0 {
+				round = landed(back)
+			}
+			round.now = now
+			d := decideShed(round, cfg, st)
+			if len(d.shed) > 0 {
+				at, shed = append(at, now.Sub(t0)), append(shed, d.shed)
+			}
+			st = d.next
+		}
+		return at, shed
+	}
+	st := shedState{cooldown: cfg.Cooldown}
+	again := time.Duration(overRounds) * cfg.Interval // overRounds rounds, the cooldown within them
+	if at, shed := sheds(st, true); len(at) < 2 || at[0] != loadOnlyWant || len(shed[0]) != 3 || at[1]-at[0] > again || !slices.Equal(shed[1], []int{1}) {
+		t.Errorf("a neighbour back from a shed that waited: sheds at %v of %v; want the 3 neighbours at %v and the one back within %v of it", at, shed, loadOnlyWant, again)
+	}
+	if at, shed := sheds(st, false); len(at) < 2 || at[0] != loadOnlyWant || at[1]-at[0] < loadOnlyWant {
+		t.Errorf("another client on the pod after a shed that waited: sheds at %v of %v; want the next %v or more after the first", at, shed, loadOnlyWant)
+	}
+	// Within growthGrace of growth until 1 s: the first shed does not wait.
+	grown := shedState{cooldown: cfg.Cooldown, grewAt: t0.Add(-growthGrace + time.Second)}
+	if at, shed := sheds(grown, true); len(at) < 2 || at[0] >= time.Second || at[1]-at[0] < loadOnlyWant {
+		t.Errorf("a neighbour back from a shed within growth, which did not wait: sheds at %v of %v; want the first within growth and the next %v or more after it", at, shed, loadOnlyWant)
+	}
+	// Within growth, at the fleet's mean count (2 of 2), a shed waits
+	// steadyWant (growthShed), also for a connection back from a shed that
+	// waited: keptBack is for waits past growth.
+	in := landed(true)
+	in.now, in.meanConns = t0, 2
+	waitedBefore := shedState{cooldown: cfg.Cooldown, grewAt: t0.Add(-10 * time.Second), over: overRounds, lastShed: t0.Add(-time.Second), shedN: 1, waitedShed: true}
+	if d := decideShed(in, cfg, waitedBefore); len(d.shed) != 0 {
+		t.Errorf("within growth, a connection back from a shed that waited, at the mean count: shed %v at once; want it to wait steadyWant", d.shed)
+	}
+}
+
 // Within growthGrace of growth, with an estimated mean, a shed by load goes
 // at once down to the fleet's mean count of connections rounded down; below
 // it only a load reading explains it, and it waits for steadyWant: in the
