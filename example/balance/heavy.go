@@ -83,8 +83,8 @@ func (r *run) analyzeHeavy() *heavySummary {
 }
 
 // text is the summary in words, podName naming a pod: "client 0's calls
-// heavy at 60 s on p2 with 3 neighbours; they moved off after 16 s, 32 s,
-// 32 s; none stayed; client 0 stayed".
+// heavy at 60 s on p2 with 3 neighbours; they moved off after 16 s, 16 s,
+// 17 s; none stayed; client 0 stayed".
 func (h heavySummary) text(podName func(string) string) string {
 	var moved []string
 	for _, m := range h.Moved {
