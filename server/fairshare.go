@@ -85,13 +85,14 @@ import (
 // 15 s (a pod at 4 reading 1.41 times the fleet's load per connection; see
 // loadOnlyWant). So a heavy client's neighbours, past growth, move 15 s
 // after its load began, and one whose client lands back on the pod (at
-// random: admission is off past growth) once it has called, without a new
-// wait (see keptBack). In fleets whose mean is exact (up to Sample + 1
-// pods), past growth, a shed that helps by count (a pod at 5 for a mean of 4
-// in a fleet of 5) is made at once, and one only the load reading explains
-// (a pod at 4 whose connections read costlier) after 15 s; a pod whose count
-// explains its load is judged by that count there too (see waitsSteady). A
-// pod that joined the fleet counts as past growth from its first round.
+// random: admission is off past growth) once its rate is known (a second
+// after its first call), without a new wait (see keptBack). In fleets whose
+// mean is exact (up to Sample + 1 pods), past growth, a shed that helps by
+// count (a pod at 5 for a mean of 4 in a fleet of 5) is made at once, and
+// one only the load reading explains (a pod at 4 whose connections read
+// costlier) after 15 s; a pod whose count explains its load is judged by
+// that count there too (see waitsSteady). A pod that joined the fleet counts
+// as past growth from its first round.
 // Within 30 s of growth, in a fleet whose mean is estimated, a shed by
 // load goes at once down to the fleet's mean count of connections rounded
 // down, and below it, where only the load reading explains it, after 5 s

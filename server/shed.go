@@ -399,7 +399,7 @@ func waitsSteady(in shedInput, cfg FairShare, st shedState, helps bool) bool {
 // (example/balance/fair-share-runs.md). A load that stays high, a
 // heavy client or a slower node, moves 15 s after it began, 10 s later
 // than with steadyWant, and a connection whose client lands back on the
-// pod a second or two after that, once it has called, without a new wait
+// pod a second or two after that, once its rate is known, without a new wait
 // (keptBack; example/balance/testdata/runs-2026-12-05/late-heavy-client.txt
 // and runs-2026-12-06/late-heavy-client-kept-wait.txt have the lab's runs
 // of a client that turns heavy, before and with it).
@@ -437,18 +437,20 @@ func waited(in shedInput, steady, helps bool, wantSince, helpsSince time.Time) (
 // the pod's last shed (connLoad.back: opened from an address it sent
 // GOAWAY to, within cameBackWindow of it), when that shed waited
 // (waitedShed) and still pends, and this round waits as past growth
-// (steady); nil otherwise. They go without a new wait: the pod reads what
-// that shed waited for again, and past growth, with admission off, a shed
-// client lands back on its pod one time in pods at random, where a new
-// wait held it for another loadOnlyWant (a heavy client's neighbour moved
-// 32–33 s after the client's load began, in place of 16 s, in the lab's
-// late-heavy-client runs; with keptBack, 17 s). The other connections of
-// want wait as before. Clients that share one address (SNAT) cannot be
-// told apart: any connection from it opened within cameBackWindow of the
-// shed counts. A headless Service's round_robin clients, which come back
-// every time, so go again at the cooldown, and their pod backs off after
-// futileSheds of them (see futileShed), within seconds, where each waited
-// loadOnlyWant before.
+// (steady); nil otherwise. They go without a new wait, once their rate is
+// known (rateMinAge) and overRounds and the cooldown allow: the pod reads
+// what that shed waited for again, and past growth, with admission off, a
+// shed client lands back on its pod one time in pods at random, where a
+// new wait held it for another loadOnlyWant (a heavy client's neighbour
+// moved 32–33 s after the client's load began, in place of 16 s, in the
+// lab's late-heavy-client runs; with keptBack, 17 s). The rest of want is
+// not shed that round, and waits afresh after the shed, as after any shed.
+// Clients that share one address (SNAT) cannot be told apart: any
+// connection from it opened within cameBackWindow of the shed counts. A
+// headless Service's round_robin clients, which come back every time, so
+// go again seconds apart in place of 15 s or more, and their pod backs off
+// after futileSheds of them (see futileShed): more GOAWAYs in those
+// seconds, and the back-off sooner.
 func keptBack(in shedInput, st shedState, steady bool, want []int) []int {
 	if !steady || !st.waitedShed || st.shedN == 0 {
 		return nil

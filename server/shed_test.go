@@ -343,7 +343,7 @@ func TestDecideShedSendsAConnectionBackFromAShedThatWaitedAtOnce(t *testing.T) {
 	landed := func(back bool) shedInput {
 		in := heavy
 		in.own, in.ownConns = 2.25, 2
-		in.conns = []connLoad{{id: 0, load: 2.0, opened: old}, {id: 1, load: 0.25, opened: t0.Add(10 * time.Second), back: back}}
+		in.conns = []connLoad{{id: 0, load: 2.0, opened: old}, {id: 1, load: 0.25, opened: t0.Add(loadOnlyWant + time.Second), back: back}}
 		return in
 	}
 	// sheds plays 40 s of rounds from st and returns when each shed came
