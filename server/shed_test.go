@@ -7,6 +7,7 @@ import (
 	"math"
 	"net"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -988,6 +989,61 @@ func TestCameBackCountsClientsBeforeTheirFirstCall(t *testing.T) {
 	f.sinceFrom["127.0.0.3"], f.sinceN = true, 1
 	if _, w := f.cameBackAll(now); w != 1 {
 		t.Errorf("two back and not called yet, from sheds of one connection: %d waiting, want 1", w)
+	}
+}
+
+// The measure marks a candidate as back (connLoad.back, which keptBack
+// sends on without a new wait) when it was opened from an address the
+// last shed sent GOAWAY to, after that shed and within cameBackWindow of
+// it (1.75 s with the defaults); never one that has no TCP address.
+func TestMeasureMarksAConnectionBackFromTheLastShed(t *testing.T) {
+	now := time.Now()
+	s := tcpConns(t, now) // young from .2 and .3 (20 ms), old from .2 (2 s)
+	pipe := pipeConn(t, now.Add(-20*time.Millisecond), 1)
+	s.conns[pipe] = struct{}{}
+	f := newFairShare(s, FairShare{MinAge: Off}.withDefaults())
+	at := now.Add(rateMinAge + 100*time.Millisecond) // every rate known
+	name := func(c *conn) string {
+		switch {
+		case c == pipe:
+			return "pipe"
+		case now.Sub(c.opened) > time.Second:
+			return "old " + remoteIP(c)
+		}
+		return "young " + remoteIP(c)
+	}
+	window := cameBackWindow(f.cfg)
+	for _, tc := range []struct {
+		desc     string
+		shedFrom string
+		shedAgo  time.Duration
+		back     string
+	}{
+		{"no shed", "", time.Second, ""},
+		{"a shed from .2 0.5 s ago", "127.0.0.2", 500 * time.Millisecond, "young 127.0.0.2"},
+		{"a shed from .3 0.5 s ago", "127.0.0.3", 500 * time.Millisecond, "young 127.0.0.3"},
+		{"a shed from .2 5 ms ago, after the young ones opened", "127.0.0.2", 5 * time.Millisecond, ""},
+		{"a shed from .2 whose window closed before the young ones opened", "127.0.0.2", 20*time.Millisecond + window + 10*time.Millisecond, ""},
+		{"a shed from .4 0.5 s ago", "127.0.0.4", 500 * time.Millisecond, ""},
+	} {
+		f.forgetSheds()
+		if tc.shedFrom != "" {
+			f.shedFrom = map[string]bool{tc.shedFrom: true}
+		}
+		f.shed.lastShed = now.Add(-tc.shedAgo)
+		m := f.measureConns(at)
+		if len(m.cands) != 4 {
+			t.Fatalf("%s: %d candidates, want 4", tc.desc, len(m.cands))
+		}
+		var back []string
+		for i, c := range m.cands {
+			if c.back {
+				back = append(back, name(m.candConns[i]))
+			}
+		}
+		if got := strings.Join(back, ", "); got != tc.back {
+			t.Errorf("%s: back %q, want %q", tc.desc, got, tc.back)
+		}
 	}
 }
 
