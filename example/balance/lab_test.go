@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -234,5 +236,68 @@ func TestRolloutHeadless(t *testing.T) {
 				t.Errorf("%d of %d calls failed through the rollout, want 0: %v", r.Summary.Failed, r.Summary.Calls+r.Summary.Failed, r.Summary.FailedByCode)
 			}
 		})
+	}
+}
+
+// -logs keeps every log the lab wrote, the pods' under the real control
+// plane's pods/ too, where each container's first log is a 0.log: copied
+// by name alone, the last pod's overwrote the others'.
+func TestCopyLogsKeepsEveryPodsLog(t *testing.T) {
+	lab, dir := t.TempDir(), t.TempDir()
+	files := map[string]string{
+		"kube-proxy.log":                         "proxy",
+		"pods/ns_hello-a_1/server/0.log":         "pod a",
+		"pods/ns_hello-b_2/server/0.log":         "pod b",
+		"pods/ns_hello-b_2/server/1.log":         "pod b, restarted",
+		"pods/ns_hello-b_2/server/not-a-log.txt": "",
+	}
+	for name, text := range files {
+		p := filepath.Join(lab, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := copyLogs(lab, filepath.Join(dir, "run")); err != nil {
+		t.Fatal(err)
+	}
+	for name, text := range files {
+		b, err := os.ReadFile(filepath.Join(dir, "run", name))
+		if filepath.Ext(name) != ".log" {
+			if err == nil {
+				t.Errorf("%s copied; want only *.log", name)
+			}
+			continue
+		}
+		if err != nil || string(b) != text {
+			t.Errorf("%s: %q (%v); want %q", name, b, err, text)
+		}
+	}
+}
+
+// Each run of one -logs invocation has its own directory: a scenario's
+// variants (skewed-cost-headless with round_robin and with
+// weighted_round_robin, one-heavy-client at k = 1, 5 and 10) ran in the
+// same one before, and the last wrote over the others' pods' logs.
+func TestLogsDirNameIsOnePerRun(t *testing.T) {
+	seen := map[string]string{}
+	for _, sc := range scenarios {
+		for _, v := range sc.variants(params{}) {
+			for _, m := range modes {
+				name, run := logsDirName(v, m), label(v.name, v.spread, v.policy)+"/"+m.name
+				if other, ok := seen[name]; ok {
+					t.Errorf("%s and %s both log to %s", other, run, name)
+				}
+				if strings.ContainsAny(name, " /") {
+					t.Errorf("%s logs to %q; want no space or slash", run, name)
+				}
+				seen[name] = run
+			}
+		}
+	}
+	if _, ok := seen["skewed-cost-headless-wrr-fair-share"]; !ok {
+		t.Errorf("no run logs to skewed-cost-headless-wrr-fair-share; have %v", slices.Sorted(maps.Keys(seen)))
 	}
 }

@@ -70,7 +70,9 @@ type params struct {
 	ProxyMode cluster.ProxyMode `json:"proxy_mode,omitempty"`
 
 	// LogsDir, when set, receives a copy of every pod's log (and dnsmasq's
-	// and nginx's) in a directory per run, before the lab is removed.
+	// and nginx's; with the real control plane, its components' and the
+	// node agents', and the pods' under pods/) in a directory per run,
+	// before the lab is removed.
 	LogsDir string `json:"-"`
 }
 
@@ -243,6 +245,14 @@ func label(scenario string, spread int, policy string) string {
 		scenario += " wrr"
 	}
 	return scenario
+}
+
+// logsDirName names the directory under -logs of a run: its label, with
+// "-" for spaces, and its mode, as "skewed-cost-headless-wrr-fair-share" or
+// "one-heavy-client-k=5-default", so that a scenario's variants do not
+// write over each other's logs.
+func logsDirName(sc scenario, m mode) string {
+	return strings.ReplaceAll(label(sc.name, sc.spread, sc.policy), " ", "-") + "-" + m.name
 }
 
 // costRateShare is the share of -rate the skewed-cost scenarios run at:
@@ -488,7 +498,7 @@ func runScenario(ctx context.Context, sc scenario, m mode, p params, bins binari
 	}
 	defer func() {
 		if p.LogsDir != "" {
-			if cerr := copyLogs(lab.Dir(), filepath.Join(p.LogsDir, sc.name+"-"+m.name)); cerr != nil && err == nil {
+			if cerr := copyLogs(lab.Dir(), filepath.Join(p.LogsDir, logsDirName(sc, m))); cerr != nil && err == nil {
 				err = cerr
 			}
 		}
@@ -657,7 +667,10 @@ func selfExecutable() (string, error) {
 	return exe, nil
 }
 
-// copyLogs copies the lab's log files (*.log, also nginx's) into dir.
+// copyLogs copies the lab's log files (*.log, also nginx's) into dir, each
+// at its path under labDir: the real control plane's node agents write a
+// container's log as pods/NAMESPACE_POD_UID/CONTAINER/RESTARTS.log, so
+// every pod's first log is a 0.log.
 func copyLogs(labDir, dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -666,11 +679,19 @@ func copyLogs(labDir, dir string) error {
 		if err != nil || d.IsDir() || filepath.Ext(path) != ".log" {
 			return err
 		}
+		rel, err := filepath.Rel(labDir, path)
+		if err != nil {
+			return err
+		}
 		b, err := os.ReadFile(path)
 		if err != nil {
 			return err
 		}
-		return os.WriteFile(filepath.Join(dir, filepath.Base(path)), b, 0o644)
+		to := filepath.Join(dir, rel)
+		if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(to, b, 0o644)
 	})
 }
 
