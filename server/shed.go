@@ -33,7 +33,7 @@ type shedState struct {
 	under      int           // rounds in a row within its share
 	wantSince  time.Time     // the first of the rounds in a row that wanted a shed that waits (see steadyWant); zero when the last round did not
 	helpsSince time.Time     // the first of those rounds in a row in which the shed would help by count (see waited); zero when the last did not
-	waitedShed bool          // the last shed waited (steadyWant or loadOnlyWant), or went on from one that had (keptBack): its clients that came straight back go without a wait
+	waitedShed bool          // the last shed waited (steadyWant or loadOnlyWant), or went without a wait as its connections came straight back from one that had: see keptBack for when its clients go again without a wait
 }
 
 // overRounds is how many rounds in a row a pod must be above its share

@@ -144,7 +144,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	ocon := fs.Int("overhead-concurrency", 0, "overhead: calls in flight (default 16)")
 	dnsMin := fs.Duration("dns-min-interval", 0, "clients: shortest time between two DNS resolutions (default grpc-go's 30s; a client-side experiment)")
 	from := fs.String("from", "", "re-analyse a result.json and write its table and plot again, without running anything")
-	logs := fs.String("logs", "", "copy the pods' logs of every run into this directory")
+	logs := fs.String("logs", "", "copy the pods' logs of every run into a directory per run under this one")
 	spreadK := fs.String("spread-k", "", "TCP connections per client connection (server.SpreadConnections), comma-separated, one run each, for every scenario (default: 1,5,10 for one-heavy-client, 1 for the others)")
 	policy := fs.String("policy", "", "client balancing policies, comma-separated, one run each, for every scenario: round_robin, weighted_round_robin (servers then run with -orca) (default: both for skewed-cost-headless, round_robin for the others)")
 	clusterFlag := fs.String("cluster", clusterEmulated, "where the pods run: emulated (internal/kubelab: the lab's own kube-proxy rules, dnsmasq, nginx) or real (a Kubernetes v1.37.2 control plane, kube-proxy, CoreDNS and etcd built by tools/kube-build.sh, with example/k8s applied)")

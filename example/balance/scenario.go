@@ -71,8 +71,9 @@ type params struct {
 
 	// LogsDir, when set, receives a copy of every pod's log (and dnsmasq's
 	// and nginx's; with the real control plane, its components' and the
-	// node agents', and the pods' under pods/) in a directory per run,
-	// before the lab is removed.
+	// node agents', and the pods' under pods/), each at its path under the
+	// lab's directory, in a directory per run (logsDirName), before the
+	// lab is removed.
 	LogsDir string `json:"-"`
 }
 
