@@ -1028,7 +1028,8 @@ func TestMeasureMarksAConnectionBackFromTheLastShed(t *testing.T) {
 	} {
 		f.forgetSheds()
 		if tc.shedFrom != "" {
-			// "" as well: the pipe's address, were it taken for one.
+			// And "", what remoteIP gives the pipe: a connection with no
+			// address must not count as back.
 			f.shedFrom = map[string]bool{tc.shedFrom: true, "": true}
 		}
 		f.shed.lastShed = now.Add(-tc.shedAgo)
