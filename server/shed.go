@@ -447,10 +447,12 @@ func waited(in shedInput, steady, helps bool, wantSince, helpsSince time.Time) (
 // not shed that round, and waits afresh after the shed, as after any shed.
 // Clients that share one address (SNAT) cannot be told apart: any
 // connection from it opened within cameBackWindow of the shed counts. A
-// headless Service's round_robin clients, which come back every time, so
-// go again seconds apart in place of 15 s or more, and their pod backs off
-// after futileSheds of them (see futileShed): more GOAWAYs in those
-// seconds, and the back-off sooner.
+// headless Service's round_robin clients come back every time, so past
+// growth their pod would send its GOAWAYs seconds apart in place of 15 s or
+// more, and back off after futileSheds of them (see futileShed): derived
+// from the rule, not measured (in the lab's skewed-cost-headless every shed
+// came within growth, where keptBack does not act:
+// example/balance/testdata/runs-2026-12-06/skewed-cost-headless-fair-share.txt).
 func keptBack(in shedInput, st shedState, steady bool, want []int) []int {
 	if !steady || !st.waitedShed || st.shedN == 0 {
 		return nil
