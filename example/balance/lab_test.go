@@ -277,6 +277,35 @@ func TestCopyLogsKeepsEveryPodsLog(t *testing.T) {
 	}
 }
 
+// A log copyLogs cannot read (here a link to a file that is gone, as a
+// pod's log is when its directory goes while the walk runs) is an error
+// that names it, and every other log is still copied: the walk stopped at
+// the first such file before.
+func TestCopyLogsCopiesPastALogItCannotRead(t *testing.T) {
+	lab, dir := t.TempDir(), t.TempDir()
+	if err := os.MkdirAll(filepath.Join(lab, "pods", "ns_hello-a_1", "server"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	gone := filepath.Join(lab, "pods", "ns_hello-a_1", "server", "0.log")
+	if err := os.Symlink(filepath.Join(lab, "removed.log"), gone); err != nil {
+		t.Fatal(err)
+	}
+	kept := filepath.Join("pods", "ns_hello-b_2", "server", "0.log")
+	if err := os.MkdirAll(filepath.Dir(filepath.Join(lab, kept)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(lab, kept), []byte("pod b"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := copyLogs(lab, filepath.Join(dir, "run"))
+	if err == nil || !strings.Contains(err.Error(), gone) {
+		t.Errorf("copyLogs: %v; want an error naming %s", err, gone)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "run", kept)); err != nil || string(b) != "pod b" {
+		t.Errorf("%s: %q (%v); want it copied past the one it could not read", kept, b, err)
+	}
+}
+
 // Each run of one -logs invocation has its own directory: a scenario's
 // variants (skewed-cost-headless with round_robin and with
 // weighted_round_robin, one-heavy-client at k = 1, 5 and 10) ran in the

@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -671,29 +672,43 @@ func selfExecutable() (string, error) {
 // copyLogs copies the lab's log files (*.log, also nginx's) into dir, each
 // at its path under labDir: the real control plane's node agents write a
 // container's log as pods/NAMESPACE_POD_UID/CONTAINER/RESTARTS.log, so
-// every pod's first log is a 0.log.
+// every pod's first log is a 0.log. A file or directory it cannot read
+// (a pod's directory removed while it walks) does not stop it: it copies
+// every other log and returns each failure, joined.
 func copyLogs(labDir, dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	return filepath.WalkDir(labDir, func(path string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() || filepath.Ext(path) != ".log" {
-			return err
+	var errs []error
+	_ = filepath.WalkDir(labDir, func(path string, d os.DirEntry, err error) error {
+		switch {
+		case err != nil:
+			errs = append(errs, err)
+		case !d.IsDir() && filepath.Ext(path) == ".log":
+			if err := copyLog(labDir, dir, path); err != nil {
+				errs = append(errs, err)
+			}
 		}
-		rel, err := filepath.Rel(labDir, path)
-		if err != nil {
-			return err
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		to := filepath.Join(dir, rel)
-		if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
-			return err
-		}
-		return os.WriteFile(to, b, 0o644)
+		return nil
 	})
+	return errors.Join(errs...)
+}
+
+// copyLog copies the file at path under labDir to the same place under dir.
+func copyLog(labDir, dir, path string) error {
+	rel, err := filepath.Rel(labDir, path)
+	if err != nil {
+		return err
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	to := filepath.Join(dir, rel)
+	if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(to, b, 0o644)
 }
 
 // loadAverage is the host's 1-minute load average, or 0 if unknown.

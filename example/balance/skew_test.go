@@ -216,7 +216,7 @@ func TestCallCost(t *testing.T) {
 // after the load began (5 s, steadyWant, would be a shed that does not
 // wait as the rule says; 16 s in the recorded runs). Every one of them
 // must be off within 30 s: one whose client lands back on the pod (one
-// time in five) goes again once it has called, without a new wait
+// time in five) goes again once its rate is known, without a new wait
 // (keptBack: 17 s in the recorded runs; before it, 16–17 s later, at 32–33 s).
 // It runs 150 s, whatever -short says: skipped with -short.
 func TestLateHeavyClient(t *testing.T) {
