@@ -77,33 +77,8 @@ func TestFairShareSendsANewClientToRoom(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 
-	// A newcomer's first dial reaches pod 0, its later ones pod 2. A round
-	// whose query to pod 2 timed out on a busy machine leaves pod 0 without
-	// room until the next: then the newcomer stays, and the test closes it
-	// and tries again.
-	sentOn, tries := false, 0
-	for try := 0; try < 5 && !sentOn; try++ {
-		tries++
-		var newDials atomic.Int64
-		cc, newcomer := f.client(t, func() int {
-			if newDials.Add(1) == 1 {
-				return 0
-			}
-			return 2
-		})
-		switch got := hi(newcomer); got {
-		case "pod2":
-			sentOn = true
-			if n := newDials.Load(); n != 2 {
-				t.Errorf("the new client dialled %d times, want 2 (pod 0, which sent it on, then pod 2)", n)
-			}
-		case "pod0":
-			t.Logf("try %d: the new client stayed on pod0", try)
-			cc.Close()
-		default:
-			t.Fatalf("the new client's first call was served by %s, want pod2 (or pod0 without room)", got)
-		}
-	}
+	// A newcomer's first dial reaches pod 0, its later ones pod 2.
+	sentOn, tries := sendsOn(t, f, 0, 2)
 	if !sentOn {
 		t.Fatal("in 5 tries a new client that reached pod 0 at its share was never sent on to pod 2, which had room")
 	}
@@ -143,5 +118,98 @@ func TestFairShareSendsANewClientToRoom(t *testing.T) {
 		if got, want := p.Stats().Clients, []int{3, 3, 2}[i]; got != want {
 			t.Errorf("pod %d holds %d clients, want %d", i, got, want)
 		}
+	}
+}
+
+// sendsOn dials a newcomer whose first dial reaches pod from and whose
+// later ones reach pod to, up to 5 times, and reports whether one was
+// sent on (its first call served by pod to, after 2 dials) and in how many
+// tries. A round whose query to pod to timed out on a busy machine leaves
+// pod from without room until the next: then the newcomer stays, and
+// sendsOn closes it and tries again.
+func sendsOn(t *testing.T, f *fleet, from, to int) (sentOn bool, tries int) {
+	t.Helper()
+	for try := 0; try < 5; try++ {
+		tries++
+		var newDials atomic.Int64
+		cc, newcomer := f.client(t, func() int {
+			if newDials.Add(1) == 1 {
+				return from
+			}
+			return to
+		})
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		r, err := newcomer.Hi(ctx, &hellov1.HiRequest{ToWho: "t"})
+		cancel()
+		if err != nil {
+			t.Fatalf("call failed: %v", err)
+		}
+		switch got := r.GetFromWho(); got {
+		case fmt.Sprint("pod", to):
+			if n := newDials.Load(); n != 2 {
+				t.Errorf("the new client dialled %d times, want 2 (pod %d, which sent it on, then pod %d)", n, from, to)
+			}
+			return true, tries
+		case fmt.Sprint("pod", from):
+			t.Logf("try %d: the new client stayed on pod%d", try, from)
+			cc.Close()
+		default:
+			t.Fatalf("the new client's first call was served by %s, want pod%d (or pod%d without room)", got, to, from)
+		}
+	}
+	return false, tries
+}
+
+// A pod that joins a fleet takes the peers it learns at its first round
+// for the fleet it joined, not for growth; yet when that fleet held
+// clients, for growthGrace it sends on, as the fleet's older pods do
+// within growth, a client that would put it above its share while a peer
+// has room. It takes the older pods' sent-on clients as they walk: when it
+// let in every one, new pods of a 50 → 60 scale-up held up to 8 on the way
+// and ended growth at 5 or 6 for a mean of 4. Pods 0 and 1 hold 1 and 3
+// clients when pod 2 starts, pod 2 then 3 (mean 7/3): a newcomer that
+// reaches pod 2 goes on to pod 0.
+func TestFairShareNewPodSendsOnAboveItsShare(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a 20 s fleet test")
+	}
+	obs := &roundsAt{events: newEvents(), own: 3, mean: 7.0 / 3}
+	fs := server.FairShare{Measure: server.MeasureConnections, MinAge: time.Minute}
+	ips := []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"}
+	f := startFleet(t, ips[:2], obs, fs)
+	// Each client dials its own pod, again if that pod sends it on (then
+	// admitBurst lets it in).
+	place := func(pods ...int) {
+		for _, pod := range pods {
+			_, c := f.client(t, func() int { return pod })
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			r, err := c.Hi(ctx, &hellov1.HiRequest{ToWho: "t"})
+			cancel()
+			if err != nil || r.GetFromWho() != fmt.Sprint("pod", pod) {
+				t.Fatalf("a client of pod %d: served by %q (%v)", pod, r.GetFromWho(), err)
+			}
+		}
+	}
+	place(0, 1, 1, 1)
+	f.ips = ips
+	f.start(t, 2, obs, fs)
+	started := time.Now()
+	place(2, 2, 2)
+	// Pods 1 and 2 have played rounds that saw all seven clients (20
+	// between them, about 5 s), and so know of pod 0's room.
+	deadline := time.Now().Add(15 * time.Second)
+	for obs.n.Load() < 20 {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d rounds of pods 1 and 2 saw 3 own connections and a mean of 7/3 in 15 s", obs.n.Load())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	placing := obs.drained("fairshare")
+	sentOn, tries := sendsOn(t, f, 2, 0)
+	if !sentOn {
+		t.Fatalf("in %d tries, %v after it started, pod 2 never sent on a new client that would put it above its share while pod 0 had room", tries, time.Since(started).Round(time.Second))
+	}
+	if n := obs.drained("fairshare") - placing; n < 1 || n > tries {
+		t.Errorf("%d fair-share GOAWAYs in %d tries; want 1 to %d, the new client's", n, tries, tries)
 	}
 }

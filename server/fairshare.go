@@ -38,10 +38,12 @@ import (
 //
 // Admission: a shed client lands on a random pod, in a large fleet mostly
 // on an old one already at its share. So for 30 s after the peer set grows
-// a pod that would be above its share with a new client connection sends
-// it on as it accepts it, before its first call, while peers have room
-// (pods tell each other the room they know of, LoadReport.room); the
-// client dials again. A pod sends on no more than that room per round and
+// (on a new pod, for 30 s after it joined a fleet that held clients: it
+// takes the walking clients too) a pod that would be above its share with
+// a new client connection sends it on as it accepts it, before its first
+// call, while peers have room (pods tell each other the room they know
+// of, LoadReport.room); the client dials again. A pod sends on no more
+// than that room per round and
 // at most 4 connections per client address per max(2 s, 2 × Interval),
 // and while there is room an over-share pod sheds (by load) down to within
 // Hysteresis of the mean (at once only down to the mean count: see
@@ -207,8 +209,9 @@ type FairShare struct {
 	Port int
 	// AdmissionOff turns admission off: every new client connection stays
 	// where kube-proxy sent it, and only sheds move connections. Default
-	// false: for 30 s after the peer set grows, a pod at its share sends a
-	// new client connection on as it accepts it, while pods have room (see
+	// false: for 30 s after the peer set grows (on a new pod, after it
+	// joined a fleet that held clients), a pod at its share sends a new
+	// client connection on as it accepts it, while pods have room (see
 	// admission.go). In the emulated lab (example/balance
 	// -scenario fleet -modes fair-share,fair-share-sheds) it filled the
 	// new pods of 50 → 60 and 100 → 110 two to four times as fast; and
@@ -410,6 +413,7 @@ type fairShare struct {
 	announced  map[string]time.Time               // peer IP → when it last announced itself
 	firstHeard map[string]time.Time               // announced peer IP → when first heard
 	startedAt  time.Time                          // the first round
+	joinedAt   time.Time                          // the first answered round, if its peers held client connections (joiningLocked)
 	young      int                                // client connections whose rate is not known yet (MeasureLoad), last round
 	room       int                                // connections the last round heard peers could take (roomIn), less those sent since
 	reportRoom int                                // the room this pod tells its peers: its own and first hand
@@ -838,6 +842,9 @@ func (f *fairShare) round(ctx context.Context) {
 			// A sample's mean: smooth it over rounds.
 			meanLoad = (f.meanLoad + meanLoad) / 2
 			meanConns = (f.meanConns + meanConns) / 2
+		}
+		if !f.estimated && slices.ContainsFunc(reps, func(r *fairsharev1.LoadReport) bool { return r.GetConnections() > 0 }) {
+			f.joinedAt = now // see joiningLocked
 		}
 		f.meanLoad, f.meanConns, f.estimated = meanLoad, meanConns, true
 	}

@@ -1322,7 +1322,7 @@ func TestSendOn(t *testing.T) {
 		{"by load, its young connections count at the mean per connection", byLoad, func(in *admitInput) { in.ownLoad, in.ownConns, in.young = 1, 2, 1 }, true},
 		{"admitted since the round count", byConns, func(in *admitInput) { in.ownConns, in.admitted = 2, 1 }, true},
 		{"no room", byConns, func(in *admitInput) { in.room = 0 }, false},
-		{"the peer set has not grown within growthGrace", byConns, func(in *admitInput) { in.growing = false }, false},
+		{"the peer set has not grown, nor the pod joined, within growthGrace", byConns, func(in *admitInput) { in.growing = false }, false},
 		{"no estimate yet", byConns, func(in *admitInput) { in.estimated = false }, false},
 		{"alone", byConns, func(in *admitInput) { in.alone = true }, false},
 		{"backing off", byConns, func(in *admitInput) { in.backOff = true }, false},
