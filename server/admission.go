@@ -36,9 +36,11 @@ import (
 //   - only within growthGrace (30 s) of the peer set growing (see
 //     FairShare), when new pods wait to be filled, or, on a new pod, of
 //     its joining a fleet that holds clients (joiningLocked): it takes
-//     the old pods' sent-on clients as they walk, and new pods that let
-//     in every one held up to 8 on the way and ended growth at 5 or 6 for
-//     a mean of 4 in the lab, and some shed past growth. In a fleet that is
+//     the old pods' sent-on clients as they walk. New pods that let in
+//     every one held up to 8 on the way in one lab run of 50 → 60 and
+//     left 11 pods off 4 at growth's end; in earlier runs pods at 6 at
+//     growth's end shed past growth (example/balance/testdata/
+//     runs-2026-12-06/fleet-lab-new-pod-admission.txt). In a fleet that is
 //     already fair, the pods below their share are one or two of tens,
 //     so a connection sent on would try tens of pods to find one: in the
 //     lab (50 → 60 pods) admission at all times moved 8.9 connections per
@@ -62,7 +64,7 @@ import (
 //     announced themselves) or for connections without a TCP address.
 //
 // A pod cannot tell a client from other connections at accept, so within
-// growth a pod above its share also sends on, and spends room on, a
+// growth (or a new pod's joining) a pod above its share also sends on, and spends room on, a
 // kubelet's gRPC probe (it dials the pod itself: sent on up to admitBurst
 // times, then let in, a few dials more, answered all the same), a TCP
 // health check, and a new pod's first load query before the pod knows of
@@ -82,10 +84,23 @@ func (f *fairShare) growingLocked(now time.Time) bool {
 // connections within growthGrace: its first answered round found peers
 // with clients (fairShare.joinedAt). It learns those peers at that round,
 // which is no growth to it (growLocked), though it is to its peers, whose
-// sent-on clients it takes. A fleet that starts together finds no clients
-// at its first rounds, and its pods do not count as joining; f.mu held.
+// sent-on clients it takes. The pod decides once, at that round, from
+// what its peers counted at their last rounds: a fleet whose load starts
+// after its pods' first rounds (the lab's) does not count as joining; a
+// pod whose first answered round comes after its peers counted clients
+// (a fleet started while its clients wait, a pod long alone) does, and
+// sends on for 30 s, a dial per hop; one whose sampled peers held none
+// yet (new pods of a large scale-up) does not, and lets in as before.
+// The 30 s start at that round, which can come before the pod is Ready;
+// f.mu held.
 func (f *fairShare) joiningLocked(now time.Time) bool {
 	return !f.joinedAt.IsZero() && now.Sub(f.joinedAt) < growthGrace
+}
+
+// admittingLocked reports whether admission may send a connection on:
+// within growth, or while the pod joins (joiningLocked); f.mu held.
+func (f *fairShare) admittingLocked(now time.Time) bool {
+	return f.growingLocked(now) || f.joiningLocked(now)
 }
 
 // admitAgain and admitBurst bound the connections a pod sends on from one
@@ -216,18 +231,18 @@ func (f *fairShare) admit(c *conn, now time.Time) bool {
 	}
 	f.mu.Lock()
 	_, announced := f.announced[ip]
-	growing := f.growingLocked(now) || f.joiningLocked(now)
+	growing := f.admittingLocked(now)
 	f.mu.Unlock()
-	// Only within growth can a connection be sent on (sendOn), and only
-	// a round's worth of admitted clients counts: the peer check, a scan
-	// of the peer set, runs only then.
+	// Only within growth, or a new pod's 30 s of joining, can a connection
+	// be sent on (sendOn), and only a round's worth of admitted clients
+	// counts: the peer check, a scan of the peer set, runs only then.
 	if !growing || announced || f.s.isPeer(ip) {
 		return false
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	in := admitInput{
-		now: now, estimated: f.estimated, alone: f.alone, backOff: f.shed.futile >= futileSheds, growing: f.growingLocked(now) || f.joiningLocked(now),
+		now: now, estimated: f.estimated, alone: f.alone, backOff: f.shed.futile >= futileSheds, growing: f.admittingLocked(now),
 		ownLoad: f.ownLoad, ownConns: f.ownConns, young: f.young, admitted: f.admitted,
 		meanLoad: f.meanLoad, meanConns: f.meanConns, room: f.room,
 	}

@@ -166,17 +166,19 @@ func sendsOn(t *testing.T, f *fleet, from, to int) (sentOn bool, tries int) {
 // within growth, a client that would put it above its share while a peer
 // has room. It takes the older pods' sent-on clients as they walk: when it
 // let in every one, new pods of a 50 → 60 scale-up held up to 8 on the way
-// and ended growth at 5 or 6 for a mean of 4. Pods 0 and 1 hold 1 and 3
+// in one lab run, and in earlier ones some ended growth at 6 for a mean of
+// 4 and shed past growth. Pods 0 and 1 hold 1 and 3
 // clients when pod 2 starts, pod 2 then 3 (mean 7/3): a newcomer that
 // reaches pod 2 goes on to pod 0.
 func TestFairShareNewPodSendsOnAboveItsShare(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a 20 s fleet test")
 	}
-	obs := &roundsAt{events: newEvents(), own: 3, mean: 7.0 / 3}
+	ev := newEvents()
+	before, obs := &roundsAt{events: ev, own: 3, mean: 2}, &roundsAt{events: ev, own: 3, mean: 7.0 / 3}
 	fs := server.FairShare{Measure: server.MeasureConnections, MinAge: time.Minute}
 	ips := []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"}
-	f := startFleet(t, ips[:2], obs, fs)
+	f := startFleet(t, ips[:2], roundsOf{ev, []*roundsAt{before, obs}}, fs)
 	// Each client dials its own pod, again if that pod sends it on (then
 	// admitBurst lets it in).
 	place := func(pods ...int) {
@@ -191,13 +193,23 @@ func TestFairShareNewPodSendsOnAboveItsShare(t *testing.T) {
 		}
 	}
 	place(0, 1, 1, 1)
+	// Pod 2 decides at its first answered round whether it joins a fleet
+	// with clients, from what pods 0 and 1 counted at their last rounds:
+	// it starts once pod 1 has counted its 3.
+	deadline := time.Now().Add(10 * time.Second)
+	for before.n.Load() < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("no round of pod 1 counted its 3 clients and a mean of 2 in 10 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	f.ips = ips
-	f.start(t, 2, obs, fs)
+	f.start(t, 2, roundsOf{ev, []*roundsAt{before, obs}}, fs)
 	started := time.Now()
 	place(2, 2, 2)
 	// Pods 1 and 2 have played rounds that saw all seven clients (20
 	// between them, about 5 s), and so know of pod 0's room.
-	deadline := time.Now().Add(15 * time.Second)
+	deadline = time.Now().Add(15 * time.Second)
 	for obs.n.Load() < 20 {
 		if time.Now().After(deadline) {
 			t.Fatalf("only %d rounds of pods 1 and 2 saw 3 own connections and a mean of 7/3 in 15 s", obs.n.Load())
@@ -206,10 +218,26 @@ func TestFairShareNewPodSendsOnAboveItsShare(t *testing.T) {
 	}
 	placing := obs.drained("fairshare")
 	sentOn, tries := sendsOn(t, f, 2, 0)
+	if !sentOn && time.Since(started) > 25*time.Second {
+		t.Fatalf("the tries ended %v after pod 2 started, too near the end of its 30 s of joining to tell", time.Since(started).Round(time.Second))
+	}
 	if !sentOn {
 		t.Fatalf("in %d tries, %v after it started, pod 2 never sent on a new client that would put it above its share while pod 0 had room", tries, time.Since(started).Round(time.Second))
 	}
 	if n := obs.drained("fairshare") - placing; n < 1 || n > tries {
 		t.Errorf("%d fair-share GOAWAYs in %d tries; want 1 to %d, the new client's", n, tries, tries)
+	}
+}
+
+// roundsOf passes a pod's events to the fleet's and its rounds to each
+// of its roundsAt.
+type roundsOf struct {
+	*events
+	at []*roundsAt
+}
+
+func (r roundsOf) FairShareRound(peers, own int, mean, ownLoad, meanLoad float64, shed int) {
+	for _, x := range r.at {
+		x.FairShareRound(peers, own, mean, ownLoad, meanLoad, shed)
 	}
 }

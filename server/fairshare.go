@@ -36,21 +36,20 @@ import (
 // which sees skewed clients and uneven call costs; or the number of client
 // connections (MeasureConnections).
 //
-// Admission: a shed client lands on a random pod, in a large fleet mostly
-// on an old one already at its share. So for 30 s after the peer set grows
-// (on a new pod, for 30 s after it joined a fleet that held clients: it
-// takes the walking clients too) a pod that would be above its share with
-// a new client connection sends it on as it accepts it, before its first
-// call, while peers have room (pods tell each other the room they know
-// of, LoadReport.room); the client dials again. A pod sends on no more
-// than that room per round and
-// at most 4 connections per client address per max(2 s, 2 × Interval),
-// and while there is room an over-share pod sheds (by load) down to within
-// Hysteresis of the mean (at once only down to the mean count: see
-// growthShed), not only what a random landing would help, with
-// connections up to (1 + Hysteresis) times the fleet's mean load per
-// connection, the unit room is counted in; a heavier one c moves only
-// while c ≤ (own − mean) × (1 + Hysteresis) (see admission.go and
+// Admission: a shed client lands on a random pod, in a large fleet mostly on
+// an old one already at its share. So for 30 s after the peer set grows (on
+// a new pod, for 30 s after it joined a fleet that held clients: it takes
+// the walking clients too; only admission, not its sheds) a pod that would
+// be above its share with a new client connection sends it on as it accepts
+// it, before its first call, while peers have room (pods tell each other the
+// room they know of, LoadReport.room); the client dials again. A pod sends
+// on no more than that room per round and at most 4 connections per client
+// address per max(2 s, 2 × Interval), and while there is room an over-share
+// pod sheds (by load) down to within Hysteresis of the mean (at once only
+// down to the mean count: see growthShed), not only what a random landing
+// would help, with connections up to (1 + Hysteresis) times the fleet's mean
+// load per connection, the unit room is counted in; a heavier one c moves
+// only while c ≤ (own − mean) × (1 + Hysteresis) (see admission.go and
 // heaviest; AdmissionOff turns it off).
 //
 // Why it converges: the excess the pods above their share shed lands on
@@ -94,7 +93,8 @@ import (
 // one only the load reading explains (a pod at 4 whose connections read
 // costlier) after 15 s; a pod whose count explains its load is judged by
 // that count there too (see waitsSteady). A pod that joined the fleet counts
-// as past growth from its first round.
+// as past growth from its first round for its sheds (its admission sends
+// on for 30 s: joiningLocked).
 // Within 30 s of growth, in a fleet whose mean is estimated, a shed by
 // load goes at once down to the fleet's mean count of connections rounded
 // down, and below it, where only the load reading explains it, after 5 s
@@ -120,8 +120,8 @@ import (
 // connection.
 //
 // Churn bound: a pod sheds at most once per Cooldown and only its excess;
-// within 30 s of growth it also sends on at most the room it heard of per
-// round.
+// within 30 s of growth (a new pod: of joining) it also sends on at most
+// the room it heard of per round.
 //
 // Cost: each pod sends at most Sample small calls per Interval and answers
 // about as many, whatever the size of the fleet: BenchmarkFairShareExchange

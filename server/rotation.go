@@ -163,7 +163,8 @@ type Stats struct {
 	// handshake, up to about the asking pod's FairShare.Interval when
 	// grpc-go connects between its rounds (a reconnect after a refused
 	// dial). Fair share's own count starts at a connection's first call
-	// (admission, within growth, counts the ones it let in from accept).
+	// (admission, within growth or a new pod's joining, counts the ones it
+	// let in from accept).
 	Clients int `json:"clients"`
 }
 
