@@ -123,7 +123,7 @@ type admitInput struct {
 	estimated bool // a round has estimated the fleet's mean
 	alone     bool // no peer answered the last round
 	backOff   bool // the pod backs off from futile sheds
-	growing   bool // within growthGrace of the peer set growing or of the pod joining (joiningLocked)
+	admitting bool // within growthGrace of the peer set growing or of the pod joining (admittingLocked)
 	ownLoad   float64
 	ownConns  int // client connections at the last round
 	young     int // of them, those whose rate was not known yet (MeasureLoad)
@@ -140,7 +140,7 @@ type admitInput struct {
 // connection; FairShare.Tolerance above ceil(mean), by connections) while
 // peers have room.
 func sendOn(in admitInput, cfg FairShare) bool {
-	if cfg.AdmissionOff || !in.growing || !in.estimated || in.alone || in.backOff || in.room <= 0 {
+	if cfg.AdmissionOff || !in.admitting || !in.estimated || in.alone || in.backOff || in.room <= 0 {
 		return false
 	}
 	if in.sentFrom >= admitBurst {
@@ -231,18 +231,18 @@ func (f *fairShare) admit(c *conn, now time.Time) bool {
 	}
 	f.mu.Lock()
 	_, announced := f.announced[ip]
-	growing := f.admittingLocked(now)
+	admitting := f.admittingLocked(now)
 	f.mu.Unlock()
 	// Only within growth, or a new pod's 30 s of joining, can a connection
 	// be sent on (sendOn), and only a round's worth of admitted clients
 	// counts: the peer check, a scan of the peer set, runs only then.
-	if !growing || announced || f.s.isPeer(ip) {
+	if !admitting || announced || f.s.isPeer(ip) {
 		return false
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	in := admitInput{
-		now: now, estimated: f.estimated, alone: f.alone, backOff: f.shed.futile >= futileSheds, growing: f.admittingLocked(now),
+		now: now, estimated: f.estimated, alone: f.alone, backOff: f.shed.futile >= futileSheds, admitting: f.admittingLocked(now),
 		ownLoad: f.ownLoad, ownConns: f.ownConns, young: f.young, admitted: f.admitted,
 		meanLoad: f.meanLoad, meanConns: f.meanConns, room: f.room,
 	}

@@ -1299,6 +1299,31 @@ func TestEstimateErrorLetsImbalanceShed(t *testing.T) {
 	}
 }
 
+// A pod sends connections on within growthGrace of its peer set growing
+// or of its joining a fleet with clients, and at no other time.
+func TestAdmitting(t *testing.T) {
+	now := time.Now()
+	before := func(d time.Duration) time.Time { return now.Add(-d) }
+	for _, tc := range []struct {
+		name             string
+		grewAt, joinedAt time.Time
+		want             bool
+	}{
+		{"neither grew nor joined", time.Time{}, time.Time{}, false},
+		{"grew 29 s ago", before(29 * time.Second), time.Time{}, true},
+		{"grew 30 s ago", before(growthGrace), time.Time{}, false},
+		{"joined 29 s ago", time.Time{}, before(29 * time.Second), true},
+		{"joined 30 s ago", time.Time{}, before(growthGrace), false},
+		{"joined 40 s ago, grew 1 s ago", before(time.Second), before(40 * time.Second), true},
+	} {
+		f := &fairShare{joinedAt: tc.joinedAt}
+		f.shed.grewAt = tc.grewAt
+		if got := f.admittingLocked(now); got != tc.want {
+			t.Errorf("%s: admitting %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
 // sendOn sends a new connection on only when the pod would hold more than
 // its share with it and peers have room; never when it knows nothing yet,
 // is alone, backs off, or sent admitBurst from the same address on within
@@ -1308,7 +1333,7 @@ func TestSendOn(t *testing.T) {
 	byConns := FairShare{Measure: MeasureConnections}.withDefaults()
 	byLoad := FairShare{}.withDefaults()
 	// At its share (3 of a mean of 7/3), one peer with room.
-	base := admitInput{now: now, estimated: true, growing: true, ownConns: 3, meanConns: 7.0 / 3, ownLoad: 3, meanLoad: 7.0 / 3, room: 1}
+	base := admitInput{now: now, estimated: true, admitting: true, ownConns: 3, meanConns: 7.0 / 3, ownLoad: 3, meanLoad: 7.0 / 3, room: 1}
 	for _, tc := range []struct {
 		name string
 		cfg  FairShare
@@ -1322,7 +1347,7 @@ func TestSendOn(t *testing.T) {
 		{"by load, its young connections count at the mean per connection", byLoad, func(in *admitInput) { in.ownLoad, in.ownConns, in.young = 1, 2, 1 }, true},
 		{"admitted since the round count", byConns, func(in *admitInput) { in.ownConns, in.admitted = 2, 1 }, true},
 		{"no room", byConns, func(in *admitInput) { in.room = 0 }, false},
-		{"the peer set has not grown, nor the pod joined, within growthGrace", byConns, func(in *admitInput) { in.growing = false }, false},
+		{"the peer set has not grown, nor the pod joined, within growthGrace", byConns, func(in *admitInput) { in.admitting = false }, false},
 		{"no estimate yet", byConns, func(in *admitInput) { in.estimated = false }, false},
 		{"alone", byConns, func(in *admitInput) { in.alone = true }, false},
 		{"backing off", byConns, func(in *admitInput) { in.backOff = true }, false},
