@@ -222,8 +222,9 @@ func TestFairShareNewPodSendsOnAboveItsShare(t *testing.T) {
 // as joining (joiningLocked): no pod grew its peer set past its join
 // window, so none sends a client on, though one is above its share and a
 // peer has room. Admission at every pod's start dialled 1,191 connections
-// against 810 in a 50 → 60 lab run, 711 of them in the start's 30 s
-// (runs-2026-12-06/fleet-lab-new-pod-admission.txt). Pods 0, 1 and 2 hold
+// in a 50 → 60 lab run, 711 of them in the start's 30 s, against 882 and
+// 416 when only a pod joining a fleet with clients sends on (810 and 399
+// on main; runs-2026-12-06/fleet-lab-new-pod-admission.txt). Pods 0, 1 and 2 hold
 // 1, 1 and 3 clients (mean 5/3): a newcomer that reaches pod 2 stays,
 // within 30 s of the pods' first rounds.
 func TestFairShareFleetStartedTogetherLetsIn(t *testing.T) {
@@ -273,35 +274,61 @@ func TestFairShareFleetStartedTogetherLetsIn(t *testing.T) {
 	held.stayed(t)
 }
 
-// placed are clients that each dialled their own pod.
+// placed are clients that each dialled their own pod, and how many times
+// each had dialled once placed.
 type placed struct {
 	pods    []int
 	clients []hellov1.HelloClient
+	dials   []*atomic.Int64
+	settled []int64
 }
 
 // place opens a client for each of pods whose every dial goes to that
 // pod, again if the pod sends it on (then admitBurst lets it in), and
-// checks that its first call is served there.
+// checks that its calls are served there. It calls until a call dials no
+// more: a pod that sends a connection on may serve its first call, sent
+// before the client read the GOAWAY, and the client (pick_first) dials
+// again only at its next.
 func place(t *testing.T, f *fleet, pods ...int) placed {
 	t.Helper()
 	p := placed{pods: pods}
 	for _, pod := range pods {
-		_, c := f.client(t, func() int { return pod })
-		p.clients = append(p.clients, c)
+		n := new(atomic.Int64)
+		_, c := f.client(t, func() int { n.Add(1); return pod })
+		i := len(p.clients)
+		p.clients, p.dials = append(p.clients, c), append(p.dials, n)
+		for calls, was := 0, int64(-1); n.Load() != was; calls++ {
+			if calls == 6 { // sent on up to 4 times (admitBurst), then let in
+				t.Fatalf("a client of pod %d still dialled at its call %d", pod, calls)
+			}
+			was = n.Load()
+			p.call(t, i)
+		}
+		p.settled = append(p.settled, n.Load())
 	}
-	p.stayed(t)
 	return p
 }
 
-// stayed checks that every client is still served by its own pod.
+// call makes client i's call and checks its own pod served it.
+func (p placed) call(t *testing.T, i int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	r, err := p.clients[i].Hi(ctx, &hellov1.HiRequest{ToWho: "t"})
+	cancel()
+	if want := fmt.Sprint("pod", p.pods[i]); err != nil || r.GetFromWho() != want {
+		t.Fatalf("a client of pod %d: served by %q (%v), want %s", p.pods[i], r.GetFromWho(), err, want)
+	}
+}
+
+// stayed checks that every client is still on the connection it had once
+// placed: it dialled no more (a GOAWAY would make it dial its pod again)
+// and its pod serves its call.
 func (p placed) stayed(t *testing.T) {
 	t.Helper()
-	for i, c := range p.clients {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		r, err := c.Hi(ctx, &hellov1.HiRequest{ToWho: "t"})
-		cancel()
-		if want := fmt.Sprint("pod", p.pods[i]); err != nil || r.GetFromWho() != want {
-			t.Fatalf("a client of pod %d: served by %q (%v), want %s", p.pods[i], r.GetFromWho(), err, want)
+	for i := range p.clients {
+		p.call(t, i)
+		if n := p.dials[i].Load(); n != p.settled[i] {
+			t.Errorf("a client of pod %d dialled %d times since it was placed; want it left on its connection", p.pods[i], n-p.settled[i])
 		}
 	}
 }

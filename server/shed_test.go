@@ -1310,11 +1310,11 @@ func TestAdmitting(t *testing.T) {
 		want             bool
 	}{
 		{"neither grew nor joined", time.Time{}, time.Time{}, false},
-		{"grew 29 s ago", before(29 * time.Second), time.Time{}, true},
-		{"grew 30 s ago", before(growthGrace), time.Time{}, false},
-		{"joined 29 s ago", time.Time{}, before(29 * time.Second), true},
-		{"joined 30 s ago", time.Time{}, before(growthGrace), false},
-		{"joined 40 s ago, grew 1 s ago", before(time.Second), before(40 * time.Second), true},
+		{"grew growthGrace less 1 s ago", before(growthGrace - time.Second), time.Time{}, true},
+		{"grew growthGrace ago", before(growthGrace), time.Time{}, false},
+		{"joined growthGrace less 1 s ago", time.Time{}, before(growthGrace - time.Second), true},
+		{"joined growthGrace ago", time.Time{}, before(growthGrace), false},
+		{"joined growthGrace + 10 s ago, grew 1 s ago", before(time.Second), before(growthGrace + 10*time.Second), true},
 	} {
 		f := &fairShare{joinedAt: tc.joinedAt}
 		f.shed.grewAt = tc.grewAt
