@@ -64,15 +64,15 @@ import (
 //     announced themselves) or for connections without a TCP address.
 //
 // A pod cannot tell a client from other connections at accept, so within
-// growth (or a new pod's joining) a pod above its share also sends on, and spends room on, a
-// kubelet's gRPC probe (it dials the pod itself: sent on up to admitBurst
-// times, then let in, a few dials more, answered all the same), a TCP
-// health check, and a new pod's first load query before the pod knows of
-// it (retried on the next dial, within the round). A unary call the client
-// sent before it read the GOAWAY is cut, as on any draining connection, if
-// it runs past MaxConnectionAgeGrace; a stream opened on the connection
-// after its first call is cut then too. A connection sent on counts as a
-// fair-share GOAWAY (ReasonFairShare).
+// growth (or a new pod's joining) a pod above its share also sends on, and
+// spends room on, a kubelet's gRPC probe (it dials the pod itself: sent on
+// up to admitBurst times, then let in, a few dials more, answered all the
+// same), a TCP health check, and a new pod's first load query before the pod
+// knows of it (retried on the next dial, within the round). A unary call the
+// client sent before it read the GOAWAY is cut, as on any draining
+// connection, if it runs past MaxConnectionAgeGrace; a stream opened on the
+// connection after its first call is cut then too. A connection sent on
+// counts as a fair-share GOAWAY (ReasonFairShare).
 
 // growingLocked reports whether the peer set grew within growthGrace; f.mu
 // held.

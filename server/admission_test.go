@@ -266,7 +266,7 @@ func TestFairShareFleetStartedTogetherLetsIn(t *testing.T) {
 		t.Errorf("pod 2 sent a new client on in try %d, in a fleet that started together", tries)
 	}
 	if d := time.Since(started); d > 25*time.Second {
-		t.Fatalf("the tries ended %v after the pods started, too near the end of a 30 s of joining to tell", d.Round(time.Second))
+		t.Fatalf("the tries ended %v after the pods started, too near the end of the 30 s of joining to tell", d.Round(time.Second))
 	}
 	if n := obs.drained("fairshare"); n != 0 {
 		t.Errorf("%d fair-share GOAWAYs in a fleet that started together; want 0", n)
