@@ -10,4 +10,7 @@
 // test compiles the snippets; it does not run them. It opens the root
 // module's sources, so that go test does not reuse a cached pass after
 // they change.
+//
+// TestMarkdownWraps (markdown_test.go) checks that the repository's
+// Markdown prose wraps at 120 characters.
 package readme
