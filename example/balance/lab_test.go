@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -303,6 +304,53 @@ func TestCopyLogsCopiesPastALogItCannotRead(t *testing.T) {
 	}
 	if b, err := os.ReadFile(filepath.Join(dir, "run", kept)); err != nil || string(b) != "pod b" {
 		t.Errorf("%s: %q (%v); want it copied past the one it could not read", kept, b, err)
+	}
+}
+
+// closedLab is the part of a lab closeLab uses: its log directory, and a
+// Close that reports it was called.
+type closedLab struct {
+	dir    string
+	err    error
+	closed bool
+}
+
+func (l *closedLab) Dir() string  { return l.dir }
+func (l *closedLab) Close() error { l.closed = true; return l.err }
+
+// A log -logs cannot copy does not fail the run: its measurements stand,
+// the run records what was not copied, the lab is closed, and only the
+// lab's Close error is the run's error. It failed the whole run before,
+// after the scenario's minutes had been measured.
+func TestCloseLabKeepsTheRunWhenALogCannotBeCopied(t *testing.T) {
+	lab, dir := t.TempDir(), t.TempDir()
+	gone := filepath.Join(lab, "hello-a.log")
+	if err := os.Symlink(filepath.Join(lab, "removed.log"), gone); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(lab, "hello-b.log"), []byte("pod b"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l := &closedLab{dir: lab}
+	var r run
+	if err := closeLab(l, filepath.Join(dir, "run"), &r); err != nil {
+		t.Errorf("closeLab: %v; want nil (a log not copied is no failed run)", err)
+	}
+	if !l.closed {
+		t.Error("the lab was not closed")
+	}
+	if !strings.Contains(r.LogsError, gone) {
+		t.Errorf("LogsError %q; want it to name %s", r.LogsError, gone)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "run", "hello-b.log")); err != nil || string(b) != "pod b" {
+		t.Errorf("hello-b.log: %q (%v); want it copied", b, err)
+	}
+	// Without -logs nothing is copied; Close's error is the run's.
+	closeErr := errors.New("namespace still in use")
+	l = &closedLab{dir: lab, err: closeErr}
+	r = run{}
+	if err := closeLab(l, "", &r); !errors.Is(err, closeErr) || r.LogsError != "" || !l.closed {
+		t.Errorf("closeLab without -logs: %v, LogsError %q, closed %v; want Close's error, none, true", err, r.LogsError, l.closed)
 	}
 }
 

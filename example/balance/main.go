@@ -426,6 +426,9 @@ func runAll(ctx context.Context, o *options, bins binaries, progress func(string
 				} else {
 					progress(summaryLine(r))
 				}
+				if r.LogsError != "" {
+					progress(fmt.Sprintf("%s: some logs were not copied (the run stands): %s", name, r.LogsError))
+				}
 				runs = append(runs, r)
 			}
 		}

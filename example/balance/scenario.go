@@ -499,12 +499,11 @@ func runScenario(ctx context.Context, sc scenario, m mode, p params, bins binari
 		return r, err
 	}
 	defer func() {
+		logs := ""
 		if p.LogsDir != "" {
-			if cerr := copyLogs(lab.Dir(), filepath.Join(p.LogsDir, logsDirName(sc, m))); cerr != nil && err == nil {
-				err = cerr
-			}
+			logs = filepath.Join(p.LogsDir, logsDirName(sc, m))
 		}
-		if cerr := lab.Close(); cerr != nil && err == nil {
+		if cerr := closeLab(lab, logs, &r); cerr != nil && err == nil {
 			err = cerr
 		}
 	}()
@@ -667,6 +666,22 @@ func selfExecutable() (string, error) {
 		return "", fmt.Errorf("cannot find this program to run it as the load generator: %w", err)
 	}
 	return exe, nil
+}
+
+// closeLab copies the lab's logs into logsDir, when it is not empty, and
+// closes the lab, returning Close's error. A log it cannot copy does not
+// fail the run, whose measurements stand: copyLogs's error goes to
+// r.LogsError.
+func closeLab(lab interface {
+	Dir() string
+	Close() error
+}, logsDir string, r *run) error {
+	if logsDir != "" {
+		if err := copyLogs(lab.Dir(), logsDir); err != nil {
+			r.LogsError = err.Error()
+		}
+	}
+	return lab.Close()
 }
 
 // copyLogs copies the lab's log files (*.log, also nginx's) into dir, each
