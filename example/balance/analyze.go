@@ -64,9 +64,9 @@ type run struct {
 	LoadAvg float64 `json:"load_avg,omitempty"`
 	Skipped string  `json:"skipped,omitempty"` // why the run did not happen
 	Error   string  `json:"error,omitempty"`   // why the run failed
-	// LogsError is what -logs could not copy of the lab's logs, each file
-	// named; the run's measurements stand. Empty when every log was copied
-	// or -logs was not given.
+	// LogsError is what -logs could not copy of the lab's logs, each
+	// failure with its path; the run's measurements stand. Empty when every
+	// log was copied or -logs was not given.
 	LogsError string `json:"logs_error,omitempty"`
 
 	// Fleet is what a run of the fleet scenario records beyond the rest.

@@ -321,7 +321,9 @@ func (l *closedLab) Close() error { l.closed = true; return l.err }
 // A log -logs cannot copy does not fail the run: its measurements stand,
 // the run records what was not copied, the lab is closed, and only the
 // lab's Close error is the run's error. It failed the whole run before,
-// after the scenario's minutes had been measured.
+// after the scenario's minutes had been measured. runScenario's deferred
+// close calls closeLab with the run's -logs directory; this test calls
+// closeLab alone, as that needs no lab.
 func TestCloseLabKeepsTheRunWhenALogCannotBeCopied(t *testing.T) {
 	lab, dir := t.TempDir(), t.TempDir()
 	gone := filepath.Join(lab, "hello-a.log")
@@ -345,8 +347,16 @@ func TestCloseLabKeepsTheRunWhenALogCannotBeCopied(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(dir, "run", "hello-b.log")); err != nil || string(b) != "pod b" {
 		t.Errorf("hello-b.log: %q (%v); want it copied", b, err)
 	}
-	// Without -logs nothing is copied; Close's error is the run's.
+	// A log not copied and a lab that does not close: Close's error is
+	// the run's, and the log is still named.
 	closeErr := errors.New("namespace still in use")
+	l = &closedLab{dir: lab, err: closeErr}
+	r = run{}
+	if err := closeLab(l, filepath.Join(dir, "again"), &r); !errors.Is(err, closeErr) || !strings.Contains(r.LogsError, gone) || !l.closed {
+		t.Errorf("closeLab with a log it cannot copy and a failing Close: %v, LogsError %q, closed %v; want Close's error, %s named, true",
+			err, r.LogsError, l.closed, gone)
+	}
+	// Without -logs nothing is copied; Close's error is the run's.
 	l = &closedLab{dir: lab, err: closeErr}
 	r = run{}
 	if err := closeLab(l, "", &r); !errors.Is(err, closeErr) || r.LogsError != "" || !l.closed {

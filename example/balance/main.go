@@ -427,7 +427,11 @@ func runAll(ctx context.Context, o *options, bins binaries, progress func(string
 					progress(summaryLine(r))
 				}
 				if r.LogsError != "" {
-					progress(fmt.Sprintf("%s: some logs were not copied (the run stands): %s", name, r.LogsError))
+					stands := ""
+					if err == nil {
+						stands = " (the run stands)"
+					}
+					progress(fmt.Sprintf("%s: some logs were not copied%s: %s", name, stands, r.LogsError))
 				}
 				runs = append(runs, r)
 			}

@@ -15,10 +15,12 @@ import (
 // and the files read well in a terminal.
 const maxMarkdownWidth = 120
 
-// TestMarkdownWraps checks that every Markdown file of the repository
-// wraps its prose at maxMarkdownWidth characters. Fenced blocks, table
-// rows (a row cannot wrap) and a line that is one inline code span (a
-// query or command a reader copies whole) may be longer.
+// TestMarkdownWraps checks that every Markdown file under the repository's
+// root wraps its prose at maxMarkdownWidth characters: tracked or not, but
+// not under a directory whose name starts with a dot, node_modules or
+// testdata. Fenced blocks (``` fences only), table rows (a row cannot
+// wrap) and a line that is one inline code span (a query or command a
+// reader copies whole) may be longer.
 func TestMarkdownWraps(t *testing.T) {
 	root := filepath.Join("..", "..")
 	var files []string
