@@ -224,9 +224,9 @@ func TestFairShareNewPodSendsOnAboveItsShare(t *testing.T) {
 // peer has room. Admission at every pod's start dialled 1,191 connections
 // in a 50 → 60 lab run, 711 of them in the start's 30 s, against 882 and
 // 416 when only a pod joining a fleet with clients sends on (810 and 399
-// on main; runs-2026-12-06/fleet-lab-new-pod-admission.txt). Pods 0, 1 and 2 hold
-// 1, 1 and 3 clients (mean 5/3): a newcomer that reaches pod 2 stays,
-// within 30 s of the pods' first rounds.
+// on main; runs-2026-12-06/fleet-lab-new-pod-admission.txt). Pods 0, 1
+// and 2 hold 1, 1 and 3 clients (mean 5/3): a newcomer that reaches pod 2
+// stays, within 30 s of the pods' first rounds.
 func TestFairShareFleetStartedTogetherLetsIn(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a 5 s fleet test")

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/rotorkit/rotor/internal/kubelab"
+	"github.com/rotorkit/rotor/internal/testkit"
 )
 
 // The test binary doubles as the load generator: runScenario starts it in
@@ -47,7 +48,7 @@ func labBinaries(t *testing.T) binaries {
 		t.Skip(err)
 	}
 	serverBuild.once.Do(func() {
-		serverBuild.dir, serverBuild.err = os.MkdirTemp("", "rotor-balance-test-")
+		serverBuild.dir, serverBuild.err = testkit.BuildDir("rotor-balance-test-")
 		if serverBuild.err == nil {
 			serverBuild.bin, serverBuild.err = buildServer(context.Background(), serverBuild.dir)
 		}

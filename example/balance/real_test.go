@@ -9,6 +9,7 @@ import (
 
 	"github.com/rotorkit/rotor/example/internal/realcluster"
 	"github.com/rotorkit/rotor/internal/cluster"
+	"github.com/rotorkit/rotor/internal/testkit"
 )
 
 var realBuild struct {
@@ -26,7 +27,7 @@ func realBinaries(t *testing.T) binaries {
 		t.Skip(err)
 	}
 	realBuild.once.Do(func() {
-		realBuild.dir, realBuild.err = os.MkdirTemp("", "rotor-balance-real-")
+		realBuild.dir, realBuild.err = testkit.BuildDir("rotor-balance-real-")
 		if realBuild.err == nil {
 			realBuild.bins, realBuild.err = realcluster.Build(context.Background(), realBuild.dir, "")
 		}

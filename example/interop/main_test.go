@@ -72,7 +72,7 @@ func TestMain(m *testing.M) {
 
 func run(m *testing.M) int {
 	repoRoot = testkit.RepoRoot()
-	dir, err := os.MkdirTemp("", "rotor-interop")
+	dir, err := testkit.BuildDir("rotor-interop-")
 	if err != nil {
 		panic(err)
 	}

@@ -26,7 +26,7 @@ var serverFlags, clientFlags []flagDef
 
 func TestMain(m *testing.M) {
 	repoRoot = testkit.RepoRoot()
-	dir, err := os.MkdirTemp("", "rotor-k8s")
+	dir, err := testkit.BuildDir("rotor-k8s-")
 	if err != nil {
 		panic(err)
 	}

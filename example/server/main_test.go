@@ -24,7 +24,7 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "rotor-example-server")
+	dir, err := testkit.BuildDir("rotor-example-server-")
 	if err != nil {
 		panic(err)
 	}

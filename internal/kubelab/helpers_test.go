@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/rotorkit/rotor/internal/netns"
+	"github.com/rotorkit/rotor/internal/testkit"
 )
 
 // Ports of the test pods: a gRPC port and an HTTP port on the same pods.
@@ -48,7 +49,7 @@ func TestMain(m *testing.M) {
 func echoBinary(t *testing.T) string {
 	t.Helper()
 	echo.once.Do(func() {
-		echo.dir, echo.err = os.MkdirTemp("", "kubelab-echo-")
+		echo.dir, echo.err = testkit.BuildDir("kubelab-echo-")
 		if echo.err != nil {
 			return
 		}
