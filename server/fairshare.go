@@ -117,6 +117,12 @@ import (
 // fleet's mean load per connection (per_conn; 0 when not known): enough
 // to tell a shed the fleet needed from one the noise of the measure set
 // off. By load, own / (connections − young) is the pod's load per
+// connection. A shed that waits (past growth, one only the load reading
+// explains waits 15 s: see loadOnlyWant) and is no longer wanted before
+// its wait ends is one Debug line, "fair share: a shed that waited is no
+// longer wanted", with how long it was wanted (waited: from the first
+// round that wanted it to this one, which did not) and this round's
+// figures as above: how close the fleet's noise comes to moving a
 // connection.
 //
 // Churn bound: a pod sheds at most once per Cooldown and only its excess;
@@ -885,9 +891,14 @@ func (f *fairShare) round(ctx context.Context) {
 		f.mu.Unlock()
 	}
 	f.mu.Lock()
+	waitFrom := f.shed.wantSince
 	d := decideShed(in, f.cfg, f.shed)
 	f.shed = d.next
 	f.mu.Unlock()
+	if !waitFrom.IsZero() && d.next.wantSince.IsZero() && len(d.shed) == 0 {
+		f.s.log.Debug("fair share: a shed that waited is no longer wanted", "waited", now.Sub(waitFrom), "own", in.own, "mean", in.mean,
+			"measure", f.cfg.Measure.String(), "connections", ownConns, "young", young, "per_conn", in.perConn)
+	}
 	if d.next.shedN == 0 {
 		f.forgetSheds()
 	}

@@ -549,6 +549,52 @@ func TestFairShareLogsWhatItSheds(t *testing.T) {
 	}
 }
 
+// A shed that waits and is no longer wanted says so at Debug, with how long
+// it was wanted: how close a fleet comes to moving a connection. Pods 0 and
+// 1 hold two clients each; one of pod 0's calls 10 times a second, the
+// others twice: by load pod 0 is above its share, but by count it is not,
+// so its shed waits loadOnlyWant (15 s). Four seconds in, the heavy client
+// closes its connection, and the next round wants no shed.
+func TestFairShareLogsAWaitThatEnded(t *testing.T) {
+	var logged testkit.Buffer
+	debug := &slog.HandlerOptions{Level: slog.LevelDebug}
+	ended := &recordsOf{Handler: slog.NewTextHandler(&logged, debug), msg: "fair share: a shed that waited is no longer wanted", records: make(chan map[string]slog.Value, 16)}
+	f := startFleetLogging(t, []string{"127.0.0.1", "127.0.0.2"}, nil,
+		server.FairShare{Interval: 200 * time.Millisecond, Cooldown: 400 * time.Millisecond}, slog.New(ended), 2*time.Millisecond)
+	on := func(pod int) func() int { return func() int { return pod } }
+	heavyConn, heavy := f.client(t, on(0))
+	light := []hellov1.HelloClient{f.clients(t, 1, on(0))[0], f.clients(t, 1, on(1))[0], f.clients(t, 1, on(1))[0]}
+	lights := startPaced(light, []time.Duration{500 * time.Millisecond, 500 * time.Millisecond, 500 * time.Millisecond})
+	defer lights.stopPaced(t)
+	heavyLoad := startPaced([]hellov1.HelloClient{heavy}, []time.Duration{100 * time.Millisecond})
+	time.Sleep(4 * time.Second)
+	heavyLoad.stopPaced(t)
+	heavyConn.Close()
+	closed := time.Now()
+
+	var rec map[string]slog.Value
+	select {
+	case rec = <-ended.records:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("no line for the ended wait 5 s after the heavy client left; log:\n%s", logged.String())
+	}
+	if strings.Contains(logged.String(), "fair share: shedding") {
+		t.Errorf("pod 0 shed, though by count it is at its share and its wait is 15 s; log:\n%s", logged.String())
+	}
+	v, ok := rec["waited"]
+	if !ok || v.Kind() != slog.KindDuration {
+		t.Fatalf("the line %v has no duration waited; log:\n%s", rec, logged.String())
+	}
+	// The wait begins once the clients' rates are known (about a second
+	// after their first calls) and ends at the first round after the close.
+	if w := v.Duration(); w < time.Second || w > 4*time.Second+time.Since(closed) {
+		t.Errorf("waited = %v; want from 1 s up to the 4 s of the heavy client's calls; log:\n%s", w, logged.String())
+	}
+	if c, ok := rec["connections"]; !ok || c.Kind() != slog.KindInt64 || c.Int64() != 1 {
+		t.Errorf("connections = %v, want 1 (pod 0's light client, the heavy one gone)", rec["connections"])
+	}
+}
+
 // recordsOf is a slog.Handler that also sends the attributes of each
 // record whose message holds msg on records, while it has room.
 type recordsOf struct {

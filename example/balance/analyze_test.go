@@ -258,6 +258,21 @@ func TestParseFlags(t *testing.T) {
 	if o, _ := parseFlags(nil, io.Discard); o.p.HeavyWork != defaultHeavyWork || o.heavyWorkSet {
 		t.Errorf("default heavy work %d (set %v), want %d", o.p.HeavyWork, o.heavyWorkSet, defaultHeavyWork)
 	}
+	o, err = parseFlags([]string{"-server-log-level", "debug"}, io.Discard)
+	if err != nil || o.p.ServerLogLevel != "debug" {
+		t.Errorf("-server-log-level debug: %q, %v", o.p.ServerLogLevel, err)
+	}
+	sc, _ := findScenario("fleet")
+	m, _ := findMode("fair-share")
+	if args := serverArgs(sc, m, o.p, "hello-headless"); !strings.Contains(strings.Join(args, " "), "-log-level debug") {
+		t.Errorf("-server-log-level debug: the pods' server flags %q lack -log-level debug", args)
+	}
+	if needs := serverNeeds(sc, m, o.p); !slices.Contains(needs, "log-level") {
+		t.Errorf("-server-log-level debug: the run needs %q of the server; want log-level among them", needs)
+	}
+	if o, _ := parseFlags(nil, io.Discard); slices.Contains(serverArgs(sc, m, o.p, "hello-headless"), "-log-level") {
+		t.Error("without -server-log-level the pods' server flags set -log-level")
+	}
 	o, err = parseFlags([]string{"-cluster", "real", "-proxy-mode", "nftables"}, io.Discard)
 	if err != nil || o.p.Cluster != clusterReal || o.p.ProxyMode != "nftables" {
 		t.Errorf("-cluster real -proxy-mode nftables: cluster %q, proxy mode %q, %v", o.p.Cluster, o.p.ProxyMode, err)
@@ -265,7 +280,7 @@ func TestParseFlags(t *testing.T) {
 	for _, bad := range [][]string{{"-scenario", "nope"}, {"-modes", "nope"}, {"extra"},
 		{"-cluster", "kind"}, {"-cluster", "real", "-proxy-mode", "ipvs"}, {"-proxy-mode", "nftables"}, {"-manifests", "k8s"},
 		{"-spread-k", "0"}, {"-spread-k", "x"}, {"-spread-k", "257"}, {"-policy", "pick_first"}, {"-heavy-work", "-1"}, {"-heavy-work", "1000001"},
-		{"-peer-age", "-1m"}, {"-peer-age", "500ms"}} {
+		{"-peer-age", "-1m"}, {"-peer-age", "500ms"}, {"-server-log-level", "loud"}} {
 		if _, err := parseFlags(bad, io.Discard); err == nil {
 			t.Errorf("parseFlags(%q) accepted", bad)
 		}

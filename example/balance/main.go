@@ -73,6 +73,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -145,6 +146,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	dnsMin := fs.Duration("dns-min-interval", 0, "clients: shortest time between two DNS resolutions (default grpc-go's 30s; a client-side experiment)")
 	from := fs.String("from", "", "re-analyse a result.json and write its table and plot again, without running anything")
 	logs := fs.String("logs", "", "copy the pods' logs of every run into a directory per run under this one")
+	serverLogLevel := fs.String("server-log-level", "", "every pod's server -log-level: debug, info, warn or error (default: the server's, info); debug logs fair share's sheds that waited and were no longer wanted (keep them with -logs)")
 	spreadK := fs.String("spread-k", "", "TCP connections per client connection (server.SpreadConnections), comma-separated, one run each, for every scenario (default: 1,5,10 for one-heavy-client, 1 for the others)")
 	policy := fs.String("policy", "", "client balancing policies, comma-separated, one run each, for every scenario: round_robin, weighted_round_robin (servers then run with -orca) (default: both for skewed-cost-headless, round_robin for the others)")
 	clusterFlag := fs.String("cluster", clusterEmulated, "where the pods run: emulated (internal/kubelab: the lab's own kube-proxy rules, dnsmasq, nginx) or real (a Kubernetes v1.37.2 control plane, kube-proxy, CoreDNS and etcd built by tools/kube-build.sh, with example/k8s applied)")
@@ -209,6 +211,13 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		o.p.Policies = append(o.p.Policies, f)
 	}
 	o.p.LogsDir = *logs
+	if *serverLogLevel != "" {
+		var l slog.Level
+		if err := l.UnmarshalText([]byte(*serverLogLevel)); err != nil {
+			return o, fmt.Errorf("-server-log-level %q: want debug, info, warn or error", *serverLogLevel)
+		}
+		o.p.ServerLogLevel = *serverLogLevel
+	}
 	switch *clusterFlag {
 	case clusterEmulated:
 		set := map[string]bool{}
@@ -404,7 +413,7 @@ func runAll(ctx context.Context, o *options, bins binaries, progress func(string
 				}
 				name := label(v.name, v.spread, v.policy) + "/" + m.name
 				why := o.p.unsupported(v)
-				if missing := slices.DeleteFunc(serverNeeds(v, m), func(f string) bool { return serverHasFlag(bins.server, f) }); len(missing) > 0 {
+				if missing := slices.DeleteFunc(serverNeeds(v, m, o.p), func(f string) bool { return serverHasFlag(bins.server, f) }); len(missing) > 0 {
 					why = fmt.Sprintf("the server has no -%s flag yet", missing[0])
 				}
 				if why != "" {

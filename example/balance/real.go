@@ -113,13 +113,17 @@ func (l *realLab) Close() error   { return l.c.Close() }
 // (-grace, the short runs' delays) do not apply: the pods keep the
 // manifests' -shutdown-delay 5s and -drain-timeout 45s and their
 // terminationGracePeriodSeconds. Every mode logs no line per call
-// (-log-calls=false), as in the emulated lab.
+// (-log-calls=false), as in the emulated lab, and at -server-log-level
+// when set.
 func (l *realLab) serverArgs(sc scenario, m mode, p params) []string {
 	set := flagPairs(m.args(p, realcluster.HeadlessService))
 	if sc.policy == policyWRR {
 		set = append(set, [2]string{"orca", ""})
 	}
 	set = append(set, [2]string{"log-calls", "false"})
+	if p.ServerLogLevel != "" {
+		set = append(set, [2]string{"log-level", p.ServerLogLevel})
+	}
 	drop := map[string]bool{}
 	for _, kv := range set {
 		drop[kv[0]] = true

@@ -132,4 +132,9 @@ func TestRealServerArgs(t *testing.T) {
 			}
 		}
 	}
+	p.ServerLogLevel = "debug"
+	m, _ := findMode("fair-share")
+	if got := l.serverArgs(sc, m, p); !slices.Contains(got, "-log-level=debug") {
+		t.Errorf("-server-log-level debug: %q lacks -log-level=debug", got)
+	}
 }

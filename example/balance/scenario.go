@@ -76,6 +76,9 @@ type params struct {
 	// lab's directory, in a directory per run (logsDirName), before the
 	// lab is removed.
 	LogsDir string `json:"-"`
+	// ServerLogLevel, when set, is every pod's server -log-level (such as
+	// debug, for fair share's sheds that waited and were no longer wanted).
+	ServerLogLevel string `json:"server_log_level,omitempty"`
 }
 
 func defaultParams(short bool) params {
@@ -413,12 +416,18 @@ func serverArgs(sc scenario, m mode, p params, peerDNS string) []string {
 		// weighted_round_robin weighs the pods by the load they report.
 		args = append(args, "-orca")
 	}
+	if p.ServerLogLevel != "" {
+		args = append(args, "-log-level", p.ServerLogLevel)
+	}
 	return append(args, m.args(p, peerDNS)...)
 }
 
-// serverNeeds returns the server flags a run of sc in m depends on.
-func serverNeeds(sc scenario, m mode) []string {
+// serverNeeds returns the server flags a run of sc in m with p depends on.
+func serverNeeds(sc scenario, m mode, p params) []string {
 	var flags []string
+	if p.ServerLogLevel != "" {
+		flags = append(flags, "log-level")
+	}
 	if m.needsFlag != "" {
 		flags = append(flags, m.needsFlag)
 	}

@@ -24,7 +24,7 @@ func runShortVariant(t *testing.T, sc scenario, modeName string) run {
 		t.Fatalf("no mode %q", modeName)
 	}
 	p := defaultParams(true)
-	for _, f := range serverNeeds(sc, m) {
+	for _, f := range serverNeeds(sc, m, p) {
 		if !serverHasFlag(bins.server, f) {
 			t.Skipf("the example server has no -%s flag", f)
 		}

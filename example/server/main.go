@@ -71,6 +71,8 @@ func run(args []string) error {
 	peerTLSCA := fs.String("peer-tls-ca", "", "with TLS and -fair-share: PEM CAs that sign the other pods' certificates (default: -tls-client-ca); each pod presents its -tls-cert to the others")
 	peerTLSName := fs.String("peer-tls-server-name", "", "with TLS and -fair-share: the name the pods' certificates carry (default: the host of -peer-dns)")
 	logCalls := fs.Bool("log-calls", true, "log one line per call to stderr (off for load tests, where the lines would swamp the output)")
+	var logLevel slog.Level
+	fs.TextVar(&logLevel, "log-level", slog.LevelInfo, "the lowest level logged: debug, info, warn or error (debug adds fair share's sheds that waited and were no longer wanted)")
 	ignoreDrain := fs.Bool("stream-ignore-drain", false, "demo: let HiStream ignore connection drains, so streams are cut at the grace")
 	tracing := bindTracingFlags(fs)
 	fs.Usage = func() {
@@ -84,6 +86,7 @@ func run(args []string) error {
 	if err := server.ApplyEnv(fs, "ROTOR_"); err != nil {
 		return err
 	}
+	slog.SetLogLoggerLevel(logLevel)
 	restAge, err := parseAge(*httpMaxAge)
 	if err != nil {
 		return fmt.Errorf("-http-max-connection-age: %w", err)

@@ -174,6 +174,18 @@ func TestHelpExitsZero(t *testing.T) {
 	}
 }
 
+// -log-level sets the lowest level logged: at warn the Info line of the
+// start is not written; at the default, info, it is.
+func TestLogLevel(t *testing.T) {
+	const started = "rotor example server starting"
+	quiet := startServer(t, "-log-level", "warn")
+	loud := startServer(t)
+	loud.waitLog(t, started)
+	if strings.Contains(quiet.Log.String(), started) {
+		t.Errorf("with -log-level warn the server logged %q; want no Info line:\n%s", started, quiet.Log.String())
+	}
+}
+
 func (p *proc) waitLog(t *testing.T, s string) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
@@ -197,6 +209,7 @@ func TestBadFlagsFailClearly(t *testing.T) {
 		{[]string{"-admin-addr", "0.0.0.0:0"}, "", "WithPublicAdmin"},
 		{[]string{"-http-addr", "127.0.0.1:0", "-http-max-connection-age", "100ms"}, "", "gateway.Config.MaxConnectionAge"},
 		{[]string{"-http-max-connection-age", "soon"}, "", "-http-max-connection-age"},
+		{[]string{"-log-level", "loud"}, "", "-log-level"},
 	} {
 		cmd := exec.Command(binary, append([]string{"-grpc-addr", "127.0.0.1:0", "-http-addr", ""}, tc.args...)...)
 		cmd.Env = os.Environ()
