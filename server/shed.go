@@ -396,7 +396,11 @@ func waitsSteady(in shedInput, cfg FairShare, st shedState, helps bool) bool {
 // the pod at 5 to where its client landed; with 15 s, in two runs beside
 // them, none and one, by a pod at 4 whose connections read 1.41 times the
 // fleet's, and none in each of three runs since
-// (example/balance/fair-share-runs.md). A load that stays high, a
+// (example/balance/fair-share-runs.md). How close the host's noise comes
+// to it, from fair share's Debug line of a shed that waited and was no
+// longer wanted: in two more such runs, past growth, 86 waits ended
+// without a shed, the longest after 4.0 s of the 15 (median 0.5 s;
+// runs-2026-12-06/balanced-fleet-waits.txt). A load that stays high, a
 // heavy client or a slower node, moves 15 s after it began, 10 s later
 // than with steadyWant, and a connection whose client lands back on the
 // pod a second or two after that, once its rate is known, without a new wait
