@@ -117,13 +117,15 @@ import (
 // fleet's mean load per connection (per_conn; 0 when not known): enough
 // to tell a shed the fleet needed from one the noise of the measure set
 // off. By load, own / (connections − young) is the pod's load per
-// connection. A shed that waits (past growth, one only the load reading
-// explains waits 15 s: see loadOnlyWant) and is no longer wanted before
-// its wait ends is one Debug line, "fair share: a shed that waited is no
-// longer wanted", with how long it was wanted (waited: from the first
-// round that wanted it to this one, which did not) and this round's
-// figures as above: how close the fleet's noise comes to moving a
-// connection.
+// connection. A shed that waits (see waitsSteady and growthShed: past
+// growth one only the load reading explains waits 15 s, loadOnlyWant; one
+// that helps by count and one below the mean count within growth, 5 s)
+// and that a round no longer wants before its wait ends is one Debug
+// line, "fair share: a shed that waited is no longer wanted", with waited,
+// the time from the first round that wanted it to this one, which did not
+// (so one round more than it was wanted), and this round's figures as
+// above: how close the fleet's noise comes to moving a connection. A
+// round no peer answered starts a wait again without this line.
 //
 // Churn bound: a pod sheds at most once per Cooldown and only its excess;
 // within 30 s of growth (a new pod: of joining) it also sends on at most
@@ -895,9 +897,9 @@ func (f *fairShare) round(ctx context.Context) {
 	d := decideShed(in, f.cfg, f.shed)
 	f.shed = d.next
 	f.mu.Unlock()
-	if !waitFrom.IsZero() && d.next.wantSince.IsZero() && len(d.shed) == 0 {
+	if !waitFrom.IsZero() && !d.wants {
 		f.s.log.Debug("fair share: a shed that waited is no longer wanted", "waited", now.Sub(waitFrom), "own", in.own, "mean", in.mean,
-			"measure", f.cfg.Measure.String(), "connections", ownConns, "young", young, "per_conn", in.perConn)
+			"mean_err", in.meanErr, "measure", f.cfg.Measure.String(), "connections", ownConns, "young", young, "per_conn", in.perConn)
 	}
 	if d.next.shedN == 0 {
 		f.forgetSheds()

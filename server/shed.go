@@ -225,6 +225,7 @@ type shedDecision struct {
 	shed    []int     // ids of the connections to send GOAWAY now
 	backOff bool      // this round began (or extended) a back-off
 	ended   bool      // this round ended a back-off: its last shed worked, or the pod is within its share
+	wants   bool      // this round wanted a shed, made now or not (within its cooldown, waiting, …)
 	next    shedState // the state for the next round
 }
 
@@ -307,6 +308,7 @@ func decideShed(in shedInput, cfg FairShare, st shedState) shedDecision {
 	if cfg.Measure == MeasureLoad && !steady && in.estimated {
 		want, waits = growthShed(in, want)
 	}
+	d.wants = len(want) > 0
 	didWait := false
 	if len(want) > 0 && waits && !clearExcess(in, want, cfg.Hysteresis) {
 		d.next.wantSince = cmp.Or(st.wantSince, in.now)
@@ -399,7 +401,8 @@ func waitsSteady(in shedInput, cfg FairShare, st shedState, helps bool) bool {
 // (example/balance/fair-share-runs.md). How close the host's noise comes
 // to it, from fair share's Debug line of a shed that waited and was no
 // longer wanted: in two more such runs, past growth, 86 waits ended
-// without a shed, the longest after 4.0 s of the 15 (median 0.5 s;
+// without a shed, the longest 4.0 s after it began, to the round that
+// no longer wanted it, of the 15 s (median 0.5 s;
 // runs-2026-12-06/balanced-fleet-waits.txt). A load that stays high, a
 // heavy client or a slower node, moves 15 s after it began, 10 s later
 // than with steadyWant, and a connection whose client lands back on the

@@ -291,8 +291,17 @@ func TestDecideShedWaitsForASteadyWant(t *testing.T) {
 	cooling := shedState{cooldown: time.Second, over: 3, lastShed: t0.Add(-cfg.Interval), wantSince: t0.Add(-time.Second)}
 	clearNow := two
 	clearNow.now = t0
-	if d := decideShed(clearNow, cfg, cooling); len(d.shed) != 0 || !d.next.wantSince.IsZero() {
-		t.Errorf("a clear round within the cooldown: shed %v, wantSince %v; want nothing shed and the wait started again", d.shed, d.next.wantSince)
+	if d := decideShed(clearNow, cfg, cooling); len(d.shed) != 0 || !d.next.wantSince.IsZero() || !d.wants {
+		t.Errorf("a clear round within the cooldown: shed %v, wantSince %v, wants %v; want nothing shed, the wait started again and the shed still wanted (no Debug line of a wait no longer wanted)",
+			d.shed, d.next.wantSince, d.wants)
+	}
+	// A round within its share after a wait wants no shed: that is the
+	// wait fair share logs as no longer wanted.
+	inShare := two
+	inShare.now, inShare.own = t0, inShare.mean
+	if d := decideShed(inShare, cfg, cooling); len(d.shed) != 0 || !d.next.wantSince.IsZero() || d.wants {
+		t.Errorf("a round within its share after a wait: shed %v, wantSince %v, wants %v; want nothing shed or wanted, the wait ended",
+			d.shed, d.next.wantSince, d.wants)
 	}
 	// At the mean count of an exact mean only the load reading is over:
 	// it waits as with an estimated one (see waitsSteady).
