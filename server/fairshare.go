@@ -123,9 +123,11 @@ import (
 // and that a round no longer wants before its wait ends is one Debug
 // line, "fair share: a shed that waited is no longer wanted", with waited,
 // the time from the first round that wanted it to this one, which did not
-// (so one round more than it was wanted), and this round's figures as
-// above: how close the fleet's noise comes to moving a connection. A
-// round no peer answered starts a wait again without this line.
+// (so one round more than it was wanted), left, how long the shed still
+// had to wait at the last round that wanted it (the 15 s or the 5 s
+// less what it had waited), and this round's figures as above: how close
+// the fleet's noise comes to moving a connection. A round no peer
+// answered starts a wait again without this line.
 //
 // Churn bound: a pod sheds at most once per Cooldown and only its excess;
 // within 30 s of growth (a new pod: of joining) it also sends on at most
@@ -893,12 +895,12 @@ func (f *fairShare) round(ctx context.Context) {
 		f.mu.Unlock()
 	}
 	f.mu.Lock()
-	waitFrom := f.shed.wantSince
+	waitFrom, left := f.shed.wantSince, f.shed.waitLeft
 	d := decideShed(in, f.cfg, f.shed)
 	f.shed = d.next
 	f.mu.Unlock()
 	if !waitFrom.IsZero() && !d.wants {
-		f.s.log.Debug("fair share: a shed that waited is no longer wanted", "waited", now.Sub(waitFrom), "own", in.own, "mean", in.mean,
+		f.s.log.Debug("fair share: a shed that waited is no longer wanted", "waited", now.Sub(waitFrom), "left", left, "own", in.own, "mean", in.mean,
 			"mean_err", in.meanErr, "measure", f.cfg.Measure.String(), "connections", ownConns, "young", young, "per_conn", in.perConn)
 	}
 	if d.next.shedN == 0 {

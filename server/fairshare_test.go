@@ -590,6 +590,11 @@ func TestFairShareLogsAWaitThatEnded(t *testing.T) {
 	if w := v.Duration(); w < time.Second || w > 4*time.Second+time.Since(closed) {
 		t.Errorf("waited = %v; want from 1 s up to the 4 s of the heavy client's calls; log:\n%s", w, logged.String())
 	}
+	// Its wait was loadOnlyWant's 15 s, less what it had waited by the
+	// last round that wanted it, a round (200 ms) or so before this one.
+	if l, ok := rec["left"]; !ok || l.Kind() != slog.KindDuration || l.Duration() < 15*time.Second-v.Duration() || l.Duration() > 16*time.Second-v.Duration() {
+		t.Errorf("left = %v with waited %v; want 15 s less waited, up to a second more", rec["left"], v.Duration())
+	}
 	if c, ok := rec["connections"]; !ok || c.Kind() != slog.KindInt64 || c.Int64() != 1 {
 		t.Errorf("connections = %v, want 1 (pod 0's light client, the heavy one gone)", rec["connections"])
 	}

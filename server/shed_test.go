@@ -453,8 +453,9 @@ func TestDecideShedWithinGrowthWaitsBelowTheMeanCount(t *testing.T) {
 		whole := in
 		whole.own, whole.mean, whole.meanConns, whole.perConn = 6, mean, mean, 1
 		whole.conns = conns(1.5, 1.5, 1.5, 1.5)
-		if d := decideShed(whole, cfg, grown); len(d.shed) != 0 || d.next.wantSince.IsZero() {
-			t.Errorf("4 connections for a whole mean of %v: shed %v, wantSince %v; want nothing at once and the wait begun", mean, d.shed, d.next.wantSince)
+		if d := decideShed(whole, cfg, grown); len(d.shed) != 0 || d.next.wantSince.IsZero() || d.next.waitLeft != steadyWant {
+			t.Errorf("4 connections for a whole mean of %v: shed %v, wantSince %v, left %v; want nothing at once and the wait of %v begun",
+				mean, d.shed, d.next.wantSince, d.next.waitLeft, steadyWant)
 		}
 	}
 	// A pod of 5 whose every connection reads 2 (10.0 for 3.64) wants 3
@@ -1446,5 +1447,36 @@ func TestRoundWithoutAnswersRestartsTheWait(t *testing.T) {
 	if !f.shed.wantSince.IsZero() || !f.shed.helpsSince.IsZero() {
 		t.Errorf("after a round no peer answered: wantSince %v, helpsSince %v; want both zero (the wait starts again)",
 			f.shed.wantSince, f.shed.helpsSince)
+	}
+}
+
+// waitLeft is the time a waiting shed still has by waited's rule: 5 s from
+// its first round within growth, 15 s past growth when only the load
+// explains it, and 5 s from the first of the rounds in a row in which it
+// helps by count when that is sooner.
+func TestWaitLeft(t *testing.T) {
+	now := time.Unix(1000, 0)
+	in := shedInput{now: now, perConn: 1}
+	for _, tc := range []struct {
+		name       string
+		in         shedInput
+		steady     bool
+		want, from time.Duration // before now; from 0: not helping by count
+		left       time.Duration
+	}{
+		{"within growth", in, false, 2 * time.Second, 0, 3 * time.Second},
+		{"per connection not known", shedInput{now: now}, true, 2 * time.Second, 0, 3 * time.Second},
+		{"load only", in, true, 4 * time.Second, 0, 11 * time.Second},
+		{"helping by count, sooner", in, true, 10 * time.Second, 4 * time.Second, time.Second},
+		{"helping by count, later", in, true, 14 * time.Second, time.Second, time.Second},
+		{"over", in, true, 16 * time.Second, 0, -time.Second},
+	} {
+		var helpsFrom time.Time
+		if tc.from > 0 {
+			helpsFrom = now.Add(-tc.from)
+		}
+		if got := waitLeft(tc.in, tc.steady, now.Add(-tc.want), helpsFrom); got != tc.left {
+			t.Errorf("%s: waitLeft = %v, want %v", tc.name, got, tc.left)
+		}
 	}
 }
