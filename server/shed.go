@@ -33,7 +33,7 @@ type shedState struct {
 	under      int           // rounds in a row within its share
 	wantSince  time.Time     // the first of the rounds in a row that wanted a shed that waits (see steadyWant); zero when the last round did not
 	helpsSince time.Time     // the first of those rounds in a row in which the shed would help by count (see waited); zero when the last did not
-	waitLeft   time.Duration // at the last round that wanted a shed that waits, how long it still had to wait (see waitLeft): for the Debug line of a wait no longer wanted
+	waitLeft   time.Duration // at the last round that wanted a shed that waits, how long it still had to wait (see waited): for the Debug line of a wait no longer wanted
 	waitedShed bool          // the last shed waited (steadyWant or loadOnlyWant), or went without a wait as its connections came straight back from one that had: see keptBack for when its clients go again without a wait
 }
 
@@ -313,10 +313,8 @@ func decideShed(in shedInput, cfg FairShare, st shedState) shedDecision {
 	didWait := false
 	if len(want) > 0 && waits && !clearExcess(in, want, cfg.Hysteresis) {
 		d.next.wantSince = cmp.Or(st.wantSince, in.now)
-		var ok bool
-		ok, d.next.helpsSince = waited(in, steady, helps, d.next.wantSince, st.helpsSince)
-		d.next.waitLeft = waitLeft(in, steady, d.next.wantSince, d.next.helpsSince)
-		if !ok {
+		d.next.waitLeft, d.next.helpsSince = waited(in, steady, helps, d.next.wantSince, st.helpsSince)
+		if d.next.waitLeft > 0 {
 			if want = keptBack(in, st, steady, want); len(want) == 0 {
 				return d
 			}
@@ -419,47 +417,31 @@ func waitsSteady(in shedInput, cfg FairShare, st shedState, helps bool) bool {
 // helps by count waits steadyWant at most (see waited).
 const loadOnlyWant = 3 * steadyWant
 
-// waited reports whether a shed that waits, wanted in every round since
-// wantSince (this one included), has been wanted long enough: past growth
-// (steady: see waitsSteady), for loadOnlyWant, or for steadyWant of rounds
-// in a row in which it would help by count (helps: countHelps this round);
-// steadyWant in all while perConn is not known, and within growth
-// (growthShed). It also returns the first of the rounds in a row in which
-// the shed helps, this one included, from helpsSince, the last round's;
-// zero when it does not help, does not wait as past growth, or perConn is
-// not known. The rounds in which it helps must be in a row: with an
-// estimated mean whether it helps is itself a reading (a pod at 5 for a
-// mean of 4 helps by count when its sample reads the mean below about
-// 3.9), and one round's low estimate would otherwise cut a wait of 15 s to
-// 5 s.
-func waited(in shedInput, steady, helps bool, wantSince, helpsSince time.Time) (ok bool, helpsFrom time.Time) {
+// waited returns how long a shed that waits, wanted in every round since
+// wantSince (this one included), still has to be wanted: zero or less when
+// it has been wanted long enough. Past growth (steady: see waitsSteady)
+// that is loadOnlyWant from wantSince, or steadyWant from the first of the
+// rounds in a row in which it would help by count (helps: countHelps this
+// round) when that comes sooner; steadyWant from wantSince while perConn
+// is not known, and within growth (growthShed). It also returns that first
+// round in which the shed helps, this one included, from helpsSince, the
+// last round's; zero when it does not help, does not wait as past growth,
+// or perConn is not known. The rounds in which it helps must be in a row:
+// with an estimated mean whether it helps is itself a reading (a pod at 5
+// for a mean of 4 helps by count when its sample reads the mean below
+// about 3.9), and one round's low estimate would otherwise cut a wait of
+// 15 s to 5 s. What is left also goes to fair share's Debug line of a wait
+// no longer wanted (shedState.waitLeft).
+func waited(in shedInput, steady, helps bool, wantSince, helpsSince time.Time) (left time.Duration, helpsFrom time.Time) {
 	if !steady || in.perConn <= 0 {
-		return in.now.Sub(wantSince) >= steadyWant, time.Time{}
+		return steadyWant - in.now.Sub(wantSince), time.Time{}
 	}
+	left = loadOnlyWant - in.now.Sub(wantSince)
 	if helps {
 		helpsFrom = cmp.Or(helpsSince, in.now)
-		if in.now.Sub(helpsFrom) >= steadyWant {
-			return true, helpsFrom
-		}
-	}
-	return in.now.Sub(wantSince) >= loadOnlyWant, helpsFrom
-}
-
-// waitLeft returns how long a shed that waits, wanted since wantSince and
-// helping by count since helpsFrom (zero: not), still has to wait at this
-// round, by the rule waited applies: steadyWant from wantSince while
-// perConn is not known or not past growth (steady false); otherwise the
-// sooner of loadOnlyWant from wantSince and steadyWant from helpsFrom.
-// Zero or less: the wait is over.
-func waitLeft(in shedInput, steady bool, wantSince, helpsFrom time.Time) time.Duration {
-	if !steady || in.perConn <= 0 {
-		return steadyWant - in.now.Sub(wantSince)
-	}
-	left := loadOnlyWant - in.now.Sub(wantSince)
-	if !helpsFrom.IsZero() {
 		left = min(left, steadyWant-in.now.Sub(helpsFrom))
 	}
-	return left
+	return left, helpsFrom
 }
 
 // keptBack returns the connections of want that came straight back from

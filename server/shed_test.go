@@ -1450,11 +1450,11 @@ func TestRoundWithoutAnswersRestartsTheWait(t *testing.T) {
 	}
 }
 
-// waitLeft is the time a waiting shed still has by waited's rule: 5 s from
+// waited returns the time a waiting shed still has: 5 s from
 // its first round within growth, 15 s past growth when only the load
 // explains it, and 5 s from the first of the rounds in a row in which it
 // helps by count when that is sooner.
-func TestWaitLeft(t *testing.T) {
+func TestWaitedLeavesTheSoonerWait(t *testing.T) {
 	now := time.Unix(1000, 0)
 	in := shedInput{now: now, perConn: 1}
 	for _, tc := range []struct {
@@ -1471,12 +1471,12 @@ func TestWaitLeft(t *testing.T) {
 		{"helping by count, later", in, true, 14 * time.Second, time.Second, time.Second},
 		{"over", in, true, 16 * time.Second, 0, -time.Second},
 	} {
-		var helpsFrom time.Time
+		var helpsSince time.Time
 		if tc.from > 0 {
-			helpsFrom = now.Add(-tc.from)
+			helpsSince = now.Add(-tc.from)
 		}
-		if got := waitLeft(tc.in, tc.steady, now.Add(-tc.want), helpsFrom); got != tc.left {
-			t.Errorf("%s: waitLeft = %v, want %v", tc.name, got, tc.left)
+		if got, _ := waited(tc.in, tc.steady, tc.from > 0, now.Add(-tc.want), helpsSince); got != tc.left {
+			t.Errorf("%s: waited leaves %v, want %v", tc.name, got, tc.left)
 		}
 	}
 }
